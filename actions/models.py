@@ -1,0 +1,120 @@
+"""Typed actions in screen pixels: the only thing the executor accepts.
+
+Model coordinates (thousandths) are mapped to pixels by the dialect before an
+action is built, so everything downstream of the parser speaks pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from actions.keys import normalize_key
+
+Pixel = Annotated[int, Field(ge=0)]
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def points(self) -> list[tuple[int, int]]:
+        """Pixel points the action touches, in order (empty if none)."""
+        return []
+
+
+class _Pointed(_Base):
+    x: Pixel
+    y: Pixel
+
+    def points(self) -> list[tuple[int, int]]:
+        return [(self.x, self.y)]
+
+
+class Click(_Pointed):
+    type: Literal["click"] = "click"
+    button: Literal["left", "right", "middle"] = "left"
+
+
+class DoubleClick(_Pointed):
+    type: Literal["double_click"] = "double_click"
+
+
+class Hover(_Pointed):
+    type: Literal["hover"] = "hover"
+
+
+class Drag(_Pointed):
+    """Press at (x, y), move to (to_x, to_y), release."""
+
+    type: Literal["drag"] = "drag"
+    to_x: Pixel
+    to_y: Pixel
+
+    def points(self) -> list[tuple[int, int]]:
+        return [(self.x, self.y), (self.to_x, self.to_y)]
+
+
+class Scroll(_Pointed):
+    type: Literal["scroll"] = "scroll"
+    direction: Literal["up", "down", "left", "right"] = "down"
+    amount: int = Field(default=5, ge=1, le=100)
+
+
+class Key(_Base):
+    """A key or a chord, e.g. ``ctrl+shift+t``; names are normalized on input."""
+
+    type: Literal["key"] = "key"
+    keys: list[str] = Field(min_length=1, max_length=8)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", "").split("+") if part] or [value]
+        if isinstance(value, list):
+            return [normalize_key(str(v)) for v in value]
+        return value
+
+    @property
+    def combo(self) -> str:
+        return "+".join(self.keys)
+
+
+class Type(_Base):
+    """Type text at the focus (any Unicode); it does not focus or clear a field."""
+
+    type: Literal["type"] = "type"
+    text: str = Field(max_length=10_000)
+
+
+class Wait(_Base):
+    type: Literal["wait"] = "wait"
+    seconds: float = Field(default=5.0, ge=0, le=600)
+
+
+class Done(_Base):
+    type: Literal["done"] = "done"
+    answer: str | None = None
+
+
+class Fail(_Base):
+    type: Literal["fail"] = "fail"
+    reason: str = ""
+
+
+Action = Annotated[
+    Union[Click, DoubleClick, Hover, Drag, Scroll, Key, Type, Wait, Done, Fail],
+    Field(discriminator="type"),
+]
+
+ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
+
+TERMINAL_TYPES = frozenset({"done", "fail"})
+
+
+def action_from_json(data: dict | str) -> Action:
+    """Validate a stored action (dict or JSON text) back into its typed model."""
+    if isinstance(data, str):
+        return ACTION_ADAPTER.validate_json(data)
+    return ACTION_ADAPTER.validate_python(data)

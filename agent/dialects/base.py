@@ -1,0 +1,66 @@
+"""The contract between the loop and a model's prompt/answer format."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from actions.models import Action
+from model_backend.types import ChatRequest
+from perception.observation import Observation
+
+
+class ParsedStep(BaseModel):
+    """One model reply, understood: the action in pixels plus what explains it."""
+
+    action: Action
+    thought: str = ""
+    reasoning: str | None = None
+    action_text: str = ""  # the call as written, box tokens stripped (goes into history)
+    model_points: list[tuple[float, float]] = Field(default_factory=list)  # thousandths
+    element_info: str | None = None
+    memory: list[Any] | None = None
+    raw: str = ""
+
+
+class HistoryEntry(BaseModel):
+    """A past step as the prompt shows it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    thought: str = ""
+    action_text: str = ""
+    screenshot: Image.Image | None = None
+
+
+class Dialect(Protocol):
+    name: str
+
+    def build_request(
+        self,
+        task: str,
+        observation: Observation,
+        history: list[HistoryEntry],
+        memory: list[Any] | None = None,
+        *,
+        thinking: bool = True,
+    ) -> ChatRequest: ...
+
+    def parse(self, content: str, reasoning: str | None, width: int, height: int) -> ParsedStep:
+        """Raise actions.parse.ParseError (and nothing else) on a bad reply."""
+
+    def build_retry(self, request: ChatRequest, reply_text: str, error: str) -> ChatRequest:
+        """The same request plus the bad reply and the parser's short error."""
+
+    def image_tokens(self, request: ChatRequest) -> int: ...
+
+    def build_locate_request(self, observation: Observation, description: str, *, thinking: bool = False) -> ChatRequest: ...
+
+    def parse_box(self, content: str, width: int, height: int) -> tuple[int, int, int, int]:
+        """A grounding answer -> (x1, y1, x2, y2) pixels; ParseError if absent."""
+
+    def build_ask_request(self, observation: Observation, question: str, *, thinking: bool = False) -> ChatRequest: ...
+
+    def answer_text(self, content: str) -> str:
+        """The visible answer of a free-form reply (box tokens and think text removed)."""
