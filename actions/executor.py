@@ -1,0 +1,186 @@
+"""Performs typed actions inside one sandbox's display through a worker process.
+
+The parent never imports pyautogui (it would bind to the user's own $DISPLAY);
+a small worker started with the sandbox's DISPLAY/XAUTHORITY does the input.
+Actions are validated here first, so a bad action never reaches the screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from actions.errors import ActionError, ExecutorError
+from actions.keys import KEY_NAMES
+from actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
+from actions.xkeys import KeysymError, key_keysym, text_keysyms
+
+_KNOWN = (Click, DoubleClick, Hover, Drag, Scroll, Key, Type, Wait, Done, Fail)
+START_TIMEOUT_S = 20.0
+
+
+class Executor:
+    """Context manager owning one worker process bound to one X display."""
+
+    def __init__(
+        self,
+        display: str,
+        *,
+        xauthority: str | Path | None = None,
+        screen_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.display = display
+        self.xauthority = Path(xauthority) if xauthority else None
+        self.screen_size = screen_size
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        self._lock = threading.Lock()
+        self._start()
+
+    @classmethod
+    def for_sandbox(cls, sandbox) -> "Executor":
+        """An executor for a ``sandbox.Sandbox`` (its display, cookie and size)."""
+        return cls(sandbox.display, xauthority=sandbox.xauthority, screen_size=tuple(sandbox.size))
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- validation -------------------------------------------------------
+
+    def validate(self, action: Action) -> None:
+        """Raise ActionError (one line) if ``action`` cannot be performed here."""
+        if not isinstance(action, _KNOWN):
+            raise ActionError(f"not an action: {type(action).__name__}")
+        width, height = self.screen_size or (0, 0)
+        for x, y in action.points():
+            if not (0 <= x < width and 0 <= y < height):
+                raise ActionError(f"{action.type} at ({x}, {y}) is outside the {width}x{height} screen")
+        try:
+            if isinstance(action, Key):
+                self._validate_keys(list(action.keys))
+            elif isinstance(action, Type):
+                text_keysyms(action.text)
+        except KeysymError as exc:
+            raise ActionError(str(exc)) from None
+
+    @staticmethod
+    def _validate_keys(keys: list[str]) -> None:
+        if not keys:
+            raise ActionError("key action without keys")
+        for name in keys:
+            if name not in KEY_NAMES:
+                raise ActionError(f"unknown key name {name!r}")
+            key_keysym(name)
+
+    # -- performing -------------------------------------------------------
+
+    def perform(self, action: Action) -> float:
+        """Perform ``action``; return elapsed milliseconds. Done/Fail do nothing."""
+        self.validate(action)
+        start = time.perf_counter()
+        if isinstance(action, Wait):
+            time.sleep(action.seconds)
+        elif not isinstance(action, (Done, Fail)):
+            self._send(action)
+        return (time.perf_counter() - start) * 1000
+
+    def _send(self, action: Action) -> None:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is not None:
+                self._fail(f"died (exit code {self._proc.returncode}); the next action restarts it")
+            if self._proc is None:
+                self._start()
+            line = json.dumps({"action": action.model_dump(mode="json")}) + "\n"
+            try:
+                self._proc.stdin.write(line.encode())
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self._fail("died")
+            reply = self._read(_timeout_for(action))
+        if not reply.get("ok"):
+            raise ExecutorError(f"{action.type} failed on {self.display}: {reply.get('error')}")
+
+    def _read(self, timeout: float) -> dict:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._proc.stdout, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                self._fail(f"did not answer within {timeout:.0f} s")
+        line = self._proc.stdout.readline()
+        if not line:
+            self._fail("died")
+        return json.loads(line)
+
+    def _fail(self, what: str) -> None:
+        tail = self._stderr_tail()
+        self._stop()
+        detail = f": {tail}" if tail else ""
+        raise ExecutorError(f"executor worker for display {self.display} {what}{detail}")
+
+    # -- worker lifecycle -------------------------------------------------
+
+    def _start(self) -> None:
+        env = dict(os.environ, DISPLAY=self.display, XDG_SESSION_TYPE="x11")
+        env.pop("XAUTHORITY", None)
+        if self.xauthority:
+            env["XAUTHORITY"] = str(self.xauthority)
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "actions._worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+        )
+        hello = self._read(START_TIMEOUT_S)
+        if not hello.get("ready"):
+            self._stop()
+            raise ExecutorError(f"executor worker cannot use display {self.display}: {hello.get('error')}")
+        if self.screen_size is None:
+            self.screen_size = (int(hello["size"][0]), int(hello["size"][1]))
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()  # the worker restores the keymap on EOF
+                proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def close(self) -> None:
+        """Stop the worker (idempotent)."""
+        with self._lock:
+            self._stop()
+
+
+def _timeout_for(action: Action) -> float:
+    if isinstance(action, Type):
+        return 30.0 + 0.05 * len(action.text)
+    return 30.0

@@ -1,0 +1,121 @@
+"""Find the one action in a reply: inside the box tokens, after ``Action:``, or bare.
+
+Only finds and scans (syntax); mapping to pixels happens afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from actions.parsing.desktop import CALL_NAMES
+from actions.parsing.errors import ParseError
+from actions.parsing.memory import MARKER
+from actions.parsing.scanner import Call, read_call, read_value
+from actions.parsing.thinking import BEGIN_BOX, END_BOX
+
+_NAMES = "|".join(sorted(CALL_NAMES, key=len, reverse=True))
+_CALL = re.compile(rf"(?<![\w.])(?:{_NAMES})\(", re.IGNORECASE)
+_OBJECT_KEY = re.compile(r"""["'](?:action_type|action)["']\s*:""")
+_ACTION_LABEL = re.compile(r"(?<![\w])action[ \t*_]*[:：]", re.IGNORECASE)
+_DECODER = json.JSONDecoder()
+
+
+@dataclass
+class Found:
+    """The action's syntax tree and where it sits in the text."""
+
+    payload: Call | dict[str, Any]
+    start: int
+    end: int
+
+
+def _object_starts(text: str, start: int, end: int) -> list[int]:
+    starts = []
+    for key in _OBJECT_KEY.finditer(text, start, end):
+        brace = text.rfind("{", max(start, key.start() - 500), key.start())
+        if brace >= 0 and brace not in starts:
+            starts.append(brace)
+    return starts
+
+
+def _read_object(text: str, pos: int) -> tuple[dict[str, Any], int]:
+    try:
+        value, end = _DECODER.raw_decode(text, pos)
+    except (ValueError, RecursionError):
+        value, end = read_value(text, pos)
+    if not isinstance(value, dict):
+        raise ParseError('the JSON action must be an object like {"action_type": "click", "box_2d": [[x1,y1,x2,y2]]}')
+    return value, end
+
+
+def _scan(text: str, pos: int) -> Found:
+    if text[pos] == "{":
+        obj, end = _read_object(text, pos)
+        return Found(obj, pos, end)
+    call: Call = read_call(text, pos)
+    return Found(call, call.start, call.end)
+
+
+def _in_region(text: str, start: int, end: int, last_first: bool) -> Found | None:
+    starts = [m.start() for m in _CALL.finditer(text, start, end)]
+    starts = sorted(set(starts + _object_starts(text, start, end)), reverse=last_first)
+    error: ParseError | None = None
+    for pos in starts[:20]:
+        try:
+            return _scan(text, pos)
+        except ParseError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return None
+
+
+def _boxes(text: str) -> list[tuple[int, int]]:
+    regions = []
+    pos = text.find(BEGIN_BOX)
+    while pos >= 0 and len(regions) < 20:
+        begin = pos + len(BEGIN_BOX)
+        close = text.find(END_BOX, begin)
+        regions.append((begin, close if close >= 0 else len(text)))
+        pos = text.find(BEGIN_BOX, begin)
+    return regions
+
+
+def _before_memory(text: str) -> int:
+    """Where the last Memory section starts: its JSON must not pass for the action."""
+    marker = None
+    for marker in MARKER.finditer(text):
+        pass
+    return marker.start() if marker else len(text)
+
+
+def find_action(text: str) -> Found | None:
+    """The reply's action, or None if there is no candidate at all."""
+    error: ParseError | None = None
+    for begin, close in _boxes(text):
+        try:
+            found = _in_region(text, begin, close, last_first=False)
+        except ParseError as exc:
+            error = error or exc
+            continue
+        if found is not None:
+            return found
+    label = None
+    for label in _ACTION_LABEL.finditer(text):
+        pass
+    try:
+        if label is not None:
+            found = _in_region(text, label.end(), len(text), last_first=False)
+            if found is not None:
+                return found
+        found = _in_region(text, 0, _before_memory(text), last_first=True)
+        if found is None:
+            found = _in_region(text, 0, len(text), last_first=True)
+    except ParseError as exc:
+        raise error or exc from None
+    if found is None and error is not None:
+        raise error
+    return found

@@ -1,0 +1,103 @@
+"""GLM's mobile JSON actions ({"action_type": "click", "box_2d": [[...]]}) on a desktop.
+
+What has a desktop equivalent is mapped; the rest (open_app, navigate_home,
+long_press) is rejected with a hint so the model can answer with a desktop call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actions.coords import centre, to_pixels
+from actions.models import Action, Click, DoubleClick, Done, Fail, Hover, Key, Scroll, Type, Wait
+from actions.parsing.desktop import ACTION_LIST, Mapped
+from actions.parsing.errors import ParseError
+from actions.parsing.keynames import parse_keys
+from actions.parsing.points import coordinate_numbers
+
+_OPPOSITE = {"up": "down", "down": "up", "left": "right", "right": "left"}
+_CLICKS = {"click": "left", "tap": "left", "left_click": "left", "right_click": "right", "middle_click": "middle"}
+_TEXT_KEYS = ("text", "content", "answer", "value")
+
+
+def action_name(obj: dict[str, Any]) -> str:
+    for key in ("action_type", "action", "type", "name"):
+        if isinstance(obj.get(key), str):
+            return obj[key].strip().lower()
+    raise ParseError('the JSON action needs "action_type", e.g. {"action_type": "click", "box_2d": [[x1,y1,x2,y2]]}')
+
+
+def _point(obj: dict[str, Any], required: bool) -> tuple[float, float] | None:
+    for key in ("box_2d", "start_box", "point", "coordinate", "box"):
+        value = obj.get(key)
+        if value not in (None, [], ""):
+            return centre(coordinate_numbers(value, "box_2d"), "box_2d")
+    if required:
+        raise ParseError("the box_2d is missing: give [[x1,y1,x2,y2]] with numbers from 0 to 999")
+    return None
+
+
+def _text(obj: dict[str, Any]) -> str | None:
+    for key in _TEXT_KEYS:
+        if obj.get(key) is not None and not isinstance(obj[key], (list, dict)):
+            return str(obj[key])
+    return None
+
+
+def map_object(obj: dict[str, Any], width: int, height: int) -> Mapped:
+    """Turn a mobile-style JSON action into a pixel action."""
+    name = action_name(obj)
+    if name in _CLICKS or name in ("double_click", "hover"):
+        point = _point(obj, required=True)
+        x, y = to_pixels(point, width, height)
+        if name == "hover":
+            action: Action = Hover(x=x, y=y)
+        elif name == "double_click":
+            action = DoubleClick(x=x, y=y)
+        else:
+            action = Click(x=x, y=y, button=_CLICKS[name])
+        return Mapped(action, [point])
+    if name in ("swipe", "scroll"):
+        return _scroll(obj, name, width, height)
+    return Mapped(_other(name, obj))
+
+
+def _scroll(obj: dict[str, Any], name: str, width: int, height: int) -> Mapped:
+    direction = str(obj.get("direction", "")).strip().lower()
+    if direction not in _OPPOSITE:
+        raise ParseError("the direction must be 'up', 'down', 'left' or 'right'")
+    if name == "swipe":  # the finger moves up, so the content scrolls down
+        direction = _OPPOSITE[direction]
+    point = _point(obj, required=False) or (500.0, 500.0)
+    x, y = to_pixels(point, width, height)
+    return Mapped(Scroll(x=x, y=y, direction=direction), [point])
+
+
+def _other(name: str, obj: dict[str, Any]) -> Action:
+    if name in ("type", "input_text", "input", "typing"):
+        text = _text(obj)
+        if text is None:
+            raise ParseError('the typing action needs "text"')
+        if len(text) > 10_000:
+            raise ParseError("the text to type is longer than 10000 characters")
+        return Type(text=text)
+    if name in ("key", "hotkey", "press"):
+        return Key(keys=parse_keys(obj.get("keys", obj.get("key", obj.get("text")))))
+    if name == "keyboard_enter":
+        return Key(keys=["enter"])
+    if name == "navigate_back":
+        return Key(keys=["alt", "left"])
+    if name == "wait":
+        return Wait(seconds=5)
+    if name == "status":
+        status = str(obj.get("goal_status", "")).strip().lower()
+        if status == "complete":
+            return Done()
+        if status == "infeasible":
+            return Fail()
+        raise ParseError("the goal_status must be 'complete' or 'infeasible'")
+    if name in ("answer", "done", "finish", "finished"):
+        return Done(answer=_text(obj))
+    if name == "fail":
+        return Fail(reason=_text(obj) or "")
+    raise ParseError(f"the action {name[:40]!r} has no desktop equivalent; use one of: {ACTION_LIST}")

@@ -1,0 +1,101 @@
+"""A whole GLM-4.5V reply -> ParsedStep: thought, reasoning, action, memory."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from actions.parsing.desktop import Mapped, map_call
+from actions.parsing.errors import ParseError
+from actions.parsing.locate import Found, find_action
+from actions.parsing.memory import find_memory
+from actions.parsing.mobile import map_object
+from actions.parsing.scanner import Call
+from actions.parsing.thinking import join_reasoning, split_thinking, strip_tokens
+
+MAX_CHARS = 1_000_000
+NO_ACTION = (
+    "no action found: reply with one call such as left_click(start_box='[x,y]') "
+    "between <|begin_of_box|> and <|end_of_box|>"
+)
+_LABEL = re.compile(r"^[ \t>*#_-]*(?:reason|thought|explanation|action)[ \t*_]*[:：][ \t*_]*", re.IGNORECASE | re.MULTILINE)
+_FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$", re.MULTILINE)
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def _clean(text: str) -> str:
+    text = _FENCE.sub("", _LABEL.sub("", strip_tokens(text)))
+    return _BLANKS.sub("\n\n", text).strip()
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start >= pos:
+            out.append(text[pos:start])
+            pos = end
+    out.append(text[pos:])
+    return "\n".join(out)
+
+
+def _map(found: Found, width: int, height: int) -> Mapped:
+    if isinstance(found.payload, Call):
+        return map_call(found.payload, width, height)
+    return map_object(found.payload, width, height)
+
+
+def _thought_and_memory(text: str, found: Found | None) -> tuple[str, list[Any] | None]:
+    spans = [(found.start, found.end)] if found else []
+    rest = _without(text, spans)
+    memory, span = find_memory(rest)
+    return _clean(_without(rest, [span] if span else [])), memory
+
+
+def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None) -> tuple[str, Found]:
+    """Where the action is: the visible text, else an unclosed think, else the reasoning."""
+    found = find_action(visible)
+    if found is not None:
+        return visible, found
+    for text in (thinking if open_think else "", reasoning or ""):
+        found = find_action(text) if text else None
+        if found is not None:
+            return text, found
+    raise ParseError(NO_ACTION)
+
+
+def _parse(content: str, reasoning: str | None, width: int, height: int):
+    from agent.dialects.base import ParsedStep  # late: agent.dialects imports this package
+
+    if len(content) + len(reasoning or "") > MAX_CHARS:
+        raise ParseError("the reply is too long")
+    visible, thinking, open_think = split_thinking(content)
+    source, found = _locate(visible, thinking, open_think, reasoning)
+    mapped = _map(found, width, height)
+    thought, memory = _thought_and_memory(visible, found if source is visible else None)
+    return ParsedStep(
+        action=mapped.action,
+        thought=thought,
+        reasoning=join_reasoning(thinking, reasoning),
+        action_text=strip_tokens(source[found.start : found.end]).strip(),
+        model_points=mapped.model_points,
+        element_info=mapped.element_info,
+        memory=memory,
+        raw=content,
+    )
+
+
+def parse_glm_reply(content: str, reasoning: str | None = None, *, width: int, height: int):
+    """Parse one GLM-4.5V reply into a ParsedStep (pixels on a width x height screen).
+
+    Raises ParseError, and nothing else, for any reply text.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"screen size must be positive, got {width}x{height}")
+    if not isinstance(content, str) or not (reasoning is None or isinstance(reasoning, str)):
+        raise ParseError("the reply must be text")
+    try:
+        return _parse(content, reasoning, width, height)
+    except ParseError:
+        raise
+    except Exception as exc:  # defensive: a bug must not crash the loop
+        raise ParseError(f"could not read the action ({type(exc).__name__})") from exc

@@ -1,0 +1,233 @@
+"""A small scanner for the call syntax the model writes: ``name(arg, key=value)``.
+
+Model text is never evaluated: this reads only literals (strings, numbers,
+lists, tuples, dicts, ``<bbox>``/``<point>`` tags, bare words) with bounded
+depth and size, so any input finishes quickly with a value or a ParseError.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from actions.parsing.errors import ParseError
+
+MAX_DEPTH = 6
+MAX_ITEMS = 64
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"[-+]?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][-+]?\d{1,4})?(?![\w.])")
+_TAG = re.compile(r"<(bbox|point)>", re.IGNORECASE)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", "/": "/"}
+_CLOSERS = set(",)]}>:")
+_OPEN = {"[": "]", "(": ")", "<": ">"}
+_WORDS = {"true": True, "false": False, "none": None, "null": None}
+
+
+class Bare(str):
+    """An unquoted word, e.g. ``direction=down``."""
+
+
+class Coords(str):
+    """The inside of a ``<bbox>...</bbox>`` or ``<point>...</point>`` tag."""
+
+
+@dataclass
+class Call:
+    name: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    start: int = 0
+    end: int = 0
+
+
+class Scanner:
+    """Reads literals from ``text`` starting at ``pos``; ``pos`` ends after what was read."""
+
+    def __init__(self, text: str, pos: int = 0) -> None:
+        self.text = text
+        self.pos = pos
+
+    def _ws(self) -> None:
+        text, pos = self.text, self.pos
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        self.pos = pos
+
+    def _peek(self) -> str:
+        self._ws()
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def call(self) -> Call:
+        """Read ``name(...)`` at the current position."""
+        start = self.pos
+        match = _NAME.match(self.text, self.pos)
+        if not match:
+            raise ParseError("the action must be a call like left_click(start_box='[x,y]')")
+        self.pos = match.end()
+        if self._peek() != "(":
+            raise ParseError(f"the action {match.group()} must be followed by '('")
+        self.pos += 1
+        result = Call(name=match.group(), start=start)
+        while True:
+            char = self._peek()
+            if char == ")":
+                self.pos += 1
+                result.end = self.pos
+                return result
+            if not char:
+                raise ParseError(f"the call {result.name}( is not closed with ')'")
+            if len(result.args) + len(result.kwargs) >= MAX_ITEMS:
+                raise ParseError(f"the call {result.name}() has too many arguments")
+            key = self._keyword()
+            value = self.value(1)
+            if key is None:
+                result.args.append(value)
+            else:
+                result.kwargs[key] = value
+            char = self._peek()
+            if char == ",":
+                self.pos += 1
+            elif char != ")":
+                raise ParseError(f"the arguments of {result.name}() must be separated by commas")
+
+    def _keyword(self) -> str | None:
+        match = _NAME.match(self.text, self.pos)
+        if not match:
+            return None
+        after = match.end()
+        while after < len(self.text) and self.text[after].isspace():
+            after += 1
+        if self.text.startswith("=", after) and not self.text.startswith("==", after):
+            self.pos = after + 1
+            return match.group()
+        return None
+
+    def value(self, depth: int = 0) -> Any:
+        """Read one literal."""
+        if depth > MAX_DEPTH:
+            raise ParseError("the action is nested too deeply")
+        char = self._peek()
+        if char in ("'", '"'):
+            return self._string(char)
+        if char == "<":
+            tag = _TAG.match(self.text, self.pos)
+            if tag:
+                return self._tag(tag)
+        if char in _OPEN:
+            return self._sequence(_OPEN[char], depth)
+        if char == "{":
+            return self._dict(depth)
+        number = _NUMBER.match(self.text, self.pos)
+        if number:
+            self.pos = number.end()
+            token = number.group()
+            return float(token) if any(c in token for c in ".eE") else int(token)
+        word = _NAME.match(self.text, self.pos)
+        if word:
+            self.pos = word.end()
+            lowered = word.group().lower()
+            return _WORDS[lowered] if lowered in _WORDS else Bare(word.group())
+        if not char:
+            raise ParseError("the action call ends too early")
+        raise ParseError(f"unexpected character {char!r} in the action call")
+
+    def _string(self, quote: str) -> str:
+        text = self.text
+        pos = self.pos + 1
+        out: list[str] = []
+        while pos < len(text):
+            char = text[pos]
+            if char == "\\" and pos + 1 < len(text):
+                pos = self._escape(pos, out)
+                continue
+            if char == quote and self._closes(pos + 1):
+                self.pos = pos + 1
+                return "".join(out)
+            out.append(char)
+            pos += 1
+        raise ParseError("a quoted string in the action is not closed")
+
+    def _closes(self, pos: int) -> bool:
+        """A quote ends the string only before a delimiter: tolerates 'don't'."""
+        text = self.text
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        return pos >= len(text) or text[pos] in _CLOSERS or text[pos] in "\r\n"
+
+    def _escape(self, pos: int, out: list[str]) -> int:
+        code = self.text[pos + 1]
+        if code in _ESCAPES:
+            out.append(_ESCAPES[code])
+            return pos + 2
+        if code in "ux":
+            width = 4 if code == "u" else 2
+            digits = self.text[pos + 2 : pos + 2 + width]
+            if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
+                out.append(chr(int(digits, 16)))
+                return pos + 2 + width
+        out.append("\\" + code)
+        return pos + 2
+
+    def _tag(self, tag: re.Match) -> Coords:
+        closing = f"</{tag.group(1).lower()}>"
+        found = self.text[tag.end() : tag.end() + 200].lower().find(closing)
+        if found < 0:
+            raise ParseError(f"the <{tag.group(1)}> tag is not closed")
+        end = tag.end() + found
+        self.pos = end + len(closing)
+        return Coords(self.text[tag.end() : end])
+
+    def _sequence(self, closer: str, depth: int) -> list[Any]:
+        self.pos += 1
+        items: list[Any] = []
+        while True:
+            char = self._peek()
+            if char == closer:
+                self.pos += 1
+                return items
+            if not char:
+                raise ParseError(f"a list in the action is not closed with {closer!r}")
+            if len(items) >= MAX_ITEMS:
+                raise ParseError("a list in the action is too long")
+            items.append(self.value(depth + 1))
+            char = self._peek()
+            if char == ",":
+                self.pos += 1
+            elif char != closer:
+                raise ParseError(f"a list in the action must be closed with {closer!r}")
+
+    def _dict(self, depth: int) -> dict[str, Any]:
+        self.pos += 1
+        items: dict[str, Any] = {}
+        while True:
+            char = self._peek()
+            if char == "}":
+                self.pos += 1
+                return items
+            if not char:
+                raise ParseError("a JSON object in the action is not closed with '}'")
+            if len(items) >= MAX_ITEMS:
+                raise ParseError("a JSON object in the action is too long")
+            key = self.value(depth + 1)
+            if self._peek() != ":":
+                raise ParseError("a JSON object in the action needs 'key: value' pairs")
+            self.pos += 1
+            items[str(key)] = self.value(depth + 1)
+            char = self._peek()
+            if char == ",":
+                self.pos += 1
+            elif char != "}":
+                raise ParseError("a JSON object in the action must be closed with '}'")
+
+
+def read_call(text: str, pos: int) -> Call:
+    """Read the call that starts at ``pos`` (its name's first character)."""
+    return Scanner(text, pos).call()
+
+
+def read_value(text: str, pos: int) -> tuple[Any, int]:
+    """Read one literal at ``pos``; return it and the position after it."""
+    scanner = Scanner(text, pos)
+    value = scanner.value()
+    return value, scanner.pos

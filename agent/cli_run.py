@@ -1,0 +1,323 @@
+"""`deskpilot run | demo | report | replay | locate | ask`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from agent.config import ConfigError, RunConfig, load_config, parse_size
+
+console = Console(stderr=True, highlight=False)
+EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _user_errors():
+    """The exception types that mean 'the user gave something wrong'."""
+    from model_backend import BackendError
+    from sandbox import SandboxError
+
+    return (ConfigError, SandboxError, BackendError, FileNotFoundError, ValueError)
+
+
+def default_run_dir(task: str, base: Path | None) -> Path:
+    slug = "".join(c if c.isalnum() else "-" for c in task.lower())[:40].strip("-") or "run"
+    return (base or Path("runs")) / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
+
+
+def make_backend(cfg: RunConfig):
+    from model_backend import OpenAICompatibleBackend, ScriptedBackend
+
+    if cfg.script is not None:
+        if not cfg.script.is_file():
+            raise ConfigError(f"script file {cfg.script} does not exist")
+        return ScriptedBackend.from_file(cfg.script)
+    if cfg.base_url:
+        return OpenAICompatibleBackend(cfg.base_url, cfg.model, api_key=cfg.api_key, flavor=cfg.flavor,
+                                       timeout=cfg.step_timeout)
+    raise ConfigError("no model: give --base-url URL (vLLM, SGLang or any OpenAI-compatible server) "
+                      "or --script FILE (recorded replies)")
+
+
+def make_policy(cfg: RunConfig):
+    from agent.policy import Policy, Region
+
+    return Policy(
+        max_steps=cfg.max_steps, step_timeout_s=cfg.step_timeout, run_timeout_s=cfg.run_timeout,
+        stuck_repeats=cfg.stuck_repeats, allow_keys=cfg.allow_keys, deny_keys=cfg.deny_keys,
+        allow_regions=None if cfg.allow_regions is None else [Region.parse(r) for r in cfg.allow_regions],
+        deny_regions=[Region.parse(r) for r in cfg.deny_regions], on_violation=cfg.on_violation,
+    )
+
+
+class Progress:
+    """One line per step on stderr: step n/max, action, per-phase timings."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._status = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        kind = event["event"]
+        if kind == "thinking":
+            self._stop()
+            self._status = console.status(f"step {event['step']}/{event['max_steps']}: asking the model…")
+            self._status.start()
+        elif kind == "retry":
+            console.print(f"  [yellow]reply did not parse[/yellow] ({event['error']}); asking again")
+        elif kind == "step":
+            self._stop()
+            rec = event["record"]
+            t = rec.timings_ms
+            phases = " ".join(f"{k} {t[k]:.0f}ms" for k in ("capture", "model", "parse") if k in t)
+            where = " ".join(f"({x},{y})" for x, y in rec.points)
+            denied = "" if rec.policy.allowed else f" [red]blocked: {rec.policy.reason}[/red]"
+            console.print(f"step {event['step']}/{event['max_steps']}  [bold]{rec.action['type']}[/bold] {where}"
+                          f"  [dim]{phases}[/dim]{denied}")
+        elif kind == "end":
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def ask_on_terminal(step: int, action, thought: str) -> bool:
+    from rich.prompt import Confirm
+
+    console.print(f"[bold]step {step}[/bold]: {thought}")
+    return Confirm.ask(f"perform {action.model_dump_json()}?", console=console, default=True)
+
+
+def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
+    """Start the sandbox, run the agent, write the report. Returns RunResult."""
+    from agent.dialects import GLM45VDialect
+    from agent.loop import Agent, LoopSettings
+    from agent.report import build_report
+    from agent.session import open_sandbox, wait_until_ready
+    from perception import Capturer
+
+    backend = make_backend(cfg)
+    dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
+    settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                            parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
+    confirm = ask_on_terminal if cfg.confirm else None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation})…")
+    with open_sandbox(spec) as sb:
+        capturer = Capturer(sb)
+        try:
+            wait_until_ready(sb, capturer, has_apps=bool(spec.apps))
+            with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
+                       confirm=confirm, on_event=Progress(quiet), capturer=capturer,
+                       run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
+                                 "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None}) as agent:
+                result = agent.run(task)
+        finally:
+            capturer.close()
+            backend.close()
+    build_report(run_dir)
+    return result
+
+
+def _print_result(result, run_dir: Path) -> None:
+    colour = "green" if result.status.value == "DONE" else "red"
+    console.print(f"[{colour}]{result.status.value}[/{colour}] after {result.steps} step(s)"
+                  + (f": {result.reason}" if result.reason else ""))
+    if result.answer:
+        console.print(f"answer: {result.answer}")
+    console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
+
+
+def run(
+    task: str = typer.Argument(..., help="What the agent should do, in plain words."),
+    app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app xterm"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+    model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
+    flavor: Optional[str] = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
+    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode [default: on]"),
+    max_steps: Optional[int] = typer.Option(None, help="Step limit [default: 30]"),
+    size: Optional[str] = typer.Option(None, help="Screen size WIDTHxHEIGHT [default: 1920x1080]"),
+    out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/DATE-TASK]"),
+    dry_run: Optional[bool] = typer.Option(None, "--dry-run", help="Parse and record, never act"),
+    confirm: Optional[bool] = typer.Option(None, "--confirm", help="Ask on the terminal before each action"),
+    share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable)"),
+    script: Optional[Path] = typer.Option(None, help="JSON list of replies to use instead of a model"),
+    config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
+    isolation: Optional[str] = typer.Option(None, help="bwrap (default) or none"),
+    network: Optional[bool] = typer.Option(None, "--network", help="Let apps reach the network"),
+    deny_key: list[str] = typer.Option([], "--deny-key", help="Key chord never to press, e.g. ctrl+alt+delete"),
+    deny_region: list[str] = typer.Option([], "--deny-region", help="Pixel region x1,y1,x2,y2 never to touch"),
+    secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+) -> None:
+    """Run the agent on TASK in a fresh sandbox."""
+    try:
+        cfg = load_config(
+            {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
+             "max_steps": max_steps, "size": size, "out": out, "dry_run": dry_run, "confirm": confirm,
+             "shares": share, "script": script, "isolation": isolation, "network": network,
+             "deny_keys": deny_key, "deny_regions": deny_region},
+            config_file=config, secret_names=secret)
+        if cfg.confirm and not sys.stdin.isatty():
+            raise ConfigError("--confirm needs a terminal to ask on")
+        from agent.session import SessionSpec, app_from_command
+
+        spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, network=cfg.network,
+                           shares=[str(p.resolve()) for p in cfg.shares],
+                           apps=[app_from_command(a) for a in cfg.apps])
+        run_dir = cfg.out or default_run_dir(task, None)
+        result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
+    except _user_errors() as err:
+        raise fail(str(err)) from None
+    _print_result(result, run_dir)
+    raise typer.Exit(EXIT[result.status.value])
+
+
+def demo(
+    base_url: Optional[str] = typer.Option(None, help="Run the demo against a live model instead of the bundled replies"),
+    model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
+    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking"),
+    size: str = typer.Option("1280x800", help="Screen size WIDTHxHEIGHT"),
+    out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/DATE-demo]"),
+    isolation: str = typer.Option("bwrap", help="bwrap (default) or none"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Fill and save the bundled demo form, end to end, and check the saved file."""
+    from agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, demo_app
+
+    try:
+        run_dir = (out or default_run_dir("demo", None)).resolve()
+        shared = run_dir / "output"
+        shared.mkdir(parents=True, exist_ok=True)
+        saved = shared / "form.json"
+        cli = {"base_url": base_url, "model": model, "thinking": thinking, "size": size, "isolation": isolation,
+               "script": None if base_url else DEMO_REPLIES, "max_steps": 15}
+        cfg = load_config(cli, config_file=None, env={})
+        spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, shares=[str(shared)], apps=[demo_app(saved)])
+        result = execute_run(cfg, DEMO_TASK, spec, run_dir, quiet=quiet)
+    except _user_errors() as err:
+        raise fail(str(err)) from None
+    _print_result(result, run_dir)
+    expected = {"name": "Ada Lovelace", "email": "ada@example.org"}
+    got = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
+    if got == expected:
+        console.print(f"[green]checked:[/green] {saved} holds {json.dumps(got)}")
+        raise typer.Exit(EXIT[result.status.value])
+    console.print(f"[red]check failed:[/red] {saved} holds {got!r}, expected {expected!r}")
+    raise typer.Exit(1)
+
+
+def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
+    """Rebuild report.html for a run folder."""
+    from agent.report import build_report
+
+    try:
+        path = build_report(run_dir)
+    except FileNotFoundError as err:
+        raise fail(str(err)) from None
+    console.print(f"report: {path}")
+
+
+def replay(
+    run_dir: Path = typer.Argument(..., help="A run folder recorded by `deskpilot run` or `demo`"),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare each screen with the recording"),
+    threshold: float = typer.Option(0.97, min=0.0, max=1.0, help="Least similarity that counts as the same screen"),
+    app: list[str] = typer.Option([], "--app", help="Start these apps instead of the recorded ones"),
+    isolation: Optional[str] = typer.Option(None, help="Override the recorded isolation"),
+) -> None:
+    """Perform a recorded run again in a fresh sandbox, without a model."""
+    from agent.replay import ReplayError, replay as do_replay, session_of
+    from agent.session import app_from_command
+
+    try:
+        spec = session_of(run_dir)
+        if app:
+            spec.apps = [app_from_command(a) for a in app]
+        if isolation:
+            spec.isolation = isolation
+        started = time.monotonic()
+        result = do_replay(run_dir, check=check, threshold=threshold, session=spec,
+                           on_step=lambda n, total, score: console.print(
+                               f"step {n}: " + ("same screen" if score is None else f"similarity {score:.3f}")))
+    except (ReplayError, *_user_errors()) as err:
+        raise fail(str(err)) from None
+    colour = "green" if result.ok else "red"
+    console.print(f"[{colour}]{result.message}[/{colour}] ({time.monotonic() - started:.1f} s)")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _image_observation(image: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    from perception.observation import Observation
+
+    try:
+        with Image.open(image) as img:
+            rgb = img.convert("RGB")
+    except FileNotFoundError:
+        raise ConfigError(f"image {image} does not exist") from None
+    except (UnidentifiedImageError, OSError):
+        raise ConfigError(f"{image} is not an image file") from None
+    return Observation(image=rgb, timestamp=time.monotonic())
+
+
+def _query_setup(base_url, model, script, flavor):
+    from agent.dialects import GLM45VDialect
+
+    cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
+    return make_backend(cfg), GLM45VDialect()
+
+
+def locate(
+    image: Path = typer.Argument(..., help="A screenshot file"),
+    description: str = typer.Argument(..., help="What to find, e.g. 'the Save button'"),
+    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
+    flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
+) -> None:
+    """Print the pixel box [x1, y1, x2, y2] of DESCRIPTION in IMAGE, as JSON."""
+    from actions.parse import ParseError
+    from agent.queries import run_locate
+
+    try:
+        obs = _image_observation(image)
+        backend, dialect = _query_setup(base_url, model, script, flavor)
+        box = run_locate(backend, dialect, obs, description)
+    except ParseError as err:
+        raise fail(f"the model gave no usable box: {getattr(err, 'message', err)}", 1) from None
+    except _user_errors() as err:
+        raise fail(str(err)) from None
+    x1, y1, x2, y2 = box
+    print(json.dumps({"box": [x1, y1, x2, y2], "center": [(x1 + x2) // 2, (y1 + y2) // 2]}))
+
+
+def ask(
+    image: Path = typer.Argument(..., help="A screenshot file"),
+    question: str = typer.Argument(..., help="A question about the screen"),
+    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
+    flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
+) -> None:
+    """Print the model's answer to QUESTION about IMAGE."""
+    from agent.queries import run_ask
+
+    try:
+        obs = _image_observation(image)
+        backend, dialect = _query_setup(base_url, model, script, flavor)
+        print(run_ask(backend, dialect, obs, question))
+    except _user_errors() as err:
+        raise fail(str(err)) from None

@@ -1,0 +1,364 @@
+"""The perceive-think-act loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from actions.models import Action, Done, Fail
+from actions.parse import ParseError
+from agent.dialects.base import Dialect, HistoryEntry, ParsedStep
+from agent.policy import Confirm, Policy
+from agent.queries import run_ask, run_locate
+from agent.records import (
+    ActedRecord,
+    Attempt,
+    EndRecord,
+    PolicyDecision,
+    RequestSummary,
+    RunResult,
+    Status,
+    StepRecord,
+)
+from agent.screens import settle, similarity
+from agent.trajectory import Trajectory, now_iso
+from model_backend.types import ChatRequest, Reply, TextPart
+from perception.observation import Observation
+
+
+class LoopSettings(BaseModel):
+    """How the loop talks to the model and waits for the screen."""
+
+    thinking: bool = True
+    max_tokens: int = 8192
+    temperature: float | None = None
+    parse_retries: int = Field(default=2, ge=0)
+    dry_run: bool = False
+    settle_cap_s: float = Field(default=2.0, ge=0)
+    settle_interval_s: float = Field(default=0.05, gt=0)
+
+
+class _StepFailed(Exception):
+    def __init__(self, status: Status, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def summarize(request: ChatRequest, dialect: Dialect) -> RequestSummary:
+    chars = sum(len(p.text) for m in request.messages for p in m.content if isinstance(p, TextPart))
+    return RequestSummary(
+        messages=len(request.messages),
+        images=request.image_count(),
+        image_tokens=dialect.image_tokens(request),
+        text_chars=chars,
+        thinking=request.thinking,
+    )
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
+
+
+class Agent:
+    """Runs one task on one sandbox with one backend; writes one run folder.
+
+    `capture` and `executor` default to the sandbox's own; tests and replay can
+    pass others. With `dry_run` nothing is ever sent to the display.
+    """
+
+    def __init__(
+        self,
+        backend,
+        sandbox=None,
+        dialect: Dialect | None = None,
+        *,
+        run_dir: Path | str,
+        policy: Policy | None = None,
+        settings: LoopSettings | None = None,
+        confirm: Confirm | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        capturer=None,
+        executor=None,
+        run_info: dict[str, Any] | None = None,
+    ):
+        if dialect is None:
+            from agent.dialects import GLM45VDialect
+
+            dialect = GLM45VDialect()
+        self.backend = backend
+        self.sandbox = sandbox
+        self.dialect = dialect
+        self.policy = policy or Policy()
+        self.settings = settings or LoopSettings()
+        self.confirm = confirm
+        self.on_event = on_event or (lambda event: None)
+        self.run_info = run_info or {}
+        self._capturer = capturer
+        self._executor = executor
+        self._owns = {"capturer": capturer is None, "executor": executor is None}
+        self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None))
+        self._step = 0
+        self._queries = 0
+
+    # -- parts -----------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.trajectory.run_dir
+
+    def _grab(self) -> Observation:
+        if self._capturer is None:
+            from perception import Capturer
+
+            self._capturer = Capturer(self.sandbox)
+        return self._capturer.grab()
+
+    def _exec(self):
+        if self._executor is None:
+            from actions.executor import Executor
+
+            self._executor = Executor.for_sandbox(self.sandbox)
+        return self._executor
+
+    def close(self) -> None:
+        if self._owns["executor"] and self._executor is not None:
+            self._executor.close()
+            self._executor = None
+        if self._owns["capturer"] and self._capturer is not None:
+            self._capturer.close()
+            self._capturer = None
+        self.trajectory.close()
+
+    def __enter__(self) -> "Agent":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- one-off queries ---------------------------------------------------------
+    def locate(self, description: str) -> tuple[int, int, int, int]:
+        """Ask the model where something is on the current screen (pixel box)."""
+        self._queries += 1
+        obs = self._grab()
+        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png")
+
+    def ask(self, question: str) -> str:
+        """Ask the model a question about the current screen."""
+        self._queries += 1
+        obs = self._grab()
+        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png")
+
+    # -- the loop ----------------------------------------------------------------
+    def run(self, task: str) -> RunResult:
+        return asyncio.run(self.arun(task))
+
+    async def arun(self, task: str) -> RunResult:
+        self.trajectory.write_settings(self._settings_dump(task))
+        started = time.monotonic()
+        totals: dict[str, float] = {"model_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "image_tokens": 0}
+        state = _RunState()
+        status, reason, answer = Status.MAX_STEPS, f"reached the step limit ({self.policy.max_steps})", None
+        try:
+            while self._step < self.policy.max_steps:
+                if time.monotonic() - started > self.policy.run_timeout_s:
+                    status, reason = Status.STOPPED, f"run time limit of {self.policy.run_timeout_s:g} s reached"
+                    break
+                self._step += 1
+                parsed = await self._one_step(task, state, totals)
+                if isinstance(parsed.action, Done):
+                    status, reason, answer = Status.DONE, "", parsed.action.answer
+                    break
+                if isinstance(parsed.action, Fail):
+                    status, reason = Status.FAIL, parsed.action.reason or "the model gave up"
+                    break
+        except _StepFailed as stop:
+            status, reason = stop.status, stop.reason
+        except asyncio.CancelledError:
+            status, reason = Status.STOPPED, "cancelled"
+            self._end(status, reason, None, started, totals)
+            raise
+        except KeyboardInterrupt:
+            status, reason = Status.STOPPED, "interrupted"
+        return self._end(status, reason, answer, started, totals)
+
+    def _end(self, status, reason, answer, started, totals) -> RunResult:
+        totals = dict(totals, wall_s=round(time.monotonic() - started, 3))
+        self.trajectory.append(
+            EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals)
+        )
+        self.on_event({"event": "end", "status": status.value, "reason": reason, "answer": answer})
+        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals)
+
+    async def _one_step(self, task: str, state: "_RunState", totals: dict) -> ParsedStep:
+        step, timings = self._step, {}
+        step_started = time.monotonic()
+        t = time.perf_counter()
+        obs = self._grab()
+        timings["capture"] = _ms(t)
+        t = time.perf_counter()
+        shot = self.trajectory.save_screenshot(obs.image, f"step_{step:03d}.png")
+        timings["screenshot_save"] = _ms(t)
+        t = time.perf_counter()
+        request = self.dialect.build_request(task, obs, state.history, state.memory, thinking=self.settings.thinking)
+        request.max_tokens = self.settings.max_tokens
+        request.temperature = self.settings.temperature
+        timings["prompt"] = _ms(t)
+        record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
+        totals["image_tokens"] += record.request.image_tokens
+        self.on_event({"event": "thinking", "step": step, "max_steps": self.policy.max_steps})
+        try:
+            parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started)
+        except _StepFailed as failure:
+            record.error = failure.reason
+            record.timings_ms = timings
+            self.trajectory.append(record)
+            raise
+        self._fill(record, parsed, reply)
+        self._decide(record, parsed, obs, state, step)
+        record.timings_ms = timings
+        t = time.perf_counter()
+        self.trajectory.append(record)
+        timings["record"] = _ms(t)
+        self.on_event({"event": "step", "step": step, "max_steps": self.policy.max_steps, "record": record})
+        if not record.policy.allowed:
+            if self.policy.on_violation == "stop":
+                raise _StepFailed(Status.STOPPED, f"policy: {record.policy.reason}")
+            state.remember(parsed, obs, note=f"(not performed: {record.policy.reason})")
+            return parsed
+        if isinstance(parsed.action, (Done, Fail)):
+            return parsed
+        if not self.settings.dry_run:
+            await self._act(step, parsed.action)
+        state.remember(parsed, obs)
+        return parsed
+
+    async def _ask_until_parsed(self, request, obs, record, timings, totals, step_started):
+        attempts = 0
+        while True:
+            remaining = self.policy.step_timeout_s - (time.monotonic() - step_started)
+            if remaining <= 0:
+                raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached")
+            t = time.perf_counter()
+            try:
+                reply = await asyncio.wait_for(self.backend.acomplete(request), timeout=remaining)
+            except asyncio.TimeoutError:
+                raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached") from None
+            except Exception as exc:  # backend errors end the run with their message
+                raise _StepFailed(Status.ERROR, f"model call failed: {exc}") from None
+            timings["model"] = timings.get("model", 0.0) + _ms(t)
+            totals["model_ms"] += reply.latency_ms or _ms(t)
+            totals["prompt_tokens"] += reply.usage.prompt_tokens
+            totals["completion_tokens"] += reply.usage.completion_tokens
+            record.usage = {k: record.usage.get(k, 0) + v for k, v in _usage(reply).items()}
+            t = time.perf_counter()
+            try:
+                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+                if not self.settings.dry_run and not isinstance(parsed.action, (Done, Fail)):
+                    self._validate(parsed.action)
+                timings["parse"] = timings.get("parse", 0.0) + _ms(t)
+                return parsed, reply
+            except ParseError as err:
+                message = getattr(err, "message", None) or str(err)
+                timings["parse"] = timings.get("parse", 0.0) + _ms(t)
+                record.attempts.append(Attempt(raw_reply=reply.content, reasoning=reply.reasoning, error=message))
+                attempts += 1
+                self.on_event({"event": "retry", "step": self._step, "error": message})
+                if attempts > self.settings.parse_retries:
+                    record.raw_reply, record.reasoning = reply.content, reply.reasoning
+                    raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
+                request = self.dialect.build_retry(request, reply.content, message)
+
+    def _validate(self, action: Action) -> None:
+        from actions.executor import ActionError
+
+        try:
+            self._exec().validate(action)
+        except ActionError as err:
+            raise ParseError(str(err)) from None
+
+    def _fill(self, record: StepRecord, parsed: ParsedStep, reply: Reply) -> None:
+        record.raw_reply = reply.content
+        record.reasoning = parsed.reasoning if parsed.reasoning is not None else reply.reasoning
+        record.thought = parsed.thought
+        record.action = parsed.action.model_dump(mode="json")
+        record.action_text = parsed.action_text
+        record.model_points = list(parsed.model_points)
+        record.points = parsed.action.points()
+        record.element_info = parsed.element_info
+        record.memory = parsed.memory
+
+    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "_RunState", step: int) -> None:
+        t = time.perf_counter()
+        allowed, reason = self.policy.check(parsed.action)
+        if allowed and state.is_stuck(parsed.action, obs, self.policy.stuck_repeats):
+            record.policy = PolicyDecision(allowed=False, reason=f"stuck: the same action {self.policy.stuck_repeats} times with no screen change")
+            record.timings_ms["policy"] = _ms(t)
+            self.trajectory.append(record)
+            raise _StepFailed(Status.STOPPED, record.policy.reason)
+        if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail)):
+            if not self.confirm(step, parsed.action, parsed.thought):
+                record.policy = PolicyDecision(allowed=False, reason="declined at confirmation")
+                self.trajectory.append(record)
+                raise _StepFailed(Status.STOPPED, "the action was declined at confirmation")
+        record.policy = PolicyDecision(allowed=allowed, reason=reason)
+
+    async def _act(self, step: int, action: Action) -> None:
+        timings, error = {}, None
+        t = time.perf_counter()
+        try:
+            await asyncio.to_thread(self._exec().perform, action)
+        except Exception as exc:  # an action that fails is recorded, and ends the run
+            error = f"action failed: {exc}"
+        timings["act"] = _ms(t)
+        t = time.perf_counter()
+        if error is None:
+            await settle(self._grab, interval=self.settings.settle_interval_s, cap=self.settings.settle_cap_s)
+        timings["settle"] = _ms(t)
+        self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error))
+        if error:
+            raise _StepFailed(Status.ERROR, error)
+
+    def _settings_dump(self, task: str) -> dict[str, Any]:
+        return {
+            "task": task,
+            "dialect": getattr(self.dialect, "name", type(self.dialect).__name__),
+            "backend": type(self.backend).__name__,
+            "policy": self.policy.model_dump(mode="json"),
+            "loop": self.settings.model_dump(mode="json"),
+            "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
+            **self.run_info,
+        }
+
+
+class _RunState:
+    """History and memory carried between steps, and the stuck detector."""
+
+    def __init__(self) -> None:
+        self.history: list[HistoryEntry] = []
+        self.memory: list[Any] | None = None
+        self._last_action: Action | None = None
+        self._last_frame = None
+        self._repeats = 0
+
+    def remember(self, parsed: ParsedStep, obs: Observation, note: str = "") -> None:
+        text = f"{parsed.action_text} {note}".strip()
+        self.history.append(HistoryEntry(thought=parsed.thought, action_text=text, screenshot=obs.image))
+        if parsed.memory is not None:
+            self.memory = parsed.memory
+
+    def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
+        unchanged = self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999
+        if action == self._last_action and unchanged:
+            self._repeats += 1
+        else:
+            self._repeats = 1
+        self._last_action, self._last_frame = action, obs.image
+        return self._repeats >= limit
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)

@@ -1,0 +1,106 @@
+"""Trajectory records: the typed lines of trajectory.jsonl."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Status(str, Enum):
+    DONE = "DONE"
+    FAIL = "FAIL"
+    MAX_STEPS = "MAX_STEPS"
+    ERROR = "ERROR"
+    STOPPED = "STOPPED"
+
+
+class RequestSummary(BaseModel):
+    """What was sent, without the pixels (screenshots are stored as files)."""
+
+    messages: int = 0
+    images: int = 0
+    image_tokens: int = 0
+    text_chars: int = 0
+    thinking: bool = True
+
+
+class Attempt(BaseModel):
+    """A reply that did not parse, and the error sent back to the model."""
+
+    raw_reply: str
+    reasoning: str | None = None
+    error: str
+
+
+class PolicyDecision(BaseModel):
+    allowed: bool = True
+    reason: str = ""
+
+
+class StepRecord(BaseModel):
+    kind: Literal["step"] = "step"
+    step: int
+    time: str
+    screenshot: str | None = None
+    screen_size: tuple[int, int] = (0, 0)
+    request: RequestSummary = Field(default_factory=RequestSummary)
+    raw_reply: str = ""
+    reasoning: str | None = None
+    thought: str = ""
+    action: dict[str, Any] | None = None
+    action_text: str = ""
+    model_points: list[tuple[float, float]] = Field(default_factory=list)
+    points: list[tuple[int, int]] = Field(default_factory=list)
+    element_info: str | None = None
+    memory: list[Any] | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    policy: PolicyDecision = Field(default_factory=PolicyDecision)
+    performed: bool = False
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ActedRecord(BaseModel):
+    """Written after an action ran: its timings and any error."""
+
+    kind: Literal["acted"] = "acted"
+    step: int
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class QueryRecord(BaseModel):
+    """A one-off locate/ask call made outside the loop's steps."""
+
+    kind: Literal["locate", "ask"]
+    time: str
+    query: str
+    screenshot: str | None = None
+    raw_reply: str = ""
+    reasoning: str | None = None
+    result: Any = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class EndRecord(BaseModel):
+    kind: Literal["end"] = "end"
+    time: str
+    status: Status
+    answer: str | None = None
+    reason: str = ""
+    steps: int = 0
+    totals: dict[str, float] = Field(default_factory=dict)
+
+
+class RunResult(BaseModel):
+    status: Status
+    answer: str | None = None
+    reason: str = ""
+    steps: int = 0
+    run_dir: str | None = None
+    totals: dict[str, float] = Field(default_factory=dict)

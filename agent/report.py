@@ -1,0 +1,82 @@
+"""report.html: one self-contained page per run (images inline, no network)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import jinja2
+from PIL import Image
+
+from agent.trajectory import load_run
+
+REPORT = "report.html"
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("agent", "templates"),
+    autoescape=True,  # model text is untrusted: never let it become markup
+)
+
+
+def _inline(path: Path) -> tuple[str | None, int, int]:
+    if not path.is_file():
+        return None, 0, 0
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+    except OSError:
+        return None, 0, 0
+    buf = io.BytesIO()
+    rgb.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), rgb.width, rgb.height
+
+
+def _scroll_arrow(action: dict | None, points, width: int) -> tuple | None:
+    if not action or action.get("type") != "scroll" or not points:
+        return None
+    x, y = points[0]
+    d = max(40, width // 25)
+    dx, dy = {"up": (0, -d), "down": (0, d), "left": (-d, 0), "right": (d, 0)}[action.get("direction", "down")]
+    return (x, y, x + dx, y + dy)
+
+
+def build_report(run_dir: Path) -> Path:
+    """(Re)build report.html in a run folder and return its path."""
+    run = load_run(Path(run_dir))
+    dry = bool(run.settings.get("loop", {}).get("dry_run"))
+    steps = []
+    for rec in run.steps:
+        image, w, h = _inline(run.run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
+        w, h = (w, h) if image else tuple(rec.screen_size)
+        scale = max(w, h, 1)
+        steps.append(
+            dict(
+                rec.model_dump(mode="json"),
+                image=image, width=w, height=h, dry_run=dry,
+                radius=max(6, scale // 110), stroke=max(2, scale // 480),
+                action_json=json.dumps(rec.action, ensure_ascii=False, indent=1) if rec.action else "",
+                memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
+                scroll=_scroll_arrow(rec.action, rec.points, w),
+            )
+        )
+    queries = []
+    for q in run.queries:
+        image = _inline(run.run_dir / q.screenshot)[0] if q.screenshot else None
+        queries.append(dict(q.model_dump(mode="json"), image=image, result_json=json.dumps(q.result, ensure_ascii=False)))
+    end = run.end
+    html = _ENV.get_template("report.html.j2").render(
+        task=run.settings.get("task", "(unknown task)"),
+        status=end.status.value if end else "INCOMPLETE",
+        reason=end.reason if end else "the run did not finish (no end record)",
+        answer=end.answer if end else None,
+        totals=end.totals if end else {},
+        steps=steps,
+        queries=queries,
+        skipped=run.skipped_lines,
+    )
+    out = run.run_dir / REPORT
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out

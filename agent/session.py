@@ -1,0 +1,91 @@
+"""Starting a sandbox with its apps, the way `run`, `demo` and `replay` all do."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.screens import settle
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_APP = DEMO_DIR / "form_app.py"
+DEMO_REPLIES = DEMO_DIR / "replies.json"
+DEMO_TASK = (
+    "Fill in the contact form with the name 'Ada Lovelace' and the email "
+    "'ada@example.org', then save it."
+)
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class AppSpec(BaseModel):
+    """An app to start in the sandbox: argv plus host folders it needs to see."""
+
+    argv: list[str]
+    binds: list[dict[str, Any]] = Field(default_factory=list)  # {"host": str, "writable": bool}
+
+
+class SessionSpec(BaseModel):
+    """Everything needed to bring the same desktop up again (kept for replay)."""
+
+    size: tuple[int, int] = (1920, 1080)
+    isolation: str = "bwrap"
+    network: bool = False
+    shares: list[str] = Field(default_factory=list)
+    apps: list[AppSpec] = Field(default_factory=list)
+
+
+def app_from_command(command: str) -> AppSpec:
+    """A user's `--app "CMD ARGS"` (their own text, never model output)."""
+    argv = shlex.split(command)
+    if not argv:
+        raise ValueError("--app needs a command, e.g. --app xterm")
+    if "/" not in argv[0] and shutil.which(argv[0]) is None:
+        raise ValueError(f"app {argv[0]!r} is not installed (not found on PATH)")
+    binds = []
+    if "/" in argv[0]:
+        path = Path(argv[0]).resolve()
+        if not path.exists():
+            raise ValueError(f"app {argv[0]!r} does not exist")
+        argv[0] = str(path)
+        binds.append({"host": str(path.parent), "writable": False})
+    return AppSpec(argv=argv, binds=binds)
+
+
+def demo_app(save_to: Path, layout: str = "standard") -> AppSpec:
+    return AppSpec(
+        argv=[SYSTEM_PYTHON, str(DEMO_APP), "--save-to", str(save_to), "--layout", layout],
+        binds=[{"host": str(DEMO_DIR), "writable": False}],
+    )
+
+
+def open_sandbox(spec: SessionSpec):
+    """Start the sandbox and its apps; the caller closes it (context manager)."""
+    from sandbox import Bind, Sandbox
+
+    for share in spec.shares:
+        Path(share).mkdir(parents=True, exist_ok=True)
+    binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
+    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
+    try:
+        for app in spec.apps:
+            extra = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
+            sb.launch(app.argv, binds=extra)
+    except BaseException:
+        sb.close()
+        raise
+    return sb
+
+
+def wait_until_ready(sb, capturer, *, timeout: float = 20.0, has_apps: bool = True) -> None:
+    """Wait for a first window, then for the screen to stop changing."""
+    started = time.monotonic()
+    if has_apps:
+        sb.wait_for_window("", timeout=timeout)
+    remaining = max(0.5, timeout - (time.monotonic() - started))
+    asyncio.run(settle(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining)))

@@ -1,0 +1,144 @@
+"""Any OpenAI-compatible server: vLLM, SGLang, the Z.ai API, `transformers serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import openai
+
+from model_backend import errors
+from model_backend.base import BackendError
+from model_backend.messages import ImageFormat, request_to_openai_messages
+from model_backend.types import ChatRequest, Reply, Usage
+
+Flavor = Literal["vllm", "sglang", "zai", "openai", "transformers"]
+FLAVORS: tuple[str, ...] = ("vllm", "sglang", "zai", "openai", "transformers")
+PLACEHOLDER_KEY = "EMPTY"  # vLLM, SGLang and transformers serve accept any key
+
+
+def resolve_api_key(api_key: str | None) -> str:
+    """The option, else DESKPILOT_API_KEY, else OPENAI_API_KEY, else a placeholder."""
+    for value in (api_key, *(os.environ.get(v) for v in errors.KEY_ENV_VARS)):
+        if value:
+            return value
+    return PLACEHOLDER_KEY
+
+
+def normalize_base_url(base_url: str) -> str:
+    """Accept `http://host:8000` as well as `http://host:8000/v1`."""
+    url = base_url.rstrip("/")
+    if not urlsplit(url).scheme:
+        raise BackendError(f"base URL '{base_url}' needs a scheme, e.g. http://127.0.0.1:8000/v1")
+    return url + "/v1" if urlsplit(url).path in ("", "/") else url
+
+
+def extra_body(request: ChatRequest, flavor: Flavor) -> dict[str, Any]:
+    """Per-flavor switches: thinking on/off and keeping GLM's box tokens."""
+    body: dict[str, Any] = {}
+    if flavor in ("vllm", "sglang", "transformers"):
+        body["chat_template_kwargs"] = {"enable_thinking": request.thinking}
+    if flavor in ("vllm", "sglang"):  # transformers serve rejects unknown fields (422)
+        body["skip_special_tokens"] = False
+    if flavor == "zai":
+        body["thinking"] = {"type": "enabled" if request.thinking else "disabled"}
+    body.update(request.extra)
+    return body
+
+
+def _reply(resp: Any, started: float) -> Reply:
+    choice = resp.choices[0]
+    msg = choice.message
+    extra = msg.model_extra or {}
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+    u = resp.usage
+    usage = Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+                  total_tokens=u.total_tokens) if u else Usage()
+    return Reply(content=msg.content or "", reasoning=reasoning or None, usage=usage,
+                 latency_ms=(time.perf_counter() - started) * 1000, model=resp.model,
+                 finish_reason=choice.finish_reason)
+
+
+class OpenAICompatibleBackend:
+    """Chat completions over HTTP with the official SDK.
+
+    Retries (the SDK's own, ``max_retries`` times): connection errors,
+    timeouts, HTTP 408/409/429/5xx, with backoff 0.5 s doubling up to 8 s
+    (less 0-25% jitter). Other failures raise a one-line BackendError.
+    """
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, flavor: Flavor = "vllm",
+                 timeout: float = 120.0, max_retries: int = 3, image_format: ImageFormat = "png"):
+        if flavor not in FLAVORS:
+            raise BackendError(f"unknown flavor '{flavor}': choose one of {', '.join(FLAVORS)}")
+        self.base_url = normalize_base_url(base_url)
+        self.model, self.flavor, self.timeout = model, flavor, timeout
+        self.max_retries, self.image_format = max_retries, image_format
+        self._key = resolve_api_key(api_key)
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=self._key, timeout=timeout,
+                                     max_retries=max_retries)
+        self._aclient: openai.AsyncOpenAI | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": request_to_openai_messages(request, self.image_format),
+            "max_tokens": request.max_tokens,
+            "extra_body": extra_body(request, self.flavor),
+        }
+        for name in ("temperature", "top_p", "stop"):
+            if getattr(request, name) is not None:
+                params[name] = getattr(request, name)
+        return params
+
+    def _error(self, exc: openai.OpenAIError) -> BackendError:
+        if isinstance(exc, openai.APIStatusError) and errors.is_model_not_found(exc, self.model):
+            return errors.model_not_found(self.model, self.base_url, exc, self.list_models)
+        return errors.translate(exc, base_url=self.base_url, timeout=self.timeout, tries=self.max_retries + 1)
+
+    def list_models(self) -> list[str]:
+        """Model ids from GET /models (one quick try, no retries)."""
+        client = self._client.with_options(max_retries=0, timeout=min(self.timeout, 10.0))
+        return [m.id for m in client.models.list().data]
+
+    def complete(self, request: ChatRequest) -> Reply:
+        started = time.perf_counter()
+        try:
+            resp = self._client.chat.completions.create(**self._params(request))
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        return _reply(resp, started)
+
+    def _async_client(self) -> openai.AsyncOpenAI:
+        """One AsyncOpenAI per event loop: its connection pool belongs to the loop."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aloop is not loop:
+            self._aclient = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, timeout=self.timeout,
+                                               max_retries=self.max_retries)
+            self._aloop = loop
+        return self._aclient
+
+    async def acomplete(self, request: ChatRequest) -> Reply:
+        started = time.perf_counter()
+        try:
+            params = await asyncio.to_thread(self._params, request)  # image encoding off the loop
+            resp = await self._async_client().chat.completions.create(**params)
+        except openai.OpenAIError as exc:
+            raise await asyncio.to_thread(self._error, exc) from None
+        return _reply(resp, started)
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.close()
+            self._aclient = self._aloop = None
+
+    def close(self) -> None:
+        self._client.close()
+        self._aclient = self._aloop = None
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleBackend({self.base_url!r}, model={self.model!r}, flavor={self.flavor!r})"

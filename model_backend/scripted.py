@@ -1,0 +1,72 @@
+"""A backend that answers from a script: for end-to-end tests and offline replays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from model_backend.base import BackendError
+from model_backend.types import ChatRequest, Reply
+
+
+class ScriptedBackend:
+    """Returns the given replies in order and records every request it gets."""
+
+    def __init__(self, replies: Sequence[str | Reply], *, loop: bool = False):
+        self.replies = [r if isinstance(r, Reply) else Reply(content=r) for r in replies]
+        self.loop = loop
+        self.requests: list[ChatRequest] = []
+        if loop and not self.replies:
+            raise BackendError("scripted backend needs at least one reply to loop over")
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, loop: bool = False) -> "ScriptedBackend":
+        """A JSON list of reply strings, or a recorded run's trajectory.jsonl."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BackendError(f"cannot read script {path}: {exc.strerror}") from None
+        replies = _from_jsonl(text, path) if path.suffix == ".jsonl" else _from_json(text, path)
+        return cls(replies, loop=loop)
+
+    def complete(self, request: ChatRequest) -> Reply:
+        used = len(self.requests)
+        if used >= len(self.replies) and not self.loop:
+            raise BackendError(f"scripted backend has no more replies ({used} used)")
+        self.requests.append(request)
+        return self.replies[used % len(self.replies)].model_copy()
+
+    async def acomplete(self, request: ChatRequest) -> Reply:
+        return self.complete(request)
+
+    def close(self) -> None:
+        pass
+
+
+def _from_json(text: str, path: Path) -> list[str]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if not isinstance(data, list) or not all(isinstance(r, str) for r in data):
+        raise BackendError(f"{path}: expected a JSON list of reply strings")
+    return data
+
+
+def _from_jsonl(text: str, path: Path) -> list[Reply]:
+    """Each step record's raw_reply (and reasoning), in file order; other records are skipped."""
+    replies = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BackendError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
+        if isinstance(rec, dict) and isinstance(rec.get("raw_reply"), str):
+            replies.append(Reply(content=rec["raw_reply"], reasoning=rec.get("reasoning")))
+    if not replies:
+        raise BackendError(f"{path}: no records with a 'raw_reply' field")
+    return replies

@@ -1,0 +1,181 @@
+"""Launch a model server (vLLM, SGLang or `transformers serve`) and keep it up until Ctrl-C.
+
+The command is always an argv list (never a shell string), and the recipe
+flags are the ones Z.ai publishes for GLM-4.5V.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from enum import Enum
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, Field
+
+from model_backend.base import BackendError
+
+MAX_TP = 4
+GLM_MODEL = "zai-org/GLM-4.5V"
+GLM_FP8_MODEL = "zai-org/GLM-4.5V-FP8"
+SERVED_NAME = "glm-4.5v"
+VLLM_RECIPE = [
+    "--tool-call-parser", "glm45", "--reasoning-parser", "glm45", "--enable-auto-tool-choice",
+    "--served-model-name", SERVED_NAME, "--allowed-local-media-path", "/",
+    "--media-io-kwargs", '{"video": {"num_frames": -1}}', "--enable-expert-parallel",
+    "--mm-encoder-tp-mode", "data", "--mm_processor_cache_type", "shm",
+]
+SGLANG_RECIPE = ["--tool-call-parser", "glm45", "--reasoning-parser", "glm45", "--served-model-name", SERVED_NAME]
+INSTALL_HINTS = {
+    "vllm": "vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)",
+    "sglang": "sglang is not installed: pip install 'sglang[all]' (needs NVIDIA GPUs)",
+    "transformers": "`transformers serve` is not installed: pip install 'deskpilot[transformers]'",
+}
+
+
+class Engine(str, Enum):
+    vllm = "vllm"
+    sglang = "sglang"
+    transformers = "transformers"
+
+
+class ServeOptions(BaseModel):
+    engine: Engine = Engine.vllm
+    model: str | None = None
+    fp8: bool = False
+    tensor_parallel_size: int = Field(default=4, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_model_len: int = Field(default=65536, ge=1)
+    device: str = "cpu"
+    extra_args: list[str] = Field(default_factory=list)
+
+    def model_id(self) -> str:
+        if self.model:
+            return self.model
+        if self.engine is Engine.transformers:
+            raise BackendError("--engine transformers needs --model (e.g. a folder from `deskpilot tiny-checkpoint`)")
+        return GLM_FP8_MODEL if self.fp8 else GLM_MODEL
+
+    def served_name(self) -> str:
+        """The name clients must send as `model`."""
+        return self.model_id() if self.engine is Engine.transformers else SERVED_NAME
+
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}/v1"
+
+
+def _check_tp(opts: ServeOptions) -> None:
+    if opts.engine is not Engine.transformers and opts.tensor_parallel_size > MAX_TP:
+        raise BackendError(
+            f"tensor parallel size {opts.tensor_parallel_size} is over {MAX_TP}: the vision tower's 12 heads "
+            f"limit it to {MAX_TP}; add pipeline parallelism instead (e.g. -- --pipeline-parallel-size 2)"
+        )
+
+
+def _executable(engine: Engine, *, required: bool) -> list[str]:
+    """argv prefix of the engine; the bare name when not required (dry run)."""
+    if engine is Engine.sglang:
+        if required and importlib.util.find_spec("sglang") is None:
+            raise BackendError(INSTALL_HINTS["sglang"])
+        return [sys.executable if required else "python3", "-m", "sglang.launch_server"]
+    name = engine.value
+    beside = Path(sys.executable).parent / name  # the venv's bin even when it is not on PATH
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None and required:
+        raise BackendError(INSTALL_HINTS[name])
+    return [found or name, "serve"]
+
+
+def build_command(opts: ServeOptions, *, require_engine: bool = True) -> list[str]:
+    """The server's argv, recipe flags included; extra args go last."""
+    _check_tp(opts)
+    model = opts.model_id()
+    head = _executable(opts.engine, required=require_engine)
+    port = ["--port", str(opts.port), "--host", opts.host]
+    if opts.engine is Engine.vllm:
+        body = [model, "--tensor-parallel-size", str(opts.tensor_parallel_size), *VLLM_RECIPE,
+                "--max-model-len", str(opts.max_model_len)]
+    elif opts.engine is Engine.sglang:
+        body = ["--model-path", model, "--tp-size", str(opts.tensor_parallel_size), *SGLANG_RECIPE,
+                "--context-length", str(opts.max_model_len)]
+    else:
+        body = [model, "--device", opts.device]
+    return [*head, *body, *port, *opts.extra_args]
+
+
+def health_urls(opts: ServeOptions) -> list[str]:
+    root = opts.base_url().removesuffix("/v1")
+    urls = [f"{root}/health"]
+    return urls + [f"{root}/v1/models"] if opts.engine is Engine.sglang else urls
+
+
+def is_healthy(urls: list[str]) -> bool:
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback URL we built)
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            continue
+    return False
+
+
+def _log_tail(log_path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Start the server in its own session so we alone decide when it stops."""
+    log = open(log_path, "ab")  # noqa: SIM115 (the child keeps it)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    finally:
+        log.close()
+
+
+def wait_healthy(proc: subprocess.Popen, urls: list[str], timeout: float, log_path: Path,
+                 tick: Callable[[float], None] = lambda _elapsed: None) -> float:
+    """Poll until healthy; return seconds taken. BackendError if it dies or times out."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        if proc.poll() is not None:
+            raise BackendError(f"server exited with code {proc.returncode} before it was healthy; "
+                               f"log {log_path}:\n{_log_tail(log_path)}")
+        if is_healthy(urls):
+            return elapsed
+        if elapsed > timeout:
+            raise BackendError(f"server not healthy after {timeout:g} s; log: {log_path}")
+        tick(elapsed)
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
+    """SIGINT the server's process group, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    return proc.wait()

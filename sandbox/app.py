@@ -1,0 +1,51 @@
+"""Handle of one app launched in a sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+
+
+class App:
+    """A launched app: its launcher process, argv and log files.
+
+    ``pid`` is the host PID of the launcher (bubblewrap or unshare in isolated
+    modes); stopping it stops the app and everything the app started.
+    """
+
+    def __init__(self, proc: subprocess.Popen, argv: list[str], stdout_path: Path, stderr_path: Path) -> None:
+        self._proc = proc
+        self.pid: int = proc.pid
+        self.argv = argv
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+
+    def poll(self) -> int | None:
+        """Exit code, or None while running."""
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the app to exit; SandboxError on timeout."""
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise SandboxError(f"app {self.argv[0]} still running after {timeout} s") from None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll()
+
+    def terminate(self) -> None:
+        """SIGTERM the launcher (in bwrap mode its namespace, app included, goes down with it)."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL the launcher."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+
+    def __repr__(self) -> str:
+        return f"App(pid={self.pid}, argv={self.argv!r}, returncode={self.returncode})"

@@ -1,0 +1,146 @@
+"""Build the command line that runs one app isolated from the host.
+
+``bwrap`` mode: bubblewrap gives the app its own user, PID and UTS namespaces
+(and network namespace unless ``network=True``), a read-only view of the system
+(/usr, /etc and the /bin /lib /lib64 /sbin links), a private HOME and /tmp that
+live in the sandbox's directory, and only this sandbox's X socket and cookie.
+IPC is NOT unshared: MIT-SHM needs the X server and the app to share SysV
+segments. ``--die-with-parent`` plus the PID namespace mean the app and
+everything it forks (even ``setsid`` daemons) die with the launcher.
+
+``none`` mode: a plain child process, in its own PID namespace through
+``unshare --pid --fork --kill-child`` when that works here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from sandbox.binds import Bind
+from sandbox.errors import SandboxError
+from sandbox.tools import require
+
+INSIDE_HOME = Path("/home/user")
+INSIDE_XAUTHORITY = Path("/run/deskpilot/Xauthority")
+_SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+_BASE_ENV_KEYS = ("LANG", "LC_ALL", "TZ")
+
+
+class Layout(BaseModel):
+    """What every app of one sandbox shares."""
+
+    model_config = ConfigDict(frozen=True)
+
+    display: int
+    xauthority: Path
+    home: Path
+    tmp: Path
+    network: bool = False
+    binds: tuple[Bind, ...] = ()
+
+
+def _system_view() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for link in _SYSTEM_LINKS:
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    return args + ["--ro-bind-try", "/var/cache/fontconfig", "/var/cache/fontconfig"]
+
+
+def _bind_args(binds: Sequence[Bind]) -> list[str]:
+    args: list[str] = []
+    for bind in binds:
+        if not bind.host.exists():
+            raise SandboxError(f"bind source does not exist: {bind.host}")
+        args += ["--bind" if bind.writable else "--ro-bind", str(bind.host), str(bind.inside)]
+    return args
+
+
+def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: Sequence[Bind]) -> list[str]:
+    """bubblewrap command line for ``argv`` in this sandbox."""
+    socket = f"/tmp/.X11-unix/X{layout.display}"
+    args = [require("bwrap"), "--unshare-user", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+    if not layout.network:
+        args.append("--unshare-net")
+    args += ["--die-with-parent", "--new-session", "--hostname", "deskpilot"]
+    args += _system_view()
+    args += ["--proc", "/proc", "--dev", "/dev", "--dir", "/run"]
+    args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.home), str(INSIDE_HOME)]
+    args += ["--ro-bind", socket, socket, "--ro-bind", str(layout.xauthority), str(INSIDE_XAUTHORITY)]
+    args += _bind_args((*layout.binds, *binds))
+    args += ["--chdir", cwd or str(INSIDE_HOME), "--"]
+    return args + list(argv)
+
+
+def bwrap_env(layout: Layout, extra: dict[str, str] | None) -> dict[str, str]:
+    """The app's whole environment: nothing leaks in from the host but locale."""
+    env = {key: os.environ[key] for key in _BASE_ENV_KEYS if key in os.environ}
+    env.update(
+        PATH="/usr/local/bin:/usr/bin:/bin", HOME=str(INSIDE_HOME), USER="user", TMPDIR="/tmp",
+        DISPLAY=f":{layout.display}", XAUTHORITY=str(INSIDE_XAUTHORITY),
+    )  # fmt: skip
+    env.update(extra or {})
+    return env
+
+
+def plain_argv(argv: Sequence[str], binds: Sequence[Bind]) -> list[str]:
+    """Command line for ``isolation="none"``: own PID namespace when possible."""
+    for bind in binds:
+        if bind.target is not None and bind.target != bind.host:
+            raise SandboxError(f"isolation='none' cannot show {bind.host} at {bind.target}: use isolation='bwrap'")
+    prefix = unshare_prefix()
+    return [*prefix, *argv]
+
+
+def plain_env(layout: Layout, extra: dict[str, str] | None) -> dict[str, str]:
+    """Host environment with this sandbox's display, cookie, HOME and TMPDIR."""
+    env = dict(os.environ)
+    env.update(
+        DISPLAY=f":{layout.display}", XAUTHORITY=str(layout.xauthority), HOME=str(layout.home), TMPDIR=str(layout.tmp)
+    )
+    env.update(extra or {})
+    return env
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """None if bubblewrap can build our kind of sandbox here, else why not (one line)."""
+    try:
+        bwrap = require("bwrap")
+    except SandboxError as exc:
+        return str(exc)
+    argv = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--die-with-parent"]
+    argv += _system_view() + ["--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap self-test failed: {exc}"
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return f"bubblewrap cannot create namespaces here ({reason[0]}): allow unprivileged user namespaces or pass isolation='none'"
+    return None
+
+
+@functools.cache
+def unshare_prefix() -> tuple[str, ...]:
+    """``unshare`` prefix that puts an app in its own PID namespace, or () if impossible."""
+    try:
+        unshare = require("unshare")
+    except SandboxError:
+        return ()
+    prefix = (unshare, "--pid", "--fork", "--kill-child")
+    if os.geteuid() != 0:
+        prefix = (unshare, "--user", "--map-root-user", "--pid", "--fork", "--kill-child")
+    try:
+        done = subprocess.run([*prefix, "/usr/bin/true"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return prefix if done.returncode == 0 else ()

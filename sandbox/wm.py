@@ -1,0 +1,64 @@
+"""Openbox as the sandbox's window manager, with the host-escape hatches removed.
+
+Openbox's stock config runs programs from key bindings (``Execute``) and from
+the desktop's right-click menu; a model pressing Super+E or right-clicking the
+desktop must not start programs. We keep the stock focus/move/resize bindings
+and drop those actions.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from Xlib import error as xerror
+
+from sandbox.errors import SandboxError
+from sandbox.x11 import connect, wm_running
+
+STOCK_RC = Path("/etc/xdg/openbox/rc.xml")
+_NS = "http://openbox.org/3.4/rc"
+_BANNED_MENUS = {"root-menu", "client-list-combined-menu"}
+_MINIMAL_RC = f'<?xml version="1.0"?><openbox_config xmlns="{_NS}"><focus><focusNew>yes</focusNew></focus></openbox_config>'
+
+
+def _banned(action: ET.Element) -> bool:
+    name = action.get("name", "")
+    if name in {"Execute", "Exit", "Restart", "SessionLogout"}:
+        return True
+    menu = action.find(f"{{{_NS}}}menu")
+    return name == "ShowMenu" and menu is not None and (menu.text or "").strip() in _BANNED_MENUS
+
+
+def safe_config(stock: Path = STOCK_RC) -> str:
+    """The stock rc.xml without actions that start programs or leave the session."""
+    if not stock.exists():
+        return _MINIMAL_RC
+    ET.register_namespace("", _NS)
+    tree = ET.parse(stock)
+    for binding in list(tree.iter()):
+        for action in [a for a in binding if a.tag == f"{{{_NS}}}action" and _banned(a)]:
+            binding.remove(action)
+    for context in tree.iter():
+        for binding in [b for b in context if b.tag in {f"{{{_NS}}}keybind", f"{{{_NS}}}mousebind"}]:
+            if len(binding) == 0:
+                context.remove(binding)
+    return ET.tostring(tree.getroot(), encoding="unicode")
+
+
+def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0) -> None:
+    """Block until a window manager owns the display; SandboxError if it dies or is slow."""
+    deadline = time.monotonic() + timeout
+    conn = connect(display, xauthority)
+    try:
+        while not wm_running(conn):
+            if not alive():
+                raise SandboxError("openbox exited during startup (see its log in the sandbox dir)")
+            if time.monotonic() > deadline:
+                raise SandboxError(f"openbox did not start within {timeout:.0f} s")
+            time.sleep(0.01)
+    except xerror.XError as exc:
+        raise SandboxError(f"X error while waiting for openbox: {exc}") from None
+    finally:
+        conn.close()

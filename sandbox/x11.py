@@ -1,0 +1,52 @@
+"""Small X queries through python-xlib: is a window manager up, which windows exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from Xlib import X, Xatom, display as xdisplay, error as xerror
+
+from sandbox.xauth import authority
+
+
+def connect(display: str, xauthority: Path | None) -> xdisplay.Display:
+    """Open a python-xlib connection using the sandbox's cookie."""
+    with authority(xauthority):
+        return xdisplay.Display(display)
+
+
+def wm_running(conn: xdisplay.Display) -> bool:
+    """True once an EWMH window manager has set ``_NET_SUPPORTING_WM_CHECK``."""
+    root = conn.screen().root
+    prop = root.get_full_property(conn.intern_atom("_NET_SUPPORTING_WM_CHECK"), Xatom.WINDOW)
+    return bool(prop and prop.value[0])
+
+
+def client_windows(conn: xdisplay.Display) -> list[int]:
+    """Top-level client ids from the window manager's ``_NET_CLIENT_LIST``."""
+    root = conn.screen().root
+    prop = root.get_full_property(conn.intern_atom("_NET_CLIENT_LIST"), Xatom.WINDOW)
+    return list(prop.value) if prop else []
+
+
+def window_title(conn: xdisplay.Display, wid: int) -> str:
+    """``_NET_WM_NAME`` (UTF-8) or else ``WM_NAME``; empty if the window is gone."""
+    window = conn.create_resource_object("window", wid)
+    try:
+        prop = window.get_full_property(conn.intern_atom("_NET_WM_NAME"), conn.intern_atom("UTF8_STRING"))
+        if prop is None:
+            prop = window.get_full_property(Xatom.WM_NAME, X.AnyPropertyType)
+    except (xerror.BadWindow, xerror.BadMatch):
+        return ""
+    if prop is None:
+        return ""
+    value = prop.value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def find_window(conn: xdisplay.Display, title: str) -> int | None:
+    """First managed top-level window whose title contains ``title``."""
+    for wid in client_windows(conn):
+        if title in window_title(conn, wid):
+            return wid
+    return None

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything deskpilot needs on Debian 12 (as root): system packages
+# with apt-get, Python packages into .venv in the repo. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  xvfb openbox bubblewrap xauth x11-utils x11-xserver-utils
+  python3 python3-venv python3-tk xterm fonts-dejavu-core
+  xdotool scrot imagemagick   # used by the benchmark's peer path
+)
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers}"
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "==> apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  python3 -m venv .venv
+fi
+echo "==> pip install -e .[$EXTRAS]"
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2>&1 | grep -v -e "is ignored" -e "^\s*$" || true
+# pyautogui pulls python3-xlib 0.15 into the same Xlib/ folder; 0.33 must win.
+.venv/bin/python -m pip install -q --force-reinstall --no-deps "python-xlib>=0.33" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -c "import agent, actions, perception, sandbox, model_backend, Xlib; assert Xlib.__version__ >= (0, 33)"
+echo "==> ready: .venv/bin/deskpilot"
