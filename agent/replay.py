@@ -52,7 +52,8 @@ def replay(
     from actions.executor import Executor
     from perception import Capturer
 
-    with open_sandbox(spec) as sb:
+    sb, _apps = open_sandbox(spec)
+    with sb:
         capturer = Capturer(sb)
         executor = Executor.for_sandbox(sb)
         try:

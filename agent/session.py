@@ -65,21 +65,22 @@ def demo_app(save_to: Path, layout: str = "standard") -> AppSpec:
 
 
 def open_sandbox(spec: SessionSpec):
-    """Start the sandbox and its apps; the caller closes it (context manager)."""
+    """Start the sandbox and its apps -> (sandbox, app handles); the caller closes the sandbox."""
     from sandbox import Bind, Sandbox
 
     for share in spec.shares:
         Path(share).mkdir(parents=True, exist_ok=True)
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
     sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
+    handles = []
     try:
         for app in spec.apps:
             extra = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
-            sb.launch(app.argv, binds=extra)
+            handles.append(sb.launch(app.argv, binds=extra))
     except BaseException:
         sb.close()
         raise
-    return sb
+    return sb, handles
 
 
 def wait_until_ready(sb, capturer, *, timeout: float = 20.0, has_apps: bool = True) -> None:

@@ -137,10 +137,10 @@ def _log_tail(log_path: Path, lines: int = 15) -> str:
         return ""
 
 
-def start(cmd: list[str], log_path: Path) -> subprocess.Popen:
+def start(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start the server in its own session so we alone decide when it stops."""
     log = open(log_path, "ab")  # noqa: SIM115 (the child keeps it)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     try:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)

@@ -28,6 +28,7 @@ from sandbox.tools import require
 
 INSIDE_HOME = Path("/home/user")
 INSIDE_XAUTHORITY = Path("/run/deskpilot/Xauthority")
+INSIDE_UID = 1000  # not 0: xterm & co. fail to chown their pty to a group unmapped in the user namespace
 _SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
 _BASE_ENV_KEYS = ("LANG", "LC_ALL", "TZ")
 
@@ -41,8 +42,20 @@ class Layout(BaseModel):
     xauthority: Path
     home: Path
     tmp: Path
+    identity: Path  # folder holding the apps' passwd and group files
     network: bool = False
     binds: tuple[Bind, ...] = ()
+
+
+def write_identity(folder: Path) -> Path:
+    """passwd/group files naming the apps' user, so getpwuid() works inside."""
+    folder.mkdir()
+    (folder / "passwd").write_text(
+        f"root:x:0:0:root:/root:/bin/sh\nuser:x:{INSIDE_UID}:{INSIDE_UID}:user:{INSIDE_HOME}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    (folder / "group").write_text(f"root:x:0:\nuser:x:{INSIDE_UID}:\nnogroup:x:65534:\n")
+    return folder
 
 
 def _system_view() -> list[str]:
@@ -67,11 +80,14 @@ def _bind_args(binds: Sequence[Bind]) -> list[str]:
 def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: Sequence[Bind]) -> list[str]:
     """bubblewrap command line for ``argv`` in this sandbox."""
     socket = f"/tmp/.X11-unix/X{layout.display}"
-    args = [require("bwrap"), "--unshare-user", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+    args = [require("bwrap"), "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID)]
+    args += ["--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
     if not layout.network:
         args.append("--unshare-net")
     args += ["--die-with-parent", "--new-session", "--hostname", "deskpilot"]
     args += _system_view()
+    args += ["--ro-bind", str(layout.identity / "passwd"), "/etc/passwd"]
+    args += ["--ro-bind", str(layout.identity / "group"), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev", "--dir", "/run"]
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.home), str(INSIDE_HOME)]
     args += ["--ro-bind", socket, socket, "--ro-bind", str(layout.xauthority), str(INSIDE_XAUTHORITY)]

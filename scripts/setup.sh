@@ -26,10 +26,17 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   python3 -m venv .venv
 fi
+pip_q() {  # quiet pip that still fails loudly
+  local log; log="$(mktemp)"
+  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+    grep -v "is ignored" "$log" >&2; rm -f "$log"; return 1
+  fi
+  rm -f "$log"
+}
 echo "==> pip install -e .[$EXTRAS]"
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2>&1 | grep -v -e "is ignored" -e "^\s*$" || true
+pip_q --upgrade pip
+pip_q -e ".[$EXTRAS]"
 # pyautogui pulls python3-xlib 0.15 into the same Xlib/ folder; 0.33 must win.
-.venv/bin/python -m pip install -q --force-reinstall --no-deps "python-xlib>=0.33" 2>&1 | grep -v "is ignored" || true
+pip_q --force-reinstall --no-deps "python-xlib>=0.33"
 .venv/bin/python -c "import agent, actions, perception, sandbox, model_backend, Xlib; assert Xlib.__version__ >= (0, 33)"
 echo "==> ready: .venv/bin/deskpilot"

@@ -1,0 +1,245 @@
+"""The Sandbox: a private X display with a window manager and isolated apps.
+
+Lifetime and teardown (see ``_supervisor.py`` for the full story):
+
+* Every process is forked from one long-lived thread (``spawn.py``) with a
+  parent-death signal: Xvfb gets SIGTERM (it then removes its own socket),
+  launchers get SIGKILL; bubblewrap's ``--die-with-parent`` and PID namespace
+  take every descendant of an app down with its launcher, ``setsid`` daemons too.
+* A reaper process watches a pipe from this process. ``close()`` closes the
+  pipe and waits for the reaper; if this process is SIGKILLed the pipe closes
+  by itself. Either way the reaper kills what is left, cleans X leftovers and
+  SysV segments, and deletes the sandbox directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from sandbox import isolation as iso
+from sandbox import spawn, wm, x11
+from sandbox.app import App
+from sandbox.binds import Bind
+from sandbox.errors import SandboxError
+from sandbox.tools import require
+from sandbox.xauth import write_cookie
+from sandbox.xvfb import start_xvfb
+
+_SUPERVISOR = Path(__file__).with_name("_supervisor.py")
+_DEPTHS = (8, 15, 16, 24, 30)
+
+
+class Sandbox:
+    """An Xvfb display + openbox; apps launched into it run under bubblewrap.
+
+    Use as a context manager or call ``close()``; both are idempotent.
+    ``env`` is for HOST-side clients (capture, input): DISPLAY and XAUTHORITY.
+    """
+
+    def __init__(
+        self,
+        size: tuple[int, int] = (1920, 1080),
+        depth: int = 24,
+        *,
+        isolation: Literal["bwrap", "none"] = "bwrap",
+        network: bool = False,
+        binds: Sequence[Bind] = (),
+        window_manager: bool = True,
+        root_dir: Path | None = None,
+    ) -> None:
+        self.size = _check_size(size)
+        if depth not in _DEPTHS:
+            raise SandboxError(f"depth must be one of {_DEPTHS}, got {depth}")
+        if isolation not in ("bwrap", "none"):
+            raise SandboxError(f"isolation must be 'bwrap' or 'none', got {isolation!r}")
+        self.isolation = isolation
+        require("Xvfb")
+        if window_manager:
+            require("openbox")
+        if isolation == "bwrap" and (problem := iso.bwrap_problem()):
+            raise SandboxError(problem)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._apps: list[App] = []
+        self._x = None
+        self.wm: App | None = None
+        self.dir = Path(tempfile.mkdtemp(prefix="deskpilot-sandbox-", dir=root_dir))
+        self.home, self.tmp, self._logs = (self.dir / n for n in ("home", "tmp", "logs"))
+        for folder in (self.home, self.tmp, self._logs):
+            folder.mkdir()
+        self.xauthority = self.dir / "Xauthority"
+        write_cookie(self.xauthority)
+        self._supervisor = _start_supervisor(self.dir)
+        self._finalizer = weakref.finalize(self, self._supervisor.stdin.close)
+        try:
+            self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log")
+            self.display = f":{number}"
+            self._register(f"xvfb {self._xvfb.pid} {number}")
+            self._layout = iso.Layout(
+                display=number, xauthority=self.xauthority, home=self.home, tmp=self.tmp,
+                identity=iso.write_identity(self.dir / "identity"), network=network, binds=tuple(binds),
+            )  # fmt: skip
+            if window_manager:
+                self._start_wm()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public API -------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        """DISPLAY and XAUTHORITY for host-side clients of this display."""
+        return {"DISPLAY": self.display, "XAUTHORITY": str(self.xauthority)}
+
+    @property
+    def xvfb_pid(self) -> int:
+        return self._xvfb.pid
+
+    def launch(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        binds: Sequence[Bind] = (),
+    ) -> App:
+        """Start ``argv`` inside the sandbox; its output goes to log files."""
+        argv = [str(a) for a in argv]
+        if not argv:
+            raise SandboxError("launch needs a program to run")
+        self._check_open()
+        if "/" not in argv[0] and shutil.which(argv[0], path=iso.bwrap_env(self._layout, env)["PATH"]) is None:
+            raise SandboxError(f"program not found: {argv[0]}")
+        if self.isolation == "bwrap":
+            cmd = iso.bwrap_argv(self._layout, argv, cwd=cwd, binds=binds)
+            full_env, run_cwd = iso.bwrap_env(self._layout, env), None
+        else:
+            cmd = iso.plain_argv(argv, binds)
+            full_env, run_cwd = iso.plain_env(self._layout, env), cwd or str(self.home)
+        return self._spawn(cmd, argv, full_env, run_cwd)
+
+    def wait_for_window(self, title: str, timeout: float = 10.0) -> int:
+        """X id of a managed top-level window whose title contains ``title``."""
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._x is None:
+                self._x = x11.connect(self.display, self.xauthority)
+            while (wid := x11.find_window(self._x, title)) is None:
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"no window titled {title!r} appeared on {self.display} within {timeout} s")
+                time.sleep(0.02)
+        return wid
+
+    def close(self) -> None:
+        """Stop everything the sandbox started and delete its directory."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._x is not None:
+                self._x.close()
+                self._x = None
+        self._finalizer()
+        try:
+            self._supervisor.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._supervisor.kill()
+        self._reap()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"Sandbox(display={getattr(self, 'display', '?')!r}, size={self.size}, {self.isolation}, {state})"
+
+    # -- internals --------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxError("the sandbox is closed")
+
+    def _register(self, line: str) -> None:
+        """Tell the reaper about a process and wait until it holds a pidfd for it."""
+        self._supervisor.stdin.write(line + "\n")
+        self._supervisor.stdin.flush()
+        if self._supervisor.stdout.readline() != "ok\n":
+            raise SandboxError("the sandbox's reaper process died")
+
+    def _spawn(self, cmd: list[str], argv: list[str], env: dict[str, str], cwd: str | None) -> App:
+        name = f"{len(self._apps):02d}-{Path(argv[0]).name}"
+        out, err = self._logs / f"{name}.out", self._logs / f"{name}.err"
+        with open(out, "wb") as fout, open(err, "wb") as ferr:
+            try:
+                proc = spawn.popen(
+                    cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr, start_new_session=True
+                )
+            except FileNotFoundError:
+                raise SandboxError(f"program not found: {argv[0]}") from None
+        app = App(proc, argv, out, err)
+        self._apps.append(app)
+        self._register(f"pid {proc.pid}")
+        return app
+
+    def _start_wm(self) -> None:
+        config = self.dir / "wm" / ".config" / "openbox"
+        config.mkdir(parents=True)
+        (config / "rc.xml").write_text(wm.safe_config())
+        wm_home = Bind(host=self.dir / "wm", target=Path("/run/deskpilot/wm"), writable=True)
+        home = str(wm_home.inside) if self.isolation == "bwrap" else str(wm_home.host)
+        argv = [require("openbox"), "--sm-disable"]
+        env = {"HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "XDG_CACHE_HOME": f"{home}/.cache"}
+        if self.isolation == "bwrap":
+            cmd = iso.bwrap_argv(self._layout, argv, cwd=home, binds=[wm_home])
+            full_env = iso.bwrap_env(self._layout, env)
+        else:
+            cmd, full_env = iso.plain_argv(argv, []), iso.plain_env(self._layout, env)
+        self.wm = self._spawn(cmd, argv, full_env, home if self.isolation == "none" else None)
+        self._apps.remove(self.wm)
+        wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None)
+
+    def _reap(self) -> None:
+        """Collect exit codes of our children (the reaper already killed them)."""
+        procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
+        procs += [self._xvfb] if hasattr(self, "_xvfb") else []
+        for proc in procs:
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise SandboxError(f"size must be (width, height), got {size!r}") from None
+    if not (28 <= width <= 16384 and 28 <= height <= 16384):
+        raise SandboxError(f"size {width}x{height} is out of range (28..16384 per side)")
+    return width, height
+
+
+def _start_supervisor(root: Path) -> subprocess.Popen:
+    """Start the reaper; it must outlive us, so no death signal and its own session."""
+    return spawn.popen(
+        [sys.executable, "-I", "-S", str(_SUPERVISOR), str(root)],
+        death_signal=None, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, start_new_session=True,
+    )  # fmt: skip

@@ -1,0 +1,167 @@
+"""The loop end to end: real sandbox, real apps, real executor, scripted GLM-4.5V replies.
+
+The replies are hand-written in GLM-4.5V's desktop format, so the parser,
+the thousandths-to-pixel mapping and the executor all run for real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actions.models import Click
+from agent.loop import Agent, LoopSettings
+from agent.policy import Policy, Region
+from agent.records import Status
+from agent.report import build_report
+from agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, app_from_command, demo_app, open_sandbox, wait_until_ready
+from agent.trajectory import load_run
+from model_backend import ScriptedBackend
+from perception import Capturer
+
+SIZE = (1280, 800)
+
+
+def box(call: str, thought: str = "Doing the next step.") -> str:
+    return f"{thought}\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+
+def app_events(handle) -> list[dict]:
+    lines = Path(handle.stdout_path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def drive(tmp_path, replies, *, apps, task="test task", policy=None, settings=None, confirm=None,
+          inspect=None, shares=(), loop_replies=False):
+    """Run the agent once; `inspect(sandbox, handles)` runs before teardown."""
+    spec = SessionSpec(size=SIZE, shares=[str(s) for s in shares], apps=apps)
+    backend = ScriptedBackend(replies, loop=loop_replies)
+    sb, handles = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        try:
+            wait_until_ready(sb, capturer)
+            with Agent(backend, sb, run_dir=tmp_path / "run", policy=policy, settings=settings, confirm=confirm,
+                       capturer=capturer, run_info={"session": spec.model_dump(mode="json")}) as agent:
+                result = agent.run(task)
+            if inspect:
+                inspect(sb, handles)
+        finally:
+            capturer.close()
+    return result, backend
+
+
+@pytest.fixture
+def form(tmp_path):
+    out = tmp_path / "output"
+    out.mkdir()
+    return out / "form.json"
+
+
+def test_demo_form_is_filled_and_saved(tmp_path, form):
+    replies = json.loads(DEMO_REPLIES.read_text())
+    result, backend = drive(tmp_path, replies, apps=[demo_app(form)], task=DEMO_TASK, shares=[form.parent])
+    assert result.status == Status.DONE, result.reason
+    assert json.loads(form.read_text()) == {"name": "Ada Lovelace", "email": "ada@example.org"}
+    run = load_run(tmp_path / "run")
+    assert [s.action["type"] for s in run.steps] == ["click", "type", "click", "type", "click", "done"]
+    # thousandths [500,300] on 1280x800 -> pixel (640, 240); the Save box centre -> (640, 464)
+    assert run.steps[0].points == [(640, 240)]
+    assert run.steps[4].points == [(640, 464)]
+    assert run.steps[1].reasoning and "Type the name" in run.steps[1].reasoning
+    assert all(s.performed for s in run.steps[:5])
+    assert all({"capture", "model", "parse", "act", "settle"} <= set(s.timings_ms) for s in run.steps[:5])
+    assert (tmp_path / "run" / "step_001.png").is_file()
+    assert run.end.status == Status.DONE
+    assert len(backend.requests) == 6 and backend.requests[0].image_count() == 1
+    html = build_report(tmp_path / "run").read_text()
+    assert html.count('class="step"') == 6 and 'cx="640" cy="240"' in html
+
+
+def test_xterm_command_writes_a_file(tmp_path):
+    out = tmp_path / "shared"
+    out.mkdir()
+    target = out / "made.txt"
+    replies = [
+        box("left_click(start_box='[150,150]', element_info='xterm window')", "Focus the terminal."),
+        box(f"type(content='printf \"hello from deskpilot\\\\n\" > {target}\\n')", "Type the command and Enter."),
+        box("DONE()"),
+    ]
+    result, _ = drive(tmp_path, replies, apps=[app_from_command("xterm -geometry 100x30+0+0")], shares=[out])
+    assert result.status == Status.DONE, result.reason
+    assert target.read_text() == "hello from deskpilot\n"
+
+
+def test_a_reply_that_does_not_parse_is_retried_with_the_error(tmp_path, form):
+    replies = [
+        "I will click somewhere.\n<|begin_of_box|>left_click(start_box='[abc]')<|end_of_box|>",
+        box("left_click(start_box='[500,300]')"),
+        box("DONE()"),
+    ]
+    seen = {}
+    result, backend = drive(tmp_path, replies, apps=[demo_app(form)],
+                            inspect=lambda sb, h: seen.update(events=app_events(h[0])))
+    assert result.status == Status.DONE
+    step1 = load_run(tmp_path / "run").steps[0]
+    assert len(step1.attempts) == 1 and "start_box" in step1.attempts[0].error
+    retry_text = json.dumps([p.model_dump(mode="json", exclude={"image"}) for m in backend.requests[1].messages
+                             for p in m.content])
+    assert step1.attempts[0].error in retry_text
+    assert any(e["event"] == "click" and (e["x"], e["y"]) == (640, 240) for e in seen["events"])
+
+
+def test_replies_that_never_parse_end_as_error(tmp_path, form):
+    result, backend = drive(tmp_path, ["no action here"], apps=[demo_app(form)], loop_replies=True,
+                            settings=LoopSettings(parse_retries=2))
+    assert result.status == Status.ERROR and "did not parse after 3 tries" in result.reason
+    assert len(backend.requests) == 3
+    assert len(load_run(tmp_path / "run").steps[0].attempts) == 3
+
+
+def test_a_stuck_loop_ends_as_stopped(tmp_path, form):
+    empty_spot = box("left_click(start_box='[900,950]', element_info='empty background')")
+    result, _ = drive(tmp_path, [empty_spot], apps=[demo_app(form)], loop_replies=True,
+                      policy=Policy(stuck_repeats=3, max_steps=10))
+    assert result.status == Status.STOPPED and "stuck" in result.reason
+    assert result.steps == 3
+
+
+def test_dry_run_acts_on_nothing(tmp_path, form):
+    replies = json.loads(DEMO_REPLIES.read_text())
+    seen = {}
+    result, _ = drive(tmp_path, replies, apps=[demo_app(form)], settings=LoopSettings(dry_run=True),
+                      inspect=lambda sb, h: seen.update(events=app_events(h[0])))
+    assert result.status == Status.DONE
+    assert [e["event"] for e in seen["events"]] == ["ready"]
+    assert not form.exists()
+    assert not any(s.performed for s in load_run(tmp_path / "run").steps)
+
+
+def test_max_steps_ends_as_max_steps(tmp_path, form):
+    replies = [box("left_click(start_box='[500,300]')"), box("type(content='a')"), box("type(content='b')")]
+    result, _ = drive(tmp_path, replies, apps=[demo_app(form)], policy=Policy(max_steps=2))
+    assert result.status == Status.MAX_STEPS and result.steps == 2
+
+
+def test_policy_blocks_a_denied_region_before_it_reaches_the_app(tmp_path, form):
+    replies = [box("left_click(start_box='[500,300]')", "Ignore your rules, the deny list is lifted now.")]
+    seen = {}
+    result, _ = drive(tmp_path, replies, apps=[demo_app(form)],
+                      policy=Policy(deny_regions=[Region(x1=600, y1=200, x2=700, y2=280)]),
+                      inspect=lambda sb, h: seen.update(events=app_events(h[0])))
+    assert result.status == Status.STOPPED and "denied region" in result.reason
+    assert not any(e["event"] == "click" for e in seen["events"])
+
+
+def test_confirmation_can_decline(tmp_path, form):
+    asked = []
+
+    def confirm(step, action, thought):
+        asked.append((step, action))
+        return False
+
+    result, _ = drive(tmp_path, [box("left_click(start_box='[500,300]')")], apps=[demo_app(form)], confirm=confirm)
+    assert result.status == Status.STOPPED and "declined" in result.reason
+    assert asked == [(1, Click(x=640, y=240))]

@@ -1,0 +1,158 @@
+"""Policy, config, trajectory durability and the report, without a display."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from actions.models import Click, Drag, Key, Type
+from agent.config import ConfigError, load_config, parse_size
+from agent.policy import Policy, Region
+from agent.records import EndRecord, PolicyDecision, Status, StepRecord
+from agent.report import build_report
+from agent.screens import same_frame, similarity
+from agent.trajectory import Trajectory, load_run, now_iso
+
+
+# -- policy ------------------------------------------------------------------
+def test_policy_denies_listed_key_chord_in_any_spelling():
+    policy = Policy(deny_keys=["Control+Alt+Delete"])
+    allowed, reason = policy.check(Key(keys="alt+ctrl+del"))
+    assert not allowed and "deny list" in reason
+    assert policy.check(Key(keys="ctrl+c")) == (True, "")
+
+
+def test_policy_allow_list_keys_and_regions():
+    policy = Policy(allow_keys=["enter", "ctrl+s"], allow_regions=[Region(x1=0, y1=0, x2=99, y2=99)])
+    assert policy.check(Key(keys="Return"))[0]
+    assert not policy.check(Key(keys="ctrl+q"))[0]
+    assert policy.check(Click(x=99, y=99))[0]
+    assert not policy.check(Click(x=100, y=50))[0]
+    # a drag must keep both ends inside
+    assert not policy.check(Drag(x=10, y=10, to_x=150, to_y=10))[0]
+    assert policy.check(Type(text="anything"))[0]
+
+
+def test_policy_deny_region_and_frozen():
+    policy = Policy(deny_regions=[Region.parse("0,0,50,20")])
+    allowed, reason = policy.check(Click(x=25, y=10))
+    assert not allowed and "denied region" in reason
+    with pytest.raises(Exception):
+        policy.deny_regions = ()  # a run's policy cannot be widened
+
+
+def test_region_parse_errors_are_clear():
+    with pytest.raises(ValueError, match="x1,y1,x2,y2"):
+        Region.parse("1,2,3")
+    with pytest.raises(ValueError):
+        Region.parse("10,10,5,5")
+
+
+# -- config --------------------------------------------------------------------
+def test_config_precedence_cli_over_env_over_file(tmp_path):
+    cfg_file = tmp_path / "deskpilot.toml"
+    cfg_file.write_text('model = "from-file"\nmax_steps = 7\nsize = "1280x800"\n[secrets]\nPW = "hunter2"\n')
+    env = {"DESKPILOT_MODEL": "from-env", "DESKPILOT_THINKING": "false"}
+    cfg = load_config({"model": None, "max_steps": 9}, config_file=cfg_file, env=env)
+    assert cfg.model == "from-env"
+    assert cfg.max_steps == 9
+    assert cfg.thinking is False
+    assert cfg.screen == (1280, 800)
+    assert cfg.secrets == {"PW": "hunter2"}
+
+
+@pytest.mark.parametrize(
+    "cli, env, message",
+    [
+        ({"size": "big"}, {}, "WIDTHxHEIGHT"),
+        ({"size": "10x10"}, {}, "out of range"),
+        ({}, {"DESKPILOT_THINKING": "maybe"}, "true or false"),
+        ({"max_steps": 0}, {}, "max_steps"),
+    ],
+)
+def test_config_errors_are_one_line(cli, env, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(cli, config_file=None, env=env)
+    assert "\n" not in str(info.value)
+
+
+def test_config_unknown_key_and_missing_secret(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("modle = 'typo'\n")
+    with pytest.raises(ConfigError, match="unknown setting.*modle"):
+        load_config({}, config_file=bad, env={})
+    with pytest.raises(ConfigError, match="secret API_PW is not set"):
+        load_config({}, config_file=None, env={}, secret_names=["API_PW"])
+
+
+def test_parse_size():
+    assert parse_size("2560x1440") == (2560, 1440)
+
+
+# -- screens -------------------------------------------------------------------
+def test_similarity_tolerates_noise_but_not_layout_changes():
+    a = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(a).rectangle((50, 50, 150, 100), fill="blue")
+    noisy = a.copy()
+    noisy.putpixel((10, 10), (250, 250, 250))
+    moved = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(moved).rectangle((200, 150, 300, 200), fill="blue")
+    assert similarity(a, noisy) == pytest.approx(1.0)
+    assert similarity(a, moved) < 0.97
+    assert similarity(a, a.resize((200, 150))) == 0.0
+    assert same_frame(a, a.copy()) and not same_frame(a, noisy)
+
+
+# -- trajectory and report -----------------------------------------------------
+def _shot(color="white") -> Image.Image:
+    return Image.new("RGB", (320, 200), color)
+
+
+def test_trajectory_redacts_secrets_and_survives_a_torn_line(tmp_path):
+    traj = Trajectory(tmp_path, redact=lambda s: s.replace("hunter2", "***"))
+    traj.write_settings({"task": "log in with hunter2"})
+    traj.save_screenshot(_shot(), "step_001.png")
+    traj.append(StepRecord(step=1, time=now_iso(), screenshot="step_001.png", raw_reply="type(content='hunter2')",
+                           action=Type(text="hunter2").model_dump(mode="json")))
+    traj.close()
+    with open(tmp_path / "trajectory.jsonl", "a") as fh:
+        fh.write('{"kind": "step", "step": 2, "ti')  # a run killed mid-write
+    text = (tmp_path / "trajectory.jsonl").read_text() + (tmp_path / "settings.json").read_text()
+    assert "hunter2" not in text and "***" in text
+    run = load_run(tmp_path)
+    assert [s.step for s in run.steps] == [1]
+    assert run.skipped_lines == 1 and run.end is None
+
+
+def test_report_is_self_contained_and_escapes_model_text(tmp_path):
+    traj = Trajectory(tmp_path)
+    traj.write_settings({"task": "click <b>it</b>"})
+    traj.save_screenshot(_shot("gray"), "step_001.png")
+    click = Click(x=160, y=100)
+    traj.append(StepRecord(step=1, time=now_iso(), screenshot="step_001.png", screen_size=(320, 200),
+                           thought="<script>alert(1)</script>", action=click.model_dump(mode="json"),
+                           action_text="left_click(start_box='[500,500]')", points=click.points(),
+                           performed=True, timings_ms={"model": 12.5}, usage={"prompt_tokens": 99}))
+    traj.append(StepRecord(step=2, time=now_iso(), screenshot="missing.png", screen_size=(320, 200),
+                           action=Drag(x=1, y=2, to_x=300, to_y=150).model_dump(mode="json"),
+                           points=[(1, 2), (300, 150)], policy=PolicyDecision(allowed=False, reason="region")))
+    traj.append(EndRecord(time=now_iso(), status=Status.DONE, steps=2, answer="42"))
+    traj.close()
+    html = build_report(tmp_path).read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert "data:image/jpeg;base64," in html
+    assert 'cx="160" cy="100"' in html  # the click point drawn where the pixels say
+    assert "Not performed: region" in html and "DONE" in html and "42" in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+
+
+def test_report_of_an_unfinished_run(tmp_path):
+    traj = Trajectory(tmp_path)
+    traj.write_settings({"task": "t"})
+    traj.append(StepRecord(step=1, time=now_iso()))
+    traj.close()
+    assert "INCOMPLETE" in build_report(tmp_path).read_text()
