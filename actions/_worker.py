@@ -22,7 +22,7 @@ from actions.models import Action, action_from_json
 from actions.xkeys import key_keysym, text_keysyms
 
 DRAG_STEPS = 12
-SETTLE_S = float(__import__("os").environ.get("DP_SETTLE", "0.05"))  # lets apps look up keys typed on a spare keycode before it is remapped
+SETTLE_S = 0.05  # lets apps look up keys typed on a spare keycode before it is remapped
 
 
 class Keyboard:
@@ -83,8 +83,9 @@ class Keyboard:
         """
         if not keycodes:
             return
-        for kc in sorted(keycodes, reverse=__import__("os").environ.get("DP_REV")=="1"):
-            self.d.change_keyboard_mapping(kc, [tuple(self.rows[kc - self.first])])
+        low, high = min(keycodes), max(keycodes)
+        rows = self.rows[low - self.first:high - self.first + 1]
+        self.d.change_keyboard_mapping(low, [tuple(r) for r in rows])
 
     def _stroke(self, keysym: int, extra: dict[int, int]) -> None:
         if keysym in self.table:
