@@ -22,6 +22,7 @@ from actions.models import Action, action_from_json
 from actions.xkeys import key_keysym, text_keysyms
 
 DRAG_STEPS = 12
+BUTTON_MASKS = X.Button1Mask | X.Button2Mask | X.Button3Mask | X.Button4Mask | X.Button5Mask
 SETTLE_S = 0.05  # lets apps look up keys typed on a spare keycode before it is remapped
 
 
@@ -177,6 +178,23 @@ class Worker:
         handler = getattr(self, f"_do_{action.type}", None)
         if handler is not None:
             handler(action)
+            self.wait_released()
+
+    def wait_released(self, timeout: float = 1.0) -> None:
+        """Return once the server has processed every release we sent.
+
+        A window manager's passive click grab freezes the pointer until it
+        replays the press, while keys flow on: text typed right after a click
+        would reach the old focus first. Frozen releases are not processed
+        yet, so buttons/keys still read as down until the WM lets them through.
+        """
+        d = self.keyboard.d
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pointer = d.screen().root.query_pointer()
+            if not pointer.mask & BUTTON_MASKS and not any(d.query_keymap()):
+                return
+            time.sleep(0.001)
 
     def _do_click(self, a) -> None:
         self.gui.click(a.x, a.y, button=a.button)

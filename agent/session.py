@@ -40,20 +40,34 @@ class SessionSpec(BaseModel):
     apps: list[AppSpec] = Field(default_factory=list)
 
 
+_SYSTEM_DIRS = ("/usr/", "/etc/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/proc/", "/dev/")
+
+
 def app_from_command(command: str) -> AppSpec:
-    """A user's `--app "CMD ARGS"` (their own text, never model output)."""
+    """A user's `--app "CMD ARGS"` (their own text, never model output).
+
+    Arguments that name existing host files or folders outside the system
+    directories are made visible inside the sandbox, read-only, at the same
+    absolute path; relative paths are made absolute.
+    """
     argv = shlex.split(command)
     if not argv:
         raise ValueError("--app needs a command, e.g. --app xterm")
     if "/" not in argv[0] and shutil.which(argv[0]) is None:
         raise ValueError(f"app {argv[0]!r} is not installed (not found on PATH)")
-    binds = []
-    if "/" in argv[0]:
-        path = Path(argv[0]).resolve()
-        if not path.exists():
-            raise ValueError(f"app {argv[0]!r} does not exist")
-        argv[0] = str(path)
-        binds.append({"host": str(path.parent), "writable": False})
+    if "/" in argv[0] and not Path(argv[0]).exists():
+        raise ValueError(f"app {argv[0]!r} does not exist")
+    binds: list[dict[str, Any]] = []
+    for i, arg in enumerate(argv):
+        if "/" not in arg or not Path(arg).exists():
+            continue
+        path = Path(arg).resolve()
+        argv[i] = str(path)
+        if str(path).startswith(_SYSTEM_DIRS):
+            continue
+        folder = str(path if path.is_dir() else path.parent)
+        if all(b["host"] != folder for b in binds):
+            binds.append({"host": folder, "writable": False})
     return AppSpec(argv=argv, binds=binds)
 
 

@@ -5,7 +5,7 @@ backend and the tiny checkpoint builder load them when used.
 """
 
 from model_backend.base import Backend, BackendError
-from model_backend.messages import image_data_url, request_to_openai_messages
+from model_backend.messages import request_to_openai_messages
 from model_backend.openai_compat import OpenAICompatibleBackend
 from model_backend.reasoning import split_reasoning
 from model_backend.scripted import ScriptedBackend
@@ -15,6 +15,6 @@ from model_backend.types import ChatRequest, ImagePart, Message, Reply, TextPart
 
 __all__ = [
     "Backend", "BackendError", "ChatRequest", "ImagePart", "Message", "OpenAICompatibleBackend", "Reply",
-    "ScriptedBackend", "TextPart", "TransformersBackend", "Usage", "build_tiny_checkpoint", "image_data_url",
+    "ScriptedBackend", "TextPart", "TransformersBackend", "Usage", "build_tiny_checkpoint",
     "request_to_openai_messages", "split_reasoning",
 ]

@@ -31,7 +31,7 @@ def resolve_api_key(api_key: str | None) -> str:
 def normalize_base_url(base_url: str) -> str:
     """Accept `http://host:8000` as well as `http://host:8000/v1`."""
     url = base_url.rstrip("/")
-    if not urlsplit(url).scheme:
+    if urlsplit(url).scheme not in ("http", "https"):
         raise BackendError(f"base URL '{base_url}' needs a scheme, e.g. http://127.0.0.1:8000/v1")
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 

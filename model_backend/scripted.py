@@ -55,8 +55,18 @@ def _from_json(text: str, path: Path) -> list[str]:
     return data
 
 
+def _replies_of(rec: dict) -> list[Reply]:
+    """A record's replies in the order the model gave them: failed attempts first."""
+    out = [Reply(content=a["raw_reply"], reasoning=a.get("reasoning"))
+           for a in rec.get("attempts") or [] if isinstance(a, dict) and isinstance(a.get("raw_reply"), str)]
+    raw = rec.get("raw_reply")
+    if isinstance(raw, str) and (raw or not rec.get("error")):  # "" + error: the model never answered
+        out.append(Reply(content=raw, reasoning=rec.get("reasoning")))
+    return out
+
+
 def _from_jsonl(text: str, path: Path) -> list[Reply]:
-    """Each step record's raw_reply (and reasoning), in file order; other records are skipped."""
+    """Every raw_reply of a trajectory (retried attempts included), in file order."""
     replies = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -65,8 +75,8 @@ def _from_jsonl(text: str, path: Path) -> list[Reply]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BackendError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
-        if isinstance(rec, dict) and isinstance(rec.get("raw_reply"), str):
-            replies.append(Reply(content=rec["raw_reply"], reasoning=rec.get("reasoning")))
+        if isinstance(rec, dict):
+            replies += _replies_of(rec)
     if not replies:
         raise BackendError(f"{path}: no records with a 'raw_reply' field")
     return replies

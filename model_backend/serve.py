@@ -137,13 +137,24 @@ def _log_tail(log_path: Path, lines: int = 15) -> str:
         return ""
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if deskpilot itself dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start the server in its own session so we alone decide when it stops."""
     log = open(log_path, "ab")  # noqa: SIM115 (the child keeps it)
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     try:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+                                start_new_session=True, env=env,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     finally:
         log.close()
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import math
 
+from PIL import Image
+
 FACTOR = 28
-MIN_PIXELS = 112 * 112
+# GLM-4.5V's preprocessor_config "size" (shortest_edge / longest_edge). The
+# processor treats a still image as 2 frames (temporal patch 2), so the
+# per-image budgets are half of these.
+SHORTEST_EDGE = 112 * 112
+LONGEST_EDGE = 14 * 14 * 2 * 2 * 2 * 6144
+TEMPORAL_PATCH = 2
+MIN_PIXELS = SHORTEST_EDGE // TEMPORAL_PATCH  # 6272
 # A 2560x1440 screen still fits unresized under this budget.
-MAX_PIXELS = 28 * 28 * 6144
+MAX_PIXELS = LONGEST_EDGE // TEMPORAL_PATCH  # 28 * 28 * 6144
 IMAGE_MARKER_TOKENS = 2  # begin/end image tokens around each image
 
 
@@ -42,3 +50,32 @@ def image_tokens(width: int, height: int, *, max_pixels: int = MAX_PIXELS) -> in
     """Image placeholder tokens for one image (without the 2 marker tokens)."""
     w, h = smart_resize(width, height, max_pixels=max_pixels)
     return (w // FACTOR) * (h // FACTOR)
+
+
+def resize_for_model(image: Image.Image, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image at the size the GLM processor would use (bicubic, like the processor).
+
+    Returns ``image`` itself when no resize is needed. Only worth calling to
+    shrink what is sent; coordinates stay relative to the original image.
+    """
+    size = smart_resize(image.width, image.height, max_pixels=max_pixels)
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.BICUBIC)
+
+
+def scale(image: Image.Image, factor: float) -> Image.Image:
+    """Shrink ``image`` by ``factor`` (0.5 for history screenshots).
+
+    Integer reciprocals use ``Image.reduce`` (box average, a few ms for 1080p);
+    other factors fall back to a bilinear resize.
+    """
+    if not 0 < factor <= 1:
+        raise ValueError(f"scale factor must be in (0, 1], got {factor}")
+    if factor == 1:
+        return image
+    inverse = 1 / factor
+    if abs(inverse - round(inverse)) < 1e-9:
+        return image.reduce(round(inverse))
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return image.resize(size, Image.Resampling.BILINEAR)

@@ -63,6 +63,9 @@ class Sandbox:
         if isolation not in ("bwrap", "none"):
             raise SandboxError(f"isolation must be 'bwrap' or 'none', got {isolation!r}")
         self.isolation = isolation
+        for bind in binds:
+            if not bind.host.exists():
+                raise SandboxError(f"bind source does not exist: {bind.host}")
         require("Xvfb")
         if window_manager:
             require("openbox")
@@ -73,13 +76,18 @@ class Sandbox:
         self._apps: list[App] = []
         self._x = None
         self.wm: App | None = None
+        self._spawn_lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="deskpilot-sandbox-", dir=root_dir))
         self.home, self.tmp, self._logs = (self.dir / n for n in ("home", "tmp", "logs"))
-        for folder in (self.home, self.tmp, self._logs):
-            folder.mkdir()
         self.xauthority = self.dir / "Xauthority"
-        write_cookie(self.xauthority)
-        self._supervisor = _start_supervisor(self.dir)
+        try:
+            for folder in (self.home, self.tmp, self._logs):
+                folder.mkdir()
+            write_cookie(self.xauthority)
+            self._supervisor = _start_supervisor(self.dir)
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         self._finalizer = weakref.finalize(self, self._supervisor.stdin.close)
         try:
             self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log")
@@ -119,7 +127,8 @@ class Sandbox:
         if not argv:
             raise SandboxError("launch needs a program to run")
         self._check_open()
-        if "/" not in argv[0] and shutil.which(argv[0], path=iso.bwrap_env(self._layout, env)["PATH"]) is None:
+        make_env = iso.bwrap_env if self.isolation == "bwrap" else iso.plain_env
+        if "/" not in argv[0] and shutil.which(argv[0], path=make_env(self._layout, env).get("PATH")) is None:
             raise SandboxError(f"program not found: {argv[0]}")
         if self.isolation == "bwrap":
             cmd = iso.bwrap_argv(self._layout, argv, cwd=cwd, binds=binds)
@@ -144,7 +153,7 @@ class Sandbox:
 
     def close(self) -> None:
         """Stop everything the sandbox started and delete its directory."""
-        with self._lock:
+        with self._spawn_lock, self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -183,18 +192,20 @@ class Sandbox:
             raise SandboxError("the sandbox's reaper process died")
 
     def _spawn(self, cmd: list[str], argv: list[str], env: dict[str, str], cwd: str | None) -> App:
-        name = f"{len(self._apps):02d}-{Path(argv[0]).name}"
-        out, err = self._logs / f"{name}.out", self._logs / f"{name}.err"
-        with open(out, "wb") as fout, open(err, "wb") as ferr:
-            try:
-                proc = spawn.popen(
-                    cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr, start_new_session=True
-                )
-            except FileNotFoundError:
-                raise SandboxError(f"program not found: {argv[0]}") from None
-        app = App(proc, argv, out, err)
-        self._apps.append(app)
-        self._register(f"pid {proc.pid}")
+        with self._spawn_lock:
+            self._check_open()
+            name = f"{len(self._apps):02d}-{Path(argv[0]).name}"
+            out, err = self._logs / f"{name}.out", self._logs / f"{name}.err"
+            with open(out, "wb") as fout, open(err, "wb") as ferr:
+                try:
+                    proc = spawn.popen(
+                        cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr, start_new_session=True
+                    )
+                except FileNotFoundError:
+                    raise SandboxError(f"program not found: {argv[0]}") from None
+            app = App(proc, argv, out, err)
+            self._apps.append(app)
+            self._register(f"pid {proc.pid}")
         return app
 
     def _start_wm(self) -> None:

@@ -138,3 +138,20 @@ def completion_body(content: str, reasoning: str | None = None) -> dict:
         "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
+
+
+def expected_prompt_tokens(checkpoint: Path, text: str, size: tuple[int, int], *, thinking: bool) -> int:
+    """Prompt length predicted WITHOUT the image processor: template text tokens
+    with one image placeholder, plus perception's image-token estimate."""
+    from transformers import AutoTokenizer
+
+    from model_backend.tiny import CHAT_TEMPLATE
+    from perception.resize import image_tokens
+
+    tok = AutoTokenizer.from_pretrained(str(checkpoint))
+    msgs = [{"role": "user", "content": [{"type": "text", "text": text}, {"type": "image"}]}]
+    rendered = tok.apply_chat_template(msgs, chat_template=CHAT_TEMPLATE, add_generation_prompt=True,
+                                       tokenize=False, enable_thinking=thinking)
+    ids = tok(rendered)["input_ids"]
+    assert ids.count(tok.convert_tokens_to_ids("<|image|>")) == 1
+    return len(ids) - 1 + image_tokens(*size)

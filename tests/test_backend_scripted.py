@@ -55,14 +55,18 @@ def test_from_trajectory_jsonl(tmp_path):
     p = tmp_path / "trajectory.jsonl"
     lines = [
         {"kind": "header", "task": "t"},
-        {"step": 1, "raw_reply": "one", "reasoning": "think 1"},
-        {"step": 2, "raw_reply": "two"},
+        {"kind": "step", "step": 1, "raw_reply": "one", "reasoning": "think 1"},
+        {"kind": "acted", "step": 1},
+        {"kind": "step", "step": 2, "raw_reply": "two",
+         "attempts": [{"raw_reply": "bad", "reasoning": "r", "error": "no action"}]},
+        {"kind": "step", "step": 3, "raw_reply": "", "error": "model timed out"},
+        {"kind": "end", "status": "done"},
     ]
     p.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
     b = ScriptedBackend.from_file(p)
-    r1, r2 = b.complete(req("a")), b.complete(req("b"))
-    assert (r1.content, r1.reasoning, r2.content, r2.reasoning) == ("one", "think 1", "two", None)
-    with pytest.raises(BackendError, match=r"\(2 used\)"):
+    got = [b.complete(req(str(i))) for i in range(3)]
+    assert [(r.content, r.reasoning) for r in got] == [("one", "think 1"), ("bad", "r"), ("two", None)]
+    with pytest.raises(BackendError, match=r"\(3 used\)"):
         b.complete(req("c"))
 
 

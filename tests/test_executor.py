@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -168,13 +169,16 @@ def test_focus_stays_when_pointer_moves_away(ex, probe):
     assert probe.wait_content("e2", "still here")["e1"] != "still here"
 
 
-def _sentinel(ex, probe):
-    """A click at a known spot; returns the events that arrived before it."""
-    x, y = probe.point("area", 7, 9)
-    mark = probe.log.mark()
-    ex.perform(Click(x=x, y=y))
-    probe.log.wait_for(lambda e: e["ev"] == "release" and (e["x_root"], e["y_root"]) == (x, y), mark)
-    return mark
+def test_click_then_type_goes_to_clicked_field(ex, probe):
+    """The WM's click grab freezes the press; keys must not overtake it."""
+    for i in range(8):
+        target = ("e1", "e2")[i % 2]
+        x, y = probe.point(target, 40, 5)
+        mark = probe.log.mark()
+        ex.perform(Click(x=x, y=y))
+        ex.perform(Type(text="q"))
+        key = probe.log.wait_for(lambda e: e["ev"] == "key" and e["keysym"] == "q", mark)
+        assert key["w"] == target
 
 
 @pytest.mark.parametrize("bad", [
@@ -187,6 +191,8 @@ def _sentinel(ex, probe):
 ])
 def test_invalid_actions_send_nothing(ex, probe, bad):
     _focus_field(ex, probe, "e1")
+    time.sleep(0.1)  # the probe reports contents every 30 ms: let earlier typing land
+    before = probe.content()
     mark = probe.log.mark()
     with pytest.raises(ActionError) as info:
         ex.perform(bad)
@@ -194,9 +200,11 @@ def test_invalid_actions_send_nothing(ex, probe, bad):
     x, y = probe.point("area", 7, 9)
     ex.perform(Click(x=x, y=y))
     probe.log.wait_for(lambda e: e["ev"] == "release" and (e["x_root"], e["y_root"]) == (x, y), mark)
-    before = probe.log.since(mark)
-    first_press = next(i for i, e in enumerate(before) if e["ev"] == "press")
-    assert not [e for e in before[:first_press] if e["ev"] in ("key", "press", "release", "content")]
+    events = probe.log.since(mark)
+    first_press = next(i for i, e in enumerate(events) if e["ev"] == "press")
+    assert not [e for e in events[:first_press] if e["ev"] in ("key", "press", "release", "content")]
+    time.sleep(0.1)
+    assert {k: probe.content()[k] for k in ("e1", "e2", "text")} == {k: before[k] for k in ("e1", "e2", "text")}
 
 
 def test_wait_done_fail(ex):

@@ -12,7 +12,7 @@ from actions.parsing.keynames import parse_keys
 from actions.parsing.points import coordinate_numbers
 from actions.parsing.scanner import Call
 
-# Official name -> (canonical name, positional parameter order).
+# Canonical call name -> its positional parameter order (the official signatures).
 _SIGNATURES: dict[str, tuple[str, ...]] = {
     "left_click": ("start_box", "element_info"),
     "right_click": ("start_box", "element_info"),
@@ -109,7 +109,7 @@ def map_call(call: Call, width: int, height: int) -> Mapped:
         raise ParseError(f"unknown action {call.name!r}; use one of: {ACTION_LIST}")
     named = _arguments(call, name)
     info = named.get("element_info")
-    info = None if info is None else _text(info, "element_info")
+    info = str(info) if isinstance(info, (str, int, float)) and not isinstance(info, bool) else None
     if name in ("left_click", "right_click", "middle_click", "hover", "left_double_click"):
         point = _point(named, "start_box")
         x, y = to_pixels(point, width, height)

@@ -32,12 +32,12 @@ class Found:
     end: int
 
 
-def _object_starts(text: str, start: int, end: int) -> list[int]:
-    starts = []
+def _object_starts(text: str, start: int, end: int) -> set[int]:
+    starts = set()
     for key in _OBJECT_KEY.finditer(text, start, end):
         brace = text.rfind("{", max(start, key.start() - 500), key.start())
-        if brace >= 0 and brace not in starts:
-            starts.append(brace)
+        if brace >= 0:
+            starts.add(brace)
     return starts
 
 
@@ -60,8 +60,8 @@ def _scan(text: str, pos: int) -> Found:
 
 
 def _in_region(text: str, start: int, end: int, last_first: bool) -> Found | None:
-    starts = [m.start() for m in _CALL.finditer(text, start, end)]
-    starts = sorted(set(starts + _object_starts(text, start, end)), reverse=last_first)
+    starts = {m.start() for m in _CALL.finditer(text, start, end)} | _object_starts(text, start, end)
+    starts = sorted(starts, reverse=last_first)
     error: ParseError | None = None
     for pos in starts[:20]:
         try:
@@ -74,13 +74,15 @@ def _in_region(text: str, start: int, end: int, last_first: bool) -> Found | Non
 
 
 def _boxes(text: str) -> list[tuple[int, int]]:
+    """Box contents; a box ends at its end token or where the next box begins."""
     regions = []
     pos = text.find(BEGIN_BOX)
     while pos >= 0 and len(regions) < 20:
         begin = pos + len(BEGIN_BOX)
         close = text.find(END_BOX, begin)
-        regions.append((begin, close if close >= 0 else len(text)))
         pos = text.find(BEGIN_BOX, begin)
+        ends = [e for e in (close, pos) if e >= 0]
+        regions.append((begin, min(ends) if ends else len(text)))
     return regions
 
 

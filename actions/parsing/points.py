@@ -13,7 +13,7 @@ from typing import Any
 from actions.parsing.errors import ParseError
 
 _NUMBER = r"[-+]?(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})(?:[eE][-+]?\d{1,3})?"
-_TOKEN = re.compile(rf"({_NUMBER})|(\s+)|([\[\]()<>,;，、])|(.)", re.DOTALL)
+_TOKEN = re.compile(rf"({_NUMBER})|(\s+)|([\[\]()<>,;，、［］（）])|(.)", re.DOTALL)
 _TAGS = re.compile(r"</?(?:bbox|point)>|<\|(?:begin|end)_of_box\|>", re.IGNORECASE)
 MAX_CHARS = 300
 

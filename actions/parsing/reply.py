@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actions.parsing.desktop import Mapped, map_call
 from actions.parsing.errors import ParseError
@@ -12,6 +12,9 @@ from actions.parsing.memory import find_memory
 from actions.parsing.mobile import map_object
 from actions.parsing.scanner import Call
 from actions.parsing.thinking import join_reasoning, split_thinking, strip_tokens
+
+if TYPE_CHECKING:
+    from agent.dialects.base import ParsedStep
 
 MAX_CHARS = 1_000_000
 NO_ACTION = (
@@ -25,6 +28,7 @@ _BLANKS = re.compile(r"\n{3,}")
 
 def _clean(text: str) -> str:
     text = _FENCE.sub("", _LABEL.sub("", strip_tokens(text)))
+    text = "\n".join(line.strip() for line in text.splitlines())
     return _BLANKS.sub("\n\n", text).strip()
 
 
@@ -35,7 +39,7 @@ def _without(text: str, spans: list[tuple[int, int]]) -> str:
             out.append(text[pos:start])
             pos = end
     out.append(text[pos:])
-    return "\n".join(out)
+    return " ".join(out)
 
 
 def _map(found: Found, width: int, height: int) -> Mapped:
@@ -51,27 +55,27 @@ def _thought_and_memory(text: str, found: Found | None) -> tuple[str, list[Any] 
     return _clean(_without(rest, [span] if span else [])), memory
 
 
-def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None) -> tuple[str, Found]:
+def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None) -> tuple[str, Found, bool]:
     """Where the action is: the visible text, else an unclosed think, else the reasoning."""
     found = find_action(visible)
     if found is not None:
-        return visible, found
+        return visible, found, True
     for text in (thinking if open_think else "", reasoning or ""):
         found = find_action(text) if text else None
         if found is not None:
-            return text, found
+            return text, found, False
     raise ParseError(NO_ACTION)
 
 
-def _parse(content: str, reasoning: str | None, width: int, height: int):
+def _parse(content: str, reasoning: str | None, width: int, height: int) -> ParsedStep:
     from agent.dialects.base import ParsedStep  # late: agent.dialects imports this package
 
     if len(content) + len(reasoning or "") > MAX_CHARS:
         raise ParseError("the reply is too long")
     visible, thinking, open_think = split_thinking(content)
-    source, found = _locate(visible, thinking, open_think, reasoning)
+    source, found, in_visible = _locate(visible, thinking, open_think, reasoning)
     mapped = _map(found, width, height)
-    thought, memory = _thought_and_memory(visible, found if source is visible else None)
+    thought, memory = _thought_and_memory(visible, found if in_visible else None)
     return ParsedStep(
         action=mapped.action,
         thought=thought,
@@ -84,7 +88,7 @@ def _parse(content: str, reasoning: str | None, width: int, height: int):
     )
 
 
-def parse_glm_reply(content: str, reasoning: str | None = None, *, width: int, height: int):
+def parse_glm_reply(content: str, reasoning: str | None = None, *, width: int, height: int) -> ParsedStep:
     """Parse one GLM-4.5V reply into a ParsedStep (pixels on a width x height screen).
 
     Raises ParseError, and nothing else, for any reply text.

@@ -88,7 +88,7 @@ class Scanner:
             char = self._peek()
             if char == ",":
                 self.pos += 1
-            elif char != ")":
+            elif char and char != ")":
                 raise ParseError(f"the arguments of {result.name}() must be separated by commas")
 
     def _keyword(self) -> str | None:
@@ -194,7 +194,7 @@ class Scanner:
             char = self._peek()
             if char == ",":
                 self.pos += 1
-            elif char != closer:
+            elif char and char != closer:
                 raise ParseError(f"a list in the action must be closed with {closer!r}")
 
     def _dict(self, depth: int) -> dict[str, Any]:
@@ -217,7 +217,7 @@ class Scanner:
             char = self._peek()
             if char == ",":
                 self.pos += 1
-            elif char != "}":
+            elif char and char != "}":
                 raise ParseError("a JSON object in the action must be closed with '}'")
 
 

@@ -53,6 +53,17 @@ class GLM45VDialect:
 
     def __init__(self, options: GLM45VOptions | None = None, **kwargs: Any) -> None:
         self.options = options or GLM45VOptions(**kwargs)
+        self._shrunk: dict[int, tuple[Any, Any]] = {}  # id -> (original, small): reused each step
+
+    def _history_image(self, image: Any) -> Any:
+        cached = self._shrunk.get(id(image))
+        if cached is not None and cached[0] is image:
+            return cached[1]
+        small = shrink(image, self.options.history_scale, self.options.max_pixels)
+        if len(self._shrunk) >= 2 * max(self.options.history_screenshots, 1):
+            self._shrunk.pop(next(iter(self._shrunk)))
+        self._shrunk[id(image)] = (image, small)
+        return small
 
     def build_request(
         self,
@@ -72,7 +83,7 @@ class GLM45VDialect:
             shown = index >= first_with_image and entry.screenshot is not None
             parts.text((text.STEP_WITH_IMAGE if shown else text.STEP_OMITTED).format(n=index + 1))
             if shown:
-                parts.image(shrink(entry.screenshot, opts.history_scale, opts.max_pixels), opts.image_format)
+                parts.image(self._history_image(entry.screenshot), opts.image_format)
             body = text.STEP_BODY.format(thought=strip_tokens(entry.thought).strip(), action=strip_tokens(entry.action_text).strip())
             parts.text(body)
         parts.text(text.TAIL.format(

@@ -1,0 +1,58 @@
+"""Shared sandbox fixtures: a real Xvfb + openbox display per test.
+
+``sandbox`` gives a 1280x800 Sandbox (apps under bubblewrap) that is closed
+after the test. ``solid_window`` shows a borderless window of one colour at a
+known place (Tk, override-redirect, so the window manager does not move it)
+and waits until it is on screen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from perception import Capturer
+from sandbox import App, Sandbox
+
+SOLID_WINDOW = """
+import sys, tkinter
+x, y, w, h, colour = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+root = tkinter.Tk()
+root.overrideredirect(True)
+root.geometry(f"{w}x{h}+{x}+{y}")
+root.configure(background=colour)
+root.mainloop()
+"""
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A fresh 1280x800 sandbox, closed after the test."""
+    with Sandbox((1280, 800)) as sb:
+        yield sb
+
+
+def wait_for_colour(capturer: Capturer, xy: tuple[int, int], rgb: tuple[int, int, int], timeout: float = 10.0) -> None:
+    """Grab until pixel ``xy`` has colour ``rgb``; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while capturer.grab().image.getpixel(xy) != rgb:
+        if time.monotonic() > deadline:
+            pytest.fail(f"pixel {xy} on {capturer.display} never became {rgb}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def solid_window() -> Callable[..., App]:
+    """Factory: ``solid_window(sb, (x, y, w, h), (r, g, b))`` -> the Tk App, once visible."""
+
+    def show(sb: Sandbox, box: tuple[int, int, int, int], rgb: tuple[int, int, int]) -> App:
+        x, y, w, h = box
+        colour = "#%02x%02x%02x" % rgb
+        app = sb.launch(["/usr/bin/python3", "-c", SOLID_WINDOW, str(x), str(y), str(w), str(h), colour])
+        with Capturer(sb) as capturer:
+            wait_for_colour(capturer, (x + w // 2, y + h // 2), rgb)
+        return app
+
+    return show

@@ -1,0 +1,315 @@
+"""Real Xvfb + openbox + bubblewrap: startup, isolation, binds, teardown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox import Bind, Sandbox, SandboxError
+from sandbox import x11
+
+PY = "/usr/bin/python3"
+
+
+def _run(sb: Sandbox, code: str, *args: str, **kw) -> str:
+    """Run a Python snippet in the sandbox; return its stdout (fails the test on error)."""
+    app = sb.launch([PY, "-c", textwrap.dedent(code), *args], **kw)
+    rc = app.wait(20)
+    assert rc == 0, app.stderr_path.read_text()
+    return app.stdout_path.read_text()
+
+
+def _children(pid: int) -> set[int]:
+    """All descendants of pid, by walking /proc."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            parents[int(name)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
+    found, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in found and child not in found:
+                found.add(child)
+                grew = True
+    return found - {pid}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return state[state.rfind(b")") + 2 : state.rfind(b")") + 3] != b"Z"
+
+
+def _wait_gone(pids: set[int], paths: list[Path], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids) and not any(p.exists() for p in paths):
+            return
+        time.sleep(0.05)
+    assert [p for p in pids if _alive(p)] == []
+    assert [p for p in paths if p.exists()] == []
+
+
+DAEMON = "setsid sleep 1000 & exec sleep 999"
+
+
+def test_starts_display_with_wm_at_requested_size(sandbox: Sandbox) -> None:
+    assert sandbox.display.startswith(":")
+    assert sandbox.env == {"DISPLAY": sandbox.display, "XAUTHORITY": str(sandbox.xauthority)}
+    assert Path(f"/tmp/.X11-unix/X{sandbox.display[1:]}").exists()
+    conn = x11.connect(sandbox.display, sandbox.xauthority)
+    try:
+        screen = conn.screen()
+        assert (screen.width_in_pixels, screen.height_in_pixels) == (1280, 800)
+        assert x11.wm_running(conn)
+    finally:
+        conn.close()
+    assert sandbox.wm is not None and sandbox.wm.poll() is None
+
+
+def test_display_needs_the_cookie(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Without this sandbox's cookie a client is refused (no cross-sandbox access)."""
+    wrong = tmp_path / "wrong"
+    from sandbox.xauth import write_cookie
+
+    write_cookie(wrong)
+    with pytest.raises(Exception):
+        x11.connect(sandbox.display, wrong).close()
+
+
+def test_app_window_is_found_by_title(sandbox: Sandbox) -> None:
+    app = sandbox.launch(["xterm", "-T", "deskpilot-probe", "-geometry", "40x10+10+10"])
+    wid = sandbox.wait_for_window("deskpilot-probe")
+    assert wid > 0 and app.poll() is None
+    with pytest.raises(SandboxError, match="no window titled"):
+        sandbox.wait_for_window("no-such-title", timeout=0.3)
+
+
+def test_app_has_private_home_and_tmp(sandbox: Sandbox) -> None:
+    out = _run(
+        sandbox,
+        """
+        import json, os, sys
+        open(os.path.expanduser("~/in-home.txt"), "w").write("h")
+        open("/tmp/in-tmp.txt", "w").write("t")
+        print(json.dumps({"home": os.environ["HOME"], "real_home_visible": os.path.exists(sys.argv[1]) and sys.argv[1] != os.environ["HOME"],
+                          "display": os.environ["DISPLAY"], "pid": os.getpid()}))
+        """,
+        str(Path.home()),
+    )
+    seen = json.loads(out)
+    assert seen["home"] != str(Path.home())
+    assert not seen["real_home_visible"]
+    assert seen["display"] == sandbox.display
+    assert seen["pid"] < 10  # its own PID namespace
+    assert (sandbox.home / "in-home.txt").read_text() == "h"
+    assert (sandbox.tmp / "in-tmp.txt").read_text() == "t"
+    assert not Path("/tmp/in-tmp.txt").exists()
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3).close()
+    print("connected")
+except OSError as exc:
+    print("refused", exc)
+"""
+
+
+@pytest.fixture
+def tcp_server():
+    """A real TCP server on the host's loopback; yields (port, accepted-connections list)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, addr = server.accept()
+            except OSError:
+                return
+            accepted.append(addr[0])
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], accepted
+    server.close()
+
+
+def test_app_cannot_reach_host_loopback(sandbox: Sandbox, tcp_server) -> None:
+    port, accepted = tcp_server
+    assert _run(sandbox, CONNECT, str(port)).startswith("refused")
+    assert accepted == []
+
+
+def test_network_true_reaches_host_loopback(tcp_server) -> None:
+    port, accepted = tcp_server
+    with Sandbox((640, 480), network=True, window_manager=False) as sb:
+        assert _run(sb, CONNECT, str(port)).startswith("connected")
+    assert accepted == ["127.0.0.1"]
+
+
+WRITE = """
+import sys
+try:
+    open(sys.argv[1], "w").write("from the app")
+    print("written")
+except OSError as exc:
+    print("denied", exc.errno)
+"""
+
+
+def test_binds_writable_and_read_only(tmp_path: Path) -> None:
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (ro / "given.txt").write_text("from the host")
+    binds = [Bind(host=rw, target=Path("/data/rw"), writable=True), Bind(host=ro)]
+    with Sandbox((640, 480), binds=binds, window_manager=False) as sb:
+        assert _run(sb, WRITE, "/data/rw/out.txt") == "written\n"
+        assert _run(sb, WRITE, str(ro / "new.txt")).startswith("denied")
+        assert _run(sb, "import sys; print(open(sys.argv[1]).read())", str(ro / "given.txt")) == "from the host\n"
+        extra = tmp_path / "extra"
+        extra.mkdir()
+        out = _run(sb, WRITE, "/mnt/x/f.txt", binds=[Bind(host=extra, target=Path("/mnt/x"), writable=True)])
+        assert out == "written\n"
+    assert (rw / "out.txt").read_text() == "from the app"
+    assert not (ro / "new.txt").exists()
+    assert (extra / "f.txt").read_text() == "from the app"
+
+
+def test_close_leaves_nothing_behind() -> None:
+    sb = Sandbox((640, 480))
+    app = sb.launch(["/bin/sh", "-c", DAEMON])
+    xterm = sb.launch(["xterm", "-T", "teardown-probe"])
+    sb.wait_for_window("teardown-probe")
+    time.sleep(0.2)
+    tree = _children(app.pid)
+    sessions = {os.getsid(p) for p in tree if _alive(p)}
+    assert len(tree) >= 3 and len(sessions) >= 2  # bwrap init, sleep, and the setsid daemon
+    pids = {sb.xvfb_pid, sb.wm.pid, app.pid, xterm.pid} | tree | _children(xterm.pid) | _children(sb.wm.pid)
+    number = sb.display[1:]
+    paths = [Path(f"/tmp/.X11-unix/X{number}"), Path(f"/tmp/.X{number}-lock"), sb.dir]
+    sb.close()
+    sb.close()  # idempotent
+    _wait_gone(pids, paths, timeout=3)
+    with pytest.raises(SandboxError, match="closed"):
+        sb.launch(["true"])
+
+
+OWNER = """
+import json, sys, time
+from sandbox import Sandbox
+sb = Sandbox((640, 480))
+app = sb.launch(["/bin/sh", "-c", sys.argv[1]])
+time.sleep(0.3)
+print(json.dumps({"xvfb": sb.xvfb_pid, "wm": sb.wm.pid, "app": app.pid, "display": sb.display, "dir": str(sb.dir)}), flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigkill_of_owner_leaves_nothing_behind() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, DAEMON], stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(owner.stdout.readline())
+        pids = {info["xvfb"], info["wm"], info["app"]} | _children(info["app"]) | _children(info["wm"])
+        assert len(pids) >= 7 and all(_alive(p) for p in pids)
+        number = info["display"][1:]
+        paths = [Path(f"/tmp/.X11-unix/X{number}"), Path(info["dir"])]
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    _wait_gone(pids, paths, timeout=5)
+    assert _processes_mentioning(info["dir"]) == []  # the reaper is gone too
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            if name.isdigit() and text.encode() in Path(f"/proc/{name}/cmdline").read_bytes():
+                found.append(int(name))
+        except OSError:
+            pass
+    return [p for p in found if _alive(p)]
+
+
+SHM = """
+import ctypes
+libc = ctypes.CDLL(None)
+print(libc.shmget(0, 4096, 0o1000 | 0o600), flush=True)  # IPC_PRIVATE, IPC_CREAT, never removed
+"""
+
+
+def test_close_removes_leftover_sysv_segments() -> None:
+    with Sandbox((640, 480), window_manager=False) as sb:
+        app = sb.launch([PY, "-c", SHM + "import time; time.sleep(60)"])
+        deadline = time.monotonic() + 10
+        while not app.stdout_path.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shmid = int(app.stdout_path.read_text())
+        assert shmid >= 0
+        assert any(line.split()[1] == str(shmid) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:])
+    ids = {line.split()[1] for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]}
+    assert str(shmid) not in ids
+
+
+def test_isolation_none_still_tears_down_daemons() -> None:
+    sb = Sandbox((640, 480), isolation="none", window_manager=False)
+    try:
+        out = _run(sb, "import os; print(os.environ['HOME'])")
+        assert out.strip() == str(sb.home)
+        app = sb.launch(["/bin/sh", "-c", DAEMON])
+        time.sleep(0.2)
+        pids = {app.pid, sb.xvfb_pid} | _children(app.pid)
+        assert len(pids) >= 3
+    finally:
+        sb.close()
+    _wait_gone(pids, [sb.dir], timeout=3)
+
+
+def test_two_sandboxes_get_different_displays() -> None:
+    with Sandbox((640, 480), window_manager=False) as a, Sandbox((800, 600), window_manager=False) as b:
+        assert a.display != b.display and a.dir != b.dir
+        conn = x11.connect(b.display, b.xauthority)
+        assert conn.screen().width_in_pixels == 800
+        conn.close()
+
+
+def test_missing_xvfb_names_the_package(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SandboxError, match="apt-get install xvfb"):
+        Sandbox()
+
+
+def test_user_mistakes_are_one_line_errors(sandbox: Sandbox, tmp_path: Path) -> None:
+    with pytest.raises(SandboxError, match="program not found"):
+        sandbox.launch(["no-such-program-xyz"])
+    with pytest.raises(SandboxError, match="does not exist"):
+        sandbox.launch(["true"], binds=[Bind(host=tmp_path / "missing")])
+    with pytest.raises(SandboxError, match="out of range"):
+        Sandbox((10, 10))
+    with pytest.raises(SandboxError, match="does not exist"):
+        Sandbox(binds=[Bind(host=tmp_path / "missing")])
+    with pytest.raises(SandboxError, match="isolation"):
+        Sandbox(isolation="docker")  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""`deskpilot serve`: recipe flags, refusals, and a real `transformers serve` brought up and stopped."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agent.cli_backend import serve
+from backend_fixtures import free_port, offline_env, tiny_checkpoint  # noqa: F401 (fixture)
+from model_backend import ChatRequest, Message, OpenAICompatibleBackend, TextPart
+
+RECIPE = [
+    "--tensor-parallel-size 4", "--tool-call-parser glm45", "--reasoning-parser glm45", "--enable-auto-tool-choice",
+    "--served-model-name glm-4.5v", "--allowed-local-media-path /",
+    """--media-io-kwargs '{"video": {"num_frames": -1}}'""", "--enable-expert-parallel",
+    "--mm-encoder-tp-mode data", "--mm_processor_cache_type shm", "--max-model-len 65536",
+]
+
+
+def invoke(*args: str):
+    app = typer.Typer(add_completion=False)
+    app.command()(serve)
+    return CliRunner().invoke(app, list(args))
+
+
+def test_dry_run_prints_the_vllm_recipe():
+    res = invoke("--dry-run")
+    assert res.exit_code == 0, res.output
+    line = res.output.strip()
+    argv = shlex.split(line)
+    assert argv[0].endswith("vllm") and argv[1:3] == ["serve", "zai-org/GLM-4.5V"]
+    for flag in RECIPE:
+        assert f" {flag}" in line, flag
+    assert argv[argv.index("--media-io-kwargs") + 1] == '{"video": {"num_frames": -1}}'
+
+
+def test_dry_run_fp8_port_and_passthrough():
+    res = invoke("--dry-run", "--fp8", "--tensor-parallel-size", "2", "--port", "9001", "--",
+                 "--pipeline-parallel-size", "2")
+    argv = shlex.split(res.output.strip())
+    assert argv[2] == "zai-org/GLM-4.5V-FP8"
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
+    assert argv[argv.index("--port") + 1] == "9001"
+    assert argv[-2:] == ["--pipeline-parallel-size", "2"]
+
+
+def test_dry_run_sglang():
+    argv = shlex.split(invoke("--engine", "sglang", "--dry-run").output.strip())
+    assert argv[:3] == ["python3", "-m", "sglang.launch_server"]
+    assert argv[argv.index("--model-path") + 1] == "zai-org/GLM-4.5V"
+    assert argv[argv.index("--tp-size") + 1] == "4"
+    for flag, value in [("--tool-call-parser", "glm45"), ("--reasoning-parser", "glm45")]:
+        assert argv[argv.index(flag) + 1] == value
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--tensor-parallel-size", "8"], "vision tower's 12 heads limit it to 4"),
+    (["--engine", "transformers", "--dry-run"], "--engine transformers needs --model"),
+])
+def test_user_mistakes_exit_2_with_one_line(args, msg):
+    res = invoke(*args)
+    assert res.exit_code == 2
+    assert msg in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.skipif(shutil.which("vllm") is not None, reason="vllm is installed here")
+def test_missing_engine_gives_install_hint():
+    res = invoke("--port", str(free_port()))
+    assert res.exit_code == 2
+    assert res.output.strip() == "error: vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_serve_transformers_comes_up_healthy_and_stops_on_ctrl_c(tiny_checkpoint, tmp_path):
+    """The real `deskpilot serve` command, as a user runs it."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "agent.cli", "serve", "--engine", "transformers", "--model", str(tiny_checkpoint),
+           "--port", str(port), "--ready-timeout", "120", "--log-file", str(tmp_path / "server.log")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=offline_env(tmp_path))
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("healthy after"):
+                break
+        assert lines and lines[-1].startswith("healthy after"), "".join(lines) + proc.stderr.read()[-2000:]
+        assert f"http://127.0.0.1:{port}/v1 (model name: {tiny_checkpoint})" in lines[-1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+            assert resp.status == 200
+        b = OpenAICompatibleBackend(f"http://127.0.0.1:{port}/v1", str(tiny_checkpoint), flavor="transformers")
+        reply = b.complete(ChatRequest(messages=[Message(role="user", content=[TextPart(text="hi")])], max_tokens=2))
+        assert reply.usage.prompt_tokens > 0
+        b.close()
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "server stopped" in rest
+        assert time.monotonic() - t < 15
+        assert not _port_open(port)
+    finally:
+        if proc.poll() is None:  # SIGINT lets it stop its server; SIGKILL only as a last resort
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
