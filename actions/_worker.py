@@ -50,8 +50,8 @@ class Keyboard:
 
     def _build_table(self) -> dict[int, tuple[int, bool]]:
         table: dict[int, tuple[int, bool]] = {}
-        for index in (1, 0):  # index 0 wins: no shift needed
-            for i, row in enumerate(self.rows):
+        for index in (1, 0):  # index 0 wins (no shift needed), then the lowest keycode
+            for i, row in reversed(list(enumerate(self.rows))):
                 if len(row) > index and row[index] and self.first + i not in self.spares:
                     table[row[index]] = (self.first + i, index == 1)
         return table
@@ -104,7 +104,7 @@ class Keyboard:
         """Type ``text`` in chunks that need at most as many spares as exist."""
         chunk: list[int] = []
         missing: set[int] = set()
-        for keysym in text_keysyms(text):
+        for keysym in text_keysyms(text.replace("\r\n", "\n")):
             if keysym not in self.table and keysym not in missing and len(missing) == len(self.spares):
                 self._type_chunk(chunk, missing)
                 chunk, missing = [], set()

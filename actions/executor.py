@@ -142,8 +142,12 @@ class Executor:
         if not hello.get("ready"):
             self._stop()
             raise ExecutorError(f"executor worker cannot use display {self.display}: {hello.get('error')}")
-        if self.screen_size is None:
-            self.screen_size = (int(hello["size"][0]), int(hello["size"][1]))
+        size = (int(hello["size"][0]), int(hello["size"][1]))
+        if self.screen_size is not None and tuple(self.screen_size) != size:
+            self._stop()
+            raise ExecutorError(f"display {self.display} is {size[0]}x{size[1]}, not the expected "
+                                f"{self.screen_size[0]}x{self.screen_size[1]}")
+        self.screen_size = size
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:

@@ -61,6 +61,15 @@ class Scroll(_Pointed):
     amount: int = Field(default=5, ge=1, le=100)
 
 
+def _split_combo(text: str) -> list[str]:
+    """'ctrl+c' -> ['ctrl', 'c']; a trailing '+' is the plus key ('ctrl++')."""
+    text = text.replace(" ", "")
+    plus = text.endswith("+") and (text == "+" or text.endswith("++"))
+    body = text[:-1] if plus else text
+    parts = [p for p in body.split("+") if p]
+    return parts + ["+"] if plus else (parts or [text])
+
+
 class Key(_Base):
     """A key or a chord, e.g. ``ctrl+shift+t``; names are normalized on input."""
 
@@ -71,7 +80,7 @@ class Key(_Base):
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
-            value = [part for part in value.replace(" ", "").split("+") if part] or [value]
+            value = _split_combo(value)
         if isinstance(value, list):
             return [normalize_key(str(v)) for v in value]
         return value

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.config import ConfigError, RunConfig, load_config, parse_size
 
@@ -19,7 +20,7 @@ EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -77,16 +78,17 @@ class Progress:
             self._status = console.status(f"step {event['step']}/{event['max_steps']}: asking the model…")
             self._status.start()
         elif kind == "retry":
-            console.print(f"  [yellow]reply did not parse[/yellow] ({event['error']}); asking again")
+            console.print(f"  [yellow]reply did not parse[/yellow] ({escape(event['error'])}); asking again")
         elif kind == "step":
             self._stop()
             rec = event["record"]
             t = rec.timings_ms
             phases = " ".join(f"{k} {t[k]:.0f}ms" for k in ("capture", "model", "parse") if k in t)
             where = " ".join(f"({x},{y})" for x, y in rec.points)
-            denied = "" if rec.policy.allowed else f" [red]blocked: {rec.policy.reason}[/red]"
+            call = escape(rec.action_text if len(rec.action_text) <= 60 else rec.action_text[:57] + "...")
+            denied = "" if rec.policy.allowed else f" [red]blocked: {escape(rec.policy.reason)}[/red]"
             console.print(f"step {event['step']}/{event['max_steps']}  [bold]{rec.action['type']}[/bold] {where}"
-                          f"  [dim]{phases}[/dim]{denied}")
+                          f"  {call}  [dim]{phases}[/dim]{denied}", markup=True, highlight=False)
         elif kind == "end":
             self._stop()
 
@@ -99,8 +101,8 @@ class Progress:
 def ask_on_terminal(step: int, action, thought: str) -> bool:
     from rich.prompt import Confirm
 
-    console.print(f"[bold]step {step}[/bold]: {thought}")
-    return Confirm.ask(f"perform {action.model_dump_json()}?", console=console, default=True)
+    console.print(f"[bold]step {step}[/bold]: {escape(thought)}")
+    return Confirm.ask(f"perform {escape(action.model_dump_json())}?", console=console, default=True)
 
 
 def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
@@ -139,9 +141,9 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
 def _print_result(result, run_dir: Path) -> None:
     colour = "green" if result.status.value == "DONE" else "red"
     console.print(f"[{colour}]{result.status.value}[/{colour}] after {result.steps} step(s)"
-                  + (f": {result.reason}" if result.reason else ""))
+                  + (f": {escape(result.reason)}" if result.reason else ""))
     if result.answer:
-        console.print(f"answer: {result.answer}")
+        console.print(f"answer: {escape(result.answer)}")
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 

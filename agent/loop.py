@@ -158,6 +158,8 @@ class Agent:
 
     async def arun(self, task: str) -> RunResult:
         self.trajectory.write_settings(self._settings_dump(task))
+        if not self.settings.dry_run and self.sandbox is not None:
+            await asyncio.to_thread(self._exec)  # start the input worker before the clock runs
         started = time.monotonic()
         totals: dict[str, float] = {"model_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "image_tokens": 0}
         state = _RunState()

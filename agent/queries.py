@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from actions.parse import ParseError
 from agent.dialects.base import Dialect
 from agent.records import QueryRecord
 from agent.trajectory import Trajectory, now_iso
@@ -26,7 +27,12 @@ def run_locate(backend, dialect: Dialect, obs: Observation, description: str,
         record.timings_ms["model"] = _ms(t)
         record.raw_reply, record.reasoning = reply.content, reply.reasoning
         record.usage = {"prompt_tokens": reply.usage.prompt_tokens, "completion_tokens": reply.usage.completion_tokens}
-        box = dialect.parse_box(reply.content, obs.width, obs.height)
+        try:
+            box = dialect.parse_box(reply.content, obs.width, obs.height)
+        except ParseError:
+            if not reply.reasoning:  # a reply cut before </think> arrives as reasoning only
+                raise
+            box = dialect.parse_box(reply.reasoning, obs.width, obs.height)
         record.result = list(box)
         return box
     except Exception as exc:

@@ -220,3 +220,20 @@ def test_worker_death_is_reported_then_restarted(ex, probe):
     x, y = probe.point("area", 33, 44)
     _click_and_check(ex, probe, x, y)
     assert ex.alive
+
+
+def test_wrong_screen_size_is_refused(sb):
+    with pytest.raises(ExecutorError, match="not the expected 800x600"):
+        Executor(sb.display, xauthority=sb.xauthority, screen_size=(800, 600))
+
+
+def test_size_is_read_from_the_display(sb):
+    with Executor(sb.display, xauthority=sb.xauthority) as executor:
+        assert executor.screen_size == SIZE
+    assert not executor.alive
+
+
+def test_unreachable_display_is_one_clear_error(sb):
+    with pytest.raises(ExecutorError, match="cannot use display") as info:
+        Executor(":65000", xauthority=sb.xauthority)
+    assert "\n" not in str(info.value)

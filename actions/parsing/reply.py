@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from actions.parsing.desktop import Mapped, map_call
 from actions.parsing.errors import ParseError
@@ -12,9 +12,7 @@ from actions.parsing.memory import find_memory
 from actions.parsing.mobile import map_object
 from actions.parsing.scanner import Call
 from actions.parsing.thinking import join_reasoning, split_thinking, strip_tokens
-
-if TYPE_CHECKING:
-    from agent.dialects.base import ParsedStep
+from actions.step import ParsedStep
 
 MAX_CHARS = 1_000_000
 NO_ACTION = (
@@ -68,7 +66,6 @@ def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None
 
 
 def _parse(content: str, reasoning: str | None, width: int, height: int) -> ParsedStep:
-    from agent.dialects.base import ParsedStep  # late: agent.dialects imports this package
 
     if len(content) + len(reasoning or "") > MAX_CHARS:
         raise ParseError("the reply is too long")

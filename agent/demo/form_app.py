@@ -40,11 +40,11 @@ def main():
     font = ("DejaVu Sans", -px)
 
     tk.Label(root, text="Contact form", font=("DejaVu Sans", -int(px * 1.6), "bold"), bg=layout["bg"],
-             fg="#888888").place(relx=0.5, rely=0.12, anchor="center")
+             fg="#333333").place(relx=0.5, rely=0.12, anchor="center")
     entries = {}
     for key, label in (("name", "Name"), ("email", "Email")):
         relx, rely = layout[key]
-        tk.Label(root, text=label, font=font, bg=layout["bg"], fg="#888888").place(
+        tk.Label(root, text=label, font=font, bg=layout["bg"], fg="#333333").place(
             relx=relx - 0.19, rely=rely, anchor="e")
         entry = tk.Entry(root, font=font, width=1)
         entry.place(relx=relx, rely=rely, anchor="center", relwidth=0.36)

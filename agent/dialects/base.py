@@ -7,22 +7,9 @@ from typing import Any, Protocol
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from actions.models import Action
+from actions.step import ParsedStep  # re-exported: the parser builds it
 from model_backend.types import ChatRequest
 from perception.observation import Observation
-
-
-class ParsedStep(BaseModel):
-    """One model reply, understood: the action in pixels plus what explains it."""
-
-    action: Action
-    thought: str = ""
-    reasoning: str | None = None
-    action_text: str = ""  # the call as written, box tokens stripped (goes into history)
-    model_points: list[tuple[float, float]] = Field(default_factory=list)  # thousandths
-    element_info: str | None = None
-    memory: list[Any] | None = None
-    raw: str = ""
 
 
 class HistoryEntry(BaseModel):
