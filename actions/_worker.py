@@ -116,10 +116,7 @@ class Keyboard:
     def _type_chunk(self, keysyms: list[int], missing: set[int]) -> None:
         if not keysyms:
             return
-        new = [k for k in missing if k not in self.assigned]
-        needs_remap = bool(new)
-        if len(self.assigned) + len(new) > len(self.spares):
-            time.sleep(SETTLE_S)  # earlier chunks must be read before their spares change
+        needs_remap = self._make_room(missing)
         extra = self._assign(list(missing))
         if needs_remap:
             self.d.sync()
@@ -127,10 +124,19 @@ class Keyboard:
             self._stroke(keysym, extra)
         self.d.sync()
 
+    def _make_room(self, missing: set[int]) -> bool:
+        """True if spares must be remapped; pause first if that evicts recent ones."""
+        new = [k for k in missing if k not in self.assigned]
+        if len(self.assigned) + len(new) > len(self.spares):
+            time.sleep(SETTLE_S)  # keys typed earlier must be read before their spares change
+        return bool(new)
+
     def chord(self, names: list[str]) -> None:
         """Press keys in order, release in reverse; add shift for shifted symbols."""
         keysyms = [key_keysym(n) for n in names]
-        extra = self._assign([k for k in keysyms if k not in self.table])
+        missing = {k for k in keysyms if k not in self.table}
+        self._make_room(missing)
+        extra = self._assign(list(missing))
         self.d.sync()
         codes: list[int] = []
         for keysym in keysyms:

@@ -22,6 +22,8 @@ from actions.keys import KEY_NAMES
 from actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
 from actions.xkeys import KeysymError, key_keysym, text_keysyms
 
+__all__ = ["ActionError", "Executor", "ExecutorError"]
+
 _KNOWN = (Click, DoubleClick, Hover, Drag, Scroll, Key, Type, Wait, Done, Fail)
 START_TIMEOUT_S = 20.0
 

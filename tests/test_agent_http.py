@@ -1,0 +1,54 @@
+"""The loop over real HTTP: OpenAICompatibleBackend -> a real `transformers serve`
+running the tiny random GLM-4.5V-architecture checkpoint.
+
+Its replies are random text, so the run must end as ERROR after the parse
+retries; what is checked is that the trajectory records every request, reply,
+error and timing correctly.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.loop import Agent, LoopSettings
+from agent.records import Status
+from agent.report import build_report
+from agent.session import SessionSpec, demo_app, open_sandbox, wait_until_ready
+from agent.trajectory import load_run
+from backend_fixtures import tiny_checkpoint, tiny_server  # noqa: F401 (fixtures)
+from model_backend import OpenAICompatibleBackend
+from perception import Capturer, image_tokens
+
+pytestmark = pytest.mark.slow
+
+
+def test_loop_against_transformers_serve_records_everything(tmp_path, tiny_server):
+    base_url, model = tiny_server
+    backend = OpenAICompatibleBackend(base_url, model, flavor="transformers", timeout=120, max_retries=0)
+    spec = SessionSpec(size=(1280, 800), apps=[demo_app(tmp_path / "form.json")])
+    sb, _ = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        wait_until_ready(sb, capturer)
+        with Agent(backend, sb, run_dir=tmp_path / "run", capturer=capturer,
+                   settings=LoopSettings(parse_retries=1, max_tokens=24, thinking=False)) as agent:
+            result = agent.run("Fill in the form")
+        capturer.close()
+    backend.close()
+
+    assert result.status == Status.ERROR
+    assert "did not parse after 2 tries" in result.reason
+    run = load_run(tmp_path / "run")
+    assert len(run.steps) == 1 and run.end.status == Status.ERROR
+    step = run.steps[0]
+    assert step.request.images == 1 and step.request.thinking is False
+    assert step.request.image_tokens == image_tokens(1280, 800) + 2
+    assert len(step.attempts) == 2
+    assert all(a.error and isinstance(a.raw_reply, str) for a in step.attempts)
+    # both calls really went over HTTP, and the server counted the image's tokens
+    assert step.usage["prompt_tokens"] > 2 * image_tokens(1280, 800)
+    assert step.usage["completion_tokens"] > 0
+    assert step.timings_ms["model"] > 0 and step.timings_ms["capture"] > 0
+    assert step.error and not step.performed
+    html = build_report(tmp_path / "run").read_text()
+    assert "Rejected reply 2" in html and "ERROR" in html
