@@ -293,7 +293,7 @@ def locate(
     base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
     flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
 ) -> None:
-    """Print the pixel box [x1, y1, x2, y2] of DESCRIPTION in IMAGE, as JSON."""
+    """Print the pixel box (x1, y1, x2, y2) of DESCRIPTION in IMAGE, and its centre, as JSON."""
     from actions.parse import ParseError
     from agent.queries import run_locate
 

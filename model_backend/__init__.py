@@ -1,20 +1,34 @@
 """Model backends: one ChatRequest in, one Reply out, whatever serves the model.
 
-Importing this package does not import torch or transformers; the in-process
-backend and the tiny checkpoint builder load them when used.
+Importing this package does not import torch, transformers or the openai SDK;
+each backend loads what it needs on first use (keeps `deskpilot --help` fast).
 """
 
+from __future__ import annotations
+
+import importlib
+
 from model_backend.base import Backend, BackendError
-from model_backend.messages import request_to_openai_messages
-from model_backend.openai_compat import OpenAICompatibleBackend
-from model_backend.reasoning import split_reasoning
-from model_backend.scripted import ScriptedBackend
-from model_backend.tiny import build_tiny_checkpoint
-from model_backend.transformers_backend import TransformersBackend
 from model_backend.types import ChatRequest, ImagePart, Message, Reply, TextPart, Usage
+
+_LAZY = {
+    "OpenAICompatibleBackend": "model_backend.openai_compat",
+    "TransformersBackend": "model_backend.transformers_backend",
+    "ScriptedBackend": "model_backend.scripted",
+    "build_tiny_checkpoint": "model_backend.tiny",
+    "image_data_url": "model_backend.messages",
+    "request_to_openai_messages": "model_backend.messages",
+    "split_reasoning": "model_backend.reasoning",
+}
 
 __all__ = [
     "Backend", "BackendError", "ChatRequest", "ImagePart", "Message", "OpenAICompatibleBackend", "Reply",
-    "ScriptedBackend", "TextPart", "TransformersBackend", "Usage", "build_tiny_checkpoint",
+    "ScriptedBackend", "TextPart", "TransformersBackend", "Usage", "build_tiny_checkpoint", "image_data_url",
     "request_to_openai_messages", "split_reasoning",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'model_backend' has no attribute {name!r}")
