@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Callable
 
@@ -10,7 +9,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from actions.models import TERMINAL_TYPES, action_from_json
-from agent.screens import settle, similarity
+from agent.screens import settle_blocking, similarity
 from agent.session import SessionSpec, open_sandbox, wait_until_ready
 from agent.trajectory import load_run
 
@@ -85,6 +84,6 @@ def _walk(run_dir, steps, capturer, executor, check, threshold, on_step) -> Repl
             done += 1
             break
         executor.perform(action)
-        asyncio.run(settle(capturer.grab))
+        settle_blocking(capturer.grab)
         done += 1
     return ReplayResult(ok=True, steps_replayed=done, message=f"replayed {done} step(s) without divergence")

@@ -58,3 +58,19 @@ async def settle(
             return frame, True
         last = frame
     return last, False
+
+
+def settle_blocking(
+    grab: Callable[[], Observation], *, first_delay: float = 0.05, interval: float = 0.05, cap: float = 2.0
+) -> tuple[Observation, bool]:
+    """`settle` for callers outside an event loop (start-up, replay)."""
+    deadline = time.monotonic() + cap
+    time.sleep(first_delay)
+    last = grab()
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        frame = grab()
+        if same_frame(last.image, frame.image):
+            return frame, True
+        last = frame
+    return last, False

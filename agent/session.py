@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import shutil
 import time
@@ -11,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.screens import settle
+from agent.screens import settle_blocking
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_APP = DEMO_DIR / "form_app.py"
@@ -103,4 +102,4 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, has_apps: bool = Tr
     if has_apps:
         sb.wait_for_window("", timeout=timeout)
     remaining = max(0.5, timeout - (time.monotonic() - started))
-    asyncio.run(settle(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining)))
+    settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))

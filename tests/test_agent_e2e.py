@@ -165,3 +165,106 @@ def test_confirmation_can_decline(tmp_path, form):
     result, _ = drive(tmp_path, [box("left_click(start_box='[500,300]')")], apps=[demo_app(form)], confirm=confirm)
     assert result.status == Status.STOPPED and "declined" in result.reason
     assert asked == [(1, Click(x=640, y=240))]
+
+
+def test_secrets_reach_the_app_but_never_the_logs(tmp_path, form):
+    from agent.dialects import GLM45VDialect
+
+    secret = "pw-Zq81-secret"
+    replies = [box("left_click(start_box='[500,300]')"), box(f"type(content='{secret}')", f"Typing {secret}."),
+               box("DONE()")]
+    seen = {}
+    spec = SessionSpec(size=SIZE, apps=[demo_app(form)])
+    backend = ScriptedBackend(replies)
+    sb, handles = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        wait_until_ready(sb, capturer)
+        dialect = GLM45VDialect(secrets={"PASSWORD": secret})
+        with Agent(backend, sb, dialect, run_dir=tmp_path / "run", capturer=capturer) as agent:
+            result = agent.run("Log in")
+        seen["events"] = app_events(handles[0])
+        capturer.close()
+    assert result.status == Status.DONE
+    assert any(e["event"] == "text" and e["value"] == secret for e in seen["events"])
+    prompt = " ".join(p.text for p in backend.requests[0].messages[0].content if p.type == "text")
+    assert secret in prompt  # the model is told the secret...
+    build_report(tmp_path / "run")
+    for name in ("trajectory.jsonl", "settings.json", "report.html"):
+        assert secret not in (tmp_path / "run" / name).read_text(), name  # ...the logs are not
+
+
+def test_locate_and_ask_in_a_run_are_recorded(tmp_path, form):
+    replies = ["The Save button <|begin_of_box|>[440,555,560,605]<|end_of_box|>", "It is a contact form."]
+    spec = SessionSpec(size=SIZE, apps=[demo_app(form)])
+    sb, _ = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        wait_until_ready(sb, capturer)
+        with Agent(ScriptedBackend(replies), sb, run_dir=tmp_path / "run", capturer=capturer) as agent:
+            assert agent.locate("the Save button") == (563, 444, 717, 484)
+            assert agent.ask("What is this?") == "It is a contact form."
+        capturer.close()
+    queries = load_run(tmp_path / "run").queries
+    assert [(q.kind, q.result) for q in queries] == [("locate", [563, 444, 717, 484]), ("ask", "It is a contact form.")]
+    assert all((tmp_path / "run" / q.screenshot).is_file() for q in queries)
+
+
+class SlowBackend(ScriptedBackend):
+    """A scripted backend that takes its time (tests the loop's step time limit)."""
+
+    async def acomplete(self, request):
+        import asyncio
+
+        await asyncio.sleep(5)
+        return await super().acomplete(request)
+
+
+def test_step_time_limit_stops_the_run(tmp_path, form):
+    import time
+
+    spec = SessionSpec(size=SIZE, apps=[demo_app(form)])
+    sb, _ = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        wait_until_ready(sb, capturer)
+        started = time.monotonic()
+        with Agent(SlowBackend([box("DONE()")]), sb, run_dir=tmp_path / "run", capturer=capturer,
+                   policy=Policy(step_timeout_s=0.5)) as agent:
+            result = agent.run("anything")
+        capturer.close()
+    assert result.status == Status.STOPPED and "step time limit" in result.reason
+    assert time.monotonic() - started < 4
+
+
+def test_two_agents_run_concurrently_without_cross_talk(tmp_path):
+    import asyncio
+
+    forms = [tmp_path / f"out{i}" / "form.json" for i in range(2)]
+    for f in forms:
+        f.parent.mkdir()
+    names = ["Alpha One", "Beta Two"]
+
+    async def both():
+        opened = [open_sandbox(SessionSpec(size=SIZE, shares=[str(f.parent)], apps=[demo_app(f)])) for f in forms]
+        try:
+            agents = []
+            for i, (sb, _) in enumerate(opened):
+                capturer = Capturer(sb)
+                wait_until_ready(sb, capturer)
+                replies = [box("left_click(start_box='[500,300]')"), box(f"type(content='{names[i]}')"),
+                           box("left_click(start_box='[500,580]')"), box("DONE()")]
+                agents.append(Agent(ScriptedBackend(replies), sb, run_dir=tmp_path / f"run{i}", capturer=capturer))
+            results = await asyncio.gather(*(a.arun(f"task {i}") for i, a in enumerate(agents)))
+            for a in agents:
+                a._capturer.close()
+                a.close()
+            return results
+        finally:
+            for sb, _ in opened:
+                sb.close()
+
+    results = asyncio.run(both())
+    assert [r.status for r in results] == [Status.DONE, Status.DONE]
+    for f, name in zip(forms, names):
+        assert json.loads(f.read_text()) == {"name": name, "email": ""}
