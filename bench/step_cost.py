@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -62,7 +63,7 @@ def bench_deskpilot(sb, target, steps: int) -> list[float]:
 
 
 def bench_xdotool(sb, target, steps: int) -> list[float]:
-    env = {"PATH": "/usr/bin:/bin", **sb.env}
+    env = {"PATH": os.environ.get("PATH", os.defpath), **sb.env}
     x, y = target
     times = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +79,7 @@ def bench_xdotool(sb, target, steps: int) -> list[float]:
 
 
 def bench_pyautogui(sb, target, steps: int) -> list[float]:
-    env = {"PATH": "/usr/bin:/bin", "XDG_SESSION_TYPE": "x11", "HOME": str(sb.home), **sb.env}
+    env = {"PATH": os.environ.get("PATH", os.defpath), "XDG_SESSION_TYPE": "x11", "HOME": str(sb.home), **sb.env}
     argv = [sys.executable, str(HERE / "_pyautogui_peer.py"), str(steps), *map(str, target), TEXT]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=600)
     return json.loads(out.stdout)
@@ -100,7 +101,6 @@ def _scene(sb) -> tuple[int, int]:
 
 def machine() -> str:
     """One line describing where the figures were measured."""
-    import os
     import platform
     from importlib.metadata import version
 
@@ -123,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing or args.steps < 1:
         print(f"error: missing tools {missing}" if missing else "error: --steps must be >= 1", file=sys.stderr)
         return 2
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"error: --size must look like 1920x1080, got {args.size!r}", file=sys.stderr)
+        return 2
     print(machine())
     with Sandbox(size=(width, height), isolation="bwrap", network=False) as sb:
         target = _scene(sb)
