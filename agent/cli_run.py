@@ -280,11 +280,12 @@ def _image_observation(image: Path):
     return Observation(image=rgb, timestamp=time.monotonic())
 
 
-def _query_setup(base_url, model, script, flavor):
+def _query_setup(image: Path, base_url, model, script, flavor):
     from agent.dialects import GLM45VDialect
 
+    obs = _image_observation(image)
     cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
-    return make_backend(cfg), GLM45VDialect()
+    return obs, make_backend(cfg), GLM45VDialect()
 
 
 def locate(
@@ -298,14 +299,12 @@ def locate(
     from agent.queries import run_locate
 
     try:
-        obs = _image_observation(image)
-        backend, dialect = _query_setup(base_url, model, script, flavor)
-        box = run_locate(backend, dialect, obs, description)
+        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
+        x1, y1, x2, y2 = run_locate(backend, dialect, obs, description)
     except ParseError as err:
         raise fail(f"the model gave no usable box: {getattr(err, 'message', err)}", 1) from None
     except _user_errors() as err:
         raise fail(str(err)) from None
-    x1, y1, x2, y2 = box
     print(json.dumps({"box": [x1, y1, x2, y2], "center": [(x1 + x2) // 2, (y1 + y2) // 2]}))
 
 
@@ -319,8 +318,7 @@ def ask(
     from agent.queries import run_ask
 
     try:
-        obs = _image_observation(image)
-        backend, dialect = _query_setup(base_url, model, script, flavor)
+        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
         print(run_ask(backend, dialect, obs, question))
     except _user_errors() as err:
         raise fail(str(err)) from None
