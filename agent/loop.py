@@ -188,7 +188,8 @@ class Agent:
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
-        totals = dict(totals, wall_s=round(time.monotonic() - started, 3))
+        totals = {k: int(v) if float(v).is_integer() else round(v, 1) for k, v in totals.items()}
+        totals["wall_s"] = round(time.monotonic() - started, 3)
         self.trajectory.append(
             EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals)
         )

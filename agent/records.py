@@ -94,7 +94,7 @@ class EndRecord(BaseModel):
     answer: str | None = None
     reason: str = ""
     steps: int = 0
-    totals: dict[str, float] = Field(default_factory=dict)
+    totals: dict[str, int | float] = Field(default_factory=dict)
 
 
 class RunResult(BaseModel):
@@ -103,4 +103,4 @@ class RunResult(BaseModel):
     reason: str = ""
     steps: int = 0
     run_dir: str | None = None
-    totals: dict[str, float] = Field(default_factory=dict)
+    totals: dict[str, int | float] = Field(default_factory=dict)

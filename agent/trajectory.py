@@ -17,6 +17,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from agent.records import ActedRecord, EndRecord, QueryRecord, StepRecord
+from perception.encode import encode_png
 
 TRAJECTORY = "trajectory.jsonl"
 SETTINGS = "settings.json"
@@ -52,7 +53,7 @@ class Trajectory:
         os.replace(tmp, path)
 
     def save_screenshot(self, image: Image.Image, name: str) -> str:
-        image.save(self.run_dir / name, format="PNG", compress_level=1)
+        (self.run_dir / name).write_bytes(encode_png(image))
         return name
 
     def append(self, record: BaseModel) -> None:
