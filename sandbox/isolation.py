@@ -7,6 +7,10 @@ live in the sandbox's directory, and only this sandbox's X socket and cookie.
 IPC is NOT unshared: MIT-SHM needs the X server and the app to share SysV
 segments. ``--die-with-parent`` plus the PID namespace mean the app and
 everything it forks (even ``setsid`` daemons) die with the launcher.
+PID 1 inside is a tiny reaper (``REAPER``): it runs the app, adopts whatever
+the app leaves behind, and exits only when nothing is left, so launchers that
+fork the real program and exit at once (xdg-open, many editors) keep their
+windows; its exit code is the app's.
 
 ``none`` mode: a plain child process, in its own PID namespace through
 ``unshare --pid --fork --kill-child`` when that works here.
@@ -31,6 +35,31 @@ INSIDE_XAUTHORITY = Path("/run/deskpilot/Xauthority")
 INSIDE_UID = 1000  # not 0: xterm & co. fail to chown their pty to a group unmapped in the user namespace
 _SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
 _BASE_ENV_KEYS = ("LANG", "LC_ALL", "TZ")
+_SYSTEM_PYTHON = "/usr/bin/python3"
+REAPER = """
+import os, sys
+try:
+    child = os.fork()
+except OSError as exc:
+    sys.exit(f"deskpilot reaper: {exc}")
+if child == 0:
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    except OSError as exc:
+        print(f"cannot run {sys.argv[1]!r}: {exc.strerror}", file=sys.stderr)
+        os._exit(127)
+code = 0
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        break
+    except KeyboardInterrupt:
+        continue
+    if pid == child:
+        code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
 
 
 class Layout(BaseModel):
@@ -92,8 +121,10 @@ def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: S
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.home), str(INSIDE_HOME)]
     args += ["--ro-bind", socket, socket, "--ro-bind", str(layout.xauthority), str(INSIDE_XAUTHORITY)]
     args += _bind_args((*layout.binds, *binds))
-    args += ["--chdir", cwd or str(INSIDE_HOME), "--"]
-    return args + list(argv)
+    args += ["--chdir", cwd or str(INSIDE_HOME)]
+    if os.access(_SYSTEM_PYTHON, os.X_OK):
+        return args + ["--as-pid-1", "--", _SYSTEM_PYTHON, "-c", REAPER, *argv]
+    return args + ["--", *argv]
 
 
 def bwrap_env(layout: Layout, extra: dict[str, str] | None) -> dict[str, str]:

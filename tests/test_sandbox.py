@@ -313,3 +313,18 @@ def test_user_mistakes_are_one_line_errors(sandbox: Sandbox, tmp_path: Path) -> 
         Sandbox(binds=[Bind(host=tmp_path / "missing")])
     with pytest.raises(SandboxError, match="isolation"):
         Sandbox(isolation="docker")  # type: ignore[arg-type]
+
+
+def test_a_launcher_that_forks_and_exits_keeps_its_window(sandbox: Sandbox) -> None:
+    # like xdg-open or many editors: start the real program in the background, exit at once
+    app = sandbox.launch(["/bin/sh", "-c", "xterm -T forked-window & exit 3"])
+    assert sandbox.wait_for_window("forked-window", timeout=15)
+    time.sleep(0.5)
+    assert app.poll() is None  # the xterm is still there, so the app's namespace is too
+    assert sandbox.wait_for_window("forked-window", timeout=1)
+
+
+def test_exit_code_of_a_missing_program_is_127(sandbox: Sandbox) -> None:
+    app = sandbox.launch(["/usr/bin/no-such-program-here"])
+    assert app.wait(10) == 127
+    assert "no-such-program-here" in app.stderr_path.read_text()
