@@ -120,12 +120,13 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     confirm = ask_on_terminal if cfg.confirm else None
     run_dir.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation})…")
+        console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
+                      f"recording to {run_dir}")
     sb, apps = open_sandbox(spec)
     with sb:
         capturer = Capturer(sb)
         try:
-            wait_until_ready(sb, capturer, has_apps=bool(spec.apps))
+            wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
             with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
                        confirm=confirm, on_event=Progress(quiet), capturer=capturer,
                        run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,

@@ -51,12 +51,12 @@ def replay(
     from actions.executor import Executor
     from perception import Capturer
 
-    sb, _apps = open_sandbox(spec)
+    sb, apps = open_sandbox(spec)
     with sb:
         capturer = Capturer(sb)
         executor = Executor.for_sandbox(sb)
         try:
-            wait_until_ready(sb, capturer, has_apps=bool(spec.apps))
+            wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
             return _walk(run_dir, steps, capturer, executor, check, threshold, on_step)
         finally:
             executor.close()

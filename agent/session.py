@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import time
@@ -60,7 +61,7 @@ def app_from_command(command: str) -> AppSpec:
     for i, arg in enumerate(argv):
         if "/" not in arg or not Path(arg).exists():
             continue
-        path = Path(arg).resolve()
+        path = Path(os.path.abspath(arg))  # keep symlinks: /bin/sh stays /bin/sh
         argv[i] = str(path)
         if str(path).startswith(_SYSTEM_DIRS):
             continue
@@ -96,10 +97,34 @@ def open_sandbox(spec: SessionSpec):
     return sb, handles
 
 
-def wait_until_ready(sb, capturer, *, timeout: float = 20.0, has_apps: bool = True) -> None:
-    """Wait for a first window, then for the screen to stop changing."""
+def _tail(path, lines: int = 3) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_apps: bool = True) -> None:
+    """Wait for a first window, then for the screen to stop changing.
+
+    If every app exits before showing a window, fail at once with what it
+    printed, instead of waiting out the timeout.
+    """
+    from sandbox import SandboxError
+
     started = time.monotonic()
-    if has_apps:
-        sb.wait_for_window("", timeout=timeout)
+    while has_apps:
+        try:
+            sb.wait_for_window("", timeout=0.25)
+            break
+        except SandboxError:
+            if handles and all(h.poll() is not None for h in handles):
+                h = handles[0]
+                said = _tail(h.stderr_path) or _tail(h.stdout_path) or "no output"
+                raise SandboxError(f"app {' '.join(h.argv)!r} exited with code {h.poll()} "
+                                   f"before showing a window: {said}") from None
+            if time.monotonic() - started > timeout:
+                raise SandboxError(f"no app window appeared within {timeout:g} s") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
     settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))

@@ -126,3 +126,14 @@ def test_a_run_killed_mid_way_leaves_a_loadable_trajectory(tmp_path):
     assert run.steps[0].points == [(400, 300)] and run.steps[1].action["type"] == "wait"
     html = build_report(out).read_text()
     assert "INCOMPLETE" in html and html.count('class="step"') == len(run.steps)
+
+
+def test_an_app_that_dies_at_start_is_reported_with_its_output(tmp_path):
+    script = tmp_path / "r.json"
+    script.write_text(json.dumps([box("DONE()")]))
+    started = time.monotonic()
+    result = runner.invoke(app, ["run", "x", "--app", "/bin/sh -c 'echo boom >&2; exit 4'", "--script", str(script),
+                                 "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 2
+    assert "exited with code 4 before showing a window: boom" in result.output
+    assert time.monotonic() - started < 10  # not the whole start-up timeout
