@@ -135,8 +135,20 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         finally:
             capturer.close()
             backend.close()
-    build_report(run_dir)
+            build_report(run_dir)
     return result
+
+
+def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
+    """execute_run, with user mistakes and Ctrl-C turned into messages and exit codes."""
+    try:
+        return execute_run(cfg, task, spec, run_dir, quiet=quiet)
+    except _user_errors() as err:
+        raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/yellow]; what was recorded is in {run_dir} "
+                      f"(report: {run_dir / 'report.html'})")
+        raise typer.Exit(130) from None
 
 
 def _print_result(result, run_dir: Path) -> None:
@@ -186,9 +198,9 @@ def run(
                            shares=[str(p.resolve()) for p in cfg.shares],
                            apps=[app_from_command(a) for a in cfg.apps])
         run_dir = cfg.out or default_run_dir(task, None)
-        result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
     except _user_errors() as err:
         raise fail(str(err)) from None
+    result = run_or_exit(cfg, task, spec, run_dir, quiet)
     _print_result(result, run_dir)
     raise typer.Exit(EXIT[result.status.value])
 
@@ -214,9 +226,9 @@ def demo(
                "script": None if base_url else DEMO_REPLIES, "max_steps": 15}
         cfg = load_config(cli, config_file=None, env={})
         spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, shares=[str(shared)], apps=[demo_app(saved)])
-        result = execute_run(cfg, DEMO_TASK, spec, run_dir, quiet=quiet)
     except _user_errors() as err:
         raise fail(str(err)) from None
+    result = run_or_exit(cfg, DEMO_TASK, spec, run_dir, quiet)
     _print_result(result, run_dir)
     expected = {"name": "Ada Lovelace", "email": "ada@example.org"}
     got = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from actions.models import Action, Done, Fail
+from actions.models import Action, Done, Fail, Wait
 from actions.parse import ParseError
 from agent.dialects.base import Dialect, HistoryEntry, ParsedStep
 from agent.policy import Confirm, Policy
@@ -179,8 +179,8 @@ class Agent:
                     break
         except _StepFailed as stop:
             status, reason = stop.status, stop.reason
-        except asyncio.CancelledError:
-            status, reason = Status.STOPPED, "cancelled"
+        except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
+            status, reason = Status.STOPPED, "interrupted"
             self._end(status, reason, None, started, totals)
             raise
         except KeyboardInterrupt:
@@ -313,7 +313,10 @@ class Agent:
         timings, error = {}, None
         t = time.perf_counter()
         try:
-            await asyncio.to_thread(self._exec().perform, action)
+            if isinstance(action, Wait):  # no thread to wait for if the run is interrupted
+                await asyncio.sleep(action.seconds)
+            else:
+                await asyncio.to_thread(self._exec().perform, action)
         except Exception as exc:  # an action that fails is recorded, and ends the run
             error = f"action failed: {exc}"
         timings["act"] = _ms(t)
