@@ -135,7 +135,8 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         finally:
             capturer.close()
             backend.close()
-            build_report(run_dir)
+            if (run_dir / "trajectory.jsonl").is_file():
+                build_report(run_dir)
     return result
 
 
