@@ -268,3 +268,40 @@ def test_two_agents_run_concurrently_without_cross_talk(tmp_path):
     assert [r.status for r in results] == [Status.DONE, Status.DONE]
     for f, name in zip(forms, names):
         assert json.loads(f.read_text()) == {"name": name, "email": ""}
+
+
+@pytest.mark.parametrize("size", [(800, 600), (1366, 768), (2560, 1440)])
+def test_clicks_land_on_target_on_other_screen_sizes(tmp_path, size, form):
+    """The same thousandths hit the same widget whatever the screen size."""
+    replies = [box("left_click(start_box='[500,420]')"), box("type(content='size check')"), box("DONE()")]
+    spec = SessionSpec(size=size, apps=[demo_app(form)])
+    seen = {}
+    sb, handles = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        wait_until_ready(sb, capturer)
+        with Agent(ScriptedBackend(replies), sb, run_dir=tmp_path / "run", capturer=capturer) as agent:
+            result = agent.run("type into the email field")
+        seen["events"] = app_events(handles[0])
+        capturer.close()
+    assert result.status == Status.DONE
+    w, h = size
+    expected = (round(0.5 * w), round(0.42 * h))
+    assert load_run(tmp_path / "run").steps[0].points == [expected]
+    clicks = [(e["x"], e["y"]) for e in seen["events"] if e["event"] == "click"]
+    assert clicks == [expected]
+    assert {"event": "text", "field": "email", "value": "size check"} in seen["events"]
+
+
+def test_skip_mode_tells_the_model_instead_of_stopping(tmp_path, form):
+    replies = [box("left_click(start_box='[500,300]')"), box("DONE()")]
+    seen = {}
+    result, backend = drive(tmp_path, replies, apps=[demo_app(form)],
+                            policy=Policy(deny_regions=[Region(x1=600, y1=200, x2=700, y2=280)], on_violation="skip"),
+                            inspect=lambda sb, h: seen.update(events=app_events(h[0])))
+    assert result.status == Status.DONE
+    step1 = load_run(tmp_path / "run").steps[0]
+    assert not step1.policy.allowed and not step1.performed
+    history = " ".join(p.text for p in backend.requests[1].messages[0].content if p.type == "text")
+    assert "not performed" in history and "denied region" in history
+    assert not any(e["event"] == "click" for e in seen["events"])
