@@ -162,7 +162,8 @@ class Agent:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs
         started = time.monotonic()
         totals: dict[str, float] = {"model_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "image_tokens": 0}
-        state = _RunState()
+        options = getattr(self.dialect, "options", None)
+        state = _RunState(keep_images=getattr(options, "history_screenshots", 4))
         status, reason, answer = Status.MAX_STEPS, f"reached the step limit ({self.policy.max_steps})", None
         try:
             while self._step < self.policy.max_steps:
@@ -341,9 +342,14 @@ class Agent:
 
 
 class _RunState:
-    """History and memory carried between steps, and the stuck detector."""
+    """History and memory carried between steps, and the stuck detector.
 
-    def __init__(self) -> None:
+    Only the newest `keep_images` history screenshots are held in memory (the
+    prompt shows the last few); older entries keep their text only.
+    """
+
+    def __init__(self, keep_images: int = 4) -> None:
+        self.keep_images = keep_images
         self.history: list[HistoryEntry] = []
         self.memory: list[Any] | None = None
         self._last_action: Action | None = None
@@ -353,6 +359,8 @@ class _RunState:
     def remember(self, parsed: ParsedStep, obs: Observation, note: str = "") -> None:
         text = f"{parsed.action_text} {note}".strip()
         self.history.append(HistoryEntry(thought=parsed.thought, action_text=text, screenshot=obs.image))
+        if len(self.history) > self.keep_images:
+            self.history[-self.keep_images - 1].screenshot = None
         if parsed.memory is not None:
             self.memory = parsed.memory
 

@@ -156,3 +156,17 @@ def test_report_of_an_unfinished_run(tmp_path):
     traj.append(StepRecord(step=1, time=now_iso()))
     traj.close()
     assert "INCOMPLETE" in build_report(tmp_path).read_text()
+
+
+def test_run_state_holds_only_the_screenshots_the_prompt_can_show():
+    from actions.step import ParsedStep
+    from agent.loop import _RunState
+    from perception.observation import Observation
+
+    state = _RunState(keep_images=2)
+    for i in range(5):
+        parsed = ParsedStep(action=Click(x=i, y=i), thought=f"t{i}", memory=[{"i": i}] if i < 3 else None)
+        state.remember(parsed, Observation(image=_shot(), timestamp=float(i)))
+    assert [h.screenshot is not None for h in state.history] == [False, False, False, True, True]
+    assert [h.thought for h in state.history] == ["t0", "t1", "t2", "t3", "t4"]
+    assert state.memory == [{"i": 2}]  # a reply without memory keeps the last one
