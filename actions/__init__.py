@@ -5,3 +5,15 @@ from actions.parse import ParseError, parse_box, parse_glm_reply
 # Performing actions inside a sandbox's display (the executor).
 from actions.errors import ActionError, ExecutorError
 from actions.executor import Executor
+
+# The typed actions themselves.
+from actions.models import (
+    Action, Click, Done, DoubleClick, Drag, Fail, Hover, Key, Scroll, Type, Wait, action_from_json,
+)
+from actions.step import ParsedStep
+
+__all__ = [
+    "Action", "ActionError", "Click", "Done", "DoubleClick", "Drag", "Executor", "ExecutorError", "Fail", "Hover",
+    "Key", "ParseError", "ParsedStep", "Scroll", "Type", "Wait", "action_from_json", "box_to_pixels", "parse_box",
+    "parse_glm_reply", "to_pixel", "to_pixels",
+]

@@ -14,14 +14,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from agent import cli_backend, cli_parse, cli_run
+    from agent import cli_backend, cli_inspect, cli_parse, cli_run
 
     app.command("run")(cli_run.run)
     app.command("demo")(cli_run.demo)
-    app.command("report")(cli_run.report)
-    app.command("replay")(cli_run.replay)
-    app.command("locate")(cli_run.locate)
-    app.command("ask")(cli_run.ask)
+    app.command("report")(cli_inspect.report)
+    app.command("replay")(cli_inspect.replay)
+    app.command("locate")(cli_inspect.locate)
+    app.command("ask")(cli_inspect.ask)
     app.command("parse")(cli_parse.parse)
     app.command("serve")(cli_backend.serve)
     app.command("tiny-checkpoint")(cli_backend.tiny_checkpoint)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agent.config import ConfigError, RunConfig, load_config, parse_size
+from agent.config import ConfigError, RunConfig, load_config
 
 console = Console(stderr=True, highlight=False)
 EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
@@ -238,101 +237,3 @@ def demo(
         raise typer.Exit(EXIT[result.status.value])
     console.print(f"[red]check failed:[/red] {saved} holds {got!r}, expected {expected!r}")
     raise typer.Exit(1)
-
-
-def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
-    """Rebuild report.html for a run folder."""
-    from agent.report import build_report
-
-    try:
-        path = build_report(run_dir)
-    except FileNotFoundError as err:
-        raise fail(str(err)) from None
-    console.print(f"report: {path}")
-
-
-def replay(
-    run_dir: Path = typer.Argument(..., help="A run folder recorded by `deskpilot run` or `demo`"),
-    check: bool = typer.Option(True, "--check/--no-check", help="Compare each screen with the recording"),
-    threshold: float = typer.Option(0.97, min=0.0, max=1.0, help="Least similarity that counts as the same screen"),
-    app: list[str] = typer.Option([], "--app", help="Start these apps instead of the recorded ones"),
-    isolation: Optional[str] = typer.Option(None, help="Override the recorded isolation"),
-) -> None:
-    """Perform a recorded run again in a fresh sandbox, without a model."""
-    from agent.replay import ReplayError, replay as do_replay, session_of
-    from agent.session import app_from_command
-
-    try:
-        spec = session_of(run_dir)
-        if app:
-            spec.apps = [app_from_command(a) for a in app]
-        if isolation:
-            spec.isolation = isolation
-        started = time.monotonic()
-        result = do_replay(run_dir, check=check, threshold=threshold, session=spec,
-                           on_step=lambda n, total, score: console.print(
-                               f"step {n}: " + ("same screen" if score is None else f"similarity {score:.3f}")))
-    except (ReplayError, *_user_errors()) as err:
-        raise fail(str(err)) from None
-    colour = "green" if result.ok else "red"
-    console.print(f"[{colour}]{result.message}[/{colour}] ({time.monotonic() - started:.1f} s)")
-    raise typer.Exit(0 if result.ok else 1)
-
-
-def _image_observation(image: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    from perception.observation import Observation
-
-    try:
-        with Image.open(image) as img:
-            rgb = img.convert("RGB")
-    except FileNotFoundError:
-        raise ConfigError(f"image {image} does not exist") from None
-    except (UnidentifiedImageError, OSError):
-        raise ConfigError(f"{image} is not an image file") from None
-    return Observation(image=rgb, timestamp=time.monotonic())
-
-
-def _query_setup(image: Path, base_url, model, script, flavor):
-    from agent.dialects import GLM45VDialect
-
-    obs = _image_observation(image)
-    cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
-    return obs, make_backend(cfg), GLM45VDialect()
-
-
-def locate(
-    image: Path = typer.Argument(..., help="A screenshot file"),
-    description: str = typer.Argument(..., help="What to find, e.g. 'the Save button'"),
-    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-    flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
-) -> None:
-    """Print the pixel box (x1, y1, x2, y2) of DESCRIPTION in IMAGE, and its centre, as JSON."""
-    from actions.parse import ParseError
-    from agent.queries import run_locate
-
-    try:
-        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
-        x1, y1, x2, y2 = run_locate(backend, dialect, obs, description)
-    except ParseError as err:
-        raise fail(f"the model gave no usable box: {getattr(err, 'message', err)}", 1) from None
-    except _user_errors() as err:
-        raise fail(str(err)) from None
-    print(json.dumps({"box": [x1, y1, x2, y2], "center": [(x1 + x2) // 2, (y1 + y2) // 2]}))
-
-
-def ask(
-    image: Path = typer.Argument(..., help="A screenshot file"),
-    question: str = typer.Argument(..., help="A question about the screen"),
-    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-    flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
-) -> None:
-    """Print the model's answer to QUESTION about IMAGE."""
-    from agent.queries import run_ask
-
-    try:
-        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
-        print(run_ask(backend, dialect, obs, question))
-    except _user_errors() as err:
-        raise fail(str(err)) from None

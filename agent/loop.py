@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from actions.models import Action, Done, Fail, Wait
 from actions.parse import ParseError
-from agent.dialects.base import Dialect, HistoryEntry, ParsedStep
+from agent.dialects.base import Dialect, ParsedStep
 from agent.policy import Confirm, Policy
 from agent.queries import run_ask, run_locate
 from agent.records import (
@@ -24,7 +24,8 @@ from agent.records import (
     Status,
     StepRecord,
 )
-from agent.screens import settle, similarity
+from agent.screens import settle
+from agent.state import RunState
 from agent.trajectory import Trajectory, now_iso
 from model_backend.types import ChatRequest, Reply, TextPart
 from perception.observation import Observation
@@ -163,7 +164,7 @@ class Agent:
         started = time.monotonic()
         totals: dict[str, float] = {"model_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "image_tokens": 0}
         options = getattr(self.dialect, "options", None)
-        state = _RunState(keep_images=getattr(options, "history_screenshots", 4))
+        state = RunState(keep_images=getattr(options, "history_screenshots", 4))
         status, reason, answer = Status.MAX_STEPS, f"reached the step limit ({self.policy.max_steps})", None
         try:
             while self._step < self.policy.max_steps:
@@ -197,7 +198,7 @@ class Agent:
         self.on_event({"event": "end", "status": status.value, "reason": reason, "answer": answer})
         return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals)
 
-    async def _one_step(self, task: str, state: "_RunState", totals: dict) -> ParsedStep:
+    async def _one_step(self, task: str, state: "RunState", totals: dict) -> ParsedStep:
         step, timings = self._step, {}
         step_started = time.monotonic()
         t = time.perf_counter()
@@ -295,7 +296,7 @@ class Agent:
         record.element_info = parsed.element_info
         record.memory = parsed.memory
 
-    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "_RunState", step: int) -> None:
+    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "RunState", step: int) -> None:
         t = time.perf_counter()
         allowed, reason = self.policy.check(parsed.action)
         if allowed and state.is_stuck(parsed.action, obs, self.policy.stuck_repeats):
@@ -339,39 +340,6 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
-
-
-class _RunState:
-    """History and memory carried between steps, and the stuck detector.
-
-    Only the newest `keep_images` history screenshots are held in memory (the
-    prompt shows the last few); older entries keep their text only.
-    """
-
-    def __init__(self, keep_images: int = 4) -> None:
-        self.keep_images = keep_images
-        self.history: list[HistoryEntry] = []
-        self.memory: list[Any] | None = None
-        self._last_action: Action | None = None
-        self._last_frame = None
-        self._repeats = 0
-
-    def remember(self, parsed: ParsedStep, obs: Observation, note: str = "") -> None:
-        text = f"{parsed.action_text} {note}".strip()
-        self.history.append(HistoryEntry(thought=parsed.thought, action_text=text, screenshot=obs.image))
-        if len(self.history) > self.keep_images:
-            self.history[-self.keep_images - 1].screenshot = None
-        if parsed.memory is not None:
-            self.memory = parsed.memory
-
-    def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
-        unchanged = self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999
-        if action == self._last_action and unchanged:
-            self._repeats += 1
-        else:
-            self._repeats = 1
-        self._last_action, self._last_frame = action, obs.image
-        return self._repeats >= limit
 
 
 def _ms(start: float) -> float:

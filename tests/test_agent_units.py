@@ -160,10 +160,10 @@ def test_report_of_an_unfinished_run(tmp_path):
 
 def test_run_state_holds_only_the_screenshots_the_prompt_can_show():
     from actions.step import ParsedStep
-    from agent.loop import _RunState
+    from agent.state import RunState
     from perception.observation import Observation
 
-    state = _RunState(keep_images=2)
+    state = RunState(keep_images=2)
     for i in range(5):
         parsed = ParsedStep(action=Click(x=i, y=i), thought=f"t{i}", memory=[{"i": i}] if i < 3 else None)
         state.remember(parsed, Observation(image=_shot(), timestamp=float(i)))
