@@ -61,7 +61,7 @@ class Scroll(_Pointed):
     amount: int = Field(default=5, ge=1, le=100)
 
 
-def _split_combo(text: str) -> list[str]:
+def split_combo(text: str) -> list[str]:
     """'ctrl+c' -> ['ctrl', 'c']; a trailing '+' is the plus key ('ctrl++')."""
     text = text.replace(" ", "")
     plus = text.endswith("+") and (text == "+" or text.endswith("++"))
@@ -80,7 +80,7 @@ class Key(_Base):
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
-            value = _split_combo(value)
+            value = split_combo(value)
         if isinstance(value, list):
             return [normalize_key(str(v)) for v in value]
         return value

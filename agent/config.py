@@ -69,6 +69,26 @@ class RunConfig(BaseModel):
         parse_size(v)
         return v
 
+    @field_validator("allow_regions", "deny_regions")
+    @classmethod
+    def _regions(cls, v: list[str] | None) -> list[str] | None:
+        from agent.policy import Region
+
+        for text in v or []:
+            Region.parse(text)
+        return v
+
+    @field_validator("allow_keys", "deny_keys")
+    @classmethod
+    def _keys(cls, v: list[str] | None) -> list[str] | None:
+        from actions.keys import normalize_key
+        from actions.models import split_combo
+
+        for combo in v or []:
+            for key in split_combo(combo):
+                normalize_key(key)
+        return v
+
     @property
     def screen(self) -> tuple[int, int]:
         return parse_size(self.size)
@@ -133,4 +153,5 @@ def load_config(cli: dict[str, Any], *, config_file: Path | None = None, env: di
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}: {message}") from None

@@ -11,7 +11,7 @@ from typing import Callable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actions.keys import normalize_key
-from actions.models import Action, Key
+from actions.models import Action, Key, split_combo
 
 
 class Region(BaseModel):
@@ -42,8 +42,7 @@ class Region(BaseModel):
 
 
 def _combo(text: str) -> str:
-    keys = [normalize_key(k) for k in text.replace(" ", "").split("+") if k]
-    return "+".join(sorted(keys))
+    return "+".join(sorted(normalize_key(k) for k in split_combo(text)))
 
 
 class Policy(BaseModel):

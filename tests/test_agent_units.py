@@ -170,3 +170,13 @@ def test_run_state_holds_only_the_screenshots_the_prompt_can_show():
     assert [h.screenshot is not None for h in state.history] == [False, False, False, True, True]
     assert [h.thought for h in state.history] == ["t0", "t1", "t2", "t3", "t4"]
     assert state.memory == [{"i": 2}]  # a reply without memory keeps the last one
+
+
+def test_policy_handles_the_plus_key_and_config_rejects_unknown_keys():
+    policy = Policy(deny_keys=["ctrl++"])
+    assert not policy.check(Key(keys=["ctrl", "+"]))[0]
+    assert policy.check(Key(keys="ctrl"))[0]
+    with pytest.raises(ConfigError, match="deny_keys: unknown key name 'foo'"):
+        load_config({"deny_keys": ["ctrl+foo"]}, config_file=None, env={})
+    with pytest.raises(ConfigError, match="deny_regions: a region is"):
+        load_config({"deny_regions": ["1,2,3"]}, config_file=None, env={})
