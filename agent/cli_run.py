@@ -129,7 +129,8 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
             with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
                        confirm=confirm, on_event=Progress(quiet), capturer=capturer,
                        run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
-                                 "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None}) as agent:
+                                 "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
+                                 "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
                 result = agent.run(task)
         finally:
             capturer.close()
@@ -180,6 +181,7 @@ def run(
     deny_key: list[str] = typer.Option([], "--deny-key", help="Key chord never to press, e.g. ctrl+alt+delete"),
     deny_region: list[str] = typer.Option([], "--deny-region", help="Pixel region x1,y1,x2,y2 never to touch"),
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
+    instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
 ) -> None:
     """Run the agent on TASK in a fresh sandbox."""
@@ -188,7 +190,7 @@ def run(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
              "max_steps": max_steps, "size": size, "out": out, "dry_run": dry_run, "confirm": confirm,
              "shares": share, "script": script, "isolation": isolation, "network": network,
-             "deny_keys": deny_key, "deny_regions": deny_region},
+             "deny_keys": deny_key, "deny_regions": deny_region, "extra_instructions": instructions},
             config_file=config, secret_names=secret)
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")

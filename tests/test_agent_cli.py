@@ -64,9 +64,10 @@ def test_run_with_a_script_and_exit_codes(tmp_path):
     script.write_text(json.dumps([box("left_click(start_box='[500,500]')"), box("FAIL()")]))
     out = tmp_path / "run"
     result = runner.invoke(app, ["run", "do it", "--app", "xterm", "--script", str(script), "--size", "1024x768",
-                                 "--out", str(out), "--quiet"])
+                                 "--out", str(out), "--quiet", "--instructions", "Prefer the keyboard."])
     assert result.exit_code == 1, result.output  # FAIL -> 1
     run = load_run(out)
+    assert run.settings["instructions"] == "Prefer the keyboard."
     assert run.steps[0].points == [(512, 384)]
     assert run.end.status.value == "FAIL"
     assert (out / "report.html").is_file()
