@@ -33,7 +33,7 @@ pip_q() {  # quiet pip that still fails loudly
   fi
   rm -f "$log"
 }
-echo "==> pip install -e .[$EXTRAS]"
+echo "==> pip install -e .[$EXTRAS] (the first time takes a few minutes: torch is large)"
 pip_q --upgrade pip
 pip_q -e ".[$EXTRAS]"
 # pyautogui pulls python3-xlib 0.15 into the same Xlib/ folder; 0.33 must win.
