@@ -19,7 +19,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
 
     try:
         path = build_report(run_dir)
-    except FileNotFoundError as err:
+    except (OSError, ValueError) as err:
         raise fail(str(err)) from None
     console.print(f"report: {path}")
 
@@ -44,7 +44,7 @@ def replay(
         started = time.monotonic()
         result = do_replay(run_dir, check=check, threshold=threshold, session=spec,
                            on_step=lambda n, total, score: console.print(
-                               f"step {n}: " + ("same screen" if score is None else f"similarity {score:.3f}")))
+                               f"step {n}: " + ("not compared" if score is None else f"similarity {score:.3f}")))
     except (ReplayError, *_user_errors()) as err:
         raise fail(str(err)) from None
     colour = "green" if result.ok else "red"
@@ -62,7 +62,7 @@ def _image_observation(image: Path):
             rgb = img.convert("RGB")
     except FileNotFoundError:
         raise ConfigError(f"image {image} does not exist") from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise ConfigError(f"{image} is not an image file") from None
     return Observation(image=rgb, timestamp=time.monotonic())
 

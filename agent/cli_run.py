@@ -28,12 +28,17 @@ def _user_errors():
     from model_backend import BackendError
     from sandbox import SandboxError
 
-    return (ConfigError, SandboxError, BackendError, FileNotFoundError, ValueError)
+    return (ConfigError, SandboxError, BackendError, OSError, ValueError)
 
 
 def default_run_dir(task: str, base: Path | None) -> Path:
     slug = "".join(c if c.isalnum() else "-" for c in task.lower())[:40].strip("-") or "run"
-    return (base or Path("runs")) / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
+    path = (base or Path("runs")) / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
+    n = 2
+    while path.exists():  # two runs started in the same second
+        path = path.with_name(f"{path.name.rsplit('~', 1)[0]}~{n}")
+        n += 1
+    return path
 
 
 def make_backend(cfg: RunConfig):
@@ -64,8 +69,9 @@ def make_policy(cfg: RunConfig):
 class Progress:
     """One line per step on stderr: step n/max, action, per-phase timings."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, redact=None):
         self.quiet = quiet
+        self.redact = redact or (lambda text: text)
         self._status = None
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -84,12 +90,17 @@ class Progress:
             t = rec.timings_ms
             phases = " ".join(f"{k} {t[k]:.0f}ms" for k in ("capture", "model", "parse") if k in t)
             where = " ".join(f"({x},{y})" for x, y in rec.points)
-            call = escape(rec.action_text if len(rec.action_text) <= 60 else rec.action_text[:57] + "...")
+            text = self.redact(rec.action_text)
+            call = escape(text if len(text) <= 60 else text[:57] + "...")
             denied = "" if rec.policy.allowed else f" [red]blocked: {escape(rec.policy.reason)}[/red]"
             console.print(f"step {event['step']}/{event['max_steps']}  [bold]{rec.action['type']}[/bold] {where}"
                           f"  {call}  [dim]{phases}[/dim]{denied}", markup=True, highlight=False)
         elif kind == "end":
             self._stop()
+
+    def pause(self) -> None:
+        """Stop the spinner (before asking on the terminal)."""
+        self._stop()
 
     def _stop(self) -> None:
         if self._status is not None:
@@ -100,7 +111,7 @@ class Progress:
 def ask_on_terminal(step: int, action, thought: str) -> bool:
     from rich.prompt import Confirm
 
-    console.print(f"[bold]step {step}[/bold]: {escape(thought)}")
+    console.print(f"[bold]step {step}[/bold]: {escape(thought or '(no explanation given)')}")
     return Confirm.ask(f"perform {escape(action.model_dump_json())}?", console=console, default=True)
 
 
@@ -116,8 +127,16 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
     settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                             parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
-    confirm = ask_on_terminal if cfg.confirm else None
+    if (run_dir / "trajectory.jsonl").exists():
+        raise ConfigError(f"{run_dir} already holds a run: choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(quiet, redact=dialect.redact)
+
+    def confirm_on_terminal(step: int, action, thought: str) -> bool:
+        progress.pause()
+        return ask_on_terminal(step, action, dialect.redact(thought))
+
+    confirm = confirm_on_terminal if cfg.confirm else None
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
@@ -127,7 +146,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         try:
             wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
             with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=Progress(quiet), capturer=capturer,
+                       confirm=confirm, on_event=progress, capturer=capturer,
                        run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
                                  "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
                                  "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
@@ -140,10 +159,22 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     return result
 
 
+def _raise_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
-    """execute_run, with user mistakes and Ctrl-C turned into messages and exit codes."""
+    """execute_run, with user mistakes, Ctrl-C and SIGTERM turned into messages and exit codes."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
     try:
-        return execute_run(cfg, task, spec, run_dir, quiet=quiet)
+        result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
+        from agent.dialects import GLM45VDialect
+
+        redact = GLM45VDialect(secrets=cfg.secrets).redact
+        return result.model_copy(update={"answer": redact(result.answer) if result.answer else result.answer,
+                                         "reason": redact(result.reason)})
     except _user_errors() as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:

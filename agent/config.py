@@ -122,6 +122,8 @@ def _from_file(path: Path | None) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.__class__.__name__}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
     data = data.get("deskpilot", data)

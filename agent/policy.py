@@ -11,7 +11,7 @@ from typing import Callable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actions.keys import normalize_key
-from actions.models import Action, Key, split_combo
+from actions.models import Action, Key, Type, split_combo
 
 
 class Region(BaseModel):
@@ -66,14 +66,24 @@ class Policy(BaseModel):
             return None
         return tuple(_combo(str(v)) for v in value)
 
+    def _check_combo(self, combo: str, label: str) -> tuple[bool, str]:
+        if combo in self.deny_keys:
+            return False, f"key {label} is on the deny list"
+        if self.allow_keys is not None and combo not in self.allow_keys:
+            return False, f"key {label} is not on the allow list"
+        return True, ""
+
     def check(self, action: Action) -> tuple[bool, str]:
         """(allowed, reason) for one action."""
         if isinstance(action, Key):
-            combo = "+".join(sorted(action.keys))
-            if combo in self.deny_keys:
-                return False, f"key {action.combo} is on the deny list"
-            if self.allow_keys is not None and combo not in self.allow_keys:
-                return False, f"key {action.combo} is not on the allow list"
+            allowed, reason = self._check_combo("+".join(sorted(action.keys)), action.combo)
+            if not allowed:
+                return allowed, reason
+        if isinstance(action, Type):  # typed text presses keys too: "\n" is Enter
+            for char, key in (("\n", "enter"), ("\r", "enter"), ("\t", "tab")):
+                if char in action.text and (key in self.deny_keys or
+                                            (self.allow_keys is not None and key not in self.allow_keys)):
+                    return False, f"the text contains {key!r}, which the key policy does not allow"
         for x, y in action.points():
             for region in self.deny_regions:
                 if region.contains(x, y):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +34,19 @@ def session_of(run_dir: Path) -> SessionSpec:
     return SessionSpec.model_validate(run.settings["session"])
 
 
+def _with_secrets(data, names: list[str], env: dict[str, str]):
+    """Put secret values back where the recording says ***NAME***."""
+    if isinstance(data, str):
+        for name in names:
+            data = data.replace(f"***{name}***", env[name])
+        return data
+    if isinstance(data, dict):
+        return {k: _with_secrets(v, names, env) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_with_secrets(v, names, env) for v in data]
+    return data
+
+
 def replay(
     run_dir: Path,
     *,
@@ -47,11 +61,17 @@ def replay(
     steps = [s for s in run.steps if s.action is not None and s.policy.allowed]
     if not steps:
         raise ReplayError(f"{run_dir} has no recorded actions to replay")
+    secrets = list(run.settings.get("secrets") or [])
+    missing = [name for name in secrets if name not in os.environ]
+    if missing:
+        raise ReplayError(f"the run used secret(s) {', '.join(missing)}: export them before replaying")
+    for rec in steps:
+        rec.action = _with_secrets(rec.action, secrets, dict(os.environ))
     spec = session or session_of(run_dir)
     from actions.executor import Executor
     from perception import Capturer
 
-    sb, apps = open_sandbox(spec)
+    sb, apps = open_sandbox(spec, create_shares=True)
     with sb:
         capturer = Capturer(sb)
         executor = Executor.for_sandbox(sb)

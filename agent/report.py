@@ -32,12 +32,14 @@ def _inline(path: Path) -> tuple[str | None, int, int]:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), rgb.width, rgb.height
 
 
-def _scroll_arrow(action: dict | None, points, width: int) -> tuple | None:
+def _scroll_arrow(action: dict | None, points, width: int, height: int) -> tuple | None:
     if not action or action.get("type") != "scroll" or not points:
         return None
     x, y = points[0]
     d = max(40, width // 25)
     dx, dy = {"up": (0, -d), "down": (0, d), "left": (-d, 0), "right": (d, 0)}[action.get("direction", "down")]
+    if not (0 <= x + dx < width and 0 <= y + dy < height):  # near an edge: draw it pointing inwards from there
+        return (x - dx, y - dy, x, y)
     return (x, y, x + dx, y + dy)
 
 
@@ -57,7 +59,7 @@ def build_report(run_dir: Path) -> Path:
                 radius=max(6, scale // 110), stroke=max(2, scale // 480),
                 action_json=json.dumps(rec.action, ensure_ascii=False, indent=1) if rec.action else "",
                 memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
-                scroll=_scroll_arrow(rec.action, rec.points, w),
+                scroll=_scroll_arrow(rec.action, rec.points, w, h),
             )
         )
     queries = []

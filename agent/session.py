@@ -78,12 +78,15 @@ def demo_app(save_to: Path, layout: str = "standard") -> AppSpec:
     )
 
 
-def open_sandbox(spec: SessionSpec):
+def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
     """Start the sandbox and its apps -> (sandbox, app handles); the caller closes the sandbox."""
     from sandbox import Bind, Sandbox
 
     for share in spec.shares:
-        Path(share).mkdir(parents=True, exist_ok=True)
+        if create_shares:
+            Path(share).mkdir(parents=True, exist_ok=True)
+        elif not Path(share).is_dir():
+            raise ValueError(f"shared folder {share} does not exist (or is not a folder)")
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
     sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
     handles = []

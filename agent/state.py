@@ -36,7 +36,7 @@ class RunState:
 
     def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
         unchanged = self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999
-        if action == self._last_action and unchanged:
+        if action == self._last_action and unchanged and action.type != "wait":
             self._repeats += 1
         else:
             self._repeats = 1

@@ -86,10 +86,13 @@ def load_run(run_dir: Path) -> LoadedRun:
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no {TRAJECTORY})")
     settings_path = run_dir / SETTINGS
-    settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.is_file() else {}
+    try:
+        settings = json.loads(settings_path.read_text(encoding="utf-8", errors="replace")) if settings_path.is_file() else {}
+    except json.JSONDecodeError:
+        raise ValueError(f"{settings_path} is not valid JSON") from None
     run = LoadedRun(run_dir=run_dir, settings=settings)
     by_step: dict[int, StepRecord] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.strip():
             continue
         try:

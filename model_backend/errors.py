@@ -60,7 +60,7 @@ def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: 
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return BackendError(
             f"model server at {base_url} refused the API key (HTTP {exc.status_code}): "
-            f"pass --api-key or set {' or '.join(KEY_ENV_VARS)}"
+            f"set {' or '.join(KEY_ENV_VARS)}"
         )
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code

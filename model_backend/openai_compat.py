@@ -50,6 +50,8 @@ def extra_body(request: ChatRequest, flavor: Flavor) -> dict[str, Any]:
 
 
 def _reply(resp: Any, started: float) -> Reply:
+    if not getattr(resp, "choices", None):
+        raise BackendError("the server's answer is not an OpenAI chat completion: is the base URL right (it usually ends in /v1)?")
     choice = resp.choices[0]
     msg = choice.message
     extra = msg.model_extra or {}

@@ -138,3 +138,33 @@ def test_an_app_that_dies_at_start_is_reported_with_its_output(tmp_path):
     assert result.exit_code == 2
     assert "exited with code 4 before showing a window: boom" in result.output
     assert time.monotonic() - started < 10  # not the whole start-up timeout
+
+
+def test_secrets_stay_off_the_terminal_and_replay_needs_them(tmp_path, monkeypatch):
+    from agent.session import DEMO_APP
+
+    secret = "S3cr3t-pässwörd!"
+    monkeypatch.setenv("MYPW", secret)
+    share = tmp_path / "share"
+    share.mkdir()
+    script = tmp_path / "r.json"
+    script.write_text(json.dumps([box("left_click(start_box='[500,300]')"), box(f"type(content='{secret}')"),
+                                  box("left_click(start_box='[500,580]')"), f"<|begin_of_box|>DONE('{secret}')<|end_of_box|>"]))
+    out = tmp_path / "run"
+    app_cmd = f"/usr/bin/python3 {DEMO_APP} --save-to {share / 'form.json'}"
+    result = runner.invoke(app, ["run", "log in", "--app", app_cmd, "--share", str(share), "--script", str(script),
+                                 "--size", "1280x800", "--out", str(out), "--secret", "MYPW"])
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output and "***MYPW***" in result.output
+    assert json.loads((share / "form.json").read_text())["name"] == secret
+    (share / "form.json").unlink()
+    monkeypatch.delenv("MYPW")
+    refused = runner.invoke(app, ["replay", str(out)])
+    assert refused.exit_code == 2 and "export them" in refused.output
+    monkeypatch.setenv("MYPW", secret)
+    again = runner.invoke(app, ["replay", str(out)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((share / "form.json").read_text())["name"] == secret
+    reused = runner.invoke(app, ["run", "log in", "--app", app_cmd, "--share", str(share), "--script", str(script),
+                                "--out", str(out), "--secret", "MYPW"])
+    assert reused.exit_code == 2 and "already holds a run" in reused.output

@@ -180,3 +180,32 @@ def test_policy_handles_the_plus_key_and_config_rejects_unknown_keys():
         load_config({"deny_keys": ["ctrl+foo"]}, config_file=None, env={})
     with pytest.raises(ConfigError, match="deny_regions: a region is"):
         load_config({"deny_regions": ["1,2,3"]}, config_file=None, env={})
+
+
+def test_typed_newlines_obey_the_key_policy():
+    policy = Policy(deny_keys=["enter"])
+    allowed, reason = policy.check(Type(text="rm -rf ~\n"))
+    assert not allowed and "enter" in reason
+    assert policy.check(Type(text="no newline"))[0]
+    assert not Policy(allow_keys=["ctrl+s"]).check(Type(text="a\tb"))[0]
+
+
+def test_json_surrogate_pairs_are_typed_as_one_character():
+    from actions.parse import parse_glm_reply
+
+    step = parse_glm_reply('type(content="a\\ud83c\\udf89b \\U0001F600")', width=100, height=100)
+    assert step.action.text == "a\U0001F389b \U0001F600"
+
+
+def test_load_run_survives_a_torn_utf8_character_and_reports_bad_settings(tmp_path):
+    traj = Trajectory(tmp_path)
+    traj.write_settings({"task": "t"})
+    traj.append(StepRecord(step=1, time=now_iso(), thought="café"))
+    traj.close()
+    with open(tmp_path / "trajectory.jsonl", "ab") as fh:
+        fh.write('{"kind": "step", "thought": "caf'.encode() + "é".encode()[:1])
+    run = load_run(tmp_path)
+    assert [s.step for s in run.steps] == [1] and run.skipped_lines == 1
+    (tmp_path / "settings.json").write_text("{")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_run(tmp_path)

@@ -124,7 +124,7 @@ def test_secrets_shown_to_model_and_redacted_for_logs():
     dialect = GLM45VDialect(secrets={"sudo password": "s3cr3t!", "mail password": "p@ss"}, extra_instructions="Be careful.")
     text = _text(dialect.build_request("t", _obs(), [], None))
     assert "s3cr3t!" in text and "p@ss" in text and "Be careful." in text
-    assert dialect.redact("typed s3cr3t! then p@ss") == "typed *** then ***"
+    assert dialect.redact("typed s3cr3t! then p@ss") == "typed ***sudo password*** then ***mail password***"
     assert GLM45VDialect().redact("nothing") == "nothing"
 
 

@@ -160,12 +160,21 @@ class Scanner:
         if code in _ESCAPES:
             out.append(_ESCAPES[code])
             return pos + 2
-        if code in "ux":
-            width = 4 if code == "u" else 2
+        if code in "uxU":
+            width = {"u": 4, "x": 2, "U": 8}[code]
             digits = self.text[pos + 2 : pos + 2 + width]
-            if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
-                out.append(chr(int(digits, 16)))
-                return pos + 2 + width
+            if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits) and int(digits, 16) <= 0x10FFFF:
+                point = int(digits, 16)
+                after = pos + 2 + width
+                low = self.text[after : after + 6]
+                if 0xD800 <= point < 0xDC00 and low[:2] == "\\u" and len(low) == 6 and all(
+                        c in "0123456789abcdefABCDEF" for c in low[2:]) and 0xDC00 <= int(low[2:], 16) < 0xE000:
+                    point = 0x10000 + ((point - 0xD800) << 10) + (int(low[2:], 16) - 0xDC00)  # JSON surrogate pair
+                    after += 6
+                if 0xD800 <= point < 0xE000:
+                    point = 0xFFFD  # a lone surrogate cannot be typed
+                out.append(chr(point))
+                return after
         out.append("\\" + code)
         return pos + 2
 

@@ -123,10 +123,10 @@ class GLM45VDialect:
         )
 
     def redact(self, value: str) -> str:
-        """``value`` with every secret replaced by ***, for logs and reports."""
-        for secret in sorted(self.options.secrets.values(), key=len, reverse=True):
+        """``value`` with every secret replaced by ***NAME***, for logs and reports."""
+        for name, secret in sorted(self.options.secrets.items(), key=lambda kv: len(kv[1]), reverse=True):
             if secret:
-                value = value.replace(secret, "***")
+                value = value.replace(secret, f"***{name}***")
         return value
 
     def _single(self, observation: Observation, prompt: str, thinking: bool) -> ChatRequest:
