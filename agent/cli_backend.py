@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from model_backend.base import BackendError
@@ -48,6 +49,10 @@ def serve(
                             host=host, port=port, max_model_len=max_model_len, device=device,
                             extra_args=extra_args or [])
         cmd = build_command(opts, require_engine=not dry_run)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
+        raise _fail(f"--{where}: {first['msg'].removeprefix('Value error, ')}") from None
     except (BackendError, ValueError) as exc:
         raise _fail(str(exc).splitlines()[0]) from None
     if dry_run:

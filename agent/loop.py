@@ -158,6 +158,8 @@ class Agent:
         return asyncio.run(self.arun(task))
 
     async def arun(self, task: str) -> RunResult:
+        if self._step:
+            raise RuntimeError("an Agent runs one task (one run folder); make a new Agent for the next task")
         self.trajectory.write_settings(self._settings_dump(task))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs

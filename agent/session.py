@@ -59,7 +59,9 @@ def app_from_command(command: str) -> AppSpec:
         raise ValueError(f"app {argv[0]!r} does not exist")
     binds: list[dict[str, Any]] = []
     for i, arg in enumerate(argv):
-        if "/" not in arg or not Path(arg).exists():
+        if i == 0 and "/" not in arg:
+            continue  # a program found on PATH
+        if not Path(arg).exists() or (i > 0 and "/" not in arg and not Path(arg).is_file()):
             continue
         path = Path(os.path.abspath(arg))  # keep symlinks: /bin/sh stays /bin/sh
         argv[i] = str(path)

@@ -209,3 +209,13 @@ def test_load_run_survives_a_torn_utf8_character_and_reports_bad_settings(tmp_pa
     (tmp_path / "settings.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_run(tmp_path)
+
+
+def test_relative_file_arguments_of_an_app_are_made_absolute_and_visible(tmp_path, monkeypatch):
+    from agent.session import app_from_command
+
+    (tmp_path / "tool.py").write_text("print('hi')\n")
+    monkeypatch.chdir(tmp_path)
+    spec = app_from_command("python3 tool.py --flag value")
+    assert spec.argv == ["python3", str(tmp_path / "tool.py"), "--flag", "value"]
+    assert spec.binds == [{"host": str(tmp_path), "writable": False}]
