@@ -42,8 +42,19 @@ class EventLog:
         return self._events
 
     def mark(self) -> int:
-        """Index after the last event seen so far; use with since()/wait_for()."""
-        return len(self.refresh())
+        """Index after the last event so far, once the log has been quiet for 0.1 s.
+
+        Waiting for quiet keeps a previous action's late events (e.g. the
+        last release of a double click, logged slowly on a loaded machine)
+        from being taken for the next action's.
+        """
+        count = len(self.refresh())
+        while True:
+            time.sleep(0.1)
+            now = len(self.refresh())
+            if now == count:
+                return count
+            count = now
 
     def since(self, mark: int) -> list[dict]:
         return self.refresh()[mark:]
