@@ -102,6 +102,15 @@ def _direction(value: Any) -> str:
     return direction
 
 
+def pointer_action(kind: str, x: int, y: int, button: str = "left") -> Action:
+    """A click, double click or hover at a pixel (shared by the desktop and mobile forms)."""
+    if kind == "hover":
+        return Hover(x=x, y=y)
+    if kind == "double":
+        return DoubleClick(x=x, y=y)
+    return Click(x=x, y=y, button=button)
+
+
 def map_call(call: Call, width: int, height: int) -> Mapped:
     """Turn a scanned call into a pixel action; a ParseError names what is wrong."""
     name = canonical_name(call.name)
@@ -112,13 +121,8 @@ def map_call(call: Call, width: int, height: int) -> Mapped:
     info = str(info) if isinstance(info, (str, int, float)) and not isinstance(info, bool) else None
     if name in ("left_click", "right_click", "middle_click", "hover", "left_double_click"):
         point = _point(named, "start_box")
-        x, y = to_pixels(point, width, height)
-        if name == "hover":
-            action: Action = Hover(x=x, y=y)
-        elif name == "left_double_click":
-            action = DoubleClick(x=x, y=y)
-        else:
-            action = Click(x=x, y=y, button=name.split("_")[0])
+        kind = {"hover": "hover", "left_double_click": "double"}.get(name, "click")
+        action = pointer_action(kind, *to_pixels(point, width, height), button=name.split("_")[0])
         return Mapped(action, [point], info)
     if name == "left_drag":
         start, end = _point(named, "start_box"), _point(named, "end_box")

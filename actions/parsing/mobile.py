@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from actions.coords import centre, to_pixels
-from actions.models import Action, Click, DoubleClick, Done, Fail, Hover, Key, Scroll, Type, Wait
-from actions.parsing.desktop import ACTION_LIST, Mapped
+from actions.models import Action, Done, Fail, Key, Scroll, Type, Wait
+from actions.parsing.desktop import ACTION_LIST, Mapped, pointer_action
 from actions.parsing.errors import ParseError
 from actions.parsing.keynames import parse_keys
 from actions.parsing.points import coordinate_numbers
@@ -49,13 +49,8 @@ def map_object(obj: dict[str, Any], width: int, height: int) -> Mapped:
     name = action_name(obj)
     if name in _CLICKS or name in ("double_click", "hover"):
         point = _point(obj, required=True)
-        x, y = to_pixels(point, width, height)
-        if name == "hover":
-            action: Action = Hover(x=x, y=y)
-        elif name == "double_click":
-            action = DoubleClick(x=x, y=y)
-        else:
-            action = Click(x=x, y=y, button=_CLICKS[name])
+        kind = {"hover": "hover", "double_click": "double"}.get(name, "click")
+        action = pointer_action(kind, *to_pixels(point, width, height), button=_CLICKS.get(name, "left"))
         return Mapped(action, [point])
     if name in ("swipe", "scroll"):
         return _scroll(obj, name, width, height)
