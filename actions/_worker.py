@@ -18,8 +18,8 @@ import time
 from Xlib import X, XK, display as xdisplay
 from Xlib.ext import xtest
 
-from actions.models import Action, action_from_json
-from actions.xkeys import key_keysym, text_keysyms
+from deskpilot.actions.models import Action, action_from_json
+from deskpilot.actions.xkeys import key_keysym, text_keysyms
 
 DRAG_STEPS = 12
 BUTTON_MASKS = X.Button1Mask | X.Button2Mask | X.Button3Mask | X.Button4Mask | X.Button5Mask

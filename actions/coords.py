@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.errors import ParseError
 
 SCALE = 1000
 

@@ -17,10 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-from actions.errors import ActionError, ExecutorError
-from actions.keys import KEY_NAMES
-from actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
-from actions.xkeys import KeysymError, key_keysym, text_keysyms
+from deskpilot.actions.errors import ActionError, ExecutorError
+from deskpilot.actions.keys import KEY_NAMES
+from deskpilot.actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
+from deskpilot.actions.xkeys import KeysymError, key_keysym, text_keysyms
 
 __all__ = ["ActionError", "Executor", "ExecutorError"]
 
@@ -137,7 +137,7 @@ class Executor:
             env["XAUTHORITY"] = str(self.xauthority)
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "actions._worker"],
+            [sys.executable, "-m", "deskpilot.actions._worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
         )
         hello = self._read(START_TIMEOUT_S)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from actions.keys import normalize_key
+from deskpilot.actions.keys import normalize_key
 
 Pixel = Annotated[int, Field(ge=0)]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from actions.models import Action
+from deskpilot.actions.models import Action
 
 
 class ParsedStep(BaseModel):

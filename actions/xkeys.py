@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from Xlib import XK
 
-from actions.keys import KEY_NAMES
+from deskpilot.actions.keys import KEY_NAMES
 
 XK.load_keysym_group("xf86")
 

@@ -8,20 +8,20 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Agent": "agent.loop",
-    "LoopSettings": "agent.loop",
-    "Policy": "agent.policy",
-    "Region": "agent.policy",
-    "RunResult": "agent.records",
-    "Status": "agent.records",
-    "StepRecord": "agent.records",
-    "Trajectory": "agent.trajectory",
-    "load_run": "agent.trajectory",
-    "build_report": "agent.report",
-    "replay": "agent.replay",
-    "ReplayResult": "agent.replay",
-    "RunConfig": "agent.config",
-    "load_config": "agent.config",
+    "Agent": "deskpilot.agent.loop",
+    "LoopSettings": "deskpilot.agent.loop",
+    "Policy": "deskpilot.agent.policy",
+    "Region": "deskpilot.agent.policy",
+    "RunResult": "deskpilot.agent.records",
+    "Status": "deskpilot.agent.records",
+    "StepRecord": "deskpilot.agent.records",
+    "Trajectory": "deskpilot.agent.trajectory",
+    "load_run": "deskpilot.agent.trajectory",
+    "build_report": "deskpilot.agent.report",
+    "replay": "deskpilot.agent.replay",
+    "ReplayResult": "deskpilot.agent.replay",
+    "RunConfig": "deskpilot.agent.config",
+    "load_config": "deskpilot.agent.config",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -30,4 +30,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    raise AttributeError(f"module 'deskpilot.agent' has no attribute {name!r}")

@@ -14,7 +14,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from agent import cli_backend, cli_inspect, cli_parse, cli_run
+    from deskpilot.agent import cli_backend, cli_inspect, cli_parse, cli_run
 
     app.command("run")(cli_run.run)
     app.command("demo")(cli_run.demo)

@@ -13,8 +13,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from model_backend.base import BackendError
-from model_backend.serve import Engine, ServeOptions, build_command, health_urls, start, stop, wait_healthy
+from deskpilot.model_backend.base import BackendError
+from deskpilot.model_backend.serve import Engine, ServeOptions, build_command, health_urls, start, stop, wait_healthy
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -92,7 +92,7 @@ def tiny_checkpoint(
 ) -> None:
     """Build a tiny random GLM-4.5V-architecture checkpoint (for tests and CPU development)."""
     try:
-        from model_backend.tiny import build_tiny_checkpoint
+        from deskpilot.model_backend.tiny import build_tiny_checkpoint
     except ImportError as exc:
         raise _fail(f"needs {exc.name}: pip install 'deskpilot[transformers]'") from None
     try:

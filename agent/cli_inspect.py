@@ -9,13 +9,13 @@ from typing import Optional
 
 import typer
 
-from agent.cli_run import _user_errors, console, fail, make_backend
-from agent.config import ConfigError, load_config
+from deskpilot.agent.cli_run import _user_errors, console, fail, make_backend
+from deskpilot.agent.config import ConfigError, load_config
 
 
 def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
     """Rebuild report.html for a run folder."""
-    from agent.report import build_report
+    from deskpilot.agent.report import build_report
 
     try:
         path = build_report(run_dir)
@@ -32,8 +32,8 @@ def replay(
     isolation: Optional[str] = typer.Option(None, help="Override the recorded isolation"),
 ) -> None:
     """Perform a recorded run again in a fresh sandbox, without a model."""
-    from agent.replay import ReplayError, replay as do_replay, session_of
-    from agent.session import app_from_command
+    from deskpilot.agent.replay import ReplayError, replay as do_replay, session_of
+    from deskpilot.agent.session import app_from_command
 
     try:
         spec = session_of(run_dir)
@@ -55,7 +55,7 @@ def replay(
 def _image_observation(image: Path):
     from PIL import Image, UnidentifiedImageError
 
-    from perception.observation import Observation
+    from deskpilot.perception.observation import Observation
 
     try:
         with Image.open(image) as img:
@@ -68,7 +68,7 @@ def _image_observation(image: Path):
 
 
 def _query_setup(image: Path, base_url, model, script, flavor):
-    from agent.dialects import GLM45VDialect
+    from deskpilot.agent.dialects import GLM45VDialect
 
     obs = _image_observation(image)
     cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
@@ -82,8 +82,8 @@ def locate(
     flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
 ) -> None:
     """Print the pixel box (x1, y1, x2, y2) of DESCRIPTION in IMAGE, and its centre, as JSON."""
-    from actions.parse import ParseError
-    from agent.queries import run_locate
+    from deskpilot.actions.parse import ParseError
+    from deskpilot.agent.queries import run_locate
 
     try:
         obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
@@ -102,7 +102,7 @@ def ask(
     flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
 ) -> None:
     """Print the model's answer to QUESTION about IMAGE."""
-    from agent.queries import run_ask
+    from deskpilot.agent.queries import run_ask
 
     try:
         obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)

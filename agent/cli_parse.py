@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from actions.parse import ParseError, parse_glm_reply
+from deskpilot.actions.parse import ParseError, parse_glm_reply
 
 
 def step_json(step) -> dict:

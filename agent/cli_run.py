@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agent.config import ConfigError, RunConfig, load_config
+from deskpilot.agent.config import ConfigError, RunConfig, load_config
 
 console = Console(stderr=True, highlight=False)
 EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
@@ -25,8 +25,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def _user_errors():
     """The exception types that mean 'the user gave something wrong'."""
-    from model_backend import BackendError
-    from sandbox import SandboxError
+    from deskpilot.model_backend import BackendError
+    from deskpilot.sandbox import SandboxError
 
     return (ConfigError, SandboxError, BackendError, OSError, ValueError)
 
@@ -42,7 +42,7 @@ def default_run_dir(task: str, base: Path | None) -> Path:
 
 
 def make_backend(cfg: RunConfig):
-    from model_backend import OpenAICompatibleBackend, ScriptedBackend
+    from deskpilot.model_backend import OpenAICompatibleBackend, ScriptedBackend
 
     if cfg.script is not None:
         if not cfg.script.is_file():
@@ -56,7 +56,7 @@ def make_backend(cfg: RunConfig):
 
 
 def make_policy(cfg: RunConfig):
-    from agent.policy import Policy, Region
+    from deskpilot.agent.policy import Policy, Region
 
     return Policy(
         max_steps=cfg.max_steps, step_timeout_s=cfg.step_timeout, run_timeout_s=cfg.run_timeout,
@@ -117,11 +117,11 @@ def ask_on_terminal(step: int, action, thought: str) -> bool:
 
 def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
-    from agent.dialects import GLM45VDialect
-    from agent.loop import Agent, LoopSettings
-    from agent.report import build_report
-    from agent.session import open_sandbox, wait_until_ready
-    from perception import Capturer
+    from deskpilot.agent.dialects import GLM45VDialect
+    from deskpilot.agent.loop import Agent, LoopSettings
+    from deskpilot.agent.report import build_report
+    from deskpilot.agent.session import open_sandbox, wait_until_ready
+    from deskpilot.perception import Capturer
 
     backend = make_backend(cfg)
     dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
@@ -170,7 +170,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
     try:
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
-        from agent.dialects import GLM45VDialect
+        from deskpilot.agent.dialects import GLM45VDialect
 
         redact = GLM45VDialect(secrets=cfg.secrets).redact
         return result.model_copy(update={"answer": redact(result.answer) if result.answer else result.answer,
@@ -225,7 +225,7 @@ def run(
             config_file=config, secret_names=secret)
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")
-        from agent.session import SessionSpec, app_from_command
+        from deskpilot.agent.session import SessionSpec, app_from_command
 
         spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, network=cfg.network,
                            shares=[str(p.resolve()) for p in cfg.shares],
@@ -248,7 +248,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Fill and save the bundled demo form, end to end, and check the saved file."""
-    from agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, demo_app
+    from deskpilot.agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, demo_app
 
     try:
         run_dir = (out or default_run_dir("demo", None)).resolve()

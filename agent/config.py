@@ -72,7 +72,7 @@ class RunConfig(BaseModel):
     @field_validator("allow_regions", "deny_regions")
     @classmethod
     def _regions(cls, v: list[str] | None) -> list[str] | None:
-        from agent.policy import Region
+        from deskpilot.agent.policy import Region
 
         for text in v or []:
             Region.parse(text)
@@ -81,8 +81,8 @@ class RunConfig(BaseModel):
     @field_validator("allow_keys", "deny_keys")
     @classmethod
     def _keys(cls, v: list[str] | None) -> list[str] | None:
-        from actions.keys import normalize_key
-        from actions.models import split_combo
+        from deskpilot.actions.keys import normalize_key
+        from deskpilot.actions.models import split_combo
 
         for combo in v or []:
             for key in split_combo(combo):

@@ -9,12 +9,12 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from actions.models import Action, Done, Fail, Wait
-from actions.parse import ParseError
-from agent.dialects.base import Dialect, ParsedStep
-from agent.policy import Confirm, Policy
-from agent.queries import run_ask, run_locate
-from agent.records import (
+from deskpilot.actions.models import Action, Done, Fail, Wait
+from deskpilot.actions.parse import ParseError
+from deskpilot.agent.dialects.base import Dialect, ParsedStep
+from deskpilot.agent.policy import Confirm, Policy
+from deskpilot.agent.queries import run_ask, run_locate
+from deskpilot.agent.records import (
     ActedRecord,
     Attempt,
     EndRecord,
@@ -24,11 +24,11 @@ from agent.records import (
     Status,
     StepRecord,
 )
-from agent.screens import settle
-from agent.state import RunState
-from agent.trajectory import Trajectory, now_iso
-from model_backend.types import ChatRequest, Reply, TextPart
-from perception.observation import Observation
+from deskpilot.agent.screens import settle
+from deskpilot.agent.state import RunState
+from deskpilot.agent.trajectory import Trajectory, now_iso
+from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
+from deskpilot.perception.observation import Observation
 
 
 class LoopSettings(BaseModel):
@@ -88,7 +88,7 @@ class Agent:
         run_info: dict[str, Any] | None = None,
     ):
         if dialect is None:
-            from agent.dialects import GLM45VDialect
+            from deskpilot.agent.dialects import GLM45VDialect
 
             dialect = GLM45VDialect()
         self.backend = backend
@@ -113,14 +113,14 @@ class Agent:
 
     def _grab(self) -> Observation:
         if self._capturer is None:
-            from perception import Capturer
+            from deskpilot.perception import Capturer
 
             self._capturer = Capturer(self.sandbox)
         return self._capturer.grab()
 
     def _exec(self):
         if self._executor is None:
-            from actions.executor import Executor
+            from deskpilot.actions.executor import Executor
 
             self._executor = Executor.for_sandbox(self.sandbox)
         return self._executor
@@ -280,7 +280,7 @@ class Agent:
                 request = self.dialect.build_retry(request, reply.content, message)
 
     def _validate(self, action: Action) -> None:
-        from actions.executor import ActionError
+        from deskpilot.actions.executor import ActionError
 
         try:
             self._exec().validate(action)

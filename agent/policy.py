@@ -10,8 +10,8 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from actions.keys import normalize_key
-from actions.models import Action, Key, Type, split_combo
+from deskpilot.actions.keys import normalize_key
+from deskpilot.actions.models import Action, Key, Type, split_combo
 
 
 class Region(BaseModel):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Literal
 
-from actions.parse import ParseError
-from agent.dialects.base import Dialect
-from agent.records import QueryRecord
-from agent.trajectory import Trajectory, now_iso
-from model_backend.types import ChatRequest, Reply
-from perception.observation import Observation
+from deskpilot.actions.parse import ParseError
+from deskpilot.agent.dialects.base import Dialect
+from deskpilot.agent.records import QueryRecord
+from deskpilot.agent.trajectory import Trajectory, now_iso
+from deskpilot.model_backend.types import ChatRequest, Reply
+from deskpilot.perception.observation import Observation
 
 
 def _query(backend, kind: Literal["locate", "ask"], query: str, obs: Observation, request: ChatRequest,

@@ -9,10 +9,10 @@ from typing import Callable
 from PIL import Image
 from pydantic import BaseModel
 
-from actions.models import TERMINAL_TYPES, action_from_json
-from agent.screens import settle_blocking, similarity
-from agent.session import SessionSpec, open_sandbox, wait_until_ready
-from agent.trajectory import load_run
+from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
+from deskpilot.agent.screens import settle_blocking, similarity
+from deskpilot.agent.session import SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.agent.trajectory import load_run
 
 
 class ReplayError(RuntimeError):
@@ -68,8 +68,8 @@ def replay(
     for rec in steps:
         rec.action = _with_secrets(rec.action, secrets, dict(os.environ))
     spec = session or session_of(run_dir)
-    from actions.executor import Executor
-    from perception import Capturer
+    from deskpilot.actions.executor import Executor
+    from deskpilot.perception import Capturer
 
     sb, apps = open_sandbox(spec, create_shares=True)
     with sb:

@@ -10,11 +10,11 @@ from pathlib import Path
 import jinja2
 from PIL import Image
 
-from agent.trajectory import load_run
+from deskpilot.agent.trajectory import load_run
 
 REPORT = "report.html"
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("agent", "templates"),
+    loader=jinja2.PackageLoader("deskpilot.agent", "templates"),
     autoescape=True,  # model text is untrusted: never let it become markup
 )
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 from PIL import Image, ImageChops
 
-from perception.observation import Observation
+from deskpilot.perception.observation import Observation
 
 _TOLERANCE = 24  # per-channel difference below this is noise (antialiasing, JPEG)
 

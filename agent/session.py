@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.screens import settle_blocking
+from deskpilot.agent.screens import settle_blocking
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_APP = DEMO_DIR / "form_app.py"
@@ -82,7 +82,7 @@ def demo_app(save_to: Path, layout: str = "standard") -> AppSpec:
 
 def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
     """Start the sandbox and its apps -> (sandbox, app handles); the caller closes the sandbox."""
-    from sandbox import Bind, Sandbox
+    from deskpilot.sandbox import Bind, Sandbox
 
     for share in spec.shares:
         if create_shares:
@@ -116,7 +116,7 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
     If every app exits before showing a window, fail at once with what it
     printed, instead of waiting out the timeout.
     """
-    from sandbox import SandboxError
+    from deskpilot.sandbox import SandboxError
 
     started = time.monotonic()
     while has_apps:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.models import Action
-from actions.step import ParsedStep
-from agent.dialects.base import HistoryEntry
-from agent.screens import similarity
-from perception.observation import Observation
+from deskpilot.actions.models import Action
+from deskpilot.actions.step import ParsedStep
+from deskpilot.agent.dialects.base import HistoryEntry
+from deskpilot.agent.screens import similarity
+from deskpilot.perception.observation import Observation
 
 
 class RunState:

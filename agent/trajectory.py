@@ -16,8 +16,8 @@ from typing import Any, Callable
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from agent.records import ActedRecord, EndRecord, QueryRecord, StepRecord
-from perception.encode import encode_png
+from deskpilot.agent.records import ActedRecord, EndRecord, QueryRecord, StepRecord
+from deskpilot.perception.encode import encode_png
 
 TRAJECTORY = "trajectory.jsonl"
 SETTINGS = "settings.json"

@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from actions.models import Click, Type
-from actions.executor import Executor
-from perception import Capturer, encode_png
-from sandbox import Sandbox
+from deskpilot.actions.models import Click, Type
+from deskpilot.actions.executor import Executor
+from deskpilot.perception import Capturer, encode_png
+from deskpilot.sandbox import Sandbox
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import importlib
 
-from model_backend.base import Backend, BackendError
-from model_backend.types import ChatRequest, ImagePart, Message, Reply, TextPart, Usage
+from deskpilot.model_backend.base import Backend, BackendError
+from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, Reply, TextPart, Usage
 
 _LAZY = {
-    "OpenAICompatibleBackend": "model_backend.openai_compat",
-    "TransformersBackend": "model_backend.transformers_backend",
-    "ScriptedBackend": "model_backend.scripted",
-    "build_tiny_checkpoint": "model_backend.tiny",
-    "image_data_url": "model_backend.messages",
-    "request_to_openai_messages": "model_backend.messages",
-    "split_reasoning": "model_backend.reasoning",
+    "OpenAICompatibleBackend": "deskpilot.model_backend.openai_compat",
+    "TransformersBackend": "deskpilot.model_backend.transformers_backend",
+    "ScriptedBackend": "deskpilot.model_backend.scripted",
+    "build_tiny_checkpoint": "deskpilot.model_backend.tiny",
+    "image_data_url": "deskpilot.model_backend.messages",
+    "request_to_openai_messages": "deskpilot.model_backend.messages",
+    "split_reasoning": "deskpilot.model_backend.reasoning",
 }
 
 __all__ = [
@@ -31,4 +31,4 @@ __all__ = [
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'model_backend' has no attribute {name!r}")
+    raise AttributeError(f"module 'deskpilot.model_backend' has no attribute {name!r}")

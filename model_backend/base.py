@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from model_backend.types import ChatRequest, Reply
+from deskpilot.model_backend.types import ChatRequest, Reply
 
 
 class BackendError(RuntimeError):

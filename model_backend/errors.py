@@ -7,7 +7,7 @@ from typing import Callable
 
 import openai
 
-from model_backend.base import BackendError
+from deskpilot.model_backend.base import BackendError
 
 KEY_ENV_VARS = ("DESKPILOT_API_KEY", "OPENAI_API_KEY")
 _PINNED = re.compile(r"pinned to '([^']+)'")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from model_backend.types import ChatRequest, ImagePart, TextPart
-from perception.encode import data_url
+from deskpilot.model_backend.types import ChatRequest, ImagePart, TextPart
+from deskpilot.perception.encode import data_url
 
 ImageFormat = Literal["png", "jpeg"]
 

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import openai
 
-from model_backend import errors
-from model_backend.base import BackendError
-from model_backend.messages import ImageFormat, request_to_openai_messages
-from model_backend.types import ChatRequest, Reply, Usage
+from deskpilot.model_backend import errors
+from deskpilot.model_backend.base import BackendError
+from deskpilot.model_backend.messages import ImageFormat, request_to_openai_messages
+from deskpilot.model_backend.types import ChatRequest, Reply, Usage
 
 Flavor = Literal["vllm", "sglang", "zai", "openai", "transformers"]
 FLAVORS: tuple[str, ...] = ("vllm", "sglang", "zai", "openai", "transformers")

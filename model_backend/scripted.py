@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from model_backend.base import BackendError
-from model_backend.types import ChatRequest, Reply
+from deskpilot.model_backend.base import BackendError
+from deskpilot.model_backend.types import ChatRequest, Reply
 
 
 class ScriptedBackend:

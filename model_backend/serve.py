@@ -21,7 +21,7 @@ from typing import Callable
 
 from pydantic import BaseModel, Field
 
-from model_backend.base import BackendError
+from deskpilot.model_backend.base import BackendError
 
 MAX_TP = 4
 GLM_MODEL = "zai-org/GLM-4.5V"

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model_backend.base import BackendError
-from model_backend.reasoning import split_reasoning
-from model_backend.types import ChatRequest, ImagePart, Reply, Usage
+from deskpilot.model_backend.base import BackendError
+from deskpilot.model_backend.reasoning import split_reasoning
+from deskpilot.model_backend.types import ChatRequest, ImagePart, Reply, Usage
 
 INSTALL_HINT = "pip install 'deskpilot[transformers]'"
 

@@ -1,9 +1,9 @@
 """Perception: screen capture, image encoding, GLM-4.5V resize and token budgets."""
 
-from perception.capture import CaptureError, Capturer, capture
-from perception.encode import data_url, encode, encode_jpeg, encode_png, encode_webp
-from perception.observation import Observation
-from perception.resize import IMAGE_MARKER_TOKENS, image_tokens, resize_for_model, scale, smart_resize
+from deskpilot.perception.capture import CaptureError, Capturer, capture
+from deskpilot.perception.encode import data_url, encode, encode_jpeg, encode_png, encode_webp
+from deskpilot.perception.observation import Observation
+from deskpilot.perception.resize import IMAGE_MARKER_TOKENS, image_tokens, resize_for_model, scale, smart_resize
 
 __all__ = [
     "IMAGE_MARKER_TOKENS",

@@ -18,8 +18,8 @@ import mss
 from mss.exception import ScreenShotError
 from PIL import Image
 
-from perception.observation import Observation
-from sandbox.xauth import authority
+from deskpilot.perception.observation import Observation
+from deskpilot.sandbox.xauth import authority
 
 _BLOCKS_TO_KEEP = 8
 _blocks_lock = threading.Lock()

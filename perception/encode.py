@@ -13,7 +13,7 @@ from typing import Literal
 
 from PIL import Image
 
-from perception.png import png_bytes
+from deskpilot.perception.png import png_bytes
 
 Format = Literal["png", "jpeg", "webp"]
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sandbox.errors import SandboxError
+from deskpilot.sandbox.errors import SandboxError
 
 
 class App:

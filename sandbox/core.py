@@ -26,14 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from sandbox import isolation as iso
-from sandbox import spawn, wm, x11
-from sandbox.app import App
-from sandbox.binds import Bind
-from sandbox.errors import SandboxError
-from sandbox.tools import require
-from sandbox.xauth import write_cookie
-from sandbox.xvfb import start_xvfb
+from deskpilot.sandbox import isolation as iso
+from deskpilot.sandbox import spawn, wm, x11
+from deskpilot.sandbox.app import App
+from deskpilot.sandbox.binds import Bind
+from deskpilot.sandbox.errors import SandboxError
+from deskpilot.sandbox.tools import require
+from deskpilot.sandbox.xauth import write_cookie
+from deskpilot.sandbox.xvfb import start_xvfb
 
 _SUPERVISOR = Path(__file__).with_name("_supervisor.py")
 _DEPTHS = (8, 15, 16, 24, 30)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sandbox.binds import Bind
-from sandbox.errors import SandboxError
-from sandbox.tools import require
+from deskpilot.sandbox.binds import Bind
+from deskpilot.sandbox.errors import SandboxError
+from deskpilot.sandbox.tools import require
 
 INSIDE_HOME = Path("/home/user")
 INSIDE_XAUTHORITY = Path("/run/deskpilot/Xauthority")

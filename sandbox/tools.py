@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from sandbox.errors import SandboxError
+from deskpilot.sandbox.errors import SandboxError
 
 # program -> Debian package that ships it
 PACKAGES = {

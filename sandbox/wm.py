@@ -14,8 +14,8 @@ from pathlib import Path
 
 from Xlib import error as xerror
 
-from sandbox.errors import SandboxError
-from sandbox.x11 import connect, wm_running
+from deskpilot.sandbox.errors import SandboxError
+from deskpilot.sandbox.x11 import connect, wm_running
 
 STOCK_RC = Path("/etc/xdg/openbox/rc.xml")
 _NS = "http://openbox.org/3.4/rc"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from Xlib import X, Xatom, display as xdisplay, error as xerror
 
-from sandbox.xauth import authority
+from deskpilot.sandbox.xauth import authority
 
 
 def connect(display: str, xauthority: Path | None) -> xdisplay.Display:

@@ -9,9 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from sandbox import spawn
-from sandbox.errors import SandboxError
-from sandbox.tools import require
+from deskpilot.sandbox import spawn
+from deskpilot.sandbox.errors import SandboxError
+from deskpilot.sandbox.tools import require
 
 START_TIMEOUT = 10.0
 

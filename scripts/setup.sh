@@ -38,5 +38,5 @@ pip_q --upgrade pip
 pip_q -e ".[$EXTRAS]"
 # pyautogui pulls python3-xlib 0.15 into the same Xlib/ folder; 0.33 must win.
 pip_q --force-reinstall --no-deps "python-xlib>=0.33"
-.venv/bin/python -c "import agent, actions, perception, sandbox, model_backend, Xlib; assert Xlib.__version__ >= (0, 33)"
+.venv/bin/python -c "import deskpilot.agent, deskpilot.actions, deskpilot.perception, deskpilot.sandbox, deskpilot.model_backend, Xlib; assert Xlib.__version__ >= (0, 33)"
 echo "==> ready: .venv/bin/deskpilot"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from model_backend.serve import ServeOptions, build_command, health_urls, start, stop, wait_healthy
+from deskpilot.model_backend.serve import ServeOptions, build_command, health_urls, start, stop, wait_healthy
 
 _shared: dict[str, object] = {}
 
@@ -52,7 +52,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("torchvision")
     if "ckpt" not in _shared:
-        from model_backend.tiny import build_tiny_checkpoint
+        from deskpilot.model_backend.tiny import build_tiny_checkpoint
 
         _shared["ckpt"] = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-glm") / "ckpt", seed=0)
     return _shared["ckpt"]  # type: ignore[return-value]
@@ -145,8 +145,8 @@ def expected_prompt_tokens(checkpoint: Path, text: str, size: tuple[int, int], *
     with one image placeholder, plus perception's image-token estimate."""
     from transformers import AutoTokenizer
 
-    from model_backend.tiny import CHAT_TEMPLATE
-    from perception.resize import image_tokens
+    from deskpilot.model_backend.tiny import CHAT_TEMPLATE
+    from deskpilot.perception.resize import image_tokens
 
     tok = AutoTokenizer.from_pretrained(str(checkpoint))
     msgs = [{"role": "user", "content": [{"type": "text", "text": text}, {"type": "image"}]}]

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from perception import Capturer
-from sandbox import App, Sandbox
+from deskpilot.perception import Capturer
+from deskpilot.sandbox import App, Sandbox
 
 SOLID_WINDOW = """
 import sys, tkinter

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from actions.models import Click
-from agent.loop import Agent, LoopSettings
-from agent.policy import Policy, Region
-from agent.records import Status
-from agent.report import build_report
-from agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, app_from_command, demo_app, open_sandbox, wait_until_ready
-from agent.trajectory import load_run
-from model_backend import ScriptedBackend
-from perception import Capturer
+from deskpilot.actions.models import Click
+from deskpilot.agent.loop import Agent, LoopSettings
+from deskpilot.agent.policy import Policy, Region
+from deskpilot.agent.records import Status
+from deskpilot.agent.report import build_report
+from deskpilot.agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, app_from_command, demo_app, open_sandbox, wait_until_ready
+from deskpilot.agent.trajectory import load_run
+from deskpilot.model_backend import ScriptedBackend
+from deskpilot.perception import Capturer
 
 SIZE = (1280, 800)
 
@@ -168,7 +168,7 @@ def test_confirmation_can_decline(tmp_path, form):
 
 
 def test_secrets_reach_the_app_but_never_the_logs(tmp_path, form):
-    from agent.dialects import GLM45VDialect
+    from deskpilot.agent.dialects import GLM45VDialect
 
     secret = "pw-Zq81-secret"
     replies = [box("left_click(start_box='[500,300]')"), box(f"type(content='{secret}')", f"Typing {secret}."),

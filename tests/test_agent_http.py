@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent.loop import Agent, LoopSettings
-from agent.records import Status
-from agent.report import build_report
-from agent.session import SessionSpec, demo_app, open_sandbox, wait_until_ready
-from agent.trajectory import load_run
+from deskpilot.agent.loop import Agent, LoopSettings
+from deskpilot.agent.records import Status
+from deskpilot.agent.report import build_report
+from deskpilot.agent.session import SessionSpec, demo_app, open_sandbox, wait_until_ready
+from deskpilot.agent.trajectory import load_run
 from backend_fixtures import tiny_checkpoint, tiny_server  # noqa: F401 (fixtures)
-from model_backend import OpenAICompatibleBackend
-from perception import Capturer, image_tokens
+from deskpilot.model_backend import OpenAICompatibleBackend
+from deskpilot.perception import Capturer, image_tokens
 
 pytestmark = pytest.mark.slow
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from actions.models import Click, Drag, Key, Type
-from agent.config import ConfigError, load_config, parse_size
-from agent.policy import Policy, Region
-from agent.records import EndRecord, PolicyDecision, Status, StepRecord
-from agent.report import build_report
-from agent.screens import same_frame, similarity
-from agent.trajectory import Trajectory, load_run, now_iso
+from deskpilot.actions.models import Click, Drag, Key, Type
+from deskpilot.agent.config import ConfigError, load_config, parse_size
+from deskpilot.agent.policy import Policy, Region
+from deskpilot.agent.records import EndRecord, PolicyDecision, Status, StepRecord
+from deskpilot.agent.report import build_report
+from deskpilot.agent.screens import same_frame, similarity
+from deskpilot.agent.trajectory import Trajectory, load_run, now_iso
 
 
 # -- policy ------------------------------------------------------------------
@@ -159,9 +159,9 @@ def test_report_of_an_unfinished_run(tmp_path):
 
 
 def test_run_state_holds_only_the_screenshots_the_prompt_can_show():
-    from actions.step import ParsedStep
-    from agent.state import RunState
-    from perception.observation import Observation
+    from deskpilot.actions.step import ParsedStep
+    from deskpilot.agent.state import RunState
+    from deskpilot.perception.observation import Observation
 
     state = RunState(keep_images=2)
     for i in range(5):
@@ -191,7 +191,7 @@ def test_typed_newlines_obey_the_key_policy():
 
 
 def test_json_surrogate_pairs_are_typed_as_one_character():
-    from actions.parse import parse_glm_reply
+    from deskpilot.actions.parse import parse_glm_reply
 
     step = parse_glm_reply('type(content="a\\ud83c\\udf89b \\U0001F600")', width=100, height=100)
     assert step.action.text == "a\U0001F389b \U0001F600"
@@ -212,7 +212,7 @@ def test_load_run_survives_a_torn_utf8_character_and_reports_bad_settings(tmp_pa
 
 
 def test_relative_file_arguments_of_an_app_are_made_absolute_and_visible(tmp_path, monkeypatch):
-    from agent.session import app_from_command
+    from deskpilot.agent.session import app_from_command
 
     (tmp_path / "tool.py").write_text("print('hi')\n")
     monkeypatch.chdir(tmp_path)

@@ -19,10 +19,10 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     FakeServer, completion_body, desktop_screenshot, expected_prompt_tokens, free_port, tiny_checkpoint,
     tiny_server,
 )
-from model_backend import (
+from deskpilot.model_backend import (
     BackendError, ChatRequest, ImagePart, Message, OpenAICompatibleBackend, TextPart, request_to_openai_messages,
 )
-from model_backend.openai_compat import extra_body, normalize_base_url, resolve_api_key
+from deskpilot.model_backend.openai_compat import extra_body, normalize_base_url, resolve_api_key
 
 TASK = "Click the OK button."
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_backend import split_reasoning
+from deskpilot.model_backend import split_reasoning
 
 BOX = "<|begin_of_box|>left_click(start_box='[500,500]')<|end_of_box|>"
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from model_backend import Backend, BackendError, ChatRequest, Message, Reply, ScriptedBackend, TextPart
+from deskpilot.model_backend import Backend, BackendError, ChatRequest, Message, Reply, ScriptedBackend, TextPart
 
 
 def req(text: str) -> ChatRequest:

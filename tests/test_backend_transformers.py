@@ -8,8 +8,8 @@ import time
 import pytest
 
 from backend_fixtures import desktop_screenshot, expected_prompt_tokens, tiny_checkpoint  # noqa: F401
-from model_backend import BackendError, ChatRequest, ImagePart, Message, TextPart
-from perception.resize import IMAGE_MARKER_TOKENS, image_tokens
+from deskpilot.model_backend import BackendError, ChatRequest, ImagePart, Message, TextPart
+from deskpilot.perception.resize import IMAGE_MARKER_TOKENS, image_tokens
 
 pytestmark = pytest.mark.slow
 TASK = "Click the OK button."
@@ -17,7 +17,7 @@ TASK = "Click the OK button."
 
 @pytest.fixture(scope="module")
 def backend(tiny_checkpoint):
-    from model_backend import TransformersBackend
+    from deskpilot.model_backend import TransformersBackend
 
     b = TransformersBackend(tiny_checkpoint, max_new_tokens=8)
     yield b
@@ -72,7 +72,7 @@ def test_sampling_and_async(backend):
 
 
 def test_not_a_checkpoint_folder(tmp_path):
-    from model_backend import TransformersBackend
+    from deskpilot.model_backend import TransformersBackend
 
     with pytest.raises(BackendError, match=r"no checkpoint at .* \(config.json missing\)"):
         TransformersBackend(tmp_path)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from actions.coords import box_to_pixels, centre, to_pixel, to_pixels, to_thousandths
-from actions.parse import ParseError
+from deskpilot.actions.coords import box_to_pixels, centre, to_pixel, to_pixels, to_thousandths
+from deskpilot.actions.parse import ParseError
 
 
 @pytest.mark.parametrize(

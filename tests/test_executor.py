@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from actions.errors import ActionError, ExecutorError
-from actions.executor import Executor
-from actions.models import Click, Done, DoubleClick, Drag, Fail, Hover, Key, Scroll, Type, Wait
+from deskpilot.actions.errors import ActionError, ExecutorError
+from deskpilot.actions.executor import Executor
+from deskpilot.actions.models import Click, Done, DoubleClick, Drag, Fail, Hover, Key, Scroll, Type, Wait
 from apps import launch_probe
-from sandbox import Sandbox
+from deskpilot.sandbox import Sandbox
 
 SIZE = (1280, 800)
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 from Xlib import XK
 
-from actions.keys import KEY_NAMES
-from actions.xkeys import KeysymError, char_keysym, key_keysym, text_keysyms
+from deskpilot.actions.keys import KEY_NAMES
+from deskpilot.actions.xkeys import KeysymError, char_keysym, key_keysym, text_keysyms
 
 
 @pytest.mark.parametrize("name", sorted(KEY_NAMES))

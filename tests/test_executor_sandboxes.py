@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from actions.executor import Executor
-from actions.models import Click, Key, Type
+from deskpilot.actions.executor import Executor
+from deskpilot.actions.models import Click, Key, Type
 from apps import launch_probe
-from sandbox import Sandbox
+from deskpilot.sandbox import Sandbox
 
 SIZE = (1024, 768)
 

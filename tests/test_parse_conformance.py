@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actions.parse import ParseError, parse_glm_reply
+from deskpilot.actions.parse import ParseError, parse_glm_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "glm_replies"
 CASES = json.loads((FIXTURES / "conformance.json").read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actions.parse import ParseError, parse_glm_reply
+from deskpilot.actions.parse import ParseError, parse_glm_reply
 
 SIDES = st.integers(min_value=28, max_value=7680)
 VALUES = st.one_of(st.integers(0, 999), st.floats(0, 999, allow_nan=False).map(lambda v: round(v, 2)))

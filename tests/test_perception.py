@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 from PIL import Image, ImageChops, ImageStat
 
-from perception import (
+from deskpilot.perception import (
     IMAGE_MARKER_TOKENS,
     CaptureError,
     Capturer,
@@ -23,8 +23,8 @@ from perception import (
     scale,
     smart_resize,
 )
-from perception.resize import FACTOR, MAX_PIXELS, MIN_PIXELS
-from sandbox import Sandbox
+from deskpilot.perception.resize import FACTOR, MAX_PIXELS, MIN_PIXELS
+from deskpilot.sandbox import Sandbox
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

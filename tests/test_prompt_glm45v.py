@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from actions.parse import ParseError
-from agent.dialects import GLM45VDialect, HistoryEntry, ParsedStep
-from agent.dialects.base import Dialect
-from model_backend.types import ImagePart, TextPart
-from perception.observation import Observation
-from perception.resize import smart_resize
+from deskpilot.actions.parse import ParseError
+from deskpilot.agent.dialects import GLM45VDialect, HistoryEntry, ParsedStep
+from deskpilot.agent.dialects.base import Dialect
+from deskpilot.model_backend.types import ImagePart, TextPart
+from deskpilot.perception.observation import Observation
+from deskpilot.perception.resize import smart_resize
 
 B, E = "<|begin_of_box|>", "<|end_of_box|>"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Bind, Sandbox, SandboxError
-from sandbox import x11
+from deskpilot.sandbox import Bind, Sandbox, SandboxError
+from deskpilot.sandbox import x11
 
 PY = "/usr/bin/python3"
 
@@ -87,7 +87,7 @@ def test_starts_display_with_wm_at_requested_size(sandbox: Sandbox) -> None:
 def test_display_needs_the_cookie(sandbox: Sandbox, tmp_path: Path) -> None:
     """Without this sandbox's cookie a client is refused (no cross-sandbox access)."""
     wrong = tmp_path / "wrong"
-    from sandbox.xauth import write_cookie
+    from deskpilot.sandbox.xauth import write_cookie
 
     write_cookie(wrong)
     with pytest.raises(Exception):
@@ -219,7 +219,7 @@ def test_close_leaves_nothing_behind() -> None:
 
 OWNER = """
 import json, sys, time
-from sandbox import Sandbox
+from deskpilot.sandbox import Sandbox
 sb = Sandbox((640, 480))
 app = sb.launch(["/bin/sh", "-c", sys.argv[1]])
 time.sleep(0.3)

@@ -15,9 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent.cli_backend import serve
+from deskpilot.agent.cli_backend import serve
 from backend_fixtures import free_port, offline_env, tiny_checkpoint  # noqa: F401 (fixture)
-from model_backend import ChatRequest, Message, OpenAICompatibleBackend, TextPart
+from deskpilot.model_backend import ChatRequest, Message, OpenAICompatibleBackend, TextPart
 
 RECIPE = [
     "--tensor-parallel-size 4", "--tool-call-parser glm45", "--reasoning-parser glm45", "--enable-auto-tool-choice",
@@ -89,7 +89,7 @@ def _port_open(port: int) -> bool:
 def test_serve_transformers_comes_up_healthy_and_stops_on_ctrl_c(tiny_checkpoint, tmp_path):
     """The real `deskpilot serve` command, as a user runs it."""
     port = free_port()
-    cmd = [sys.executable, "-m", "agent.cli", "serve", "--engine", "transformers", "--model", str(tiny_checkpoint),
+    cmd = [sys.executable, "-m", "deskpilot.agent.cli", "serve", "--engine", "transformers", "--model", str(tiny_checkpoint),
            "--port", str(port), "--ready-timeout", "120", "--log-file", str(tmp_path / "server.log")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=offline_env(tmp_path))
     try:

@@ -27,7 +27,7 @@ def weights_hash(folder) -> str:
 
 
 def test_same_seed_same_weights_in_seconds(tmp_path, tiny_checkpoint):
-    from model_backend.tiny import build_tiny_checkpoint
+    from deskpilot.model_backend.tiny import build_tiny_checkpoint
 
     t = time.monotonic()
     again = build_tiny_checkpoint(tmp_path / "again", seed=0)
@@ -82,7 +82,7 @@ def test_cli_tiny_checkpoint(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from agent.cli_backend import tiny_checkpoint as cmd
+    from deskpilot.agent.cli_backend import tiny_checkpoint as cmd
 
     app = typer.Typer()
     app.command()(cmd)

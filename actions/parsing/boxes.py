@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from actions.coords import box_to_pixels
-from actions.parsing.errors import ParseError
-from actions.parsing.points import coordinate_numbers
-from actions.parsing.thinking import BEGIN_BOX, END_BOX, split_thinking
+from deskpilot.actions.coords import box_to_pixels
+from deskpilot.actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.points import coordinate_numbers
+from deskpilot.actions.parsing.thinking import BEGIN_BOX, END_BOX, split_thinking
 
 NO_BOX = "no box found: answer with [x1,y1,x2,y2] in thousandths (0-999) between <|begin_of_box|> and <|end_of_box|>"
 _GROUP = re.compile(

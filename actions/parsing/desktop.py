@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actions.coords import centre, to_pixels
-from actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
-from actions.parsing.errors import ParseError
-from actions.parsing.keynames import parse_keys
-from actions.parsing.points import coordinate_numbers
-from actions.parsing.scanner import Call
+from deskpilot.actions.coords import centre, to_pixels
+from deskpilot.actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
+from deskpilot.actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.keynames import parse_keys
+from deskpilot.actions.parsing.points import coordinate_numbers
+from deskpilot.actions.parsing.scanner import Call
 
 # Canonical call name -> its positional parameter order (the official signatures).
 _SIGNATURES: dict[str, tuple[str, ...]] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.keys import normalize_key
-from actions.parsing.errors import ParseError
+from deskpilot.actions.keys import normalize_key
+from deskpilot.actions.parsing.errors import ParseError
 
 MAX_KEYS = 8
 

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from actions.parsing.desktop import CALL_NAMES
-from actions.parsing.errors import ParseError
-from actions.parsing.memory import MARKER
-from actions.parsing.scanner import Call, read_call, read_value
-from actions.parsing.thinking import BEGIN_BOX, END_BOX
+from deskpilot.actions.parsing.desktop import CALL_NAMES
+from deskpilot.actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.memory import MARKER
+from deskpilot.actions.parsing.scanner import Call, read_call, read_value
+from deskpilot.actions.parsing.thinking import BEGIN_BOX, END_BOX
 
 _NAMES = "|".join(sorted(CALL_NAMES, key=len, reverse=True))
 _CALL = re.compile(rf"(?<![\w.])(?:{_NAMES})\(", re.IGNORECASE)

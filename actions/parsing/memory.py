@@ -9,8 +9,8 @@ import json
 import re
 from typing import Any
 
-from actions.parsing.errors import ParseError
-from actions.parsing.scanner import read_value
+from deskpilot.actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.scanner import read_value
 
 MARKER = re.compile(r"^[ \t>*#_-]*memory[ \t*_]*[:：][ \t*_]*", re.IGNORECASE | re.MULTILINE)
 _NEXT_LABEL = re.compile(r"^[ \t>*#_-]*(?:reason|action|thought|explanation)[ \t*_]*[:：]", re.IGNORECASE | re.MULTILINE)

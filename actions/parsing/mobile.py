@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.coords import centre, to_pixels
-from actions.models import Action, Done, Fail, Key, Scroll, Type, Wait
-from actions.parsing.desktop import ACTION_LIST, Mapped, pointer_action
-from actions.parsing.errors import ParseError
-from actions.parsing.keynames import parse_keys
-from actions.parsing.points import coordinate_numbers
+from deskpilot.actions.coords import centre, to_pixels
+from deskpilot.actions.models import Action, Done, Fail, Key, Scroll, Type, Wait
+from deskpilot.actions.parsing.desktop import ACTION_LIST, Mapped, pointer_action
+from deskpilot.actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.keynames import parse_keys
+from deskpilot.actions.parsing.points import coordinate_numbers
 
 _OPPOSITE = {"up": "down", "down": "up", "left": "right", "right": "left"}
 _CLICKS = {"click": "left", "tap": "left", "left_click": "left", "right_click": "right", "middle_click": "middle"}

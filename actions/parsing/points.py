@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.errors import ParseError
 
 _NUMBER = r"[-+]?(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})(?:[eE][-+]?\d{1,3})?"
 _TOKEN = re.compile(rf"({_NUMBER})|(\s+)|([\[\]()<>,;，、［］（）])|(.)", re.DOTALL)

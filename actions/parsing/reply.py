@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from actions.parsing.desktop import Mapped, map_call
-from actions.parsing.errors import ParseError
-from actions.parsing.locate import Found, find_action
-from actions.parsing.memory import find_memory
-from actions.parsing.mobile import map_object
-from actions.parsing.scanner import Call
-from actions.parsing.thinking import join_reasoning, split_thinking, strip_tokens
-from actions.step import ParsedStep
+from deskpilot.actions.parsing.desktop import Mapped, map_call
+from deskpilot.actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.locate import Found, find_action
+from deskpilot.actions.parsing.memory import find_memory
+from deskpilot.actions.parsing.mobile import map_object
+from deskpilot.actions.parsing.scanner import Call
+from deskpilot.actions.parsing.thinking import join_reasoning, split_thinking, strip_tokens
+from deskpilot.actions.step import ParsedStep
 
 MAX_CHARS = 1_000_000
 NO_ACTION = (

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from actions.parsing.errors import ParseError
+from deskpilot.actions.parsing.errors import ParseError
 
 MAX_DEPTH = 6
 MAX_ITEMS = 64

@@ -7,9 +7,9 @@ from typing import Any, Protocol
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from actions.step import ParsedStep  # re-exported: the parser builds it
-from model_backend.types import ChatRequest
-from perception.observation import Observation
+from deskpilot.actions.step import ParsedStep  # re-exported: the parser builds it
+from deskpilot.model_backend.types import ChatRequest
+from deskpilot.perception.observation import Observation
 
 
 class HistoryEntry(BaseModel):

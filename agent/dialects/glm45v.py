@@ -7,14 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actions.parse import parse_box as _parse_box
-from actions.parse import parse_glm_reply, split_thinking, strip_tokens
-from agent.dialects import glm45v_text as text
-from agent.dialects.base import HistoryEntry, ParsedStep
-from agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
-from model_backend.types import ChatRequest, ImagePart, Message, Part, TextPart
-from perception.observation import Observation
-from perception.resize import MAX_PIXELS, MIN_PIXELS
+from deskpilot.actions.parse import parse_box as _parse_box
+from deskpilot.actions.parse import parse_glm_reply, split_thinking, strip_tokens
+from deskpilot.agent.dialects import glm45v_text as text
+from deskpilot.agent.dialects.base import HistoryEntry, ParsedStep
+from deskpilot.agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
+from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, Part, TextPart
+from deskpilot.perception.observation import Observation
+from deskpilot.perception.resize import MAX_PIXELS, MIN_PIXELS
 
 
 class GLM45VOptions(BaseModel):

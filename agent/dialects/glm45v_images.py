@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from perception.resize import FACTOR, IMAGE_MARKER_TOKENS, image_tokens, smart_resize
+from deskpilot.perception.resize import FACTOR, IMAGE_MARKER_TOKENS, image_tokens, smart_resize
 
 
 def _rounded_area(width: int, height: int) -> int:

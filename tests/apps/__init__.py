@@ -99,7 +99,7 @@ class Probe:
 
 def launch_probe(sandbox, title: str = "deskpilot-probe", x: int = 40, y: int = 40, timeout: float = 15.0) -> Probe:
     """Start the probe app in ``sandbox`` and wait for its ready line."""
-    from sandbox import Bind
+    from deskpilot.sandbox import Bind
 
     app = sandbox.launch(
         [system_python(), str(PROBE_APP), "--title", title, "--x", str(x), "--y", str(y)],

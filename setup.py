@@ -1,0 +1,22 @@
+"""Maps the repository's top-level folders to subpackages of `deskpilot`.
+
+pyproject.toml holds the metadata; this file only lists the packages, so a
+new sub-package (a folder with an __init__.py) is picked up without edits.
+"""
+
+from setuptools import find_packages, setup
+
+TOP = ["agent", "perception", "actions", "model_backend", "sandbox"]
+package_dir = {"deskpilot": "deskpilot", **{f"deskpilot.{t}": t for t in TOP}}
+packages = ["deskpilot"]
+for top in TOP:
+    packages.append(f"deskpilot.{top}")
+    packages += [f"deskpilot.{top}.{sub}" for sub in find_packages(top)]
+
+setup(
+    package_dir=package_dir,
+    packages=packages,
+    package_data={"": ["py.typed", "*.j2", "*.html", "*.json", "*.css", "*.js", "*.yaml", "*.csv",
+                       "*.png", "templates/*", "static/*", "data/*"]},
+    include_package_data=False,
+)
