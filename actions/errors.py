@@ -1,11 +1,5 @@
-"""Errors the executor raises: a bad action vs. a broken worker."""
+"""Errors the executor raises: a bad action vs. a broken worker (defined in deskpilot.errors)."""
 
-from __future__ import annotations
+from deskpilot.errors import ActionError, ExecutorError
 
-
-class ActionError(ValueError):
-    """The action cannot be performed as given; raised before anything is sent."""
-
-
-class ExecutorError(RuntimeError):
-    """The worker that performs actions failed to start, died or timed out."""
+__all__ = ["ActionError", "ExecutorError"]

@@ -24,11 +24,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _user_errors():
-    """The exception types that mean 'the user gave something wrong'."""
-    from deskpilot.model_backend import BackendError
-    from deskpilot.sandbox import SandboxError
+    """The exception types whose one-line message is shown as is (anything else is a bug)."""
+    from deskpilot.errors import DeskpilotError
 
-    return (ConfigError, SandboxError, BackendError, OSError, ValueError)
+    return (DeskpilotError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+            NotADirectoryError)
 
 
 def default_run_dir(task: str, base: Path | None) -> Path:

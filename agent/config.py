@@ -18,8 +18,7 @@ ENV_PREFIX = "DESKPILOT_"
 DEFAULT_CONFIG = "deskpilot.toml"
 
 
-class ConfigError(ValueError):
-    """A user mistake in settings; the message is shown as is."""
+from deskpilot.errors import ConfigError
 
 
 def parse_size(text: str) -> tuple[int, int]:

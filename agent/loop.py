@@ -27,6 +27,7 @@ from deskpilot.agent.records import (
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
 from deskpilot.agent.trajectory import Trajectory, now_iso
+from deskpilot.errors import UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
 from deskpilot.perception.observation import Observation
 
@@ -159,7 +160,7 @@ class Agent:
 
     async def arun(self, task: str) -> RunResult:
         if self._step:
-            raise RuntimeError("an Agent runs one task (one run folder); make a new Agent for the next task")
+            raise UsageError("an Agent runs one task (one run folder); make a new Agent for the next task")
         self.trajectory.write_settings(self._settings_dump(task))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs

@@ -11,6 +11,7 @@ from typing import Callable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from deskpilot.actions.keys import normalize_key
+from deskpilot.errors import UsageError
 from deskpilot.actions.models import Action, Key, Type, split_combo
 
 
@@ -26,7 +27,7 @@ class Region(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> "Region":
         if self.x2 < self.x1 or self.y2 < self.y1:
-            raise ValueError("a region needs x1 <= x2 and y1 <= y2")
+            raise UsageError("a region needs x1 <= x2 and y1 <= y2")
         return self
 
     @classmethod
@@ -34,7 +35,7 @@ class Region(BaseModel):
         """'x1,y1,x2,y2' -> Region (for the CLI and config files)."""
         parts = [p.strip() for p in text.split(",")]
         if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
-            raise ValueError(f"a region is 'x1,y1,x2,y2' in pixels, got {text!r}")
+            raise UsageError(f"a region is 'x1,y1,x2,y2' in pixels, got {text!r}")
         return cls(x1=int(parts[0]), y1=int(parts[1]), x2=int(parts[2]), y2=int(parts[3]))
 
     def contains(self, x: int, y: int) -> bool:

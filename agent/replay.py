@@ -15,8 +15,7 @@ from deskpilot.agent.session import SessionSpec, open_sandbox, wait_until_ready
 from deskpilot.agent.trajectory import load_run
 
 
-class ReplayError(RuntimeError):
-    """The run folder cannot be replayed (missing settings, no steps...)."""
+from deskpilot.errors import ReplayError
 
 
 class ReplayResult(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from deskpilot.agent.screens import settle_blocking
+from deskpilot.errors import UsageError
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_APP = DEMO_DIR / "form_app.py"
@@ -52,11 +53,11 @@ def app_from_command(command: str) -> AppSpec:
     """
     argv = shlex.split(command)
     if not argv:
-        raise ValueError("--app needs a command, e.g. --app xterm")
+        raise UsageError("--app needs a command, e.g. --app xterm")
     if "/" not in argv[0] and shutil.which(argv[0]) is None:
-        raise ValueError(f"app {argv[0]!r} is not installed (not found on PATH)")
+        raise UsageError(f"app {argv[0]!r} is not installed (not found on PATH)")
     if "/" in argv[0] and not Path(argv[0]).exists():
-        raise ValueError(f"app {argv[0]!r} does not exist")
+        raise UsageError(f"app {argv[0]!r} does not exist")
     binds: list[dict[str, Any]] = []
     for i, arg in enumerate(argv):
         if i == 0 and "/" not in arg:
@@ -88,7 +89,7 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
         if create_shares:
             Path(share).mkdir(parents=True, exist_ok=True)
         elif not Path(share).is_dir():
-            raise ValueError(f"shared folder {share} does not exist (or is not a folder)")
+            raise UsageError(f"shared folder {share} does not exist (or is not a folder)")
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
     sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
     handles = []

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
+from deskpilot.errors import RunFolderError
 from deskpilot.agent.records import ActedRecord, EndRecord, QueryRecord, StepRecord
 from deskpilot.perception.encode import encode_png
 
@@ -84,12 +85,12 @@ def load_run(run_dir: Path) -> LoadedRun:
     run_dir = Path(run_dir)
     path = run_dir / TRAJECTORY
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no {TRAJECTORY})")
+        raise RunFolderError(f"{run_dir} is not a run folder (no {TRAJECTORY})")
     settings_path = run_dir / SETTINGS
     try:
         settings = json.loads(settings_path.read_text(encoding="utf-8", errors="replace")) if settings_path.is_file() else {}
     except json.JSONDecodeError:
-        raise ValueError(f"{settings_path} is not valid JSON") from None
+        raise RunFolderError(f"{settings_path} is not valid JSON") from None
     run = LoadedRun(run_dir=run_dir, settings=settings)
     by_step: dict[int, StepRecord] = {}
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():

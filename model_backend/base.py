@@ -7,8 +7,7 @@ from typing import Protocol, runtime_checkable
 from deskpilot.model_backend.types import ChatRequest, Reply
 
 
-class BackendError(RuntimeError):
-    """A model call failed; the message is short and says what to do about it."""
+from deskpilot.errors import BackendError
 
 
 @runtime_checkable

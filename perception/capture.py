@@ -25,8 +25,7 @@ _BLOCKS_TO_KEEP = 8
 _blocks_lock = threading.Lock()
 
 
-class CaptureError(RuntimeError):
-    """The display cannot be captured (one line, e.g. the sandbox is closed)."""
+from deskpilot.errors import CaptureError  # noqa: E402  (the one-line "display cannot be captured")
 
 
 class _HasDisplay(Protocol):

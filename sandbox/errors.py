@@ -1,7 +1,5 @@
-"""The one exception type the sandbox raises for problems a user can fix."""
+"""The one exception type the sandbox raises for problems a user can fix (see deskpilot.errors)."""
 
-from __future__ import annotations
+from deskpilot.errors import SandboxError
 
-
-class SandboxError(RuntimeError):
-    """A one-line, user-facing message, e.g. ``Xvfb not found: apt-get install xvfb``."""
+__all__ = ["SandboxError"]
