@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli_parse import parse
+from deskpilot.agent.cli.parse_cmd import parse
 
 REPLY = "Drag the file.\n<|begin_of_box|>left_drag(start_box='[100,200]', end_box='[[900,800]]', element_info='a.txt')<|end_of_box|>\nMemory:\n[{\"file\": \"a.txt\"}]"
 

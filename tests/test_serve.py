@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli_backend import serve
+from deskpilot.agent.cli.backend_cmds import serve
 from backend_fixtures import free_port, offline_env, tiny_checkpoint  # noqa: F401 (fixture)
 from deskpilot.model_backend import ChatRequest, Message, OpenAICompatibleBackend, TextPart
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from deskpilot.agent.cli_run import _user_errors, console, fail, make_backend
+from deskpilot.agent.cli.run import _user_errors, console, fail, make_backend
 from deskpilot.agent.config import ConfigError, load_config
 
 

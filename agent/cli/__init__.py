@@ -13,8 +13,27 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from deskpilot import __version__
+
+        typer.echo(f"deskpilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Let a vision-language model operate a sandboxed virtual desktop."""
+
+
 def _register() -> None:
-    from deskpilot.agent import cli_backend, cli_inspect, cli_parse, cli_run
+    from deskpilot.agent.cli import backend_cmds as cli_backend
+    from deskpilot.agent.cli import inspect_cmds as cli_inspect
+    from deskpilot.agent.cli import parse_cmd as cli_parse
+    from deskpilot.agent.cli import run as cli_run
 
     app.command("run")(cli_run.run)
     app.command("demo")(cli_run.demo)
@@ -34,5 +53,3 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
