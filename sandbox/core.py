@@ -10,10 +10,16 @@ Lifetime and teardown (see ``_supervisor.py`` for the full story):
   pipe and waits for the reaper; if this process is SIGKILLed the pipe closes
   by itself. Either way the reaper kills what is left, cleans X leftovers and
   SysV segments, and deletes the sandbox directory.
+
+Privileges (when deskpilot runs as root): Xvfb gets a SysV IPC namespace of
+its own that every app joins, and the apps run as an unprivileged host uid
+(see ``isolation.py``); the sandbox's HOME, /tmp and the apps' copy of the
+cookie are owned by that uid, everything else they see is read-only to them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -84,15 +90,20 @@ class Sandbox:
             for folder in (self.home, self.tmp, self._logs):
                 folder.mkdir()
             write_cookie(self.xauthority)
+            self._give_to_apps(self.home, self.tmp, self.xauthority)
             self._supervisor = _start_supervisor(self.dir)
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
         self._finalizer = weakref.finalize(self, self._supervisor.stdin.close)
+        self._ipc_fd: int | None = None
         try:
-            self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log")
+            own_ipc = iso.privileged()
+            self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log", new_ipc=own_ipc)
             self.display = f":{number}"
             self._register(f"xvfb {self._xvfb.pid} {number}")
+            if own_ipc:
+                self._ipc_fd = _open_ipc_namespace(self._xvfb.pid)
             self._layout = iso.Layout(
                 display=number, xauthority=self.xauthority, home=self.home, tmp=self.tmp,
                 identity=iso.write_identity(self.dir / "identity"), network=network, binds=tuple(binds),
@@ -166,6 +177,9 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             self._supervisor.kill()
         self._reap()
+        if self._ipc_fd is not None:
+            os.close(self._ipc_fd)
+            self._ipc_fd = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -199,8 +213,9 @@ class Sandbox:
             with open(out, "wb") as fout, open(err, "wb") as ferr:
                 try:
                     proc = spawn.popen(
-                        cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr, start_new_session=True
-                    )
+                        cmd, env=env, cwd=cwd, ipc_fd=self._ipc_fd, stdin=subprocess.DEVNULL, stdout=fout,
+                        stderr=ferr, start_new_session=True,
+                    )  # fmt: skip
                 except FileNotFoundError:
                     raise SandboxError(f"program not found: {argv[0]}") from None
             app = App(proc, argv, out, err)
@@ -212,6 +227,7 @@ class Sandbox:
         config = self.dir / "wm" / ".config" / "openbox"
         config.mkdir(parents=True)
         (config / "rc.xml").write_text(wm.safe_config())
+        self._give_to_apps(self.dir / "wm", self.dir / "wm" / ".config", config)
         wm_home = Bind(host=self.dir / "wm", target=Path("/run/deskpilot/wm"), writable=True)
         home = str(wm_home.inside) if self.isolation == "bwrap" else str(wm_home.host)
         argv = [require("openbox"), "--sm-disable"]
@@ -224,6 +240,13 @@ class Sandbox:
         self.wm = self._spawn(cmd, argv, full_env, home if self.isolation == "none" else None)
         self._apps.remove(self.wm)
         wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None)
+
+    def _give_to_apps(self, *paths: Path) -> None:
+        """Make the sandbox's own files the apps' (they run as another uid when we are root)."""
+        if self.isolation == "bwrap" and iso.privileged():
+            uid, gid = iso.app_ids()
+            for path in paths:
+                os.chown(path, uid, gid)
 
     def _reap(self) -> None:
         """Collect exit codes of our children (the reaper already killed them)."""
@@ -245,6 +268,18 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     if not (28 <= width <= 16384 and 28 <= height <= 16384):
         raise SandboxError(f"size {width}x{height} is out of range (28..16384 per side)")
     return width, height
+
+
+def _open_ipc_namespace(pid: int) -> int:
+    """fd of Xvfb's IPC namespace (held, so apps can join it even if Xvfb is gone)."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/ipc", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SandboxError(f"cannot open the X server's IPC namespace: {exc.strerror}") from None
+    if os.fstat(fd).st_ino == os.stat("/proc/self/ns/ipc").st_ino:
+        os.close(fd)
+        raise SandboxError("the X server did not get an IPC namespace of its own")
+    return fd
 
 
 def _start_supervisor(root: Path) -> subprocess.Popen:
