@@ -10,10 +10,13 @@ socket and cookie. ``--die-with-parent`` plus the PID namespace mean the app
 and everything it forks (even ``setsid`` daemons) die with the launcher.
 
 Which host user the app is: when deskpilot runs as root, bubblewrap runs
-privileged (no user namespace) and ``setpriv`` switches the app to the
-overflow uid/gid (``nobody``) with no capabilities and an empty bounding set
+privileged (no user namespace, every capability dropped but the three
+``setpriv`` needs) and ``setpriv`` switches the app to the overflow uid/gid
+(``nobody``) with no capabilities, an empty bounding set and no_new_privs
 before anything of the app runs; so it cannot read root-only files it can
-see. Host folders given to the app are shown through idmapped mounts (see
+see. The switch happens in the app's process, not in PID 1: a change of uid
+clears the parent-death signal, and PID 1 must keep it so that the whole
+namespace dies with its launcher. Host folders given to the app are shown through idmapped mounts (see
 ``_launch.py``) so that uid can use them as their owner would. When deskpilot
 runs as an ordinary user, bubblewrap maps the app to that same user (uid 1000
 inside), which is no more than the user already has.
@@ -191,7 +194,7 @@ def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: S
     root = privileged()
     args = [require("bwrap")]
     if root:  # privileged bubblewrap; setpriv below needs these three, then drops everything
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     else:
         args += ["--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID)]
     args += ["--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
@@ -208,17 +211,18 @@ def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: S
     args += _parent_dirs([b.inside for b in every])
     args += _bind_args(every)
     args += ["--chdir", cwd or str(INSIDE_HOME)]
+    command = list(argv)
+    if root:  # the drop happens in the app's own process: PID 1 keeps its parent-death signal
+        command = [require("setpriv"), f"--reuid={APP_UID}", f"--regid={APP_GID}", "--clear-groups",
+                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *command]  # fmt: skip
     if os.access(_SYSTEM_PYTHON, os.X_OK):
         args += ["--as-pid-1", "--"]
-        command = [_SYSTEM_PYTHON, "-c", REAPER, *argv]
+        command = [_SYSTEM_PYTHON, "-c", REAPER, *command]
     else:
         args += ["--"]
-        command = list(argv)
+    full = args + command
     if not root:
-        return args + command
-    drop = [require("setpriv"), f"--reuid={APP_UID}", f"--regid={APP_GID}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]  # fmt: skip
-    full = args + drop + command
+        return full
     hosts = list(dict.fromkeys(str(b.host) for b in every))
     if not hosts:
         return full
@@ -266,7 +270,7 @@ def bwrap_problem() -> str | None:
         return str(exc)
     argv = [bwrap, "--unshare-pid", "--unshare-net", "--die-with-parent"]
     if setpriv:
-        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     else:
         argv += ["--unshare-user"]
     argv += _system_view() + ["--proc", "/proc", "--dev", "/dev", "--as-pid-1", "--"]
