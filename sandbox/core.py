@@ -149,6 +149,30 @@ class Sandbox:
             full_env, run_cwd = iso.plain_env(self._layout, env), cwd or str(self.home)
         return self._spawn(cmd, argv, full_env, run_cwd)
 
+    @property
+    def apps(self) -> list[App]:
+        """The apps launched so far (not the window manager)."""
+        return list(self._apps)
+
+    def problem(self) -> str | None:
+        """None while the desktop is whole, else one line saying what broke.
+
+        Broken means: the X server or the window manager exited, or an app died
+        from a signal (a crash, or killed). An app that exits with a code of its
+        own just finished; that is not a problem of the desktop.
+        """
+        if self._closed:
+            return "the sandbox is closed"
+        if (code := self._xvfb.poll()) is not None:
+            return f"the X server (Xvfb on {self.display}) exited: {describe_exit(code)}"
+        if self.wm is not None and (code := self.wm.poll()) is not None:
+            return f"the window manager (openbox) exited: {describe_exit(code)}"
+        for app in self._apps:
+            code = app.poll()
+            if code is not None and exit_signal(code) is not None:
+                return f"app {' '.join(app.argv)[:120]!r} crashed: {describe_exit(code)}"
+        return None
+
     def wait_for_window(self, title: str, timeout: float = 10.0) -> int:
         """X id of a managed top-level window whose title contains ``title``."""
         self._check_open()
@@ -258,6 +282,26 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
+
+
+def exit_signal(code: int) -> int | None:
+    """The signal that ended a launcher, from its exit code (-N from Popen, 128+N passed on by bwrap's reaper)."""
+    if code < 0:
+        return -code
+    if 128 < code < 128 + 65:
+        return code - 128
+    return None
+
+
+def describe_exit(code: int) -> str:
+    """'killed by SIGKILL', 'code 3', ..."""
+    sig = exit_signal(code)
+    if sig is None:
+        return f"code {code}"
+    try:
+        return f"killed by {signal.Signals(sig).name}"
+    except ValueError:
+        return f"killed by signal {sig}"
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -66,6 +66,9 @@ def serve(
 
 def _serve_until_interrupted(opts: ServeOptions, cmd: list[str], log_path: Path, ready_timeout: float) -> None:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C must stop us even if we were started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     proc = start(cmd, log_path)
     try:
         with err.status(f"waiting for {opts.engine.value} to become healthy...") as status:
@@ -83,6 +86,7 @@ def _serve_until_interrupted(opts: ServeOptions, cmd: list[str], log_path: Path,
     finally:
         code = stop(proc)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     out.print(f"server stopped (exit code {code})", markup=False)
 
 
