@@ -131,6 +131,8 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
                 raise SandboxError(f"app {' '.join(h.argv)!r} exited with code {h.poll()} "
                                    f"before showing a window: {said}") from None
             if time.monotonic() - started > timeout:
-                raise SandboxError(f"no app window appeared within {timeout:g} s") from None
+                said = "".join(f" | {h.argv[0]}: {_tail(h.stderr_path, 2)}" for h in handles if _tail(h.stderr_path, 2))
+                state = sb.diagnose() if hasattr(sb, "diagnose") else ""
+                raise SandboxError(f"no app window appeared within {timeout:g} s ({state}){said}") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
     settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))

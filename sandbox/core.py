@@ -173,6 +173,22 @@ class Sandbox:
                 return f"app {' '.join(app.argv)[:120]!r} crashed: {describe_exit(code)}"
         return None
 
+    def diagnose(self) -> str:
+        """One line on the desktop's state, for error messages: apps, windows, what broke."""
+        parts = [self.problem() or "X server and window manager running"]
+        for app in self._apps:
+            code = app.poll()
+            parts.append(f"{Path(app.argv[0]).name}: " + ("running" if code is None else describe_exit(code)))
+        try:
+            with self._lock:
+                if self._x is None:
+                    self._x = x11.connect(self.display, self.xauthority)
+                managed = len(x11.client_windows(self._x))
+                parts.append(f"{x11.mapped_top_levels(self._x)} mapped top-level windows, {managed} managed")
+        except Exception as exc:  # a diagnosis must not fail
+            parts.append(f"X not readable ({type(exc).__name__})")
+        return "; ".join(parts)
+
     def wait_for_window(self, title: str, timeout: float = 10.0) -> int:
         """X id of a managed top-level window whose title contains ``title``."""
         self._check_open()
