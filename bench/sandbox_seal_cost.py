@@ -13,6 +13,7 @@ Usage: python bench/sandbox_seal_cost.py [GRABS] [LAUNCHES]. Prints medians in m
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -29,34 +30,44 @@ from deskpilot.sandbox.xvfb import start_xvfb
 SIZE = (1920, 1080)
 
 
-def _grab_ms(grab, n: int) -> float:
-    grab()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        grab()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def _interleaved_ms(grabs: dict[str, object], n: int) -> dict[str, float]:
+    """Median ms per grab of each path, taking turns (in rotating order) so load changes hit all alike."""
+    times: dict[str, list[float]] = {name: [] for name in grabs}
+    order = list(grabs.items())
+    for name, grab in order:
+        grab()  # warm-up
+    for i in range(n):
+        for name, grab in order[i % len(order) :] + order[: i % len(order)]:
+            start = time.perf_counter()
+            grab()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def capture(n: int) -> dict[str, float]:
-    out = {}
-    with Sandbox(SIZE, window_manager=False) as sb, Capturer(sb) as cap:
-        out["sandbox (own IPC namespace), MIT-SHM"] = _grab_ms(cap.grab, n)
-        with authority(sb.xauthority), mss.MSS(display=sb.display, backend="xgetimage") as plain:
-            monitor = plain.monitors[0]
-            out["sandbox, XGetImage (no MIT-SHM)"] = _grab_ms(lambda: plain.grab(monitor), n)
-    with tempfile.TemporaryDirectory() as tmp:
+    # The baseline's Xvfb starts first: in trials the display started second grabbed ~40% slower
+    # whichever kind it was (an artefact of this VM), which would flatter the sandbox.
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         cookie = Path(tmp) / "Xauthority"
         write_cookie(cookie)
         xvfb, number = start_xvfb(SIZE, 24, cookie, Path(tmp) / "xvfb.log", new_ipc=False)
-        try:
-            with Capturer(f":{number}", cookie) as cap:
-                out["baseline: bare Xvfb in the host IPC namespace, MIT-SHM"] = _grab_ms(cap.grab, n)
-        finally:
-            xvfb.terminate()
-            xvfb.wait()
-    return out
+        stack.callback(xvfb.wait)
+        stack.callback(xvfb.terminate)
+        base = stack.enter_context(Capturer(f":{number}", cookie))
+        sb = stack.enter_context(Sandbox(SIZE, window_manager=False))
+        cap = stack.enter_context(Capturer(sb))
+        with authority(sb.xauthority):
+            plain = stack.enter_context(mss.MSS(display=sb.display, backend="xgetimage"))
+        monitor = plain.monitors[0]
+        for which in (base, cap):  # both must really use MIT-SHM for the comparison to mean anything
+            which.grab()
+            status = which.mss._impl.shm_status.name  # type: ignore[attr-defined]
+            assert status == "AVAILABLE", (which.display, status, which.mss._impl.performance_status)
+        return _interleaved_ms({
+            "baseline: bare Xvfb in the host IPC namespace, MIT-SHM": base.grab,
+            "sandbox (own IPC namespace), MIT-SHM": cap.grab,
+            "sandbox, XGetImage (no MIT-SHM)": lambda: plain.grab(monitor),
+        }, n)  # fmt: skip
 
 
 def launch(n: int) -> dict[str, float]:
@@ -83,7 +94,7 @@ def launch(n: int) -> dict[str, float]:
 
 def main() -> None:
     grabs = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    launches = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    launches = max(1, int(sys.argv[2])) if len(sys.argv) > 2 else 8
     for title, figures in (("capture 1920x1080, ms per grab", capture(grabs)),
                            ("xterm launch to managed window, ms", launch(launches))):  # fmt: skip
         print(title)
