@@ -264,7 +264,7 @@ class Agent:
             record.usage = {k: record.usage.get(k, 0) + v for k, v in _usage(reply).items()}
             t = time.perf_counter()
             try:
-                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+                parsed = await self._parse(reply, obs, step_started)
                 if not self.settings.dry_run and not isinstance(parsed.action, (Done, Fail)):
                     self._validate(parsed.action)
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
@@ -279,6 +279,15 @@ class Agent:
                     record.raw_reply, record.reasoning = reply.content, reply.reasoning
                     raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
                 request = self.dialect.build_retry(request, reply.content, message)
+
+    async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
+        """Parse in a worker thread, so the step time limit still holds while it runs."""
+        remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
+        work = asyncio.to_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height)
+        try:
+            return await asyncio.wait_for(work, timeout=remaining)
+        except asyncio.TimeoutError:
+            raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached while parsing the reply") from None
 
     def _validate(self, action: Action) -> None:
         from deskpilot.actions.executor import ActionError
