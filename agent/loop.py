@@ -27,7 +27,7 @@ from deskpilot.agent.records import (
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
 from deskpilot.agent.trajectory import Trajectory, now_iso
-from deskpilot.errors import UsageError
+from deskpilot.errors import DeskpilotError, UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
 from deskpilot.perception.observation import Observation
 
@@ -42,6 +42,7 @@ class LoopSettings(BaseModel):
     dry_run: bool = False
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
+    full_replies: bool = False  # keep raw replies longer than the stored cap in the run folder's replies/
 
 
 class _StepFailed(Exception):
@@ -103,7 +104,8 @@ class Agent:
         self._capturer = capturer
         self._executor = executor
         self._owns = {"capturer": capturer is None, "executor": executor is None}
-        self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None))
+        self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None),
+                                     full_replies=self.settings.full_replies)
         self._step = 0
         self._queries = 0
 
@@ -190,6 +192,11 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
+        except DeskpilotError as exc:  # a dead display, a full disk, ...: the run still gets its end record
+            status, reason = Status.ERROR, str(exc)
+        except Exception as exc:  # a bug: record how the run ended, then let it show
+            self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
+            raise
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:

@@ -104,3 +104,13 @@ class RunResult(BaseModel):
     steps: int = 0
     run_dir: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
+
+
+class ErrorRecord(BaseModel):
+    """Stands in for a record that could not be written (the trajectory never loses a run)."""
+
+    kind: Literal["error"] = "error"
+    time: str
+    record: str  # the kind of record that was replaced
+    step: int | None = None
+    error: str
