@@ -148,13 +148,15 @@ class Agent:
         """Ask the model where something is on the current screen (pixel box)."""
         self._queries += 1
         obs = self._grab()
-        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png",
+                          deadline_s=self.policy.step_timeout_s)
 
     def ask(self, question: str) -> str:
         """Ask the model a question about the current screen."""
         self._queries += 1
         obs = self._grab()
-        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png",
+                       deadline_s=self.policy.step_timeout_s)
 
     # -- the loop ----------------------------------------------------------------
     def run(self, task: str) -> RunResult:
@@ -281,10 +283,10 @@ class Agent:
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
                 record.attempts.append(Attempt(raw_reply=reply.content, reasoning=reply.reasoning, error=message))
                 attempts += 1
-                self.on_event({"event": "retry", "step": self._step, "error": message})
                 if attempts > self.settings.parse_retries:
                     record.raw_reply, record.reasoning = reply.content, reply.reasoning
                     raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
+                self.on_event({"event": "retry", "step": self._step, "error": message})  # only when asking again
                 request = self.dialect.build_retry(request, reply.content, message)
 
     async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
