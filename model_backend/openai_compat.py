@@ -14,7 +14,7 @@ import openai
 from deskpilot.model_backend import errors, validate
 from deskpilot.model_backend.base import BackendError
 from deskpilot.model_backend.messages import ImageFormat, request_to_openai_messages
-from deskpilot.model_backend.types import ChatRequest, Reply, Usage
+from deskpilot.model_backend.types import ChatRequest, Reply
 
 Flavor = Literal["vllm", "sglang", "zai", "openai", "transformers"]
 FLAVORS: tuple[str, ...] = ("vllm", "sglang", "zai", "openai", "transformers")
