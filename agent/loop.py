@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from deskpilot.actions.models import Action, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
+from deskpilot.agent.background import in_daemon_thread
 from deskpilot.agent.dialects.base import Dialect, ParsedStep
 from deskpilot.agent.policy import Confirm, Policy
 from deskpilot.agent.queries import run_ask, run_locate
@@ -292,7 +293,7 @@ class Agent:
     async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
         """Parse in a worker thread, so the step time limit still holds while it runs."""
         remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
-        work = asyncio.to_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height)
+        work = in_daemon_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height, name="deskpilot-parse")
         try:
             return await asyncio.wait_for(work, timeout=remaining)
         except asyncio.TimeoutError:

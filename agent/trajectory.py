@@ -34,6 +34,8 @@ from deskpilot.errors import RunFolderError
 TRAJECTORY = "trajectory.jsonl"
 SETTINGS = "settings.json"
 REPLIES = "replies"
+RESERVE = ".space-reserve"  # freed on the first disk error, so the end record still fits
+RESERVE_BYTES = 64 * 1024
 MAX_STORED_REPLY = 20_000  # characters of one raw reply or reasoning kept in trajectory.jsonl and the report
 _CAPPED = ("raw_reply", "reasoning")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -79,6 +81,16 @@ class Trajectory:
         self.path = self.run_dir / TRAJECTORY
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size  # end of the last whole line
+        self._reserve = self.run_dir / RESERVE
+        try:
+            self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
+        except OSError:  # a disk already full: nothing to hold back
+            self._reserve.unlink(missing_ok=True)
+
+    def _disk_error(self, path: Path, exc: OSError) -> RunFolderError:
+        """The one-line error, after freeing the reserve so the end record can still be written."""
+        self._reserve.unlink(missing_ok=True)
+        return _disk_error(path, exc)
 
     def write_settings(self, settings: dict[str, Any]) -> None:
         path = self.run_dir / SETTINGS
@@ -88,7 +100,7 @@ class Trajectory:
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _disk_error(path, exc) from None
+            raise self._disk_error(path, exc) from None
 
     def save_screenshot(self, image: Image.Image, name: str) -> str:
         path = self.run_dir / name
@@ -96,7 +108,7 @@ class Trajectory:
             path.write_bytes(encode_png(image))
         except OSError as exc:
             path.unlink(missing_ok=True)  # no half PNG
-            raise _disk_error(path, exc) from None
+            raise self._disk_error(path, exc) from None
         return name
 
     def append(self, record: BaseModel) -> None:
@@ -143,7 +155,7 @@ class Trajectory:
             path.write_bytes(_encode(text))
         except OSError as exc:
             path.unlink(missing_ok=True)
-            raise _disk_error(path, exc) from None
+            raise self._disk_error(path, exc) from None
         return name
 
     def _write(self, line: bytes) -> None:
@@ -159,13 +171,14 @@ class Trajectory:
                 os.ftruncate(self._fd, self._size)  # no partial line
             except OSError:
                 pass
-            raise _disk_error(self.path, exc) from None
+            raise self._disk_error(self.path, exc) from None
         self._size += len(line)
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._reserve.unlink(missing_ok=True)
 
 
 @dataclass

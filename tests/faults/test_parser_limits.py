@@ -113,3 +113,37 @@ def test_ordinary_replies_still_parse():
     assert parse(CLICK).action == Click(x=500, y=500)
     typed = parse(f"{B}type(content='{'é' * desktop.MAX_TYPED}'){E}").action
     assert isinstance(typed, Type) and len(typed.text) == desktop.MAX_TYPED
+
+
+class SlowParsingDialect:
+    """The GLM dialect with a parse that takes 5 s (stands in for any slow parser)."""
+
+    def __new__(cls):
+        from deskpilot.agent.dialects import GLM45VDialect
+
+        class Slow(GLM45VDialect):
+            def parse(self, content, reasoning, width, height):
+                time.sleep(5)
+                return super().parse(content, reasoning, width, height)
+
+        return Slow()
+
+
+def test_the_step_time_limit_holds_while_a_reply_is_parsed(tmp_path):
+    from deskpilot.agent.loop import Agent
+    from deskpilot.agent.policy import Policy
+    from deskpilot.agent.records import Status
+    from deskpilot.agent.session import SessionSpec, open_sandbox
+    from deskpilot.agent.trajectory import load_run
+    from deskpilot.model_backend import ScriptedBackend
+
+    sb, _ = open_sandbox(SessionSpec(size=(320, 240)))
+    with sb:
+        with Agent(ScriptedBackend([CLICK]), sb, SlowParsingDialect(), run_dir=tmp_path / "run",
+                   policy=Policy(step_timeout_s=1)) as agent:
+            started = time.monotonic()
+            result = agent.run("anything")
+            elapsed = time.monotonic() - started
+    assert result.status == Status.STOPPED and "while parsing the reply" in result.reason
+    assert elapsed < 4  # not the 5 s the parse takes
+    assert load_run(tmp_path / "run").end.status == Status.STOPPED
