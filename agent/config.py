@@ -36,8 +36,12 @@ class RunConfig(BaseModel):
     base_url: str | None = None
     model: str = "glm-4.5v"
     api_key: str | None = None
-    flavor: Literal["vllm", "sglang", "zai", "openai", "transformers"] = "vllm"
-    thinking: bool = True
+    # auto: vLLM-style extras, dropped (and remembered) if the server rejects them with HTTP 422
+    flavor: Literal["auto", "vllm", "sglang", "zai", "openai", "transformers"] = "auto"
+    dialect: str = "glm-4.5v"
+    prompt_template: Path | None = None
+    output_schema: Path | None = None
+    thinking: bool | None = None  # None: the dialect's default (on)
     max_steps: int = Field(default=30, ge=1, le=10_000)
     size: str = "1920x1080"
     out: Path | None = None
@@ -57,8 +61,9 @@ class RunConfig(BaseModel):
     run_timeout: float = Field(default=3600.0, gt=0)
     parse_retries: int = Field(default=2, ge=0, le=20)
     stuck_repeats: int = Field(default=3, ge=2)
-    max_tokens: int = Field(default=8192, ge=16)
-    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, ge=16)  # None: the dialect's default (8192)
+    temperature: float | None = Field(default=None, ge=0)  # None: the dialect's default
+    top_p: float | None = Field(default=None, gt=0, le=1)
     extra_instructions: str = ""
     secrets: dict[str, str] = Field(default_factory=dict)
 
@@ -67,6 +72,15 @@ class RunConfig(BaseModel):
     def _size(cls, v: str) -> str:
         parse_size(v)
         return v
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect(cls, v: str) -> str:
+        from deskpilot.agent.dialects import DIALECT_NAMES
+
+        if v.strip().lower() not in DIALECT_NAMES:
+            raise ValueError(f"unknown dialect {v!r}: choose one of {', '.join(DIALECT_NAMES)}")
+        return v.strip().lower()
 
     @field_validator("allow_regions", "deny_regions")
     @classmethod

@@ -16,8 +16,7 @@ from deskpilot.actions.step import ParsedStep
 
 MAX_CHARS = 1_000_000
 NO_ACTION = (
-    "no action found: reply with one call such as left_click(start_box='[x,y]') "
-    "between <|begin_of_box|> and <|end_of_box|>"
+    "no action found: reply with one call from the action space, such as left_click(start_box='[x,y]')"
 )
 _LABEL = re.compile(r"^[ \t>*#_-]*(?:reason|thought|explanation|action)[ \t*_]*[:：][ \t*_]*", re.IGNORECASE | re.MULTILINE)
 _FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$", re.MULTILINE)

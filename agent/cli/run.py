@@ -55,6 +55,14 @@ def make_backend(cfg: RunConfig):
                       "or --script FILE (recorded replies)")
 
 
+def make_dialect_for(cfg: RunConfig):
+    """The configured dialect with the run's prompt options (template, notes, secrets)."""
+    from deskpilot.agent.dialects import make_dialect
+
+    return make_dialect(cfg.dialect, extra_instructions=cfg.extra_instructions, secrets=cfg.secrets,
+                        prompt_template=cfg.prompt_template)
+
+
 def make_policy(cfg: RunConfig):
     from deskpilot.agent.policy import Policy, Region
 
@@ -117,16 +125,17 @@ def ask_on_terminal(step: int, action, thought: str) -> bool:
 
 def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
-    from deskpilot.agent.dialects import GLM45VDialect
+    from deskpilot.agent.answers import AnswerSchema
     from deskpilot.agent.loop import Agent, LoopSettings
     from deskpilot.agent.report import build_report
     from deskpilot.agent.session import open_sandbox, wait_until_ready
     from deskpilot.perception import Capturer
 
     backend = make_backend(cfg)
-    dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
+    dialect = make_dialect_for(cfg)
+    output_schema = AnswerSchema.from_file(cfg.output_schema) if cfg.output_schema is not None else None
     settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                            parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
+                            top_p=cfg.top_p, parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
     if (run_dir / "trajectory.jsonl").exists():
         raise ConfigError(f"{run_dir} already holds a run: choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,10 +155,12 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         try:
             wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
             with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=progress, capturer=capturer,
+                       confirm=confirm, on_event=progress, capturer=capturer, output_schema=output_schema,
                        run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
                                  "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
-                                 "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
+                                 "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets),
+                                 "flavor": cfg.flavor,
+                                 "prompt_template": str(cfg.prompt_template) if cfg.prompt_template else None}) as agent:
                 result = agent.run(task)
         finally:
             capturer.close()
@@ -172,7 +183,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
         from deskpilot.agent.dialects import GLM45VDialect
 
-        redact = GLM45VDialect(secrets=cfg.secrets).redact
+        redact = GLM45VDialect(secrets=cfg.secrets).redact  # redaction is the same in every dialect
         return result.model_copy(update={"answer": redact(result.answer) if result.answer else result.answer,
                                          "reason": redact(result.reason)})
     except _user_errors() as err:
@@ -197,8 +208,12 @@ def run(
     app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app xterm"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
     model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
-    flavor: Optional[str] = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
+    flavor: Optional[str] = typer.Option(None, help="Server kind: auto (default), vllm, sglang, zai, openai, transformers"),
     thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode [default: on]"),
+    dialect: Optional[str] = typer.Option(None, help="Prompt/answer format: glm-4.5v (default), glm-4.1v, glm-5v"),
+    prompt_template: Optional[Path] = typer.Option(None, help="jinja2 file replacing the built-in prompt wording"),
+    output_schema: Optional[Path] = typer.Option(None, help="JSON Schema the DONE answer must match (checked, one retry)"),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature [default: the dialect's, 0.001 for glm-4.5v]"),
     max_steps: Optional[int] = typer.Option(None, help="Step limit [default: 30]"),
     size: Optional[str] = typer.Option(None, help="Screen size WIDTHxHEIGHT [default: 1920x1080]"),
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/DATE-TASK]"),
@@ -219,6 +234,8 @@ def run(
     try:
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
+             "dialect": dialect, "prompt_template": prompt_template, "output_schema": output_schema,
+             "temperature": temperature,
              "max_steps": max_steps, "size": size, "out": out, "dry_run": dry_run, "confirm": confirm,
              "shares": share, "script": script, "isolation": isolation, "network": network,
              "deny_keys": deny_key, "deny_regions": deny_region, "extra_instructions": instructions},
@@ -241,7 +258,13 @@ def run(
 def demo(
     base_url: Optional[str] = typer.Option(None, help="Run the demo against a live model instead of the bundled replies"),
     model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
+    flavor: Optional[str] = typer.Option(None, help="Server kind: auto (default), vllm, sglang, zai, openai, transformers"),
     thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking"),
+    dialect: Optional[str] = typer.Option(None, help="Prompt/answer format: glm-4.5v (default), glm-4.1v, glm-5v"),
+    prompt_template: Optional[Path] = typer.Option(None, help="jinja2 file replacing the built-in prompt wording"),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature [default: the dialect's]"),
+    max_tokens: Optional[int] = typer.Option(None, help="Reply token limit [default: the dialect's, 8192]"),
+    step_timeout: Optional[float] = typer.Option(None, help="Seconds one step (model call included) may take"),
     size: str = typer.Option("1280x800", help="Screen size WIDTHxHEIGHT"),
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/DATE-demo]"),
     isolation: str = typer.Option("bwrap", help="bwrap (default) or none"),
@@ -255,9 +278,11 @@ def demo(
         shared = run_dir / "output"
         shared.mkdir(parents=True, exist_ok=True)
         saved = shared / "form.json"
-        cli = {"base_url": base_url, "model": model, "thinking": thinking, "size": size, "isolation": isolation,
+        cli = {"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking, "dialect": dialect,
+               "prompt_template": prompt_template, "temperature": temperature, "max_tokens": max_tokens,
+               "step_timeout": step_timeout, "size": size, "isolation": isolation,
                "script": None if base_url else DEMO_REPLIES, "max_steps": 15}
-        cfg = load_config(cli, config_file=None, env={})
+        cfg = load_config(cli, config_file=None, env={})  # the API key still comes from the environment
         spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, shares=[str(shared)], apps=[demo_app(saved)])
     except _user_errors() as err:
         raise fail(str(err)) from None

@@ -34,6 +34,21 @@ from deskpilot.model_backend.types import ImagePart, Part, TextPart
 
 TEMPLATES = Path(__file__).parent / "templates"
 _MARK = re.compile("\x00image:(\\d+)\x00")
+# Special tokens (<|begin_of_box|>, <|image|>, <think> ...): a tokenizer would turn them into the
+# real tokens, which the model never saw in a user turn. They can come in with model text (history,
+# errors quoting the format) or a task; none is ever sent.
+SPECIAL = re.compile(r"<\|[A-Za-z0-9_/.-]{1,40}\|>|</?think>", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """``text`` without special tokens; a token between words leaves one space."""
+    return SPECIAL.sub(lambda m: " " if _between_words(text, m) else "", text)
+
+
+def _between_words(text: str, match: re.Match) -> bool:
+    before = text[match.start() - 1] if match.start() else " "
+    after = text[match.end()] if match.end() < len(text) else " "
+    return not before.isspace() and not after.isspace()
 
 
 def image_marker(index: int) -> str:
@@ -80,7 +95,7 @@ def render_parts(template: jinja2.Template, variables: dict[str, Any], images: l
     pos = 0
     for mark in _MARK.finditer(text):
         if mark.start() > pos:
-            parts.append(TextPart(text=text[pos:mark.start()]))
+            parts.append(TextPart(text=scrub(text[pos:mark.start()])))
         index = int(mark.group(1))
         if index < len(images):
             parts.append(ImagePart(image=images[index], format=image_format))
@@ -88,7 +103,7 @@ def render_parts(template: jinja2.Template, variables: dict[str, Any], images: l
         pos = mark.end()
     tail = text[pos:]
     if tail.strip() or (tail and not parts):  # a template's final newline is not worth a part
-        parts.append(TextPart(text=tail))
+        parts.append(TextPart(text=scrub(tail)))
     if current not in placed:
         parts.append(ImagePart(image=images[current], format=image_format))
     return parts
