@@ -119,7 +119,7 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
             continue
         if name in _LIST_FIELDS:
             values[name] = [p for p in raw.split(os.pathsep if name == "shares" else ";") if p]
-        elif field.annotation is bool:
+        elif field.annotation in (bool, bool | None):
             if raw.lower() not in _BOOL_WORDS:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
             values[name] = _BOOL_WORDS[raw.lower()]
