@@ -128,7 +128,7 @@ class Agent:
             executor = executor or self.session.executor
             run_info = {"session": self.session.spec.model_dump(mode="json"), **(run_info or {})}
         self.backend = backend
-        self.sandbox = sandbox
+        self.sandbox: Any = sandbox  # a deskpilot.sandbox.Sandbox (or None for queries on images)
         self.report = report
         self.dialect = dialect
         self.policy = policy or Policy()

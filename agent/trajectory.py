@@ -132,6 +132,11 @@ def load_run(run_dir: Path) -> LoadedRun:
         settings = json.loads(settings_path.read_text(encoding="utf-8", errors="replace")) if settings_path.is_file() else {}
     except json.JSONDecodeError:
         raise RunFolderError(f"{settings_path} is not valid JSON") from None
+    if not isinstance(settings, dict):
+        raise RunFolderError(f"{settings_path} does not hold a JSON object")
+    for key in ("loop", "policy", "session"):
+        if key in settings and not isinstance(settings[key], dict):
+            raise RunFolderError(f"{settings_path}: '{key}' is not a JSON object")
     run = LoadedRun(run_dir=run_dir, settings=settings)
     by_step: dict[int, StepRecord] = {}
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import deskpilot
-from apps import EventLog, launch_probe
+from apps import launch_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED = {

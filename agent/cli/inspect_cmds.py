@@ -72,7 +72,7 @@ def _query_setup(image: Path, base_url, model, script, flavor):
 
     obs = _image_observation(image)
     cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
-    return obs, make_backend(cfg), make_dialect(cfg.dialect)
+    return obs, make_backend(cfg), make_dialect(cfg.backend.dialect)
 
 
 def locate(
