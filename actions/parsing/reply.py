@@ -54,7 +54,7 @@ def _thought_and_memory(text: str, found: Found | None) -> tuple[str, list[Any] 
 
 def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None) -> tuple[str, Found, bool]:
     """Where the action is: the visible text, else an unclosed think, else the reasoning."""
-    found = find_action(visible)
+    found = find_action(visible, bare=True)
     if found is not None:
         return visible, found, True
     for text in (thinking if open_think else "", reasoning or ""):
