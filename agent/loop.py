@@ -370,7 +370,7 @@ class Agent:
                                                        error=str(bad), prompt=text, sampling=sampling))
                         if schema_retries > 1 or rebuild is None:
                             record.raw_reply, record.reasoning = reply.content, reply.reasoning
-                            raise _StepFailed(Status.ERROR, f"the answer does not match the output schema: {bad}") from None
+                            raise _StepFailed(Status.ERROR, f"after {schema_retries} tries: {bad}") from None
                         self.on_event(ReplyRejected(step=self._step, error=str(bad)))
                         failed.append(self.dialect.failed_attempt(reply.content, str(bad)))
                         request = rebuild(failed)

@@ -21,7 +21,7 @@ from deskpilot.agent.dialects import glm45v_text as text
 from deskpilot.agent.dialects.actionspace import CallSpec, desktop_calls, render_action_space, signature_lines
 from deskpilot.agent.dialects.base import HistoryEntry, ParsedStep
 from deskpilot.agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
-from deskpilot.agent.dialects.render import builtin_template, image_marker, load_template, render_parts
+from deskpilot.agent.dialects.render import builtin_template, image_marker, load_template, render_parts, scrub
 from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, TextPart
 from deskpilot.perception.observation import Observation
 from deskpilot.perception.resize import MAX_PIXELS, MIN_PIXELS
@@ -169,7 +169,8 @@ class GLM45VDialect:
 
     def _single(self, observation: Observation, prompt: str, thinking: bool) -> ChatRequest:
         image = ImagePart(image=fit_budget(observation.image, self.options.max_pixels), format=self.options.image_format)
-        return ChatRequest(messages=[Message(role="user", content=[image, TextPart(text=prompt)])], thinking=thinking)
+        return ChatRequest(messages=[Message(role="user", content=[image, TextPart(text=scrub(prompt))])],
+                           thinking=thinking)
 
     def build_locate_request(self, observation: Observation, description: str, *, thinking: bool = False) -> ChatRequest:
         return self._single(observation, text.LOCATE.format(description=description, top=self.coordinate_max), thinking)
