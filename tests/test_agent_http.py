@@ -63,3 +63,24 @@ def test_loop_against_transformers_serve_records_everything(tmp_path, tiny_serve
     assert run.settings["sampling"]["temperature"] == 0.001
     html = build_report(tmp_path / "run").read_text()
     assert "Rejected reply 2" in html and "ERROR" in html and "Prompt of attempt 2" in html
+
+
+def test_demo_takes_runs_endpoint_options_against_transformers_serve(tmp_path, tiny_server):
+    """`deskpilot demo` with a live endpoint and no --flavor: the 422 is handled, the run records it."""
+    from typer.testing import CliRunner
+
+    from deskpilot.agent.cli import app
+
+    base_url, model = tiny_server
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--base-url", base_url, "--model", model, "--no-thinking",
+                                      "--max-tokens", "16", "--temperature", "0.5", "--dialect", "glm-4.1v",
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 1, result.output  # random replies: the form is not filled
+    run = load_run(out)
+    assert run.end.status == Status.ERROR and "did not parse" in run.end.reason
+    assert "HTTP 422" not in run.end.reason
+    assert run.settings["dialect"] == "glm-4.1v" and run.settings["flavor"] == "auto"
+    assert run.settings["sampling"] == {"temperature": 0.5, "top_p": None, "max_tokens": 16, "thinking": False}
+    first = run.steps[0].attempts[0]
+    assert first.prompt.startswith("<image 1280x800>You are a GUI agent") and "0-1000" in first.prompt
