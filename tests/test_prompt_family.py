@@ -199,3 +199,15 @@ def test_sampling_defaults_and_overrides():
 def test_unknown_dialect_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown dialect 'glm-9v': choose one of glm-4.5v, glm-4.1v, glm-5v"):
         make_dialect("glm-9v")
+
+
+def test_the_documented_template_example_renders(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "prompt-templates.md").read_text()
+    example = doc.split("```jinja\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "doc.j2").write_text(example)
+    text = prompt_text(GLM45VDialect(prompt_template=tmp_path / "doc.j2").build_request(
+        "Do X", _obs(), _history(5), None).messages)
+    assert "step 1: Screenshot:(Omitted in context.) Thought: step 1 boxed" in text
+    assert "step 2: Screenshot:<image 640x400> Thought:" in text and text.endswith("Current Screenshot:\n<image 1280x800>")
