@@ -61,6 +61,16 @@ class RunConfig(BaseModel):
     temperature: float | None = None
     extra_instructions: str = ""
     secrets: dict[str, str] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # verified after DONE (deskpilot.agent.checks)
+    cache: Path | None = None  # cached-run file (deskpilot.agent.cache)
+
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from deskpilot.agent.checks import parse_checks
+
+        parse_checks(v)  # ConfigError with the check's one-line reason
+        return v
 
     @field_validator("size")
     @classmethod
@@ -101,7 +111,7 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, field in RunConfig.model_fields.items():
         raw = env.get(ENV_PREFIX + name.upper())
-        if raw is None or name == "secrets":
+        if raw is None or name in ("secrets", "checks"):
             continue
         if name in _LIST_FIELDS:
             values[name] = [p for p in raw.split(os.pathsep if name == "shares" else ";") if p]

@@ -87,6 +87,9 @@ class Agent:
         capturer=None,
         executor=None,
         run_info: dict[str, Any] | None = None,
+        checks: list | None = None,
+        check_base: Path | str | None = None,
+        cache=None,
     ):
         if dialect is None:
             from deskpilot.agent.dialects import GLM45VDialect
@@ -106,6 +109,10 @@ class Agent:
         self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None))
         self._step = 0
         self._queries = 0
+        self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
+        self.check_base = Path(check_base) if check_base is not None else Path.cwd()
+        self.check_results: list = []
+        self.cache = cache  # a deskpilot.agent.cache.RunCache: cached actions while the screen matches
 
     # -- parts -----------------------------------------------------------------
     @property
@@ -190,6 +197,12 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
+        if status == Status.DONE and self.checks:
+            from deskpilot.agent.checks.runner import verify_run
+
+            status, reason = await asyncio.to_thread(verify_run, self)
+        if self.cache is not None:
+            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=status in (Status.DONE, Status.PASSED))
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
@@ -199,7 +212,8 @@ class Agent:
             EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals)
         )
         self.on_event({"event": "end", "status": status.value, "reason": reason, "answer": answer})
-        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals)
+        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals,
+                         checks=[r.model_dump(mode="json") for r in self.check_results])
 
     async def _one_step(self, task: str, state: "RunState", totals: dict) -> ParsedStep:
         step, timings = self._step, {}
@@ -217,15 +231,23 @@ class Agent:
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         totals["image_tokens"] += record.request.image_tokens
-        self.on_event({"event": "thinking", "step": step, "max_steps": self.policy.max_steps})
+        cached = self.cache.lookup(step, obs) if self.cache is not None else None
+        if cached is None:
+            self.on_event({"event": "thinking", "step": step, "max_steps": self.policy.max_steps})
         try:
-            parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started)
+            if cached is not None:
+                reply, record.cached = cached, True
+                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+            else:
+                parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started)
         except _StepFailed as failure:
             record.error = failure.reason
             record.timings_ms = timings
             self.trajectory.append(record)
             raise
         self._fill(record, parsed, reply)
+        if self.cache is not None:
+            self.cache.keep(step, obs, reply, parsed.action)
         self._decide(record, parsed, obs, state, step)
         record.timings_ms = timings
         t = time.perf_counter()

@@ -14,6 +14,8 @@ class Status(str, Enum):
     MAX_STEPS = "MAX_STEPS"
     ERROR = "ERROR"
     STOPPED = "STOPPED"
+    PASSED = "PASSED"  # DONE, and every check passed
+    FAILED = "FAILED"  # DONE, but a check failed
 
 
 class RequestSummary(BaseModel):
@@ -58,6 +60,7 @@ class StepRecord(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     policy: PolicyDecision = Field(default_factory=PolicyDecision)
     performed: bool = False
+    cached: bool = False  # the action came from a cache file, not from the model
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
@@ -87,6 +90,21 @@ class QueryRecord(BaseModel):
     error: str | None = None
 
 
+class CheckRecord(BaseModel):
+    """A verification check run after the last action (see deskpilot.agent.checks)."""
+
+    kind: Literal["check"] = "check"
+    time: str
+    index: int
+    check_kind: str
+    label: str
+    check: dict[str, Any] = Field(default_factory=dict)
+    passed: bool
+    message: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    ms: float = 0.0
+
+
 class EndRecord(BaseModel):
     kind: Literal["end"] = "end"
     time: str
@@ -104,3 +122,4 @@ class RunResult(BaseModel):
     steps: int = 0
     run_dir: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # CheckResult dumps, when checks ran
