@@ -22,12 +22,12 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
-from deskpilot.agent.checks.diff import compare
+from deskpilot.agent.checks.diff import compare_live
 from deskpilot.errors import ConfigError
 from deskpilot.model_backend.types import Reply
 
 VERSION = 1
-MAX_REGION = 64  # px: a blinking caret (~35 px) still matches; a changed word does not
+MAX_REGION = 10  # px in one changed region that persists over three frames (a caret blink does not)
 
 
 class CachedStep(BaseModel):
@@ -85,15 +85,18 @@ class RunCache:
             self.following = False
             self.mismatch = self.mismatch or "no cache yet"
 
-    def lookup(self, step: int, obs) -> Reply | None:
-        """The cached reply for this step if its screen still matches, else None (and stop following)."""
+    def lookup(self, step: int, obs, grab=None) -> Reply | None:
+        """The cached reply for this step if its screen still matches, else None (and stop following).
+
+        With ``grab``, a difference must persist over three frames (a blinking caret does not count).
+        """
         if not self.following or self.old is None:
             return None
         entry = self.old.steps[step - 1] if step - 1 < len(self.old.steps) else None
         if entry is None or entry.step != step:
             self.following, self.mismatch = False, f"the cache ends before step {step}"
             return None
-        diff, _ = compare(_image(entry.screen_png), obs.image)
+        diff, _ = compare_live(_image(entry.screen_png), obs.image, grab)
         if diff.size_mismatch or diff.largest > self.max_region:
             self.following = False
             self.mismatch = f"step {step}: the screen differs from the cached one ({diff.summary()})"

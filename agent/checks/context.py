@@ -67,8 +67,8 @@ class CheckContext:
 
         from deskpilot.sandbox import x11
 
-        sb = self.sandbox if hasattr(self.sandbox, "display") else getattr(self.sandbox, "sandbox", None)
-        if sb is None:
+        sb = getattr(self.sandbox, "sandbox", None) or self.sandbox  # a Session wraps the low-level Sandbox
+        if not hasattr(sb, "display"):
             raise UsageError("a window_title check needs a desktop with an X display")
         conn = x11.connect(sb.display, getattr(sb, "xauthority", None))
         try:
