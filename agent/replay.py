@@ -20,7 +20,7 @@ from deskpilot.agent.trajectory import load_run
 from deskpilot.errors import ReplayError
 
 
-MAX_CHANGE = 64  # px in one changed region: a caret blink (~35 px) passes, a changed word does not
+MAX_CHANGE = 10  # px in one changed region that persists over three frames: a caret blink passes, a changed digit does not
 
 
 class ReplayResult(BaseModel):

@@ -27,7 +27,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
 def replay(
     run_dir: Path = typer.Argument(..., help="A run folder recorded by `deskpilot run` or `demo`"),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare each screen with the recording"),
-    max_change: int = typer.Option(64, min=0, help="Largest changed region (pixels) that still counts as the same screen"),
+    max_change: int = typer.Option(10, min=0, help="Largest changed region (pixels) that still counts as the same screen"),
     app: list[str] = typer.Option([], "--app", help="Start these apps instead of the recorded ones"),
     isolation: Optional[str] = typer.Option(None, help="Override the recorded isolation"),
 ) -> None:
