@@ -69,3 +69,18 @@ def test_a_bad_check_in_the_config_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "deskpilot.toml").unlink()
     bad_flag = runner.invoke(app, ["run", "t", "--app", "xterm", "--script", "x.json", "--expect-file", "a.txt"])
     assert bad_flag.exit_code == 2 and "--expect-file is PATH:contains:TEXT" in " ".join(bad_flag.output.split())
+
+
+def test_cache_flag_saves_the_model_calls_on_the_second_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, out = demo_args(tmp_path, json.loads(DEMO_REPLIES.read_text()))
+    first = runner.invoke(app, ["run", "fill the form", *args, "--out", "run1", "--cache", "form-cache.json"])
+    assert first.exit_code == 0, first.output
+    assert "cache: 0 model call(s) saved" in first.output and (tmp_path / "form-cache.json").is_file()
+    (out / "form.json").unlink()
+    (tmp_path / "replies.json").write_text("[]")  # no model at all for the second run
+    second = runner.invoke(app, ["run", "fill the form", *args, "--out", "run2", "--cache", "form-cache.json",
+                                 "--expect-file", "output/form.json:contains:ada@example.org"])
+    assert second.exit_code == 0, second.output
+    said = " ".join(second.output.split())
+    assert "PASSED after 6 step(s)" in said and "cache: 6 model call(s) saved" in said
