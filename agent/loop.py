@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -42,6 +42,13 @@ class LoopSettings(BaseModel):
     dry_run: bool = False
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
+    # "auto": X DAMAGE events (frame comparison where the display lacks DAMAGE); "frames": always
+    # compare frames; "legacy": two equal frames settle_interval_s apart; "sleep": a fixed settle_sleep_s
+    settle: Literal["auto", "frames", "legacy", "sleep"] = "auto"
+    settle_first_change_s: float = Field(default=1.0, ge=0)
+    settle_quiet_s: float = Field(default=0.015, gt=0)
+    settle_sleep_s: float = Field(default=1.0, ge=0)
+    settle_ignore: list[tuple[int, int, int, int]] = Field(default_factory=list)
 
 
 class _StepFailed(Exception):
@@ -102,6 +109,7 @@ class Agent:
         self.run_info = run_info or {}
         self._capturer = capturer
         self._executor = executor
+        self._settler = None
         self._owns = {"capturer": capturer is None, "executor": executor is None}
         self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None))
         self._step = 0
@@ -126,7 +134,24 @@ class Agent:
             self._executor = Executor.for_sandbox(self.sandbox)
         return self._executor
 
+    def _settle(self):
+        """The run's Settler (DAMAGE watcher on the sandbox's display), made on first use."""
+        if self._settler is None:
+            from deskpilot.agent.settle import SettleSettings, Settler
+
+            s = self.settings
+            settings = SettleSettings(first_change_s=s.settle_first_change_s, quiet_s=s.settle_quiet_s,
+                                      cap_s=s.settle_cap_s, ignore=s.settle_ignore)
+            self._grab()  # makes the capturer if needed
+            display, xauth = _display_of(self.sandbox, self._capturer)
+            self._settler = Settler.open(self._capturer, settings, display=display, xauthority=xauth,
+                                         use_damage=s.settle == "auto")
+        return self._settler
+
     def close(self) -> None:
+        if self._settler is not None:
+            self._settler.close()
+            self._settler = None
         if self._owns["executor"] and self._executor is not None:
             self._executor.close()
             self._executor = None
@@ -164,6 +189,8 @@ class Agent:
         self.trajectory.write_settings(self._settings_dump(task))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs
+            if self.settings.settle in ("auto", "frames"):
+                await asyncio.to_thread(self._settle)
         started = time.monotonic()
         totals: dict[str, float] = {"model_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "image_tokens": 0}
         options = getattr(self.dialect, "options", None)
@@ -206,6 +233,8 @@ class Agent:
         step_started = time.monotonic()
         t = time.perf_counter()
         obs = self._grab()
+        if self._settler is not None:
+            self._settler.frame_taken()
         timings["capture"] = _ms(t)
         t = time.perf_counter()
         shot = self.trajectory.save_screenshot(obs.image, f"step_{step:03d}.png")
@@ -315,7 +344,10 @@ class Agent:
         record.policy = PolicyDecision(allowed=allowed, reason=reason)
 
     async def _act(self, step: int, action: Action) -> None:
-        timings, error = {}, None
+        timings, error, waited = {}, None, None
+        modern = self.settings.settle in ("auto", "frames")
+        if modern:
+            self._settle().before_act()
         t = time.perf_counter()
         try:
             if isinstance(action, Wait):  # no thread to wait for if the run is interrupted
@@ -326,10 +358,15 @@ class Agent:
             error = f"action failed: {exc}"
         timings["act"] = _ms(t)
         t = time.perf_counter()
-        if error is None:
+        if error is None and modern:
+            waited = await self._settle().aafter_act()
+        elif error is None and self.settings.settle == "legacy":
             await settle(self._grab, interval=self.settings.settle_interval_s, cap=self.settings.settle_cap_s)
+        elif error is None:
+            await asyncio.sleep(self.settings.settle_sleep_s)
         timings["settle"] = _ms(t)
-        self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error))
+        self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error,
+                                           settle=waited.model_dump() if waited else None))
         if error:
             raise _StepFailed(Status.ERROR, error)
 
@@ -343,6 +380,14 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _display_of(sandbox, capturer) -> tuple[str | None, Any]:
+    if sandbox is not None and getattr(sandbox, "display", None):
+        return sandbox.display, getattr(sandbox, "xauthority", None)
+    if capturer is not None and getattr(capturer, "display", None):
+        return capturer.display, getattr(capturer, "_xauthority", None)
+    return None, None
 
 
 def _ms(start: float) -> float:

@@ -61,6 +61,7 @@ class StepRecord(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
+    settle: dict[str, Any] | None = None  # filled from the acted record when a run is loaded
 
 
 class ActedRecord(BaseModel):
@@ -70,6 +71,7 @@ class ActedRecord(BaseModel):
     step: int
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    settle: dict[str, Any] | None = None  # agent.settle.SettleResult: what the wait after the action saw
 
 
 class QueryRecord(BaseModel):

@@ -10,7 +10,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
-from deskpilot.agent.screens import settle_blocking, similarity
+from deskpilot.agent.screens import similarity
 from deskpilot.agent.session import SessionSpec, open_sandbox, wait_until_ready
 from deskpilot.agent.trajectory import load_run
 
@@ -83,10 +83,21 @@ def replay(
 
 
 def _walk(run_dir, steps, capturer, executor, check, threshold, on_step) -> ReplayResult:
+    from deskpilot.agent.settle import Settler
+
+    settler = Settler.open(capturer)  # the same event-driven wait as the live loop
+    try:
+        return _walk_steps(run_dir, steps, capturer, executor, check, threshold, on_step, settler)
+    finally:
+        settler.close()
+
+
+def _walk_steps(run_dir, steps, capturer, executor, check, threshold, on_step, settler) -> ReplayResult:
     done = 0
     for rec in steps:
         score = None
         frame = capturer.grab()
+        settler.frame_taken()
         if check and rec.screenshot and (run_dir / rec.screenshot).is_file():
             with Image.open(run_dir / rec.screenshot) as recorded:
                 score = similarity(recorded.convert("RGB"), frame.image)
@@ -102,7 +113,8 @@ def _walk(run_dir, steps, capturer, executor, check, threshold, on_step) -> Repl
         if action.type in TERMINAL_TYPES:
             done += 1
             break
+        settler.before_act()
         executor.perform(action)
-        settle_blocking(capturer.grab)
+        settler.after_act()
         done += 1
     return ReplayResult(ok=True, steps_replayed=done, message=f"replayed {done} step(s) without divergence")

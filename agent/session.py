@@ -133,4 +133,11 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
             if time.monotonic() - started > timeout:
                 raise SandboxError(f"no app window appeared within {timeout:g} s") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
-    settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
+    from deskpilot.agent.settle import wait_quiet
+    from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
+
+    try:  # nothing drawn for 0.2 s (a blinking caret aside); frame comparison without DAMAGE
+        with DamageWatcher(sb.display, getattr(sb, "xauthority", None)) as watcher:
+            wait_quiet(watcher, quiet_s=0.2, cap_s=min(5.0, remaining))
+    except DamageUnavailable:
+        settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
