@@ -61,6 +61,28 @@ class RunConfig(BaseModel):
     temperature: float | None = None
     extra_instructions: str = ""
     secrets: dict[str, str] = Field(default_factory=dict)
+    image_budget: str | None = None  # per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720)
+    history_images: int | None = Field(default=None, ge=0, le=50)
+
+    @field_validator("image_budget")
+    @classmethod
+    def _budget(cls, v: str | None) -> str | None:
+        if v is not None:
+            from deskpilot.perception.resize import budget_pixels
+
+            budget_pixels(v)
+        return v
+
+    def image_options(self) -> dict[str, Any]:
+        """GLM45VOptions keywords for --image-budget / --history-images (none when unset)."""
+        from deskpilot.perception.resize import budget_pixels
+
+        options: dict[str, Any] = {}
+        if self.image_budget is not None:
+            options["max_pixels"] = budget_pixels(self.image_budget)
+        if self.history_images is not None:
+            options["history_screenshots"] = self.history_images
+        return options
 
     @field_validator("size")
     @classmethod

@@ -26,6 +26,7 @@ from deskpilot.agent.records import (
 )
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
+from deskpilot.agent.tokens import PrefixTracker, default_image_tokens
 from deskpilot.agent.trajectory import Trajectory, now_iso
 from deskpilot.errors import UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
@@ -110,6 +111,7 @@ class Agent:
         self._capturer = capturer
         self._executor = executor
         self._settler = None
+        self._prefix = PrefixTracker()
         self._owns = {"capturer": capturer is None, "executor": executor is None}
         self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None))
         self._step = 0
@@ -220,7 +222,11 @@ class Agent:
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
-        totals = {k: int(v) if float(v).is_integer() else round(v, 1) for k, v in totals.items()}
+        if totals.get("image_tokens_default"):
+            totals["image_token_savings_pct"] = round(100 * (1 - totals["image_tokens"] / totals["image_tokens_default"]), 1)
+        if totals.get("prompt_tokens_est"):
+            totals["prefix_share"] = round(totals["prefix_tokens_est"] / totals["prompt_tokens_est"], 3)
+        totals = {k: int(v) if float(v).is_integer() else round(v, 3 if k == "prefix_share" else 1) for k, v in totals.items()}
         totals["wall_s"] = round(time.monotonic() - started, 3)
         self.trajectory.append(
             EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals)
@@ -245,7 +251,7 @@ class Agent:
         request.temperature = self.settings.temperature
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
-        totals["image_tokens"] += record.request.image_tokens
+        self._account(record.request, request, obs, len(state.history), totals)
         self.on_event({"event": "thinking", "step": step, "max_steps": self.policy.max_steps})
         try:
             parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started)
@@ -272,6 +278,16 @@ class Agent:
             await self._act(step, parsed.action)
         state.remember(parsed, obs)
         return parsed
+
+    def _account(self, summary: RequestSummary, request: ChatRequest, obs: Observation, history: int, totals: dict) -> None:
+        """Image tokens, estimated prompt tokens, the default-settings cost and the reusable prefix."""
+        shared, total = self._prefix.measure(request)
+        summary.prompt_tokens_est = total
+        summary.prefix_tokens_est = shared
+        summary.prefix_share = round(shared / total, 4) if total else 0.0
+        summary.image_tokens_default = default_image_tokens(obs.width, obs.height, history)
+        for key in ("image_tokens", "image_tokens_default", "prompt_tokens_est", "prefix_tokens_est"):
+            totals[key] = totals.get(key, 0) + getattr(summary, key)
 
     async def _ask_until_parsed(self, request, obs, record, timings, totals, step_started):
         attempts = 0

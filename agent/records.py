@@ -24,6 +24,11 @@ class RequestSummary(BaseModel):
     image_tokens: int = 0
     text_chars: int = 0
     thinking: bool = True
+    # token accounting (agent.tokens): text tokens are estimated, image tokens exact
+    prompt_tokens_est: int = 0
+    image_tokens_default: int = 0  # the same step's images without a budget (full size + 4 history at 50%)
+    prefix_tokens_est: int = 0  # shared with the previous step's prompt: what a prefix cache can reuse
+    prefix_share: float = 0.0
 
 
 class Attempt(BaseModel):

@@ -124,7 +124,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     from deskpilot.perception import Capturer
 
     backend = make_backend(cfg)
-    dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
+    dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets, **cfg.image_options())
     settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                             parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
     if (run_dir / "trajectory.jsonl").exists():
@@ -149,7 +149,8 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                        confirm=confirm, on_event=progress, capturer=capturer,
                        run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
                                  "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
-                                 "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
+                                 "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets),
+                                 "image_budget": cfg.image_budget, "history_images": cfg.history_images}) as agent:
                 result = agent.run(task)
         finally:
             capturer.close()
@@ -213,6 +214,8 @@ def run(
     deny_region: list[str] = typer.Option([], "--deny-region", help="Pixel region x1,y1,x2,y2 never to touch"),
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt"),
+    image_budget: Optional[str] = typer.Option(None, help="Per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720); history screenshots shrink in proportion [default: full size]"),
+    history_images: Optional[int] = typer.Option(None, help="Earlier screenshots shown in the prompt [default: 4]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
 ) -> None:
     """Run the agent on TASK in a fresh sandbox."""
@@ -221,7 +224,8 @@ def run(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
              "max_steps": max_steps, "size": size, "out": out, "dry_run": dry_run, "confirm": confirm,
              "shares": share, "script": script, "isolation": isolation, "network": network,
-             "deny_keys": deny_key, "deny_regions": deny_region, "extra_instructions": instructions},
+             "deny_keys": deny_key, "deny_regions": deny_region, "extra_instructions": instructions,
+             "image_budget": image_budget, "history_images": history_images},
             config_file=config, secret_names=secret)
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")
