@@ -151,3 +151,40 @@ def test_the_real_processor_takes_a_budgeted_screenshot_as_it_is():
             assert patches // 4 == image_tokens(sent.width, sent.height) <= budget
             if sent.size != size:  # resized by us: already the processor's size, no second resize
                 assert patches == (sent.width // 14) * (sent.height // 14)
+
+
+def test_a_run_records_tokens_savings_prefix_and_settle(tmp_path):
+    """`deskpilot run --image-budget 600 --history-images 2` on xterm: what each step cost, and how it waited."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from deskpilot.agent.cli import app
+    from deskpilot.agent.trajectory import load_run
+
+    def box(call):
+        return f"Next.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps([box("type(content='echo one')"), box("key(keys='enter')"),
+                                  box("hover(start_box='[500,500]')"), box("type(content='echo two')"), box("DONE()")]))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "echo things", "--app", "xterm", "--script", str(script), "--size", "1280x800",
+                                      "--out", str(out), "--quiet", "--image-budget", "600", "--history-images", "2"])
+    assert result.exit_code == 0, result.output
+    run = load_run(out)
+    assert run.settings["image_budget"] == "600" and run.settings["history_images"] == 2
+    steps = run.steps
+    assert [s.request.images for s in steps] == [1, 2, 3, 3, 3]
+    for s in steps:
+        assert s.request.image_tokens <= 602 + (s.request.images - 1) * (150 + 2)
+        assert s.request.image_tokens_default > s.request.image_tokens
+        assert s.request.prompt_tokens_est > s.request.image_tokens
+    assert steps[0].request.prefix_tokens_est == 0 and all(s.request.prefix_share > 0 for s in steps[1:])
+    acted = [s for s in steps if s.settle]
+    assert len(acted) == 4 and all(s.settle["method"] == "damage" for s in acted)
+    assert acted[0].settle["changed"] and acted[0].settle["settled"]  # xterm echoes typed text at once
+    assert not acted[2].settle["changed"]  # a hover over a terminal draws nothing
+    totals = run.end.totals
+    assert 0 < totals["image_token_savings_pct"] < 100 and 0 < totals["prefix_share"] < 1
+    assert "reusable prefix" in (out / "report.html").read_text()
