@@ -30,6 +30,7 @@ from deskpilot.agent.tokens import PrefixTracker, default_image_tokens
 from deskpilot.agent.trajectory import Trajectory, now_iso
 from deskpilot.errors import UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
+from deskpilot.perception.encode import freeze
 from deskpilot.perception.observation import Observation
 
 
@@ -239,6 +240,7 @@ class Agent:
         step_started = time.monotonic()
         t = time.perf_counter()
         obs = self._grab()
+        freeze(obs.image)  # saved, then sent (and later shrunk into history): encode it once
         if self._settler is not None:
             self._settler.frame_taken()
         timings["capture"] = _ms(t)
@@ -363,7 +365,7 @@ class Agent:
         timings, error, waited = {}, None, None
         modern = self.settings.settle in ("auto", "frames")
         if modern:
-            self._settle().before_act()
+            self._settle().before_act(action)
         t = time.perf_counter()
         try:
             if isinstance(action, Wait):  # no thread to wait for if the run is interrupted

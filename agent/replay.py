@@ -113,7 +113,7 @@ def _walk_steps(run_dir, steps, capturer, executor, check, threshold, on_step, s
         if action.type in TERMINAL_TYPES:
             done += 1
             break
-        settler.before_act()
+        settler.before_act(action)
         executor.perform(action)
         settler.after_act()
         done += 1

@@ -12,11 +12,21 @@ input: two equal frames of the OLD screen looked settled. The rule here:
    animation running at a frame clock is not cut between two frames);
 3. never longer than ``cap_s`` in all (animations, a clock ticking).
 
-Blinking carets and other small areas that change on their own would count
-as "the first change" and end step 1 early, so they are ignored: caret-shaped
-rectangles (at most 3 px thin and 48 px long), small areas seen changing
-twice while nothing was being done (learned between actions: Tk redraws a
-whole entry when its caret blinks), and regions the user names. Ignoring only ever makes a wait longer, never shorter.
+Blinking carets would count as "the first change" and end step 1 before a
+late reaction. So caret-shaped rectangles (at most 3 px thin and 48 px long:
+GTK's caret) and regions the user names never count, and a SMALL area (at
+most 1% of the screen: Tk redraws a whole entry when its caret blinks) is
+only a tentative change, which does not end step 1 (the wait goes on to
+``first_change_s`` or a larger change, so a small late reaction such as a
+label or a tooltip is still seen, at the cost of the full wait), when:
+- it changes later than ``prompt_s`` after the action, or
+- the action was a pointer action and the area is not near its point (a
+  checkbox ticks under the pointer; an entry's caret blinks elsewhere), or
+- it blinks: it changed while nothing was being done (or tentatively) since
+  an action last redrew it, and now shows a look it showed then (pixels
+  hashed).
+Otherwise what the action draws at once counts. Ignoring only ever makes a
+wait longer, never shorter.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ from typing import Callable, Iterable, Literal
 from PIL import ImageChops
 from pydantic import BaseModel, Field
 
-from deskpilot.perception.damage import Damage, DamageUnavailable, DamageWatcher, Rect
+from deskpilot.perception.damage import DamageUnavailable, DamageWatcher, Rect
 from deskpilot.perception.observation import Observation
 
 CARET_THIN, CARET_LONG = 3, 48
-LEARN_MAX_SHARE = 0.01  # only small areas (<= 1% of the screen) are learned as blinkers: a caret, a spinner, a clock
-LEARN_KEEP = 32
+SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own: a caret, a spinner, a clock
+LOOKS_KEPT, AREAS_KEPT = 4, 32
+NEAR = 48  # px around a pointer action's point where its own small reactions appear
 
 
 class SettleSettings(BaseModel):
@@ -42,6 +53,7 @@ class SettleSettings(BaseModel):
 
     first_change_s: float = Field(default=1.0, ge=0, description="wait at most this long for any change")
     quiet_s: float = Field(default=0.015, gt=0, description="no drawing for this long = settled")
+    prompt_s: float = Field(default=0.1, ge=0, description="drawing this soon after the action is its doing")
     quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched quiet period")
     cap_s: float = Field(default=2.0, ge=0, description="never wait longer in all")
     frame_interval_s: float = Field(default=0.02, gt=0, description="frame-comparison fallback: time between grabs")
@@ -66,42 +78,57 @@ def caret_shaped(rect: Rect) -> bool:
 
 
 class _Ignore:
-    """User regions + caret shapes + small areas that blink on their own.
+    """Caret shapes and user regions never count; small areas may only be tentative changes.
 
-    An area that changed while nothing was being done is remembered with the
-    contents it showed (a hash of its pixels). Later damage of exactly that
-    area is ignored only if it shows one of those contents again: a caret
-    blinking on and off repeats two states, while typing into the same entry
-    shows new ones and still counts as a change.
+    ``blinks`` holds, per small area seen changing on its own, the looks
+    (pixel hashes) it showed then; a change back to one of them is a blink.
     """
 
     def __init__(self, regions: Iterable[tuple[int, int, int, int]], screen: tuple[int, int] = (1920, 1080),
                  region_hash: Callable[[Rect], bytes] | None = None) -> None:
         self.regions = [Rect(*r) for r in regions]
-        self.states: dict[Rect, set[bytes]] = {}
-        self.max_area = max(64 * 64, int(screen[0] * screen[1] * LEARN_MAX_SHARE))
+        self.max_area = max(64 * 64, int(screen[0] * screen[1] * SMALL_SHARE))
         self.region_hash = region_hash
+        self.blinks: dict[Rect, list[bytes]] = {}
 
-    def learn_idle(self, rects: Iterable[Rect]) -> None:
+    def fixed(self, rect: Rect) -> bool:
+        return caret_shaped(rect) or any(rect.within(region) for region in self.regions)
+
+    def small(self, rect: Rect) -> bool:
+        return rect.area <= self.max_area
+
+    def learn(self, rects: Iterable[Rect]) -> None:
+        """These areas changed with no action to cause it: remember how they look now."""
         if self.region_hash is None:
             return
         for rect in set(rects):
-            if rect.area <= self.max_area and not caret_shaped(rect):
-                states = self.states.setdefault(rect, set())
-                if len(states) < 4:
-                    states.add(self.region_hash(rect))
-        while len(self.states) > LEARN_KEEP:
-            self.states.pop(next(iter(self.states)))
+            if self.small(rect) and not self.fixed(rect):
+                look = self.region_hash(rect)
+                looks = [v for v in self.blinks.pop(rect, []) if v != look] + [look]
+                self.blinks[rect] = looks[-LOOKS_KEPT:]  # re-inserted last: least recently blinking goes first
+                while len(self.blinks) > AREAS_KEPT:
+                    self.blinks.pop(next(iter(self.blinks)))
 
-    def fixed(self, rect: Rect) -> bool:
-        """Ignored whatever it shows (caret shape, user region)."""
-        return caret_shaped(rect) or any(rect.within(region) for region in self.regions)
+    def forget(self, rects: Iterable[Rect]) -> None:
+        """An action redrew these areas: what they looked like while blinking before is history."""
+        for rect in rects:
+            self.blinks.pop(rect, None)
 
-    def __call__(self, rect: Rect) -> bool:
-        if self.fixed(rect):
-            return True
-        states = self.states.get(rect)
-        return bool(states) and len(states) >= 2 and self.region_hash(rect) in states
+    def blinked(self, rect: Rect) -> bool:
+        looks = self.blinks.get(rect)
+        return bool(looks) and self.region_hash(rect) in looks
+
+
+def _region_hasher(capturer) -> Callable[[Rect], bytes] | None:
+    sct = getattr(capturer, "mss", None)
+    if sct is None:
+        return None
+
+    def region_hash(rect: Rect) -> bytes:
+        shot = sct.grab({"left": rect.x, "top": rect.y, "width": max(1, rect.width), "height": max(1, rect.height)})
+        return hashlib.blake2b(shot.raw, digest_size=16).digest()
+
+    return region_hash
 
 
 class Settler:
@@ -117,6 +144,7 @@ class Settler:
         self._changed_since_frame = False
         self._reference: Observation | None = None
         self._acted_at = 0.0
+        self._points: list[tuple[int, int]] = []
 
     @classmethod
     def open(cls, capturer, settings: SettleSettings | None = None, *, display: str | None = None,
@@ -133,7 +161,7 @@ class Settler:
                 watcher = DamageWatcher(display, xauthority)
             except DamageUnavailable:
                 watcher = None
-        return cls(capturer.grab, watcher, settings, region_hash=_region_hasher(capturer))
+        return cls(capturer.grab, watcher, settings, _region_hasher(capturer))
 
     @property
     def method(self) -> str:
@@ -148,16 +176,17 @@ class Settler:
     def frame_taken(self) -> None:
         """Call right after grabbing the frame the model will see: what changed before it is not news."""
         if self.watcher is not None:
-            self.ignore.learn_idle(d.rect for d in self.watcher.poll())
+            self.ignore.learn(d.rect for d in self.watcher.poll())
         self._changed_since_frame = False
 
-    def before_act(self) -> None:
-        """Call right before performing an action: notes whether the frame went stale meanwhile."""
+    def before_act(self, action=None) -> None:
+        """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
+        self._points = list(action.points()) if action is not None else []
         self._acted_at = time.monotonic()
         if self.watcher is not None:
             idle = [d.rect for d in self.watcher.poll()]
-            self.ignore.learn_idle(idle)
-            self._changed_since_frame = any(not self.ignore(r) for r in idle)
+            self.ignore.learn(idle)
+            self._changed_since_frame = any(not self.ignore.fixed(r) and not self.ignore.small(r) for r in idle)
         else:
             self._reference = self.grab()
 
@@ -174,34 +203,66 @@ class Settler:
         return await asyncio.to_thread(self.after_act)
 
     # -- the two ways of seeing changes ---------------------------------------------------
+    def _kind(self, rect: Rect, when: float, start: float) -> str:
+        """"ignored", "tentative" (a small late change: maybe a blink) or "counted"."""
+        if self.ignore.fixed(rect):
+            return "ignored"
+        if self.ignore.small(rect) and (when - start > self.settings.prompt_s or not self._near(rect)
+                                        or self.ignore.blinked(rect)):
+            return "tentative"
+        return "counted"
+
+    def _near(self, rect: Rect) -> bool:
+        if not self._points:  # keys, typing: their reactions are wherever the focus is
+            return True
+        return any(rect.x - NEAR <= x < rect.x + rect.width + NEAR and rect.y - NEAR <= y < rect.y + rect.height + NEAR
+                   for x, y in self._points)
+
     def _wait_damage(self) -> SettleResult:
         s, start = self.settings, self._acted_at or time.monotonic()
         cap_at, first_at = start + s.cap_s, start + s.first_change_s
-        first: float | None = None
+        first: float | None = None  # the first counted change: ends the first-change wait
+        tentative: float | None = None  # the first small late change
         last = gap = 0.0
         bursts = ignored = 0
         while True:
             now = time.monotonic()
             quiet = min(s.quiet_max_s, max(s.quiet_s, 2 * gap))
-            until = (last + quiet) if first is not None else first_at
+            if first is not None:
+                until = last + quiet
+            elif tentative is not None:
+                until = max(first_at, last + quiet)
+            else:
+                until = first_at
             if now >= cap_at or now >= until:
                 break
             events = self.watcher.poll(min(until, cap_at) - now)
-            counted = [d for d in events if not self.ignore(d.rect)]
-            ignored += len(events) - len(counted)
+            kinds = [(d, self._kind(d.rect, d.when, start)) for d in events]
+            ignored += sum(kind == "ignored" for _, kind in kinds)
+            if first is None:
+                counted = [d for d, kind in kinds if kind == "counted"]
+                maybe = [d for d, kind in kinds if kind == "tentative"]
+                self.ignore.learn(d.rect for d in maybe)
+                if maybe and tentative is None:
+                    tentative = maybe[0].when
+                if maybe and not counted:
+                    last = maybe[-1].when
+                    continue
+            else:
+                counted = [d for d, kind in kinds if kind != "ignored"]  # once changing, any drawing delays quiet
             if counted:
-                when = counted[-1].when
+                self.ignore.forget(d.rect for d in counted)
                 if first is None:
                     first = counted[0].when
                 else:
                     gap = max(gap, counted[0].when - last)
-                last = when
+                last = counted[-1].when
                 bursts += 1
         end = time.monotonic()
-        settled = first is not None and end < cap_at
+        seen = first if first is not None else tentative
         return SettleResult(
-            method="damage", changed=first is not None, settled=settled,
-            first_change_ms=None if first is None else round((first - start) * 1000, 2),
+            method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
+            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
         )
 
@@ -218,39 +279,31 @@ class Settler:
         cap_at, first_at = start + s.cap_s, start + s.first_change_s
         previous = self._reference or self.grab()
         first: float | None = None
+        tentative: float | None = None
         bursts = ignored = 0
         while time.monotonic() < (cap_at if first is not None else min(cap_at, first_at)):
             time.sleep(s.frame_interval_s if first is None else s.quiet_s)
             frame = self.grab()
-            rects = self._changed_box(previous, frame)
-            counted = [r for r in rects if not self.ignore(r)]
-            ignored += len(rects) - len(counted)
+            kinds = [self._kind(r, frame.timestamp, start) for r in self._changed_box(previous, frame)]
             previous = frame
-            if counted:
+            ignored += kinds.count("ignored")
+            if first is None:
+                if "counted" in kinds:
+                    first, bursts = frame.timestamp, 1
+                elif "tentative" in kinds and tentative is None:
+                    tentative = frame.timestamp
+            elif any(kind != "ignored" for kind in kinds):
                 bursts += 1
-                first = first if first is not None else frame.timestamp
-            elif first is not None:
+            else:
                 break  # changed, then two frames a quiet period apart agree
         end = time.monotonic()
-        settled = first is not None and end < cap_at
         self._reference = None
+        seen = first if first is not None else tentative
         return SettleResult(
-            method="frames", changed=first is not None, settled=settled,
-            first_change_ms=None if first is None else round((first - start) * 1000, 2),
+            method="frames", changed=seen is not None, settled=seen is not None and end < cap_at,
+            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
         )
-
-
-def _region_hasher(capturer) -> Callable[[Rect], bytes] | None:
-    sct = getattr(capturer, "mss", None)
-    if sct is None:
-        return None
-
-    def region_hash(rect: Rect) -> bytes:
-        shot = sct.grab({"left": rect.x, "top": rect.y, "width": max(1, rect.width), "height": max(1, rect.height)})
-        return hashlib.blake2b(shot.raw, digest_size=16).digest()
-
-    return region_hash
 
 
 def wait_quiet(watcher: DamageWatcher, *, quiet_s: float = 0.2, cap_s: float = 5.0) -> bool:

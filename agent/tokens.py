@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from deskpilot.model_backend.types import ChatRequest, ImagePart, TextPart
+from deskpilot.perception.encode import is_frozen
 from deskpilot.perception.resize import IMAGE_MARKER_TOKENS, MAX_PIXELS, image_tokens, scaled_size
 
 CHARS_PER_TOKEN = 4
@@ -50,6 +51,8 @@ class PrefixTracker:
         self._hashes: dict[int, tuple[Any, Any]] = {}
 
     def _image_key(self, image) -> Any:
+        if is_frozen(image):  # pixels promised never to change: the object is its content
+            return ("frozen", id(image))
         cached = self._hashes.get(id(image))
         if cached is not None and cached[0] is image:
             return cached[1]

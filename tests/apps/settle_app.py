@@ -2,8 +2,8 @@
 
 ``python3 settle_app.py --delay-ms 300 [--animate]``: a window with a white
 canvas and a focused entry (its caret blinks, Tk's default 600/300 ms). A
-click on the canvas paints it red ``--delay-ms`` after the press and nothing
-before; ``--animate`` moves a 20x20 square every 8 ms forever. Prints one
+click on the canvas paints it red (white again on the next click)
+``--delay-ms`` after the press, and nothing before; ``--animate`` moves a 120x100 block every 8 ms forever. Prints one
 ``{"ev": "ready", "canvas": [x, y, w, h], "entry": [...]}`` line (root
 coordinates), then ``{"ev": "painted"}`` when the late reaction is drawn.
 """
@@ -31,18 +31,18 @@ def main():
     canvas.pack()
     entry = tk.Entry(root, width=30)
     entry.pack(pady=6)
-    square = canvas.create_rectangle(0, 0, 20, 20, fill="blue", outline="") if args.animate else None
+    square = canvas.create_rectangle(0, 0, 120, 100, fill="blue", outline="") if args.animate else None
 
     def paint():
-        canvas.configure(bg="red")
+        canvas.configure(bg="white" if canvas.cget("bg") == "red" else "red")
         root.update_idletasks()
-        emit(ev="painted")
+        emit(ev="painted", bg=canvas.cget("bg"))
 
     canvas.bind("<ButtonPress-1>", lambda e: root.after(args.delay_ms, paint))
 
     def move(x=[0]):
-        x[0] = (x[0] + 7) % 380
-        canvas.coords(square, x[0], 200, x[0] + 20, 220)
+        x[0] = (x[0] + 7) % 280
+        canvas.coords(square, x[0], 130, x[0] + 120, 230)
         root.after(8, move)
 
     def ready():
