@@ -120,7 +120,7 @@ def run_way(sb, capturer, replies, way: str, steps: int, out: Path, point):
     times: list[float] = []
 
     def on_event(event):
-        if event["event"] == "thinking":
+        if getattr(event, "kind", None) == "thinking":
             times.append(time.perf_counter())
 
     settings = LoopSettings(thinking=False, **WAYS[way])

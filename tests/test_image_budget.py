@@ -37,8 +37,9 @@ def test_budget_forms():
     with pytest.raises(ConfigError, match="image_budget"):
         load_config({"image_budget": "lots"}, env={})
     cfg = load_config({"image_budget": "600", "history_images": 2}, env={})
-    assert cfg.image_options() == {"max_pixels": 600 * 784, "history_screenshots": 2}
-    assert load_config({}, env={}).image_options() == {}
+    assert cfg.loop.image_options() == {"max_pixels": 600 * 784, "history_screenshots": 2}
+    assert load_config({}, env={"DESKPILOT_IMAGE_BUDGET": "1280x720"}).loop.image_options() == {"max_pixels": 1280 * 720}
+    assert load_config({}, env={}).loop.image_options() == {}
 
 
 def _seen(dialect: GLM45VDialect, image: Image.Image) -> Image.Image:
@@ -173,7 +174,7 @@ def test_a_run_records_tokens_savings_prefix_and_settle(tmp_path):
                                       "--out", str(out), "--quiet", "--image-budget", "600", "--history-images", "2"])
     assert result.exit_code == 0, result.output
     run = load_run(out)
-    assert run.settings["image_budget"] == "600" and run.settings["history_images"] == 2
+    assert run.settings["loop"]["image_budget"] == "600" and run.settings["loop"]["history_images"] == 2
     steps = run.steps
     assert [s.request.images for s in steps] == [1, 2, 3, 3, 3]
     for s in steps:
