@@ -267,7 +267,7 @@ class Session:
         from deskpilot.agent.settle import wait_quiet
 
         if self.settler.watcher is not None:
-            wait_quiet(self.settler.watcher, quiet_s=self.settler.settings.quiet_s, cap_s=cap)
+            wait_quiet(self.settler.watcher, quiet_s=0.05, cap_s=cap)  # nothing drawn for 50 ms
         else:
             settle_blocking(self.capturer.grab, cap=cap)
 

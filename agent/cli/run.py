@@ -184,6 +184,12 @@ def _print_result(result, run_dir: Path) -> None:
                   + (f": {escape(result.reason)}" if result.reason else ""))
     if result.answer:
         console.print(f"answer: {escape(result.answer)}")
+    t = result.totals
+    if t.get("image_tokens"):
+        saved = t.get("image_token_savings_pct", 0)
+        console.print(f"image tokens {t['image_tokens']}" + (f" ({saved:g}% fewer than full size)" if saved else "")
+                      + f", prompt tokens ~{t.get('prompt_tokens_est', 0)}"
+                      + f", reusable prefix {100 * t.get('prefix_share', 0):.0f}%")
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 
