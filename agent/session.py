@@ -132,7 +132,9 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
                 raise SandboxError(f"app {' '.join(h.argv)!r} exited with code {h.poll()} "
                                    f"before showing a window: {said}") from None
             if time.monotonic() - started > timeout:
-                raise SandboxError(f"no app window appeared within {timeout:g} s") from None
+                said = "".join(f" | {h.argv[0]}: {_tail(h.stderr_path, 2)}" for h in handles if _tail(h.stderr_path, 2))
+                state = sb.diagnose() if hasattr(sb, "diagnose") else ""
+                raise SandboxError(f"no app window appeared within {timeout:g} s ({state}){said}") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
     from deskpilot.agent.settle import wait_quiet
     from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
