@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -49,3 +50,23 @@ class App:
 
     def __repr__(self) -> str:
         return f"App(pid={self.pid}, argv={self.argv!r}, returncode={self.returncode})"
+
+
+def exit_signal(code: int) -> int | None:
+    """The signal that ended a launcher, from its exit code (-N from Popen, 128+N passed on by bwrap's reaper)."""
+    if code < 0:
+        return -code
+    if 128 < code < 128 + 65:
+        return code - 128
+    return None
+
+
+def describe_exit(code: int) -> str:
+    """'killed by SIGKILL', 'code 3', ..."""
+    sig = exit_signal(code)
+    if sig is None:
+        return f"code {code}"
+    try:
+        return f"killed by {signal.Signals(sig).name}"
+    except ValueError:
+        return f"killed by signal {sig}"

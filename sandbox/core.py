@@ -13,8 +13,8 @@ Lifetime and teardown (see ``_supervisor.py`` for the full story):
 
 Privileges (when deskpilot runs as root): Xvfb gets a SysV IPC namespace of
 its own that every app joins, and the apps run as an unprivileged host uid
-(see ``isolation.py``); the sandbox's HOME, /tmp and the apps' copy of the
-cookie are owned by that uid, everything else they see is read-only to them.
+(see ``isolation.py``); the sandbox's HOME, /tmp and the cookie file are
+owned by that uid, everything else they see is read-only to them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Literal
 
 from deskpilot.sandbox import isolation as iso
 from deskpilot.sandbox import spawn, wm, x11
-from deskpilot.sandbox.app import App
+from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import SandboxError
 from deskpilot.sandbox.tools import require
@@ -298,26 +298,6 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-
-
-def exit_signal(code: int) -> int | None:
-    """The signal that ended a launcher, from its exit code (-N from Popen, 128+N passed on by bwrap's reaper)."""
-    if code < 0:
-        return -code
-    if 128 < code < 128 + 65:
-        return code - 128
-    return None
-
-
-def describe_exit(code: int) -> str:
-    """'killed by SIGKILL', 'code 3', ..."""
-    sig = exit_signal(code)
-    if sig is None:
-        return f"code {code}"
-    try:
-        return f"killed by {signal.Signals(sig).name}"
-    except ValueError:
-        return f"killed by signal {sig}"
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
