@@ -91,6 +91,7 @@ class Sandbox:
                 folder.mkdir()
             write_cookie(self.xauthority)
             self._give_to_apps(self.home, self.tmp, self.xauthority)
+            self._seccomp = iso.write_seccomp(self.dir / "seccomp.bpf") if isolation == "bwrap" else None
             self._supervisor = _start_supervisor(self.dir)
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -142,7 +143,7 @@ class Sandbox:
         if "/" not in argv[0] and shutil.which(argv[0], path=make_env(self._layout, env).get("PATH")) is None:
             raise SandboxError(f"program not found: {argv[0]}")
         if self.isolation == "bwrap":
-            cmd = iso.bwrap_argv(self._layout, argv, cwd=cwd, binds=binds)
+            cmd = iso.bwrap_argv(self._layout, argv, cwd=cwd, binds=binds, seccomp=self._seccomp)
             full_env, run_cwd = iso.bwrap_env(self._layout, env), None
         else:
             cmd = iso.plain_argv(argv, binds)
@@ -246,6 +247,18 @@ class Sandbox:
             raise SandboxError("the sandbox's reaper process died")
 
     def _spawn(self, cmd: list[str], argv: list[str], env: dict[str, str], cwd: str | None) -> App:
+        fds: list[int] = []
+        mark = iso.SECCOMP_FD_PLACEHOLDER
+        if self._seccomp is not None and any(mark in arg for arg in cmd):  # also inside the launcher's spec
+            fds.append(os.open(self._seccomp, os.O_RDONLY | os.O_CLOEXEC))
+            cmd = [arg.replace(mark, str(fds[0])) for arg in cmd]
+        try:
+            return self._spawn_with(cmd, argv, env, cwd, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _spawn_with(self, cmd: list[str], argv: list[str], env: dict[str, str], cwd: str | None, fds: list[int]) -> App:
         with self._spawn_lock:
             self._check_open()
             name = f"{len(self._apps):02d}-{Path(argv[0]).name}"
@@ -253,8 +266,8 @@ class Sandbox:
             with open(out, "wb") as fout, open(err, "wb") as ferr:
                 try:
                     proc = spawn.popen(
-                        cmd, env=env, cwd=cwd, ipc_fd=self._ipc_fd, stdin=subprocess.DEVNULL, stdout=fout,
-                        stderr=ferr, start_new_session=True,
+                        cmd, env=env, cwd=cwd, ipc_fd=self._ipc_fd, pass_fds=fds, stdin=subprocess.DEVNULL,
+                        stdout=fout, stderr=ferr, start_new_session=True,
                     )  # fmt: skip
                 except FileNotFoundError:
                     raise SandboxError(f"program not found: {argv[0]}") from None
@@ -273,7 +286,7 @@ class Sandbox:
         argv = [require("openbox"), "--sm-disable"]
         env = {"HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "XDG_CACHE_HOME": f"{home}/.cache"}
         if self.isolation == "bwrap":
-            cmd = iso.bwrap_argv(self._layout, argv, cwd=home, binds=[wm_home])
+            cmd = iso.bwrap_argv(self._layout, argv, cwd=home, binds=[wm_home], seccomp=self._seccomp)
             full_env = iso.bwrap_env(self._layout, env)
         else:
             cmd, full_env = iso.plain_argv(argv, []), iso.plain_env(self._layout, env)

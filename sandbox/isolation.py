@@ -19,7 +19,9 @@ clears the parent-death signal, and PID 1 must keep it so that the whole
 namespace dies with its launcher. Host folders given to the app are shown through idmapped mounts (see
 ``_launch.py``) so that uid can use them as their owner would. When deskpilot
 runs as an ordinary user, bubblewrap maps the app to that same user (uid 1000
-inside), which is no more than the user already has.
+inside), which is no more than the user already has. As root the apps also get
+a seccomp filter (``seccomp.py``): what they write into a share belongs to the
+share's owner, so they must not be able to make set-user-ID files there.
 
 SysV IPC: the sandbox's Xvfb runs in its own IPC namespace and every app
 joins it (see ``Sandbox``): MIT-SHM works between the apps and their X server
@@ -49,6 +51,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from deskpilot.sandbox import seccomp
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import SandboxError
 from deskpilot.sandbox.tools import require
@@ -60,6 +63,7 @@ _SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
 _BASE_ENV_KEYS = ("LANG", "LC_ALL", "TZ")
 _SYSTEM_PYTHON = "/usr/bin/python3"
 _LAUNCHER = Path(__file__).with_name("_launch.py")
+SECCOMP_FD_PLACEHOLDER = "<seccomp-fd>"
 # What programs need from /etc. Not there: shadow files, ssh and TLS keys, sudo, pam,
 # package-manager and tool configs that may hold tokens (pip.conf, npmrc, gitconfig), ...
 ETC_FOR_APPS = (
@@ -187,8 +191,23 @@ def _bind_args(binds: Sequence[Bind]) -> list[str]:
     return args
 
 
-def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: Sequence[Bind]) -> list[str]:
-    """bubblewrap command line for ``argv`` in this sandbox (behind the launcher when root)."""
+def write_seccomp(path: Path) -> Path | None:
+    """The apps' seccomp filter (no set-user/group-ID files, see seccomp.py), when deskpilot is root."""
+    code = seccomp.program() if privileged() else None
+    if code is None:
+        return None
+    path.write_bytes(code)
+    return path
+
+
+def bwrap_argv(
+    layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: Sequence[Bind], seccomp: Path | None = None
+) -> list[str]:
+    """bubblewrap command line for ``argv`` in this sandbox (behind the launcher when root).
+
+    With ``seccomp``, the line holds ``SECCOMP_FD_PLACEHOLDER`` where the caller puts the
+    number of an fd open on that file and passed to the child.
+    """
     socket = f"/tmp/.X11-unix/X{layout.display}"
     every = (*layout.binds, *binds)
     root = privileged()
@@ -211,6 +230,8 @@ def bwrap_argv(layout: Layout, argv: Sequence[str], *, cwd: str | None, binds: S
     args += _parent_dirs([b.inside for b in every])
     args += _bind_args(every)
     args += ["--chdir", cwd or str(INSIDE_HOME)]
+    if seccomp is not None:
+        args += ["--seccomp", SECCOMP_FD_PLACEHOLDER]
     command = list(argv)
     if root:  # the drop happens in the app's own process: PID 1 keeps its parent-death signal
         command = [require("setpriv"), f"--reuid={APP_UID}", f"--regid={APP_GID}", "--clear-groups",

@@ -290,3 +290,35 @@ def test_closed_sandboxes_leave_no_zombies_for_pid_1(mode: str) -> None:
     done = subprocess.run([sys.executable, "-c", LIFECYCLES, mode, "3"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+SETUID = """
+import json, os, shutil, sys
+share, out = sys.argv[1], {}
+shutil.copy("/bin/sh", share + "/sh")
+for name, attempt in {
+    "chmod 4755": lambda: os.chmod(share + "/sh", 0o4755),
+    "chmod 2755": lambda: os.chmod(share + "/sh", 0o2755),
+    "create 4755": lambda: os.close(os.open(share + "/made", os.O_CREAT | os.O_WRONLY, 0o4755)),
+    "chmod 755": lambda: os.chmod(share + "/sh", 0o755),
+}.items():
+    try:
+        attempt()
+        out[name] = "done"
+    except OSError as exc:
+        out[name] = exc.errno
+print(json.dumps(out))
+"""
+
+
+@needs_root
+def test_an_app_cannot_leave_a_set_user_id_file_in_a_share(tmp_path: Path) -> None:
+    # files an app writes in a share belong to the share's owner on the host (root here):
+    # a set-user-ID copy of a shell there would be a root shell for every local user
+    share = tmp_path / "share"
+    share.mkdir()
+    with Sandbox((320, 240), window_manager=False, binds=[Bind(host=share, writable=True)]) as sb:
+        seen = json.loads(_run(sb, SETUID, str(share)))
+    assert seen == {"chmod 4755": 1, "chmod 2755": 1, "create 4755": 1, "chmod 755": "done"}  # EPERM
+    for path in share.iterdir():
+        assert not path.stat().st_mode & 0o6000, path
