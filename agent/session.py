@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,36 +38,11 @@ class SessionSpec(BaseModel):
     apps: list[AppSpec] = Field(default_factory=list)
 
 
-_SYSTEM_DIRS = ("/usr/", "/etc/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/proc/", "/dev/")
+def app_from_command(command: str, *, cwd: str | Path | None = None) -> AppSpec:
+    """A user's `--app "CMD ARGS"` (their own text, never model output); rules in agent/apps.py."""
+    from deskpilot.agent.apps import parse_command
 
-
-def app_from_command(command: str) -> AppSpec:
-    """A user's `--app "CMD ARGS"` (their own text, never model output).
-
-    Arguments that name existing host files or folders outside the system
-    directories are made visible inside the sandbox, read-only, at the same
-    absolute path; relative paths are made absolute.
-    """
-    argv = shlex.split(command)
-    if not argv:
-        raise UsageError("--app needs a command, e.g. --app xterm")
-    if "/" not in argv[0] and shutil.which(argv[0]) is None:
-        raise UsageError(f"app {argv[0]!r} is not installed (not found on PATH)")
-    if "/" in argv[0] and not Path(argv[0]).exists():
-        raise UsageError(f"app {argv[0]!r} does not exist")
-    binds: list[dict[str, Any]] = []
-    for i, arg in enumerate(argv):
-        if i == 0 and "/" not in arg:
-            continue  # a program found on PATH
-        if not Path(arg).exists() or (i > 0 and "/" not in arg and not Path(arg).is_file()):
-            continue
-        path = Path(os.path.abspath(arg))  # keep symlinks: /bin/sh stays /bin/sh
-        argv[i] = str(path)
-        if str(path).startswith(_SYSTEM_DIRS):
-            continue
-        folder = str(path if path.is_dir() else path.parent)
-        if all(b["host"] != folder for b in binds):
-            binds.append({"host": folder, "writable": False})
+    argv, binds = parse_command(command, cwd=cwd)
     return AppSpec(argv=argv, binds=binds)
 
 
@@ -90,12 +62,14 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
             Path(share).mkdir(parents=True, exist_ok=True)
         elif not Path(share).is_dir():
             raise UsageError(f"shared folder {share} does not exist (or is not a folder)")
+    from deskpilot.agent.apps import plan_binds
+
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
+    app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # bad binds fail before start-up
     sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
     handles = []
     try:
-        for app in spec.apps:
-            extra = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
+        for app, extra in zip(spec.apps, app_binds):
             handles.append(sb.launch(app.argv, binds=extra))
     except BaseException:
         sb.close()

@@ -129,7 +129,6 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                             parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
     if (run_dir / "trajectory.jsonl").exists():
         raise ConfigError(f"{run_dir} already holds a run: choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(quiet, redact=dialect.redact)
 
     def confirm_on_terminal(step: int, action, thought: str) -> bool:
@@ -140,7 +139,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
-    sb, apps = open_sandbox(spec)
+    sb, apps = open_sandbox(spec)  # no run folder yet: a start-up error leaves nothing behind
     with sb:
         capturer = Capturer(sb)
         try:
