@@ -48,6 +48,7 @@ class RunConfig(BaseModel):
     script: Path | None = None
     isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
+    maximize: bool = True
     allow_keys: list[str] | None = None
     deny_keys: list[str] = Field(default_factory=list)
     allow_regions: list[str] | None = None

@@ -30,7 +30,8 @@ def session_of(run_dir: Path) -> SessionSpec:
     run = load_run(run_dir)
     if "session" not in run.settings:
         raise ReplayError(f"{run_dir} has no session settings (was it recorded by `deskpilot run`?)")
-    return SessionSpec.model_validate(run.settings["session"])
+    recorded = {"maximize": False, **run.settings["session"]}  # runs recorded before windows were maximized
+    return SessionSpec.model_validate(recorded)
 
 
 def _with_secrets(data, names: list[str], env: dict[str, str]):

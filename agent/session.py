@@ -36,6 +36,7 @@ class SessionSpec(BaseModel):
     network: bool = False
     shares: list[str] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
+    maximize: bool = True  # apps' normal windows start maximized
 
 
 def app_from_command(command: str, *, cwd: str | Path | None = None) -> AppSpec:
@@ -66,7 +67,8 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
 
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # bad binds fail before start-up
-    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
+    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds,
+                 maximize=spec.maximize)
     handles = []
     try:
         for app, extra in zip(spec.apps, app_binds):

@@ -55,6 +55,7 @@ class Sandbox:
         network: bool = False,
         binds: Sequence[Bind] = (),
         window_manager: bool = True,
+        maximize: bool = False,
         root_dir: Path | None = None,
     ) -> None:
         self.size = _check_size(size)
@@ -63,6 +64,7 @@ class Sandbox:
         if isolation not in ("bwrap", "none"):
             raise SandboxError(f"isolation must be 'bwrap' or 'none', got {isolation!r}")
         self.isolation = isolation
+        self.maximize = maximize  # normal windows start maximized (an openbox rule)
         for bind in binds:
             if not bind.host.exists():
                 raise SandboxError(f"bind source does not exist: {bind.host}")
@@ -211,7 +213,7 @@ class Sandbox:
     def _start_wm(self) -> None:
         config = self.dir / "wm" / ".config" / "openbox"
         config.mkdir(parents=True)
-        (config / "rc.xml").write_text(wm.safe_config())
+        (config / "rc.xml").write_text(wm.safe_config(maximize=self.maximize))
         wm_home = Bind(host=self.dir / "wm", target=Path("/run/deskpilot/wm"), writable=True)
         home = str(wm_home.inside) if self.isolation == "bwrap" else str(wm_home.host)
         argv = [require("openbox"), "--sm-disable"]

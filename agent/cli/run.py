@@ -208,6 +208,8 @@ def run(
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     isolation: Optional[str] = typer.Option(None, help="bwrap (default) or none"),
     network: Optional[bool] = typer.Option(None, "--network", help="Let apps reach the network"),
+    maximize: Optional[bool] = typer.Option(None, "--maximize/--no-maximize",
+                                            help="Start app windows maximized [default: maximized]"),
     deny_key: list[str] = typer.Option([], "--deny-key", help="Key chord never to press, e.g. ctrl+alt+delete"),
     deny_region: list[str] = typer.Option([], "--deny-region", help="Pixel region x1,y1,x2,y2 never to touch"),
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
@@ -219,14 +221,14 @@ def run(
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
              "max_steps": max_steps, "size": size, "out": out, "dry_run": dry_run, "confirm": confirm,
-             "shares": share, "script": script, "isolation": isolation, "network": network,
+             "shares": share, "script": script, "isolation": isolation, "network": network, "maximize": maximize,
              "deny_keys": deny_key, "deny_regions": deny_region, "extra_instructions": instructions},
             config_file=config, secret_names=secret)
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")
         from deskpilot.agent.session import SessionSpec, app_from_command
 
-        spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, network=cfg.network,
+        spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, network=cfg.network, maximize=cfg.maximize,
                            shares=[str(p.resolve()) for p in cfg.shares],
                            apps=[app_from_command(a) for a in cfg.apps])
         run_dir = cfg.out or default_run_dir(task, None)
