@@ -71,6 +71,9 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
                  maximize=spec.maximize)
     handles = []
     try:
+        from deskpilot.agent.office import prepare_home
+
+        prepare_home(sb.home, [app.argv for app in spec.apps])  # no first-start dialogs
         for app, extra in zip(spec.apps, app_binds):
             handles.append(sb.launch(app.argv, binds=extra))
     except BaseException:
