@@ -66,7 +66,7 @@ def replay(
     if missing:
         raise ReplayError(f"the run used secret(s) {', '.join(missing)}: export them before replaying")
     for rec in steps:
-        rec.action = _with_secrets(rec.action, secrets, dict(os.environ))
+        rec.action = action_from_json(_with_secrets(rec.action.model_dump(mode="json"), secrets, dict(os.environ)))
     spec = session or session_of(run_dir)
     from deskpilot.actions.executor import Executor
     from deskpilot.perception import Capturer
@@ -99,7 +99,7 @@ def _walk(run_dir, steps, capturer, executor, check, threshold, on_step) -> Repl
                 )
         if on_step:
             on_step(rec.step, len(steps), score)
-        action = action_from_json(rec.action)
+        action = rec.action
         if action.type in TERMINAL_TYPES:
             done += 1
             break

@@ -79,6 +79,47 @@ class LoadedRun:
     end: EndRecord | None = None
     skipped_lines: int = 0
 
+    # -- questions a person (or a test) asks of a finished run -------------------
+    @property
+    def task(self) -> str | None:
+        return self.settings.get("task")
+
+    @property
+    def format_version(self) -> int:
+        """1 for folders written before the format was versioned."""
+        return int(self.settings.get("format", 1))
+
+    @property
+    def status(self) -> str:
+        """The end status, or INCOMPLETE when the run never wrote its end record."""
+        return self.end.status.value if self.end else "INCOMPLETE"
+
+    @property
+    def final_answer(self) -> str | None:
+        return self.end.answer if self.end else None
+
+    @property
+    def report_path(self) -> Path | None:
+        path = self.run_dir / "report.html"
+        return path if path.is_file() else None
+
+    def actions(self, *, performed_only: bool = False) -> list:
+        """The typed actions chosen, in order (only those that reached the screen if asked)."""
+        return [s.action for s in self.steps if s.action is not None and (s.performed or not performed_only)]
+
+    def screenshots(self) -> list[Path]:
+        """Paths of the screenshots each step saw, in order."""
+        return [self.run_dir / s.screenshot for s in self.steps if s.screenshot]
+
+    def errors(self) -> list[str]:
+        """Every error recorded: rejected replies, failed steps and actions, failed queries, the end reason."""
+        found = [a.error for s in self.steps for a in s.attempts]
+        found += [s.error for s in self.steps if s.error]
+        found += [q.error for q in self.queries if q.error]
+        if self.end is not None and self.end.status.value not in ("DONE",) and self.end.reason:
+            found.append(self.end.reason)
+        return found
+
 
 def load_run(run_dir: Path) -> LoadedRun:
     """Read a run folder, tolerating a torn last line (a run killed mid-write)."""

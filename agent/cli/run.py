@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,14 +30,7 @@ def _user_errors():
             NotADirectoryError)
 
 
-def default_run_dir(task: str, base: Path | None) -> Path:
-    slug = "".join(c if c.isalnum() else "-" for c in task.lower())[:40].strip("-") or "run"
-    path = (base or Path("runs")) / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
-    n = 2
-    while path.exists():  # two runs started in the same second
-        path = path.with_name(f"{path.name.rsplit('~', 1)[0]}~{n}")
-        n += 1
-    return path
+from deskpilot.agent.rundir import default_run_dir  # noqa: E402  (re-exported for older callers)
 
 
 def make_backend(cfg: RunConfig):
@@ -74,26 +66,27 @@ class Progress:
         self.redact = redact or (lambda text: text)
         self._status = None
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Any) -> None:
         if self.quiet:
             return
-        kind = event["event"]
+        kind = event.kind
         if kind == "thinking":
             self._stop()
-            self._status = console.status(f"step {event['step']}/{event['max_steps']}: asking the model…")
+            self._status = console.status(f"step {event.step}/{event.max_steps}: asking the model…")
             self._status.start()
         elif kind == "retry":
-            console.print(f"  [yellow]reply did not parse[/yellow] ({escape(event['error'])}); asking again")
+            then = "giving up" if event.giving_up else "asking again"
+            console.print(f"  [yellow]reply did not parse[/yellow] ({escape(self.redact(event.error))}); {then}")
         elif kind == "step":
             self._stop()
-            rec = event["record"]
+            rec = event.record
             t = rec.timings_ms
             phases = " ".join(f"{k} {t[k]:.0f}ms" for k in ("capture", "model", "parse") if k in t)
             where = " ".join(f"({x},{y})" for x, y in rec.points)
             text = self.redact(rec.action_text)
             call = escape(text if len(text) <= 60 else text[:57] + "...")
             denied = "" if rec.policy.allowed else f" [red]blocked: {escape(rec.policy.reason)}[/red]"
-            console.print(f"step {event['step']}/{event['max_steps']}  [bold]{rec.action['type']}[/bold] {where}"
+            console.print(f"step {event.step}/{event.max_steps}  [bold]{rec.action.type}[/bold] {where}"
                           f"  {call}  [dim]{phases}[/dim]{denied}", markup=True, highlight=False)
         elif kind == "end":
             self._stop()
@@ -120,15 +113,14 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     from deskpilot.agent.dialects import GLM45VDialect
     from deskpilot.agent.loop import Agent, LoopSettings
     from deskpilot.agent.report import build_report
-    from deskpilot.agent.session import open_sandbox, wait_until_ready
-    from deskpilot.perception import Capturer
+    from deskpilot.agent.rundir import claim_run_dir
+    from deskpilot.agent.session import Session
 
     backend = make_backend(cfg)
     dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
     settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                             parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
-    if (run_dir / "trajectory.jsonl").exists():
-        raise ConfigError(f"{run_dir} already holds a run: choose another --out")
+    claim_run_dir(run_dir, create=False)
     progress = Progress(quiet, redact=dialect.redact)
 
     def confirm_on_terminal(step: int, action, thought: str) -> bool:
@@ -139,22 +131,18 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
-    sb, apps = open_sandbox(spec)  # no run folder yet: a start-up error leaves nothing behind
-    with sb:
-        capturer = Capturer(sb)
-        try:
-            wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
-            with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=progress, capturer=capturer,
-                       run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
-                                 "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
+    try:
+        with Session(spec=spec) as desk:
+            with Agent(backend, desk, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
+                       confirm=confirm, on_event=progress,
+                       run_info={"model": cfg.model, "base_url": cfg.base_url,
+                                 "script": str(cfg.script) if cfg.script else None,
                                  "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
                 result = agent.run(task)
-        finally:
-            capturer.close()
-            backend.close()
-            if (run_dir / "trajectory.jsonl").is_file():
-                build_report(run_dir)
+    finally:
+        backend.close()
+        if (run_dir / "trajectory.jsonl").is_file() and not (run_dir / "report.html").is_file():
+            build_report(run_dir)
     return result
 
 
