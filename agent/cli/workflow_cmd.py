@@ -32,7 +32,8 @@ def check(
         flow = load_workflow(flow_file, _vars(var))
     except _user_errors() as err:
         raise fail(str(err)) from None
-    console.print(f"[green]ok[/green]: {escape(str(flow_file))} ({flow.name}, {len(flow.steps)} step(s))")
+    console.print(f"[green]ok[/green]: {escape(str(flow_file))} ({flow.name}, {len(flow.steps)} step(s))",
+                  soft_wrap=True)
 
 
 @workflow_app.command("run")

@@ -26,9 +26,14 @@ class WorkflowError(ConfigError):
 
 
 def _describe(err: dict[str, Any]) -> str:
-    parts = [p for p in err["loc"] if not isinstance(p, int) and (p not in STEP_KINDS or p == err["loc"][-1])]
-    loc = ".".join(str(p) for p in parts)  # list positions are said by the line number
+    loc_parts = list(err["loc"])
+    tags = [i for i, p in enumerate(loc_parts[:-1]) if p in STEP_KINDS and i > 0 and isinstance(loc_parts[i - 1], int)]
+    if tags:  # inside a step: name the option only (the line says which step)
+        loc_parts = loc_parts[tags[-1] + 1:]
+    loc = ".".join(str(p) for p in loc_parts if not isinstance(p, int))
     message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "step_kind":
+        return message
     if err["type"] == "extra_forbidden":
         message = f"unknown option {err['loc'][-1]!r}"
     elif err["type"] == "missing":
@@ -39,7 +44,11 @@ def _describe(err: dict[str, Any]) -> str:
 def parse_workflow(text: str, source: str = "workflow", cli_vars: Mapping[str, str] | None = None,
                    base_dir: Path | None = None) -> Workflow:
     """Validate a workflow's text; WorkflowError('FILE line N: ...') on the first problem."""
-    data = load_yaml(text, source)
+    try:
+        data = load_yaml(text, source)
+    except ConfigError as err:
+        message = str(err)
+        raise WorkflowError(message if message.startswith(source) else f"{source} {message}") from None
     if not isinstance(data, LineDict):
         raise WorkflowError(f"{source}: a workflow is a mapping with at least 'steps:'")
     try:
@@ -84,7 +93,13 @@ def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapp
                     complain(node, f"unknown variable {{{name}}} (define it under vars:, with --var "
                                    f"{name}=..., as an agent step's answer: or as a CSV column)")
 
-    need(strings_in(flow.desktop.model_dump()), known, data.get("desktop", data))
+    row_columns: set[str] = set()  # a desktop started per CSV row may use that row's columns
+    for step in flow.steps:
+        if isinstance(step, ForeachStep) and step.sandbox == "per_row" and not references(step.foreach):
+            csv_path = Path(step.foreach) if Path(step.foreach).is_absolute() else base_dir / step.foreach
+            if csv_path.is_file():
+                row_columns |= set(csv_columns(csv_path)) | {"row_number"}
+    need(strings_in(flow.desktop.model_dump()), known | row_columns, data.get("desktop", data))
     for text in (str(v) for v in flow.vars.values()):
         need([text], known, data.get("vars", data))
 

@@ -71,6 +71,7 @@ class WorkflowRun:
         self.log = Log(run_dir, self.redact)
         self.results: list[StepResult] = []
         self.desk = None
+        self.not_run = 0  # top-level steps not run because an earlier one failed
 
     # -- desktops ---------------------------------------------------------------------
     def open_desktop(self, values: Mapping[str, str]):
@@ -95,6 +96,8 @@ class WorkflowRun:
     def run_steps(self, steps, prefix: str, values: dict[str, str]) -> None:
         for i, step in enumerate(steps, 1):
             number = f"{prefix}{i}"
+            if not prefix:
+                self.not_run = len(steps) - i + 1  # this step and the ones after it, until it passes
             if isinstance(step, _DESKTOP_STEPS) and self.desk is None:
                 self.desk = self.open_desktop(values)
             started = time.monotonic()
@@ -103,15 +106,18 @@ class WorkflowRun:
             try:
                 self.perform(step, number, values, result)
             except _Stop:
+                if not prefix:
+                    self.not_run -= 1
                 raise
             except CheckFailed as err:
                 result.status, result.message = "failed", str(err)
             except DeskpilotError as err:
                 result.status, result.message = "error", str(err)
             result.seconds = round(time.monotonic() - started, 2)
-            if isinstance(step, ForeachStep):
-                continue  # its rows were recorded one by one
-            self.finish(result)
+            if not isinstance(step, ForeachStep) or result.status != "passed":  # rows are recorded one by one
+                self.finish(result)
+            if not prefix:
+                self.not_run -= 1
             if result.status != "passed":
                 raise _Stop
 
@@ -270,7 +276,6 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
         raise
     finally:
         run.close_desktop()
-        skipped = _count(flow.steps) - len(run.results)
         ok = status == "ok" and all(r.status == "passed" for r in run.results)
         result = WorkflowResult(name=flow.name, ok=ok, run_dir=str(run_dir), steps=run.results,
                                 vars={k: run.redact(v) for k, v in values.items() if k not in secrets},
@@ -278,18 +283,13 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
                                 error=run.redact(error) if error else None)
         run.log.write("end", status=status if not (status == "ok" and not ok) else "failed", ok=ok,
                       error=result.error, seconds=result.seconds, steps_run=len(run.results),
-                      steps_not_run=max(0, skipped), vars=result.vars)
+                      steps_not_run=run.not_run, vars=result.vars)
         run.log.close()
         if report:
             from deskpilot.agent.workflow.report import build_workflow_report
 
             result.report_path = str(build_workflow_report(run_dir))
     return result
-
-
-def _count(steps) -> int:
-    """Top-level steps (rows of a foreach are counted as they run)."""
-    return sum(0 if isinstance(s, ForeachStep) else 1 for s in steps)
 
 
 def result_exit_code(result: WorkflowResult) -> int:
