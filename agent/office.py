@@ -24,18 +24,24 @@ _SETTINGS = (
     ("/org.openoffice.Office.Recovery/AutoSave", "Enabled", "boolean", "false"),
     ("/org.openoffice.Office.Recovery/RecoveryInfo", "Enabled", "boolean", "false"),
     ("/org.openoffice.Office.Common/Save/Document", "WarnAlienFormat", "boolean", "false"),
+    ("/org.openoffice.Office.Common/Misc", "UseLocking", "boolean", "false"),  # no .~lock files left in shares
 )
+_WORK_PATH = "/org.openoffice.Office.Paths/Paths/org.openoffice.Office.Paths:NamedPath['Work']"
 
 
 def uses_libreoffice(argvs: Iterable[Sequence[str]]) -> bool:
     return any(argv and Path(argv[0]).name in LIBREOFFICE_PROGRAMS for argv in argvs)
 
 
-def libreoffice_profile() -> str:
+def libreoffice_profile(work_dir: str | None = None) -> str:
+    """The registry settings; ``work_dir`` becomes the folder Open and Save As start in."""
+    settings = list(_SETTINGS)
+    if work_dir:
+        settings.append((_WORK_PATH, "WritePath", "string", Path(work_dir).as_uri()))
     items = "".join(
-        f'<item oor:path="{escape(path)}"><prop oor:name="{name}" oor:op="fuse">'
+        f'<item oor:path="{escape(path, {chr(34): "&quot;"})}"><prop oor:name="{name}" oor:op="fuse">'
         f'<value>{escape(value)}</value></prop></item>\n'
-        for path, name, _kind, value in _SETTINGS
+        for path, name, _kind, value in settings
     )
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<oor:items xmlns:oor="http://openoffice.org/2001/registry" '
@@ -43,10 +49,14 @@ def libreoffice_profile() -> str:
             f"{items}</oor:items>\n")
 
 
-def prepare_home(home: Path, argvs: Iterable[Sequence[str]]) -> None:
-    """Write first-start settings for the office apps among ``argvs`` (never over a profile already there)."""
+def prepare_home(home: Path, argvs: Iterable[Sequence[str]], shares: Sequence[str] = ()) -> None:
+    """Write first-start settings for the office apps among ``argvs`` (never over a profile already there).
+
+    The first shared folder becomes the apps' working folder, so a file saved
+    without choosing a folder lands where the user gets it back.
+    """
     if uses_libreoffice(argvs):
         target = Path(home) / PROFILE
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(libreoffice_profile(), encoding="utf-8")
+            target.write_text(libreoffice_profile(shares[0] if shares else None), encoding="utf-8")

@@ -75,7 +75,7 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
     try:
         from deskpilot.agent.office import prepare_home
 
-        prepare_home(sb.home, [app.argv for app in spec.apps])  # no first-start dialogs
+        prepare_home(sb.home, [app.argv for app in spec.apps], spec.shares)  # no first-start dialogs
         for app, extra in zip(spec.apps, app_binds):
             handles.append(sb.launch(app.argv, binds=extra))
     except BaseException:
@@ -284,7 +284,7 @@ class Session:
 
         app = _app_spec(command)
         extra = plan_binds(app.binds, self.spec.shares)
-        prepare_home(self.sandbox.home, [app.argv])
+        prepare_home(self.sandbox.home, [app.argv], self.spec.shares)
         handle = self.sandbox.launch(app.argv, binds=extra)
         self.apps.append(handle)
         self.spec.apps.append(app)
