@@ -26,7 +26,7 @@ _SETTINGS = (
     ("/org.openoffice.Office.Common/Save/Document", "WarnAlienFormat", "boolean", "false"),
     ("/org.openoffice.Office.Common/Misc", "UseLocking", "boolean", "false"),  # no .~lock files left in shares
 )
-_WORK_PATH = "/org.openoffice.Office.Paths/Paths/org.openoffice.Office.Paths:NamedPath['Work']"
+
 
 
 def uses_libreoffice(argvs: Iterable[Sequence[str]]) -> bool:
@@ -37,7 +37,7 @@ def libreoffice_profile(work_dir: str | None = None) -> str:
     """The registry settings; ``work_dir`` becomes the folder Open and Save As start in."""
     settings = list(_SETTINGS)
     if work_dir:
-        settings.append((_WORK_PATH, "WritePath", "string", Path(work_dir).as_uri()))
+        settings.append(("/org.openoffice.Office.Paths/Variables", "Work", "string", Path(work_dir).as_uri()))
     items = "".join(
         f'<item oor:path="{escape(path, {chr(34): "&quot;"})}"><prop oor:name="{name}" oor:op="fuse">'
         f'<value>{escape(value)}</value></prop></item>\n'

@@ -10,7 +10,7 @@ APT_PACKAGES=(
   xdotool scrot imagemagick   # used by the benchmark's peer path
   mousepad libreoffice-calc libreoffice-writer   # real office apps for files-in/out tests and examples/
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,office}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,office,ocr}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -3,9 +3,8 @@
 Workflows only need a small interface: ``validate_check(obj)``,
 ``run_check(obj, ...) -> Outcome``, ``wait_for_text`` and ``click_text``.
 When ``deskpilot.agent.checks`` and ``deskpilot.perception.ocr`` are present
-they do the work; until then a minimal set of file checks stands in
-(``_basic_checks``: exists, contains, xlsx_cell, pdf_contains), and the OCR
-steps say what is missing.
+they do the work; until then small stand-ins do (``_basic_checks``: exists,
+contains, xlsx_cell, pdf_contains; ``_basic_ocr``: RapidOCR line matching).
 """
 
 from __future__ import annotations
@@ -64,24 +63,33 @@ def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path |
     return Outcome(passed, label, message)
 
 
-def _ocr():
-    if not _have("deskpilot.perception.ocr"):
-        raise UsageError("click_text and wait_for_text need the OCR module (deskpilot.perception.ocr) "
-                         "and the [ocr] extra")
-    from deskpilot.perception import ocr
-
-    return ocr
-
-
 def wait_for_text(desk, text: str, timeout: float) -> str:
     """Wait until OCR reads ``text`` on screen; CheckFailed after ``timeout``. Returns where."""
-    found = _ocr().wait_for_text(desk, text, timeout=timeout)
-    return f"{text!r} at {list(found[0].box)}"
+    if _have("deskpilot.perception.ocr"):
+        from deskpilot.perception import ocr
+
+        found = ocr.wait_for_text(desk, text, timeout=timeout)
+        return f"{text!r} at {list(found[0].box)}"
+    from deskpilot.agent.workflow import _basic_ocr
+
+    return f"{text!r} at {list(_basic_ocr.find(desk, text, timeout)[0][1])}"
 
 
 def click_text(desk, text: str, timeout: float, index: int) -> str:
-    target = _ocr().click_text(desk, text, timeout=timeout, index=index)
-    return f"clicked {text!r} at {list(target.center)}"
+    """Click the middle of the ``index``-th place OCR reads ``text`` (whole OCR line in the stand-in)."""
+    if _have("deskpilot.perception.ocr"):
+        from deskpilot.perception import ocr
+
+        target = ocr.click_text(desk, text, timeout=timeout, index=index)
+        return f"clicked {text!r} at {list(target.center)}"
+    from deskpilot.agent.workflow import _basic_ocr
+
+    found = _basic_ocr.find(desk, text, timeout)
+    if index >= len(found):
+        raise CheckFailed(f"text {text!r} is on screen {len(found)} time(s); no match number {index + 1}")
+    x1, y1, x2, y2 = found[index][1]
+    desk.click((x1 + x2) // 2, (y1 + y2) // 2)
+    return f"clicked {text!r} at {[(x1 + x2) // 2, (y1 + y2) // 2]}"
 
 
 __all__ = ["CheckFailed", "Outcome", "click_text", "run_check", "validate_check", "wait_for_text"]

@@ -21,6 +21,9 @@ from deskpilot.agent.workflow.yamllines import LineDict, LineList, line_of, load
 from deskpilot.errors import ConfigError
 
 
+BUILTIN_VARS = {"cwd", "run_dir"}  # the folder the run started in, and the run folder (absolute)
+
+
 class WorkflowError(ConfigError):
     """A workflow file that cannot run as written; the message names the file and line."""
 
@@ -80,7 +83,7 @@ def csv_columns(path: Path) -> list[str]:
 
 def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapping[str, str],
                      base_dir: Path) -> None:
-    known = set(flow.vars) | set(cli_vars) | set(flow.secrets)
+    known = set(flow.vars) | set(cli_vars) | set(flow.secrets) | BUILTIN_VARS
 
     def complain(node: Any, problem: str) -> None:
         line = getattr(node, "line", None)

@@ -234,8 +234,9 @@ class WorkflowRun:
                 values[f"{name}_{r}"] = row_values.get(name, "")
 
 
-def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, str]:
-    values: dict[str, str] = {**secrets}
+def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mapping[str, str],
+                    builtins: Mapping[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {**builtins, **secrets}
     for name, raw in flow.vars.items():
         values[name] = substitute(str(raw).lower() if isinstance(raw, bool) else str(raw), values)
     values.update(cli_vars)
@@ -256,9 +257,12 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
     if backend is None and _needs_agent(flow.steps):
         raise ConfigError("this workflow has agent steps: give a model (--base-url URL) or recorded replies (--script FILE)")
     secrets = {name: env[name] for name in flow.secrets}
-    values = _resolve_values(flow, cli_vars or {}, secrets)
-    run_dir = claim_run_dir(Path(run_dir))
-    run = WorkflowRun(flow, run_dir, backend=backend, base_dir=Path(base_dir or Path.cwd()).resolve(),
+    base = Path(base_dir or Path.cwd()).resolve()
+    run_dir = Path(run_dir)
+    builtins = {"cwd": str(base), "run_dir": str(run_dir.resolve())}  # absolute paths for typing into apps
+    values = _resolve_values(flow, cli_vars or {}, secrets, builtins)
+    run_dir = claim_run_dir(run_dir)
+    run = WorkflowRun(flow, run_dir, backend=backend, base_dir=base,
                       values=values, secrets=secrets, settings=settings, instructions=instructions, say=say)
     started = time.monotonic()
     run.log.write("start", workflow=flow.model_dump(mode="json"), vars={k: v for k, v in values.items()

@@ -18,7 +18,9 @@
 
 A step is a mapping with exactly one kind key (launch, agent, click_text,
 type, key, wait_for_text, wait_for_window, sleep, check, foreach) plus that
-kind's options; every step may have a ``name``. Strings may use ``{var}``.
+kind's options; every step may have a ``name``. Strings may use ``{var}``;
+``{cwd}`` (where the run started) and ``{run_dir}`` are always defined, as
+absolute paths, for typing into an app's file dialog.
 """
 
 from __future__ import annotations
