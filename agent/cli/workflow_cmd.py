@@ -71,7 +71,7 @@ def run(
     except _user_errors() as err:
         raise fail(str(err)) from None
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False))
+    say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
     try:
         result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=settings,
                               instructions=cfg.extra_instructions, say=say)

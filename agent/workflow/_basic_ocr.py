@@ -40,12 +40,15 @@ def _squash(text: str) -> str:
     return "".join(text.split()).lower()
 
 
-def find(desk, text: str, timeout: float) -> list[tuple[str, tuple[int, int, int, int]]]:
-    """OCR lines holding ``text``, retried until ``timeout``; CheckFailed if it never shows."""
+def find(desk, text: str, timeout: float, region=None) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """OCR lines holding ``text`` (screen pixels), retried until ``timeout``; CheckFailed if it never shows."""
     needle = _squash(text)
     deadline = time.monotonic() + timeout
+    ox, oy = (region[0], region[1]) if region else (0, 0)
     while True:
-        lines = _read(desk.observe().image)
+        image = desk.observe().image
+        lines = [(t, (x1 + ox, y1 + oy, x2 + ox, y2 + oy))
+                 for t, (x1, y1, x2, y2) in _read(image.crop(region) if region else image)]
         found = [line for line in lines if needle in _squash(line[0])]
         if found:
             return found

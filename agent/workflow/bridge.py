@@ -63,28 +63,28 @@ def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path |
     return Outcome(passed, label, message)
 
 
-def wait_for_text(desk, text: str, timeout: float) -> str:
+def wait_for_text(desk, text: str, timeout: float, region=None) -> str:
     """Wait until OCR reads ``text`` on screen; CheckFailed after ``timeout``. Returns where."""
     if _have("deskpilot.perception.ocr"):
         from deskpilot.perception import ocr
 
-        found = ocr.wait_for_text(desk, text, timeout=timeout)
+        found = ocr.wait_for_text(desk, text, timeout=timeout, region=region)
         return f"{text!r} at {list(found[0].box)}"
     from deskpilot.agent.workflow import _basic_ocr
 
-    return f"{text!r} at {list(_basic_ocr.find(desk, text, timeout)[0][1])}"
+    return f"{text!r} at {list(_basic_ocr.find(desk, text, timeout, region)[0][1])}"
 
 
-def click_text(desk, text: str, timeout: float, index: int) -> str:
+def click_text(desk, text: str, timeout: float, index: int, region=None) -> str:
     """Click the middle of the ``index``-th place OCR reads ``text`` (whole OCR line in the stand-in)."""
     if _have("deskpilot.perception.ocr"):
         from deskpilot.perception import ocr
 
-        target = ocr.click_text(desk, text, timeout=timeout, index=index)
+        target = ocr.click_text(desk, text, timeout=timeout, index=index, region=region)
         return f"clicked {text!r} at {list(target.center)}"
     from deskpilot.agent.workflow import _basic_ocr
 
-    found = _basic_ocr.find(desk, text, timeout)
+    found = _basic_ocr.find(desk, text, timeout, region)
     if index >= len(found):
         raise CheckFailed(f"text {text!r} is on screen {len(found)} time(s); no match number {index + 1}")
     x1, y1, x2, y2 = found[index][1]

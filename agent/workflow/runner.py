@@ -154,11 +154,11 @@ class WorkflowRun:
                 desk.sandbox.wait_for_window(title, timeout=step.timeout)
             except DeskpilotError:
                 raise CheckFailed(f"no window titled {title!r} within {step.timeout:g} s") from None
-            desk.settle(cap=5.0)
+            _wait_quiet(desk, step.quiet, deadline=time.monotonic() + step.timeout)
         elif isinstance(step, WaitForTextStep):
-            result.message = bridge.wait_for_text(desk, sub(step.wait_for_text), step.timeout)
+            result.message = bridge.wait_for_text(desk, sub(step.wait_for_text), step.timeout, step.region)
         elif isinstance(step, ClickTextStep):
-            result.message = bridge.click_text(desk, sub(step.click_text), step.timeout, step.index)
+            result.message = bridge.click_text(desk, sub(step.click_text), step.timeout, step.index, step.region)
             desk.settle()
         elif isinstance(step, AgentStep):
             self.agent(step, number, values, result)
@@ -232,6 +232,18 @@ class WorkflowRun:
                     self.desk = outer
             for name in (s.answer for s in step.steps if isinstance(s, AgentStep) and s.answer):
                 values[f"{name}_{r}"] = row_values.get(name, "")
+
+
+def _wait_quiet(desk, quiet: float, deadline: float, interval: float = 0.1) -> None:
+    """Until the screen has not changed for ``quiet`` seconds (or the deadline passes)."""
+    from deskpilot.agent.screens import same_frame
+
+    last, since = desk.observe().image, time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(interval)
+        frame = desk.observe().image
+        if not same_frame(last, frame):
+            last, since = frame, time.monotonic()
 
 
 def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mapping[str, str],

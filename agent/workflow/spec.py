@@ -90,7 +90,18 @@ class AgentStep(_Step):
         return value
 
 
-class ClickTextStep(_Step):
+class _Region(_Step):
+    region: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2 in pixels: read only there (faster)
+
+    @field_validator("region")
+    @classmethod
+    def _box(cls, value):
+        if value is not None and (value[2] <= value[0] or value[3] <= value[1] or min(value) < 0):
+            raise ValueError(f"a region is [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {list(value)}")
+        return value
+
+
+class ClickTextStep(_Region):
     """Click the middle of a text OCR finds on screen."""
 
     click_text: str = Field(min_length=1)
@@ -117,16 +128,21 @@ class KeyStep(_Step):
         return value
 
 
-class WaitForTextStep(_Step):
+class WaitForTextStep(_Region):
     wait_for_text: str = Field(min_length=1)
     timeout: float = Field(default=30.0, gt=0, le=600)
 
 
 class WaitForWindowStep(_Step):
-    """Wait until a window whose title contains this text is on screen, then for the screen to settle."""
+    """Wait until a window whose title contains this text is on screen, then until the screen is quiet.
+
+    Some apps (LibreOffice) map their window and paint it a second later:
+    ``quiet`` is how long the screen must not change before the step passes.
+    """
 
     wait_for_window: str = Field(min_length=1)
     timeout: float = Field(default=60.0, gt=0, le=600)
+    quiet: float = Field(default=0.5, ge=0, le=60)  # then the screen must stay unchanged this long
 
 
 class SleepStep(_Step):
