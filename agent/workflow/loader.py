@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from deskpilot.agent.workflow.spec import STEP_KINDS, AgentStep, ForeachStep, Workflow
-from deskpilot.agent.workflow.variables import references, strings_in
+from deskpilot.agent.workflow.variables import references, strings_in, substitute
 from deskpilot.agent.workflow.yamllines import LineDict, LineList, line_of, load_yaml
 from deskpilot.errors import ConfigError
 
@@ -96,11 +96,22 @@ def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapp
                     complain(node, f"unknown variable {{{name}}} (define it under vars:, with --var "
                                    f"{name}=..., as an agent step's answer: or as a CSV column)")
 
+    static = {**{k: str(v) for k, v in flow.vars.items()}, **cli_vars, "cwd": str(base_dir)}
+
+    def csv_of(step: ForeachStep) -> Path | None:
+        """The CSV file a foreach reads, when its path is known before the run."""
+        try:
+            text = substitute(substitute(step.foreach, static), static)  # vars may name other vars
+        except ConfigError:
+            return None  # uses an answer or a secret: known only while running
+        path = Path(text)
+        return path if path.is_absolute() else base_dir / path
+
     row_columns: set[str] = set()  # a desktop started per CSV row may use that row's columns
     for step in flow.steps:
-        if isinstance(step, ForeachStep) and step.sandbox == "per_row" and not references(step.foreach):
-            csv_path = Path(step.foreach) if Path(step.foreach).is_absolute() else base_dir / step.foreach
-            if csv_path.is_file():
+        if isinstance(step, ForeachStep) and step.sandbox == "per_row":
+            csv_path = csv_of(step)
+            if csv_path is not None and csv_path.is_file():
                 row_columns |= set(csv_columns(csv_path)) | {"row_number"}
     need(strings_in(flow.desktop.model_dump()), known | row_columns, data.get("desktop", data))
     for text in (str(v) for v in flow.vars.values()):
@@ -110,12 +121,11 @@ def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapp
         for step, node in zip(steps, nodes):
             if isinstance(step, ForeachStep):
                 need([step.foreach], names, node)
-                inner = set(names) | {"row_number"}
-                if not references(step.foreach):
-                    csv_path = Path(step.foreach)
-                    csv_path = csv_path if csv_path.is_absolute() else base_dir / csv_path
+                inner: set[str] | None = set(names) | {"row_number"}
+                csv_path = csv_of(step)
+                if csv_path is not None:
                     if not csv_path.is_file():
-                        complain(node, f"foreach: CSV file {step.foreach} does not exist")
+                        complain(node, f"foreach: CSV file {csv_path} does not exist")
                     inner |= set(csv_columns(csv_path))
                 else:
                     inner = None  # columns unknown until the run: check nothing inside

@@ -49,6 +49,7 @@ def _label(step, values: Mapping[str, str]) -> str:
         text = substitute(str(value), values)
     except ConfigError:
         text = str(value)
+    text = text.replace("\n", "\\n")
     return f"{step.kind}: {text if len(text) <= 70 else text[:67] + '...'}"
 
 
@@ -235,14 +236,20 @@ class WorkflowRun:
 
 
 def _wait_quiet(desk, quiet: float, deadline: float, interval: float = 0.1) -> None:
-    """Until the screen has not changed for ``quiet`` seconds (or the deadline passes)."""
-    from deskpilot.agent.screens import same_frame
+    """Until the screen has not changed for ``quiet`` seconds; CheckFailed at the deadline.
+
+    A blinking text cursor is not a change: frames count as the same when
+    99.9 % of the (downscaled) pixels agree.
+    """
+    from deskpilot.agent.screens import similarity
 
     last, since = desk.observe().image, time.monotonic()
-    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"the screen kept changing; it was never still for {quiet:g} s")
         time.sleep(interval)
         frame = desk.observe().image
-        if not same_frame(last, frame):
+        if similarity(last, frame) < 0.999:
             last, since = frame, time.monotonic()
 
 
