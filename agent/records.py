@@ -36,6 +36,8 @@ class Attempt(BaseModel):
     raw_reply: str
     reasoning: str | None = None
     error: str
+    prompt: str = ""  # the exact text sent, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicyDecision(BaseModel):
@@ -60,6 +62,8 @@ class StepRecord(BaseModel):
     element_info: str | None = None
     memory: list[Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    prompt: str = ""  # the exact text of the accepted attempt's prompt, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
     policy: PolicyDecision = Field(default_factory=PolicyDecision)
     performed: bool = False
     timings_ms: dict[str, float] = Field(default_factory=dict)
@@ -96,6 +100,7 @@ class EndRecord(BaseModel):
     time: str
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema
     reason: str = ""
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
@@ -111,6 +116,7 @@ class RunResult(BaseModel):
 
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema (JSON value or model instance)
     reason: str = ""
     steps: int = 0
     run_dir: str | None = None
@@ -159,3 +165,13 @@ class RunResult(BaseModel):
         from pathlib import Path
 
         return str(Path(self.run_dir) / shots[-1])
+
+
+class ErrorRecord(BaseModel):
+    """Stands in for a record that could not be written (the trajectory never loses a run)."""
+
+    kind: Literal["error"] = "error"
+    time: str
+    record: str  # the kind of record that was replaced
+    step: int | None = None
+    error: str

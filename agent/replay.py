@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
 from deskpilot.agent.screens import settle_blocking, similarity
@@ -30,8 +30,15 @@ def session_of(run_dir: Path) -> SessionSpec:
     run = load_run(run_dir)
     if "session" not in run.settings:
         raise ReplayError(f"{run_dir} has no session settings (was it recorded by `deskpilot run`?)")
-    recorded = {"maximize": False, **run.settings["session"]}  # runs recorded before windows were maximized
-    return SessionSpec.model_validate(recorded)
+    try:
+        recorded = run.settings["session"]
+        if isinstance(recorded, dict):  # runs recorded before windows were maximized keep their sizes
+            recorded = {"maximize": False, **recorded}
+        return SessionSpec.model_validate(recorded)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "session"
+        raise ReplayError(f"{run_dir}: the recorded session is broken at {where}: {first['msg']}") from None
 
 
 def _with_secrets(data, names: list[str], env: dict[str, str]):

@@ -6,7 +6,7 @@ import os
 import shlex
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -34,7 +34,7 @@ class SessionSpec(BaseModel):
     """Everything needed to bring the same desktop up again (kept for replay)."""
 
     size: tuple[int, int] = (1920, 1080)
-    isolation: str = "bwrap"
+    isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
     shares: list[str] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
@@ -69,7 +69,8 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
 
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # bad binds fail before start-up
-    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds,
+    width, height = spec.size
+    sb = Sandbox(size=(width, height), isolation=spec.isolation, network=spec.network, binds=binds,
                  maximize=spec.maximize)
     handles = []
     try:
@@ -160,7 +161,7 @@ class Session:
         apps: "Sequence[str | AppSpec | Sequence[str]]" = (),
         shares: "Sequence[str | os.PathLike[str]]" = (),
         *,
-        isolation: str = "bwrap",
+        isolation: Literal["bwrap", "none"] = "bwrap",
         network: bool = False,
         maximize: bool = True,
         ready_timeout: float = 20.0,
@@ -237,7 +238,7 @@ class Session:
         if settle and action.type not in ("done", "fail", "wait"):
             self.settle()
 
-    def click(self, x: int, y: int, button: str = "left") -> None:
+    def click(self, x: int, y: int, button: Literal["left", "right", "middle"] = "left") -> None:
         from deskpilot.actions.models import Click
 
         self.perform(Click(x=x, y=y, button=button))
@@ -260,7 +261,8 @@ class Session:
 
         self.perform(Drag(x=x1, y=y1, to_x=x2, to_y=y2))
 
-    def scroll(self, x: int, y: int, direction: str = "down", amount: int = 5) -> None:
+    def scroll(self, x: int, y: int, direction: Literal["up", "down", "left", "right"] = "down",
+               amount: int = 5) -> None:
         from deskpilot.actions.models import Scroll
 
         self.perform(Scroll(x=x, y=y, direction=direction, amount=amount))
@@ -275,7 +277,7 @@ class Session:
         """Press a key or chord, e.g. 'enter', 'ctrl+s', 'ctrl+shift+t'."""
         from deskpilot.actions.models import Key
 
-        self.perform(Key(keys=combo))
+        self.perform(Key.model_validate({"keys": combo}))
 
     def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0):
         """Start another app (same parsing and binding rules as --app); returns its handle."""

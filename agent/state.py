@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
+
 from deskpilot.actions.models import Action
 from deskpilot.actions.step import ParsedStep
 from deskpilot.agent.dialects.base import HistoryEntry
@@ -23,7 +25,7 @@ class RunState:
         self.history: list[HistoryEntry] = []
         self.memory: list[Any] | None = None
         self._last_action: Action | None = None
-        self._last_frame = None
+        self._last_frame: Image.Image | None = None
         self._repeats = 0
 
     def remember(self, parsed: ParsedStep, obs: Observation, note: str = "") -> None:
@@ -31,8 +33,8 @@ class RunState:
         self.history.append(HistoryEntry(thought=parsed.thought, action_text=text, screenshot=obs.image))
         if len(self.history) > self.keep_images:
             self.history[-self.keep_images - 1].screenshot = None
-        if parsed.memory is not None:
-            self.memory = parsed.memory
+        # No (readable) Memory: section resets memory, as the official agents do.
+        self.memory = parsed.memory if parsed.memory is not None else []
 
     def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
         unchanged = self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999

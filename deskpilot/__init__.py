@@ -17,7 +17,7 @@ _here = _os.path.dirname(__file__)
 if not _os.path.isdir(_os.path.join(_here, "agent")):
     _root = _os.path.dirname(_here)
     if _os.path.isfile(_os.path.join(_root, "agent", "__init__.py")):
-        __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+        __path__.append(_root)  # type: ignore[name-defined]
 
 _EXPORTS: dict[str, str] = {
     # a desktop to work on, and the agent that works on it
@@ -68,7 +68,7 @@ _EXPORTS: dict[str, str] = {
     "CheckFailed": "deskpilot.errors",
 }
 
-__all__: list[str] = ["__version__", *sorted(_EXPORTS)]
+__all__: list[str] = ["__version__", *sorted(_EXPORTS)]  # noqa: PLE0604
 
 
 def __getattr__(name: str):

@@ -54,7 +54,7 @@ def run(
 
     from deskpilot.agent.cli.run import _raise_interrupt, make_backend
     from deskpilot.agent.config import load_config
-    from deskpilot.agent.loop import LoopSettings
+    from deskpilot.agent.dialects import make_dialect
     from deskpilot.agent.rundir import default_run_dir
     from deskpilot.agent.workflow import load_workflow, run_workflow
     from deskpilot.agent.workflow.runner import _needs_agent, result_exit_code
@@ -65,16 +65,19 @@ def run(
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
                            "script": script}, config_file=config)
         backend = make_backend(cfg) if _needs_agent(flow.steps) else None
-        settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                parse_retries=cfg.parse_retries)
+
+        def dialect_for(instructions: str, secrets: dict[str, str]):
+            return make_dialect(cfg.backend.dialect, extra_instructions=instructions, secrets=secrets,
+                                prompt_template=cfg.backend.prompt_template)
+
         run_dir = out or default_run_dir(flow.name, None)
     except _user_errors() as err:
         raise fail(str(err)) from None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
     try:
-        result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=settings,
-                              instructions=cfg.extra_instructions, say=say)
+        result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=cfg.loop,
+                              instructions=cfg.instructions, say=say, make_dialect=dialect_for, policy=cfg.policy)
     except _user_errors() as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:

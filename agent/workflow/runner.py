@@ -58,7 +58,11 @@ class WorkflowRun:
 
     def __init__(self, flow: Workflow, run_dir: Path, *, backend=None, base_dir: Path, values: dict[str, str],
                  secrets: dict[str, str], settings=None, instructions: str = "",
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None) -> None:
+        from deskpilot.agent.policy import Policy
+
+        self.make_dialect = make_dialect or _default_dialect
+        self.policy = policy or Policy()
         self.flow = flow
         self.run_dir = run_dir
         self.backend = backend
@@ -172,16 +176,17 @@ class WorkflowRun:
             result.screenshot = self.snapshot(number)
 
     def agent(self, step: AgentStep, number: str, values: dict[str, str], result: StepResult) -> None:
-        from deskpilot.agent.dialects import GLM45VDialect
+        from deskpilot.agent.answers import AnswerSchema
         from deskpilot.agent.loop import Agent
-        from deskpilot.agent.policy import Policy
 
         task = substitute(step.agent, values)
+        schema = AnswerSchema(step.answer_schema, source="answer_schema") if step.answer_schema else None
+        policy = self.policy.model_copy(update={"max_steps": step.max_steps})
         for attempt in range(step.retries + 1):
             folder = f"agent_{number.replace('.', '_')}" + (f"_retry{attempt}" if attempt else "")
-            dialect = GLM45VDialect(extra_instructions=step.instructions or self.instructions, secrets=self.secrets)
-            with Agent(self.backend, self.desk, dialect, run_dir=self.run_dir / folder,
-                       policy=Policy(max_steps=step.max_steps), settings=self.settings,
+            dialect = self.make_dialect(step.instructions or self.instructions, self.secrets)
+            with Agent(self.backend, self.desk, dialect, run_dir=self.run_dir / folder, policy=policy,
+                       settings=self.settings, output_schema=schema,
                        run_info={"workflow": self.flow.name, "workflow_step": number}) as agent:
                 run = agent.run(task)
             result.agent_run = folder
@@ -191,6 +196,7 @@ class WorkflowRun:
                     if run.answer is None:
                         raise CheckFailed(f"the agent finished without an answer for {{{step.answer}}}")
                     values[step.answer] = run.answer
+                    values.update(_answer_fields(step.answer, run.answer))
                     result.answer = run.answer
                 return
             if attempt < step.retries:
@@ -235,6 +241,26 @@ class WorkflowRun:
                 values[f"{name}_{r}"] = row_values.get(name, "")
 
 
+def _answer_fields(name: str, answer: str) -> dict[str, str]:
+    """A JSON object answer also gives one variable per top-level field: {total_sum} for {"sum": 3}."""
+    import json
+
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {f"{name}_{k}": (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+            for k, v in data.items() if isinstance(k, str) and k.isidentifier()}
+
+
+def _default_dialect(instructions: str, secrets: Mapping[str, str]):
+    from deskpilot.agent.dialects import GLM45VDialect
+
+    return GLM45VDialect(extra_instructions=instructions, secrets=dict(secrets))
+
+
 def _wait_quiet(desk, quiet: float, deadline: float, interval: float = 0.1) -> None:
     """Until the screen has not changed for ``quiet`` seconds; CheckFailed at the deadline.
 
@@ -265,8 +291,13 @@ def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mappin
 def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars: Mapping[str, str] | None = None,
                  base_dir: str | Path | None = None, settings=None, instructions: str = "",
                  env: Mapping[str, str] | None = None, say: Callable[[str], None] | None = None,
-                 report: bool = True) -> WorkflowResult:
-    """Run a validated workflow; returns how it went (``ok`` only if every step and check passed)."""
+                 report: bool = True, make_dialect=None, policy=None) -> WorkflowResult:
+    """Run a validated workflow; returns how it went (``ok`` only if every step and check passed).
+
+    ``make_dialect(instructions, secrets)`` builds each agent step's dialect
+    (default GLM-4.5V); ``policy`` is the base policy of agent steps (their
+    ``max_steps`` replaces its own); ``settings`` the loop settings.
+    """
     from deskpilot.agent.rundir import claim_run_dir
 
     env = os.environ if env is None else env
@@ -282,7 +313,8 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
     values = _resolve_values(flow, cli_vars or {}, secrets, builtins)
     run_dir = claim_run_dir(run_dir)
     run = WorkflowRun(flow, run_dir, backend=backend, base_dir=base,
-                      values=values, secrets=secrets, settings=settings, instructions=instructions, say=say)
+                      values=values, secrets=secrets, settings=settings, instructions=instructions, say=say,
+                      make_dialect=make_dialect, policy=policy)
     started = time.monotonic()
     run.log.write("start", workflow=flow.model_dump(mode="json"), vars={k: v for k, v in values.items()
                                                                         if k not in secrets})

@@ -80,7 +80,17 @@ class AgentStep(_Step):
     max_steps: int = Field(default=30, ge=1, le=1000)
     retries: int = Field(default=0, ge=0, le=5)
     answer: str | None = None
+    answer_schema: dict[str, Any] | None = None  # JSON Schema the answer must match (the loop asks again once)
     instructions: str | None = None
+
+    @field_validator("answer_schema")
+    @classmethod
+    def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from deskpilot.agent.answers import AnswerSchema
+
+            AnswerSchema(value, source="answer_schema")  # a ConfigError (ValueError) names the problem
+        return value
 
     @field_validator("answer")
     @classmethod
