@@ -100,6 +100,7 @@ def test_every_step_kind_on_a_real_editor(tmp_path, monkeypatch):
         "    retries: 1\n"
         "    max_steps: 3\n"
         "    answer: number\n"
+        "    answer_schema: {type: integer, minimum: 1}\n"
         "  - type: 'answer={number}'\n"
         "  - key: ctrl+s\n"
         "  - launch: 'xterm -title second-app'\n"
@@ -176,3 +177,22 @@ def test_agent_steps_need_a_model(tmp_path):
     with pytest.raises(ConfigError, match="give a model"):
         run_workflow(flow, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@needs_mousepad
+def test_ocr_steps_read_and_click_text_on_screen(tmp_path):
+    """wait_for_text and click_text read the real screen (RapidOCR); a text that never shows fails the step."""
+    pytest.importorskip("rapidocr")
+    text = (
+        "desktop: {size: 800x600, apps: [mousepad]}\n"
+        "steps:\n"
+        "  - wait_for_window: Mousepad\n"
+        "  - click_text: Search\n    region: [0, 20, 400, 45]\n    timeout: 60\n"
+        "  - wait_for_text: Find and Replace\n    region: [80, 45, 360, 225]\n    timeout: 60\n"
+        "  - wait_for_text: not on this screen\n    region: [80, 45, 360, 225]\n    timeout: 0\n"
+    )
+    result = run_workflow(parse_workflow(text, "ocr.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed"] * 3 + ["failed"]
+    assert "clicked 'Search'" in result.steps[1].message
+    assert "did not appear" in result.steps[3].message and "Find and Replace" in result.steps[3].message
+    assert not result.ok

@@ -140,7 +140,7 @@ class KeyStep(_Step):
 
 class WaitForTextStep(_Region):
     wait_for_text: str = Field(min_length=1)
-    timeout: float = Field(default=30.0, gt=0, le=600)
+    timeout: float = Field(default=30.0, ge=0, le=600)  # 0: read the screen once
 
 
 class WaitForWindowStep(_Step):
