@@ -113,7 +113,7 @@ def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapp
             csv_path = csv_of(step)
             if csv_path is not None and csv_path.is_file():
                 row_columns |= set(csv_columns(csv_path)) | {"row_number"}
-    need(strings_in(flow.desktop.model_dump()), known | row_columns, data.get("desktop", data))
+    need(strings_in(flow.desktop.model_dump(mode="json")), known | row_columns, data.get("desktop", data))
     for text in (str(v) for v in flow.vars.values()):
         need([text], known, data.get("vars", data))
 

@@ -83,7 +83,7 @@ class WorkflowRun:
         from deskpilot.agent.config import parse_size
         from deskpilot.agent.session import Session, SessionSpec, app_from_command
 
-        d = substitute_all(self.flow.desktop.model_dump(), values)
+        d = substitute_all(self.flow.desktop.model_dump(mode="json"), values)
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
                            maximize=d["maximize"], shares=shares,

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from deskpilot.agent.config import DesktopSpec
 from deskpilot.agent.workflow.variables import NAME_RE, references
 
 
@@ -36,25 +37,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
-class Desktop(_Strict):
-    """The sandbox the steps run in (same rules as `deskpilot run`'s options)."""
+class Desktop(DesktopSpec):
+    """The sandbox the steps run in: the run spec's desktop section, whose strings may use {vars}."""
 
-    size: str = "1920x1080"
-    apps: list[str] = Field(default_factory=list)
-    shares: list[str] = Field(default_factory=list)
-    network: bool = False
-    maximize: bool = True
-    isolation: Literal["bwrap", "none"] = "bwrap"
-    ready_timeout: float = Field(default=60.0, gt=0, le=600)
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    ready_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds for the apps' first window
 
-    @field_validator("size")
+    @field_validator("size", mode="before")
     @classmethod
-    def _size(cls, value: str) -> str:
-        if not references(value):
-            from deskpilot.agent.config import parse_size
-
-            parse_size(value)
-        return value
+    def _size(cls, value: Any) -> str:
+        if isinstance(value, str) and references(value):
+            return value  # checked once the variables are known
+        return DesktopSpec._size(value)
 
 
 class _Step(_Strict):
