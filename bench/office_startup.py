@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import deskpilot  # noqa: E402
-from deskpilot.agent.workflow.runner import _wait_quiet  # noqa: E402
+import deskpilot
+from deskpilot.agent.workflow.runner import _wait_quiet
 
 APPS = [("xterm", "xterm -title bench-xterm", "bench-xterm"), ("mousepad", "mousepad", "Mousepad"),
         ("calc", "localc", "LibreOffice Calc"), ("writer", "lowriter", "LibreOffice Writer")]

@@ -71,7 +71,7 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _sequence)
 def load_yaml(text: str, source: str = "workflow") -> Any:
     """Parse YAML text into LineDict/LineList/scalars; ConfigError with the line on bad syntax."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass: no Python objects
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: builds no Python objects
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
