@@ -53,7 +53,7 @@ def make_dialect_for(cfg: RunConfig):
     from deskpilot.agent.dialects import make_dialect
 
     return make_dialect(cfg.backend.dialect, extra_instructions=cfg.instructions, secrets=cfg.secrets,
-                        prompt_template=cfg.backend.prompt_template)
+                        prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
 
 
 def make_policy(cfg: RunConfig):
@@ -204,6 +204,12 @@ def _print_result(result, run_dir: Path) -> None:
         console.print(f"cache: {result.totals['model_calls_saved']} model call(s) saved")
     if result.answer:
         console.print(f"answer: {escape(result.answer)}")
+    t = result.totals
+    if t.get("image_tokens"):
+        saved = t.get("image_token_savings_pct", 0)
+        console.print(f"image tokens {t['image_tokens']}" + (f" ({saved:g}% fewer than full size)" if saved else "")
+                      + f", prompt tokens ~{t.get('prompt_tokens_est', 0)}"
+                      + f", reusable prefix {100 * t.get('prefix_share', 0):.0f}%")
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 
@@ -252,6 +258,8 @@ def run(
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs (repeatable)"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt \\[default: none]"),
     config: Optional[Path] = typer.Option(None, help="TOML config file \\[default: ./deskpilot.toml if present]"),
+    image_budget: Optional[str] = typer.Option(None, help="Per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720); history screenshots shrink in proportion \\[default: full size]"),
+    history_images: Optional[int] = typer.Option(None, help="Earlier screenshots shown in the prompt \\[default: 4]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
     expect_file: list[str] = typer.Option([], "--expect-file", help="Check after DONE: PATH:contains:TEXT, PATH:regex:RE or PATH:exists"),
@@ -273,7 +281,7 @@ def run(
              "isolation": isolation, "network": network, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
-             "cache": cache},
+             "cache": cache, "image_budget": image_budget, "history_images": history_images},
             config_file=config, secret_names=secret)
         from deskpilot.agent.checks import expect_file_flag
 
