@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deskpilot.agent.session import AppSpec, SessionSpec, app_from_command
+
 from deskpilot.errors import SandboxError, UsageError
 
 
@@ -304,7 +305,7 @@ class SandboxPool:
         with self._cond:
             self._cond.wait_for(lambda: self._starting == 0 and self._closing == 0, timeout=60)
 
-    def __enter__(self) -> "SandboxPool":
+    def __enter__(self) -> SandboxPool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from deskpilot.agent.pool import SandboxPool
+
 from deskpilot.errors import SandboxError
 
 
