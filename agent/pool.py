@@ -176,8 +176,8 @@ class SandboxPool:
             self._warm = max(0, min(warm, self.max))
             surplus = [self._idle.pop() for _ in range(len(self._idle) - self._warm)] if len(self._idle) > self._warm else []
             self._cond.notify_all()
-        for desk in surplus:
-            self._discard(desk)
+        for desk in surplus:  # closing takes a moment: not on the caller's (maybe an event loop's) time
+            threading.Thread(target=self._discard, args=(desk,), name="pool-close", daemon=True).start()
 
     # -- building ----------------------------------------------------------------
     def _build(self) -> Desk:

@@ -1,0 +1,259 @@
+"""Runs a suite: every task attempt on its own fresh desktop, many at once, one shared model.
+
+One asyncio event loop drives up to ``parallel`` attempts. Each attempt leases
+a ready desk from a SandboxPool (one pool per distinct desktop), runs a
+normal Agent into its own run folder (``OUT/runs/ID~N``), evaluates the
+task's checks on the live desk, copies its shared folders into the run
+folder, and appends one fsynced line to ``OUT/results.jsonl``. A live model
+(``--base-url``) is one backend shared by all attempts, with a limit on
+concurrent model calls; without one, each attempt answers from its task's
+scripted replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from deskpilot.agent.eval.checks import run_checks
+from deskpilot.agent.eval.results import (
+    AttemptResult, append_result, read_results, summarize, write_index, write_summary,
+)
+from deskpilot.agent.eval.suite import Suite, SuiteTask
+from deskpilot.errors import ConfigError, DeskpilotError
+
+
+class EvalSettings(BaseModel):
+    """How to run a suite (the model and loop settings come from the usual RunConfig)."""
+
+    parallel: int = Field(default=4, ge=1, le=512)
+    repeat: int = Field(default=1, ge=1, le=1000)
+    resume: bool = False
+    model_concurrency: int | None = Field(default=None, ge=1)  # default: parallel
+    warm: int = Field(default=1, ge=0)  # idle desks kept ready per distinct desktop
+    fresh_shares: bool = True  # each attempt works on its own copy of the shared folders
+
+
+def attempt_dir(out: Path, task_id: str, attempt: int) -> Path:
+    return out / "runs" / f"{task_id}~{attempt}"
+
+
+class LimitedBackend:
+    """A shared backend with at most `limit` model calls in flight (the server's batch is finite)."""
+
+    def __init__(self, backend, limit: int):
+        self.backend = backend
+        self._limit = limit
+        self._sem: asyncio.Semaphore | None = None
+
+    async def acomplete(self, request):
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self._limit)
+        async with self._sem:
+            return await self.backend.acomplete(request)
+
+    def complete(self, request):
+        return self.backend.complete(request)
+
+    def close(self) -> None:
+        pass  # the evaluation closes the shared backend once, at the end
+
+
+def make_backend(cfg):
+    from deskpilot.model_backend import OpenAICompatibleBackend
+
+    return OpenAICompatibleBackend(cfg.base_url, cfg.model, api_key=cfg.api_key, flavor=cfg.flavor,
+                                   timeout=cfg.step_timeout)
+
+
+def task_backend(task: SuiteTask, shared):
+    """The shared live backend, else the task's own scripted replies."""
+    if shared is not None:
+        return shared
+    from deskpilot.model_backend import ScriptedBackend
+
+    replies = task.replies()
+    if not replies:
+        raise ConfigError(f"task {task.id} has no script and no model was given (--base-url)")
+    return ScriptedBackend(replies)
+
+
+def task_spec(task: SuiteTask):
+    from deskpilot.agent.pool import make_spec
+
+    d = task.desktop
+    return make_spec(d.size, d.apps, shares=d.shares, isolation=d.isolation, network=d.network)
+
+
+async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backend, *,
+                      desk_s: float = 0.0, on_event: Callable[[dict], None] | None = None) -> AttemptResult:
+    """One attempt on a ready desk: the agent's run, the checks, the shares kept, the report."""
+    from deskpilot.agent.loop import Agent, LoopSettings
+    from deskpilot.agent.policy import Policy
+    from deskpilot.agent.report import build_report
+
+    run_dir = attempt_dir(out, task.id, attempt)
+    started = time.monotonic()
+    marks: list[float] = []
+
+    def event(e: dict[str, Any]) -> None:
+        if e.get("event") in ("thinking", "end"):
+            marks.append(time.monotonic())
+        if on_event is not None:
+            on_event({**e, "task": task.id, "attempt": attempt})
+
+    policy = Policy(max_steps=task.max_steps, step_timeout_s=cfg.step_timeout, run_timeout_s=cfg.run_timeout,
+                    stuck_repeats=cfg.stuck_repeats)
+    settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                            parse_retries=cfg.parse_retries)
+    info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.model, "base_url": cfg.base_url,
+            "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
+    agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=settings, on_event=event,
+                  capturer=desk.capturer, run_info=info)
+    try:
+        result = await agent.arun(task.task)
+    except BaseException:  # interrupted: the run folder still gets its report
+        agent.close()
+        with contextlib.suppress(Exception):
+            build_report(run_dir)
+        raise
+    agent.close()
+    checks = await asyncio.to_thread(run_checks, desk, task.checks)
+    for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
+        if host != Path(inside):
+            await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
+                                    symlinks=True, dirs_exist_ok=True)
+    await asyncio.to_thread(build_report, run_dir)
+    totals = result.totals
+    passed = sum(c.passed for c in checks)
+    return AttemptResult(
+        id=task.id, attempt=attempt, status=result.status.value,
+        passed=result.status.value == "DONE" and passed == len(checks),
+        checks_passed=passed, checks_total=len(checks), checks=checks, reason=result.reason,
+        steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
+        completion_tokens=int(totals.get("completion_tokens", 0)),
+        model_s=round(float(totals.get("model_ms", 0)) / 1000, 3), wall_s=round(time.monotonic() - started + desk_s, 3),
+        desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
+        tags=task.tags, run_dir=str(run_dir.relative_to(out)),
+    )
+
+
+def failed_attempt(task: SuiteTask, attempt: int, out: Path, error: BaseException, wall_s: float) -> AttemptResult:
+    run_dir = attempt_dir(out, task.id, attempt)
+    return AttemptResult(id=task.id, attempt=attempt, status="ERROR", passed=False, checks_total=len(task.checks),
+                         reason=str(error) or error.__class__.__name__, wall_s=round(wall_s, 3), tags=task.tags,
+                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "report.html").is_file() else "")
+
+
+def plan(suite: Suite, repeat: int, out: Path, resume: bool) -> tuple[list[tuple[SuiteTask, int]], list[AttemptResult]]:
+    """Attempts still to run (round by round, so early results cover every task) and those done."""
+    done = read_results(out)
+    if done and not resume:
+        raise ConfigError(f"{out} already holds an evaluation ({len(done)} results): use --resume, or another --out")
+    finished = {(r.id, r.attempt) for r in done}
+    todo = [(t, a) for a in range(1, repeat + 1) for t in suite.tasks if (t.id, a) not in finished]
+    for task, attempt in todo:  # a run folder without a result line was interrupted: keep it aside
+        folder = attempt_dir(out, task.id, attempt)
+        if folder.exists():
+            n = 1
+            while (aside := folder.with_name(f"{folder.name}.interrupted{n}")).exists():
+                n += 1
+            folder.rename(aside)
+    known = suite.by_id()
+    return todo, [r for r in done if r.id in known]
+
+
+class Evaluation:
+    """A suite run on this machine. `run()` returns the summary (also written to OUT)."""
+
+    def __init__(self, suite: Suite, cfg, out: Path, settings: EvalSettings | None = None,
+                 progress: Callable[[dict], None] | None = None):
+        self.suite, self.cfg, self.out = suite, cfg, Path(out)
+        self.settings = settings or EvalSettings()
+        self.progress = progress or (lambda e: None)
+        self.results: list[AttemptResult] = []
+        self._pools: dict[str, Any] = {}
+
+    def _pool(self, spec, key: str, pending: int):
+        """The pool of this desktop; it keeps `warm` desks ready while attempts on it remain."""
+        from deskpilot.agent.pool import SandboxPool
+
+        if key not in self._pools:
+            self._pools[key] = SandboxPool(spec=spec, warm=0, max=self.settings.parallel,
+                                           fresh_shares=self.settings.fresh_shares,
+                                           builders=max(1, min(4, self.settings.warm)))
+        pool = self._pools[key]
+        pool.set_warm(min(self.settings.warm, pending))
+        return pool
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * self.settings.parallel + 4))
+        me = asyncio.current_task()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, me.cancel)
+        self.out.mkdir(parents=True, exist_ok=True)
+        todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
+        planned = len(todo) + len(self.results)
+        shared = None
+        if self.cfg.base_url:
+            shared = LimitedBackend(make_backend(self.cfg), self.settings.model_concurrency or self.settings.parallel)
+        pending: dict[str, int] = {}
+        for task, _ in todo:
+            key = task_spec(task).model_dump_json()
+            pending[key] = pending.get(key, 0) + 1
+        gate = asyncio.Semaphore(self.settings.parallel)
+        self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
+        started = time.monotonic()
+
+        async def one(task: SuiteTask, attempt: int) -> None:
+            async with gate:
+                t0 = time.monotonic()
+                self.progress({"event": "start", "task": task.id, "attempt": attempt})
+                try:
+                    spec = task_spec(task)
+                    key = spec.model_dump_json()
+                    pending[key] -= 1
+                    pool = self._pool(spec, key, pending[key])
+                    async with pool.alease() as desk:
+                        result = await run_attempt(task, attempt, self.out, self.cfg, desk,
+                                                   task_backend(task, shared), desk_s=time.monotonic() - t0,
+                                                   on_event=self.progress)
+                except (DeskpilotError, OSError) as err:
+                    result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
+                append_result(self.out, result)
+                self.results.append(result)
+                self.progress({"event": "result", "result": result})
+
+        jobs = [asyncio.ensure_future(one(t, a)) for t, a in todo]
+        interrupted = False
+        try:
+            await asyncio.gather(*jobs)
+        except asyncio.CancelledError:
+            interrupted = True
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)  # each agent writes its end record
+        finally:
+            for pool in self._pools.values():
+                await asyncio.to_thread(pool.close)
+            if shared is not None:
+                with contextlib.suppress(Exception):
+                    await shared.backend.aclose()
+                shared.backend.close()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+        summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
+                            interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
+        write_summary(self.out, summary)
+        write_index(self.out, self.results, summary)
+        self.progress({"event": "summary", "summary": summary})
+        return summary
