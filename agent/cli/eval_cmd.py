@@ -15,7 +15,7 @@ from rich.text import Text
 from deskpilot.agent.cli.run import _user_errors, fail
 from deskpilot.agent.config import load_config
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class EvalProgress:

@@ -13,16 +13,24 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deskpilot.agent.eval.checks import validate_check
 from deskpilot.errors import ConfigError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 PATH_KEYS = ("file", "screenshot_matches")  # check fields that name files
+
+
+def _check(value: dict[str, Any]) -> dict[str, Any]:
+    validate_check(value)
+    return value
+
+
+Check = Annotated[dict[str, Any], AfterValidator(_check)]
 
 
 class Desktop(BaseModel):
@@ -63,20 +71,13 @@ class SuiteTask(BaseModel):
     max_steps: int = Field(default=15, ge=1, le=1000)
     tags: list[str] = Field(default_factory=list)
     script: list[str] | str | None = None  # replies instead of a model, or a JSON file of them
-    checks: list[dict[str, Any]] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError("an id is 1-80 letters, digits, '.', '_' or '-' (it names the run folder)")
-        return v
-
-    @field_validator("checks")
-    @classmethod
-    def _checks(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for check in v:
-            validate_check(check)
         return v
 
     def replies(self) -> list[str] | None:
