@@ -29,9 +29,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-_TASK = re.compile(r"# Task:\n(.*?)\n\n# ", re.S)
+_TASK = re.compile(r"# Task:\n(.*?)\n\n# ", re.DOTALL)
 _STEP = re.compile(r"\nstep \d+: Screenshot:")
-_THINK = re.compile(r"^\s*<think>(.*?)</think>", re.S)
+_THINK = re.compile(r"^\s*<think>(.*?)</think>", re.DOTALL)
 IMAGE_TOKENS = 1200  # a 1280x800 screenshot is ~1,300 GLM-4.5V image tokens
 MODEL_NAME = "glm-4.5v-SIMULATOR"
 

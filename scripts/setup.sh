@@ -9,7 +9,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-tk xterm fonts-dejavu-core
   xdotool scrot imagemagick   # used by the benchmark's peer path
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ray}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from deskpilot.agent.eval.results import pass_at_k
 from deskpilot.agent.eval.suite import load_suite
 from deskpilot.agent.trajectory import load_run
+
 from deskpilot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_relative_paths_resolve_against_the_suite_folder(tmp_path, monkeypatch):
     (folder / "data").mkdir(parents=True)
     (folder / "app.py").write_text("print('hi')\n")
     (folder / "replies.json").write_text(json.dumps([box("DONE()")]))
-    path = write_suite(folder, [{"id": "t", "task": "x", "script": "replies.json",
+    write_suite(folder, [{"id": "t", "task": "x", "script": "replies.json",
                                  "desktop": {"apps": ["python3 app.py data/new.txt --flag"], "shares": ["data"]},
                                  "checks": [{"file": "data/new.txt", "exists": True}]}])
     monkeypatch.chdir(tmp_path)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
+from deskpilot.agent.cli.run import _user_errors, fail
+from deskpilot.agent.config import load_config
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
-
-from deskpilot.agent.cli.run import _user_errors, fail
-from deskpilot.agent.config import load_config
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -98,17 +97,17 @@ def eval_suite(
     suite: Path = typer.Argument(..., help="Suite file (YAML or JSON)"),
     parallel: int = typer.Option(4, "--parallel", "-j", help="Sandboxes (attempts) at once"),
     repeat: int = typer.Option(1, "--repeat", help="Attempts per task (pass@k)"),
-    out: Optional[Path] = typer.Option(None, help="Output folder [default: evals/DATE-SUITE]"),
+    out: Path | None = typer.Option(None, help="Output folder [default: evals/DATE-SUITE]"),
     resume: bool = typer.Option(False, "--resume", help="Skip attempts already in OUT/results.jsonl"),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server shared by all attempts; "
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible server shared by all attempts; "
                                            "without it, each task's scripted replies are used"),
-    model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
-    flavor: Optional[str] = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
-    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode [default: on]"),
-    model_concurrency: Optional[int] = typer.Option(None, help="Model calls in flight at most [default: --parallel]"),
+    model: str | None = typer.Option(None, help="Served model name [default: glm-4.5v]"),
+    flavor: str | None = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
+    thinking: bool | None = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode [default: on]"),
+    model_concurrency: int | None = typer.Option(None, help="Model calls in flight at most [default: --parallel]"),
     warm: int = typer.Option(1, help="Desks kept ready per distinct desktop"),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run each attempt as a Ray task: 'auto' or a cluster address"),
-    config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
+    ray: str | None = typer.Option(None, "--ray", help="Run each attempt as a Ray task: 'auto' or a cluster address"),
+    config: Path | None = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
 ) -> None:
     """Run every task of SUITE (each on a fresh sandbox), check the outcomes, and summarize."""

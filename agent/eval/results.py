@@ -15,9 +15,8 @@ from statistics import mean
 from typing import Any
 
 import jinja2
-from pydantic import BaseModel, Field, ValidationError
-
 from deskpilot.agent.eval.checks import CheckResult
+from pydantic import BaseModel, Field, ValidationError
 
 RESULTS, SUMMARY, INDEX = "results.jsonl", "summary.json", "index.html"
 
@@ -98,7 +97,7 @@ def summarize(results: list[AttemptResult], *, suite: str = "", repeat: int = 1,
         eligible = [rs for rs in by_task.values() if len(rs) >= k]
         if eligible:
             passk[f"pass@{k}"] = round(mean(pass_at_k(len(rs), sum(r.passed for r in rs), k) for rs in eligible), 4)
-    rate = lambda rs: round(sum(r.passed for r in rs) / len(rs), 4) if rs else None  # noqa: E731
+    rate = lambda rs: round(sum(r.passed for r in rs) / len(rs), 4) if rs else None
     return {
         "suite": suite,
         "attempts": len(results),

@@ -17,17 +17,23 @@ import contextlib
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from deskpilot.agent.eval.checks import run_checks
 from deskpilot.agent.eval.results import (
-    AttemptResult, append_result, read_results, summarize, write_index, write_summary,
+    AttemptResult,
+    append_result,
+    read_results,
+    summarize,
+    write_index,
+    write_summary,
 )
 from deskpilot.agent.eval.suite import Suite, SuiteTask
+from pydantic import BaseModel, Field
+
 from deskpilot.errors import ConfigError, DeskpilotError
 
 

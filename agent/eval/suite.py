@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from deskpilot.agent.eval.checks import validate_check
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
 from deskpilot.errors import ConfigError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -101,7 +109,7 @@ class Suite(BaseModel):
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
-    def _unique(self) -> "Suite":
+    def _unique(self) -> Suite:
         seen: set[str] = set()
         for task in self.tasks:
             if task.id in seen:
