@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskpilot.agent.eval.results import AttemptResult, append_result, summarize, write_index, write_summary
-from deskpilot.agent.eval.runner import EvalSettings, failed_attempt, plan, run_attempt, task_backend, task_spec
+from deskpilot.agent.eval.runner import EvalSettings, failed_attempt, finish_run, plan, run_attempt, task_backend, task_spec
 from deskpilot.agent.eval.suite import Suite, SuiteTask
 from deskpilot.errors import ConfigError, DeskpilotError
 
@@ -73,6 +73,7 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
             finally:
                 desk.close()
                 backend.close()
+            finish_run(out / result.run_dir)
         result.worker = worker
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -101,7 +101,7 @@ def task_spec(task: SuiteTask):
 
 async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backend, *,
                       desk_s: float = 0.0, on_event: Callable[[dict], None] | None = None) -> AttemptResult:
-    """One attempt on a ready desk: the agent's run, the checks, the shares kept, the report."""
+    """One attempt on a ready desk: the agent's run, the checks, the shares kept (the caller builds the report)."""
     from deskpilot.agent.loop import Agent, LoopSettings
     from deskpilot.agent.policy import Policy
     from deskpilot.agent.report import build_report
@@ -137,7 +137,6 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         if host != Path(inside):
             await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
                                     symlinks=True, dirs_exist_ok=True)
-    await asyncio.to_thread(build_report, run_dir)
     totals = result.totals
     passed = sum(c.passed for c in checks)
     return AttemptResult(
@@ -150,6 +149,14 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
         tags=task.tags, run_dir=str(run_dir.relative_to(out)),
     )
+
+
+def finish_run(run_dir: Path) -> None:
+    """The report of a finished attempt (built after its desk went back to the pool)."""
+    from deskpilot.agent.report import build_report
+
+    if (run_dir / "trajectory.jsonl").is_file():
+        build_report(run_dir)
 
 
 def failed_attempt(task: SuiteTask, attempt: int, out: Path, error: BaseException, wall_s: float) -> AttemptResult:
@@ -188,7 +195,20 @@ class Evaluation:
         self.results: list[AttemptResult] = []
         self._pools: dict[str, Any] = {}
 
-    def _pool(self, spec, key: str, pending: int):
+    def _look_ahead(self) -> None:
+        """Warm desks for the attempts next in the queue (their sandboxes start while others run)."""
+        ahead: dict[str, tuple[Any, int]] = {}
+        for task, _ in self._queue[: max(1, self.settings.parallel // 2)]:
+            spec = task_spec(task)
+            key = spec.model_dump_json()
+            ahead[key] = (spec, ahead.get(key, (spec, 0))[1] + 1)
+        for key, pool in self._pools.items():
+            if key not in ahead:
+                pool.set_warm(0)
+        for key, (spec, count) in ahead.items():
+            self._pool(spec, key).set_warm(min(count, self.settings.warm))
+
+    def _pool(self, spec, key: str):
         """The pool of this desktop; it keeps `warm` desks ready while attempts on it remain."""
         from deskpilot.agent.pool import SandboxPool
 
@@ -196,9 +216,7 @@ class Evaluation:
             self._pools[key] = SandboxPool(spec=spec, warm=0, max=self.settings.parallel,
                                            fresh_shares=self.settings.fresh_shares,
                                            builders=max(1, min(4, self.settings.warm)))
-        pool = self._pools[key]
-        pool.set_warm(min(self.settings.warm, pending))
-        return pool
+        return self._pools[key]
 
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -212,33 +230,31 @@ class Evaluation:
         shared = None
         if self.cfg.base_url:
             shared = LimitedBackend(make_backend(self.cfg), self.settings.model_concurrency or self.settings.parallel)
-        pending: dict[str, int] = {}
-        for task, _ in todo:
-            key = task_spec(task).model_dump_json()
-            pending[key] = pending.get(key, 0) + 1
         gate = asyncio.Semaphore(self.settings.parallel)
         self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
         started = time.monotonic()
 
         async def one(task: SuiteTask, attempt: int) -> None:
             async with gate:
+                self._queue.remove((task, attempt))
                 t0 = time.monotonic()
                 self.progress({"event": "start", "task": task.id, "attempt": attempt})
                 try:
                     spec = task_spec(task)
                     key = spec.model_dump_json()
-                    pending[key] -= 1
-                    pool = self._pool(spec, key, pending[key])
-                    async with pool.alease() as desk:
+                    async with self._pool(spec, key).alease() as desk:
+                        self._look_ahead()
                         result = await run_attempt(task, attempt, self.out, self.cfg, desk,
                                                    task_backend(task, shared), desk_s=time.monotonic() - t0,
                                                    on_event=self.progress)
+                    await asyncio.to_thread(finish_run, self.out / result.run_dir)  # the desk is free already
                 except (DeskpilotError, OSError) as err:
                     result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
                 append_result(self.out, result)
                 self.results.append(result)
                 self.progress({"event": "result", "result": result})
 
+        self._queue = list(todo)
         jobs = [asyncio.ensure_future(one(t, a)) for t, a in todo]
         interrupted = False
         try:
