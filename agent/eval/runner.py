@@ -131,7 +131,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         with contextlib.suppress(Exception):
             build_report(run_dir)
         raise
-    agent.close()
+    await asyncio.to_thread(agent.close)  # waits for the input worker to exit: not on the loop's time
     checks = await asyncio.to_thread(run_checks, desk, task.checks)
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
