@@ -49,6 +49,7 @@ def build_report(run_dir: Path) -> Path:
     dry = bool(run.settings.get("loop", {}).get("dry_run"))
     steps = []
     for rec in run.steps:
+        action = rec.action.model_dump(mode="json") if rec.action is not None else None
         image, w, h = _inline(run.run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
         w, h = (w, h) if image else tuple(rec.screen_size)
         scale = max(w, h, 1)
@@ -57,9 +58,9 @@ def build_report(run_dir: Path) -> Path:
                 rec.model_dump(mode="json"),
                 image=image, width=w, height=h, dry_run=dry,
                 radius=max(6, scale // 110), stroke=max(2, scale // 480),
-                action_json=json.dumps(rec.action, ensure_ascii=False, indent=1) if rec.action else "",
+                action_json=json.dumps(action, ensure_ascii=False, indent=1) if action else "",
                 memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
-                scroll=_scroll_arrow(rec.action, rec.points, w, h),
+                scroll=_scroll_arrow(action, rec.points, w, h),
             )
         )
     queries = []
