@@ -126,7 +126,7 @@ def test_relative_paths_resolve_against_the_suite_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     task = load_suite(Path("suites/suite.json")).tasks[0]
     assert task.desktop.apps == [f"python3 {folder}/app.py {folder}/data/new.txt --flag"]
-    assert task.desktop.shares == [str(folder / "data")] and task.checks[0]["file"] == str(folder / "data" / "new.txt")
+    assert task.desktop.shares == [folder / "data"] and task.checks[0]["file"] == str(folder / "data" / "new.txt")
     assert task.replies() == [box("DONE()")]
 
 

@@ -50,14 +50,14 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
     """Runs on a Ray worker: one attempt on a fresh local desk; returns its result and run folder (tar)."""
     import ray
 
-    from deskpilot.agent.config import RunConfig
+    from deskpilot.agent.config import RunSpec
     from deskpilot.agent.eval.runner import make_backend
     from deskpilot.agent.pool import build_desk
 
     worker = f"{socket.gethostname()}:{os.getpid()} (node {ray.get_runtime_context().get_node_id()[:8]})"
     ray.get(ledger.started.remote(key, worker))
     task = SuiteTask.model_validate(task_data)
-    cfg = RunConfig.model_validate(cfg_data)
+    cfg = RunSpec.model_validate(cfg_data)
     with tempfile.TemporaryDirectory(prefix="deskpilot-ray-") as tmp:
         out = Path(tmp)
         started = time.monotonic()
@@ -66,7 +66,7 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
         except (DeskpilotError, OSError) as err:
             result = failed_attempt(task, attempt, out, err, time.monotonic() - started)
         else:
-            backend = make_backend(cfg) if cfg.base_url else task_backend(task, None)
+            backend = make_backend(cfg) if cfg.backend.base_url else task_backend(task, None)
             try:
                 result = asyncio.run(run_attempt(task, attempt, out, cfg, desk, backend,
                                                  desk_s=time.monotonic() - started))

@@ -76,8 +76,9 @@ class LimitedBackend:
 def make_backend(cfg):
     from deskpilot.model_backend import OpenAICompatibleBackend
 
-    return OpenAICompatibleBackend(cfg.base_url, cfg.model, api_key=cfg.api_key, flavor=cfg.flavor,
-                                   timeout=cfg.step_timeout)
+    spec = cfg.backend
+    return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
+                                   timeout=cfg.policy.step_timeout_s)
 
 
 def task_backend(task: SuiteTask, shared):
@@ -96,34 +97,31 @@ def task_spec(task: SuiteTask):
     from deskpilot.agent.pool import make_spec
 
     d = task.desktop
-    return make_spec(d.size, d.apps, shares=d.shares, isolation=d.isolation, network=d.network)
+    return make_spec(d.screen, d.apps, shares=d.shares, isolation=d.isolation, network=d.network)
 
 
 async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backend, *,
                       desk_s: float = 0.0, on_event: Callable[[dict], None] | None = None) -> AttemptResult:
     """One attempt on a ready desk: the agent's run, the checks, the shares kept (the caller builds the report)."""
-    from deskpilot.agent.loop import Agent, LoopSettings
-    from deskpilot.agent.policy import Policy
+    from deskpilot.agent.loop import Agent
     from deskpilot.agent.report import build_report
 
     run_dir = attempt_dir(out, task.id, attempt)
     started = time.monotonic()
     marks: list[float] = []
 
-    def event(e: dict[str, Any]) -> None:
-        if e.get("event") in ("thinking", "end"):
+    def event(e) -> None:  # the loop's typed events, passed on as dicts naming the attempt
+        kind = getattr(e, "kind", None)
+        if kind in ("thinking", "end"):
             marks.append(time.monotonic())
-        if on_event is not None:
-            on_event({**e, "task": task.id, "attempt": attempt})
+        if on_event is not None and kind is not None:
+            on_event({"event": kind, "step": getattr(e, "step", None), "task": task.id, "attempt": attempt})
 
-    policy = Policy(max_steps=task.max_steps, step_timeout_s=cfg.step_timeout, run_timeout_s=cfg.run_timeout,
-                    stuck_repeats=cfg.stuck_repeats)
-    settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                            parse_retries=cfg.parse_retries)
-    info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.model, "base_url": cfg.base_url,
+    policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
+    info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
-    agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=settings, on_event=event,
-                  capturer=desk.capturer, run_info=info)
+    agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=cfg.loop, on_event=event,
+                  capturer=desk.capturer, run_info=info, report=False)
     try:
         result = await agent.arun(task.task)
     except BaseException:  # interrupted: the run folder still gets its report
@@ -228,7 +226,7 @@ class Evaluation:
         todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
         planned = len(todo) + len(self.results)
         shared = None
-        if self.cfg.base_url:
+        if self.cfg.backend.base_url:
             shared = LimitedBackend(make_backend(self.cfg), self.settings.model_concurrency or self.settings.parallel)
         gate = asyncio.Semaphore(self.settings.parallel)
         self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})

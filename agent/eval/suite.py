@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from deskpilot.agent.config import DesktopSpec
 from deskpilot.agent.eval.checks import validate_check
 from pydantic import (
     AfterValidator,
@@ -41,33 +42,8 @@ def _check(value: dict[str, Any]) -> dict[str, Any]:
 Check = Annotated[dict[str, Any], AfterValidator(_check)]
 
 
-class Desktop(BaseModel):
-    """The sandbox a task starts in."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    size: tuple[int, int] = (1280, 800)
-    apps: list[str] = Field(default_factory=list)
-    shares: list[str] = Field(default_factory=list)
-    isolation: Literal["bwrap", "none"] = "bwrap"
-    network: bool = False
-
-    @field_validator("size", mode="before")
-    @classmethod
-    def _size(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            from deskpilot.agent.config import parse_size
-
-            return parse_size(v)
-        return v
-
-    @field_validator("apps")
-    @classmethod
-    def _apps(cls, v: list[str]) -> list[str]:
-        for command in v:
-            if not shlex.split(command):
-                raise ValueError("an app is a command line, e.g. 'xterm' or 'python3 app.py'")
-        return v
+def _desktop() -> DesktopSpec:
+    return DesktopSpec(size="1280x800")
 
 
 class SuiteTask(BaseModel):
@@ -75,7 +51,7 @@ class SuiteTask(BaseModel):
 
     id: str
     task: str = Field(min_length=1)
-    desktop: Desktop = Field(default_factory=Desktop)
+    desktop: DesktopSpec = Field(default_factory=_desktop)  # the run spec's desktop section
     max_steps: int = Field(default=15, ge=1, le=1000)
     tags: list[str] = Field(default_factory=list)
     script: list[str] | str | None = None  # replies instead of a model, or a JSON file of them
@@ -208,7 +184,7 @@ def _resolve(suite: Suite, base: Path, lines: dict, path: Path) -> Suite:
 
     for n, task in enumerate(suite.tasks):
         d = task.desktop
-        d.shares = [str((base / s).resolve()) for s in d.shares]
+        d.shares = [(base / s).resolve() for s in d.shares]
         apps = []
         for a, command in enumerate(d.apps):
             argv = shlex.split(command)
@@ -225,7 +201,7 @@ def _resolve(suite: Suite, base: Path, lines: dict, path: Path) -> Suite:
                 raise ConfigError(f"{path}{f':{line}' if line else ''}: tasks[{n}].desktop.apps[{a}]: {err}") from None
         d.apps = apps
         for s, share in enumerate(d.shares):
-            if not Path(share).is_dir():
+            if not share.is_dir():
                 line = lines.get(("tasks", n, "desktop", "shares", s))
                 raise ConfigError(f"{path}{f':{line}' if line else ''}: tasks[{n}].desktop.shares[{s}]: "
                                   f"{share} is not a folder")
