@@ -29,11 +29,12 @@ class CheckResult(BaseModel):
 
 
 def _external():
+    """The project's checks package (agent/checks), when present: it then validates and runs every check."""
     try:
-        from deskpilot.agent import checks  # the verification package, once merged
+        from deskpilot.agent import checks
     except ImportError:
         return None
-    return checks if hasattr(checks, "run_check") else None
+    return checks if all(hasattr(checks, n) for n in ("CheckContext", "parse_check", "run_checks")) else None
 
 
 def validate_check(check: Any) -> None:
@@ -41,8 +42,8 @@ def validate_check(check: Any) -> None:
     if not isinstance(check, dict) or not check:
         raise ValueError("a check is a mapping, e.g. {file: out.txt, contains: 'Total'}")
     ext = _external()
-    if ext is not None and hasattr(ext, "validate_check"):
-        ext.validate_check(check)
+    if ext is not None:
+        ext.parse_check(check)  # its ConfigError is a ValueError: pydantic reports it with the line
         return
     if "file" in check:
         tests = [k for k in check if k != "file"]
@@ -88,18 +89,21 @@ def _file(check: dict[str, Any], path: Path) -> tuple[bool, str]:
     return value == spec["equals"], f"{path} {spec['path']} = {value!r} (want {spec['equals']!r})"
 
 
-def run_checks(desk, checks: list[dict[str, Any]]) -> list[CheckResult]:
+def run_checks(desk, checks: list[dict[str, Any]], out_dir: Path | None = None) -> list[CheckResult]:
     """Evaluate each check on the desk (files through its share copies); never raises for a failed check."""
+    mapped = [{k: (str(desk.host_path(v)) if k == "file" else v) for k, v in c.items()} for c in checks]
     ext = _external()
+    if ext is not None:
+        ctx = ext.CheckContext(screen=desk.capturer.grab, sandbox=desk.sandbox, out_dir=out_dir)
+        return [CheckResult(check=orig, passed=r.passed, detail=f"{r.label}: {r.message}")
+                for orig, r in zip(checks, ext.run_checks(mapped, ctx))]
     results = []
-    for check in checks:
+    for check, target in zip(checks, mapped):
         try:
-            if ext is not None:
-                passed, detail = ext.run_check(desk, check)
-            elif "file" in check:
-                passed, detail = _file(check, desk.host_path(check["file"]))
+            if "file" in target:
+                passed, detail = _file(target, Path(target["file"]))
             else:
-                passed, detail = _window(desk, str(check["window_title"]))
+                passed, detail = _window(desk, str(target["window_title"]))
         except Exception as err:  # a check that cannot run is a failed check, with why
             passed, detail = False, f"check could not run: {err}"
         results.append(CheckResult(check=check, passed=bool(passed), detail=detail))

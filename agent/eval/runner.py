@@ -130,7 +130,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
             build_report(run_dir)
         raise
     await asyncio.to_thread(agent.close)  # waits for the input worker to exit: not on the loop's time
-    checks = await asyncio.to_thread(run_checks, desk, task.checks)
+    checks = await asyncio.to_thread(run_checks, desk, task.checks, run_dir)
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
             await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
