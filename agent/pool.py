@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import shutil
 import threading
 import time
@@ -47,6 +48,7 @@ class Desk:
     shares: dict[str, Path] = field(default_factory=dict)
     started_s: float = 0.0  # how long it took to become ready
     share_binds: list = field(default_factory=list)
+    executor: object = None  # the input worker, started with the desk (its start is the costliest part)
 
     def launch(self, argv: Sequence[str]):
         """Start another program in this desk, seeing the shares the apps see."""
@@ -61,19 +63,24 @@ class Desk:
         return path
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.capturer.close()
+        for part in (self.executor, self.capturer):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
         self.sandbox.close()
 
 
-def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: float = 20.0) -> Desk:
+def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: float = 20.0,
+               executor: bool = True) -> Desk:
     """Start one sandbox with its apps and wait until it is ready to be looked at.
 
     Shares are bound after an app's own read-only binds, so a writable share
     is writable even when an app's file argument lies inside it. With
     ``fresh_shares`` each share is copied into the sandbox's own folder and the
     copy is shown at the share's path (the task's changes stay private, and the
-    reaper deletes the copy with the sandbox).
+    reaper deletes the copy with the sandbox). The input worker is started
+    here too (~0.35 s of CPU: a Python process importing pyautogui), so a warm
+    desk is ready to act at once.
     """
     from deskpilot.agent.session import wait_until_ready
     from deskpilot.perception import Capturer
@@ -102,15 +109,25 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
                    if not any(_within(b["host"], s) for s in shares)]
             handles.append(sb.launch(app.argv, binds=own + share_binds))
         capturer = Capturer(sb)
+        worker = None
         try:
             wait_until_ready(sb, capturer, timeout=ready_timeout, handles=handles, has_apps=bool(spec.apps))
+            if executor:
+                from deskpilot.actions.executor import Executor
+
+                worker = Executor.for_sandbox(sb)
         except BaseException:
             capturer.close()
             raise
     except BaseException:
         sb.close()
         raise
-    return Desk(sb, handles, capturer, spec, shares, round(time.monotonic() - started, 3), share_binds)
+    return Desk(sb, handles, capturer, spec, shares, round(time.monotonic() - started, 3), share_binds, worker)
+
+
+def max_starting() -> int:
+    """How many desks may start at once: starting is CPU-bound (Xvfb, the apps, the input worker)."""
+    return max(2, 2 * (os.cpu_count() or 1))
 
 
 def _within(path: str, folder: str) -> bool:
@@ -137,7 +154,8 @@ class SandboxPool:
     def __init__(self, size: tuple[int, int] = (1280, 800), apps: Sequence[str | AppSpec] = (), *,
                  warm: int = 1, max: int = 4, shares: Sequence[str | Path] = (), isolation: str = "bwrap",
                  network: bool = False, fresh_shares: bool = False, ready_timeout: float = 20.0,
-                 spec: SessionSpec | None = None, builders: int | None = None):
+                 spec: SessionSpec | None = None, builders: int | None = None,
+                 start_gate: threading.Semaphore | None = None):
         if max < 1:
             raise UsageError(f"a pool needs max >= 1, got {max}")
         if not 0 <= warm <= max:
@@ -145,6 +163,8 @@ class SandboxPool:
         self.spec = spec or make_spec(size, apps, shares=shares, isolation=isolation, network=network)
         self.max, self.fresh_shares, self.ready_timeout = max, fresh_shares, ready_timeout
         self._warm = warm
+        # desks starting at once (shared by pools): 32 Pythons importing at once starve each other
+        self._gate = start_gate or threading.BoundedSemaphore(max_starting())
         self._cond = threading.Condition()
         self._idle: deque[Desk] = deque()
         self._live: set[int] = set()  # id() of every desk not yet closed, idle or leased
@@ -182,7 +202,8 @@ class SandboxPool:
     # -- building ----------------------------------------------------------------
     def _build(self) -> Desk:
         try:
-            desk = build_desk(self.spec, fresh_shares=self.fresh_shares, ready_timeout=self.ready_timeout)
+            with self._gate:
+                desk = build_desk(self.spec, fresh_shares=self.fresh_shares, ready_timeout=self.ready_timeout)
         except BaseException:
             with self._cond:
                 self._starting -= 1

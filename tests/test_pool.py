@@ -50,6 +50,7 @@ def test_warm_desks_are_handed_out_fast_and_replaced_after_use(tmp_path):
         assert handed_ms < 50, handed_ms
         assert desk.sandbox.wait_for_window("", timeout=1)  # the app's window is already up
         assert desk.capturer.grab().size == (640, 400)
+        assert desk.executor.alive  # the input worker started with the desk
         first = desk.sandbox
         xvfb = first.xvfb_pid
         pool.release(desk)
@@ -109,7 +110,7 @@ deadline = time.monotonic() + 30
 while pool.stats["idle"] < 2 and time.monotonic() < deadline:
     time.sleep(0.05)
 desks = list(pool._desks.values())
-print(json.dumps({"pids": [p for d in desks for p in [d.sandbox.xvfb_pid, d.sandbox.wm.pid] + [a.pid for a in d.apps]],
+print(json.dumps({"pids": [p for d in desks for p in [d.sandbox.xvfb_pid, d.sandbox.wm.pid, d.executor.pid] + [a.pid for a in d.apps]],
                   "dirs": [str(d.sandbox.dir) for d in desks], "displays": [d.sandbox.display for d in desks]}), flush=True)
 time.sleep(60)
 """
@@ -123,6 +124,6 @@ def test_sigkill_of_the_owner_leaves_nothing_behind():
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert len(info["dirs"]) == 3 and len(info["pids"]) == 9
+    assert len(info["dirs"]) == 3 and len(info["pids"]) == 12  # Xvfb, openbox, input worker, xterm per desk
     sockets = [f"/tmp/.X11-unix/X{d[1:]}" for d in info["displays"]]
     _wait_gone(info["pids"], info["dirs"] + sockets)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -121,7 +122,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
     agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=cfg.loop, on_event=event,
-                  capturer=desk.capturer, run_info=info, report=False)
+                  capturer=desk.capturer, executor=desk.executor, run_info=info, report=False)
     try:
         result = await agent.arun(task.task)
     except BaseException:  # interrupted: the run folder still gets its report
@@ -129,7 +130,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         with contextlib.suppress(Exception):
             build_report(run_dir)
         raise
-    await asyncio.to_thread(agent.close)  # waits for the input worker to exit: not on the loop's time
+    await asyncio.to_thread(agent.close)  # file closes and fsyncs: not on the loop's time
     checks = await asyncio.to_thread(run_checks, desk, task.checks, run_dir)
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
@@ -192,6 +193,9 @@ class Evaluation:
         self.progress = progress or (lambda e: None)
         self.results: list[AttemptResult] = []
         self._pools: dict[str, Any] = {}
+        from deskpilot.agent.pool import max_starting
+
+        self._gate = threading.BoundedSemaphore(max_starting())  # desks starting at once, all pools together
 
     def _look_ahead(self) -> None:
         """Warm desks for the attempts next in the queue (their sandboxes start while others run)."""
@@ -213,7 +217,7 @@ class Evaluation:
         if key not in self._pools:
             self._pools[key] = SandboxPool(spec=spec, warm=0, max=self.settings.parallel,
                                            fresh_shares=self.settings.fresh_shares,
-                                           builders=max(1, min(4, self.settings.warm)))
+                                           builders=max(1, min(4, self.settings.warm)), start_gate=self._gate)
         return self._pools[key]
 
     async def run(self) -> dict[str, Any]:
