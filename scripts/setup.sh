@@ -11,7 +11,7 @@ APT_PACKAGES=(
   mousepad                    # a GTK app for the checks tests
   libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

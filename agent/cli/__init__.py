@@ -31,6 +31,7 @@ def _root(
 
 def _register() -> None:
     from deskpilot.agent.cli import backend_cmds as cli_backend
+    from deskpilot.agent.cli import eval_cmd as cli_eval
     from deskpilot.agent.cli import inspect_cmds as cli_inspect
     from deskpilot.agent.cli import parse_cmd as cli_parse
     from deskpilot.agent.cli import run as cli_run
@@ -46,6 +47,7 @@ def _register() -> None:
     app.command("serve")(cli_backend.serve)
     app.command("tiny-checkpoint")(cli_backend.tiny_checkpoint)
     app.add_typer(cli_workflow.workflow_app, name="workflow")
+    app.command("eval")(cli_eval.eval_suite)
 
 
 _register()
