@@ -196,10 +196,20 @@ class Agent:
         totals = {k: int(v) if float(v).is_integer() else round(v, 1) for k, v in totals.items()}
         totals["wall_s"] = round(time.monotonic() - started, 3)
         self.trajectory.append(
-            EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals)
+            EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals,
+                      screenshot=self._final_screenshot())
         )
         self.on_event({"event": "end", "status": status.value, "reason": reason, "answer": answer})
         return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals)
+
+    def _final_screenshot(self) -> str | None:
+        """The screen after the last action, for the report; a run still ends if it cannot be taken."""
+        if self.sandbox is None and self._capturer is None:
+            return None
+        try:
+            return self.trajectory.save_screenshot(self._grab().image, "final.png")
+        except Exception:  # a dead display must not lose the end record
+            return None
 
     async def _one_step(self, task: str, state: "RunState", totals: dict) -> ParsedStep:
         step, timings = self._step, {}

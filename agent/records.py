@@ -95,6 +95,7 @@ class EndRecord(BaseModel):
     reason: str = ""
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
+    screenshot: str | None = None  # the screen after the last action (final.png)
 
 
 class RunResult(BaseModel):

@@ -1,22 +1,32 @@
-"""report.html: one self-contained page per run (images inline, no network)."""
+"""report.html: one self-contained trace viewer per run (images inline, no network).
+
+It is what a person opens when a run went wrong, so it leads with the run's
+facts and outcome, marks the step that ended it, and keeps every screenshot at
+full size one click away.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import shlex
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from PIL import Image
 
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.report_marks import COLOURS, LEGEND, action_marks, box_marks, kind_of
+from deskpilot.agent.trajectory import TRAJECTORY, LoadedRun, load_run
 
 REPORT = "report.html"
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("deskpilot.agent", "templates"),
     autoescape=True,  # model text is untrusted: never let it become markup
 )
+_KNOWN_STEP_FIELDS = {"prompt", "prompts", "sampling"}
+_LABELS = dict(LEGEND) | {"left": "click"}
 
 
 def _inline(path: Path) -> tuple[str | None, int, int]:
@@ -28,53 +38,150 @@ def _inline(path: Path) -> tuple[str | None, int, int]:
     except OSError:
         return None, 0, 0
     buf = io.BytesIO()
-    rgb.save(buf, format="JPEG", quality=80)
+    rgb.save(buf, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), rgb.width, rgb.height
 
 
-def _scroll_arrow(action: dict | None, points, width: int, height: int) -> tuple | None:
-    if not action or action.get("type") != "scroll" or not points:
+def _raw_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every readable line as a dict: fields newer than our models (prompt, checks) live here."""
+    out = []
+    for line in (run_dir / TRAJECTORY).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+def _checks(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check results wherever a run recorded them: `check`/`checks` lines or the end record."""
+    found: list[Any] = []
+    for rec in raw:
+        if rec.get("kind") == "check":
+            found.append(rec)
+        elif rec.get("kind") in ("checks", "end") and isinstance(rec.get("checks"), list):
+            found.extend(rec["checks"])
+    rows = []
+    for c in found:
+        if not isinstance(c, dict):
+            continue
+        passed = c.get("passed", c.get("ok"))
+        name = c.get("name") or c.get("check") or c.get("spec") or ""
+        rows.append({"name": name if isinstance(name, str) else json.dumps(name, ensure_ascii=False),
+                     "passed": passed if isinstance(passed, bool) else None,
+                     "detail": str(c.get("evidence") or c.get("detail") or c.get("message") or c.get("reason") or "")})
+    return rows
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+
+
+def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
+    s = run.settings
+    session = s.get("session") or {}
+    loop = s.get("loop") or {}
+    policy = s.get("policy") or {}
+    size = session.get("size") or s.get("screen_size")
+    apps = [shlex.join(a.get("argv", [])) for a in session.get("apps", []) if isinstance(a, dict)]
+    limits = [f"max {policy['max_steps']} steps" if "max_steps" in policy else "",
+              f"on violation: {policy['on_violation']}" if policy.get("on_violation") else "",
+              "deny keys " + ", ".join(policy["deny_keys"]) if policy.get("deny_keys") else "",
+              "allow keys " + ", ".join(policy["allow_keys"]) if policy.get("allow_keys") else "",
+              f"{len(policy['deny_regions'])} denied region(s)" if policy.get("deny_regions") else "",
+              f"{len(policy['allow_regions'])} allowed region(s)" if policy.get("allow_regions") else ""]
+    model = s.get("model") or ""
+    if s.get("script"):
+        model = f"{model} (scripted replies: {s['script']})".strip()
+    facts = [
+        ("Model", model or s.get("backend", "")),
+        ("Endpoint", s.get("base_url") or ""),
+        ("Dialect", s.get("dialect", "")),
+        ("Thinking", {True: "on", False: "off"}.get(loop.get("thinking"), "")),
+        ("App", "; ".join(apps)),
+        ("Screen", f"{size[0]}x{size[1]}" if isinstance(size, (list, tuple)) and len(size) == 2 else ""),
+        ("Sandbox", " · ".join(x for x in [session.get("isolation", ""),
+                                             "network on" if session.get("network") else ("no network" if session else "")] if x)),
+        ("Policy", " · ".join(x for x in limits if x)),
+        ("Dry run", "yes: nothing was performed" if dry else "no"),
+        ("Started", run.steps[0].time if run.steps else ""),
+    ]
+    return [(k, str(v)) for k, v in facts if v]
+
+
+def _failing_step(run: LoadedRun, status: str) -> int | None:
+    """The step a reader should look at first when the run did not succeed."""
+    if status == "DONE" or not run.steps:
         return None
-    x, y = points[0]
-    d = max(40, width // 25)
-    dx, dy = {"up": (0, -d), "down": (0, d), "left": (-d, 0), "right": (d, 0)}[action.get("direction", "down")]
-    if not (0 <= x + dx < width and 0 <= y + dy < height):  # near an edge: draw it pointing inwards from there
-        return (x - dx, y - dy, x, y)
-    return (x, y, x + dx, y + dy)
+    for rec in run.steps:
+        if rec.error or not rec.policy.allowed:
+            return rec.step
+    return run.steps[-1].step
+
+
+def _step_view(rec, raw: dict[str, Any], run_dir: Path, dry: bool, failing: int | None) -> dict[str, Any]:
+    image, w, h = _inline(run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
+    w, h = (w, h) if image else tuple(rec.screen_size)
+    action_type = (rec.action or {}).get("type")
+    terminal = action_type in ("done", "fail")
+    if not rec.policy.allowed:
+        outcome = ("blocked", f"Not performed: {rec.policy.reason}")
+    elif terminal:
+        outcome = ("end", "Ends the run: " + action_type.upper())
+    elif dry and rec.action:
+        outcome = ("dry", "Not performed (dry run)")
+    elif rec.performed:
+        outcome = ("ok", "Performed")
+    elif rec.action:
+        outcome = ("muted", "Not performed")
+    else:
+        outcome = ("error", "No action (the reply did not parse)")
+    extras = {k: _as_text(v) for k, v in raw.items() if k in _KNOWN_STEP_FIELDS and v}
+    return dict(
+        rec.model_dump(mode="json"),
+        image=image, width=w, height=h, kind=kind_of(rec.action), outcome=outcome,
+        kind_label=_LABELS.get(kind_of(rec.action)) or (action_type or "no action"),
+        failing=rec.step == failing, planned=dry or not rec.policy.allowed,
+        marks=action_marks(rec.action, rec.points, w, h) if image else [],
+        action_json=json.dumps(rec.action, ensure_ascii=False, indent=1) if rec.action else "",
+        memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
+        prompt=extras.pop("prompt", "") or extras.pop("prompts", ""), extras=extras,
+    )
 
 
 def build_report(run_dir: Path) -> Path:
     """(Re)build report.html in a run folder and return its path."""
     run = load_run(Path(run_dir))
+    raw = _raw_records(run.run_dir)
+    raw_steps = {r["step"]: r for r in raw if r.get("kind") == "step" and isinstance(r.get("step"), int)}
     dry = bool(run.settings.get("loop", {}).get("dry_run"))
-    steps = []
-    for rec in run.steps:
-        image, w, h = _inline(run.run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
-        w, h = (w, h) if image else tuple(rec.screen_size)
-        scale = max(w, h, 1)
-        steps.append(
-            dict(
-                rec.model_dump(mode="json"),
-                image=image, width=w, height=h, dry_run=dry,
-                radius=max(6, scale // 110), stroke=max(2, scale // 480),
-                action_json=json.dumps(rec.action, ensure_ascii=False, indent=1) if rec.action else "",
-                memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
-                scroll=_scroll_arrow(rec.action, rec.points, w, h),
-            )
-        )
+    end = run.end
+    status = end.status.value if end else "INCOMPLETE"
+    failing = _failing_step(run, status)
+    steps = [_step_view(rec, raw_steps.get(rec.step, {}), run.run_dir, dry, failing) for rec in run.steps]
     queries = []
     for q in run.queries:
-        image = _inline(run.run_dir / q.screenshot)[0] if q.screenshot else None
-        queries.append(dict(q.model_dump(mode="json"), image=image, result_json=json.dumps(q.result, ensure_ascii=False)))
-    end = run.end
+        image, w, h = _inline(run.run_dir / q.screenshot) if q.screenshot else (None, 0, 0)
+        marks = box_marks(q.result, q.query, w, h) if image and q.kind == "locate" else []
+        queries.append(dict(q.model_dump(mode="json"), image=image, width=w, height=h, marks=marks,
+                            result_json=json.dumps(q.result, ensure_ascii=False)))
+    final = None
+    if end and end.screenshot:
+        image, w, h = _inline(run.run_dir / end.screenshot)
+        final = {"image": image, "width": w, "height": h} if image else None
+    checks = _checks(raw)
     html = _ENV.get_template("report.html.j2").render(
         task=run.settings.get("task", "(unknown task)"),
-        status=end.status.value if end else "INCOMPLETE",
+        status=status, dry=dry,
         reason=end.reason if end else "the run did not finish (no end record)",
         answer=end.answer if end else None,
         totals=end.totals if end else {},
-        steps=steps,
-        queries=queries,
+        facts=_facts(run, status, dry),
+        checks=checks, checks_failed=sum(1 for c in checks if c["passed"] is False),
+        steps=steps, failing=failing, final=final,
+        queries=queries, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
         skipped=run.skipped_lines,
     )
     out = run.run_dir / REPORT

@@ -8,6 +8,7 @@ APT_PACKAGES=(
   xvfb openbox bubblewrap xauth x11-utils x11-xserver-utils
   python3 python3-venv python3-tk xterm fonts-dejavu-core
   xdotool scrot imagemagick   # used by the benchmark's peer path
+  chromium                    # tests look at report.html and the live view in a real browser
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers}"
 
