@@ -10,7 +10,7 @@ APT_PACKAGES=(
   xdotool scrot imagemagick   # used by the benchmark's peer path
   chromium                    # tests look at report.html and the live view in a real browser
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,mcp,video}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -32,6 +32,7 @@ def _root(
 def _register() -> None:
     from deskpilot.agent.cli import backend_cmds as cli_backend
     from deskpilot.agent.cli import inspect_cmds as cli_inspect
+    from deskpilot.agent.cli import mcp_cmd as cli_mcp
     from deskpilot.agent.cli import parse_cmd as cli_parse
     from deskpilot.agent.cli import run as cli_run
 
@@ -44,6 +45,7 @@ def _register() -> None:
     app.command("parse")(cli_parse.parse)
     app.command("serve")(cli_backend.serve)
     app.command("tiny-checkpoint")(cli_backend.tiny_checkpoint)
+    app.command("mcp")(cli_mcp.mcp)
 
 
 _register()

@@ -1,0 +1,272 @@
+"""One MCP client's desktop: a sandbox, its run folder, and one thread that touches it.
+
+Every tool call goes through `DeskSession.call`, which runs it on the
+session's own worker thread (the capturer, executor and X connections stay on
+one thread, and two calls never interleave) and records it in the run folder:
+an `mcp_call` line per call, and for actions a normal step record written
+before the action is performed, so `deskpilot report` shows an MCP session
+like any run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field
+
+from deskpilot.actions.models import Action
+from deskpilot.agent.records import ActedRecord, EndRecord, Status, StepRecord
+from deskpilot.agent.trajectory import Trajectory, now_iso
+from deskpilot.errors import UsageError
+
+
+class McpOptions(BaseModel):
+    """How `deskpilot mcp` sets up each client's sandbox and model."""
+
+    size: tuple[int, int] = (1280, 800)
+    apps: list[str] = Field(default_factory=list)
+    isolation: Literal["bwrap", "none"] = "bwrap"
+    network: bool = False
+    shares: list[str] = Field(default_factory=list)
+    out: Path = Path("runs")
+    run_config: Any = None  # a RunConfig: model, endpoint, policy for locate/ask/run_task
+    live: Any = None  # a LiveView to publish frames and events to
+
+
+class McpCallRecord(BaseModel):
+    """One tool call as the client made it, and what came back."""
+
+    kind: Literal["mcp_call"] = "mcp_call"
+    time: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    ms: float = 0.0
+
+
+def _new_run_dir(base: Path) -> Path:
+    from deskpilot.agent.cli.run import default_run_dir
+
+    return default_run_dir("mcp", base)
+
+
+class DeskSession:
+    """The sandbox of one MCP session; opened lazily, closed when the client goes."""
+
+    def __init__(self, options: McpOptions):
+        self.options = options
+        self.run_dir = _new_run_dir(options.out)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskpilot-mcp")
+        self._sandbox = self._capturer = self._executor = self._backend = None
+        self.trajectory: Trajectory | None = None
+        self._step = self._tasks = self._queries = 0
+        self._closed = False
+
+    # -- running on the session thread -------------------------------------------
+    async def call(self, tool: str, arguments: dict[str, Any], fn: Callable[[], Any], summary=None) -> Any:
+        """Run `fn` on the session thread and record the call (also when it fails)."""
+        if self._closed:
+            raise UsageError("this MCP session's sandbox is closed")
+        started = time.perf_counter()
+        future = self._pool.submit(self._recorded, tool, arguments, fn, summary, started)
+        return await asyncio.wrap_future(future)
+
+    def _recorded(self, tool, arguments, fn, summary, started):
+        self._open()
+        error, result = None, None
+        try:
+            result = fn()
+            return result
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            shown = summary(result) if summary and error is None else (result if error is None else None)
+            self.trajectory.append(McpCallRecord(time=now_iso(), tool=tool, arguments=arguments, result=shown,
+                                                 error=error, ms=round((time.perf_counter() - started) * 1000, 2)))
+
+    def _open(self) -> None:
+        if self._sandbox is not None:
+            return
+        from deskpilot.actions.executor import Executor
+        from deskpilot.agent.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
+        from deskpilot.perception import Capturer
+
+        opts = self.options
+        spec = SessionSpec(size=opts.size, isolation=opts.isolation, network=opts.network, shares=opts.shares,
+                           apps=[app_from_command(a) for a in opts.apps])
+        self.trajectory = Trajectory(self.run_dir)
+        self.trajectory.write_settings({"task": "(MCP session: actions chosen by the MCP client)",
+                                        "dialect": "mcp", "backend": "MCP client",
+                                        "model": getattr(opts.run_config, "model", None),
+                                        "base_url": getattr(opts.run_config, "base_url", None),
+                                        "session": spec.model_dump(mode="json"), "screen_size": list(opts.size)})
+        sb, handles = open_sandbox(spec)
+        try:
+            self._capturer = Capturer(sb)
+            wait_until_ready(sb, self._capturer, handles=handles, has_apps=bool(spec.apps))
+            self._executor = Executor.for_sandbox(sb)
+        except BaseException:
+            if self._capturer is not None:
+                self._capturer.close()
+            sb.close()
+            raise
+        self._sandbox = sb
+        if opts.live is not None:
+            opts.live.attach(self._capturer.grab)
+
+    # -- what the tools do (on the session thread) -------------------------------------
+    def screenshot_png(self) -> bytes:
+        from deskpilot.perception.encode import encode_png
+
+        return encode_png(self._capturer.grab().image)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self._sandbox.size) if self._sandbox is not None else tuple(self.options.size)
+
+    def act(self, action: Action, text: str) -> str:
+        """Validate, record, perform, wait for the screen to settle."""
+        from deskpilot.agent.screens import settle_blocking
+
+        self._executor.validate(action)
+        self._step += 1
+        obs = self._capturer.grab()
+        shot = self.trajectory.save_screenshot(obs.image, f"step_{self._step:03d}.png")
+        record = StepRecord(step=self._step, time=now_iso(), screenshot=shot, screen_size=obs.size,
+                            thought="(chosen by the MCP client)", action=action.model_dump(mode="json"),
+                            action_text=text, points=action.points())
+        self.trajectory.append(record)
+        self._publish({"event": "step", "step": self._step, "max_steps": 0, "record": record})
+        t = time.perf_counter()
+        error = None
+        try:
+            self._executor.perform(action)
+        except Exception as exc:
+            error = f"action failed: {exc}"
+        act_ms = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        if error is None:
+            settle_blocking(self._capturer.grab, interval=0.05, cap=2.0)
+        self.trajectory.append(ActedRecord(step=self._step, error=error,
+                                           timings_ms={"act": round(act_ms, 2), "settle": round((time.perf_counter() - t) * 1000, 2)}))
+        if error:
+            raise RuntimeError(error)
+        return f"{text}: done"
+
+    def launch(self, command: str) -> str:
+        from deskpilot.agent.session import app_from_command
+        from deskpilot.sandbox import Bind
+
+        app = app_from_command(command)  # argv, never a shell line
+        binds = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
+        handle = self._sandbox.launch(app.argv, binds=binds)
+        try:
+            self._sandbox.wait_for_window("", timeout=10)
+        except Exception:
+            if handle.poll() is not None:
+                raise RuntimeError(f"{shlex.join(app.argv)} exited with code {handle.poll()}") from None
+        from deskpilot.agent.screens import settle_blocking
+
+        settle_blocking(self._capturer.grab, first_delay=0.2, interval=0.1, cap=3.0)
+        return f"started {shlex.join(app.argv)}"
+
+    def _model(self):
+        if self._backend is None:
+            from deskpilot.agent.cli.run import make_backend
+
+            self._backend = make_backend(self.options.run_config)
+        return self._backend
+
+    def _dialect(self):
+        from deskpilot.agent.dialects import GLM45VDialect
+
+        cfg = self.options.run_config
+        return GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
+
+    def locate(self, description: str) -> list[int]:
+        from deskpilot.agent.queries import run_locate
+
+        self._queries += 1
+        return list(run_locate(self._model(), self._dialect(), self._capturer.grab(), description, self.trajectory,
+                               f"query_{self._queries:03d}.png"))
+
+    def ask(self, question: str) -> str:
+        from deskpilot.agent.queries import run_ask
+
+        self._queries += 1
+        return run_ask(self._model(), self._dialect(), self._capturer.grab(), question, self.trajectory,
+                       f"query_{self._queries:03d}.png")
+
+    def run_task(self, task: str, max_steps: int | None = None) -> dict[str, Any]:
+        """The agent loop on this session's screen, in its own run folder inside the session's."""
+        from deskpilot.agent.cli.run import make_policy
+        from deskpilot.agent.loop import Agent, LoopSettings
+        from deskpilot.agent.report import build_report
+
+        cfg = self.options.run_config
+        if max_steps is not None:
+            cfg = cfg.model_copy(update={"max_steps": max_steps})
+        self._tasks += 1
+        task_dir = self.run_dir / f"task_{self._tasks:03d}"
+        settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                parse_retries=cfg.parse_retries)
+        try:
+            with Agent(self._model(), self._sandbox, self._dialect(), run_dir=task_dir, policy=make_policy(cfg),
+                       settings=settings, capturer=self._capturer, executor=self._executor, on_event=self._publish,
+                       run_info={"model": cfg.model, "base_url": cfg.base_url,
+                                 "script": str(cfg.script) if cfg.script else None,
+                                 "session": {"size": list(self.size), "isolation": self.options.isolation,
+                                             "apps": [], "shares": self.options.shares}}) as agent:
+                result = agent.run(task)
+        finally:
+            if (task_dir / "trajectory.jsonl").is_file():
+                build_report(task_dir)
+        return {"status": result.status.value, "answer": result.answer, "reason": result.reason,
+                "steps": result.steps, "run_dir": str(task_dir), "report": str(task_dir / "report.html")}
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        if self.options.live is not None:
+            self.options.live.publish(event)
+
+    # -- the end ---------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """End the record, write the report, stop the sandbox (on the session thread)."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.wrap_future(self._pool.submit(self._close))
+        self._pool.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._sandbox is None:
+            return
+        from deskpilot.agent.report import build_report
+
+        try:
+            final = None
+            try:
+                final = self.trajectory.save_screenshot(self._capturer.grab().image, "final.png")
+            except Exception:
+                pass
+            self.trajectory.append(EndRecord(time=now_iso(), status=Status.STOPPED, steps=self._step,
+                                             reason="the MCP session ended", screenshot=final))
+            self.trajectory.close()
+            build_report(self.run_dir)
+        finally:
+            if self.options.live is not None:
+                self.options.live.detach()
+            for part in (self._executor, self._capturer, self._backend):
+                if part is not None:
+                    try:
+                        part.close()
+                    except Exception:
+                        pass
+            self._sandbox.close()
+            self._sandbox = None

@@ -1,0 +1,139 @@
+"""`deskpilot mcp` driven by the official MCP SDK client, over stdio and over streamable HTTP.
+
+The server runs as a real subprocess with a real sandbox and the demo form app;
+the client fills and saves the form with the pixel tools, asks the model tools
+(scripted GLM-4.5V replies) and runs a task, and the session's run folder is
+checked after the client has gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from PIL import Image
+
+pytest.importorskip("mcp")
+from mcp.client.client import Client  # noqa: E402
+from mcp.client.stdio import StdioServerParameters  # noqa: E402
+
+from backend_fixtures import free_port  # noqa: E402
+from deskpilot.agent.session import DEMO_APP  # noqa: E402
+from deskpilot.agent.trajectory import load_run  # noqa: E402
+
+REPLIES = [
+    "The Save button <|begin_of_box|>[440,555,560,605]<|end_of_box|>",  # locate
+    "It is a contact form.",  # ask
+    "Nothing left to do.\n<|begin_of_box|>DONE(answer='saved already')<|end_of_box|>\nMemory:\n[]",  # run_task
+]
+
+
+def _server_args(tmp_path: Path, *extra: str) -> list[str]:
+    out = tmp_path / "shared"
+    out.mkdir(exist_ok=True)
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps(REPLIES))
+    app = f"/usr/bin/python3 {DEMO_APP} --save-to {out / 'form.json'}"
+    return ["-m", "deskpilot.agent.cli", "mcp", "--size", "1280x800", "--app", app, "--share", str(out),
+            "--out", str(tmp_path / "runs"), "--script", str(script), *extra]
+
+
+def _text(result) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+async def _use_the_desktop(client: Client, tmp_path: Path) -> None:
+    names = {t.name for t in (await client.list_tools()).tools}
+    assert {"screenshot", "click", "double_click", "right_click", "type", "key", "scroll", "drag", "launch_app",
+            "locate", "ask", "run_task"} <= names
+    shot = await client.call_tool("screenshot", {})
+    image = [c for c in shot.content if c.type == "image"][0]
+    assert image.mime_type == "image/png"
+    assert Image.open(io.BytesIO(base64.b64decode(image.data))).size == (1280, 800)
+    # fill and save the form with pixel tools: Name (640, 240), Email (640, 336), Save (640, 464)
+    for tool, args in [("click", {"x": 640, "y": 240}), ("type", {"text": "Ada Lovelace"}),
+                       ("click", {"x": 640, "y": 336}), ("type", {"text": "ada@example.org"}),
+                       ("key", {"keys": "tab"}), ("click", {"x": 640, "y": 464})]:
+        result = await client.call_tool(tool, args)
+        assert not result.is_error, _text(result)
+    saved = tmp_path / "shared" / "form.json"
+    assert json.loads(saved.read_text()) == {"name": "Ada Lovelace", "email": "ada@example.org"}
+    outside = await client.call_tool("click", {"x": 5000, "y": 10})
+    assert outside.is_error and "outside the 1280x800 screen" in _text(outside)
+    bad_key = await client.call_tool("key", {"keys": "ctrl+nosuchkey"})
+    assert bad_key.is_error and "nosuchkey" in _text(bad_key)
+    located = await client.call_tool("locate", {"description": "the Save button"})
+    assert located.structured_content["box"] == [563, 444, 717, 484]
+    assert located.structured_content["center"] == [640, 464]
+    assert _text(await client.call_tool("ask", {"question": "What is this?"})) == "It is a contact form."
+    task = (await client.call_tool("run_task", {"task": "Save the form"})).structured_content
+    assert task["status"] == "DONE" and task["answer"] == "saved already"
+    assert Path(task["report"]).is_file()
+
+
+def _session_folder(tmp_path: Path, timeout: float = 15.0) -> Path:
+    """The session's run folder, once its end record is written (the server closes it after the client goes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        folders = sorted((tmp_path / "runs").glob("*mcp*"))
+        if folders and (folders[0] / "report.html").is_file():
+            return folders[0]
+        time.sleep(0.1)
+    pytest.fail(f"no finished MCP run folder under {tmp_path / 'runs'}")
+
+
+def _check_recording(folder: Path) -> None:
+    run = load_run(folder)
+    assert run.end is not None and run.end.reason == "the MCP session ended"
+    assert [s.action["type"] for s in run.steps] == ["click", "type", "click", "type", "key", "click"]
+    assert all(s.performed for s in run.steps) and run.steps[0].points == [(640, 240)]
+    assert [q.kind for q in run.queries] == ["locate", "ask"]
+    calls = [json.loads(line) for line in (folder / "trajectory.jsonl").read_text().splitlines()
+             if '"mcp_call"' in line]
+    assert [c["tool"] for c in calls][:2] == ["screenshot", "click"]
+    assert any(c["error"] and "outside" in c["error"] for c in calls)
+    assert (folder / "final.png").is_file() and (folder / "task_001" / "report.html").is_file()
+
+
+def test_mcp_over_stdio_with_the_sdk_client(tmp_path):
+    params = StdioServerParameters(command=sys.executable, args=_server_args(tmp_path), cwd=str(tmp_path),
+                                   env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+
+    async def main():
+        async with Client(params) as client:
+            await _use_the_desktop(client, tmp_path)
+
+    anyio.run(main)
+    _check_recording(_session_folder(tmp_path))
+
+
+def test_mcp_over_http_one_sandbox_per_session(tmp_path):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, *_server_args(tmp_path, "--transport", "http", "--port", str(port))],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        line = ""
+        while "MCP server at" not in line:
+            line = server.stderr.readline()
+            assert line or server.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+        url = f"http://127.0.0.1:{port}/mcp"
+
+        async def main():
+            async with Client(url, mode="legacy") as client:  # a session id: its own sandbox
+                await _use_the_desktop(client, tmp_path)
+
+        anyio.run(main)
+        _check_recording(_session_folder(tmp_path))  # closed when the client ended its session
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
