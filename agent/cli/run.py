@@ -115,7 +115,8 @@ def ask_on_terminal(step: int, action, thought: str) -> bool:
     return Confirm.ask(f"perform {escape(action.model_dump_json())}?", console=console, default=True)
 
 
-def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
+def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False,
+                live: int | None = None, record: Path | None = None):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
     from deskpilot.agent.dialects import GLM45VDialect
     from deskpilot.agent.loop import Agent, LoopSettings
@@ -145,8 +146,11 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         capturer = Capturer(sb)
         try:
             wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
-            with Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=progress, capturer=capturer,
+            from deskpilot.agent.live import watch
+
+            with watch(sb, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher, \
+                 Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
+                       confirm=confirm, on_event=lambda e: (progress(e), watcher(e)), capturer=capturer,
                        run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
                                  "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
                                  "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
@@ -163,13 +167,13 @@ def _raise_interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
-def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
+def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool, **watch):
     """execute_run, with user mistakes, Ctrl-C and SIGTERM turned into messages and exit codes."""
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
     try:
-        result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
+        result = execute_run(cfg, task, spec, run_dir, quiet=quiet, **watch)
         from deskpilot.agent.dialects import GLM45VDialect
 
         redact = GLM45VDialect(secrets=cfg.secrets).redact
@@ -214,6 +218,10 @@ def run(
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+    live: bool = typer.Option(False, "--live", help="Watch the screen in a browser: a 127.0.0.1 page at a secret URL"),
+    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
+    record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
+                                          help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
 ) -> None:
     """Run the agent on TASK in a fresh sandbox."""
     try:
@@ -231,9 +239,13 @@ def run(
                            shares=[str(p.resolve()) for p in cfg.shares],
                            apps=[app_from_command(a) for a in cfg.apps])
         run_dir = cfg.out or default_run_dir(task, None)
+        if record is not None:
+            from deskpilot.agent.live.record import check_target
+
+            check_target(record)
     except _user_errors() as err:
         raise fail(str(err)) from None
-    result = run_or_exit(cfg, task, spec, run_dir, quiet)
+    result = run_or_exit(cfg, task, spec, run_dir, quiet, live=live_port if live else None, record=record)
     _print_result(result, run_dir)
     raise typer.Exit(EXIT[result.status.value])
 

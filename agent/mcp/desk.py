@@ -119,7 +119,7 @@ class DeskSession:
             raise
         self._sandbox = sb
         if opts.live is not None:
-            opts.live.attach(self._capturer.grab)
+            opts.live.attach(sb)
 
     # -- what the tools do (on the session thread) -------------------------------------
     def screenshot_png(self) -> bytes:
