@@ -45,10 +45,11 @@ class LoopSettings(BaseModel):
 
 
 class _StepFailed(Exception):
-    def __init__(self, status: Status, reason: str):
+    def __init__(self, status: Status, reason: str, kind: str | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind
 
 
 def summarize(request: ChatRequest, dialect: Dialect) -> RequestSummary:
@@ -169,6 +170,7 @@ class Agent:
         options = getattr(self.dialect, "options", None)
         state = RunState(keep_images=getattr(options, "history_screenshots", 4))
         status, reason, answer = Status.MAX_STEPS, f"reached the step limit ({self.policy.max_steps})", None
+        self._error_kind = None
         try:
             while self._step < self.policy.max_steps:
                 if time.monotonic() - started > self.policy.run_timeout_s:
@@ -183,7 +185,7 @@ class Agent:
                     status, reason = Status.FAIL, parsed.action.reason or "the model gave up"
                     break
         except _StepFailed as stop:
-            status, reason = stop.status, stop.reason
+            status, reason, self._error_kind = stop.status, stop.reason, stop.kind
         except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
             status, reason = Status.STOPPED, "interrupted"
             self._end(status, reason, None, started, totals)
@@ -197,10 +199,11 @@ class Agent:
         totals["wall_s"] = round(time.monotonic() - started, 3)
         self.trajectory.append(
             EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals,
-                      screenshot=self._final_screenshot())
+                      screenshot=self._final_screenshot(), error_kind=getattr(self, "_error_kind", None))
         )
         self.on_event({"event": "end", "status": status.value, "reason": reason, "answer": answer})
-        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals)
+        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals,
+                         error_kind=getattr(self, "_error_kind", None))
 
     def _final_screenshot(self) -> str | None:
         """The screen after the last action, for the report; a run still ends if it cannot be taken."""
@@ -243,7 +246,7 @@ class Agent:
         timings["record"] = _ms(t)
         self.on_event({"event": "step", "step": step, "max_steps": self.policy.max_steps, "record": record})
         if not record.policy.allowed:
-            if self.policy.on_violation == "stop":
+            if self.policy.on_violation == "stop" and record.policy.by != "user":
                 raise _StepFailed(Status.STOPPED, f"policy: {record.policy.reason}")
             state.remember(parsed, obs, note=f"(not performed: {record.policy.reason})")
             return parsed
@@ -266,7 +269,10 @@ class Agent:
             except asyncio.TimeoutError:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached") from None
             except Exception as exc:  # backend errors end the run with their message
-                raise _StepFailed(Status.ERROR, f"model call failed: {exc}") from None
+                from deskpilot.errors import BackendUnreachable
+
+                kind = "unreachable" if isinstance(exc, BackendUnreachable) else "backend"
+                raise _StepFailed(Status.ERROR, f"model call failed: {exc}", kind) from None
             timings["model"] = timings.get("model", 0.0) + _ms(t)
             totals["model_ms"] += reply.latency_ms or _ms(t)
             totals["prompt_tokens"] += reply.usage.prompt_tokens
@@ -287,7 +293,8 @@ class Agent:
                 self.on_event({"event": "retry", "step": self._step, "error": message})
                 if attempts > self.settings.parse_retries:
                     record.raw_reply, record.reasoning = reply.content, reply.reasoning
-                    raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
+                    raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}",
+                                      "parse") from None
                 request = self.dialect.build_retry(request, reply.content, message)
 
     def _validate(self, action: Action) -> None:
@@ -318,8 +325,13 @@ class Agent:
             self.trajectory.append(record)
             raise _StepFailed(Status.STOPPED, record.policy.reason)
         if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail)):
-            if not self.confirm(step, parsed.action, parsed.thought):
-                record.policy = PolicyDecision(allowed=False, reason="declined at confirmation")
+            verdict, why = _confirm_verdict(self.confirm(step, parsed.action, parsed.thought))
+            if verdict == "no":  # skip this action; the model is told why and goes on
+                reason = "declined by the user" + (f": {why}" if why else "")
+                record.policy = PolicyDecision(allowed=False, reason=reason, by="user")
+                return
+            if verdict == "quit":
+                record.policy = PolicyDecision(allowed=False, reason="declined at confirmation", by="user")
                 self.trajectory.append(record)
                 raise _StepFailed(Status.STOPPED, "the action was declined at confirmation")
         record.policy = PolicyDecision(allowed=allowed, reason=reason)
@@ -341,7 +353,7 @@ class Agent:
         timings["settle"] = _ms(t)
         self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error))
         if error:
-            raise _StepFailed(Status.ERROR, error)
+            raise _StepFailed(Status.ERROR, error, "action")
 
     def _settings_dump(self, task: str) -> dict[str, Any]:
         return {
@@ -353,6 +365,21 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _confirm_verdict(answer) -> tuple[str, str]:
+    """A confirm callback's answer -> ("yes" | "no" | "quit", why).
+
+    True/False keep their old meaning (go ahead / stop the run); "no" (or
+    ("no", why)) skips the action and tells the model why.
+    """
+    if answer is True:
+        return "yes", ""
+    if answer is False or answer is None:
+        return "quit", ""
+    if isinstance(answer, tuple):
+        return str(answer[0]), str(answer[1] or "") if len(answer) > 1 else ""
+    return str(answer), ""
 
 
 def _ms(start: float) -> float:

@@ -37,6 +37,7 @@ class Attempt(BaseModel):
 class PolicyDecision(BaseModel):
     allowed: bool = True
     reason: str = ""
+    by: str = "policy"  # "policy", or "user" when declined at --confirm (the run goes on)
 
 
 class StepRecord(BaseModel):
@@ -96,6 +97,7 @@ class EndRecord(BaseModel):
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
     screenshot: str | None = None  # the screen after the last action (final.png)
+    error_kind: str | None = None  # "parse" (replies never parsed), "unreachable" (model server), "backend", "action"
 
 
 class RunResult(BaseModel):
@@ -105,3 +107,4 @@ class RunResult(BaseModel):
     steps: int = 0
     run_dir: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
+    error_kind: str | None = None  # as in EndRecord: why an ERROR happened, for exit codes

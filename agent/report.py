@@ -75,6 +75,11 @@ def _checks(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def checks_of(run_dir: Path) -> list[dict[str, Any]]:
+    """The check results a run folder recorded: [{name, passed, detail}] (empty if none)."""
+    return _checks(_raw_records(Path(run_dir)))
+
+
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
 

@@ -7,6 +7,7 @@ from typing import Callable
 
 import openai
 
+from deskpilot.errors import BackendUnreachable
 from deskpilot.model_backend.base import BackendError
 
 KEY_ENV_VARS = ("DESKPILOT_API_KEY", "OPENAI_API_KEY")
@@ -48,7 +49,7 @@ def model_not_found(model: str, base_url: str, exc: openai.APIStatusError,
     except Exception as err:  # any failure of the listing is reported, not raised
         why = f"HTTP {err.status_code}" if isinstance(err, openai.APIStatusError) else type(err).__name__
         listing = (f"it offers: {', '.join(offered)}; " if offered else "") + f"(listing /models failed: {why})"
-    return BackendError(f"model '{model}' is not served at {base_url}; {listing}")
+    return BackendUnreachable(f"model '{model}' is not served at {base_url}; {listing}", status_code=404)
 
 
 def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: int) -> BackendError:
@@ -56,16 +57,16 @@ def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: 
     if isinstance(exc, openai.APITimeoutError):
         return BackendError(f"model server at {base_url} did not answer within {timeout:g} s ({tries} tries)")
     if isinstance(exc, openai.APIConnectionError):
-        return BackendError(f"cannot reach the model server at {base_url} ({tries} tries): is it running?")
+        return BackendUnreachable(f"cannot reach the model server at {base_url} ({tries} tries): is it running?")
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return BackendError(
+        return BackendUnreachable(
             f"model server at {base_url} refused the API key (HTTP {exc.status_code}): "
-            f"set {' or '.join(KEY_ENV_VARS)}"
+            f"set {' or '.join(KEY_ENV_VARS)}", status_code=exc.status_code,
         )
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
         if code == 404:
-            return BackendError(f"no chat endpoint at {base_url} (HTTP 404): does the URL end in /v1?")
+            return BackendUnreachable(f"no chat endpoint at {base_url} (HTTP 404): does the URL end in /v1?", status_code=404)
         again = f" after {tries} tries" if code == 429 or code >= 500 else ""
         return BackendError(f"model server at {base_url} answered HTTP {code}{again}: {server_message(exc)}")
     return BackendError(f"model call to {base_url} failed: {type(exc).__name__}: {exc}"[:300])

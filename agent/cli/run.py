@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from deskpilot.agent.config import ConfigError, RunConfig, load_config
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # no wrapping in logs and pipes
 EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
 
 
@@ -80,7 +80,9 @@ class Progress:
         kind = event["event"]
         if kind == "thinking":
             self._stop()
-            self._status = console.status(f"step {event['step']}/{event['max_steps']}: asking the model…")
+            from deskpilot.agent.cli.output import Elapsed
+
+            self._status = console.status(Elapsed(f"step {event['step']}/{event['max_steps']}: asking the model…"))
             self._status.start()
         elif kind == "retry":
             console.print(f"  [yellow]reply did not parse[/yellow] ({escape(event['error'])}); asking again")
@@ -108,11 +110,20 @@ class Progress:
             self._status = None
 
 
-def ask_on_terminal(step: int, action, thought: str) -> bool:
-    from rich.prompt import Confirm
+def ask_on_terminal(step: int, action, thought: str):
+    """yes: perform it; no (the default): skip it and tell the model why; quit: stop the run."""
+    from rich.prompt import Prompt
 
     console.print(f"[bold]step {step}[/bold]: {escape(thought or '(no explanation given)')}")
-    return Confirm.ask(f"perform {escape(action.model_dump_json())}?", console=console, default=True)
+    answer = Prompt.ask(f"perform {escape(action.model_dump_json())}? [bold]y[/bold]es / [bold]n[/bold]o, skip it "
+                        f"/ [bold]q[/bold]uit", console=console, choices=["y", "n", "q"], default="n",
+                        show_choices=False)
+    if answer == "y":
+        return "yes"
+    if answer == "q":
+        return "quit"
+    why = Prompt.ask("why not? (told to the model; Enter to skip)", console=console, default="", show_default=False)
+    return ("no", why.strip())
 
 
 def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False,
@@ -187,15 +198,6 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool, **w
         raise typer.Exit(130) from None
 
 
-def _print_result(result, run_dir: Path) -> None:
-    colour = "green" if result.status.value == "DONE" else "red"
-    console.print(f"[{colour}]{result.status.value}[/{colour}] after {result.steps} step(s)"
-                  + (f": {escape(result.reason)}" if result.reason else ""))
-    if result.answer:
-        console.print(f"answer: {escape(result.answer)}")
-    console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
-
-
 def run(
     task: str = typer.Argument(..., help="What the agent should do, in plain words."),
     app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app xterm"),
@@ -218,12 +220,19 @@ def run(
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object on stdout (status, answer, "
+                                  "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
     live: bool = typer.Option(False, "--live", help="Watch the screen in a browser: a 127.0.0.1 page at a secret URL"),
     live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
     record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
                                           help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
 ) -> None:
-    """Run the agent on TASK in a fresh sandbox."""
+    """Run the agent on TASK in a fresh sandbox.
+
+    The result goes to stdout (one line, or one JSON object with --json), progress to stderr.
+    Exit codes: 0 DONE; 1 FAIL, MAX_STEPS or STOPPED; 2 usage error or other ERROR;
+    3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
+    """
     try:
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
@@ -246,8 +255,10 @@ def run(
     except _user_errors() as err:
         raise fail(str(err)) from None
     result = run_or_exit(cfg, task, spec, run_dir, quiet, live=live_port if live else None, record=record)
-    _print_result(result, run_dir)
-    raise typer.Exit(EXIT[result.status.value])
+    from deskpilot.agent.cli.output import exit_code, print_result
+
+    print_result(result, run_dir, console, as_json=json_out)
+    raise typer.Exit(exit_code(result))
 
 
 def demo(
@@ -274,11 +285,13 @@ def demo(
     except _user_errors() as err:
         raise fail(str(err)) from None
     result = run_or_exit(cfg, DEMO_TASK, spec, run_dir, quiet)
-    _print_result(result, run_dir)
+    from deskpilot.agent.cli.output import exit_code, print_result
+
+    print_result(result, run_dir, console)
     expected = {"name": "Ada Lovelace", "email": "ada@example.org"}
     got = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
     if got == expected:
         console.print(f"[green]checked:[/green] {saved} holds {json.dumps(got)}")
-        raise typer.Exit(EXIT[result.status.value])
+        raise typer.Exit(exit_code(result))
     console.print(f"[red]check failed:[/red] {saved} holds {got!r}, expected {expected!r}")
     raise typer.Exit(1)
