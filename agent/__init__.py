@@ -24,7 +24,7 @@ _EXPORTS = {
     "load_config": "deskpilot.agent.config",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(sorted(_EXPORTS))
 
 
 def __getattr__(name: str):

@@ -1,30 +1,47 @@
-"""Run settings from the command line, the environment and a TOML file.
+"""Run settings: one nested, typed spec, layered from flags, environment and a TOML file.
 
-Precedence: command line > environment (DESKPILOT_<NAME>) > config file >
-defaults. Secrets are named here but their values come from the environment
-or the config file, never from the command line (which `ps` shows).
+`RunSpec` nests the parts the rest of the code already uses as they are:
+`desktop` (a DesktopSpec), `backend` (a BackendSpec), `policy` (agent.policy.Policy)
+and `loop` (agent.loop.LoopSettings), plus run options and checks. Workflow
+files, suites, pytest markers and MCP arguments validate against the same
+models.
+
+Every leaf has one name, unique across sections, which is also its flag
+(`max_steps` <-> `--max-steps`): a TOML file may write `max-steps = 9` or
+`max_steps = 9` at the top (or under `[deskpilot]`), or nest it as
+`[policy] max_steps = 9`; the environment may say `DESKPILOT_MAX_STEPS=9`
+or `DESKPILOT_POLICY__MAX_STEPS=9`. Precedence, merged by pydantic-settings:
+flags > environment > file > defaults. Secrets are named on the command
+line but their values come from the environment or the file, never from
+the command line (which `ps` shows).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import stat
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from deskpilot.agent.loop import LoopSettings
+from deskpilot.agent.policy import Policy
+from deskpilot.errors import ConfigError
 
 ENV_PREFIX = "DESKPILOT_"
 DEFAULT_CONFIG = "deskpilot.toml"
 
 
-from deskpilot.errors import ConfigError
-
-
 def parse_size(text: str) -> tuple[int, int]:
     """'1920x1080' -> (1920, 1080)."""
     try:
-        w, h = (int(v) for v in text.lower().replace("×", "x").split("x"))
+        w, h = (int(v) for v in str(text).lower().replace("×", "x").split("x"))
     except ValueError:
         raise ConfigError(f"a screen size is WIDTHxHEIGHT, e.g. 1920x1080; got {text!r}") from None
     if not (64 <= w <= 8192 and 64 <= h <= 8192):
@@ -32,127 +49,245 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-class RunConfig(BaseModel):
-    base_url: str | None = None
-    model: str = "glm-4.5v"
-    api_key: str | None = None
-    flavor: Literal["vllm", "sglang", "zai", "openai", "transformers"] = "vllm"
-    thinking: bool = True
-    max_steps: int = Field(default=30, ge=1, le=10_000)
+class DesktopSpec(BaseModel):
+    """The desktop a run gets: screen, apps (command strings, as --app), shared folders, isolation."""
+
+    model_config = ConfigDict(extra="forbid")
     size: str = "1920x1080"
-    out: Path | None = None
-    dry_run: bool = False
-    confirm: bool = False
     apps: list[str] = Field(default_factory=list)
     shares: list[Path] = Field(default_factory=list)
-    script: Path | None = None
     isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
-    allow_keys: list[str] | None = None
-    deny_keys: list[str] = Field(default_factory=list)
-    allow_regions: list[str] | None = None
-    deny_regions: list[str] = Field(default_factory=list)
-    on_violation: Literal["stop", "skip"] = "stop"
-    step_timeout: float = Field(default=300.0, gt=0)
-    run_timeout: float = Field(default=3600.0, gt=0)
-    parse_retries: int = Field(default=2, ge=0, le=20)
-    stuck_repeats: int = Field(default=3, ge=2)
-    max_tokens: int = Field(default=8192, ge=16)
-    temperature: float | None = None
-    extra_instructions: str = ""
-    secrets: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("size")
+    @field_validator("size", mode="before")
     @classmethod
-    def _size(cls, v: str) -> str:
+    def _size(cls, v: Any) -> str:
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            v = f"{v[0]}x{v[1]}"
         parse_size(v)
-        return v
-
-    @field_validator("allow_regions", "deny_regions")
-    @classmethod
-    def _regions(cls, v: list[str] | None) -> list[str] | None:
-        from deskpilot.agent.policy import Region
-
-        for text in v or []:
-            Region.parse(text)
-        return v
-
-    @field_validator("allow_keys", "deny_keys")
-    @classmethod
-    def _keys(cls, v: list[str] | None) -> list[str] | None:
-        from deskpilot.actions.keys import normalize_key
-        from deskpilot.actions.models import split_combo
-
-        for combo in v or []:
-            for key in split_combo(combo):
-                normalize_key(key)
-        return v
+        return str(v)
 
     @property
     def screen(self) -> tuple[int, int]:
         return parse_size(self.size)
 
 
+class BackendSpec(BaseModel):
+    """Where the model is: an OpenAI-compatible server, or recorded replies (`script`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_url: str | None = None
+    model: str = "glm-4.5v"
+    api_key: str | None = Field(default=None, repr=False)
+    flavor: Literal["vllm", "sglang", "zai", "openai", "transformers"] = "vllm"
+    script: Path | None = None
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "desktop": DesktopSpec, "backend": BackendSpec, "policy": Policy, "loop": LoopSettings,
+}
+_current: ContextVar[dict[str, dict[str, Any]]] = ContextVar("deskpilot_config_sources")
+
+
+class RunSpec(BaseSettings):
+    """Everything one run needs, nested by concern."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+    desktop: DesktopSpec = Field(default_factory=DesktopSpec)
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    policy: Policy = Field(default_factory=Policy)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    out: Path | None = None
+    confirm: bool = False
+    instructions: str = ""
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, _Layer(settings_cls, "env"), _Layer(settings_cls, "file"))
+
+    @property
+    def screen(self) -> tuple[int, int]:
+        return self.desktop.screen
+
+
+RunConfig = RunSpec  # the name before the spec was nested
+
+
+def _flat_names() -> dict[str, tuple[str, ...]]:
+    """Each leaf's flat name (and the flag spelling without a unit suffix) -> its path."""
+    names: dict[str, tuple[str, ...]] = {}
+    for section, model in SECTIONS.items():
+        for field in model.model_fields:
+            names[field] = (section, field)
+            if field.endswith("_s"):
+                names.setdefault(field[:-2], (section, field))  # step_timeout -> policy.step_timeout_s
+    for field in RunSpec.model_fields:
+        if field not in SECTIONS:
+            names[field] = (field,)
+    return names
+
+
+FLAT = _flat_names()
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    known = sorted(set(FLAT) | set(SECTIONS))
+    close = difflib.get_close_matches(key.replace("-", "_"), known, n=1)
+    hint = f" (did you mean {close[0].replace('_', '-')}?)" if close else ""
+    return ConfigError(f"{where}: unknown setting {key!r}{hint}")
+
+
+def nest(flat: dict[str, Any], where: str) -> dict[str, Any]:
+    """Flat names and/or section tables -> the spec's nested shape."""
+    nested: dict[str, Any] = {}
+    for raw_key, value in flat.items():
+        key = str(raw_key).replace("-", "_")
+        if key in SECTIONS and isinstance(value, dict):
+            section = nested.setdefault(key, {})
+            for sub, v in value.items():
+                sub_key = str(sub).replace("-", "_")
+                path = FLAT.get(sub_key)
+                if path is None or path[0] != key:
+                    raise _unknown(f"{key}.{sub}", where)
+                section[path[1]] = v
+            continue
+        path = FLAT.get(key)
+        if path is None:
+            raise _unknown(str(raw_key), where)
+        if len(path) == 1:
+            nested[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1]] = value
+    return nested
+
+
+class _Layer(PydanticBaseSettingsSource):
+    """One prepared layer (environment or file), already nested by `load_config`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], layer: str) -> None:
+        super().__init__(settings_cls)
+        self.layer = layer
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            return _current.get()[self.layer]
+        except LookupError:
+            return {}
+
+
 _LIST_FIELDS = {"apps", "shares", "allow_keys", "deny_keys", "allow_regions", "deny_regions"}
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
+def _leaf_annotation(path: tuple[str, ...]) -> Any:
+    model = SECTIONS[path[0]] if len(path) == 2 else RunSpec
+    return model.model_fields[path[-1]].annotation
+
+
+def _env_value(name: str, path: tuple[str, ...], raw: str) -> Any:
+    leaf = path[-1]
+    if leaf in _LIST_FIELDS:
+        return [p for p in raw.split(os.pathsep if leaf == "shares" else ";") if p]
+    if _leaf_annotation(path) is bool:
+        if raw.lower() not in _BOOL_WORDS:
+            raise ConfigError(f"{name} must be true or false, got {raw!r}")
+        return _BOOL_WORDS[raw.lower()]
+    return raw
+
+
 def _from_env(env: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, field in RunConfig.model_fields.items():
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is None or name == "secrets":
+    nested: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
-        if name in _LIST_FIELDS:
-            values[name] = [p for p in raw.split(os.pathsep if name == "shares" else ";") if p]
-        elif field.annotation is bool:
-            if raw.lower() not in _BOOL_WORDS:
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
-            values[name] = _BOOL_WORDS[raw.lower()]
+        key = name[len(ENV_PREFIX):].lower()
+        if key in ("secrets", "checks"):
+            continue
+        if "__" in key:  # DESKPILOT_POLICY__MAX_STEPS
+            section, _, leaf = key.partition("__")
+            path = FLAT.get(leaf)
+            if section not in SECTIONS or path is None or path[0] != section:
+                continue  # other tools' DESKPILOT_* variables are not ours to reject
         else:
-            values[name] = raw
-    return values
+            path = FLAT.get(key)
+            if path is None:
+                continue
+        value = _env_value(name, path, raw)
+        if len(path) == 1:
+            nested[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1]] = value
+    return nested
 
 
-def _from_file(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
+def _read_file(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        mode = path.stat().st_mode
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as err:
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
+    if not stat.S_ISREG(mode):  # a folder, a FIFO (would block forever), a device
+        raise ConfigError(f"config file {path} is not a regular file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, PermissionError) as err:
         raise ConfigError(f"config file {path} cannot be read: {err.__class__.__name__}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
-    data = data.get("deskpilot", data)
-    unknown = set(data) - set(RunConfig.model_fields)
-    if unknown:
-        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return data
+    if "deskpilot" in data:
+        if not isinstance(data["deskpilot"], dict):
+            raise ConfigError(f"config file {path}: 'deskpilot' must be a table ([deskpilot])")
+        data = data["deskpilot"]
+    secrets = data.pop("secrets", {})
+    if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+        raise ConfigError(f"config file {path}: [secrets] must map names to text values")
+    nested = nest(data, f"config file {path}")
+    if secrets:
+        nested["secrets"] = secrets
+    return nested
+
+
+def _message(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "settings"
+    text = first["msg"].removeprefix("Value error, ")
+    return f"invalid setting {where}: {text}"
 
 
 def load_config(cli: dict[str, Any], *, config_file: Path | None = None, env: dict[str, str] | None = None,
-                secret_names: list[str] = ()) -> RunConfig:
-    """Merge the three sources; `cli` holds only what the user actually gave."""
+                secret_names: list[str] | tuple[str, ...] = ()) -> RunSpec:
+    """Layer the three sources; `cli` holds only what the user gave (flat names, None = not given)."""
     env = dict(os.environ if env is None else env)
     if config_file is None:
         named = env.get(ENV_PREFIX + "CONFIG")
         config_file = Path(named) if named else (Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None)
-    merged: dict[str, Any] = {}
-    merged.update(_from_file(config_file))
-    merged.update(_from_env(env))
-    merged.update({k: v for k, v in cli.items() if v is not None and v != []})
-    secrets = dict(merged.get("secrets") or {})
+    layers = {
+        "file": _read_file(Path(config_file)) if config_file is not None else {},
+        "env": _from_env(env),
+    }
+    given = nest({k: v for k, v in cli.items() if v is not None and v != []}, "command line")
+    secrets = dict(layers["file"].get("secrets") or {})
     for name in secret_names:
         if name not in env:
             raise ConfigError(f"secret {name} is not set: export {name}=... before running")
         secrets[name] = env[name]
-    merged["secrets"] = secrets
+    given["secrets"] = secrets
+    token = _current.set(layers)
     try:
-        return RunConfig.model_validate(merged)
+        return RunSpec(**given)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {where}: {message}") from None
+        raise ConfigError(_message(err)) from None
+    except ValueError as err:  # a validator's own one-line message (sizes, regions, keys)
+        raise ConfigError(str(err).splitlines()[0]) from None
+    finally:
+        _current.reset(token)
+
+
+__all__ = ["BackendSpec", "ConfigError", "DesktopSpec", "RunConfig", "RunSpec", "load_config", "nest", "parse_size"]

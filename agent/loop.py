@@ -5,16 +5,34 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deskpilot.actions.executor import Executor
+    from deskpilot.agent.session import Session
+    from deskpilot.model_backend.base import Backend
+    from deskpilot.perception.capture import Capturer
+    from deskpilot.sandbox import Sandbox
 
 from pydantic import BaseModel, Field
 
 from deskpilot.actions.models import Action, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
+from deskpilot.agent.background import in_daemon_thread
 from deskpilot.agent.dialects.base import Dialect, ParsedStep
 from deskpilot.agent.policy import Confirm, Policy
 from deskpilot.agent.queries import run_ask, run_locate
+from deskpilot.agent.events import (
+    ActionPerformed,
+    EventHandler,
+    ReplyRejected,
+    RunEnded,
+    RunStarted,
+    StepDecided,
+    StepStarted,
+)
 from deskpilot.agent.records import (
+    FORMAT_VERSION,
     ActedRecord,
     Attempt,
     EndRecord,
@@ -27,7 +45,7 @@ from deskpilot.agent.records import (
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
 from deskpilot.agent.trajectory import Trajectory, now_iso
-from deskpilot.errors import UsageError
+from deskpilot.errors import DeskpilotError, UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
 from deskpilot.perception.observation import Observation
 
@@ -42,6 +60,7 @@ class LoopSettings(BaseModel):
     dry_run: bool = False
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
+    full_replies: bool = False  # keep raw replies longer than the stored cap in the run folder's replies/
 
 
 class _StepFailed(Exception):
@@ -68,33 +87,47 @@ def _usage(reply: Reply) -> dict[str, int]:
 
 
 class Agent:
-    """Runs one task on one sandbox with one backend; writes one run folder.
+    """Runs one task on one desktop with one backend; writes one run folder.
 
-    `capture` and `executor` default to the sandbox's own; tests and replay can
-    pass others. With `dry_run` nothing is ever sent to the display.
+    `desktop` is a `deskpilot.Sandbox` (agent.session.Session), whose capture
+    and input are used, or a bare `deskpilot.sandbox.Sandbox`. The run folder
+    defaults to `runs/DATE-TASK/` (like the CLI) and must not hold a run
+    already; it ends with report.html unless `report=False`. `capturer` and
+    `executor` override the desktop's own (tests, replay). With `dry_run`
+    nothing is ever sent to the display.
     """
 
     def __init__(
         self,
-        backend,
-        sandbox=None,
+        backend: "Backend",
+        desktop: "Session | Sandbox | None" = None,
         dialect: Dialect | None = None,
         *,
-        run_dir: Path | str,
+        run_dir: Path | str | None = None,
         policy: Policy | None = None,
         settings: LoopSettings | None = None,
         confirm: Confirm | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
-        capturer=None,
-        executor=None,
+        on_event: EventHandler | None = None,
+        capturer: "Capturer | None" = None,
+        executor: "Executor | None" = None,
         run_info: dict[str, Any] | None = None,
-    ):
+        report: bool = True,
+    ) -> None:
         if dialect is None:
             from deskpilot.agent.dialects import GLM45VDialect
 
             dialect = GLM45VDialect()
+        from deskpilot.agent.session import Session
+
+        self.session = desktop if isinstance(desktop, Session) else None
+        sandbox = self.session.sandbox if self.session is not None else desktop
+        if self.session is not None:
+            capturer = capturer or self.session.capturer
+            executor = executor or self.session.executor
+            run_info = {"session": self.session.spec.model_dump(mode="json"), **(run_info or {})}
         self.backend = backend
-        self.sandbox = sandbox
+        self.sandbox: Any = sandbox  # a deskpilot.sandbox.Sandbox (or None for queries on images)
+        self.report = report
         self.dialect = dialect
         self.policy = policy or Policy()
         self.settings = settings or LoopSettings()
@@ -104,11 +137,28 @@ class Agent:
         self._capturer = capturer
         self._executor = executor
         self._owns = {"capturer": capturer is None, "executor": executor is None}
-        self.trajectory = Trajectory(Path(run_dir), redact=getattr(dialect, "redact", None))
+        self._run_dir = Path(run_dir) if run_dir is not None else None
+        self._trajectory: Trajectory | None = None
+        self._history: list[StepRecord] = []
         self._step = 0
         self._queries = 0
 
     # -- parts -----------------------------------------------------------------
+    def _open_trajectory(self, name: str) -> Trajectory:
+        if self._trajectory is None:
+            from deskpilot.agent.rundir import claim_run_dir, default_run_dir
+
+            run_dir = self._run_dir if self._run_dir is not None else default_run_dir(name)
+            claim_run_dir(run_dir)
+            self._run_dir = run_dir
+            self._trajectory = Trajectory(run_dir, redact=getattr(self.dialect, "redact", None),
+                                          full_replies=self.settings.full_replies)
+        return self._trajectory
+
+    @property
+    def trajectory(self) -> Trajectory:
+        return self._open_trajectory("queries")
+
     @property
     def run_dir(self) -> Path:
         return self.trajectory.run_dir
@@ -134,7 +184,8 @@ class Agent:
         if self._owns["capturer"] and self._capturer is not None:
             self._capturer.close()
             self._capturer = None
-        self.trajectory.close()
+        if self._trajectory is not None:
+            self._trajectory.close()
 
     def __enter__(self) -> "Agent":
         return self
@@ -147,13 +198,15 @@ class Agent:
         """Ask the model where something is on the current screen (pixel box)."""
         self._queries += 1
         obs = self._grab()
-        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png",
+                          deadline_s=self.policy.step_timeout_s)
 
     def ask(self, question: str) -> str:
         """Ask the model a question about the current screen."""
         self._queries += 1
         obs = self._grab()
-        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png",
+                       deadline_s=self.policy.step_timeout_s)
 
     # -- the loop ----------------------------------------------------------------
     def run(self, task: str) -> RunResult:
@@ -162,7 +215,9 @@ class Agent:
     async def arun(self, task: str) -> RunResult:
         if self._step:
             raise UsageError("an Agent runs one task (one run folder); make a new Agent for the next task")
+        self._open_trajectory(task)
         self.trajectory.write_settings(self._settings_dump(task))
+        self.on_event(RunStarted(task=task, run_dir=str(self.run_dir), max_steps=self.policy.max_steps))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs
         started = time.monotonic()
@@ -192,6 +247,11 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
+        except DeskpilotError as exc:  # a dead display, a full disk, ...: the run still gets its end record
+            status, reason = Status.ERROR, str(exc)
+        except Exception as exc:  # a bug: record how the run ended, then let it show
+            self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
+            raise
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
@@ -201,8 +261,18 @@ class Agent:
             EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals,
                       screenshot=self._final_screenshot(), error_kind=getattr(self, "_error_kind", None))
         )
-        self.on_event({"event": "end", "status": status.value, "reason": reason, "answer": answer})
-        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir), totals=totals,
+        report_path = None
+        if self.report:
+            try:
+                from deskpilot.agent.report import build_report
+
+                report_path = str(build_report(self.run_dir))
+            except Exception as exc:  # the run is recorded; a report failure must not hide its result
+                reason = f"{reason}; report.html could not be built: {exc}".lstrip("; ")
+        self.on_event(RunEnded(status=status.value, reason=reason, answer=answer, steps=self._step,
+                               run_dir=str(self.run_dir)))
+        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir),
+                         report_path=report_path, totals=totals, history=list(self._history),
                          error_kind=getattr(self, "_error_kind", None))
 
     def _final_screenshot(self) -> str | None:
@@ -230,21 +300,21 @@ class Agent:
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         totals["image_tokens"] += record.request.image_tokens
-        self.on_event({"event": "thinking", "step": step, "max_steps": self.policy.max_steps})
+        self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
             parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started)
         except _StepFailed as failure:
             record.error = failure.reason
             record.timings_ms = timings
-            self.trajectory.append(record)
+            self._record(record)
             raise
         self._fill(record, parsed, reply)
         self._decide(record, parsed, obs, state, step)
         record.timings_ms = timings
         t = time.perf_counter()
-        self.trajectory.append(record)
+        self._record(record)
         timings["record"] = _ms(t)
-        self.on_event({"event": "step", "step": step, "max_steps": self.policy.max_steps, "record": record})
+        self.on_event(StepDecided(step=step, max_steps=self.policy.max_steps, record=record))
         if not record.policy.allowed:
             if self.policy.on_violation == "stop" and record.policy.by != "user":
                 raise _StepFailed(Status.STOPPED, f"policy: {record.policy.reason}")
@@ -280,7 +350,7 @@ class Agent:
             record.usage = {k: record.usage.get(k, 0) + v for k, v in _usage(reply).items()}
             t = time.perf_counter()
             try:
-                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+                parsed = await self._parse(reply, obs, step_started)
                 if not self.settings.dry_run and not isinstance(parsed.action, (Done, Fail)):
                     self._validate(parsed.action)
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
@@ -290,12 +360,22 @@ class Agent:
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
                 record.attempts.append(Attempt(raw_reply=reply.content, reasoning=reply.reasoning, error=message))
                 attempts += 1
-                self.on_event({"event": "retry", "step": self._step, "error": message})
-                if attempts > self.settings.parse_retries:
+                giving_up = attempts > self.settings.parse_retries
+                self.on_event(ReplyRejected(step=self._step, error=message, giving_up=giving_up))
+                if giving_up:
                     record.raw_reply, record.reasoning = reply.content, reply.reasoning
                     raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}",
                                       "parse") from None
                 request = self.dialect.build_retry(request, reply.content, message)
+
+    async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
+        """Parse in a worker thread, so the step time limit still holds while it runs."""
+        remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
+        work = in_daemon_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height, name="deskpilot-parse")
+        try:
+            return await asyncio.wait_for(work, timeout=remaining)
+        except asyncio.TimeoutError:
+            raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached while parsing the reply") from None
 
     def _validate(self, action: Action) -> None:
         from deskpilot.actions.executor import ActionError
@@ -309,7 +389,7 @@ class Agent:
         record.raw_reply = reply.content
         record.reasoning = parsed.reasoning if parsed.reasoning is not None else reply.reasoning
         record.thought = parsed.thought
-        record.action = parsed.action.model_dump(mode="json")
+        record.action = parsed.action
         record.action_text = parsed.action_text
         record.model_points = list(parsed.model_points)
         record.points = parsed.action.points()
@@ -322,7 +402,7 @@ class Agent:
         if allowed and state.is_stuck(parsed.action, obs, self.policy.stuck_repeats):
             record.policy = PolicyDecision(allowed=False, reason=f"stuck: the same action {self.policy.stuck_repeats} times with no screen change")
             record.timings_ms["policy"] = _ms(t)
-            self.trajectory.append(record)
+            self._record(record)
             raise _StepFailed(Status.STOPPED, record.policy.reason)
         if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail)):
             verdict, why = _confirm_verdict(self.confirm(step, parsed.action, parsed.thought))
@@ -332,7 +412,7 @@ class Agent:
                 return
             if verdict == "quit":
                 record.policy = PolicyDecision(allowed=False, reason="declined at confirmation", by="user")
-                self.trajectory.append(record)
+                self._record(record)
                 raise _StepFailed(Status.STOPPED, "the action was declined at confirmation")
         record.policy = PolicyDecision(allowed=allowed, reason=reason)
 
@@ -352,11 +432,23 @@ class Agent:
             await settle(self._grab, interval=self.settings.settle_interval_s, cap=self.settings.settle_cap_s)
         timings["settle"] = _ms(t)
         self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error))
+        if self._history and self._history[-1].step == step:
+            self._history[-1].performed = error is None
+            self._history[-1].timings_ms.update(timings)
+            self._history[-1].error = error or self._history[-1].error
+        self.on_event(ActionPerformed(step=step, timings_ms=timings, error=error))
         if error:
             raise _StepFailed(Status.ERROR, error, "action")
 
+    def _record(self, record: StepRecord) -> None:
+        """Write the step's record (before its action runs) and keep it for the result."""
+        self.trajectory.append(record)
+        if not self._history or self._history[-1] is not record:
+            self._history.append(record)
+
     def _settings_dump(self, task: str) -> dict[str, Any]:
         return {
+            "format": FORMAT_VERSION,
             "task": task,
             "dialect": getattr(self.dialect, "name", type(self.dialect).__name__),
             "backend": type(self.backend).__name__,

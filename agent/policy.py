@@ -60,6 +60,14 @@ class Policy(BaseModel):
     deny_regions: tuple[Region, ...] = ()
     on_violation: str = Field(default="stop", pattern="^(stop|skip)$")
 
+    @field_validator("allow_regions", "deny_regions", mode="before")
+    @classmethod
+    def _regions(cls, value):
+        """Regions may be given as 'x1,y1,x2,y2' text (flags, config files)."""
+        if value is None:
+            return None
+        return tuple(Region.parse(v) if isinstance(v, str) else v for v in value)
+
     @field_validator("allow_keys", "deny_keys", mode="before")
     @classmethod
     def _norm_keys(cls, value):

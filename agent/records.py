@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from deskpilot.actions.models import Action
+
+FORMAT_VERSION = 2  # of a run folder: settings.json carries it as "format"
+
 
 class Status(str, Enum):
     DONE = "DONE"
@@ -50,7 +54,7 @@ class StepRecord(BaseModel):
     raw_reply: str = ""
     reasoning: str | None = None
     thought: str = ""
-    action: dict[str, Any] | None = None
+    action: Action | None = None
     action_text: str = ""
     model_points: list[tuple[float, float]] = Field(default_factory=list)
     points: list[tuple[int, int]] = Field(default_factory=list)
@@ -101,10 +105,71 @@ class EndRecord(BaseModel):
 
 
 class RunResult(BaseModel):
+    """How a run ended, with its history in memory (the same records as on disk).
+
+    `history` holds one StepRecord per step in order; `actions`, `thoughts`,
+    `errors` and `final_screenshot` are read off it. `report_path` is set
+    when the run's report.html was written.
+    """
+
     status: Status
     answer: str | None = None
     reason: str = ""
     steps: int = 0
     run_dir: str | None = None
+    report_path: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
     error_kind: str | None = None  # as in EndRecord: why an ERROR happened, for exit codes
+    history: list[StepRecord] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the model said the task is done."""
+        return self.status == Status.DONE
+
+    @property
+    def steps_taken(self) -> int:
+        return self.steps
+
+    @property
+    def actions(self) -> list[Action]:
+        """The actions the model chose, in order (including DONE/FAIL and blocked ones)."""
+        return [rec.action for rec in self.history if rec.action is not None]
+
+    @property
+    def performed_actions(self) -> list[Action]:
+        """Only the actions that reached the screen."""
+        return [rec.action for rec in self.history if rec.action is not None and rec.performed]
+
+    @property
+    def thoughts(self) -> list[str]:
+        return [rec.thought for rec in self.history]
+
+    @property
+    def errors(self) -> list[str]:
+        """Every error met: rejected replies, failed actions, and the run's own reason if it failed."""
+        found = [a.error for rec in self.history for a in rec.attempts]
+        found += [rec.error for rec in self.history if rec.error]
+        if self.status not in (Status.DONE,) and self.reason:
+            found.append(self.reason)
+        return found
+
+    @property
+    def final_screenshot(self) -> str | None:
+        """Path of the last screenshot the run saw."""
+        shots = [rec.screenshot for rec in self.history if rec.screenshot]
+        if not shots or self.run_dir is None:
+            return None
+        from pathlib import Path
+
+        return str(Path(self.run_dir) / shots[-1])
+
+
+class ErrorRecord(BaseModel):
+    """Stands in for a record that could not be written (the trajectory never loses a run)."""
+
+    kind: Literal["error"] = "error"
+    time: str
+    record: str  # the kind of record that was replaced
+    step: int | None = None
+    error: str

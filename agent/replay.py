@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
 from deskpilot.agent.screens import settle_blocking, similarity
@@ -30,7 +30,12 @@ def session_of(run_dir: Path) -> SessionSpec:
     run = load_run(run_dir)
     if "session" not in run.settings:
         raise ReplayError(f"{run_dir} has no session settings (was it recorded by `deskpilot run`?)")
-    return SessionSpec.model_validate(run.settings["session"])
+    try:
+        return SessionSpec.model_validate(run.settings["session"])
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "session"
+        raise ReplayError(f"{run_dir}: the recorded session is broken at {where}: {first['msg']}") from None
 
 
 def _with_secrets(data, names: list[str], env: dict[str, str]):
@@ -65,7 +70,7 @@ def replay(
     if missing:
         raise ReplayError(f"the run used secret(s) {', '.join(missing)}: export them before replaying")
     for rec in steps:
-        rec.action = _with_secrets(rec.action, secrets, dict(os.environ))
+        rec.action = action_from_json(_with_secrets(rec.action.model_dump(mode="json"), secrets, dict(os.environ)))
     spec = session or session_of(run_dir)
     from deskpilot.actions.executor import Executor
     from deskpilot.perception import Capturer
@@ -98,7 +103,7 @@ def _walk(run_dir, steps, capturer, executor, check, threshold, on_step) -> Repl
                 )
         if on_step:
             on_step(rec.step, len(steps), score)
-        action = action_from_json(rec.action)
+        action = rec.action
         if action.type in TERMINAL_TYPES:
             done += 1
             break

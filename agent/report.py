@@ -129,28 +129,29 @@ def _failing_step(run: LoadedRun, status: str) -> int | None:
 def _step_view(rec, raw: dict[str, Any], run_dir: Path, dry: bool, failing: int | None) -> dict[str, Any]:
     image, w, h = _inline(run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
     w, h = (w, h) if image else tuple(rec.screen_size)
-    action_type = (rec.action or {}).get("type")
+    action = rec.action.model_dump(mode="json") if hasattr(rec.action, "model_dump") else rec.action
+    action_type = (action or {}).get("type")
     terminal = action_type in ("done", "fail")
     if not rec.policy.allowed:
         outcome = ("blocked", f"Not performed: {rec.policy.reason}")
     elif terminal:
         outcome = ("end", "Ends the run: " + action_type.upper())
-    elif dry and rec.action:
+    elif dry and action:
         outcome = ("dry", "Not performed (dry run)")
     elif rec.performed:
         outcome = ("ok", "Performed")
-    elif rec.action:
+    elif action:
         outcome = ("muted", "Not performed")
     else:
         outcome = ("error", "No action (the reply did not parse)")
     extras = {k: _as_text(v) for k, v in raw.items() if k in _KNOWN_STEP_FIELDS and v}
     return dict(
         rec.model_dump(mode="json"),
-        image=image, width=w, height=h, kind=kind_of(rec.action), outcome=outcome,
-        kind_label=_LABELS.get(kind_of(rec.action)) or (action_type or "no action"),
+        image=image, width=w, height=h, kind=kind_of(action), outcome=outcome,
+        kind_label=_LABELS.get(kind_of(action)) or (action_type or "no action"),
         failing=rec.step == failing, planned=dry or not rec.policy.allowed,
-        marks=action_marks(rec.action, rec.points, w, h) if image else [],
-        action_json=json.dumps(rec.action, ensure_ascii=False, indent=1) if rec.action else "",
+        marks=action_marks(action, rec.points, w, h) if image else [],
+        action_json=json.dumps(action, ensure_ascii=False, indent=1) if action else "",
         memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
         prompt=extras.pop("prompt", "") or extras.pop("prompts", ""), extras=extras,
     )

@@ -7,7 +7,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -35,7 +35,7 @@ class SessionSpec(BaseModel):
     """Everything needed to bring the same desktop up again (kept for replay)."""
 
     size: tuple[int, int] = (1920, 1080)
-    isolation: str = "bwrap"
+    isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
     shares: list[str] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
@@ -91,7 +91,8 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
         elif not Path(share).is_dir():
             raise UsageError(f"shared folder {share} does not exist (or is not a folder)")
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
-    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, binds=binds)
+    width, height = spec.size
+    sb = Sandbox(size=(width, height), isolation=spec.isolation, network=spec.network, binds=binds)
     handles = []
     try:
         for app in spec.apps:
@@ -134,3 +135,198 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
                 raise SandboxError(f"no app window appeared within {timeout:g} s") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
     settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
+
+
+def _app_spec(app: "str | AppSpec | Sequence[str]") -> AppSpec:
+    if isinstance(app, AppSpec):
+        return app
+    if isinstance(app, str):
+        return app_from_command(app)
+    if isinstance(app, (list, tuple)) and app and all(isinstance(a, str) for a in app):
+        return app_from_command(shlex.join(app))
+    raise UsageError(f"an app is a command string such as 'xterm' or a list of arguments, got {app!r}")
+
+
+def _size(size: "tuple[int, int] | str") -> tuple[int, int]:
+    if isinstance(size, str):
+        from deskpilot.agent.config import parse_size
+
+        return parse_size(size)
+    try:
+        w, h = size
+    except (TypeError, ValueError):
+        raise UsageError(f"size is (width, height) or 'WIDTHxHEIGHT', got {size!r}") from None
+    if not (isinstance(w, int) and isinstance(h, int)) or isinstance(w, bool) or isinstance(h, bool):
+        raise UsageError(f"size must be whole pixels, got {size!r}")
+    return w, h
+
+
+class Session:
+    """A desktop ready to work on: sandbox, apps, screen capture and input.
+
+    This is the one door every front end uses (the CLI, replay, the pytest
+    plugin, workflows, the eval harness, MCP): it starts the display and the
+    apps, waits until a window is up and the screen is still, and owns the
+    capturer and the input worker. Exported as ``deskpilot.Sandbox``.
+
+    The computer-control methods take pixels and go through the same typed
+    actions and executor as the agent; each waits for the screen to settle,
+    so a screenshot taken next shows the result.
+    """
+
+    def __init__(
+        self,
+        size: "tuple[int, int] | str" = (1920, 1080),
+        apps: "Sequence[str | AppSpec | Sequence[str]]" = (),
+        shares: "Sequence[str | os.PathLike[str]]" = (),
+        *,
+        isolation: Literal["bwrap", "none"] = "bwrap",
+        network: bool = False,
+        ready_timeout: float = 20.0,
+        spec: SessionSpec | None = None,
+        create_shares: bool = False,
+    ) -> None:
+        if isinstance(apps, str):
+            apps = [apps]
+        if isinstance(shares, (str, os.PathLike)):
+            shares = [shares]
+        if spec is None:
+            spec = SessionSpec(size=_size(size), isolation=isolation, network=network,
+                               shares=[os.path.abspath(s) for s in shares], apps=[_app_spec(a) for a in apps])
+        self.spec = spec
+        self.sandbox, self.apps = open_sandbox(spec, create_shares=create_shares)
+        self._capturer = None
+        self._executor = None
+        try:
+            wait_until_ready(self.sandbox, self.capturer, timeout=ready_timeout, handles=self.apps,
+                             has_apps=bool(spec.apps))
+        except BaseException:
+            self.close()
+            raise
+
+    # -- what it is -------------------------------------------------------------
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.sandbox.size)  # type: ignore[return-value]
+
+    @property
+    def display(self) -> str:
+        return self.sandbox.display
+
+    @property
+    def capturer(self):
+        """The screen grabber (one per session; mss over MIT-SHM)."""
+        if self._capturer is None:
+            from deskpilot.perception import Capturer
+
+            self._capturer = Capturer(self.sandbox)
+        return self._capturer
+
+    @property
+    def executor(self):
+        """The input worker (started on first use)."""
+        if self._executor is None:
+            from deskpilot.actions.executor import Executor
+
+            self._executor = Executor.for_sandbox(self.sandbox)
+        return self._executor
+
+    # -- seeing ---------------------------------------------------------------------
+    def observe(self):
+        """The current screen as an Observation (image, size, time)."""
+        return self.capturer.grab()
+
+    def screenshot(self, path: "str | os.PathLike[str] | None" = None):
+        """The current screen as a PIL image; also saved as PNG when `path` is given."""
+        image = self.observe().image
+        if path is not None:
+            from deskpilot.perception.encode import encode_png
+
+            Path(path).write_bytes(encode_png(image))
+        return image
+
+    def settle(self, cap: float = 2.0) -> None:
+        """Wait until the screen stops changing (at most `cap` seconds)."""
+        settle_blocking(self.capturer.grab, cap=cap)
+
+    # -- acting -----------------------------------------------------------------------
+    def perform(self, action, *, settle: bool = True) -> None:
+        """Perform one typed action (deskpilot.actions) inside this desktop."""
+        self.executor.perform(action)
+        if settle and action.type not in ("done", "fail", "wait"):
+            self.settle()
+
+    def click(self, x: int, y: int, button: Literal["left", "right", "middle"] = "left") -> None:
+        from deskpilot.actions.models import Click
+
+        self.perform(Click(x=x, y=y, button=button))
+
+    def double_click(self, x: int, y: int) -> None:
+        from deskpilot.actions.models import DoubleClick
+
+        self.perform(DoubleClick(x=x, y=y))
+
+    def right_click(self, x: int, y: int) -> None:
+        self.click(x, y, button="right")
+
+    def move(self, x: int, y: int) -> None:
+        from deskpilot.actions.models import Hover
+
+        self.perform(Hover(x=x, y=y))
+
+    def drag(self, x1: int, y1: int, x2: int, y2: int) -> None:
+        from deskpilot.actions.models import Drag
+
+        self.perform(Drag(x=x1, y=y1, to_x=x2, to_y=y2))
+
+    def scroll(self, x: int, y: int, direction: Literal["up", "down", "left", "right"] = "down",
+               amount: int = 5) -> None:
+        from deskpilot.actions.models import Scroll
+
+        self.perform(Scroll(x=x, y=y, direction=direction, amount=amount))
+
+    def type(self, text: str) -> None:
+        """Type any Unicode text at the keyboard focus."""
+        from deskpilot.actions.models import Type
+
+        self.perform(Type(text=text))
+
+    def key(self, combo: str) -> None:
+        """Press a key or chord, e.g. 'enter', 'ctrl+s', 'ctrl+shift+t'."""
+        from deskpilot.actions.models import Key
+
+        self.perform(Key.model_validate({"keys": combo}))
+
+    def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0):
+        """Start another app (same parsing and binding rules as --app); returns its handle."""
+        from deskpilot.sandbox import Bind
+
+        app = _app_spec(command)
+        extra = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
+        handle = self.sandbox.launch(app.argv, binds=extra)
+        self.apps.append(handle)
+        self.spec.apps.append(app)
+        if wait:
+            wait_until_ready(self.sandbox, self.capturer, timeout=timeout, handles=[handle])
+        return handle
+
+    # -- lifetime ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the input worker, the capturer, every app and the display (idempotent)."""
+        for part in (self._executor, self._capturer):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:  # closing must go on whatever one part says
+                    pass
+        self._executor = self._capturer = None
+        self.sandbox.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<deskpilot.Sandbox {self.size[0]}x{self.size[1]} on {self.sandbox.display}>"

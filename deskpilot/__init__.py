@@ -17,16 +17,66 @@ _here = _os.path.dirname(__file__)
 if not _os.path.isdir(_os.path.join(_here, "agent")):
     _root = _os.path.dirname(_here)
     if _os.path.isfile(_os.path.join(_root, "agent", "__init__.py")):
-        __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+        __path__.append(_root)  # type: ignore[name-defined]
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    # a desktop to work on, and the agent that works on it
+    "Sandbox": "deskpilot.agent.session",
+    "Session": "deskpilot.agent.session",
+    "Agent": "deskpilot.agent.loop",
+    "LoopSettings": "deskpilot.agent.loop",
+    "Policy": "deskpilot.agent.policy",
+    "Region": "deskpilot.agent.policy",
+    "RunResult": "deskpilot.agent.records",
+    "Status": "deskpilot.agent.records",
+    "StepRecord": "deskpilot.agent.records",
+    # after a run
+    "load_run": "deskpilot.agent.trajectory",
+    "build_report": "deskpilot.agent.report",
+    "replay": "deskpilot.agent.replay",
+    "ReplayResult": "deskpilot.agent.replay",
+    # models
+    "Backend": "deskpilot.model_backend",
+    "OpenAICompatibleBackend": "deskpilot.model_backend",
+    "ScriptedBackend": "deskpilot.model_backend",
+    "TransformersBackend": "deskpilot.model_backend",
+    # typed actions and the parser of model replies
+    "Action": "deskpilot.actions",
+    "Click": "deskpilot.actions",
+    "DoubleClick": "deskpilot.actions",
+    "Hover": "deskpilot.actions",
+    "Drag": "deskpilot.actions",
+    "Scroll": "deskpilot.actions",
+    "Key": "deskpilot.actions",
+    "Type": "deskpilot.actions",
+    "Wait": "deskpilot.actions",
+    "Done": "deskpilot.actions",
+    "Fail": "deskpilot.actions",
+    "parse_glm_reply": "deskpilot.actions",
+    # errors
+    "DeskpilotError": "deskpilot.errors",
+    "UsageError": "deskpilot.errors",
+    "ConfigError": "deskpilot.errors",
+    "RunFolderError": "deskpilot.errors",
+    "SandboxError": "deskpilot.errors",
+    "CaptureError": "deskpilot.errors",
+    "BackendError": "deskpilot.errors",
+    "ParseError": "deskpilot.errors",
+    "ActionError": "deskpilot.errors",
+    "ExecutorError": "deskpilot.errors",
+    "ReplayError": "deskpilot.errors",
+    "CheckFailed": "deskpilot.errors",
+}
 
-__all__: list[str] = ["__version__"]
+__all__: list[str] = ["__version__", *sorted(_EXPORTS)]  # noqa: PLE0604
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        source = "Session" if name == "Sandbox" else name  # deskpilot.Sandbox is the high-level desktop
+        value = getattr(importlib.import_module(_EXPORTS[name]), source)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'deskpilot' has no attribute {name!r}")
 
 

@@ -9,6 +9,8 @@ from deskpilot.model_backend.types import ChatRequest, Reply
 
 from deskpilot.errors import BackendError
 
+__all__ = ["Backend", "BackendError"]
+
 
 @runtime_checkable
 class Backend(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Any, Literal
@@ -10,10 +11,10 @@ from urllib.parse import urlsplit
 
 import openai
 
-from deskpilot.model_backend import errors
+from deskpilot.model_backend import errors, validate
 from deskpilot.model_backend.base import BackendError
 from deskpilot.model_backend.messages import ImageFormat, request_to_openai_messages
-from deskpilot.model_backend.types import ChatRequest, Reply, Usage
+from deskpilot.model_backend.types import ChatRequest, Reply
 
 Flavor = Literal["vllm", "sglang", "zai", "openai", "transformers"]
 FLAVORS: tuple[str, ...] = ("vllm", "sglang", "zai", "openai", "transformers")
@@ -49,19 +50,8 @@ def extra_body(request: ChatRequest, flavor: Flavor) -> dict[str, Any]:
     return body
 
 
-def _reply(resp: Any, started: float) -> Reply:
-    if not getattr(resp, "choices", None):
-        raise BackendError("the server's answer is not an OpenAI chat completion: is the base URL right (it usually ends in /v1)?")
-    choice = resp.choices[0]
-    msg = choice.message
-    extra = msg.model_extra or {}
-    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-    u = resp.usage
-    usage = Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-                  total_tokens=u.total_tokens) if u else Usage()
-    return Reply(content=msg.content or "", reasoning=reasoning or None, usage=usage,
-                 latency_ms=(time.perf_counter() - started) * 1000, model=resp.model,
-                 finish_reason=choice.finish_reason)
+def _reply(resp: Any, started: float, base_url: str = "") -> Reply:
+    return validate.reply_from_completion(resp, started, base_url)  # one line per malformed field
 
 
 class OpenAICompatibleBackend:
@@ -113,7 +103,9 @@ class OpenAICompatibleBackend:
             resp = self._client.chat.completions.create(**self._params(request))
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
-        return _reply(resp, started)
+        except json.JSONDecodeError as exc:
+            raise errors.not_json(exc, self.base_url) from None
+        return _reply(resp, started, self.base_url)
 
     def _async_client(self) -> openai.AsyncOpenAI:
         """One AsyncOpenAI per event loop: its connection pool belongs to the loop."""
@@ -131,7 +123,9 @@ class OpenAICompatibleBackend:
             resp = await self._async_client().chat.completions.create(**params)
         except openai.OpenAIError as exc:
             raise await asyncio.to_thread(self._error, exc) from None
-        return _reply(resp, started)
+        except json.JSONDecodeError as exc:
+            raise errors.not_json(exc, self.base_url) from None
+        return _reply(resp, started, self.base_url)
 
     async def aclose(self) -> None:
         if self._aclient is not None:

@@ -122,7 +122,7 @@ def health_urls(opts: ServeOptions) -> list[str]:
 def is_healthy(urls: list[str]) -> bool:
     for url in urls:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback URL we built)
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
                     return True
         except (urllib.error.URLError, OSError):
@@ -149,7 +149,7 @@ def _die_with_parent() -> None:
 
 def start(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start the server in its own session so we alone decide when it stops."""
-    log = open(log_path, "ab")  # noqa: SIM115 (the child keeps it)
+    log = open(log_path, "ab")
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     try:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

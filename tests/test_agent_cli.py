@@ -124,7 +124,7 @@ def test_a_run_killed_mid_way_leaves_a_loadable_trajectory(tmp_path):
     proc.wait(10)
     run = load_run(out)
     assert len(run.steps) >= 3 and run.end is None
-    assert run.steps[0].points == [(400, 300)] and run.steps[1].action["type"] == "wait"
+    assert run.steps[0].points == [(400, 300)] and run.steps[1].action.type == "wait"
     html = build_report(out).read_text()
     assert "INCOMPLETE" in html and html.count('class="step"') == len(run.steps)
 

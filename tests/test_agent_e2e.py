@@ -66,7 +66,7 @@ def test_demo_form_is_filled_and_saved(tmp_path, form):
     assert result.status == Status.DONE, result.reason
     assert json.loads(form.read_text()) == {"name": "Ada Lovelace", "email": "ada@example.org"}
     run = load_run(tmp_path / "run")
-    assert [s.action["type"] for s in run.steps] == ["click", "type", "click", "type", "click", "done"]
+    assert [s.action.type for s in run.steps] == ["click", "type", "click", "type", "click", "done"]
     # thousandths [500,300] on 1280x800 -> pixel (640, 240); the Save box centre -> (640, 464)
     assert run.steps[0].points == [(640, 240)]
     assert run.steps[4].points == [(640, 464)]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -58,9 +55,9 @@ def test_config_precedence_cli_over_env_over_file(tmp_path):
     cfg_file.write_text('model = "from-file"\nmax_steps = 7\nsize = "1280x800"\n[secrets]\nPW = "hunter2"\n')
     env = {"DESKPILOT_MODEL": "from-env", "DESKPILOT_THINKING": "false"}
     cfg = load_config({"model": None, "max_steps": 9}, config_file=cfg_file, env=env)
-    assert cfg.model == "from-env"
-    assert cfg.max_steps == 9
-    assert cfg.thinking is False
+    assert cfg.backend.model == "from-env"
+    assert cfg.policy.max_steps == 9
+    assert cfg.loop.thinking is False
     assert cfg.screen == (1280, 800)
     assert cfg.secrets == {"PW": "hunter2"}
 
@@ -219,3 +216,71 @@ def test_relative_file_arguments_of_an_app_are_made_absolute_and_visible(tmp_pat
     spec = app_from_command("python3 tool.py --flag value")
     assert spec.argv == ["python3", str(tmp_path / "tool.py"), "--flag", "value"]
     assert spec.binds == [{"host": str(tmp_path), "writable": False}]
+
+
+# -- the nested run spec -----------------------------------------------------------
+def test_config_file_takes_flag_names_and_sections(tmp_path):
+    from deskpilot.agent.config import RunSpec
+
+    cfg_file = tmp_path / "deskpilot.toml"
+    cfg_file.write_text('max-steps = 4\nstep-timeout = 12\ndeny-regions = ["0,0,10,10"]\n'
+                        '[desktop]\nsize = "800x600"\napps = ["xterm"]\n[loop]\nparse_retries = 5\n')
+    env = {"DESKPILOT_POLICY__STUCK_REPEATS": "6", "DESKPILOT_BACKEND__MODEL": "m2", "DESKPILOT_UNRELATED": "x"}
+    cfg = load_config({}, config_file=cfg_file, env=env)
+    assert isinstance(cfg, RunSpec)
+    assert (cfg.policy.max_steps, cfg.policy.step_timeout_s, cfg.policy.stuck_repeats) == (4, 12.0, 6)
+    assert cfg.policy.deny_regions[0].x2 == 10 and cfg.desktop.apps == ["xterm"] and cfg.screen == (800, 600)
+    assert cfg.loop.parse_retries == 5 and cfg.backend.model == "m2"
+    # the same spec, dumped and read back, is the same spec
+    again = RunSpec.model_validate(cfg.model_dump())
+    assert again.policy == cfg.policy and again.desktop == cfg.desktop
+
+
+@pytest.mark.parametrize("text, message", [
+    ("max-stpes = 3\n", "unknown setting 'max-stpes' \\(did you mean max-steps\\?\\)"),
+    ("[policy]\nsize = '800x600'\n", "unknown setting 'policy.size'"),
+    ("deskpilot = 5\n", "must be a table"),
+    ('deskpilot = "x"\n', "must be a table"),
+    ("[secrets]\nPW = 5\n", "secrets"),
+    ("max_steps = 'many'\n", "policy.max_steps"),
+])
+def test_config_file_mistakes_are_one_line(tmp_path, text, message):
+    bad = tmp_path / "c.toml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config({}, config_file=bad, env={})
+    assert "\n" not in str(info.value)
+
+
+def test_config_fifo_or_folder_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config({}, config_file=fifo, env={})
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config({}, config_file=tmp_path, env={})
+
+
+@pytest.mark.parametrize("settings", ["[1, 2]", '{"loop": 5, "task": "t"}', '{"session": "x"}'])
+def test_broken_settings_json_is_one_line(tmp_path, settings):
+    from deskpilot.agent.report import build_report
+    from deskpilot.errors import RunFolderError
+
+    (tmp_path / "trajectory.jsonl").write_text("")
+    (tmp_path / "settings.json").write_text(settings)
+    with pytest.raises(RunFolderError) as info:
+        build_report(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_replay_of_a_broken_session_is_one_line(tmp_path):
+    from deskpilot.agent.replay import session_of
+    from deskpilot.errors import ReplayError
+
+    (tmp_path / "trajectory.jsonl").write_text("")
+    (tmp_path / "settings.json").write_text('{"session": {"size": "huge", "apps": 3}}')
+    with pytest.raises(ReplayError, match="recorded session is broken") as info:
+        session_of(tmp_path)
+    assert "\n" not in str(info.value)

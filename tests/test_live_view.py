@@ -10,6 +10,7 @@ import pytest
 
 from chromium import Chromium, needs_chromium
 from deskpilot.actions.models import Click
+from deskpilot.agent.events import RunEnded, StepDecided, StepStarted
 from deskpilot.agent.live import LiveView
 from deskpilot.agent.records import StepRecord
 
@@ -61,11 +62,10 @@ def test_live_page_follows_the_screen_and_the_loop(sandbox, solid_window):
         live.attach(sandbox)
         solid_window(sandbox, (100, 100, 300, 200), (255, 0, 0))
         click = Click(x=250, y=200)
-        live.publish({"event": "thinking", "step": 3, "max_steps": 30})
-        live.publish({"event": "step", "step": 3, "max_steps": 30,
-                      "record": StepRecord(step=3, time="t", thought="Press the <b>red</b> box",
-                                           action=click.model_dump(mode="json"), points=click.points(),
-                                           action_text="left_click(start_box='[195,250]')")})
+        live.publish(StepStarted(step=3, max_steps=30))  # the loop's typed events
+        live.publish(StepDecided(step=3, max_steps=30,
+                                 record=StepRecord(step=3, time="t", thought="Press the <b>red</b> box", action=click,
+                                                   points=click.points(), action_text="left_click(start_box='[195,250]')")))
         with Chromium(1400, 900) as browser:
             browser.goto(live.url)
             _wait(browser, _pixel_js(250, 200), lambda c: _close(c, (255, 0, 0)))
@@ -80,7 +80,7 @@ def test_live_page_follows_the_screen_and_the_loop(sandbox, solid_window):
             time.sleep(2.0)
             frames = browser.eval("window.deskpilotLive.frames") - before
             assert frames >= 4, f"only {frames} new frames in 2 s"
-            live.publish({"event": "end", "status": "DONE", "reason": "", "answer": "42"})
+            live.publish(RunEnded(status="DONE", answer="42"))
             _wait(browser, "document.getElementById('phase').textContent", lambda t: t == "DONE")
             assert "42" in browser.eval("document.getElementById('result').textContent")
     with pytest.raises(urllib.error.URLError):  # stopped: the port is closed
@@ -96,9 +96,9 @@ def test_record_a_video_of_the_screen(sandbox, solid_window, tmp_path):
     recorder.attach(sandbox)
     solid_window(sandbox, (0, 0, 400, 300), (255, 0, 0))
     time.sleep(0.6)
-    recorder.publish({"event": "step", "step": 1, "record": StepRecord(step=1, time="t", points=[(600, 400)],
-                                                                      action={"type": "click", "button": "left"},
-                                                                      action_text="left_click(...)")})
+    click = Click(x=600, y=400)
+    recorder.publish(StepDecided(step=1, max_steps=30, record=StepRecord(step=1, time="t", points=click.points(),
+                                                                         action=click, action_text="left_click(...)")))
     solid_window(sandbox, (0, 0, 400, 300), (0, 0, 255))
     time.sleep(0.6)
     assert recorder.close() == target

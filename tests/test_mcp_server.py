@@ -93,7 +93,7 @@ def _session_folder(tmp_path: Path, timeout: float = 15.0) -> Path:
 def _check_recording(folder: Path) -> None:
     run = load_run(folder)
     assert run.end is not None and run.end.reason == "the MCP session ended"
-    assert [s.action["type"] for s in run.steps] == ["click", "type", "click", "type", "key", "click"]
+    assert [s.action.type for s in run.steps] == ["click", "type", "click", "type", "key", "click"]
     assert all(s.performed for s in run.steps) and run.steps[0].points == [(640, 240)]
     assert [q.kind for q in run.queries] == ["locate", "ask"]
     calls = [json.loads(line) for line in (folder / "trajectory.jsonl").read_text().splitlines()

@@ -42,17 +42,18 @@ def mcp(
                            "max_steps": max_steps, "size": size or "1280x800", "script": script,
                            "isolation": isolation, "network": network, "shares": share, "apps": app},
                           config_file=config)
-        if cfg.script is not None and not cfg.script.is_file():
-            raise FileNotFoundError(f"script file {cfg.script} does not exist")
-        for folder in cfg.shares:
+        desktop = cfg.desktop
+        if cfg.backend.script is not None and not cfg.backend.script.is_file():
+            raise FileNotFoundError(f"script file {cfg.backend.script} does not exist")
+        for folder in desktop.shares:
             if not folder.is_dir():
                 raise NotADirectoryError(f"shared folder {folder} does not exist (or is not a folder)")
         from deskpilot.agent.session import app_from_command
 
-        for command in cfg.apps:
+        for command in desktop.apps:
             app_from_command(command)  # fail now, not at the client's first call
-        options = McpOptions(size=cfg.screen, apps=cfg.apps, isolation=cfg.isolation, network=cfg.network,
-                             shares=[str(p.resolve()) for p in cfg.shares], out=out, run_config=cfg)
+        options = McpOptions(size=cfg.screen, apps=desktop.apps, isolation=desktop.isolation, network=desktop.network,
+                             shares=[str(p.resolve()) for p in desktop.shares], out=out, run_config=cfg)
     except typer.BadParameter as err:
         raise fail(str(err)) from None
     except _user_errors() as err:

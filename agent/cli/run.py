@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,39 +30,36 @@ def _user_errors():
             NotADirectoryError)
 
 
-def default_run_dir(task: str, base: Path | None) -> Path:
-    slug = "".join(c if c.isalnum() else "-" for c in task.lower())[:40].strip("-") or "run"
-    path = (base or Path("runs")) / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
-    n = 2
-    while path.exists():  # two runs started in the same second
-        path = path.with_name(f"{path.name.rsplit('~', 1)[0]}~{n}")
-        n += 1
-    return path
+from deskpilot.agent.rundir import default_run_dir  # noqa: E402  (re-exported for older callers)
 
 
 def make_backend(cfg: RunConfig):
     from deskpilot.model_backend import OpenAICompatibleBackend, ScriptedBackend
 
-    if cfg.script is not None:
-        if not cfg.script.is_file():
-            raise ConfigError(f"script file {cfg.script} does not exist")
-        return ScriptedBackend.from_file(cfg.script)
-    if cfg.base_url:
-        return OpenAICompatibleBackend(cfg.base_url, cfg.model, api_key=cfg.api_key, flavor=cfg.flavor,
-                                       timeout=cfg.step_timeout)
+    spec = cfg.backend
+    if spec.script is not None:
+        if not spec.script.is_file():
+            raise ConfigError(f"script file {spec.script} does not exist")
+        return ScriptedBackend.from_file(spec.script)
+    if spec.base_url:
+        return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
+                                       timeout=cfg.policy.step_timeout_s)
     raise ConfigError("no model: give --base-url URL (vLLM, SGLang or any OpenAI-compatible server) "
                       "or --script FILE (recorded replies)")
 
 
 def make_policy(cfg: RunConfig):
-    from deskpilot.agent.policy import Policy, Region
+    return cfg.policy
 
-    return Policy(
-        max_steps=cfg.max_steps, step_timeout_s=cfg.step_timeout, run_timeout_s=cfg.run_timeout,
-        stuck_repeats=cfg.stuck_repeats, allow_keys=cfg.allow_keys, deny_keys=cfg.deny_keys,
-        allow_regions=None if cfg.allow_regions is None else [Region.parse(r) for r in cfg.allow_regions],
-        deny_regions=[Region.parse(r) for r in cfg.deny_regions], on_violation=cfg.on_violation,
-    )
+
+def session_spec(cfg: RunConfig):
+    """The desktop part of the run spec, with apps parsed and shares made absolute."""
+    from deskpilot.agent.session import SessionSpec, app_from_command
+
+    desktop = cfg.desktop
+    return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
+                       shares=[str(p.resolve()) for p in desktop.shares],
+                       apps=[app_from_command(a) for a in desktop.apps])
 
 
 class Progress:
@@ -74,28 +70,29 @@ class Progress:
         self.redact = redact or (lambda text: text)
         self._status = None
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Any) -> None:
         if self.quiet:
             return
-        kind = event["event"]
+        kind = event.kind
         if kind == "thinking":
             self._stop()
             from deskpilot.agent.cli.output import Elapsed
 
-            self._status = console.status(Elapsed(f"step {event['step']}/{event['max_steps']}: asking the model…"))
+            self._status = console.status(Elapsed(f"step {event.step}/{event.max_steps}: asking the model…"))
             self._status.start()
         elif kind == "retry":
-            console.print(f"  [yellow]reply did not parse[/yellow] ({escape(event['error'])}); asking again")
+            then = "giving up" if event.giving_up else "asking again"
+            console.print(f"  [yellow]reply did not parse[/yellow] ({escape(self.redact(event.error))}); {then}")
         elif kind == "step":
             self._stop()
-            rec = event["record"]
+            rec = event.record
             t = rec.timings_ms
             phases = " ".join(f"{k} {t[k]:.0f}ms" for k in ("capture", "model", "parse") if k in t)
             where = " ".join(f"({x},{y})" for x, y in rec.points)
             text = self.redact(rec.action_text)
             call = escape(text if len(text) <= 60 else text[:57] + "...")
             denied = "" if rec.policy.allowed else f" [red]blocked: {escape(rec.policy.reason)}[/red]"
-            console.print(f"step {event['step']}/{event['max_steps']}  [bold]{rec.action['type']}[/bold] {where}"
+            console.print(f"step {event.step}/{event.max_steps}  [bold]{rec.action.type}[/bold] {where}"
                           f"  {call}  [dim]{phases}[/dim]{denied}", markup=True, highlight=False)
         elif kind == "end":
             self._stop()
@@ -130,18 +127,15 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                 live: int | None = None, record: Path | None = None):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
     from deskpilot.agent.dialects import GLM45VDialect
-    from deskpilot.agent.loop import Agent, LoopSettings
+    from deskpilot.agent.loop import Agent
     from deskpilot.agent.report import build_report
-    from deskpilot.agent.session import open_sandbox, wait_until_ready
-    from deskpilot.perception import Capturer
+    from deskpilot.agent.rundir import claim_run_dir
+    from deskpilot.agent.session import Session
 
     backend = make_backend(cfg)
-    dialect = GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
-    settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                            parse_retries=cfg.parse_retries, dry_run=cfg.dry_run)
-    if (run_dir / "trajectory.jsonl").exists():
-        raise ConfigError(f"{run_dir} already holds a run: choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    dialect = GLM45VDialect(extra_instructions=cfg.instructions, secrets=cfg.secrets)
+    settings = cfg.loop
+    claim_run_dir(run_dir, create=False)
     progress = Progress(quiet, redact=dialect.redact)
 
     def confirm_on_terminal(step: int, action, thought: str) -> bool:
@@ -152,25 +146,26 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
-    sb, apps = open_sandbox(spec)
-    with sb:
-        capturer = Capturer(sb)
-        try:
-            wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
-            from deskpilot.agent.live import watch
+    try:
+        from deskpilot.agent.live import watch
 
-            with watch(sb, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher, \
-                 Agent(backend, sb, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=lambda e: (progress(e), watcher(e)), capturer=capturer,
-                       run_info={"session": spec.model_dump(mode="json"), "model": cfg.model,
-                                 "base_url": cfg.base_url, "script": str(cfg.script) if cfg.script else None,
-                                 "instructions": cfg.extra_instructions, "secrets": sorted(cfg.secrets)}) as agent:
+        with Session(spec=spec) as desk, \
+                watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher:
+            with Agent(backend, desk, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
+                       confirm=confirm, on_event=lambda e: (progress(e), watcher(e)),
+                       run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
+                                 "script": str(cfg.backend.script) if cfg.backend.script else None,
+                                 "flavor": cfg.backend.flavor,
+                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)}) as agent:
                 result = agent.run(task)
-        finally:
-            capturer.close()
-            backend.close()
-            if (run_dir / "trajectory.jsonl").is_file():
+    finally:
+        backend.close()
+        if (run_dir / "trajectory.jsonl").is_file() and not (run_dir / "report.html").is_file():
+            try:
                 build_report(run_dir)
+            except OSError as exc:  # e.g. the disk filled up: the trajectory is intact, say so in one line
+                console.print(f"[yellow]warning:[/yellow] could not write {run_dir / 'report.html'}: "
+                              f"{exc.strerror or exc}; `deskpilot report {run_dir}` rebuilds it")
     return result
 
 
@@ -198,27 +193,46 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool, **w
         raise typer.Exit(130) from None
 
 
+def _default(path: str) -> str:
+    """A setting's default, for --help (read off the spec, so it cannot drift)."""
+    value: object = RunConfig()
+    for part in path.split("."):
+        value = getattr(value, part)
+    if isinstance(value, tuple):
+        value = ",".join(map(str, value)) or "none"
+    return f"\\[default: {value}]"
+
+
 def run(
     task: str = typer.Argument(..., help="What the agent should do, in plain words."),
-    app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app xterm"),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
-    model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
-    flavor: Optional[str] = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
-    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode [default: on]"),
-    max_steps: Optional[int] = typer.Option(None, help="Step limit [default: 30]"),
-    size: Optional[str] = typer.Option(None, help="Screen size WIDTHxHEIGHT [default: 1920x1080]"),
-    out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/DATE-TASK]"),
-    dry_run: Optional[bool] = typer.Option(None, "--dry-run", help="Parse and record, never act"),
-    confirm: Optional[bool] = typer.Option(None, "--confirm", help="Ask on the terminal before each action"),
-    share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable)"),
-    script: Optional[Path] = typer.Option(None, help="JSON list of replies to use instead of a model"),
-    config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
-    isolation: Optional[str] = typer.Option(None, help="bwrap (default) or none"),
-    network: Optional[bool] = typer.Option(None, "--network", help="Let apps reach the network"),
-    deny_key: list[str] = typer.Option([], "--deny-key", help="Key chord never to press, e.g. ctrl+alt+delete"),
-    deny_region: list[str] = typer.Option([], "--deny-region", help="Pixel region x1,y1,x2,y2 never to touch"),
-    secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs"),
-    instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt"),
+    app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app xterm \\[default: none]"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1"),
+    model: Optional[str] = typer.Option(None, help=f"Served model name {_default('backend.model')}"),
+    flavor: Optional[str] = typer.Option(None, help=f"Server kind: vllm, sglang, zai, openai, transformers {_default('backend.flavor')}"),
+    script: Optional[Path] = typer.Option(None, help="JSON list of recorded replies to use instead of a model"),
+    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode \\[default: on]"),
+    max_tokens: Optional[int] = typer.Option(None, help=f"Most tokens the model may answer with per step {_default('loop.max_tokens')}"),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature \\[default: the server's]"),
+    max_steps: Optional[int] = typer.Option(None, help=f"Step limit {_default('policy.max_steps')}"),
+    step_timeout: Optional[float] = typer.Option(None, help=f"Seconds one step may take {_default('policy.step_timeout_s')}"),
+    run_timeout: Optional[float] = typer.Option(None, help=f"Seconds the whole run may take {_default('policy.run_timeout_s')}"),
+    stuck_repeats: Optional[int] = typer.Option(None, help=f"Stop after this many identical actions on an unchanged screen {_default('policy.stuck_repeats')}"),
+    parse_retries: Optional[int] = typer.Option(None, help=f"Times to ask again after a reply that does not parse {_default('loop.parse_retries')}"),
+    size: Optional[str] = typer.Option(None, help=f"Screen size WIDTHxHEIGHT {_default('desktop.size')}"),
+    share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable) \\[default: none]"),
+    isolation: Optional[str] = typer.Option(None, help=f"bwrap or none {_default('desktop.isolation')}"),
+    network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let apps reach the network \\[default: no]"),
+    out: Optional[Path] = typer.Option(None, help="Run folder \\[default: runs/DATE-TASK]"),
+    dry_run: Optional[bool] = typer.Option(None, "--dry-run", help="Parse and record, never act \\[default: off]"),
+    confirm: Optional[bool] = typer.Option(None, "--confirm", help="Ask on the terminal before each action \\[default: off]"),
+    allow_key: list[str] = typer.Option([], "--allow-key", help="Only these key chords may be pressed (repeatable) \\[default: any]"),
+    deny_key: list[str] = typer.Option([], "--deny-key", help="Key chord never to press, e.g. ctrl+alt+delete (repeatable) \\[default: none]"),
+    allow_region: list[str] = typer.Option([], "--allow-region", help="Only touch inside these pixel regions x1,y1,x2,y2 (repeatable) \\[default: anywhere]"),
+    deny_region: list[str] = typer.Option([], "--deny-region", help="Pixel region x1,y1,x2,y2 never to touch (repeatable) \\[default: none]"),
+    on_violation: Optional[str] = typer.Option(None, help=f"When the policy blocks an action: stop the run, or skip the action and tell the model {_default('policy.on_violation')}"),
+    secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs (repeatable)"),
+    instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt \\[default: none]"),
+    config: Optional[Path] = typer.Option(None, help="TOML config file \\[default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object on stdout (status, answer, "
                                   "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
@@ -235,18 +249,17 @@ def run(
     """
     try:
         cfg = load_config(
-            {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
-             "max_steps": max_steps, "size": size, "out": out, "dry_run": dry_run, "confirm": confirm,
-             "shares": share, "script": script, "isolation": isolation, "network": network,
-             "deny_keys": deny_key, "deny_regions": deny_region, "extra_instructions": instructions},
+            {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "script": script,
+             "thinking": thinking, "max_tokens": max_tokens, "temperature": temperature,
+             "max_steps": max_steps, "step_timeout": step_timeout, "run_timeout": run_timeout,
+             "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
+             "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
+             "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
+             "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions},
             config_file=config, secret_names=secret)
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")
-        from deskpilot.agent.session import SessionSpec, app_from_command
-
-        spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, network=cfg.network,
-                           shares=[str(p.resolve()) for p in cfg.shares],
-                           apps=[app_from_command(a) for a in cfg.apps])
+        spec = session_spec(cfg)
         run_dir = cfg.out or default_run_dir(task, None)
         if record is not None:
             from deskpilot.agent.live.record import check_target
@@ -263,10 +276,10 @@ def run(
 
 def demo(
     base_url: Optional[str] = typer.Option(None, help="Run the demo against a live model instead of the bundled replies"),
-    model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
+    model: Optional[str] = typer.Option(None, help="Served model name \\[default: glm-4.5v]"),
     thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking"),
     size: str = typer.Option("1280x800", help="Screen size WIDTHxHEIGHT"),
-    out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/DATE-demo]"),
+    out: Optional[Path] = typer.Option(None, help="Run folder \\[default: runs/DATE-demo]"),
     isolation: str = typer.Option("bwrap", help="bwrap (default) or none"),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -281,7 +294,8 @@ def demo(
         cli = {"base_url": base_url, "model": model, "thinking": thinking, "size": size, "isolation": isolation,
                "script": None if base_url else DEMO_REPLIES, "max_steps": 15}
         cfg = load_config(cli, config_file=None, env={})
-        spec = SessionSpec(size=cfg.screen, isolation=cfg.isolation, shares=[str(shared)], apps=[demo_app(saved)])
+        spec = SessionSpec(size=cfg.screen, isolation=cfg.desktop.isolation, shares=[str(shared)],
+                           apps=[demo_app(saved)])
     except _user_errors() as err:
         raise fail(str(err)) from None
     result = run_or_exit(cfg, DEMO_TASK, spec, run_dir, quiet)

@@ -1,7 +1,7 @@
 """What the live view and the recording show besides the pixels: the loop's latest event.
 
-Accepts the loop's events as dicts or as pydantic models, so both the
-callback dicts and typed events can be published.
+Reads the loop's typed events (deskpilot.agent.events: `kind` thinking, retry,
+step, acted, end) and, for other publishers, plain dicts with an `event` key.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class LiveState:
             elif kind.startswith("step") or "record" in e:
                 rec = e.get("record")
                 action = _field(rec, "action") or {}
+                if hasattr(action, "model_dump"):  # a typed action
+                    action = action.model_dump(mode="json")
                 policy = _field(rec, "policy")
                 s.update(phase="acting" if _field(policy, "allowed", True) else "blocked",
                          thought=_field(rec, "thought", "") or "", action=_field(rec, "action_text", "") or "",

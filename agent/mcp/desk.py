@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, Field
 
 from deskpilot.actions.models import Action
+from deskpilot.agent.events import StepDecided
 from deskpilot.agent.records import ActedRecord, EndRecord, Status, StepRecord
 from deskpilot.agent.trajectory import Trajectory, now_iso
 from deskpilot.errors import UsageError
@@ -51,7 +52,7 @@ class McpCallRecord(BaseModel):
 
 
 def _new_run_dir(base: Path) -> Path:
-    from deskpilot.agent.cli.run import default_run_dir
+    from deskpilot.agent.rundir import default_run_dir
 
     return default_run_dir("mcp", base)
 
@@ -63,7 +64,7 @@ class DeskSession:
         self.options = options
         self.run_dir = _new_run_dir(options.out)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskpilot-mcp")
-        self._sandbox = self._capturer = self._executor = self._backend = None
+        self._desk = self._backend = None  # a deskpilot.Sandbox (agent.session.Session), once opened
         self.trajectory: Trajectory | None = None
         self._step = self._tasks = self._queries = 0
         self._closed = False
@@ -92,11 +93,9 @@ class DeskSession:
                                                  error=error, ms=round((time.perf_counter() - started) * 1000, 2)))
 
     def _open(self) -> None:
-        if self._sandbox is not None:
+        if self._desk is not None:
             return
-        from deskpilot.actions.executor import Executor
-        from deskpilot.agent.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
-        from deskpilot.perception import Capturer
+        from deskpilot.agent.session import Session, SessionSpec, app_from_command
 
         opts = self.options
         spec = SessionSpec(size=opts.size, isolation=opts.isolation, network=opts.network, shares=opts.shares,
@@ -104,78 +103,49 @@ class DeskSession:
         self.trajectory = Trajectory(self.run_dir)
         self.trajectory.write_settings({"task": "(MCP session: actions chosen by the MCP client)",
                                         "dialect": "mcp", "backend": "MCP client",
-                                        "model": getattr(opts.run_config, "model", None),
-                                        "base_url": getattr(opts.run_config, "base_url", None),
+                                        "model": getattr(getattr(opts.run_config, "backend", None), "model", None),
+                                        "base_url": getattr(getattr(opts.run_config, "backend", None), "base_url", None),
                                         "session": spec.model_dump(mode="json"), "screen_size": list(opts.size)})
-        sb, handles = open_sandbox(spec)
-        try:
-            self._capturer = Capturer(sb)
-            wait_until_ready(sb, self._capturer, handles=handles, has_apps=bool(spec.apps))
-            self._executor = Executor.for_sandbox(sb)
-        except BaseException:
-            if self._capturer is not None:
-                self._capturer.close()
-            sb.close()
-            raise
-        self._sandbox = sb
+        self._desk = Session(spec=spec)
         if opts.live is not None:
-            opts.live.attach(sb)
+            opts.live.attach(self._desk.sandbox)
 
     # -- what the tools do (on the session thread) -------------------------------------
     def screenshot_png(self) -> bytes:
         from deskpilot.perception.encode import encode_png
 
-        return encode_png(self._capturer.grab().image)
+        return encode_png(self._desk.screenshot())
 
     @property
     def size(self) -> tuple[int, int]:
-        return tuple(self._sandbox.size) if self._sandbox is not None else tuple(self.options.size)
+        return self._desk.size if self._desk is not None else tuple(self.options.size)
 
     def act(self, action: Action, text: str) -> str:
         """Validate, record, perform, wait for the screen to settle."""
-        from deskpilot.agent.screens import settle_blocking
-
-        self._executor.validate(action)
+        self._desk.executor.validate(action)
         self._step += 1
-        obs = self._capturer.grab()
+        obs = self._desk.observe()
         shot = self.trajectory.save_screenshot(obs.image, f"step_{self._step:03d}.png")
         record = StepRecord(step=self._step, time=now_iso(), screenshot=shot, screen_size=obs.size,
-                            thought="(chosen by the MCP client)", action=action.model_dump(mode="json"),
+                            thought="(chosen by the MCP client)", action=action,
                             action_text=text, points=action.points())
         self.trajectory.append(record)
-        self._publish({"event": "step", "step": self._step, "max_steps": 0, "record": record})
+        self._publish(StepDecided(step=self._step, max_steps=0, record=record))
         t = time.perf_counter()
         error = None
         try:
-            self._executor.perform(action)
+            self._desk.perform(action)  # performs, then waits for the screen to settle
         except Exception as exc:
             error = f"action failed: {exc}"
-        act_ms = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        if error is None:
-            settle_blocking(self._capturer.grab, interval=0.05, cap=2.0)
         self.trajectory.append(ActedRecord(step=self._step, error=error,
-                                           timings_ms={"act": round(act_ms, 2), "settle": round((time.perf_counter() - t) * 1000, 2)}))
+                                           timings_ms={"act_and_settle": round((time.perf_counter() - t) * 1000, 2)}))
         if error:
             raise RuntimeError(error)
         return f"{text}: done"
 
     def launch(self, command: str) -> str:
-        from deskpilot.agent.session import app_from_command
-        from deskpilot.sandbox import Bind
-
-        app = app_from_command(command)  # argv, never a shell line
-        binds = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
-        handle = self._sandbox.launch(app.argv, binds=binds)
-        try:
-            self._sandbox.wait_for_window("", timeout=10)
-        except Exception:
-            if handle.poll() is not None:
-                raise RuntimeError(f"{shlex.join(app.argv)} exited with code {handle.poll()}") from None
-        from deskpilot.agent.screens import settle_blocking
-
-        settle_blocking(self._capturer.grab, first_delay=0.2, interval=0.1, cap=3.0)
-        return f"started {shlex.join(app.argv)}"
+        handle = self._desk.launch(command, timeout=15)  # parsed into argv like --app, never a shell line
+        return f"started {shlex.join(handle.argv)}"
 
     def _model(self):
         if self._backend is None:
@@ -188,46 +158,36 @@ class DeskSession:
         from deskpilot.agent.dialects import GLM45VDialect
 
         cfg = self.options.run_config
-        return GLM45VDialect(extra_instructions=cfg.extra_instructions, secrets=cfg.secrets)
+        return GLM45VDialect(extra_instructions=cfg.instructions, secrets=cfg.secrets)
 
     def locate(self, description: str) -> list[int]:
         from deskpilot.agent.queries import run_locate
 
         self._queries += 1
-        return list(run_locate(self._model(), self._dialect(), self._capturer.grab(), description, self.trajectory,
+        return list(run_locate(self._model(), self._dialect(), self._desk.observe(), description, self.trajectory,
                                f"query_{self._queries:03d}.png"))
 
     def ask(self, question: str) -> str:
         from deskpilot.agent.queries import run_ask
 
         self._queries += 1
-        return run_ask(self._model(), self._dialect(), self._capturer.grab(), question, self.trajectory,
+        return run_ask(self._model(), self._dialect(), self._desk.observe(), question, self.trajectory,
                        f"query_{self._queries:03d}.png")
 
     def run_task(self, task: str, max_steps: int | None = None) -> dict[str, Any]:
         """The agent loop on this session's screen, in its own run folder inside the session's."""
-        from deskpilot.agent.cli.run import make_policy
-        from deskpilot.agent.loop import Agent, LoopSettings
-        from deskpilot.agent.report import build_report
+        from deskpilot.agent.loop import Agent
 
         cfg = self.options.run_config
-        if max_steps is not None:
-            cfg = cfg.model_copy(update={"max_steps": max_steps})
+        policy = cfg.policy if max_steps is None else cfg.policy.model_copy(update={"max_steps": max_steps})
         self._tasks += 1
         task_dir = self.run_dir / f"task_{self._tasks:03d}"
-        settings = LoopSettings(thinking=cfg.thinking, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                parse_retries=cfg.parse_retries)
-        try:
-            with Agent(self._model(), self._sandbox, self._dialect(), run_dir=task_dir, policy=make_policy(cfg),
-                       settings=settings, capturer=self._capturer, executor=self._executor, on_event=self._publish,
-                       run_info={"model": cfg.model, "base_url": cfg.base_url,
-                                 "script": str(cfg.script) if cfg.script else None,
-                                 "session": {"size": list(self.size), "isolation": self.options.isolation,
-                                             "apps": [], "shares": self.options.shares}}) as agent:
-                result = agent.run(task)
-        finally:
-            if (task_dir / "trajectory.jsonl").is_file():
-                build_report(task_dir)
+        backend = cfg.backend
+        with Agent(self._model(), self._desk, self._dialect(), run_dir=task_dir, policy=policy,
+                   settings=cfg.loop, on_event=self._publish,
+                   run_info={"model": backend.model, "base_url": backend.base_url,
+                             "script": str(backend.script) if backend.script else None}) as agent:
+            result = agent.run(task)  # writes the task's report.html itself
         return {"status": result.status.value, "answer": result.answer, "reason": result.reason,
                 "steps": result.steps, "run_dir": str(task_dir), "report": str(task_dir / "report.html")}
 
@@ -245,14 +205,14 @@ class DeskSession:
         self._pool.shutdown(wait=False)
 
     def _close(self) -> None:
-        if self._sandbox is None:
+        if self._desk is None:
             return
         from deskpilot.agent.report import build_report
 
         try:
             final = None
             try:
-                final = self.trajectory.save_screenshot(self._capturer.grab().image, "final.png")
+                final = self.trajectory.save_screenshot(self._desk.screenshot(), "final.png")
             except Exception:
                 pass
             self.trajectory.append(EndRecord(time=now_iso(), status=Status.STOPPED, steps=self._step,
@@ -262,11 +222,10 @@ class DeskSession:
         finally:
             if self.options.live is not None:
                 self.options.live.detach()
-            for part in (self._executor, self._capturer, self._backend):
-                if part is not None:
-                    try:
-                        part.close()
-                    except Exception:
-                        pass
-            self._sandbox.close()
-            self._sandbox = None
+            if self._backend is not None:
+                try:
+                    self._backend.close()
+                except Exception:  # closing goes on whatever the backend says
+                    pass
+            self._desk.close()
+            self._desk = None

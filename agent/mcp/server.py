@@ -139,7 +139,8 @@ def build_server(options: McpOptions) -> tuple[MCPServer, Desks]:
         """Start a program in the sandbox, e.g. 'xterm' or 'gedit notes.txt' (no shell; no network)."""
         return await _run(desks, ctx, "launch_app", {"command": command}, lambda d: d.launch(command))
 
-    if options.run_config is not None and (options.run_config.base_url or options.run_config.script):
+    backend = getattr(options.run_config, "backend", None)
+    if backend is not None and (backend.base_url or backend.script):
         _model_tools(app, desks)
     _ocr_tools(app, desks)
     return app, desks
