@@ -36,6 +36,8 @@ class Attempt(BaseModel):
     raw_reply: str
     reasoning: str | None = None
     error: str
+    prompt: str = ""  # the exact text sent, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicyDecision(BaseModel):
@@ -61,6 +63,8 @@ class StepRecord(BaseModel):
     element_info: str | None = None
     memory: list[Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    prompt: str = ""  # the exact text of the accepted attempt's prompt, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
     policy: PolicyDecision = Field(default_factory=PolicyDecision)
     performed: bool = False
     timings_ms: dict[str, float] = Field(default_factory=dict)
@@ -97,6 +101,7 @@ class EndRecord(BaseModel):
     time: str
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema
     reason: str = ""
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
@@ -114,6 +119,7 @@ class RunResult(BaseModel):
 
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema (JSON value or model instance)
     reason: str = ""
     steps: int = 0
     run_dir: str | None = None
