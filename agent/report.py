@@ -25,7 +25,6 @@ _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("deskpilot.agent", "templates"),
     autoescape=True,  # model text is untrusted: never let it become markup
 )
-_KNOWN_STEP_FIELDS = {"prompt", "prompts", "sampling"}
 _LABELS = dict(LEGEND) | {"left": "click"}
 
 
@@ -43,7 +42,7 @@ def _inline(path: Path) -> tuple[str | None, int, int]:
 
 
 def _raw_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every readable line as a dict: fields newer than our models (prompt, checks) live here."""
+    """Every readable line as a dict: check results are not one of our record models (yet)."""
     out = []
     for line in (run_dir / TRAJECTORY).read_text(encoding="utf-8", errors="replace").splitlines():
         try:
@@ -78,10 +77,6 @@ def _checks(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def checks_of(run_dir: Path) -> list[dict[str, Any]]:
     """The check results a run folder recorded: [{name, passed, detail}] (empty if none)."""
     return _checks(_raw_records(Path(run_dir)))
-
-
-def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
 
 
 def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
@@ -126,7 +121,7 @@ def _failing_step(run: LoadedRun, status: str) -> int | None:
     return run.steps[-1].step
 
 
-def _step_view(rec, raw: dict[str, Any], run_dir: Path, dry: bool, failing: int | None) -> dict[str, Any]:
+def _step_view(rec, run_dir: Path, dry: bool, failing: int | None) -> dict[str, Any]:
     image, w, h = _inline(run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
     w, h = (w, h) if image else tuple(rec.screen_size)
     action = rec.action.model_dump(mode="json") if hasattr(rec.action, "model_dump") else rec.action
@@ -144,7 +139,6 @@ def _step_view(rec, raw: dict[str, Any], run_dir: Path, dry: bool, failing: int 
         outcome = ("muted", "Not performed")
     else:
         outcome = ("error", "No action (the reply did not parse)")
-    extras = {k: _as_text(v) for k, v in raw.items() if k in _KNOWN_STEP_FIELDS and v}
     return dict(
         rec.model_dump(mode="json"),
         image=image, width=w, height=h, kind=kind_of(action), outcome=outcome,
@@ -153,7 +147,6 @@ def _step_view(rec, raw: dict[str, Any], run_dir: Path, dry: bool, failing: int 
         marks=action_marks(action, rec.points, w, h) if image else [],
         action_json=json.dumps(action, ensure_ascii=False, indent=1) if action else "",
         memory_json=json.dumps(rec.memory, ensure_ascii=False, indent=1),
-        prompt=extras.pop("prompt", "") or extras.pop("prompts", ""), extras=extras,
     )
 
 
@@ -161,12 +154,11 @@ def build_report(run_dir: Path) -> Path:
     """(Re)build report.html in a run folder and return its path."""
     run = load_run(Path(run_dir))
     raw = _raw_records(run.run_dir)
-    raw_steps = {r["step"]: r for r in raw if r.get("kind") == "step" and isinstance(r.get("step"), int)}
     dry = bool(run.settings.get("loop", {}).get("dry_run"))
     end = run.end
     status = end.status.value if end else "INCOMPLETE"
     failing = _failing_step(run, status)
-    steps = [_step_view(rec, raw_steps.get(rec.step, {}), run.run_dir, dry, failing) for rec in run.steps]
+    steps = [_step_view(rec, run.run_dir, dry, failing) for rec in run.steps]
     queries = []
     for q in run.queries:
         image, w, h = _inline(run.run_dir / q.screenshot) if q.screenshot else (None, 0, 0)

@@ -44,7 +44,8 @@ class Chromium:
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              "--no-first-run", "--hide-scrollbars", f"--user-data-dir={self._profile}", f"--window-size={width},{height}"],
-            close_fds=False, preexec_fn=wire,  # Python's fds are close-on-exec; 3 and 4 stay stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=False, preexec_fn=wire,  # Python's own fds are close-on-exec; 3 and 4 stay open
         )
         os.close(high_r)
         os.close(high_w)

@@ -37,15 +37,9 @@ def _settings(task="save the form", dry=False) -> dict:
                         "apps": [{"argv": ["xterm", "-title", "my term"], "binds": []}]}}
 
 
-class _StepWithPrompt(StepRecord):
-    """A step record with the prompt text, the field the prompt-fidelity work adds."""
-
-    prompt: str | None = None
-
-
 def _step(traj, n, action, **extra) -> None:
     shot = traj.save_screenshot(_screen(f"step {n}"), f"step_{n:03d}.png")
-    traj.append(_StepWithPrompt(step=n, time=now_iso(), screenshot=shot, screen_size=SIZE, thought=f"thought {n}",
+    traj.append(StepRecord(step=n, time=now_iso(), screenshot=shot, screen_size=SIZE, thought=f"thought {n}",
                            action=action.model_dump(mode="json"), action_text=f"call_{n}()",
                            points=action.points(), **extra))
 
