@@ -117,6 +117,9 @@ class Agent:
         run_info: dict[str, Any] | None = None,
         report: bool = True,
         output_schema=None,
+        checks: list | None = None,
+        check_base: Path | str | None = None,
+        cache=None,
     ) -> None:
         if dialect is None:
             from deskpilot.agent.dialects import GLM45VDialect
@@ -152,6 +155,10 @@ class Agent:
         self._step = 0
         self._queries = 0
         self._output: Any = None
+        self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
+        self.check_base = Path(check_base) if check_base is not None else Path.cwd()
+        self.check_results: list = []
+        self.cache = cache  # a deskpilot.agent.cache.RunCache: cached actions while the screen matches
 
     # -- parts -----------------------------------------------------------------
     def _open_trajectory(self, name: str) -> Trajectory:
@@ -264,12 +271,18 @@ class Agent:
         except Exception as exc:  # a bug: record how the run ended, then let it show
             self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
             raise
+        if status == Status.DONE and self.checks:
+            from deskpilot.agent.checks.runner import verify_run
+
+            status, reason = await asyncio.to_thread(verify_run, self)
+        if self.cache is not None:
+            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=status in (Status.DONE, Status.PASSED))
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
         totals = {k: int(v) if float(v).is_integer() else round(v, 1) for k, v in totals.items()}
         totals["wall_s"] = round(time.monotonic() - started, 3)
-        output = self._output if status == Status.DONE else None
+        output = self._output if status in (Status.DONE, Status.PASSED) else None
         stored = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
         self.trajectory.append(
             EndRecord(time=now_iso(), status=status, answer=answer, output=stored, reason=reason, steps=self._step,
@@ -285,8 +298,9 @@ class Agent:
                 reason = f"{reason}; report.html could not be built: {exc}".lstrip("; ")
         self.on_event(RunEnded(status=status.value, reason=reason, answer=answer, steps=self._step,
                                run_dir=str(self.run_dir)))
-        return RunResult(status=status, answer=answer, output=output, reason=reason, steps=self._step, run_dir=str(self.run_dir),
-                         report_path=report_path, totals=totals, history=list(self._history),
+        return RunResult(status=status, answer=answer, output=output, reason=reason, steps=self._step,
+                         run_dir=str(self.run_dir), report_path=report_path, totals=totals,
+                         history=list(self._history), checks=[r.model_dump(mode="json") for r in self.check_results],
                          error_kind=getattr(self, "_error_kind", None))
 
     def _final_screenshot(self) -> str | None:
@@ -332,16 +346,24 @@ class Agent:
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         totals["image_tokens"] += record.request.image_tokens
+        cached = self.cache.lookup(step, obs, self._grab) if self.cache is not None else None
         self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
-            parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started,
-                                                         rebuild=lambda failed: self._request(task, obs, state, failed))
+            if cached is not None:
+                reply, record.cached = cached, True
+                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+            else:
+                parsed, reply = await self._ask_until_parsed(
+                    request, obs, record, timings, totals, step_started,
+                    rebuild=lambda failed: self._request(task, obs, state, failed))
         except _StepFailed as failure:
             record.error = failure.reason
             record.timings_ms = timings
             self._record(record)
             raise
         self._fill(record, parsed, reply)
+        if self.cache is not None:
+            self.cache.keep(step, obs, reply, parsed.action)
         self._decide(record, parsed, obs, state, step)
         record.timings_ms = timings
         t = time.perf_counter()

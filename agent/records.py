@@ -18,6 +18,8 @@ class Status(str, Enum):
     MAX_STEPS = "MAX_STEPS"
     ERROR = "ERROR"
     STOPPED = "STOPPED"
+    PASSED = "PASSED"  # DONE, and every check passed
+    FAILED = "FAILED"  # DONE, but a check failed
 
 
 class RequestSummary(BaseModel):
@@ -67,6 +69,7 @@ class StepRecord(BaseModel):
     sampling: dict[str, Any] = Field(default_factory=dict)
     policy: PolicyDecision = Field(default_factory=PolicyDecision)
     performed: bool = False
+    cached: bool = False  # the action came from a cache file, not from the model
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
@@ -94,6 +97,21 @@ class QueryRecord(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
+
+
+class CheckRecord(BaseModel):
+    """A verification check run after the last action (see deskpilot.agent.checks)."""
+
+    kind: Literal["check"] = "check"
+    time: str
+    index: int
+    check_kind: str
+    label: str
+    check: dict[str, Any] = Field(default_factory=dict)
+    passed: bool
+    message: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    ms: float = 0.0
 
 
 class EndRecord(BaseModel):
@@ -126,12 +144,13 @@ class RunResult(BaseModel):
     report_path: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
     error_kind: str | None = None  # as in EndRecord: why an ERROR happened, for exit codes
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # CheckResult dumps, when checks ran
     history: list[StepRecord] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the model said the task is done."""
-        return self.status == Status.DONE
+        """True when the model said the task is done (and every check passed, if there were checks)."""
+        return self.status in (Status.DONE, Status.PASSED)
 
     @property
     def steps_taken(self) -> int:
@@ -156,7 +175,7 @@ class RunResult(BaseModel):
         """Every error met: rejected replies, failed actions, and the run's own reason if it failed."""
         found = [a.error for rec in self.history for a in rec.attempts]
         found += [rec.error for rec in self.history if rec.error]
-        if self.status not in (Status.DONE,) and self.reason:
+        if self.status not in (Status.DONE, Status.PASSED) and self.reason:
             found.append(self.reason)
         return found
 

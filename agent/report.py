@@ -18,7 +18,7 @@ import jinja2
 from PIL import Image
 
 from deskpilot.agent.report_marks import COLOURS, LEGEND, action_marks, box_marks, kind_of
-from deskpilot.agent.trajectory import TRAJECTORY, LoadedRun, load_run
+from deskpilot.agent.trajectory import LoadedRun, load_run
 
 REPORT = "report.html"
 _ENV = jinja2.Environment(
@@ -41,42 +41,9 @@ def _inline(path: Path) -> tuple[str | None, int, int]:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), rgb.width, rgb.height
 
 
-def _raw_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every readable line as a dict: check results are not one of our record models (yet)."""
-    out = []
-    for line in (run_dir / TRAJECTORY).read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict):
-            out.append(data)
-    return out
-
-
-def _checks(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check results wherever a run recorded them: `check`/`checks` lines or the end record."""
-    found: list[Any] = []
-    for rec in raw:
-        if rec.get("kind") == "check":
-            found.append(rec)
-        elif rec.get("kind") in ("checks", "end") and isinstance(rec.get("checks"), list):
-            found.extend(rec["checks"])
-    rows = []
-    for c in found:
-        if not isinstance(c, dict):
-            continue
-        passed = c.get("passed", c.get("ok"))
-        name = c.get("name") or c.get("check") or c.get("spec") or ""
-        rows.append({"name": name if isinstance(name, str) else json.dumps(name, ensure_ascii=False),
-                     "passed": passed if isinstance(passed, bool) else None,
-                     "detail": str(c.get("evidence") or c.get("detail") or c.get("message") or c.get("reason") or "")})
-    return rows
-
-
 def checks_of(run_dir: Path) -> list[dict[str, Any]]:
-    """The check results a run folder recorded: [{name, passed, detail}] (empty if none)."""
-    return _checks(_raw_records(Path(run_dir)))
+    """The check results a run folder recorded (CheckResult dumps; empty if none ran)."""
+    return [c.model_dump(mode="json") for c in load_run(Path(run_dir)).checks]
 
 
 def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
@@ -113,7 +80,7 @@ def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
 
 def _failing_step(run: LoadedRun, status: str) -> int | None:
     """The step a reader should look at first when the run did not succeed."""
-    if status == "DONE" or not run.steps:
+    if status in ("DONE", "PASSED", "FAILED") or not run.steps:  # FAILED: the checks say why, not a step
         return None
     for rec in run.steps:
         if rec.error or not rec.policy.allowed:
@@ -150,10 +117,14 @@ def _step_view(rec, run_dir: Path, dry: bool, failing: int | None) -> dict[str, 
     )
 
 
+def _local(run_dir: Path, path: str) -> Path:
+    """An evidence file: where it was written, or beside the report if the folder moved."""
+    return Path(path) if Path(path).is_file() else run_dir / Path(path).name
+
+
 def build_report(run_dir: Path) -> Path:
     """(Re)build report.html in a run folder and return its path."""
     run = load_run(Path(run_dir))
-    raw = _raw_records(run.run_dir)
     dry = bool(run.settings.get("loop", {}).get("dry_run"))
     end = run.end
     status = end.status.value if end else "INCOMPLETE"
@@ -169,7 +140,11 @@ def build_report(run_dir: Path) -> Path:
     if end and end.screenshot:
         image, w, h = _inline(run.run_dir / end.screenshot)
         final = {"image": image, "width": w, "height": h} if image else None
-    checks = _checks(raw)
+    checks = []
+    for c in run.checks:
+        diff = c.evidence.get("diff")
+        checks.append(dict(c.model_dump(mode="json"), evidence_json=json.dumps(c.evidence, ensure_ascii=False, indent=1),
+                           diff_image=_inline(_local(run.run_dir, diff))[0] if isinstance(diff, str) else None))
     html = _ENV.get_template("report.html.j2").render(
         task=run.settings.get("task", "(unknown task)"),
         status=status, dry=dry,
@@ -177,10 +152,11 @@ def build_report(run_dir: Path) -> Path:
         answer=end.answer if end else None,
         totals=end.totals if end else {},
         facts=_facts(run, status, dry),
-        checks=checks, checks_failed=sum(1 for c in checks if c["passed"] is False),
+        checks=checks, checks_failed=sum(1 for c in checks if not c["passed"]),
         steps=steps, failing=failing, final=final,
         queries=queries, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
         skipped=run.skipped_lines,
+        cached_steps=sum(1 for rec in run.steps if rec.cached),
     )
     out = run.run_dir / REPORT
     tmp = out.with_suffix(".tmp")

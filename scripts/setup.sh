@@ -8,9 +8,10 @@ APT_PACKAGES=(
   xvfb openbox bubblewrap xauth x11-utils x11-xserver-utils
   python3 python3-venv python3-tk xterm fonts-dejavu-core
   xdotool scrot imagemagick   # used by the benchmark's peer path
+  mousepad                    # a GTK app for the checks tests
   chromium                    # tests look at report.html and the live view in a real browser
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,mcp,video}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,mcp,video}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

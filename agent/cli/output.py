@@ -4,8 +4,8 @@ stdout gets exactly one thing: the result line, or with `--json` one JSON
 object, so `deskpilot run ... | tail -1` and `--json | jq .status` work. Exit
 codes tell the outcomes apart without parsing anything:
 
-    0  DONE
-    1  FAIL, MAX_STEPS or STOPPED (the task was not done)
+    0  DONE, or PASSED (DONE and every check passed)
+    1  FAIL, FAILED (a check failed), MAX_STEPS or STOPPED (the task was not done)
     2  usage or set-up error, or another ERROR (an action failed, a server error)
     3  the model's replies never parsed (ERROR: wrong model, dialect or prompt?)
     4  the model server is unreachable or refused us (ERROR: URL, key, model name)
@@ -23,10 +23,10 @@ from typing import Any
 from rich.text import Text
 
 EXIT_DONE, EXIT_NOT_DONE, EXIT_ERROR, EXIT_UNPARSED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-_BY_STATUS = {"DONE": EXIT_DONE, "FAIL": EXIT_NOT_DONE, "MAX_STEPS": EXIT_NOT_DONE, "STOPPED": EXIT_NOT_DONE,
-              "ERROR": EXIT_ERROR}
+_BY_STATUS = {"DONE": EXIT_DONE, "PASSED": EXIT_DONE, "FAIL": EXIT_NOT_DONE, "FAILED": EXIT_NOT_DONE,
+              "MAX_STEPS": EXIT_NOT_DONE, "STOPPED": EXIT_NOT_DONE, "ERROR": EXIT_ERROR}
 _BY_ERROR = {"parse": EXIT_UNPARSED, "unreachable": EXIT_UNREACHABLE}
-EXIT_CODES_HELP = ("Exit codes: 0 DONE; 1 FAIL, MAX_STEPS or STOPPED; 2 usage error or other ERROR; "
+EXIT_CODES_HELP = ("Exit codes: 0 DONE or PASSED; 1 FAIL, FAILED, MAX_STEPS or STOPPED; 2 usage error or other ERROR; "
                    "3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.")
 
 
@@ -50,12 +50,14 @@ def _last_thought(run_dir: Path) -> str:
     return ""
 
 
-def _checks(run_dir: Path) -> list[dict[str, Any]]:
+def _checks(result, run_dir: Path) -> list[dict[str, Any]]:
+    if getattr(result, "checks", None):
+        return list(result.checks)
     from deskpilot.agent.report import checks_of
 
     try:
         return checks_of(run_dir)
-    except Exception:
+    except Exception:  # a run folder that cannot be read has no checks to show
         return []
 
 
@@ -64,7 +66,7 @@ def result_payload(result, run_dir: Path) -> dict[str, Any]:
     return {"status": result.status.value, "answer": result.answer, "reason": result.reason,
             "steps": result.steps, "run_dir": str(run_dir), "report": str(run_dir / "report.html"),
             "error_kind": result.error_kind, "exit_code": exit_code(result), "totals": result.totals,
-            "checks": _checks(run_dir)}
+            "checks": _checks(result, run_dir)}
 
 
 def print_result(result, run_dir: Path, console, *, as_json: bool = False) -> None:
@@ -76,6 +78,11 @@ def print_result(result, run_dir: Path, console, *, as_json: bool = False) -> No
         thought = _last_thought(run_dir)
         if thought:
             console.print(f"[dim]the model's last thought:[/dim] {escape(thought)}")
+    for check in getattr(result, "checks", None) or []:
+        mark = "[green]PASS[/green]" if check.get("passed") else "[red]FAIL[/red]"
+        console.print(f"  {mark} {escape(str(check.get('label', '')))}: {escape(str(check.get('message', '')))}")
+    if "model_calls_saved" in result.totals:
+        console.print(f"cache: {result.totals['model_calls_saved']} model call(s) saved")
     if as_json:
         sys.stdout.write(json.dumps(result_payload(result, run_dir), ensure_ascii=False) + "\n")
         sys.stdout.flush()

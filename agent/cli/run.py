@@ -14,7 +14,7 @@ from rich.markup import escape
 from deskpilot.agent.config import ConfigError, RunConfig, load_config
 
 console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # no wrapping in logs and pipes
-EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
+EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2, "PASSED": 0, "FAILED": 1}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -135,6 +135,8 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                 live: int | None = None, record: Path | None = None):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
     from deskpilot.agent.answers import AnswerSchema
+    from deskpilot.agent.cache import RunCache
+    from deskpilot.agent.checks import parse_checks
     from deskpilot.agent.loop import Agent
     from deskpilot.agent.report import build_report
     from deskpilot.agent.rundir import claim_run_dir
@@ -167,7 +169,9 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                                  "flavor": cfg.backend.flavor,
                                  "prompt_template": str(cfg.backend.prompt_template)
                                  if cfg.backend.prompt_template else None,
-                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)}) as agent:
+                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
+                       checks=parse_checks(cfg.checks), check_base=Path.cwd(),
+                       cache=RunCache(cfg.cache, task) if cfg.cache else None) as agent:
                 result = agent.run(task)
     finally:
         backend.close()
@@ -255,11 +259,17 @@ def run(
     live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
     record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
                                           help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
+    expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
+    expect_file: list[str] = typer.Option([], "--expect-file", help="Check after DONE: PATH:contains:TEXT, PATH:regex:RE or PATH:exists"),
+    expect: list[str] = typer.Option([], "--expect", help="Check after DONE: the model agrees with this statement about the screen"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cached-run file: reuse its actions while the screen matches"),
 ) -> None:
     """Run the agent on TASK in a fresh sandbox.
 
+    With checks (--expect-*, or `checks` in the config) the run ends PASSED
+    only if the model said DONE and every check passed, FAILED otherwise.
     The result goes to stdout (one line, or one JSON object with --json), progress to stderr.
-    Exit codes: 0 DONE; 1 FAIL, MAX_STEPS or STOPPED; 2 usage error or other ERROR;
+    Exit codes: 0 DONE or PASSED; 1 FAIL, FAILED, MAX_STEPS or STOPPED; 2 usage error or other ERROR;
     3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
     """
     try:
@@ -271,8 +281,14 @@ def run(
              "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
              "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
-             "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions},
+             "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
+             "cache": cache},
             config_file=config, secret_names=secret)
+        from deskpilot.agent.checks import expect_file_flag
+
+        flagged = ([{"text_visible": t} for t in expect_text] + [expect_file_flag(f).spec() for f in expect_file]
+                   + [{"expect": e} for e in expect])
+        cfg = cfg.model_copy(update={"checks": cfg.checks + flagged})
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")
         spec = session_spec(cfg)
