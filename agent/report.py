@@ -66,7 +66,7 @@ def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
         ("Model", model or s.get("backend", "")),
         ("Endpoint", s.get("base_url") or ""),
         ("Dialect", s.get("dialect", "")),
-        ("Thinking", {True: "on", False: "off"}.get(loop.get("thinking"), "")),
+        ("Thinking", "on" if loop.get("thinking") is True else ("off" if loop.get("thinking") is False else "")),
         ("App", "; ".join(apps)),
         ("Screen", f"{size[0]}x{size[1]}" if isinstance(size, (list, tuple)) and len(size) == 2 else ""),
         ("Sandbox", " · ".join(x for x in [session.get("isolation", ""),
@@ -97,7 +97,7 @@ def _step_view(rec, run_dir: Path, dry: bool, failing: int | None) -> dict[str, 
     if not rec.policy.allowed:
         outcome = ("blocked", f"Not performed: {rec.policy.reason}")
     elif terminal:
-        outcome = ("end", "Ends the run: " + action_type.upper())
+        outcome = ("end", "Ends the run: " + str(action_type).upper())
     elif dry and action:
         outcome = ("dry", "Not performed (dry run)")
     elif rec.performed:

@@ -78,9 +78,9 @@ def kind_of(action: dict | None) -> str:
     """The marker kind (a key of COLOURS) of a stored action."""
     if not action:
         return "end"
-    t = action.get("type")
+    t = str(action.get("type"))
     if t == "click":
-        return action.get("button", "left")
+        return str(action.get("button", "left"))
     return {"double_click": "double", "drag": "drag", "scroll": "scroll", "type": "type", "key": "key",
             "hover": "hover"}.get(t, "end")
 

@@ -22,12 +22,12 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("mcp")
-from mcp.client.client import Client  # noqa: E402
-from mcp.client.stdio import StdioServerParameters  # noqa: E402
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
 
-from backend_fixtures import free_port  # noqa: E402
-from deskpilot.agent.session import DEMO_APP  # noqa: E402
-from deskpilot.agent.trajectory import load_run  # noqa: E402
+from backend_fixtures import free_port
+from deskpilot.agent.session import DEMO_APP
+from deskpilot.agent.trajectory import load_run
 
 REPLIES = [
     "The Save button <|begin_of_box|>[440,555,560,605]<|end_of_box|>",  # locate

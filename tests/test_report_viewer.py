@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from chromium import Chromium, needs_chromium
 from deskpilot.actions.models import Click, DoubleClick, Done, Drag, Key, Scroll, Type
-from deskpilot.agent.records import EndRecord, PolicyDecision, QueryRecord, Status, StepRecord
+from deskpilot.agent.records import CheckRecord, EndRecord, PolicyDecision, QueryRecord, Status, StepRecord
 from deskpilot.agent.report import build_report
 from deskpilot.agent.report_marks import COLOURS
 from deskpilot.agent.trajectory import Trajectory, now_iso
@@ -117,14 +116,13 @@ def test_a_dry_run_is_not_a_green_done_and_the_failing_step_is_marked(tmp_path):
     traj.write_settings(_settings())
     _step(traj, 1, Click(x=10, y=10), performed=True)
     _step(traj, 2, Click(x=20, y=20), policy=PolicyDecision(allowed=False, reason="region denied"))
+    traj.append(CheckRecord(time=now_iso(), index=0, check_kind="text_visible", label="text 'Saved' visible",
+                            passed=False, message="OCR saw: Unsaved"))
     traj.append(EndRecord(time=now_iso(), status=Status.STOPPED, reason="policy: region denied", steps=2))
     traj.close()
-    with open(run_dir / "trajectory.jsonl", "a") as fh:  # a checks line as the verification module writes it
-        fh.write(json.dumps({"kind": "check", "name": "text 'Saved' visible", "passed": False,
-                             "evidence": "OCR saw: Unsaved"}) + "\n")
     page = _Tags(build_report(run_dir).read_text())
     failing = [a for t, a in page.tags if t == "a" and "failing" in a.get("class", "")]
-    assert [a["href"] for a in failing] == ["#step-2"]
+    assert [a["href"] for a in failing] == ["#step-2", "#checks"]  # the step, and the failed checks
     assert "data-failing" in page.find("section", id="step-2")[0]
     text = " ".join(page.text)
     assert "checks 0/1 passed" in text and "OCR saw: Unsaved" in text and "Not performed: region denied" in text

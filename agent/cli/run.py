@@ -76,7 +76,7 @@ class Progress:
     def __init__(self, quiet: bool = False, redact=None):
         self.quiet = quiet
         self.redact = redact or (lambda text: text)
-        self._status = None
+        self._status: Any = None
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
@@ -162,8 +162,12 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
 
         with Session(spec=spec) as desk, \
                 watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher:
+            def on_event(event) -> None:
+                progress(event)
+                watcher(event)
+
             with Agent(backend, desk, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=lambda e: (progress(e), watcher(e)), output_schema=output_schema,
+                       confirm=confirm, on_event=on_event, output_schema=output_schema,
                        run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
                                  "script": str(cfg.backend.script) if cfg.backend.script else None,
                                  "flavor": cfg.backend.flavor,

@@ -46,7 +46,8 @@ class Recorder:
         self.state = LiveState()
         self.frames = 0
         self._lock = threading.Lock()
-        self._container = self._stream = None
+        self._container: Any = None  # av.OutputContainer, opened with the first frame's size
+        self._stream: Any = None
         self._started = 0.0
         self._last_index = -1
         self._marked_at = 0.0

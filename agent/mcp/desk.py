@@ -15,7 +15,7 @@ import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,9 @@ from deskpilot.agent.events import StepDecided
 from deskpilot.agent.records import ActedRecord, EndRecord, Status, StepRecord
 from deskpilot.agent.trajectory import Trajectory, now_iso
 from deskpilot.errors import UsageError
+
+if TYPE_CHECKING:
+    from deskpilot.agent.session import Session
 
 
 class McpOptions(BaseModel):
@@ -64,7 +67,8 @@ class DeskSession:
         self.options = options
         self.run_dir = _new_run_dir(options.out)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskpilot-mcp")
-        self._desk = self._backend = None  # a deskpilot.Sandbox (agent.session.Session), once opened
+        self._desk: Session | None = None  # a deskpilot.Sandbox, once opened
+        self._backend: Any = None
         self.trajectory: Trajectory | None = None
         self._step = self._tasks = self._queries = 0
         self._closed = False
@@ -89,13 +93,13 @@ class DeskSession:
             raise
         finally:
             shown = summary(result) if summary and error is None else (result if error is None else None)
-            self.trajectory.append(McpCallRecord(time=now_iso(), tool=tool, arguments=arguments, result=shown,
+            self.record.append(McpCallRecord(time=now_iso(), tool=tool, arguments=arguments, result=shown,
                                                  error=error, ms=round((time.perf_counter() - started) * 1000, 2)))
 
     def _open(self) -> None:
         if self._desk is not None:
             return
-        from deskpilot.agent.session import Session, SessionSpec, app_from_command
+        from deskpilot.agent.session import SessionSpec, app_from_command
 
         opts = self.options
         spec = SessionSpec(size=opts.size, isolation=opts.isolation, network=opts.network, shares=opts.shares,
@@ -106,45 +110,59 @@ class DeskSession:
                                         "model": getattr(getattr(opts.run_config, "backend", None), "model", None),
                                         "base_url": getattr(getattr(opts.run_config, "backend", None), "base_url", None),
                                         "session": spec.model_dump(mode="json"), "screen_size": list(opts.size)})
+        from deskpilot.agent.session import Session
+
         self._desk = Session(spec=spec)
         if opts.live is not None:
             opts.live.attach(self._desk.sandbox)
+
+    @property
+    def desk(self) -> "Session":
+        if self._desk is None:
+            raise UsageError("this MCP session's sandbox is not open")
+        return self._desk
+
+    @property
+    def record(self) -> Trajectory:
+        if self.trajectory is None:
+            raise UsageError("this MCP session's run folder is not open")
+        return self.trajectory
 
     # -- what the tools do (on the session thread) -------------------------------------
     def screenshot_png(self) -> bytes:
         from deskpilot.perception.encode import encode_png
 
-        return encode_png(self._desk.screenshot())
+        return encode_png(self.desk.screenshot())
 
     @property
     def size(self) -> tuple[int, int]:
-        return self._desk.size if self._desk is not None else tuple(self.options.size)
+        return self.desk.size if self._desk is not None else self.options.size
 
     def act(self, action: Action, text: str) -> str:
         """Validate, record, perform, wait for the screen to settle."""
-        self._desk.executor.validate(action)
+        self.desk.executor.validate(action)
         self._step += 1
-        obs = self._desk.observe()
-        shot = self.trajectory.save_screenshot(obs.image, f"step_{self._step:03d}.png")
+        obs = self.desk.observe()
+        shot = self.record.save_screenshot(obs.image, f"step_{self._step:03d}.png")
         record = StepRecord(step=self._step, time=now_iso(), screenshot=shot, screen_size=obs.size,
                             thought="(chosen by the MCP client)", action=action,
                             action_text=text, points=action.points())
-        self.trajectory.append(record)
+        self.record.append(record)
         self._publish(StepDecided(step=self._step, max_steps=0, record=record))
         t = time.perf_counter()
         error = None
         try:
-            self._desk.perform(action)  # performs, then waits for the screen to settle
+            self.desk.perform(action)  # performs, then waits for the screen to settle
         except Exception as exc:
             error = f"action failed: {exc}"
-        self.trajectory.append(ActedRecord(step=self._step, error=error,
+        self.record.append(ActedRecord(step=self._step, error=error,
                                            timings_ms={"act_and_settle": round((time.perf_counter() - t) * 1000, 2)}))
         if error:
             raise RuntimeError(error)
         return f"{text}: done"
 
     def launch(self, command: str) -> str:
-        handle = self._desk.launch(command, timeout=15)  # parsed into argv like --app, never a shell line
+        handle = self.desk.launch(command, timeout=15)  # parsed into argv like --app, never a shell line
         return f"started {shlex.join(handle.argv)}"
 
     def _model(self):
@@ -164,14 +182,14 @@ class DeskSession:
         from deskpilot.agent.queries import run_locate
 
         self._queries += 1
-        return list(run_locate(self._model(), self._dialect(), self._desk.observe(), description, self.trajectory,
+        return list(run_locate(self._model(), self._dialect(), self.desk.observe(), description, self.trajectory,
                                f"query_{self._queries:03d}.png"))
 
     def ask(self, question: str) -> str:
         from deskpilot.agent.queries import run_ask
 
         self._queries += 1
-        return run_ask(self._model(), self._dialect(), self._desk.observe(), question, self.trajectory,
+        return run_ask(self._model(), self._dialect(), self.desk.observe(), question, self.trajectory,
                        f"query_{self._queries:03d}.png")
 
     def run_task(self, task: str, max_steps: int | None = None) -> dict[str, Any]:
@@ -191,7 +209,7 @@ class DeskSession:
         return {"status": result.status.value, "answer": result.answer, "reason": result.reason,
                 "steps": result.steps, "run_dir": str(task_dir), "report": str(task_dir / "report.html")}
 
-    def _publish(self, event: dict[str, Any]) -> None:
+    def _publish(self, event: Any) -> None:
         if self.options.live is not None:
             self.options.live.publish(event)
 
@@ -212,12 +230,12 @@ class DeskSession:
         try:
             final = None
             try:
-                final = self.trajectory.save_screenshot(self._desk.screenshot(), "final.png")
+                final = self.record.save_screenshot(self.desk.screenshot(), "final.png")
             except Exception:
                 pass
-            self.trajectory.append(EndRecord(time=now_iso(), status=Status.STOPPED, steps=self._step,
+            self.record.append(EndRecord(time=now_iso(), status=Status.STOPPED, steps=self._step,
                                              reason="the MCP session ended", screenshot=final))
-            self.trajectory.close()
+            self.record.close()
             build_report(self.run_dir)
         finally:
             if self.options.live is not None:
@@ -227,5 +245,5 @@ class DeskSession:
                     self._backend.close()
                 except Exception:  # closing goes on whatever the backend says
                     pass
-            self._desk.close()
+            self.desk.close()
             self._desk = None

@@ -119,7 +119,7 @@ def build_server(options: McpOptions) -> tuple[MCPServer, Desks]:
     @app.tool()
     async def key(keys: str, ctx: Context) -> str:
         """Press a key or a chord, e.g. 'enter', 'ctrl+s', 'alt+f4', 'ctrl+shift+t'."""
-        return await act("key", lambda: Key(keys=keys), {"keys": keys})(ctx)
+        return await act("key", lambda: Key.model_validate({"keys": keys}), {"keys": keys})(ctx)
 
     @app.tool()
     async def scroll(x: int, y: int, ctx: Context, direction: Literal["up", "down", "left", "right"] = "down",
