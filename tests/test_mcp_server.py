@@ -12,9 +12,11 @@ import base64
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import anyio
@@ -50,7 +52,7 @@ def _text(result) -> str:
     return "".join(getattr(c, "text", "") for c in result.content)
 
 
-async def _use_the_desktop(client: Client, tmp_path: Path) -> None:
+async def _use_the_desktop(client: Client, tmp_path: Path, use_ocr: bool = True) -> None:
     names = {t.name for t in (await client.list_tools()).tools}
     assert {"screenshot", "click", "double_click", "right_click", "type", "key", "scroll", "drag", "launch_app",
             "locate", "ask", "run_task"} <= names
@@ -59,11 +61,18 @@ async def _use_the_desktop(client: Client, tmp_path: Path) -> None:
     assert image.mime_type == "image/png"
     assert Image.open(io.BytesIO(base64.b64decode(image.data))).size == (1280, 800)
     # fill and save the form with pixel tools: Name (640, 240), Email (640, 336), Save (640, 464)
+    ocr = use_ocr and "click_text" in names  # offered only with the [ocr] extra (slow to load: one test uses it)
+    save = ("click_text", {"text": "Save"}) if ocr else ("click", {"x": 640, "y": 464})
     for tool, args in [("click", {"x": 640, "y": 240}), ("type", {"text": "Ada Lovelace"}),
                        ("click", {"x": 640, "y": 336}), ("type", {"text": "ada@example.org"}),
-                       ("key", {"keys": "tab"}), ("click", {"x": 640, "y": 464})]:
+                       ("key", {"keys": "tab"}), save]:
         result = await client.call_tool(tool, args)
         assert not result.is_error, _text(result)
+    if ocr:
+        found = (await client.call_tool("find_text", {"text": "contact FORM"})).structured_content["result"]
+        assert len(found) == 1 and found[0]["text"] == "Contact form"
+        missing = await client.call_tool("click_text", {"text": "Nonexistent button"})
+        assert missing.is_error and "did not appear" in _text(missing)
     saved = tmp_path / "shared" / "form.json"
     assert json.loads(saved.read_text()) == {"name": "Ada Lovelace", "email": "ada@example.org"}
     outside = await client.call_tool("click", {"x": 5000, "y": 10})
@@ -115,22 +124,33 @@ def test_mcp_over_stdio_with_the_sdk_client(tmp_path):
     _check_recording(_session_folder(tmp_path))
 
 
-def test_mcp_over_http_one_sandbox_per_session(tmp_path):
+def test_mcp_over_http_one_sandbox_per_session_with_a_live_view(tmp_path):
     port = free_port()
-    server = subprocess.Popen([sys.executable, *_server_args(tmp_path, "--transport", "http", "--port", str(port))],
+    server = subprocess.Popen([sys.executable, *_server_args(tmp_path, "--transport", "http", "--port", str(port),
+                                                              "--live")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
-        line = ""
-        while "MCP server at" not in line:
+        said = ""
+        while "MCP server at" not in said:
             line = server.stderr.readline()
-            assert line or server.poll() is None, "the server exited"
+            assert line or server.poll() is None, f"the server exited: {said}"
             assert time.monotonic() < deadline, "the server did not start"
+            said += line
+        live = re.search(r"live view: (http://127\.0\.0\.1:\d+/\S+/)", said).group(1)
         url = f"http://127.0.0.1:{port}/mcp"
 
         async def main():
             async with Client(url, mode="legacy") as client:  # a session id: its own sandbox
-                await _use_the_desktop(client, tmp_path)
+                await _use_the_desktop(client, tmp_path, use_ocr=False)
+                for _ in range(50):  # frames are grabbed once someone watches
+                    state = json.loads(urllib.request.urlopen(live + "state.json", timeout=10).read())
+                    if state["frame"] >= 1:
+                        break
+                    time.sleep(0.1)
+                assert state["attached"] and state["frame"] >= 1 and state["width"] == 1280
+                # the last thing shown: run_task's agent loop (its own step 1, DONE)
+                assert (state["step"], state["action_type"], state["status"]) == (1, "done", "DONE")
 
         anyio.run(main)
         _check_recording(_session_folder(tmp_path))  # closed when the client ended its session

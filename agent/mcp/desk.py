@@ -165,6 +165,24 @@ class DeskSession:
         handle = self.desk.launch(command, timeout=15)  # parsed into argv like --app, never a shell line
         return f"started {shlex.join(handle.argv)}"
 
+    def find_text(self, text: str) -> list[dict[str, Any]]:
+        from deskpilot.perception.ocr import find_text
+
+        return [{"text": t.text, "box": list(t.box), "center": list(t.center), "score": t.score}
+                for t in find_text(self.desk, text)]
+
+    def click_text(self, text: str, *, index: int = 0, timeout: float = 0.0) -> dict[str, Any]:
+        """Find `text` by OCR, then click it as a recorded step (like the click tool)."""
+        from deskpilot.actions.models import Click
+        from deskpilot.perception.ocr import wait_for_text
+
+        found = wait_for_text(self.desk, text, timeout=timeout)
+        if index >= len(found):
+            raise UsageError(f"text {text!r} is on screen {len(found)} time(s); there is no match number {index + 1}")
+        x, y = found[index].center
+        self.act(Click(x=x, y=y), f"click_text(text={text!r}, index={index})")
+        return {"text": found[index].text, "box": list(found[index].box), "clicked": [x, y]}
+
     def _model(self):
         if self._backend is None:
             from deskpilot.agent.cli.run import make_backend
