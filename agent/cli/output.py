@@ -81,8 +81,14 @@ def print_result(result, run_dir: Path, console, *, as_json: bool = False) -> No
     for check in getattr(result, "checks", None) or []:
         mark = "[green]PASS[/green]" if check.get("passed") else "[red]FAIL[/red]"
         console.print(f"  {mark} {escape(str(check.get('label', '')))}: {escape(str(check.get('message', '')))}")
-    if "model_calls_saved" in result.totals:
-        console.print(f"cache: {result.totals['model_calls_saved']} model call(s) saved")
+    t = result.totals
+    if "model_calls_saved" in t:
+        console.print(f"cache: {t['model_calls_saved']} model call(s) saved")
+    if t.get("image_tokens"):
+        saved = t.get("image_token_savings_pct", 0)
+        console.print(f"image tokens {t['image_tokens']}" + (f" ({saved:g}% fewer than full size)" if saved else "")
+                      + f", prompt tokens ~{t.get('prompt_tokens_est', 0)}"
+                      + f", reusable prefix {100 * t.get('prefix_share', 0):.0f}%")
     if as_json:
         sys.stdout.write(json.dumps(result_payload(result, run_dir), ensure_ascii=False) + "\n")
         sys.stdout.flush()

@@ -53,7 +53,7 @@ def make_dialect_for(cfg: RunConfig):
     from deskpilot.agent.dialects import make_dialect
 
     return make_dialect(cfg.backend.dialect, extra_instructions=cfg.instructions, secrets=cfg.secrets,
-                        prompt_template=cfg.backend.prompt_template)
+                        prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
 
 
 def make_policy(cfg: RunConfig):
@@ -197,6 +197,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool, **w
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (background job)
     try:
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet, **watch)
         from deskpilot.agent.dialects import GLM45VDialect
@@ -256,6 +257,8 @@ def run(
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs (repeatable)"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt \\[default: none]"),
     config: Optional[Path] = typer.Option(None, help="TOML config file \\[default: ./deskpilot.toml if present]"),
+    image_budget: Optional[str] = typer.Option(None, help="Per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720); history screenshots shrink in proportion \\[default: full size]"),
+    history_images: Optional[int] = typer.Option(None, help="Earlier screenshots shown in the prompt \\[default: 4]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object on stdout (status, answer, "
                                   "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
@@ -286,7 +289,7 @@ def run(
              "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
-             "cache": cache},
+             "cache": cache, "image_budget": image_budget, "history_images": history_images},
             config_file=config, secret_names=secret)
         from deskpilot.agent.checks import expect_file_flag
 
