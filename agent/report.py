@@ -50,6 +50,8 @@ def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
     s = run.settings
     session = s.get("session") or {}
     loop = s.get("loop") or {}
+    sampling = s.get("sampling") or {}
+    thinking = sampling.get("thinking", loop.get("thinking"))  # what was sent, else what was asked for
     policy = s.get("policy") or {}
     size = session.get("size") or s.get("screen_size")
     apps = [shlex.join(a.get("argv", [])) for a in session.get("apps", []) if isinstance(a, dict)]
@@ -66,7 +68,8 @@ def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
         ("Model", model or s.get("backend", "")),
         ("Endpoint", s.get("base_url") or ""),
         ("Dialect", s.get("dialect", "")),
-        ("Thinking", "on" if loop.get("thinking") is True else ("off" if loop.get("thinking") is False else "")),
+        ("Thinking", "on" if thinking is True else ("off" if thinking is False else "")),
+        ("Sampling", ", ".join(f"{k} {v}" for k, v in sampling.items() if k != "thinking" and v is not None)),
         ("App", "; ".join(apps)),
         ("Screen", f"{size[0]}x{size[1]}" if isinstance(size, (list, tuple)) and len(size) == 2 else ""),
         ("Sandbox", " · ".join(x for x in [session.get("isolation", ""),
@@ -76,6 +79,25 @@ def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
         ("Started", run.steps[0].time if run.steps else ""),
     ]
     return [(k, str(v)) for k, v in facts if v]
+
+
+def _totals_text(steps: int, t: dict[str, Any]) -> str:
+    """The run's cost in one readable line (the raw totals stay in the end record)."""
+    parts = [f"{steps} step(s)"]
+    if "wall_s" in t:
+        parts.append(f"{t['wall_s']:g} s")
+    if t.get("model_ms"):
+        ms = t["model_ms"]
+        parts.append(f"model {ms / 1000:.1f} s" if ms >= 1000 else f"model {ms:g} ms")
+    if t.get("prompt_tokens") or t.get("completion_tokens"):
+        parts.append(f"tokens {t.get('prompt_tokens', 0)} in / {t.get('completion_tokens', 0)} out")
+    if t.get("image_tokens"):
+        parts.append(f"image tokens {t['image_tokens']}")
+    if t.get("prompt_tokens_est"):
+        parts.append(f"prompt ~{t['prompt_tokens_est']} tokens, {100 * t.get('prefix_share', 0):.0f}% reusable prefix")
+    if t.get("model_calls_saved"):
+        parts.append(f"{t['model_calls_saved']} model call(s) saved by the cache")
+    return " · ".join(parts)
 
 
 def _failing_step(run: LoadedRun, status: str) -> int | None:
@@ -152,6 +174,7 @@ def build_report(run_dir: Path) -> Path:
         answer=end.answer if end else None,
         totals=end.totals if end else {},
         facts=_facts(run, status, dry),
+        totals_text=_totals_text(len(steps), end.totals if end else {}),
         checks=checks, checks_failed=sum(1 for c in checks if not c["passed"]),
         steps=steps, failing=failing, final=final,
         queries=queries, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
