@@ -81,6 +81,21 @@ def _facts(run: LoadedRun, status: str, dry: bool) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in facts if v]
 
 
+def _replay_diffs(run_dir: Path) -> dict[int, list[dict[str, Any]]]:
+    """What `deskpilot replay` left when a screen differed: per step, the diff and the live screen."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for folder in sorted(p for p in run_dir.glob("replay-*") if p.is_dir()):
+        for diff in sorted(folder.glob("diverged_step_*_diff.png")):
+            try:
+                step = int(diff.name.split("_")[2])
+            except (IndexError, ValueError):
+                continue
+            live = diff.with_name(diff.name.replace("_diff.png", "_live.png"))
+            found.setdefault(step, []).append({"name": folder.name, "diff": _inline(diff)[0],
+                                               "live": _inline(live)[0] if live.is_file() else None})
+    return found
+
+
 def _totals_text(steps: int, t: dict[str, Any]) -> str:
     """The run's cost in one readable line (the raw totals stay in the end record)."""
     parts = [f"{steps} step(s)"]
@@ -152,6 +167,9 @@ def build_report(run_dir: Path) -> Path:
     status = end.status.value if end else "INCOMPLETE"
     failing = _failing_step(run, status)
     steps = [_step_view(rec, run.run_dir, dry, failing) for rec in run.steps]
+    replays = _replay_diffs(run.run_dir)
+    for view in steps:
+        view["replays"] = replays.get(view["step"], [])
     queries = []
     for q in run.queries:
         image, w, h = _inline(run.run_dir / q.screenshot) if q.screenshot else (None, 0, 0)
@@ -173,7 +191,8 @@ def build_report(run_dir: Path) -> Path:
         reason=end.reason if end else "the run did not finish (no end record)",
         answer=end.answer if end else None,
         totals=end.totals if end else {},
-        facts=_facts(run, status, dry),
+        facts=_facts(run, status, dry) + ([("Replays", "diverged at step " + ", ".join(map(str, sorted(replays))))]
+                                         if replays else []),
         totals_text=_totals_text(len(steps), end.totals if end else {}),
         checks=checks, checks_failed=sum(1 for c in checks if not c["passed"]),
         steps=steps, failing=failing, final=final,

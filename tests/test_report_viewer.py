@@ -55,6 +55,10 @@ def _kitchen_sink(run_dir: Path, dry=False, status=Status.DONE) -> Path:
     traj.append(QueryRecord(kind="locate", time=now_iso(), query="the Save button",
                             screenshot=traj.save_screenshot(_screen("query"), "query_001.png"),
                             result=[500, 520, 620, 560]))
+    replay = run_dir / "replay-20260101-120000"  # what `deskpilot replay` leaves when step 2's screen differed
+    replay.mkdir()
+    _screen("diff").save(replay / "diverged_step_002_diff.png")
+    _screen("live").save(replay / "diverged_step_002_live.png")
     final = traj.save_screenshot(_screen("the end"), "final.png")
     traj.append(EndRecord(time=now_iso(), status=status, answer="saved", steps=8, screenshot=final))
     traj.close()
@@ -103,6 +107,8 @@ def test_header_names_the_run_facts_and_markers_differ_per_action_kind(tmp_path)
     assert "PROMPT TEXT 3 &lt;image 1280x800&gt;" in html  # the prompt, escaped, in a collapsed block
     assert len(page.find("details", class_="prompt")) == 7
     assert page.find("img", alt="the screen after the last action")
+    assert page.find("img", alt="replay diff at step 2") and page.find("img", alt="replay screen at step 2")
+    assert "replay-20260101-120000: the replay's screen differed here" in text and "diverged at step 2" in text
     assert "http://" not in html.replace("http://www.w3.org", "").replace("http://127.0.0.1:8000/v1", "")
 
 
