@@ -157,3 +157,24 @@ def test_mcp_over_http_one_sandbox_per_session_with_a_live_view(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_sandboxes_of_vanished_sessions_are_reaped(tmp_path):
+    from deskpilot.agent.mcp.desk import McpOptions
+    from deskpilot.agent.mcp.server import Desks
+
+    class Request:  # what the SDK hands a tool: the HTTP request with the session header
+        def __init__(self, sid):
+            self.headers = {"mcp-session-id": sid}
+
+    class Ctx:
+        def __init__(self, sid):
+            self.request_context = type("R", (), {"request": Request(sid)})()
+
+    desks = Desks(McpOptions(out=tmp_path))
+    a, b = desks.for_context(Ctx("a")), desks.for_context(Ctx("b"))
+    assert a is not b and desks.for_context(Ctx("a")) is a  # one desk per MCP session
+    shared = desks.for_context(None)  # session-less requests share one
+    desks._used["a"] -= 100
+    assert anyio.run(desks.reap, 50) == ["a"]
+    assert desks.sessions == [b, shared]

@@ -10,6 +10,7 @@ ends the session (HTTP DELETE) or the server stops. Stateless requests
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, Image, MCPServer
@@ -30,6 +31,7 @@ class Desks:
     def __init__(self, options: McpOptions):
         self.options = options
         self._desks: dict[str | None, DeskSession] = {}
+        self._used: dict[str | None, float] = {}
 
     def for_context(self, ctx: Context | None) -> DeskSession:
         key = None
@@ -39,10 +41,20 @@ class Desks:
             key = headers.get("mcp-session-id") if headers is not None else None
         if key not in self._desks:
             self._desks[key] = DeskSession(self.options)
+        self._used[key] = time.monotonic()
         return self._desks[key]
+
+    async def reap(self, max_idle_s: float) -> list[str | None]:
+        """Close the sandboxes of sessions unused for `max_idle_s` (clients that vanished without ending them)."""
+        now = time.monotonic()
+        idle = [key for key in list(self._desks) if key is not None and now - self._used.get(key, now) > max_idle_s]
+        for key in idle:
+            await self.close(key)
+        return idle
 
     async def close(self, key: str | None) -> None:
         desk = self._desks.pop(key, None)
+        self._used.pop(key, None)
         if desk is not None:
             await desk.aclose()
 
@@ -210,6 +222,9 @@ def http_app(options: McpOptions, path: str = "/mcp"):
     return asgi, desks
 
 
+SESSION_IDLE_S = 30 * 60  # the SDK forgets a silent session after this long; its sandbox goes too
+
+
 def serve_http(options: McpOptions, host: str = "127.0.0.1", port: int = 8765, path: str = "/mcp",
                on_ready=None) -> None:
     """Serve MCP over streamable HTTP until interrupted; every sandbox is closed on the way out."""
@@ -224,9 +239,17 @@ def serve_http(options: McpOptions, host: str = "127.0.0.1", port: int = 8765, p
             await asyncio.sleep(0.05)
         if server.started and on_ready is not None:
             on_ready(f"http://{host}:{port}{path}")
+
+        async def reaper() -> None:
+            while True:
+                await asyncio.sleep(60)
+                await desks.reap(SESSION_IDLE_S)
+
+        sweeping = asyncio.create_task(reaper())
         try:
             await task
         finally:
+            sweeping.cancel()
             await desks.close_all()
 
     asyncio.run(main())
