@@ -10,6 +10,7 @@ APT_PACKAGES=(
   xdotool scrot imagemagick   # used by the benchmark's peer path
   mousepad                    # a GTK app for the checks tests
   chromium                    # tests look at report.html and the live view in a real browser
+  libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,mcp,video}"
 

@@ -35,6 +35,7 @@ def _register() -> None:
     from deskpilot.agent.cli import mcp_cmd as cli_mcp
     from deskpilot.agent.cli import parse_cmd as cli_parse
     from deskpilot.agent.cli import run as cli_run
+    from deskpilot.agent.cli import workflow_cmd as cli_workflow
 
     app.command("run")(cli_run.run)
     app.command("demo")(cli_run.demo)
@@ -46,6 +47,7 @@ def _register() -> None:
     app.command("serve")(cli_backend.serve)
     app.command("tiny-checkpoint")(cli_backend.tiny_checkpoint)
     app.command("mcp")(cli_mcp.mcp)
+    app.add_typer(cli_workflow.workflow_app, name="workflow")
 
 
 _register()
