@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -137,3 +138,40 @@ def test_run_with_live_and_record_from_the_cli(tmp_path):
     assert len(frames) >= 5 and (frames[0].width, frames[0].height) == (640, 480)
     bad = CliRunner().invoke(app, ["run", "x", "--script", str(script), "--record", str(tmp_path / "run.avi")])
     assert bad.exit_code == 2 and "use a .mp4, .webm or .gif" in bad.output
+
+
+def test_a_workflow_run_can_be_watched_live(tmp_path):
+    import json
+    import re
+    import subprocess
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("""name: watched
+desktop:
+  size: 800x600
+  apps: ["xterm"]
+steps:
+  - wait_for_window: "xterm"
+  - type: "echo watched"
+  - sleep: 3
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "workflow", "run", str(flow), "--live",
+                             "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            found = re.search(r"live view: (\S+)", proc.stderr.readline())
+            url = found.group(1) if found else None
+        assert url, "no live view URL printed"
+        state: dict = {}
+        while time.monotonic() < deadline:  # the desktop opens, frames flow, the workflow's steps show
+            state = json.loads(urllib.request.urlopen(url + "state.json", timeout=5).read())
+            if state["attached"] and state["frame"] >= 1 and "workflow step 2 ok" in state["phase"]:
+                break
+            time.sleep(0.2)
+        assert state["attached"] and state["frame"] >= 1 and state["width"] == 800, state
+        assert "echo watched" in state["phase"]
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == 0

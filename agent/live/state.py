@@ -45,7 +45,9 @@ class LiveState:
                 s["step"] = e["step"]
             if e.get("max_steps"):
                 s["max_steps"] = e["max_steps"]
-            if kind.startswith("thinking") or kind.startswith("ask"):
+            if kind == "note":  # a line from another driver (a workflow's step, say)
+                s.update(phase=str(e.get("text", "")), thought="", action="", points=[], action_type="")
+            elif kind.startswith("thinking") or kind.startswith("ask"):
                 s["phase"] = "asking the model"
             elif kind.startswith("retry"):
                 s["phase"] = f"reply did not parse: {e.get('error', '')}"
