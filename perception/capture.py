@@ -75,13 +75,19 @@ class Capturer:
             shot = self._sct.grab(self._monitor)
         except ScreenShotError as exc:
             raise CaptureError(f"capture of {self.display} failed: {exc}") from None
+        except AssertionError:  # mss 10.2 asserts on the missing reply when the X server went away mid-request
+            raise CaptureError(f"capture of {self.display} failed: the X server closed the connection") from None
         stamp = time.monotonic()
         image = Image.frombytes("RGB", shot.size, shot.raw, "raw", "BGRX")
         self.grabs += 1
         return Observation(image=image, timestamp=stamp, display=self.display, grab_ms=(time.perf_counter() - start) * 1000)
 
     def close(self) -> None:
-        self._sct.close()
+        """Free the connection; a display that is already gone (Xvfb killed mid-run) is not an error."""
+        try:
+            self._sct.close()
+        except ScreenShotError:
+            pass
 
     def __enter__(self) -> Capturer:
         return self

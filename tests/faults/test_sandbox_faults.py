@@ -76,7 +76,7 @@ def _the_app_process(launcher: int) -> int:
     raise AssertionError("the app process was not found")
 
 
-def _run_with_fault(tmp_path: Path, fault_on) -> tuple:
+def _run_with_fault(tmp_path: Path, fault_on, replies=REPLIES) -> tuple:
     out = tmp_path / "out"
     out.mkdir()
     spec = SessionSpec(size=SIZE, shares=[str(out)], apps=[demo_app(out / "form.json")])
@@ -85,7 +85,7 @@ def _run_with_fault(tmp_path: Path, fault_on) -> tuple:
         capturer = Capturer(sb)
         try:
             wait_until_ready(sb, capturer)
-            backend = FaultyBackend(REPLIES, at=3, fault=lambda: fault_on(sb, handles))
+            backend = FaultyBackend(replies, at=3, fault=lambda: fault_on(sb, handles))
             with Agent(backend, sb, run_dir=tmp_path / "run", capturer=capturer,
                        settings=LoopSettings(settle_cap_s=0.5)) as agent:  # fmt: skip
                 result = agent.run("Fill in the form")
@@ -111,6 +111,14 @@ def test_xvfb_killed_mid_run(tmp_path: Path) -> None:
     result, run, html = _run_with_fault(tmp_path, lambda sb, handles: os.kill(sb.xvfb_pid, signal.SIGKILL))
     _check_complete(result, run, html, "the X server (Xvfb")
     assert "killed by SIGKILL" in result.reason
+    _trajectory_lines_are_whole(tmp_path / "run")
+
+
+def test_xvfb_killed_before_the_next_capture(tmp_path: Path) -> None:
+    # step 3 waits instead of acting, so the first thing to meet the dead display is a capture
+    replies = REPLIES[:2] + ["Wait for it.\n<|begin_of_box|>wait()<|end_of_box|>\nMemory:\n[]"] + REPLIES[2:]
+    result, run, html = _run_with_fault(tmp_path, lambda sb, handles: os.kill(sb.xvfb_pid, signal.SIGKILL), replies)
+    _check_complete(result, run, html, "the X server (Xvfb")
     _trajectory_lines_are_whole(tmp_path / "run")
 
 
@@ -145,3 +153,18 @@ def test_an_app_that_exits_by_itself_is_not_a_crash(code: int, tmp_path: Path) -
         assert sb.problem() is None
         sb.launch(["/bin/sh", "-c", "kill -ABRT $$"]).wait(10)
         assert "crashed: killed by SIGABRT" in (sb.problem() or "")
+
+
+def test_capture_of_a_dead_display_is_one_clear_error_and_closes_quietly() -> None:
+    from deskpilot.errors import CaptureError
+    from deskpilot.sandbox import Sandbox
+
+    with Sandbox((320, 240), window_manager=False) as sb:
+        capturer = Capturer(sb)
+        capturer.grab()
+        os.kill(sb.xvfb_pid, signal.SIGKILL)
+        sb._xvfb.wait(10)
+        with pytest.raises(CaptureError, match=f"capture of {sb.display} failed"):
+            capturer.grab()
+        capturer.close()  # must not raise: the run's teardown goes on
+        assert "the X server (Xvfb" in (sb.problem() or "")
