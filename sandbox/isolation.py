@@ -244,7 +244,8 @@ def bwrap_argv(
     full = args + command
     if not root:
         return full
-    hosts = list(dict.fromkeys(str(b.host) for b in every))
+    # folders the apps' uid owns already (the window manager's HOME) need no mapping
+    hosts = list(dict.fromkeys(str(b.host) for b in every if b.host.stat().st_uid != APP_UID))
     if not hosts:
         return full
     spec = {"uid": APP_UID, "gid": APP_GID, "binds": hosts, "argv": full}
