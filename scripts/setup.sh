@@ -12,7 +12,7 @@ APT_PACKAGES=(
   chromium                    # tests look at report.html and the live view in a real browser
   libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,mcp,video}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
