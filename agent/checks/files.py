@@ -6,7 +6,7 @@ import csv
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from deskpilot.agent.checks import models as m
 from deskpilot.errors import UsageError
@@ -144,7 +144,7 @@ def _xlsx_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]
 def _ods_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
     try:
         from odf.opendocument import load
-        from odf.table import Table, TableCell, TableRow
+        from odf.table import Table, TableRow
         from odf.namespaces import TABLENS, OFFICENS
     except ImportError:
         raise UsageError("ods checks need the [office] extra: pip install 'deskpilot[office]'") from None
@@ -215,7 +215,7 @@ def pdf_contains(check: m.FilePdfContains, path: Path) -> Outcome:
     return False, f"{check.pdf_contains!r} is not in the text of {path.name} ({len(reader.pages)} page(s))", evidence
 
 
-EVALUATORS = {
+EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {
     "file_exists": exists, "file_contains": contains, "file_regex": regex, "file_json": json_value,
     "file_csv_cell": csv_cell, "file_xlsx_cell": sheet_cell, "file_pdf_contains": pdf_contains,
 }

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from deskpilot.agent.checks import files, screen
 from deskpilot.agent.checks.context import CheckContext
-from deskpilot.agent.checks.models import _Check, _FileCheck, parse_check
+from deskpilot.agent.checks.models import _FileCheck, parse_check
 from deskpilot.errors import DeskpilotError
 
 

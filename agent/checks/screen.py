@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
@@ -102,5 +102,5 @@ def expect(check: m.Expect, ctx: CheckContext) -> Outcome:
     return yes, f"model says {'yes' if yes else 'no'}: {reason}", evidence
 
 
-EVALUATORS = {"text_visible": text, "text_absent": text, "window_title": window,
+EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {"text_visible": text, "text_absent": text, "window_title": window,
               "screenshot_matches": screenshot, "expect": expect}
