@@ -190,13 +190,12 @@ def mousepad(tmp_path_factory):
 def test_screen_checks_on_mousepad(mousepad):
     from deskpilot.actions.models import Key, Type
     from deskpilot.agent.screens import settle_blocking
-    from deskpilot.perception.ocr import find_text, wait_for_text
+    from deskpilot.perception.ocr import wait_for_text
 
     sb, capturer, executor, folder = mousepad
-    wait_for_text(capturer, "Apples 42", timeout=10)
+    apples = wait_for_text(capturer, "Apples 42", timeout=10)[0].box
     baseline = folder / "baseline.png"
     settle_blocking(capturer.grab)[0].image.save(baseline)
-    apples = find_text(capturer, "Apples 42")[0].box
     out = folder / "out1"
     ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=out)
     cases = [
@@ -218,8 +217,7 @@ def test_screen_checks_on_mousepad(mousepad):
     executor.perform(Key(keys=["ctrl", "End"]))
     executor.perform(Type(text="Bananas 7"))
     executor.perform(Key(keys=["ctrl", "s"]))
-    settle_blocking(capturer.grab, cap=3)
-    wait_for_text(capturer, "Bananas 7", timeout=10)
+    settle_blocking(capturer.grab, first_delay=0.3, cap=5)
     ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=folder / "out2")
     after = run_checks([{"screenshot_matches": "baseline.png"}, {"text_visible": "Bananas 7"},
                         {"file": "notes.txt", "contains": "Apples 42\nBananas 7"}], ctx)
