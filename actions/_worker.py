@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 
 from Xlib import X, XK, display as xdisplay
 from Xlib.ext import xtest
@@ -133,6 +134,15 @@ class Keyboard:
 
     def chord(self, names: list[str]) -> None:
         """Press keys in order, release in reverse; add shift for shifted symbols."""
+        with self.held(names):
+            pass
+
+    @contextmanager
+    def held(self, names: list[str]):
+        """Keys down (in order) for the body, then up (in reverse), even if the body fails."""
+        if not names:
+            yield
+            return
         keysyms = [key_keysym(n) for n in names]
         missing = {k for k in keysyms if k not in self.table}
         self._make_room(missing)
@@ -147,9 +157,13 @@ class Keyboard:
                 codes.append(keycode)
         for keycode in codes:
             xtest.fake_input(self.d, X.KeyPress, keycode)
-        for keycode in reversed(codes):
-            xtest.fake_input(self.d, X.KeyRelease, keycode)
         self.d.sync()
+        try:
+            yield
+        finally:
+            for keycode in reversed(codes):
+                xtest.fake_input(self.d, X.KeyRelease, keycode)
+            self.d.sync()
 
     def restore(self) -> None:
         """Give the spare keycodes back their original (empty) rows."""
@@ -183,7 +197,9 @@ class Worker:
     def perform(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.type}", None)
         if handler is not None:
-            handler(action)
+            # hold_keys: real key presses around the pointer action (ctrl+click adds to a selection)
+            with self.keyboard.held(list(getattr(action, "modifiers", []))):
+                handler(action)
             self.wait_released()
 
     def wait_released(self, timeout: float = 1.0) -> None:
@@ -207,6 +223,19 @@ class Worker:
 
     def _do_double_click(self, a) -> None:
         self.gui.doubleClick(a.x, a.y)
+
+    def _do_triple_click(self, a) -> None:
+        self.gui.tripleClick(a.x, a.y)
+
+    def _do_input_text(self, a) -> None:
+        """Mobile input_text: click the field, clear it if asked, type, press Enter."""
+        self.gui.click(a.x, a.y)
+        self.wait_released()
+        if a.override:
+            self.keyboard.chord(["ctrl", "a"])
+            self.keyboard.chord(["backspace"])
+        self.keyboard.type_text(a.text)
+        self.keyboard.chord(["enter"])
 
     def _do_hover(self, a) -> None:
         self.gui.moveTo(a.x, a.y)

@@ -18,7 +18,10 @@ from pydantic import BaseModel, Field
 
 from deskpilot.actions.models import Action, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
-from deskpilot.agent.dialects.base import Dialect, ParsedStep
+from deskpilot.agent.answers import AnswerSchema
+from deskpilot.agent.background import in_daemon_thread
+from deskpilot.agent.dialects.base import Dialect, HistoryEntry, ParsedStep
+from deskpilot.agent.dialects.render import prompt_text
 from deskpilot.agent.policy import Confirm, Policy
 from deskpilot.agent.queries import run_ask, run_locate
 from deskpilot.agent.events import (
@@ -44,7 +47,7 @@ from deskpilot.agent.records import (
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
 from deskpilot.agent.trajectory import Trajectory, now_iso
-from deskpilot.errors import UsageError
+from deskpilot.errors import DeskpilotError, UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
 from deskpilot.perception.observation import Observation
 
@@ -52,13 +55,16 @@ from deskpilot.perception.observation import Observation
 class LoopSettings(BaseModel):
     """How the loop talks to the model and waits for the screen."""
 
-    thinking: bool = True
-    max_tokens: int = 8192
-    temperature: float | None = None
+    # None = the dialect's default (the official agents': near-greedy, thinking on, 8192 tokens)
+    thinking: bool | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     parse_retries: int = Field(default=2, ge=0)
     dry_run: bool = False
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
+    full_replies: bool = False  # keep raw replies longer than the stored cap in the run folder's replies/
 
 
 class _StepFailed(Exception):
@@ -109,6 +115,7 @@ class Agent:
         executor: "Executor | None" = None,
         run_info: dict[str, Any] | None = None,
         report: bool = True,
+        output_schema=None,
         checks: list | None = None,
         check_base: Path | str | None = None,
         cache=None,
@@ -134,6 +141,10 @@ class Agent:
         self.confirm = confirm
         self.on_event = on_event or (lambda event: None)
         self.run_info = run_info or {}
+        self.output_schema = AnswerSchema.coerce(output_schema)
+        options = getattr(dialect, "options", None)
+        if self.output_schema is not None and hasattr(options, "answer_note") and not options.answer_note:
+            options.answer_note = self.output_schema.note()
         self._capturer = capturer
         self._executor = executor
         self._owns = {"capturer": capturer is None, "executor": executor is None}
@@ -142,6 +153,7 @@ class Agent:
         self._history: list[StepRecord] = []
         self._step = 0
         self._queries = 0
+        self._output: Any = None
         self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
         self.check_base = Path(check_base) if check_base is not None else Path.cwd()
         self.check_results: list = []
@@ -155,7 +167,8 @@ class Agent:
             run_dir = self._run_dir if self._run_dir is not None else default_run_dir(name)
             claim_run_dir(run_dir)
             self._run_dir = run_dir
-            self._trajectory = Trajectory(run_dir, redact=getattr(self.dialect, "redact", None))
+            self._trajectory = Trajectory(run_dir, redact=getattr(self.dialect, "redact", None),
+                                          full_replies=self.settings.full_replies)
         return self._trajectory
 
     @property
@@ -201,13 +214,15 @@ class Agent:
         """Ask the model where something is on the current screen (pixel box)."""
         self._queries += 1
         obs = self._grab()
-        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png",
+                          deadline_s=self.policy.step_timeout_s)
 
     def ask(self, question: str) -> str:
         """Ask the model a question about the current screen."""
         self._queries += 1
         obs = self._grab()
-        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png",
+                       deadline_s=self.policy.step_timeout_s)
 
     # -- the loop ----------------------------------------------------------------
     def run(self, task: str) -> RunResult:
@@ -235,6 +250,8 @@ class Agent:
                 parsed = await self._one_step(task, state, totals)
                 if isinstance(parsed.action, Done):
                     status, reason, answer = Status.DONE, "", parsed.action.answer
+                    if self.output_schema is not None:
+                        self._output = self.output_schema.check(answer)  # checked when parsed
                     break
                 if isinstance(parsed.action, Fail):
                     status, reason = Status.FAIL, parsed.action.reason or "the model gave up"
@@ -247,6 +264,11 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
+        except DeskpilotError as exc:  # a dead display, a full disk, ...: the run still gets its end record
+            status, reason = Status.ERROR, str(exc)
+        except Exception as exc:  # a bug: record how the run ended, then let it show
+            self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
+            raise
         if status == Status.DONE and self.checks:
             from deskpilot.agent.checks.runner import verify_run
 
@@ -259,8 +281,11 @@ class Agent:
     def _end(self, status, reason, answer, started, totals) -> RunResult:
         totals = {k: int(v) if float(v).is_integer() else round(v, 1) for k, v in totals.items()}
         totals["wall_s"] = round(time.monotonic() - started, 3)
+        output = self._output if status in (Status.DONE, Status.PASSED) else None
+        stored = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
         self.trajectory.append(
-            EndRecord(time=now_iso(), status=status, answer=answer, reason=reason, steps=self._step, totals=totals)
+            EndRecord(time=now_iso(), status=status, answer=answer, output=stored, reason=reason, steps=self._step,
+                      totals=totals)
         )
         report_path = None
         if self.report:
@@ -272,9 +297,29 @@ class Agent:
                 reason = f"{reason}; report.html could not be built: {exc}".lstrip("; ")
         self.on_event(RunEnded(status=status.value, reason=reason, answer=answer, steps=self._step,
                                run_dir=str(self.run_dir)))
-        return RunResult(status=status, answer=answer, reason=reason, steps=self._step, run_dir=str(self.run_dir),
-                         report_path=report_path, totals=totals, history=list(self._history),
-                         checks=[r.model_dump(mode="json") for r in self.check_results])
+        return RunResult(status=status, answer=answer, output=output, reason=reason, steps=self._step,
+                         run_dir=str(self.run_dir), report_path=report_path, totals=totals,
+                         history=list(self._history), checks=[r.model_dump(mode="json") for r in self.check_results])
+
+    def sampling(self) -> dict[str, Any]:
+        """Sampling for every request: the loop's settings over the dialect's defaults."""
+        base = getattr(self.dialect, "sampling", None)
+        def pick(name: str, fallback: Any) -> Any:
+            mine = getattr(self.settings, name)
+            return mine if mine is not None else getattr(base, name, fallback)
+
+        return {"temperature": pick("temperature", None), "top_p": pick("top_p", None),
+                "max_tokens": pick("max_tokens", 8192), "thinking": pick("thinking", True)}
+
+    def _request(self, task: str, obs: Observation, state: "RunState", failed: list[HistoryEntry]) -> ChatRequest:
+        """One single-turn request; failed attempts of this step close its history."""
+        sampling = self.sampling()
+        request = self.dialect.build_request(task, obs, [*state.history, *failed], state.memory,
+                                             thinking=sampling["thinking"])
+        request.max_tokens = sampling["max_tokens"]
+        request.temperature = sampling["temperature"]
+        request.top_p = sampling["top_p"]
+        return request
 
     async def _one_step(self, task: str, state: "RunState", totals: dict) -> ParsedStep:
         step, timings = self._step, {}
@@ -286,9 +331,7 @@ class Agent:
         shot = self.trajectory.save_screenshot(obs.image, f"step_{step:03d}.png")
         timings["screenshot_save"] = _ms(t)
         t = time.perf_counter()
-        request = self.dialect.build_request(task, obs, state.history, state.memory, thinking=self.settings.thinking)
-        request.max_tokens = self.settings.max_tokens
-        request.temperature = self.settings.temperature
+        request = self._request(task, obs, state, [])
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         totals["image_tokens"] += record.request.image_tokens
@@ -299,7 +342,9 @@ class Agent:
                 reply, record.cached = cached, True
                 parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
             else:
-                parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started)
+                parsed, reply = await self._ask_until_parsed(
+                    request, obs, record, timings, totals, step_started,
+                    rebuild=lambda failed: self._request(task, obs, state, failed))
         except _StepFailed as failure:
             record.error = failure.reason
             record.timings_ms = timings
@@ -326,9 +371,10 @@ class Agent:
         state.remember(parsed, obs)
         return parsed
 
-    async def _ask_until_parsed(self, request, obs, record, timings, totals, step_started):
-        attempts = 0
+    async def _ask_until_parsed(self, request, obs, record, timings, totals, step_started, rebuild=None):
+        attempts, schema_retries, failed = 0, 0, []
         while True:
+            text, sampling = prompt_text(request.messages), _sampling_of(request)
             remaining = self.policy.step_timeout_s - (time.monotonic() - step_started)
             if remaining <= 0:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached")
@@ -346,22 +392,48 @@ class Agent:
             record.usage = {k: record.usage.get(k, 0) + v for k, v in _usage(reply).items()}
             t = time.perf_counter()
             try:
-                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+                parsed = await self._parse(reply, obs, step_started)
                 if not self.settings.dry_run and not isinstance(parsed.action, (Done, Fail)):
                     self._validate(parsed.action)
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
+                if isinstance(parsed.action, Done) and self.output_schema is not None:
+                    try:
+                        self.output_schema.check(parsed.action.answer)
+                    except ValueError as bad:
+                        schema_retries += 1
+                        record.attempts.append(Attempt(raw_reply=reply.content, reasoning=reply.reasoning,
+                                                       error=str(bad), prompt=text, sampling=sampling))
+                        if schema_retries > 1 or rebuild is None:
+                            record.raw_reply, record.reasoning = reply.content, reply.reasoning
+                            raise _StepFailed(Status.ERROR, f"after {schema_retries} tries: {bad}") from None
+                        self.on_event(ReplyRejected(step=self._step, error=str(bad)))
+                        failed.append(self.dialect.failed_attempt(reply.content, str(bad)))
+                        request = rebuild(failed)
+                        continue
+                record.prompt, record.sampling = text, sampling
                 return parsed, reply
             except ParseError as err:
                 message = getattr(err, "message", None) or str(err)
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
-                record.attempts.append(Attempt(raw_reply=reply.content, reasoning=reply.reasoning, error=message))
+                record.attempts.append(Attempt(raw_reply=reply.content, reasoning=reply.reasoning, error=message,
+                                               prompt=text, sampling=sampling))
                 attempts += 1
-                giving_up = attempts > self.settings.parse_retries
+                giving_up = attempts > self.settings.parse_retries or rebuild is None
                 self.on_event(ReplyRejected(step=self._step, error=message, giving_up=giving_up))
                 if giving_up:
                     record.raw_reply, record.reasoning = reply.content, reply.reasoning
                     raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
-                request = self.dialect.build_retry(request, reply.content, message)
+                failed.append(self.dialect.failed_attempt(reply.content, message))
+                request = rebuild(failed)
+
+    async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
+        """Parse in a worker thread, so the step time limit still holds while it runs."""
+        remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
+        work = in_daemon_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height, name="deskpilot-parse")
+        try:
+            return await asyncio.wait_for(work, timeout=remaining)
+        except asyncio.TimeoutError:
+            raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached while parsing the reply") from None
 
     def _validate(self, action: Action) -> None:
         from deskpilot.actions.executor import ActionError
@@ -435,9 +507,16 @@ class Agent:
             "backend": type(self.backend).__name__,
             "policy": self.policy.model_dump(mode="json"),
             "loop": self.settings.model_dump(mode="json"),
+            "sampling": self.sampling(),
+            "output_schema": self.output_schema.schema if self.output_schema is not None else None,
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _sampling_of(request: ChatRequest) -> dict[str, Any]:
+    return {"temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens,
+            "thinking": request.thinking}
 
 
 def _ms(start: float) -> float:

@@ -38,6 +38,8 @@ class Attempt(BaseModel):
     raw_reply: str
     reasoning: str | None = None
     error: str
+    prompt: str = ""  # the exact text sent, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicyDecision(BaseModel):
@@ -62,6 +64,8 @@ class StepRecord(BaseModel):
     element_info: str | None = None
     memory: list[Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    prompt: str = ""  # the exact text of the accepted attempt's prompt, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
     policy: PolicyDecision = Field(default_factory=PolicyDecision)
     performed: bool = False
     cached: bool = False  # the action came from a cache file, not from the model
@@ -114,6 +118,7 @@ class EndRecord(BaseModel):
     time: str
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema
     reason: str = ""
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
@@ -129,6 +134,7 @@ class RunResult(BaseModel):
 
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema (JSON value or model instance)
     reason: str = ""
     steps: int = 0
     run_dir: str | None = None
@@ -178,3 +184,13 @@ class RunResult(BaseModel):
         from pathlib import Path
 
         return str(Path(self.run_dir) / shots[-1])
+
+
+class ErrorRecord(BaseModel):
+    """Stands in for a record that could not be written (the trajectory never loses a run)."""
+
+    kind: Literal["error"] = "error"
+    time: str
+    record: str  # the kind of record that was replaced
+    step: int | None = None
+    error: str

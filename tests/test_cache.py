@@ -86,7 +86,7 @@ def test_after_a_layout_change_the_model_takes_over_from_the_changed_step(first,
     assert summary["followed_until"].startswith("step 3: the screen differs from the cached one")
     assert summary["rewritten"] is True
     rewritten = CacheFile.model_validate_json(copy.read_text())
-    assert rewritten.steps[2].action == {"type": "click", "x": 640, "y": 384, "button": "left"}
+    assert rewritten.steps[2].action == {"type": "click", "x": 640, "y": 384, "button": "left", "modifiers": []}
 
 
 def test_a_cache_for_another_task_is_not_used(first, tmp_path):

@@ -68,11 +68,11 @@ def _image_observation(image: Path):
 
 
 def _query_setup(image: Path, base_url, model, script, flavor):
-    from deskpilot.agent.dialects import GLM45VDialect
+    from deskpilot.agent.dialects import make_dialect
 
     obs = _image_observation(image)
     cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
-    return obs, make_backend(cfg), GLM45VDialect()
+    return obs, make_backend(cfg), make_dialect(cfg.backend.dialect)
 
 
 def locate(

@@ -48,6 +48,14 @@ def make_backend(cfg: RunConfig):
                       "or --script FILE (recorded replies)")
 
 
+def make_dialect_for(cfg: RunConfig):
+    """The configured dialect with the run's prompt options (template, notes, secrets)."""
+    from deskpilot.agent.dialects import make_dialect
+
+    return make_dialect(cfg.backend.dialect, extra_instructions=cfg.instructions, secrets=cfg.secrets,
+                        prompt_template=cfg.backend.prompt_template)
+
+
 def make_policy(cfg: RunConfig):
     return cfg.policy
 
@@ -115,16 +123,17 @@ def ask_on_terminal(step: int, action, thought: str) -> bool:
 
 def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
+    from deskpilot.agent.answers import AnswerSchema
     from deskpilot.agent.cache import RunCache
     from deskpilot.agent.checks import parse_checks
-    from deskpilot.agent.dialects import GLM45VDialect
     from deskpilot.agent.loop import Agent
     from deskpilot.agent.report import build_report
     from deskpilot.agent.rundir import claim_run_dir
     from deskpilot.agent.session import Session
 
     backend = make_backend(cfg)
-    dialect = GLM45VDialect(extra_instructions=cfg.instructions, secrets=cfg.secrets)
+    dialect = make_dialect_for(cfg)
+    output_schema = AnswerSchema.from_file(cfg.output_schema) if cfg.output_schema is not None else None
     settings = cfg.loop
     claim_run_dir(run_dir, create=False)
     progress = Progress(quiet, redact=dialect.redact)
@@ -140,10 +149,12 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     try:
         with Session(spec=spec) as desk:
             with Agent(backend, desk, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=progress,
+                       confirm=confirm, on_event=progress, output_schema=output_schema,
                        run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
                                  "script": str(cfg.backend.script) if cfg.backend.script else None,
                                  "flavor": cfg.backend.flavor,
+                                 "prompt_template": str(cfg.backend.prompt_template)
+                                 if cfg.backend.prompt_template else None,
                                  "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
                        checks=parse_checks(cfg.checks), check_base=Path.cwd(),
                        cache=RunCache(cfg.cache, task) if cfg.cache else None) as agent:
@@ -151,7 +162,11 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     finally:
         backend.close()
         if (run_dir / "trajectory.jsonl").is_file() and not (run_dir / "report.html").is_file():
-            build_report(run_dir)
+            try:
+                build_report(run_dir)
+            except OSError as exc:  # e.g. the disk filled up: the trajectory is intact, say so in one line
+                console.print(f"[yellow]warning:[/yellow] could not write {run_dir / 'report.html'}: "
+                              f"{exc.strerror or exc}; `deskpilot report {run_dir}` rebuilds it")
     return result
 
 
@@ -168,7 +183,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
         from deskpilot.agent.dialects import GLM45VDialect
 
-        redact = GLM45VDialect(secrets=cfg.secrets).redact
+        redact = GLM45VDialect(secrets=cfg.secrets).redact  # the same in every dialect
         return result.model_copy(update={"answer": redact(result.answer) if result.answer else result.answer,
                                          "reason": redact(result.reason)})
     except _user_errors() as err:
@@ -208,11 +223,15 @@ def run(
     app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app xterm \\[default: none]"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1"),
     model: Optional[str] = typer.Option(None, help=f"Served model name {_default('backend.model')}"),
-    flavor: Optional[str] = typer.Option(None, help=f"Server kind: vllm, sglang, zai, openai, transformers {_default('backend.flavor')}"),
+    flavor: Optional[str] = typer.Option(None, help=f"Server kind: auto (detects what the server refuses), vllm, sglang, zai, openai, transformers {_default('backend.flavor')}"),
     script: Optional[Path] = typer.Option(None, help="JSON list of recorded replies to use instead of a model"),
-    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode \\[default: on]"),
-    max_tokens: Optional[int] = typer.Option(None, help=f"Most tokens the model may answer with per step {_default('loop.max_tokens')}"),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature \\[default: the server's]"),
+    dialect: Optional[str] = typer.Option(None, help=f"Prompt and answer format: glm-4.5v, glm-4.1v, glm-5v {_default('backend.dialect')}"),
+    prompt_template: Optional[Path] = typer.Option(None, help="jinja2 file replacing the built-in prompt wording (variables: docs/prompt-templates.md) \\[default: none]"),
+    output_schema: Optional[Path] = typer.Option(None, help="JSON Schema the DONE(answer=...) must match; checked, asked again once \\[default: none]"),
+    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode \\[default: the dialect's, on]"),
+    max_tokens: Optional[int] = typer.Option(None, help="Most tokens the model may answer with per step \\[default: the dialect's, 8192]"),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature \\[default: the dialect's, 0.001 for glm-4.5v]"),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling \\[default: the dialect's]"),
     max_steps: Optional[int] = typer.Option(None, help=f"Step limit {_default('policy.max_steps')}"),
     step_timeout: Optional[float] = typer.Option(None, help=f"Seconds one step may take {_default('policy.step_timeout_s')}"),
     run_timeout: Optional[float] = typer.Option(None, help=f"Seconds the whole run may take {_default('policy.run_timeout_s')}"),
@@ -247,7 +266,8 @@ def run(
     try:
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "script": script,
-             "thinking": thinking, "max_tokens": max_tokens, "temperature": temperature,
+             "thinking": thinking, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
+             "dialect": dialect, "prompt_template": prompt_template, "output_schema": output_schema,
              "max_steps": max_steps, "step_timeout": step_timeout, "run_timeout": run_timeout,
              "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
              "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
@@ -274,7 +294,13 @@ def run(
 def demo(
     base_url: Optional[str] = typer.Option(None, help="Run the demo against a live model instead of the bundled replies"),
     model: Optional[str] = typer.Option(None, help="Served model name \\[default: glm-4.5v]"),
+    flavor: Optional[str] = typer.Option(None, help="Server kind: auto (default), vllm, sglang, zai, openai, transformers"),
+    dialect: Optional[str] = typer.Option(None, help="Prompt and answer format: glm-4.5v (default), glm-4.1v, glm-5v"),
+    prompt_template: Optional[Path] = typer.Option(None, help="jinja2 file replacing the built-in prompt wording"),
     thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking"),
+    max_tokens: Optional[int] = typer.Option(None, help="Most tokens the model may answer with per step"),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature \\[default: the dialect's]"),
+    step_timeout: Optional[float] = typer.Option(None, help="Seconds one step (the model call included) may take"),
     size: str = typer.Option("1280x800", help="Screen size WIDTHxHEIGHT"),
     out: Optional[Path] = typer.Option(None, help="Run folder \\[default: runs/DATE-demo]"),
     isolation: str = typer.Option("bwrap", help="bwrap (default) or none"),
@@ -288,9 +314,11 @@ def demo(
         shared = run_dir / "output"
         shared.mkdir(parents=True, exist_ok=True)
         saved = shared / "form.json"
-        cli = {"base_url": base_url, "model": model, "thinking": thinking, "size": size, "isolation": isolation,
+        cli = {"base_url": base_url, "model": model, "flavor": flavor, "dialect": dialect,
+               "prompt_template": prompt_template, "thinking": thinking, "max_tokens": max_tokens,
+               "temperature": temperature, "step_timeout": step_timeout, "size": size, "isolation": isolation,
                "script": None if base_url else DEMO_REPLIES, "max_steps": 15}
-        cfg = load_config(cli, config_file=None, env={})
+        cfg = load_config(cli, config_file=None, env={})  # the API key still comes from the environment
         spec = SessionSpec(size=cfg.screen, isolation=cfg.desktop.isolation, shares=[str(shared)],
                            apps=[demo_app(saved)])
     except _user_errors() as err:
