@@ -28,7 +28,7 @@ def text(check: m.TextVisible | m.TextAbsent, ctx: CheckContext) -> Outcome:
     from deskpilot.perception.ocr import match
 
     wanted = check.text_visible if isinstance(check, m.TextVisible) else check.text_absent
-    lines = ctx.ocr_lines()
+    lines = ctx.ocr_lines(check.region)
     found = [t for t in match(lines, wanted) if _inside(t.box, check.region)]
     seen = _seen(lines, check.region)
     evidence = {"found": [t.model_dump() for t in found], "seen": seen[:40], "ocr_ms": round(ctx.ocr_ms, 1)}
