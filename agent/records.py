@@ -30,6 +30,11 @@ class RequestSummary(BaseModel):
     image_tokens: int = 0
     text_chars: int = 0
     thinking: bool = True
+    # token accounting (agent.tokens): text tokens are estimated, image tokens exact
+    prompt_tokens_est: int = 0
+    image_tokens_default: int = 0  # the same step's images without a budget (full size + 4 history at 50%)
+    prefix_tokens_est: int = 0  # shared with the previous step's prompt: what a prefix cache can reuse
+    prefix_share: float = 0.0
 
 
 class Attempt(BaseModel):
@@ -72,6 +77,7 @@ class StepRecord(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
+    settle: dict[str, Any] | None = None  # filled from the acted record when a run is loaded
 
 
 class ActedRecord(BaseModel):
@@ -81,6 +87,7 @@ class ActedRecord(BaseModel):
     step: int
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    settle: dict[str, Any] | None = None  # agent.settle.SettleResult: what the wait after the action saw
 
 
 class QueryRecord(BaseModel):

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ValidationError
 
 from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
 from deskpilot.agent.checks.diff import compare_live, diff_image
-from deskpilot.agent.screens import settle_blocking
 from deskpilot.agent.session import SessionSpec, open_sandbox, wait_until_ready
 from deskpilot.agent.trajectory import load_run
 
@@ -39,7 +38,10 @@ def session_of(run_dir: Path) -> SessionSpec:
     if "session" not in run.settings:
         raise ReplayError(f"{run_dir} has no session settings (was it recorded by `deskpilot run`?)")
     try:
-        return SessionSpec.model_validate(run.settings["session"])
+        recorded = run.settings["session"]
+        if isinstance(recorded, dict):  # runs recorded before windows were maximized keep their sizes
+            recorded = {"maximize": False, **recorded}
+        return SessionSpec.model_validate(recorded)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "session"
@@ -150,10 +152,21 @@ def _diverged(rec, frame, recorded, capturer, max_change, out_dir) -> tuple[Repl
 
 
 def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step) -> ReplayResult:
+    from deskpilot.agent.settle import Settler
+
+    settler = Settler.open(capturer)  # the same event-driven wait as the live loop
+    try:
+        return _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler)
+    finally:
+        settler.close()
+
+
+def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler) -> ReplayResult:
     done = 0
     for rec in steps:
         largest = None
         frame = capturer.grab()
+        settler.frame_taken()
         if check and rec.screenshot and (run_dir / rec.screenshot).is_file():
             with Image.open(run_dir / rec.screenshot) as img:
                 recorded = img.convert("RGB")
@@ -166,7 +179,8 @@ def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_ste
         if action.type in TERMINAL_TYPES:
             done += 1
             break
+        settler.before_act(action)
         executor.perform(action)
-        settle_blocking(capturer.grab)
+        settler.after_act()
         done += 1
     return ReplayResult(ok=True, steps_replayed=done, message=f"replayed {done} step(s) without divergence")

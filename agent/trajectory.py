@@ -264,6 +264,7 @@ def load_run(run_dir: Path) -> LoadedRun:
                 if acted.step in by_step:
                     target = by_step[acted.step]
                     target.timings_ms.update(acted.timings_ms)
+                    target.settle = acted.settle
                     target.performed = acted.error is None
                     target.error = acted.error or target.error
             elif kind in ("locate", "ask"):

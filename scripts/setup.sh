@@ -9,6 +9,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-tk xterm fonts-dejavu-core
   xdotool scrot imagemagick   # used by the benchmark's peer path
   mousepad                    # a GTK app for the checks tests
+  libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office}"
 

@@ -53,7 +53,7 @@ def make_dialect_for(cfg: RunConfig):
     from deskpilot.agent.dialects import make_dialect
 
     return make_dialect(cfg.backend.dialect, extra_instructions=cfg.instructions, secrets=cfg.secrets,
-                        prompt_template=cfg.backend.prompt_template)
+                        prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
 
 
 def make_policy(cfg: RunConfig):
@@ -66,7 +66,7 @@ def session_spec(cfg: RunConfig):
 
     desktop = cfg.desktop
     return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
-                       shares=[str(p.resolve()) for p in desktop.shares],
+                       maximize=desktop.maximize, shares=[str(p.resolve()) for p in desktop.shares],
                        apps=[app_from_command(a) for a in desktop.apps])
 
 
@@ -179,6 +179,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (background job)
     try:
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
         from deskpilot.agent.dialects import GLM45VDialect
@@ -205,6 +206,12 @@ def _print_result(result, run_dir: Path) -> None:
         console.print(f"cache: {result.totals['model_calls_saved']} model call(s) saved")
     if result.answer:
         console.print(f"answer: {escape(result.answer)}")
+    t = result.totals
+    if t.get("image_tokens"):
+        saved = t.get("image_token_savings_pct", 0)
+        console.print(f"image tokens {t['image_tokens']}" + (f" ({saved:g}% fewer than full size)" if saved else "")
+                      + f", prompt tokens ~{t.get('prompt_tokens_est', 0)}"
+                      + f", reusable prefix {100 * t.get('prefix_share', 0):.0f}%")
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 
@@ -241,6 +248,7 @@ def run(
     share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable) \\[default: none]"),
     isolation: Optional[str] = typer.Option(None, help=f"bwrap or none {_default('desktop.isolation')}"),
     network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let apps reach the network \\[default: no]"),
+    maximize: Optional[bool] = typer.Option(None, "--maximize/--no-maximize", help="Start app windows maximized \\[default: maximized]"),
     out: Optional[Path] = typer.Option(None, help="Run folder \\[default: runs/DATE-TASK]"),
     dry_run: Optional[bool] = typer.Option(None, "--dry-run", help="Parse and record, never act \\[default: off]"),
     confirm: Optional[bool] = typer.Option(None, "--confirm", help="Ask on the terminal before each action \\[default: off]"),
@@ -252,6 +260,8 @@ def run(
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs (repeatable)"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt \\[default: none]"),
     config: Optional[Path] = typer.Option(None, help="TOML config file \\[default: ./deskpilot.toml if present]"),
+    image_budget: Optional[str] = typer.Option(None, help="Per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720); history screenshots shrink in proportion \\[default: full size]"),
+    history_images: Optional[int] = typer.Option(None, help="Earlier screenshots shown in the prompt \\[default: 4]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
     expect_file: list[str] = typer.Option([], "--expect-file", help="Check after DONE: PATH:contains:TEXT, PATH:regex:RE or PATH:exists"),
@@ -270,10 +280,10 @@ def run(
              "dialect": dialect, "prompt_template": prompt_template, "output_schema": output_schema,
              "max_steps": max_steps, "step_timeout": step_timeout, "run_timeout": run_timeout,
              "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
-             "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
+             "isolation": isolation, "network": network, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
-             "cache": cache},
+             "cache": cache, "image_budget": image_budget, "history_images": history_images},
             config_file=config, secret_names=secret)
         from deskpilot.agent.checks import expect_file_flag
 
