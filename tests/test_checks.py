@@ -231,3 +231,24 @@ def test_screen_checks_on_mousepad(mousepad):
     changed = [r["box"] for r in shot.evidence["regions"]]
     masked = run_checks([{"screenshot_matches": "baseline.png", "masks": changed}], ctx)[0]
     assert masked.passed, masked.line()
+
+
+def test_spreadsheet_and_pdf_checks_on_files_libreoffice_wrote(tmp_path):
+    """The .ods reader is ours: check it (and openpyxl, pypdf) against what LibreOffice really writes."""
+    import subprocess
+
+    (tmp_path / "t.csv").write_text("Item,Qty,Price\napples,3,1.5\npears,10,0.25\nTotal,,=B2*C2+B3*C3\n")
+    for fmt in ("ods", "xlsx", "pdf"):
+        subprocess.run(["localc", f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
+                        "--convert-to", fmt, "--outdir", str(tmp_path), str(tmp_path / "t.csv")],
+                       check=True, capture_output=True, timeout=120)
+    cases = [({"file": "t.ods", "xlsx_cell": {"cell": "C4", "equals": 7}}, True),  # a formula's value
+             ({"file": "t.ods", "xlsx_cell": {"cell": "A3", "equals": "pears"}}, True),
+             ({"file": "t.ods", "xlsx_cell": {"cell": "B3", "equals": 11}}, False),
+             ({"file": "t.ods", "xlsx_cell": {"cell": "B4", "equals": 1}}, False),  # an empty cell
+             ({"file": "t.xlsx", "xlsx_cell": {"cell": "C4", "equals": 7}}, True),
+             ({"file": "t.xlsx", "xlsx_cell": {"sheet": "t", "cell": "C2", "equals": "1.5"}}, True),
+             ({"file": "t.pdf", "pdf_contains": "pears"}, True), ({"file": "t.pdf", "pdf_contains": "plums"}, False)]
+    results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
+    assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
+    assert results[3].message == "B4 is None, expected 1"
