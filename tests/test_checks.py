@@ -200,8 +200,8 @@ def test_screen_checks_on_mousepad(mousepad):
     ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=out)
     cases = [
         ({"text_visible": "Apples 42"}, True), ({"text_visible": "Bananas 7"}, False),
-        ({"text_visible": "apples  42", "region": [apples[0] - 5, apples[1] - 5, apples[2] + 5, apples[3] + 5]}, True),
-        ({"text_visible": "Apples 42", "region": [0, 0, 200, 100]}, False),
+        ({"text_visible": "apples  42", "region": [max(0, apples[0] - 5), max(0, apples[1] - 5), apples[2] + 5, apples[3] + 5]}, True),
+        ({"text_visible": "Apples 42", "region": [apples[2] + 40, apples[3] + 40, 1280, 800]}, False),
         ({"text_absent": "Bananas"}, True), ({"text_absent": "Quarterly"}, False),
         ({"window_title": "notes.txt - Mousepad"}, True), ({"window_title": "Mousepad", "focused": True}, True),
         ({"window_title": "LibreOffice"}, False),
