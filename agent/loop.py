@@ -298,6 +298,9 @@ class Agent:
                 if time.monotonic() - started > self.policy.run_timeout_s:
                     status, reason = Status.STOPPED, f"run time limit of {self.policy.run_timeout_s:g} s reached"
                     break
+                if problem := self._sandbox_problem():  # X server, window manager or an app died
+                    status, reason = Status.ERROR, problem
+                    break
                 self._step += 1
                 parsed = await self._one_step(task, state, totals)
                 if isinstance(parsed.action, Done):
@@ -310,6 +313,10 @@ class Agent:
                     break
         except _StepFailed as stop:
             status, reason = stop.status, stop.reason
+            if status == Status.ERROR and (problem := self._sandbox_problem()):
+                reason = f"{reason} ({problem})"
+        except DeskpilotError as exc:  # e.g. the screen cannot be captured any more
+            status, reason = Status.ERROR, self._sandbox_problem() or str(exc)
         except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
             status, reason = Status.STOPPED, "interrupted"
             self._end(status, reason, None, started, totals)
@@ -328,6 +335,11 @@ class Agent:
         if self.cache is not None:
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=status in (Status.DONE, Status.PASSED))
         return self._end(status, reason, answer, started, totals)
+
+    def _sandbox_problem(self) -> str | None:
+        sb = getattr(self.sandbox, "sandbox", self.sandbox)  # a desktop session wraps the low-level Sandbox
+        check = getattr(sb, "problem", None)
+        return check() if callable(check) else None
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
         if totals.get("image_tokens_default"):

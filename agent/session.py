@@ -77,6 +77,7 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
         from deskpilot.agent.office import prepare_home
 
         prepare_home(sb.home, [app.argv for app in spec.apps], spec.shares)  # no first-start dialogs
+        sb.give_to_apps(sb.home / ".config")  # the apps' user must be able to write its own settings
         for app, extra in zip(spec.apps, app_binds):
             handles.append(sb.launch(app.argv, binds=extra))
     except BaseException:
@@ -113,7 +114,9 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
                 raise SandboxError(f"app {' '.join(h.argv)!r} exited with code {h.poll()} "
                                    f"before showing a window: {said}") from None
             if time.monotonic() - started > timeout:
-                raise SandboxError(f"no app window appeared within {timeout:g} s") from None
+                said = "".join(f" | {h.argv[0]}: {_tail(h.stderr_path, 2)}" for h in handles if _tail(h.stderr_path, 2))
+                state = sb.diagnose() if hasattr(sb, "diagnose") else ""
+                raise SandboxError(f"no app window appeared within {timeout:g} s ({state}){said}") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
     from deskpilot.agent.settle import wait_quiet
     from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
@@ -312,6 +315,7 @@ class Session:
         app = _app_spec(command)
         extra = plan_binds(app.binds, self.spec.shares)
         prepare_home(self.sandbox.home, [app.argv], self.spec.shares)
+        self.sandbox.give_to_apps(self.sandbox.home / ".config")
         handle = self.sandbox.launch(app.argv, binds=extra)
         self.apps.append(handle)
         self.spec.apps.append(app)

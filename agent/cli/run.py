@@ -178,6 +178,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (background job)
     try:
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
         from deskpilot.agent.dialects import GLM45VDialect
