@@ -172,7 +172,7 @@ def mousepad(tmp_path_factory):
     # a steady caret: a baseline taken while it blinked off would differ for good once GTK stops blinking
     no_blink = ('mkdir -p "$HOME/.config/gtk-3.0" && printf "[Settings]\\ngtk-cursor-blink=false\\n" '
                 '> "$HOME/.config/gtk-3.0/settings.ini" && exec mousepad "$0"')
-    spec = SessionSpec(size=(1280, 800), shares=[str(folder)],
+    spec = SessionSpec(size=(1280, 800), shares=[str(folder)], maximize=False,  # regions below assume its own size
                        apps=[AppSpec(argv=["/bin/sh", "-c", no_blink, str(folder / "notes.txt")])])
     sb, apps = open_sandbox(spec)
     with sb:
