@@ -335,7 +335,8 @@ class Agent:
 
             status, reason = await asyncio.to_thread(verify_run, self)
         if self.cache is not None:
-            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=status in (Status.DONE, Status.PASSED))
+            succeeded = status in (Status.DONE, Status.PASSED) and not self.settings.dry_run  # dry: nothing was done
+            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
 
     def _sandbox_problem(self) -> str | None:

@@ -84,7 +84,7 @@ def main() -> None:
             recorder.close()
             size_kb = (Path(tmp) / "run.mp4").stat().st_size / 1024
             rows.append(("record 5 fps mp4", times, cpu, frames))
-    print(f"\n| mode | step look median ms | p90 ms | process CPU % | watcher frames | CPU ms per frame |")
+    print("\n| mode | step look median ms | p90 ms | process CPU % | watcher frames | CPU ms per frame |")
     print("|---|---|---|---|---|---|")
     for name, times, cpu, frames in rows:
         ordered = sorted(times)
