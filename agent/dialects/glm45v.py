@@ -54,13 +54,16 @@ class GLM45VDialect:
     def __init__(self, options: GLM45VOptions | None = None, **kwargs: Any) -> None:
         self.options = options or GLM45VOptions(**kwargs)
         self._shrunk: dict[int, tuple[Any, Any]] = {}  # id -> (original, small): reused each step
+        self._fitted: tuple[Any, Any] | None = None  # (last screenshot, as sent): its history copy is shrunk from it
 
     def _history_image(self, image: Any) -> Any:
         cached = self._shrunk.get(id(image))
         if cached is not None and cached[0] is image:
             return cached[1]
         scale = self.options.history_scale  # a budget shrinks history screenshots in proportion (never below the minimum)
-        small = shrink(image, scale, max(MIN_PIXELS, int(self.options.max_pixels * scale * scale)))
+        fitted = self._fitted if self._fitted is not None and self._fitted[0] is image else None
+        source = fitted[1] if fitted is not None and fitted[1] is not image else image  # shrink what was sent: cheaper
+        small = shrink(source, scale, max(MIN_PIXELS, int(self.options.max_pixels * scale * scale)))
         if len(self._shrunk) >= 2 * max(self.options.history_screenshots, 1):
             self._shrunk.pop(next(iter(self._shrunk)))
         self._shrunk[id(image)] = (image, small)
@@ -93,7 +96,9 @@ class GLM45VDialect:
             percent=round(opts.history_scale * 100),
             notes=self._notes(),
         ))
-        parts.image(fit_budget(observation.image, opts.max_pixels), opts.image_format)
+        current = fit_budget(observation.image, opts.max_pixels)
+        self._fitted = (observation.image, current)
+        parts.image(current, opts.image_format)
         return ChatRequest(messages=[Message(role="user", content=parts.parts)], thinking=thinking)
 
     def _notes(self) -> str:
