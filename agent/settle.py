@@ -12,6 +12,8 @@ input: two equal frames of the OLD screen looked settled. The rule here:
    animation running at a frame clock is not cut between two frames);
 3. never longer than ``cap_s`` in all (animations, a clock ticking).
 
+All three count from the END of the action (typing a long text takes a while).
+
 Blinking carets would count as "the first change" and end step 1 before a
 late reaction. So caret-shaped rectangles (at most 3 px thin and 48 px long:
 GTK's caret) and regions the user names never count, and a SMALL area (at
@@ -219,7 +221,7 @@ class Settler:
                    for x, y in self._points)
 
     def _wait_damage(self) -> SettleResult:
-        s, start = self.settings, self._acted_at or time.monotonic()
+        s, start = self.settings, time.monotonic()  # the action is done: times count from its end
         cap_at, first_at = start + s.cap_s, start + s.first_change_s
         first: float | None = None  # the first counted change: ends the first-change wait
         tentative: float | None = None  # the first small late change
@@ -262,7 +264,7 @@ class Settler:
         seen = first if first is not None else tentative
         return SettleResult(
             method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
-            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
+            first_change_ms=None if seen is None else round(max(0.0, seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
         )
 
@@ -275,7 +277,7 @@ class Settler:
         return [Rect(box[0], box[1], box[2] - box[0], box[3] - box[1])] if box else []
 
     def _wait_frames(self) -> SettleResult:
-        s, start = self.settings, self._acted_at or time.monotonic()
+        s, start = self.settings, time.monotonic()  # the action is done: times count from its end
         cap_at, first_at = start + s.cap_s, start + s.first_change_s
         previous = self._reference or self.grab()
         first: float | None = None
@@ -301,7 +303,7 @@ class Settler:
         seen = first if first is not None else tentative
         return SettleResult(
             method="frames", changed=seen is not None, settled=seen is not None and end < cap_at,
-            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
+            first_change_ms=None if seen is None else round(max(0.0, seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
         )
 
