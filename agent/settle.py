@@ -14,6 +14,14 @@ input: two equal frames of the OLD screen looked settled. The rule here:
 
 All three count from the END of the action (typing a long text takes a while).
 
+The quiet period also learns, per run: when an app is seen drawing again
+(beyond carets and small areas) shortly after a wait ended (X server
+timestamps, so however late it is noticed), the gap it left is the quiet
+period that app needs: later waits use it (with a margin; at most
+``quiet_max_s``). Measured on real apps (bench/settle_tuning.py): xterm and
+Tk finish drawing within a millisecond, GTK dialogs and command output can
+pause 15-40 ms between bursts.
+
 Blinking carets would count as "the first change" and end step 1 before a
 late reaction. So caret-shaped rectangles (at most 3 px thin and 48 px long:
 GTK's caret) and regions the user names never count, and a SMALL area (at
@@ -56,7 +64,7 @@ class SettleSettings(BaseModel):
     first_change_s: float = Field(default=1.0, ge=0, description="wait at most this long for any change")
     quiet_s: float = Field(default=0.015, gt=0, description="no drawing for this long = settled")
     prompt_s: float = Field(default=0.1, ge=0, description="drawing this soon after the action is its doing")
-    quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched quiet period")
+    quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched and learned quiet period")
     cap_s: float = Field(default=2.0, ge=0, description="never wait longer in all")
     frame_interval_s: float = Field(default=0.02, gt=0, description="frame-comparison fallback: time between grabs")
     ignore: list[tuple[int, int, int, int]] = Field(default_factory=list, description="x, y, width, height never counted")
@@ -72,6 +80,7 @@ class SettleResult(BaseModel):
     wait_ms: float = 0.0
     bursts: int = 0
     ignored: int = 0
+    quiet_ms: float = 0.0  # the quiet period this wait started with (learned from earlier late drawing)
     stale_before_act: bool = False  # the screen changed between the frame the model saw and the action
 
 
@@ -146,6 +155,8 @@ class Settler:
         self._changed_since_frame = False
         self._reference: Observation | None = None
         self._acted_at = 0.0
+        self.learned_quiet = self.settings.quiet_s
+        self._last_server_ms: int | None = None  # X time of the last counted drawing of the last wait
         self._points: list[tuple[int, int]] = []
 
     @classmethod
@@ -178,15 +189,32 @@ class Settler:
     def frame_taken(self) -> None:
         """Call right after grabbing the frame the model will see: what changed before it is not news."""
         if self.watcher is not None:
-            self.ignore.learn(d.rect for d in self.watcher.poll())
+            idle = self.watcher.poll()
+            self.ignore.learn(d.rect for d in idle)
+            self._late_drawing(idle)
         self._changed_since_frame = False
+
+    LATE_WINDOW_MS = 300
+
+    def _late_drawing(self, idle) -> None:
+        """Drawing soon after the last wait ended: that app needs a longer quiet period."""
+        if self._last_server_ms is None:
+            return
+        for d in idle:
+            gap = (d.server_ms - self._last_server_ms) & 0xFFFFFFFF  # X time wraps at 2**32 ms
+            if 0 < gap <= self.LATE_WINDOW_MS and not self.ignore.fixed(d.rect) and not self.ignore.small(d.rect):
+                wanted = min(self.settings.quiet_max_s, gap / 1000 * 1.25 + 0.005)
+                self.learned_quiet = max(self.learned_quiet, wanted)
 
     def before_act(self, action=None) -> None:
         """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
         self._points = list(action.points()) if action is not None else []
         self._acted_at = time.monotonic()
         if self.watcher is not None:
-            idle = [d.rect for d in self.watcher.poll()]
+            drained = self.watcher.poll()
+            self._late_drawing(drained)
+            self._last_server_ms = None  # from here on, drawing belongs to this action
+            idle = [d.rect for d in drained]
             self.ignore.learn(idle)
             self._changed_since_frame = any(not self.ignore.fixed(r) and not self.ignore.small(r) for r in idle)
         else:
@@ -229,7 +257,7 @@ class Settler:
         bursts = ignored = 0
         while True:
             now = time.monotonic()
-            quiet = min(s.quiet_max_s, max(s.quiet_s, 2 * gap))
+            quiet = min(s.quiet_max_s, max(self.learned_quiet, 2 * gap))
             if first is not None:
                 until = last + quiet
             elif tentative is not None:
@@ -254,6 +282,9 @@ class Settler:
                 counted = [d for d, kind in kinds if kind != "ignored"]  # once changing, any drawing delays quiet
             if counted:
                 self.ignore.forget(d.rect for d in counted)
+                big = [d for d in counted if not self.ignore.small(d.rect)]
+                if big:
+                    self._last_server_ms = big[-1].server_ms
                 if first is None:
                     first = counted[0].when
                 else:
@@ -266,6 +297,7 @@ class Settler:
             method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
             first_change_ms=None if seen is None else round(max(0.0, seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
+            quiet_ms=round(self.learned_quiet * 1000, 1),
         )
 
     def _changed_box(self, a: Observation, b: Observation) -> list[Rect]:
