@@ -34,7 +34,8 @@ label or a tooltip is still seen, at the cost of the full wait), when:
   checkbox ticks under the pointer; an entry's caret blinks elsewhere), or
 - it blinks: it changed while nothing was being done (or tentatively) since
   an action last redrew it, and now shows a look it showed then (pixels
-  hashed).
+  hashed; this also holds for areas up to 5% of the screen, as Tk redraws a
+  whole Text widget when its caret blinks).
 Otherwise what the action draws at once counts. Ignoring only ever makes a
 wait longer, never shorter.
 """
@@ -54,6 +55,7 @@ from deskpilot.perception.observation import Observation
 
 CARET_THIN, CARET_LONG = 3, 48
 SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own: a caret, a spinner, a clock
+BLINK_SHARE = 0.05  # areas up to 5% are learned as blinkers (Tk redraws a whole Text widget for its caret)
 LOOKS_KEPT, AREAS_KEPT = 4, 32
 NEAR = 48  # px around a pointer action's point where its own small reactions appear
 
@@ -99,6 +101,7 @@ class _Ignore:
                  region_hash: Callable[[Rect], bytes] | None = None) -> None:
         self.regions = [Rect(*r) for r in regions]
         self.max_area = max(64 * 64, int(screen[0] * screen[1] * SMALL_SHARE))
+        self.blink_area = max(128 * 128, int(screen[0] * screen[1] * BLINK_SHARE))
         self.region_hash = region_hash
         self.blinks: dict[Rect, list[bytes]] = {}
 
@@ -113,7 +116,7 @@ class _Ignore:
         if self.region_hash is None:
             return
         for rect in set(rects):
-            if self.small(rect) and not self.fixed(rect):
+            if rect.area <= self.blink_area and not self.fixed(rect):
                 look = self.region_hash(rect)
                 looks = [v for v in self.blinks.pop(rect, []) if v != look] + [look]
                 self.blinks[rect] = looks[-LOOKS_KEPT:]  # re-inserted last: least recently blinking goes first
@@ -237,8 +240,9 @@ class Settler:
         """"ignored", "tentative" (a small late change: maybe a blink) or "counted"."""
         if self.ignore.fixed(rect):
             return "ignored"
-        if self.ignore.small(rect) and (when - start > self.settings.prompt_s or not self._near(rect)
-                                        or self.ignore.blinked(rect)):
+        if self.ignore.small(rect) and (when - start > self.settings.prompt_s or not self._near(rect)):
+            return "tentative"
+        if self.ignore.blinked(rect):  # back to a look it had while blinking on its own
             return "tentative"
         return "counted"
 

@@ -184,3 +184,18 @@ def test_quiet_period_learns_from_drawing_after_a_wait(desk):
         assert second.wait_ms >= 60 and cap.grab().image.getpixel((x, y + 60)) == (0, 128, 0)  # both paints seen
     finally:
         settler.close()
+
+
+def test_an_area_blinking_between_known_looks_is_tentative():
+    """Learned while idle: going back to a known look is a blink; a new look (typing) counts again."""
+    looks = {"now": b"on"}
+    settler = Settler(grab=lambda: None, watcher=None, region_hash=lambda rect: looks["now"])
+    text = Rect(100, 100, 430, 80)  # a Tk Text widget: too big to be "small", redrawn whole for its caret
+    settler.ignore.learn([text])
+    looks["now"] = b"off"
+    settler.ignore.learn([text])
+    settler.before_act(Type(text="a"))
+    start = settler._acted_at
+    assert settler._kind(text, start + 0.01, start) == "tentative"  # caret on again: a blink
+    looks["now"] = b"typed"
+    assert settler._kind(text, start + 0.01, start) == "counted"
