@@ -33,8 +33,8 @@ class RunState:
         self.history.append(HistoryEntry(thought=parsed.thought, action_text=text, screenshot=obs.image))
         if len(self.history) > self.keep_images:
             self.history[-self.keep_images - 1].screenshot = None
-        if parsed.memory is not None:
-            self.memory = parsed.memory
+        # No (readable) Memory: section resets memory, as the official agents do.
+        self.memory = parsed.memory if parsed.memory is not None else []
 
     def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
         repeated = action == self._last_action and action.type != "wait"
