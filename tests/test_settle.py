@@ -72,7 +72,10 @@ def test_old_settle_misses_a_late_reaction(desk):
     x, y = centre(ready["canvas"])
     time.sleep(0.3)
     ex.perform(Click(x=x, y=y))
+    started = time.monotonic()
     frame, settled = settle_blocking(cap.grab)
+    if time.monotonic() - started >= 0.25:  # a loaded machine stretched the old rule's frames past the reaction
+        pytest.skip("the machine is too loaded to show the old rule's early capture")
     assert settled and frame.image.getpixel((x, y)) != RED
 
 
