@@ -315,10 +315,11 @@ class Agent:
                     break
         except _StepFailed as stop:
             status, reason, self._error_kind = stop.status, stop.reason, stop.kind
-            if status == Status.ERROR and (problem := self._sandbox_problem()):
+            wait = 1.0 if stop.kind == "action" else 0.0  # an action that failed may have met a dying display
+            if status == Status.ERROR and (problem := self._sandbox_problem(wait=wait)):
                 reason = f"{reason} ({problem})"
         except DeskpilotError as exc:  # e.g. the screen cannot be captured any more
-            status, reason = Status.ERROR, self._sandbox_problem() or str(exc)
+            status, reason = Status.ERROR, self._sandbox_problem(wait=1.0) or str(exc)
         except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
             status, reason = Status.STOPPED, "interrupted"
             self._end(status, reason, None, started, totals)
@@ -339,10 +340,17 @@ class Agent:
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
 
-    def _sandbox_problem(self) -> str | None:
+    def _sandbox_problem(self, wait: float = 0.0) -> str | None:
+        """What broke in the desktop, if anything; ``wait``: after an error, give a dying
+        process a moment to be seen as dead (its X socket closes before it exits)."""
         sb = getattr(self.sandbox, "sandbox", self.sandbox)  # a desktop session wraps the low-level Sandbox
         check = getattr(sb, "problem", None)
-        return check() if callable(check) else None
+        if not callable(check):
+            return None
+        deadline = time.monotonic() + wait
+        while (problem := check()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return problem
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
         if totals.get("image_tokens_default"):
