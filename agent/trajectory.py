@@ -111,7 +111,7 @@ class Trajectory:
             line = self._line(record)
         except RunFolderError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any serialisation failure becomes an error record
+        except Exception as exc:  # any serialisation failure becomes an error record
             step = getattr(record, "step", None)
             kind = str(getattr(record, "kind", type(record).__name__))
             detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
@@ -185,7 +185,7 @@ class LoadedRun:
     queries: list[QueryRecord] = field(default_factory=list)
     end: EndRecord | None = None
     skipped_lines: int = 0
-    errors: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
+    lost_records: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
 
     # -- questions a person (or a test) asks of a finished run -------------------
     @property
@@ -224,6 +224,7 @@ class LoadedRun:
         found = [a.error for s in self.steps for a in s.attempts]
         found += [s.error for s in self.steps if s.error]
         found += [q.error for q in self.queries if q.error]
+        found += [r.error for r in self.lost_records]
         if self.end is not None and self.end.status.value not in ("DONE",) and self.end.reason:
             found.append(self.end.reason)
         return found
@@ -269,7 +270,7 @@ def load_run(run_dir: Path) -> LoadedRun:
             elif kind == "end":
                 run.end = EndRecord.model_validate(data)
             elif kind == "error":
-                run.errors.append(ErrorRecord.model_validate(data))
+                run.lost_records.append(ErrorRecord.model_validate(data))
         except (json.JSONDecodeError, ValidationError, AttributeError):
             run.skipped_lines += 1
     return run
