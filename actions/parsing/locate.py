@@ -135,7 +135,7 @@ def _in_region(text: str, start: int, end: int, last_first: bool, budget: Budget
 
 def _boxes(text: str) -> list[tuple[int, int]]:
     """Box contents; a box ends at its end token or where the next box begins."""
-    regions = []
+    regions: list[tuple[int, int]] = []
     pos = text.find(BEGIN_BOX)
     while pos >= 0 and len(regions) < MAX_BOXES:
         begin = pos + len(BEGIN_BOX)
