@@ -315,7 +315,7 @@ class Agent:
             status, reason = stop.status, stop.reason
             if status == Status.ERROR and (problem := self._sandbox_problem()):
                 reason = f"{reason} ({problem})"
-        except DeskpilotError as exc:  # e.g. the screen cannot be captured any more
+        except DeskpilotError as exc:  # a dead screen, a full disk, ...: the run still gets its end record
             status, reason = Status.ERROR, self._sandbox_problem() or str(exc)
         except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
             status, reason = Status.STOPPED, "interrupted"
@@ -323,8 +323,6 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
-        except DeskpilotError as exc:  # a dead display, a full disk, ...: the run still gets its end record
-            status, reason = Status.ERROR, str(exc)
         except Exception as exc:  # a bug: record how the run ended, then let it show
             self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
             raise
