@@ -186,7 +186,7 @@ class LoadedRun:
     checks: list[CheckRecord] = field(default_factory=list)
     end: EndRecord | None = None
     skipped_lines: int = 0
-    lost_records: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
+    errors: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
 
     # -- questions a person (or a test) asks of a finished run -------------------
     @property
@@ -225,7 +225,7 @@ class LoadedRun:
         found = [a.error for s in self.steps for a in s.attempts]
         found += [s.error for s in self.steps if s.error]
         found += [q.error for q in self.queries if q.error]
-        found += [r.error for r in self.lost_records]
+        found += [f"{e.record} record not written: {e.error}" for e in self.errors]
         if self.end is not None and self.end.status.value not in ("DONE",) and self.end.reason:
             found.append(self.end.reason)
         return found
@@ -274,7 +274,7 @@ def load_run(run_dir: Path) -> LoadedRun:
             elif kind == "end":
                 run.end = EndRecord.model_validate(data)
             elif kind == "error":
-                run.lost_records.append(ErrorRecord.model_validate(data))
+                run.errors.append(ErrorRecord.model_validate(data))
         except (json.JSONDecodeError, ValidationError, AttributeError):
             run.skipped_lines += 1
     return run
