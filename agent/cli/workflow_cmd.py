@@ -48,6 +48,8 @@ def run(
     script: Optional[Path] = typer.Option(None, help="JSON list of replies for the agent steps, in order"),
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+    live: bool = typer.Option(False, "--live", help="Watch the sandbox in a browser: a 127.0.0.1 page at a secret URL"),
+    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
 ) -> None:
     """Run a workflow in a fresh sandbox; exit 0 only if every step and check passed."""
     import signal
@@ -75,9 +77,16 @@ def run(
         raise fail(str(err)) from None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
+    view = None
+    if live:
+        from deskpilot.agent.live import LiveView
+
+        view = LiveView(port=live_port).start()
+        console.print(f"live view: {view.url}", soft_wrap=True)
     try:
         result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=cfg.loop,
-                              instructions=cfg.instructions, say=say, make_dialect=dialect_for, policy=cfg.policy)
+                              instructions=cfg.instructions, say=say, make_dialect=dialect_for, policy=cfg.policy,
+                              watch=view)
     except _user_errors() as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
@@ -86,6 +95,8 @@ def run(
     finally:
         if backend is not None:
             backend.close()
+        if view is not None:
+            view.stop()
     colour = "green" if result.ok else "red"
     verdict = "passed" if result.ok else ("error" if result.error else "failed")
     console.print(f"[{colour}]{verdict}[/{colour}]: {escape(flow.name)}, {len(result.steps)} step(s) in "

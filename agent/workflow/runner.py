@@ -58,9 +58,10 @@ class WorkflowRun:
 
     def __init__(self, flow: Workflow, run_dir: Path, *, backend=None, base_dir: Path, values: dict[str, str],
                  secrets: dict[str, str], settings=None, instructions: str = "",
-                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None) -> None:
+                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None, watch=None) -> None:
         from deskpilot.agent.policy import Policy
 
+        self.watch = watch  # a live view: attach(sandbox), detach(), publish(event)
         self.make_dialect = make_dialect or _default_dialect
         self.policy = policy or Policy()
         self.flow = flow
@@ -95,6 +96,8 @@ class WorkflowRun:
     def close_desktop(self) -> None:
         if self.desk is not None:
             desk, self.desk = self.desk, None
+            if self.watch is not None:
+                self.watch.detach()
             desk.close()
 
     # -- steps ------------------------------------------------------------------------------
@@ -105,6 +108,8 @@ class WorkflowRun:
                 self.not_run = len(steps) - i + 1  # this step and the ones after it, until it passes
             if isinstance(step, _DESKTOP_STEPS) and self.desk is None:
                 self.desk = self.open_desktop(values)
+                if self.watch is not None:
+                    self.watch.attach(self.desk.sandbox)
             started = time.monotonic()
             result = StepResult(number=number, kind=step.kind, label=self.redact(_label(step, values)),
                                 status="passed")
@@ -134,6 +139,8 @@ class WorkflowRun:
         mark = {"passed": "ok", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}[result.status]
         self.say(f"{result.number:>6} {mark:7} {result.label}" + (f"  ({result.message})" if result.message
                                                                     and result.status != "passed" else ""))
+        if self.watch is not None:
+            self.watch.publish({"event": "note", "text": f"workflow step {result.number} {mark}: {result.label}"})
 
     def snapshot(self, number: str) -> str | None:
         if self.desk is None:
@@ -187,6 +194,7 @@ class WorkflowRun:
             dialect = self.make_dialect(step.instructions or self.instructions, self.secrets)
             with Agent(self.backend, self.desk, dialect, run_dir=self.run_dir / folder, policy=policy,
                        settings=self.settings, output_schema=schema,
+                       on_event=self.watch.publish if self.watch is not None else None,
                        run_info={"workflow": self.flow.name, "workflow_step": number}) as agent:
                 run = agent.run(task)
             result.agent_run = folder
@@ -291,7 +299,7 @@ def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mappin
 def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars: Mapping[str, str] | None = None,
                  base_dir: str | Path | None = None, settings=None, instructions: str = "",
                  env: Mapping[str, str] | None = None, say: Callable[[str], None] | None = None,
-                 report: bool = True, make_dialect=None, policy=None) -> WorkflowResult:
+                 report: bool = True, make_dialect=None, policy=None, watch=None) -> WorkflowResult:
     """Run a validated workflow; returns how it went (``ok`` only if every step and check passed).
 
     ``make_dialect(instructions, secrets)`` builds each agent step's dialect
@@ -314,7 +322,7 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
     run_dir = claim_run_dir(run_dir)
     run = WorkflowRun(flow, run_dir, backend=backend, base_dir=base,
                       values=values, secrets=secrets, settings=settings, instructions=instructions, say=say,
-                      make_dialect=make_dialect, policy=policy)
+                      make_dialect=make_dialect, policy=policy, watch=watch)
     started = time.monotonic()
     run.log.write("start", workflow=flow.model_dump(mode="json"), vars={k: v for k, v in values.items()
                                                                         if k not in secrets})
