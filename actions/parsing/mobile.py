@@ -65,8 +65,7 @@ def _input_text(obj: dict[str, Any], width: int, height: int) -> Mapped:
     text = _text(obj)
     if text is None:
         raise ParseError('input_text needs "text"')
-    if len(text) > 10_000:
-        raise ParseError("the text to type is longer than 10000 characters")
+    text = typed_text(text)  # bounded, and no lone surrogates
     override = obj.get("override", False)
     if isinstance(override, str):
         override = override.strip().lower() in ("true", "1", "yes")

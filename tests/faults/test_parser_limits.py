@@ -158,3 +158,10 @@ def test_a_json_escape_for_a_lone_surrogate_is_replaced_too():
     json.dumps(step.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
     with pytest.raises(ParseError, match="lone UTF-16 surrogate"):
         parse('{"action_type": "type", "text": "a\\udc00"}')
+
+
+def test_input_text_checks_its_text_like_type():
+    with pytest.raises(ParseError, match="lone UTF-16 surrogate"):
+        parse('{"action_type": "input_text", "box_2d": [[1,2,3,4]], "text": "Par\\ud800is"}')
+    with pytest.raises(ParseError, match="longer than 10000"):
+        parse('{"action_type": "input_text", "box_2d": [[1,2,3,4]], "text": "' + "x" * 10_001 + '"}')
