@@ -372,8 +372,8 @@ class Agent:
 
     def _final_screenshot(self) -> str | None:
         """The screen after the last action, for the report; a run still ends if it cannot be taken."""
-        if self.sandbox is None and self._capturer is None:
-            return None
+        if (self.sandbox is None and self._capturer is None) or self._sandbox_problem():
+            return None  # no display, or a dead one: another grab would only spoil the capturer's connection
         try:
             return self.trajectory.save_screenshot(self._grab().image, "final.png")
         except Exception:  # a dead display must not lose the end record
