@@ -138,8 +138,8 @@ class Agent:
         self.run_info = run_info or {}
         self.output_schema = AnswerSchema.coerce(output_schema)
         options = getattr(dialect, "options", None)
-        if self.output_schema is not None and hasattr(options, "answer_note") and not options.answer_note:
-            options.answer_note = self.output_schema.note()
+        if self.output_schema is not None and options is not None and not getattr(options, "answer_note", "-"):
+            options.answer_note = self.output_schema.note()  # the prompt tells the model the answer's shape
         self._capturer = capturer
         self._executor = executor
         self._owns = {"capturer": capturer is None, "executor": executor is None}
@@ -279,8 +279,11 @@ class Agent:
     def sampling(self) -> dict[str, Any]:
         """Sampling for every request: the loop's settings over the dialect's defaults."""
         base = getattr(self.dialect, "sampling", None)
-        pick = lambda name, fallback: (getattr(self.settings, name) if getattr(self.settings, name) is not None
-                                       else getattr(base, name, fallback))
+
+        def pick(name: str, fallback: Any) -> Any:
+            mine = getattr(self.settings, name)
+            return mine if mine is not None else getattr(base, name, fallback)
+
         return {"temperature": pick("temperature", None), "top_p": pick("top_p", None),
                 "max_tokens": pick("max_tokens", 8192), "thinking": pick("thinking", True)}
 

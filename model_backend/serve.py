@@ -39,6 +39,7 @@ VLLM_RECIPE = [
 ]
 SGLANG_RECIPE = ["--tool-call-parser", "glm45", "--reasoning-parser", "glm45"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_WORKDIRS: dict[int, Path] = {}  # server pid -> its alias folder
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_.]*(?:Error|Exception)):\s*(.+)$")
 INSTALL_HINTS = {
     "vllm": "vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)",
@@ -182,7 +183,8 @@ def launch(opts: ServeOptions, log_path: Path, env: dict[str, str] | None = None
     check_port(opts.host, opts.port)
     cwd = alias_folder(opts) if opts.engine is Engine.transformers else None
     proc = start(cmd, log_path, env=env, cwd=cwd)
-    proc.deskpilot_workdir = cwd  # removed by stop()
+    if cwd is not None:
+        _WORKDIRS[proc.pid] = cwd  # removed by stop()
     return proc
 
 
@@ -278,7 +280,7 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
             except subprocess.TimeoutExpired:
                 continue
     code = proc.wait()
-    workdir = getattr(proc, "deskpilot_workdir", None)
+    workdir = _WORKDIRS.pop(proc.pid, None)
     if workdir is not None:
         shutil.rmtree(workdir, ignore_errors=True)  # only our symlink lives there
     return code
