@@ -102,7 +102,7 @@ class Agent:
         self,
         backend: "Backend",
         desktop: "Session | Sandbox | None" = None,
-        dialect: Dialect | None = None,
+        dialect: "Dialect | str | None" = None,
         *,
         run_dir: Path | str | None = None,
         policy: Policy | None = None,
@@ -115,10 +115,10 @@ class Agent:
         report: bool = True,
         output_schema=None,
     ) -> None:
-        if dialect is None:
-            from deskpilot.agent.dialects import GLM45VDialect
+        if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
+            from deskpilot.agent.dialects import make_dialect
 
-            dialect = GLM45VDialect()
+            dialect = make_dialect(dialect or "glm-4.5v")
         from deskpilot.agent.session import Session
 
         self.session = desktop if isinstance(desktop, Session) else None

@@ -196,6 +196,11 @@ def test_sampling_defaults_and_overrides():
     assert agent.sampling() == {"temperature": 0.2, "top_p": 1.0, "max_tokens": 100, "thinking": False}
 
 
+def test_agent_takes_a_dialect_by_name():
+    agent = Agent(ScriptedBackend([]), None, "glm-5v", run_dir="unused", report=False)
+    assert isinstance(agent.dialect, GLM5VDialect)
+
+
 def test_unknown_dialect_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown dialect 'glm-9v': choose one of glm-4.5v, glm-4.1v, glm-5v"):
         make_dialect("glm-9v")
