@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from deskpilot.actions.models import Action, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
 from deskpilot.agent.answers import AnswerSchema
+from deskpilot.agent.background import in_daemon_thread
 from deskpilot.agent.dialects.base import Dialect, HistoryEntry, ParsedStep
 from deskpilot.agent.dialects.render import prompt_text
 from deskpilot.agent.policy import Confirm, Policy
@@ -46,7 +47,7 @@ from deskpilot.agent.records import (
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
 from deskpilot.agent.trajectory import Trajectory, now_iso
-from deskpilot.errors import UsageError
+from deskpilot.errors import DeskpilotError, UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
 from deskpilot.perception.observation import Observation
 
@@ -63,6 +64,7 @@ class LoopSettings(BaseModel):
     dry_run: bool = False
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
+    full_replies: bool = False  # keep raw replies longer than the stored cap in the run folder's replies/
 
 
 class _StepFailed(Exception):
@@ -158,7 +160,8 @@ class Agent:
             run_dir = self._run_dir if self._run_dir is not None else default_run_dir(name)
             claim_run_dir(run_dir)
             self._run_dir = run_dir
-            self._trajectory = Trajectory(run_dir, redact=getattr(self.dialect, "redact", None))
+            self._trajectory = Trajectory(run_dir, redact=getattr(self.dialect, "redact", None),
+                                          full_replies=self.settings.full_replies)
         return self._trajectory
 
     @property
@@ -204,13 +207,15 @@ class Agent:
         """Ask the model where something is on the current screen (pixel box)."""
         self._queries += 1
         obs = self._grab()
-        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_locate(self.backend, self.dialect, obs, description, self.trajectory, f"query_{self._queries:03d}.png",
+                          deadline_s=self.policy.step_timeout_s)
 
     def ask(self, question: str) -> str:
         """Ask the model a question about the current screen."""
         self._queries += 1
         obs = self._grab()
-        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png")
+        return run_ask(self.backend, self.dialect, obs, question, self.trajectory, f"query_{self._queries:03d}.png",
+                       deadline_s=self.policy.step_timeout_s)
 
     # -- the loop ----------------------------------------------------------------
     def run(self, task: str) -> RunResult:
@@ -252,6 +257,11 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
+        except DeskpilotError as exc:  # a dead display, a full disk, ...: the run still gets its end record
+            status, reason = Status.ERROR, str(exc)
+        except Exception as exc:  # a bug: record how the run ended, then let it show
+            self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
+            raise
         return self._end(status, reason, answer, started, totals)
 
     def _end(self, status, reason, answer, started, totals) -> RunResult:
@@ -360,7 +370,7 @@ class Agent:
             record.usage = {k: record.usage.get(k, 0) + v for k, v in _usage(reply).items()}
             t = time.perf_counter()
             try:
-                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+                parsed = await self._parse(reply, obs, step_started)
                 if not self.settings.dry_run and not isinstance(parsed.action, (Done, Fail)):
                     self._validate(parsed.action)
                 timings["parse"] = timings.get("parse", 0.0) + _ms(t)
@@ -393,6 +403,15 @@ class Agent:
                     raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
                 failed.append(self.dialect.failed_attempt(reply.content, message))
                 request = rebuild(failed)
+
+    async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
+        """Parse in a worker thread, so the step time limit still holds while it runs."""
+        remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
+        work = in_daemon_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height, name="deskpilot-parse")
+        try:
+            return await asyncio.wait_for(work, timeout=remaining)
+        except asyncio.TimeoutError:
+            raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached while parsing the reply") from None
 
     def _validate(self, action: Action) -> None:
         from deskpilot.actions.executor import ActionError

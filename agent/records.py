@@ -165,3 +165,13 @@ class RunResult(BaseModel):
         from pathlib import Path
 
         return str(Path(self.run_dir) / shots[-1])
+
+
+class ErrorRecord(BaseModel):
+    """Stands in for a record that could not be written (the trajectory never loses a run)."""
+
+    kind: Literal["error"] = "error"
+    time: str
+    record: str  # the kind of record that was replaced
+    step: int | None = None
+    error: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
+
 from deskpilot.actions.models import Action
 from deskpilot.actions.step import ParsedStep
 from deskpilot.agent.dialects.base import HistoryEntry
@@ -23,7 +25,7 @@ class RunState:
         self.history: list[HistoryEntry] = []
         self.memory: list[Any] | None = None
         self._last_action: Action | None = None
-        self._last_frame = None
+        self._last_frame: Image.Image | None = None
         self._repeats = 0
 
     def remember(self, parsed: ParsedStep, obs: Observation, note: str = "") -> None:

@@ -6,7 +6,6 @@ import re
 from typing import Callable
 
 import openai
-
 from deskpilot.model_backend.base import BackendError
 
 KEY_ENV_VARS = ("DESKPILOT_API_KEY", "OPENAI_API_KEY")
@@ -51,12 +50,65 @@ def model_not_found(model: str, base_url: str, exc: openai.APIStatusError,
     return BackendError(f"model '{model}' is not served at {base_url}; {listing}")
 
 
+def tries_taken(exc: openai.OpenAIError, default: int) -> int:
+    """How many requests the SDK really sent: it numbers them in x-stainless-retry-count."""
+    request = getattr(exc, "request", None)
+    if request is None and getattr(exc, "response", None) is not None:
+        request = exc.response.request
+    try:
+        return int(request.headers["x-stainless-retry-count"]) + 1
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
+        return default
+
+
+def _times(tries: int) -> str:
+    return "1 try" if tries == 1 else f"{tries} tries"
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    try:
+        return float(exc.response.headers.get("retry-after"))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The innermost exception under the SDK's wrapper (httpx's own error)."""
+    seen = exc
+    while seen.__cause__ is not None or (seen.__context__ is not None and not seen.__suppress_context__):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def _connection(exc: openai.APIConnectionError, base_url: str, tries: int) -> BackendError:
+    cause = _cause(exc)
+    name = type(cause).__name__
+    detail = str(cause).splitlines()[0][:160] if str(cause) else name
+    if name in ("ConnectError", "ConnectionRefusedError", "ConnectTimeout") or isinstance(cause, ConnectionRefusedError):
+        return BackendError(f"cannot reach the model server at {base_url} ({_times(tries)}): is it running?")
+    if name in ("RemoteProtocolError", "ReadError", "ProtocolError", "LocalProtocolError", "IncompleteRead"):
+        return BackendError(f"the model server at {base_url} broke off or garbled its answer ({_times(tries)}): {detail}")
+    return BackendError(f"the connection to the model server at {base_url} failed ({_times(tries)}): {name}: {detail}")
+
+
+def not_json(exc: ValueError, base_url: str) -> BackendError:
+    """A 200 whose body is not JSON (cut off, or an HTML page): say so, not 'Expecting value'."""
+    where = f", character {exc.pos}" if hasattr(exc, "pos") else ""
+    reason = getattr(exc, "msg", str(exc))
+    return BackendError(f"the model server at {base_url} sent a body that is not valid JSON ({reason}{where}): "
+                        "it was cut off, or the server is not an OpenAI-compatible API")
+
+
 def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: int) -> BackendError:
-    """Everything except model-not-found, which needs a follow-up request."""
+    """Everything except model-not-found, which needs a follow-up request.
+
+    ``tries`` is the most the SDK would send; the message counts what it did send.
+    """
+    tries = tries_taken(exc, tries)
     if isinstance(exc, openai.APITimeoutError):
-        return BackendError(f"model server at {base_url} did not answer within {timeout:g} s ({tries} tries)")
+        return BackendError(f"model server at {base_url} did not answer within {timeout:g} s ({_times(tries)})")
     if isinstance(exc, openai.APIConnectionError):
-        return BackendError(f"cannot reach the model server at {base_url} ({tries} tries): is it running?")
+        return _connection(exc, base_url, tries)
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return BackendError(
             f"model server at {base_url} refused the API key (HTTP {exc.status_code}): "
@@ -66,6 +118,12 @@ def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: 
         code = exc.status_code
         if code == 404:
             return BackendError(f"no chat endpoint at {base_url} (HTTP 404): does the URL end in /v1?")
-        again = f" after {tries} tries" if code == 429 or code >= 500 else ""
-        return BackendError(f"model server at {base_url} answered HTTP {code}{again}: {server_message(exc)}")
+        again = ""
+        if code == 429 or code >= 500:
+            wait = _retry_after(exc)
+            again = f" after {_times(tries)}"
+            if wait is not None and wait > 60:
+                again = f" and asked to wait {wait:g} s before trying again, so it was not retried (gave up after {_times(tries)})"
+        return BackendError(f"model server at {base_url} answered HTTP {code}{again}: {server_message(exc)}",
+                            status_code=code, retryable=code == 429 or code >= 500)
     return BackendError(f"model call to {base_url} failed: {type(exc).__name__}: {exc}"[:300])

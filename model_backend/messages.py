@@ -22,10 +22,11 @@ def request_to_openai_messages(request: ChatRequest, image_format: ImageFormat =
 
     JPEG is used when either the backend or the part asks for it.
     """
-    out = []
+    out: list[dict] = []
     for msg in request.messages:
-        if all(isinstance(p, TextPart) for p in msg.content):
-            out.append({"role": msg.role, "content": "".join(p.text for p in msg.content)})
+        texts = [p for p in msg.content if isinstance(p, TextPart)]
+        if len(texts) == len(msg.content):
+            out.append({"role": msg.role, "content": "".join(p.text for p in texts)})
         else:
             out.append({"role": msg.role, "content": [_part(p, image_format) for p in msg.content]})
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
@@ -11,10 +12,10 @@ from urllib.parse import urlsplit
 
 import openai
 
-from deskpilot.model_backend import errors
+from deskpilot.model_backend import errors, validate
 from deskpilot.model_backend.base import BackendError
 from deskpilot.model_backend.messages import ImageFormat, request_to_openai_messages
-from deskpilot.model_backend.types import ChatRequest, Reply, Usage
+from deskpilot.model_backend.types import ChatRequest, Reply
 
 Flavor = Literal["auto", "vllm", "sglang", "zai", "openai", "transformers"]
 FLAVORS: tuple[str, ...] = ("auto", "vllm", "sglang", "zai", "openai", "transformers")
@@ -65,19 +66,8 @@ def unknown_fields(exc: openai.OpenAIError) -> set[str]:
     return set()
 
 
-def _reply(resp: Any, started: float) -> Reply:
-    if not getattr(resp, "choices", None):
-        raise BackendError("the server's answer is not an OpenAI chat completion: is the base URL right (it usually ends in /v1)?")
-    choice = resp.choices[0]
-    msg = choice.message
-    extra = msg.model_extra or {}
-    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-    u = resp.usage
-    usage = Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-                  total_tokens=u.total_tokens) if u else Usage()
-    return Reply(content=msg.content or "", reasoning=reasoning or None, usage=usage,
-                 latency_ms=(time.perf_counter() - started) * 1000, model=resp.model,
-                 finish_reason=choice.finish_reason)
+def _reply(resp: Any, started: float, base_url: str = "") -> Reply:
+    return validate.reply_from_completion(resp, started, base_url)  # one line per malformed field
 
 
 class OpenAICompatibleBackend:
@@ -140,10 +130,14 @@ class OpenAICompatibleBackend:
         for _ in range(3):
             params = self._params(request)
             try:
-                return _reply(self._client.chat.completions.create(**params), started)
+                resp = self._client.chat.completions.create(**params)
             except openai.OpenAIError as exc:
                 if not self._drop_refused(exc, params):
                     raise self._error(exc) from None
+                continue
+            except json.JSONDecodeError as exc:
+                raise errors.not_json(exc, self.base_url) from None
+            return _reply(resp, started, self.base_url)
         raise BackendError(f"model server at {self.base_url} keeps refusing request fields")
 
     def _async_client(self) -> openai.AsyncOpenAI:
@@ -161,12 +155,15 @@ class OpenAICompatibleBackend:
         for _ in range(3):
             try:
                 resp = await self._async_client().chat.completions.create(**params)
-                return _reply(resp, started)
             except openai.OpenAIError as exc:
                 if not self._drop_refused(exc, params):
                     raise await asyncio.to_thread(self._error, exc) from None
                 params = {**params, "extra_body": {k: v for k, v in params["extra_body"].items()
                                                    if k not in self.dropped_fields}}
+                continue
+            except json.JSONDecodeError as exc:
+                raise errors.not_json(exc, self.base_url) from None
+            return _reply(resp, started, self.base_url)
         raise BackendError(f"model server at {self.base_url} keeps refusing request fields")
 
     async def aclose(self) -> None:

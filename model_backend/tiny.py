@@ -123,7 +123,7 @@ def build_tiny_checkpoint(out_dir: Path, *, seed: int = 0) -> Path:
     config, eos = _build_config(tokenizer)
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
         torch.manual_seed(seed)
-        model = Glm4vMoeForConditionalGeneration(config).to(torch.float32).eval()
+        model = Glm4vMoeForConditionalGeneration(config).to(torch.float32).eval()  # type: ignore[arg-type]
     model.generation_config = GenerationConfig(
         eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=16
     )

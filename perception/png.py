@@ -13,8 +13,11 @@ import struct
 import threading
 import zlib
 
+from types import ModuleType
+
 from PIL import Image
 
+_deflate: ModuleType
 try:  # optional speed-up; zlib gives the same format
     from isal import isal_zlib as _deflate
 except ImportError:  # pragma: no cover - exercised where isal is missing

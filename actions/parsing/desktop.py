@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +107,7 @@ def _step(value: Any) -> int:
         return 5
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ParseError("the step must be a whole number from 1 to 100") from None
     if not number.is_integer() or not 1 <= number <= 100:
         raise ParseError("the step must be a whole number from 1 to 100")
@@ -118,6 +119,22 @@ def _direction(value: Any) -> str:
     if direction not in ("up", "down", "left", "right"):
         raise ParseError("the direction must be 'up' or 'down'")
     return direction
+
+
+MAX_TYPED = 10_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def typed_text(text: str) -> str:
+    """Text for Type, checked: bounded, and only characters that can be typed."""
+    if len(text) > MAX_TYPED:
+        raise ParseError(f"the text to type is longer than {MAX_TYPED} characters")
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise ParseError(
+            f"the text to type has an invalid character (a lone UTF-16 surrogate, U+{ord(bad.group()):04X}) "
+            f"at position {bad.start()}: write the character itself")
+    return text
 
 
 def pointer_action(kind: str, x: int, y: int, button: str = "left", modifiers: list[str] | None = None) -> Action:
@@ -175,10 +192,7 @@ def _keyboard_or_end(name: str, named: dict[str, Any]) -> Action:
     if name == "type":
         if named.get("content") is None:
             raise ParseError("type() needs content='the text to type'")
-        text = _text(named["content"], "content")
-        if len(text) > 10_000:
-            raise ParseError("the content of type() is longer than 10000 characters")
-        return Type(text=text)
+        return Type(text=typed_text(_text(named["content"], "content")))
     if name == "wait":
         return Wait(seconds=5)
     if name == "done":

@@ -1,23 +1,32 @@
 """Find the one action in a reply: inside the box tokens, after ``Action:``, or bare.
 
 Only finds and scans (syntax); mapping to pixels happens afterwards.
+
+Why it is linear: candidate starts come from regular expressions over the text
+(one pass each); every start is scanned at most once per reply (results are
+kept by position), one scan reads at most ``MAX_ACTION_CHARS`` characters, and
+a reply gets at most ``MAX_SCANS`` scans in all. Adding syntax means adding a
+name to ``desktop.CALL_NAMES`` (or a pattern to ``_starts``); the budget holds.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from typing import Any
 
 from deskpilot.actions.parsing.desktop import CALL_NAMES
 from deskpilot.actions.parsing.errors import ParseError
 from deskpilot.actions.parsing.memory import MARKER
-from deskpilot.actions.parsing.scanner import Call, read_call, read_value
+from deskpilot.actions.parsing.scanner import MAX_ACTION_CHARS, MAX_DIGITS, Call, read_call, read_value
 from deskpilot.actions.parsing.thinking import BEGIN_BOX, END_BOX
 
-_NAMES = "|".join(sorted(CALL_NAMES, key=len, reverse=True))
-_CALL = re.compile(rf"(?<![\w.])(?:{_NAMES})\(", re.IGNORECASE)
+MAX_SCANS = 32  # candidate starts scanned per reply (a real reply has one to three)
+MAX_PER_REGION = 20
+MAX_BOXES = 20
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w{0,40})\(")  # kept if the name is in CALL_NAMES
 _OBJECT_KEY = re.compile(r"""["'](?:action_type|action)["']\s*:""")
 _ACTION_LABEL = re.compile(r"(?<![\w])action[ \t*_]*[:：]", re.IGNORECASE)
 # A terminal written bare (the newer GLM-V agents accept it): the whole box in any case ("done",
@@ -25,7 +34,19 @@ _ACTION_LABEL = re.compile(r"(?<![\w])action[ \t*_]*[:：]", re.IGNORECASE)
 _BARE_BOX = re.compile(r"\s*(done|wait|fail)\s*(?:\(\s*\))?\s*[.!]?\s*", re.IGNORECASE)
 _BARE_WORD = re.compile(r"(?<![\w.])(DONE|WAIT|FAIL)(?![\w(])")
 _BARE_LINE = re.compile(r"^[ \t*_`>-]*(done|wait|fail)(?:\s*\(\s*\))?[ \t*_`.!]*$", re.IGNORECASE | re.MULTILINE)
-_DECODER = json.JSONDecoder()
+
+
+def _bounded_int(token: str) -> int:
+    if len(token.lstrip("-")) > MAX_DIGITS:
+        raise ParseError(f"a number in the action has more than {MAX_DIGITS} digits")
+    return int(token)
+
+
+def _no_constant(token: str) -> float:
+    raise ParseError(f"{token} is not a number the action can use")
+
+
+_DECODER = json.JSONDecoder(parse_int=_bounded_int, parse_constant=_no_constant)
 
 
 @dataclass
@@ -37,18 +58,42 @@ class Found:
     end: int
 
 
-def _object_starts(text: str, start: int, end: int) -> set[int]:
-    starts = set()
-    for key in _OBJECT_KEY.finditer(text, start, end):
-        brace = text.rfind("{", max(start, key.start() - 500), key.start())
-        if brace >= 0:
-            starts.add(brace)
-    return starts
+@dataclass
+class Budget:
+    """The scans of one reply: each (text, start) once, at most MAX_SCANS in all."""
+
+    scans: int = 0
+    results: dict[tuple[int, int], Found | ParseError] = field(default_factory=dict)
+    starts: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+
+    def candidates(self, text: str) -> tuple[list[int], list[int]]:
+        """Where calls and JSON action keys start in ``text`` (one regex pass each, kept)."""
+        if id(text) not in self.starts:
+            calls = [m.start() for m in _CALL.finditer(text) if m.group(1).lower() in CALL_NAMES]
+            self.starts[id(text)] = calls, [m.start() for m in _OBJECT_KEY.finditer(text)]
+        return self.starts[id(text)]
+
+    def scan(self, text: str, pos: int) -> Found | ParseError | None:
+        """The scan at ``pos`` (a Found or the ParseError it raised), None once spent."""
+        key = (id(text), pos)
+        if key not in self.results:
+            if self.scans >= MAX_SCANS:
+                return None
+            self.scans += 1
+            try:
+                self.results[key] = _scan(text, pos)
+            except ParseError as exc:
+                self.results[key] = exc
+        return self.results[key]
 
 
 def _read_object(text: str, pos: int) -> tuple[dict[str, Any], int]:
+    window = text[pos : pos + MAX_ACTION_CHARS]
     try:
-        value, end = _DECODER.raw_decode(text, pos)
+        value, end = _DECODER.raw_decode(window)
+        end += pos
+    except ParseError:
+        raise
     except (ValueError, RecursionError):
         value, end = read_value(text, pos)
     if not isinstance(value, dict):
@@ -64,15 +109,30 @@ def _scan(text: str, pos: int) -> Found:
     return Found(call, call.start, call.end)
 
 
-def _in_region(text: str, start: int, end: int, last_first: bool) -> Found | None:
-    starts = {m.start() for m in _CALL.finditer(text, start, end)} | _object_starts(text, start, end)
-    starts = sorted(starts, reverse=last_first)
+def _within(positions: list[int], start: int, end: int, last_first: bool) -> list[int]:
+    low, high = bisect_left(positions, start), bisect_left(positions, end)
+    if last_first:
+        return positions[max(low, high - MAX_PER_REGION) : high]
+    return positions[low : min(high, low + MAX_PER_REGION)]
+
+
+def _starts(text: str, start: int, end: int, last_first: bool, budget: Budget) -> list[int]:
+    """The first (or last) MAX_PER_REGION candidate starts in text[start:end]."""
+    calls, keys = budget.candidates(text)
+    braces = {text.rfind("{", max(start, key - 500), key) for key in _within(keys, start, end, last_first)} - {-1}
+    starts = sorted(set(_within(calls, start, end, last_first)) | braces, reverse=last_first)
+    return starts[:MAX_PER_REGION]
+
+
+def _in_region(text: str, start: int, end: int, last_first: bool, budget: Budget) -> Found | None:
     error: ParseError | None = None
-    for pos in starts[:20]:
-        try:
-            return _scan(text, pos)
-        except ParseError as exc:
-            error = error or exc
+    for pos in _starts(text, start, end, last_first, budget):
+        result = budget.scan(text, pos)
+        if result is None:
+            break
+        if isinstance(result, Found):
+            return result
+        error = error or result
     if error is not None:
         raise error
     return None
@@ -83,31 +143,31 @@ def _boxes(text: str) -> list[tuple[int, int]]:
     where the Memory section starts: an unclosed box must not swallow the memory."""
     regions = []
     pos = text.find(BEGIN_BOX)
-    while pos >= 0 and len(regions) < 20:
+    while pos >= 0 and len(regions) < MAX_BOXES:
         begin = pos + len(BEGIN_BOX)
-        close = text.find(END_BOX, begin)
         pos = text.find(BEGIN_BOX, begin)
-        ends = [e for e in (close, pos) if e >= 0]
-        if not ends:
+        limit = pos if pos >= 0 else len(text)
+        close = text.find(END_BOX, begin, limit)
+        if close < 0 and pos < 0:
             memory = MARKER.search(text, begin)
-            ends = [memory.start() if memory else len(text)]
-        regions.append((begin, min(ends)))
+            limit = memory.start() if memory else len(text)
+        regions.append((begin, close if close >= 0 else limit))
     return regions
 
 
-def _in_box(text: str, begin: int, close: int) -> Found | None:
+def _in_box(text: str, begin: int, close: int, budget: Budget) -> Found | None:
     """The call in one box; a call the box cut short (no ')') is closed at the box's end."""
     bare = _BARE_BOX.fullmatch(text, begin, close)
     if bare:
         return Found(Call(name=bare.group(1)), begin, close)
     if close == len(text) or text.startswith((END_BOX, BEGIN_BOX), close):
-        return _in_region(text, begin, close, last_first=False)
+        return _in_region(text, begin, close, False, budget)
     head = text[:close]  # an unclosed box, ended where Memory starts
     try:
-        return _in_region(head, begin, close, last_first=False)
+        return _in_region(head, begin, close, False, budget)
     except ParseError:
         patched = head.rstrip() + ")"
-        found = _in_region(patched, begin, len(patched), last_first=False)
+        found = _in_region(patched, begin, len(patched), False, budget)
         if found is not None:
             found.end = min(found.end, len(patched) - 1)  # the ')' we added is not in the text
         return found
@@ -125,40 +185,44 @@ def _bare(text: str) -> Found | None:
     return None
 
 
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    match = None
+    for match in pattern.finditer(text):
+        pass
+    return match
+
+
 def _before_memory(text: str) -> int:
     """Where the last Memory section starts: its JSON must not pass for the action."""
-    marker = None
-    for marker in MARKER.finditer(text):
-        pass
+    marker = _last(MARKER, text)
     return marker.start() if marker else len(text)
 
 
-def find_action(text: str, bare: bool = False) -> Found | None:
+def find_action(text: str, budget: Budget | None = None, bare: bool = False) -> Found | None:
     """The reply's action, or None if there is no candidate at all.
 
     ``bare``: also take a terminal written without a call (DONE, WAIT, FAIL)
     outside a box; only for the visible answer, never for thinking text.
     """
+    budget = budget if budget is not None else Budget()
     error: ParseError | None = None
     for begin, close in _boxes(text):
         try:
-            found = _in_box(text, begin, close)
+            found = _in_box(text, begin, close, budget)
         except ParseError as exc:
             error = error or exc
             continue
         if found is not None:
             return found
-    label = None
-    for label in _ACTION_LABEL.finditer(text):
-        pass
+    label = _last(_ACTION_LABEL, text)
     try:
         if label is not None:
-            found = _in_region(text, label.end(), len(text), last_first=False)
+            found = _in_region(text, label.end(), len(text), False, budget)
             if found is not None:
                 return found
-        found = _in_region(text, 0, _before_memory(text), last_first=True)
+        found = _in_region(text, 0, _before_memory(text), True, budget)
         if found is None:
-            found = _in_region(text, 0, len(text), last_first=True)
+            found = _in_region(text, 0, len(text), True, budget)
     except ParseError as exc:
         raise error or exc from None
     if found is None and bare and BEGIN_BOX not in text:

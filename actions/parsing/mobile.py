@@ -10,7 +10,7 @@ from typing import Any
 
 from deskpilot.actions.coords import centre, to_pixels
 from deskpilot.actions.models import Action, Done, Fail, InputText, Key, Scroll, Type, Wait
-from deskpilot.actions.parsing.desktop import ACTION_LIST, Mapped, pointer_action
+from deskpilot.actions.parsing.desktop import ACTION_LIST, Mapped, pointer_action, typed_text
 from deskpilot.actions.parsing.errors import ParseError
 from deskpilot.actions.parsing.keynames import parse_keys
 from deskpilot.actions.parsing.points import coordinate_numbers
@@ -91,9 +91,7 @@ def _other(name: str, obj: dict[str, Any]) -> Action:
         text = _text(obj)
         if text is None:
             raise ParseError('the typing action needs "text"')
-        if len(text) > 10_000:
-            raise ParseError("the text to type is longer than 10000 characters")
-        return Type(text=text)
+        return Type(text=typed_text(text))
     if name in ("key", "hotkey", "press"):
         return Key(keys=parse_keys(obj.get("keys", obj.get("key", obj.get("text")))))
     if name == "keyboard_enter":

@@ -42,7 +42,10 @@ def flatten(value: Any, what: str, depth: int = 0) -> list[float]:
     if isinstance(value, bool) or value is None:
         raise _bad(what)
     if isinstance(value, (int, float)):
-        return [float(value)]
+        try:
+            return [float(value)]
+        except OverflowError:  # an integer with hundreds of digits
+            raise _bad(what) from None
     if isinstance(value, str):
         return numbers_in_text(value, what)
     if isinstance(value, (list, tuple)):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from deskpilot.actions.models import Done, Fail
 from deskpilot.actions.parsing.desktop import Mapped, map_call
 from deskpilot.actions.parsing.errors import ParseError
-from deskpilot.actions.parsing.locate import Found, find_action
+from deskpilot.actions.parsing.locate import Budget, Found, find_action
 from deskpilot.actions.parsing.memory import find_memory
 from deskpilot.actions.parsing.mobile import map_object
 from deskpilot.actions.parsing.scanner import Call
@@ -15,12 +16,14 @@ from deskpilot.actions.parsing.thinking import join_reasoning, split_thinking, s
 from deskpilot.actions.step import ParsedStep
 
 MAX_CHARS = 1_000_000
+MAX_THOUGHT = 20_000
 NO_ACTION = (
     "no action found: reply with one call from the action space, such as left_click(start_box='[x,y]')"
 )
 _LABEL = re.compile(r"^[ \t>*#_-]*(?:reason|thought|explanation|action)[ \t*_]*[:：][ \t*_]*", re.IGNORECASE | re.MULTILINE)
 _FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$", re.MULTILINE)
 _BLANKS = re.compile(r"\n{3,}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _clean(text: str) -> str:
@@ -54,11 +57,12 @@ def _thought_and_memory(text: str, found: Found | None) -> tuple[str, list[Any] 
 
 def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None) -> tuple[str, Found, bool]:
     """Where the action is: the visible text, else an unclosed think, else the reasoning."""
-    found = find_action(visible, bare=True)
+    budget = Budget()  # one scan budget for the whole reply keeps the parse linear
+    found = find_action(visible, budget, bare=True)
     if found is not None:
         return visible, found, True
     for text in (thinking if open_think else "", reasoning or ""):
-        found = find_action(text) if text else None
+        found = find_action(text, budget) if text else None
         if found is not None:
             return text, found, False
     raise ParseError(NO_ACTION)
@@ -72,6 +76,8 @@ def _parse(content: str, reasoning: str | None, width: int, height: int) -> Pars
     source, found, in_visible = _locate(visible, thinking, open_think, reasoning)
     mapped = _map(found, width, height)
     thought, memory = _thought_and_memory(visible, found if in_visible else None)
+    if len(thought) > MAX_THOUGHT:
+        raise ParseError(f"the explanation before the action is longer than {MAX_THOUGHT} characters: keep it short")
     return ParsedStep(
         action=mapped.action,
         thought=thought,
@@ -84,6 +90,28 @@ def _parse(content: str, reasoning: str | None, width: int, height: int) -> Pars
     )
 
 
+def _valid(value: Any) -> Any:
+    """Text that can be written as UTF-8: lone surrogates become U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_valid(item) for item in value]
+    if isinstance(value, dict):
+        return {_valid(key): _valid(item) for key, item in value.items()}
+    return value
+
+
+def _without_surrogates(step: ParsedStep) -> ParsedStep:
+    """A reply may carry lone surrogates (JSON allows them); records and history must not."""
+    action = step.action
+    if isinstance(action, Done) and action.answer:
+        action = action.model_copy(update={"answer": _valid(action.answer)})
+    elif isinstance(action, Fail):
+        action = action.model_copy(update={"reason": _valid(action.reason)})
+    fields = ("thought", "reasoning", "action_text", "element_info", "memory", "raw")
+    return step.model_copy(update={"action": action, **{name: _valid(getattr(step, name)) for name in fields}})
+
+
 def parse_glm_reply(content: str, reasoning: str | None = None, *, width: int, height: int) -> ParsedStep:
     """Parse one GLM-4.5V reply into a ParsedStep (pixels on a width x height screen).
 
@@ -94,8 +122,15 @@ def parse_glm_reply(content: str, reasoning: str | None = None, *, width: int, h
     if not isinstance(content, str) or not (reasoning is None or isinstance(reasoning, str)):
         raise ParseError("the reply must be text")
     try:
-        return _parse(content, reasoning, width, height)
+        step = _parse(content, reasoning, width, height)
     except ParseError:
         raise
-    except Exception as exc:  # defensive: a bug must not crash the loop
-        raise ParseError(f"could not read the action ({type(exc).__name__})") from exc
+    except RecursionError:
+        raise ParseError("the action is nested too deeply: write one plain call") from None
+    except Exception as exc:  # defensive: a parser bug must not crash the loop; say which
+        detail = f"{type(exc).__name__}: {str(exc)[:120]}".strip().rstrip(":")
+        raise ParseError(f"the parser failed on this reply (internal error {detail}); "
+                         "reply with one plain call such as left_click(start_box='[x,y]')") from exc
+    if _SURROGATE.search(content) or (reasoning and _SURROGATE.search(reasoning)):
+        step = _without_surrogates(step)
+    return step

@@ -3,6 +3,11 @@
 Model text is never evaluated: this reads only literals (strings, numbers,
 lists, tuples, dicts, ``<bbox>``/``<point>`` tags, bare words) with bounded
 depth and size, so any input finishes quickly with a value or a ParseError.
+
+Linear by construction: one scan reads at most ``MAX_ACTION_CHARS`` characters
+after its start and at most ``MAX_VALUES`` literals, and skips whitespace and
+string bodies with regular expressions (C speed), so the callers can bound a
+whole reply's work by bounding the number of scans (see ``locate``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from deskpilot.actions.parsing.errors import ParseError
 
 MAX_DEPTH = 6
 MAX_ITEMS = 64
+MAX_VALUES = 512  # literals per action: a real call has a handful
+MAX_ACTION_CHARS = 24_000  # a type() of 10000 characters fits even with escapes
+MAX_DIGITS = 40
+_WS = re.compile(r"\s*")
+_BLANKS = re.compile(r"[ \t]*")
+_STRING_BODY = {q: re.compile(rf"[^\\{q}]*") for q in ("'", '"')}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"[-+]?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][-+]?\d{1,4})?(?![\w.])")
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1}}}")
 _TAG = re.compile(r"<(bbox|point)>", re.IGNORECASE)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", "/": "/"}
 _CLOSERS = set(",)]}>:")
@@ -47,21 +59,26 @@ class Scanner:
     def __init__(self, text: str, pos: int = 0) -> None:
         self.text = text
         self.pos = pos
+        self.end = min(len(text), pos + MAX_ACTION_CHARS)  # nothing at or after ``end`` is read
+        self.values = 0
 
     def _ws(self) -> None:
-        text, pos = self.text, self.pos
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        self.pos = pos
+        self.pos = _WS.match(self.text, self.pos, self.end).end()
 
     def _peek(self) -> str:
         self._ws()
-        return self.text[self.pos] if self.pos < len(self.text) else ""
+        return self.text[self.pos] if self.pos < self.end else ""
+
+    def _unfinished(self, message: str) -> ParseError:
+        """The error for running out of text: the real end, or the size limit."""
+        if self.end < len(self.text):
+            return ParseError(f"{message} within {MAX_ACTION_CHARS} characters")
+        return ParseError(message)
 
     def call(self) -> Call:
         """Read ``name(...)`` at the current position."""
         start = self.pos
-        match = _NAME.match(self.text, self.pos)
+        match = _NAME.match(self.text, self.pos, self.end)
         if not match:
             raise ParseError("the action must be a call like left_click(start_box='[x,y]')")
         self.pos = match.end()
@@ -76,7 +93,7 @@ class Scanner:
                 result.end = self.pos
                 return result
             if not char:
-                raise ParseError(f"the call {result.name}( is not closed with ')'")
+                raise self._unfinished(f"the call {result.name}( is not closed with ')'")
             if len(result.args) + len(result.kwargs) >= MAX_ITEMS:
                 raise ParseError(f"the call {result.name}() has too many arguments")
             key = self._keyword()
@@ -92,13 +109,11 @@ class Scanner:
                 raise ParseError(f"the arguments of {result.name}() must be separated by commas")
 
     def _keyword(self) -> str | None:
-        match = _NAME.match(self.text, self.pos)
+        match = _NAME.match(self.text, self.pos, self.end)
         if not match:
             return None
-        after = match.end()
-        while after < len(self.text) and self.text[after].isspace():
-            after += 1
-        if self.text.startswith("=", after) and not self.text.startswith("==", after):
+        after = _WS.match(self.text, match.end(), self.end).end()
+        if self.text.startswith("=", after, self.end) and not self.text.startswith("==", after, self.end):
             self.pos = after + 1
             return match.group()
         return None
@@ -107,53 +122,63 @@ class Scanner:
         """Read one literal."""
         if depth > MAX_DEPTH:
             raise ParseError("the action is nested too deeply")
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise ParseError(f"the action has more than {MAX_VALUES} values")
         char = self._peek()
         if char in ("'", '"'):
             return self._string(char)
         if char == "<":
-            tag = _TAG.match(self.text, self.pos)
+            tag = _TAG.match(self.text, self.pos, self.end)
             if tag:
                 return self._tag(tag)
         if char in _OPEN:
             return self._sequence(_OPEN[char], depth)
         if char == "{":
             return self._dict(depth)
-        number = _NUMBER.match(self.text, self.pos)
+        number = _NUMBER.match(self.text, self.pos, self.end)
         if number:
             self.pos = number.end()
             token = number.group()
             return float(token) if any(c in token for c in ".eE") else int(token)
-        word = _NAME.match(self.text, self.pos)
+        if char.isdigit() and _LONG_NUMBER.match(self.text, self.pos, self.end):
+            raise ParseError(f"a number in the action has more than {MAX_DIGITS} digits")
+        word = _NAME.match(self.text, self.pos, self.end)
         if word:
             self.pos = word.end()
             lowered = word.group().lower()
             return _WORDS[lowered] if lowered in _WORDS else Bare(word.group())
         if not char:
-            raise ParseError("the action call ends too early")
+            raise self._unfinished("the action call ends too early")
         raise ParseError(f"unexpected character {char!r} in the action call")
 
     def _string(self, quote: str) -> str:
-        text = self.text
+        text, end, body = self.text, self.end, _STRING_BODY[quote]
         pos = self.pos + 1
         out: list[str] = []
-        while pos < len(text):
-            char = text[pos]
-            if char == "\\" and pos + 1 < len(text):
+        while pos < end:
+            run = body.match(text, pos, end).end()  # plain characters up to a quote or backslash
+            out.append(text[pos:run])
+            pos = run
+            if pos >= end:
+                break
+            if text[pos] == "\\" and pos + 1 < end:
                 pos = self._escape(pos, out)
                 continue
-            if char == quote and self._closes(pos + 1):
+            if text[pos] == quote and self._closes(pos + 1):
                 self.pos = pos + 1
                 return "".join(out)
-            out.append(char)
+            out.append(text[pos])
             pos += 1
-        raise ParseError("a quoted string in the action is not closed")
+        raise self._unfinished("a quoted string in the action is not closed")
 
     def _closes(self, pos: int) -> bool:
         """A quote ends the string only before a delimiter: tolerates 'don't'."""
-        text = self.text
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        return pos >= len(text) or text[pos] in _CLOSERS or text[pos] in "\r\n"
+        text, end = self.text, self.end
+        pos = _BLANKS.match(text, pos, end).end()
+        if pos >= end:
+            return end == len(text)
+        return text[pos] in _CLOSERS or text[pos] in "\r\n"
 
     def _escape(self, pos: int, out: list[str]) -> int:
         code = self.text[pos + 1]
@@ -196,7 +221,7 @@ class Scanner:
                 self.pos += 1
                 return items
             if not char:
-                raise ParseError(f"a list in the action is not closed with {closer!r}")
+                raise self._unfinished(f"a list in the action is not closed with {closer!r}")
             if len(items) >= MAX_ITEMS:
                 raise ParseError("a list in the action is too long")
             items.append(self.value(depth + 1))
@@ -215,7 +240,7 @@ class Scanner:
                 self.pos += 1
                 return items
             if not char:
-                raise ParseError("a JSON object in the action is not closed with '}'")
+                raise self._unfinished("a JSON object in the action is not closed with '}'")
             if len(items) >= MAX_ITEMS:
                 raise ParseError("a JSON object in the action is too long")
             key = self.value(depth + 1)

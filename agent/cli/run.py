@@ -157,7 +157,11 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     finally:
         backend.close()
         if (run_dir / "trajectory.jsonl").is_file() and not (run_dir / "report.html").is_file():
-            build_report(run_dir)
+            try:
+                build_report(run_dir)
+            except OSError as exc:  # e.g. the disk filled up: the trajectory is intact, say so in one line
+                console.print(f"[yellow]warning:[/yellow] could not write {run_dir / 'report.html'}: "
+                              f"{exc.strerror or exc}; `deskpilot report {run_dir}` rebuilds it")
     return result
 
 
