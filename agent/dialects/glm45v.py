@@ -67,6 +67,10 @@ class GLM45VDialect:
         path = self.options.prompt_template
         self._template = load_template(path) if path is not None else builtin_template(self.template_name)
         self.calls: list[CallSpec] = self.action_calls()
+        # constant per dialect: rendered once, not every step
+        self.action_space = render_action_space(self.calls)
+        self.action_lines = [{"signature": line, "description": _describe(line, self.calls)}
+                             for line in signature_lines(self.calls)]
 
     def action_calls(self) -> list[CallSpec]:
         return desktop_calls()
@@ -102,9 +106,8 @@ class GLM45VDialect:
         variables = {
             "task": task,
             "platform": opts.platform,
-            "action_space": render_action_space(self.calls),
-            "actions": [{"signature": line, "description": _describe(line, self.calls)}
-                        for line in signature_lines(self.calls)],
+            "action_space": self.action_space,
+            "actions": self.action_lines,
             "history": steps,
             "memory": json.dumps(memory if memory is not None else [], ensure_ascii=False),
             "screen": {"width": observation.width, "height": observation.height},
