@@ -115,6 +115,15 @@ class RunSpec(BaseSettings):
     instructions: str = ""
     output_schema: Path | None = None  # JSON Schema the DONE answer must match (checked, one retry)
     secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    cache: Path | None = None  # cached-run file (deskpilot.agent.cache)
+
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from deskpilot.agent.checks import parse_checks
+
+        parse_checks(v)  # ConfigError with the check's one-line reason
+        return v
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

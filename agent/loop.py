@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from deskpilot.actions.executor import Executor
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from deskpilot.perception.capture import Capturer
     from deskpilot.sandbox import Sandbox
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from deskpilot.actions.models import Action, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
@@ -46,9 +46,11 @@ from deskpilot.agent.records import (
 )
 from deskpilot.agent.screens import settle
 from deskpilot.agent.state import RunState
+from deskpilot.agent.tokens import PrefixTracker, default_image_tokens
 from deskpilot.agent.trajectory import Trajectory, now_iso
 from deskpilot.errors import DeskpilotError, UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
+from deskpilot.perception.encode import freeze
 from deskpilot.perception.observation import Observation
 
 
@@ -65,6 +67,35 @@ class LoopSettings(BaseModel):
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
     full_replies: bool = False  # keep raw replies longer than the stored cap in the run folder's replies/
+    # "auto": X DAMAGE events (frame comparison where the display lacks DAMAGE); "frames": always
+    # compare frames; "legacy": two equal frames settle_interval_s apart; "sleep": a fixed settle_sleep_s
+    settle: Literal["auto", "frames", "legacy", "sleep"] = "auto"
+    settle_first_change_s: float = Field(default=1.0, ge=0)
+    settle_quiet_s: float = Field(default=0.015, gt=0)
+    settle_sleep_s: float = Field(default=1.0, ge=0)
+    settle_ignore: list[tuple[int, int, int, int]] = Field(default_factory=list)
+    image_budget: str | None = None  # per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720)
+    history_images: int | None = Field(default=None, ge=0, le=50)  # earlier screenshots in the prompt [default: 4]
+
+    @field_validator("image_budget")
+    @classmethod
+    def _budget(cls, v: str | None) -> str | None:
+        if v is not None:
+            from deskpilot.perception.resize import budget_pixels
+
+            budget_pixels(v)  # a clear error for a bad budget, at load time
+        return v
+
+    def image_options(self) -> dict[str, Any]:
+        """GLM45VOptions keywords for image_budget / history_images (none when unset)."""
+        from deskpilot.perception.resize import budget_pixels
+
+        options: dict[str, Any] = {}
+        if self.image_budget is not None:
+            options["max_pixels"] = budget_pixels(self.image_budget)
+        if self.history_images is not None:
+            options["history_screenshots"] = self.history_images
+        return options
 
 
 class _StepFailed(Exception):
@@ -116,11 +147,14 @@ class Agent:
         run_info: dict[str, Any] | None = None,
         report: bool = True,
         output_schema=None,
+        checks: list | None = None,
+        check_base: Path | str | None = None,
+        cache=None,
     ) -> None:
         if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
             from deskpilot.agent.dialects import make_dialect
 
-            dialect = make_dialect(dialect or "glm-4.5v")
+            dialect = make_dialect(dialect or "glm-4.5v", **(settings or LoopSettings()).image_options())
         from deskpilot.agent.session import Session
 
         self.session = desktop if isinstance(desktop, Session) else None
@@ -144,6 +178,8 @@ class Agent:
             options.answer_note = self.output_schema.note()  # the prompt tells the model the answer's shape
         self._capturer = capturer
         self._executor = executor
+        self._settler = None
+        self._prefix = PrefixTracker()
         self._owns = {"capturer": capturer is None, "executor": executor is None}
         self._run_dir = Path(run_dir) if run_dir is not None else None
         self._trajectory: Trajectory | None = None
@@ -151,6 +187,10 @@ class Agent:
         self._step = 0
         self._queries = 0
         self._output: Any = None
+        self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
+        self.check_base = Path(check_base) if check_base is not None else Path.cwd()
+        self.check_results: list = []
+        self.cache = cache  # a deskpilot.agent.cache.RunCache: cached actions while the screen matches
 
     # -- parts -----------------------------------------------------------------
     def _open_trajectory(self, name: str) -> Trajectory:
@@ -186,7 +226,24 @@ class Agent:
             self._executor = Executor.for_sandbox(self.sandbox)
         return self._executor
 
+    def _settle(self):
+        """The run's Settler (DAMAGE watcher on the sandbox's display), made on first use."""
+        if self._settler is None:
+            from deskpilot.agent.settle import SettleSettings, Settler
+
+            s = self.settings
+            settings = SettleSettings(first_change_s=s.settle_first_change_s, quiet_s=s.settle_quiet_s,
+                                      cap_s=s.settle_cap_s, ignore=s.settle_ignore)
+            self._grab()  # makes the capturer if needed
+            display, xauth = _display_of(self.sandbox, self._capturer)
+            self._settler = Settler.open(self._capturer, settings, display=display, xauthority=xauth,
+                                         use_damage=s.settle == "auto")
+        return self._settler
+
     def close(self) -> None:
+        if self._settler is not None:
+            self._settler.close()
+            self._settler = None
         if self._owns["executor"] and self._executor is not None:
             self._executor.close()
             self._executor = None
@@ -229,6 +286,8 @@ class Agent:
         self.on_event(RunStarted(task=task, run_dir=str(self.run_dir), max_steps=self.policy.max_steps))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs
+            if self.settings.settle in ("auto", "frames"):
+                await asyncio.to_thread(self._settle)
         started = time.monotonic()
         totals: dict[str, float] = {"model_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "image_tokens": 0}
         options = getattr(self.dialect, "options", None)
@@ -238,6 +297,9 @@ class Agent:
             while self._step < self.policy.max_steps:
                 if time.monotonic() - started > self.policy.run_timeout_s:
                     status, reason = Status.STOPPED, f"run time limit of {self.policy.run_timeout_s:g} s reached"
+                    break
+                if problem := self._sandbox_problem():  # X server, window manager or an app died
+                    status, reason = Status.ERROR, problem
                     break
                 self._step += 1
                 parsed = await self._one_step(task, state, totals)
@@ -251,6 +313,10 @@ class Agent:
                     break
         except _StepFailed as stop:
             status, reason = stop.status, stop.reason
+            if status == Status.ERROR and (problem := self._sandbox_problem()):
+                reason = f"{reason} ({problem})"
+        except DeskpilotError as exc:  # e.g. the screen cannot be captured any more
+            status, reason = Status.ERROR, self._sandbox_problem() or str(exc)
         except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
             status, reason = Status.STOPPED, "interrupted"
             self._end(status, reason, None, started, totals)
@@ -262,12 +328,27 @@ class Agent:
         except Exception as exc:  # a bug: record how the run ended, then let it show
             self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
             raise
+        if status == Status.DONE and self.checks:
+            from deskpilot.agent.checks.runner import verify_run
+
+            status, reason = await asyncio.to_thread(verify_run, self)
+        if self.cache is not None:
+            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=status in (Status.DONE, Status.PASSED))
         return self._end(status, reason, answer, started, totals)
 
+    def _sandbox_problem(self) -> str | None:
+        sb = getattr(self.sandbox, "sandbox", self.sandbox)  # a desktop session wraps the low-level Sandbox
+        check = getattr(sb, "problem", None)
+        return check() if callable(check) else None
+
     def _end(self, status, reason, answer, started, totals) -> RunResult:
-        totals = {k: int(v) if float(v).is_integer() else round(v, 1) for k, v in totals.items()}
+        if totals.get("image_tokens_default"):
+            totals["image_token_savings_pct"] = round(100 * (1 - totals["image_tokens"] / totals["image_tokens_default"]), 1)
+        if totals.get("prompt_tokens_est"):
+            totals["prefix_share"] = round(totals["prefix_tokens_est"] / totals["prompt_tokens_est"], 3)
+        totals = {k: int(v) if float(v).is_integer() else round(v, 3 if k == "prefix_share" else 1) for k, v in totals.items()}
         totals["wall_s"] = round(time.monotonic() - started, 3)
-        output = self._output if status == Status.DONE else None
+        output = self._output if status in (Status.DONE, Status.PASSED) else None
         stored = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
         self.trajectory.append(
             EndRecord(time=now_iso(), status=status, answer=answer, output=stored, reason=reason, steps=self._step,
@@ -283,8 +364,9 @@ class Agent:
                 reason = f"{reason}; report.html could not be built: {exc}".lstrip("; ")
         self.on_event(RunEnded(status=status.value, reason=reason, answer=answer, steps=self._step,
                                run_dir=str(self.run_dir)))
-        return RunResult(status=status, answer=answer, output=output, reason=reason, steps=self._step, run_dir=str(self.run_dir),
-                         report_path=report_path, totals=totals, history=list(self._history))
+        return RunResult(status=status, answer=answer, output=output, reason=reason, steps=self._step,
+                         run_dir=str(self.run_dir), report_path=report_path, totals=totals,
+                         history=list(self._history), checks=[r.model_dump(mode="json") for r in self.check_results])
 
     def sampling(self) -> dict[str, Any]:
         """Sampling for every request: the loop's settings over the dialect's defaults."""
@@ -312,6 +394,9 @@ class Agent:
         step_started = time.monotonic()
         t = time.perf_counter()
         obs = self._grab()
+        freeze(obs.image)  # saved, then sent (and later shrunk into history): encode it once
+        if self._settler is not None:
+            self._settler.frame_taken()
         timings["capture"] = _ms(t)
         t = time.perf_counter()
         shot = self.trajectory.save_screenshot(obs.image, f"step_{step:03d}.png")
@@ -320,17 +405,25 @@ class Agent:
         request = self._request(task, obs, state, [])
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
-        totals["image_tokens"] += record.request.image_tokens
+        self._account(record.request, request, obs, len(state.history), totals)
+        cached = self.cache.lookup(step, obs, self._grab) if self.cache is not None else None
         self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
-            parsed, reply = await self._ask_until_parsed(request, obs, record, timings, totals, step_started,
-                                                         rebuild=lambda failed: self._request(task, obs, state, failed))
+            if cached is not None:
+                reply, record.cached = cached, True
+                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
+            else:
+                parsed, reply = await self._ask_until_parsed(
+                    request, obs, record, timings, totals, step_started,
+                    rebuild=lambda failed: self._request(task, obs, state, failed))
         except _StepFailed as failure:
             record.error = failure.reason
             record.timings_ms = timings
             self._record(record)
             raise
         self._fill(record, parsed, reply)
+        if self.cache is not None:
+            self.cache.keep(step, obs, reply, parsed.action)
         self._decide(record, parsed, obs, state, step)
         record.timings_ms = timings
         t = time.perf_counter()
@@ -348,6 +441,16 @@ class Agent:
             await self._act(step, parsed.action)
         state.remember(parsed, obs)
         return parsed
+
+    def _account(self, summary: RequestSummary, request: ChatRequest, obs: Observation, history: int, totals: dict) -> None:
+        """Image tokens, estimated prompt tokens, the default-settings cost and the reusable prefix."""
+        shared, total = self._prefix.measure(request)
+        summary.prompt_tokens_est = total
+        summary.prefix_tokens_est = shared
+        summary.prefix_share = round(shared / total, 4) if total else 0.0
+        summary.image_tokens_default = default_image_tokens(obs.width, obs.height, history)
+        for key in ("image_tokens", "image_tokens_default", "prompt_tokens_est", "prefix_tokens_est"):
+            totals[key] = totals.get(key, 0) + getattr(summary, key)
 
     async def _ask_until_parsed(self, request, obs, record, timings, totals, step_started, rebuild=None):
         attempts, schema_retries, failed = 0, 0, []
@@ -448,7 +551,10 @@ class Agent:
         record.policy = PolicyDecision(allowed=allowed, reason=reason)
 
     async def _act(self, step: int, action: Action) -> None:
-        timings, error = {}, None
+        timings, error, waited = {}, None, None
+        modern = self.settings.settle in ("auto", "frames")
+        if modern:
+            self._settle().before_act(action)
         t = time.perf_counter()
         try:
             if isinstance(action, Wait):  # no thread to wait for if the run is interrupted
@@ -459,14 +565,20 @@ class Agent:
             error = f"action failed: {exc}"
         timings["act"] = _ms(t)
         t = time.perf_counter()
-        if error is None:
+        if error is None and modern:
+            waited = await self._settle().aafter_act()
+        elif error is None and self.settings.settle == "legacy":
             await settle(self._grab, interval=self.settings.settle_interval_s, cap=self.settings.settle_cap_s)
+        elif error is None:
+            await asyncio.sleep(self.settings.settle_sleep_s)
         timings["settle"] = _ms(t)
-        self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error))
+        self.trajectory.append(ActedRecord(step=step, timings_ms=timings, error=error,
+                                           settle=waited.model_dump() if waited else None))
         if self._history and self._history[-1].step == step:
             self._history[-1].performed = error is None
             self._history[-1].timings_ms.update(timings)
             self._history[-1].error = error or self._history[-1].error
+            self._history[-1].settle = waited.model_dump() if waited else None
         self.on_event(ActionPerformed(step=step, timings_ms=timings, error=error))
         if error:
             raise _StepFailed(Status.ERROR, error)
@@ -495,6 +607,12 @@ class Agent:
 def _sampling_of(request: ChatRequest) -> dict[str, Any]:
     return {"temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens,
             "thinking": request.thinking}
+def _display_of(sandbox, capturer) -> tuple[str | None, Any]:
+    if sandbox is not None and getattr(sandbox, "display", None):
+        return sandbox.display, getattr(sandbox, "xauthority", None)
+    if capturer is not None and getattr(capturer, "display", None):
+        return capturer.display, getattr(capturer, "_xauthority", None)
+    return None, None
 
 
 def _ms(start: float) -> float:

@@ -43,6 +43,11 @@ def _scroll_arrow(action: dict | None, points, width: int, height: int) -> tuple
     return (x, y, x + dx, y + dy)
 
 
+def _local(run_dir: Path, path: str) -> Path:
+    """An evidence file: where it was written, or beside the report if the folder moved."""
+    return Path(path) if Path(path).is_file() else run_dir / Path(path).name
+
+
 def build_report(run_dir: Path) -> Path:
     """(Re)build report.html in a run folder and return its path."""
     run = load_run(Path(run_dir))
@@ -67,6 +72,11 @@ def build_report(run_dir: Path) -> Path:
     for q in run.queries:
         image = _inline(run.run_dir / q.screenshot)[0] if q.screenshot else None
         queries.append(dict(q.model_dump(mode="json"), image=image, result_json=json.dumps(q.result, ensure_ascii=False)))
+    checks = []
+    for c in run.checks:
+        diff = c.evidence.get("diff")
+        checks.append(dict(c.model_dump(mode="json"), evidence_json=json.dumps(c.evidence, ensure_ascii=False, indent=1),
+                           diff_image=_inline(_local(run.run_dir, diff))[0] if isinstance(diff, str) else None))
     end = run.end
     html = _ENV.get_template("report.html.j2").render(
         task=run.settings.get("task", "(unknown task)"),
@@ -77,6 +87,8 @@ def build_report(run_dir: Path) -> Path:
         steps=steps,
         queries=queries,
         skipped=run.skipped_lines,
+        checks=checks,
+        cached_steps=sum(1 for rec in run.steps if rec.cached),
     )
     out = run.run_dir / REPORT
     tmp = out.with_suffix(".tmp")

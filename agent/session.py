@@ -132,9 +132,18 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
                 raise SandboxError(f"app {' '.join(h.argv)!r} exited with code {h.poll()} "
                                    f"before showing a window: {said}") from None
             if time.monotonic() - started > timeout:
-                raise SandboxError(f"no app window appeared within {timeout:g} s") from None
+                said = "".join(f" | {h.argv[0]}: {_tail(h.stderr_path, 2)}" for h in handles if _tail(h.stderr_path, 2))
+                state = sb.diagnose() if hasattr(sb, "diagnose") else ""
+                raise SandboxError(f"no app window appeared within {timeout:g} s ({state}){said}") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
-    settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
+    from deskpilot.agent.settle import wait_quiet
+    from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
+
+    try:  # nothing drawn for 0.2 s (a blinking caret aside); frame comparison without DAMAGE
+        with DamageWatcher(sb.display, getattr(sb, "xauthority", None)) as watcher:
+            wait_quiet(watcher, quiet_s=0.2, cap_s=min(5.0, remaining))
+    except DamageUnavailable:
+        settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
 
 
 def _app_spec(app: "str | AppSpec | Sequence[str]") -> AppSpec:
@@ -197,6 +206,7 @@ class Session:
         self.sandbox, self.apps = open_sandbox(spec, create_shares=create_shares)
         self._capturer = None
         self._executor = None
+        self._settler = None
         try:
             wait_until_ready(self.sandbox, self.capturer, timeout=ready_timeout, handles=self.apps,
                              has_apps=bool(spec.apps))
@@ -245,16 +255,33 @@ class Session:
             Path(path).write_bytes(encode_png(image))
         return image
 
+    @property
+    def settler(self):
+        """The event-driven wait after actions (agent.settle; X DAMAGE, frames without it)."""
+        if self._settler is None:
+            from deskpilot.agent.settle import Settler
+
+            self._settler = Settler.open(self.capturer)
+        return self._settler
+
     def settle(self, cap: float = 2.0) -> None:
         """Wait until the screen stops changing (at most `cap` seconds)."""
-        settle_blocking(self.capturer.grab, cap=cap)
+        from deskpilot.agent.settle import wait_quiet
+
+        if self.settler.watcher is not None:
+            wait_quiet(self.settler.watcher, quiet_s=0.05, cap_s=cap)  # nothing drawn for 50 ms
+        else:
+            settle_blocking(self.capturer.grab, cap=cap)
 
     # -- acting -----------------------------------------------------------------------
     def perform(self, action, *, settle: bool = True) -> None:
-        """Perform one typed action (deskpilot.actions) inside this desktop."""
+        """Perform one typed action (deskpilot.actions) inside this desktop; then wait for what it does."""
+        waits = settle and action.type not in ("done", "fail", "wait")
+        if waits:
+            self.settler.before_act(action)
         self.executor.perform(action)
-        if settle and action.type not in ("done", "fail", "wait"):
-            self.settle()
+        if waits:
+            self.settler.after_act()
 
     def click(self, x: int, y: int, button: Literal["left", "right", "middle"] = "left") -> None:
         from deskpilot.actions.models import Click
@@ -313,13 +340,13 @@ class Session:
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the input worker, the capturer, every app and the display (idempotent)."""
-        for part in (self._executor, self._capturer):
+        for part in (self._settler, self._executor, self._capturer):
             if part is not None:
                 try:
                     part.close()
                 except Exception:  # closing must go on whatever one part says
                     pass
-        self._executor = self._capturer = None
+        self._settler = self._executor = self._capturer = None
         self.sandbox.close()
 
     def __enter__(self) -> "Session":

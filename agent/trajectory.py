@@ -22,7 +22,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from deskpilot.errors import RunFolderError
-from deskpilot.agent.records import ActedRecord, EndRecord, ErrorRecord, QueryRecord, StepRecord
+from deskpilot.agent.records import ActedRecord, CheckRecord, EndRecord, ErrorRecord, QueryRecord, StepRecord
 from deskpilot.perception.encode import encode_png
 
 TRAJECTORY = "trajectory.jsonl"
@@ -183,6 +183,7 @@ class LoadedRun:
     settings: dict[str, Any]
     steps: list[StepRecord] = field(default_factory=list)
     queries: list[QueryRecord] = field(default_factory=list)
+    checks: list[CheckRecord] = field(default_factory=list)
     end: EndRecord | None = None
     skipped_lines: int = 0
     errors: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
@@ -263,10 +264,13 @@ def load_run(run_dir: Path) -> LoadedRun:
                 if acted.step in by_step:
                     target = by_step[acted.step]
                     target.timings_ms.update(acted.timings_ms)
+                    target.settle = acted.settle
                     target.performed = acted.error is None
                     target.error = acted.error or target.error
             elif kind in ("locate", "ask"):
                 run.queries.append(QueryRecord.model_validate(data))
+            elif kind == "check":
+                run.checks.append(CheckRecord.model_validate(data))
             elif kind == "end":
                 run.end = EndRecord.model_validate(data)
             elif kind == "error":

@@ -8,8 +8,9 @@ APT_PACKAGES=(
   xvfb openbox bubblewrap xauth x11-utils x11-xserver-utils
   python3 python3-venv python3-tk xterm fonts-dejavu-core
   xdotool scrot imagemagick   # used by the benchmark's peer path
+  mousepad                    # a GTK app for the checks tests
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -71,6 +71,9 @@ def _serve_until_interrupted(opts: ServeOptions, cmd: list[str], log_path: Path,
     except BackendError as exc:
         raise _fail(str(exc), 1) from None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C must stop us even if we were started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with err.status(f"waiting for {opts.engine.value} to become healthy...") as status:
             took = wait_healthy(proc, health_urls(opts), ready_timeout, log_path,
@@ -87,6 +90,7 @@ def _serve_until_interrupted(opts: ServeOptions, cmd: list[str], log_path: Path,
     finally:
         code = stop(proc)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     out.print(f"server stopped (exit code {code})", markup=False)
 
 

@@ -27,7 +27,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
 def replay(
     run_dir: Path = typer.Argument(..., help="A run folder recorded by `deskpilot run` or `demo`"),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare each screen with the recording"),
-    threshold: float = typer.Option(0.97, min=0.0, max=1.0, help="Least similarity that counts as the same screen"),
+    max_change: int = typer.Option(10, min=0, help="Largest changed region (pixels) that still counts as the same screen"),
     app: list[str] = typer.Option([], "--app", help="Start these apps instead of the recorded ones"),
     isolation: Optional[str] = typer.Option(None, help="Override the recorded isolation"),
 ) -> None:
@@ -42,9 +42,9 @@ def replay(
         if isolation:
             spec.isolation = isolation
         started = time.monotonic()
-        result = do_replay(run_dir, check=check, threshold=threshold, session=spec,
-                           on_step=lambda n, total, score: console.print(
-                               f"step {n}: " + ("not compared" if score is None else f"similarity {score:.3f}")))
+        result = do_replay(run_dir, check=check, max_change=max_change, session=spec,
+                           on_step=lambda n, total, px: console.print(
+                               f"step {n}: " + ("not compared" if px is None else f"largest change {px} px")))
     except (ReplayError, *_user_errors()) as err:
         raise fail(str(err)) from None
     colour = "green" if result.ok else "red"

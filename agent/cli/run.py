@@ -14,7 +14,7 @@ from rich.markup import escape
 from deskpilot.agent.config import ConfigError, RunConfig, load_config
 
 console = Console(stderr=True, highlight=False)
-EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2}
+EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2, "PASSED": 0, "FAILED": 1}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -53,7 +53,7 @@ def make_dialect_for(cfg: RunConfig):
     from deskpilot.agent.dialects import make_dialect
 
     return make_dialect(cfg.backend.dialect, extra_instructions=cfg.instructions, secrets=cfg.secrets,
-                        prompt_template=cfg.backend.prompt_template)
+                        prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
 
 
 def make_policy(cfg: RunConfig):
@@ -123,6 +123,8 @@ def ask_on_terminal(step: int, action, thought: str) -> bool:
 def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
     from deskpilot.agent.answers import AnswerSchema
+    from deskpilot.agent.cache import RunCache
+    from deskpilot.agent.checks import parse_checks
     from deskpilot.agent.loop import Agent
     from deskpilot.agent.report import build_report
     from deskpilot.agent.rundir import claim_run_dir
@@ -152,7 +154,9 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                                  "flavor": cfg.backend.flavor,
                                  "prompt_template": str(cfg.backend.prompt_template)
                                  if cfg.backend.prompt_template else None,
-                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)}) as agent:
+                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
+                       checks=parse_checks(cfg.checks), check_base=Path.cwd(),
+                       cache=RunCache(cfg.cache, task) if cfg.cache else None) as agent:
                 result = agent.run(task)
     finally:
         backend.close()
@@ -174,6 +178,7 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (background job)
     try:
         result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
         from deskpilot.agent.dialects import GLM45VDialect
@@ -190,11 +195,22 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
 
 
 def _print_result(result, run_dir: Path) -> None:
-    colour = "green" if result.status.value == "DONE" else "red"
+    colour = "green" if result.status.value in ("DONE", "PASSED") else "red"
     console.print(f"[{colour}]{result.status.value}[/{colour}] after {result.steps} step(s)"
                   + (f": {escape(result.reason)}" if result.reason else ""))
+    for check in result.checks:
+        mark = "[green]PASS[/green]" if check["passed"] else "[red]FAIL[/red]"
+        console.print(f"  {mark} {escape(check['label'])}: {escape(check['message'])}")
+    if "model_calls_saved" in result.totals:
+        console.print(f"cache: {result.totals['model_calls_saved']} model call(s) saved")
     if result.answer:
         console.print(f"answer: {escape(result.answer)}")
+    t = result.totals
+    if t.get("image_tokens"):
+        saved = t.get("image_token_savings_pct", 0)
+        console.print(f"image tokens {t['image_tokens']}" + (f" ({saved:g}% fewer than full size)" if saved else "")
+                      + f", prompt tokens ~{t.get('prompt_tokens_est', 0)}"
+                      + f", reusable prefix {100 * t.get('prefix_share', 0):.0f}%")
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 
@@ -242,9 +258,19 @@ def run(
     secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model may use; kept out of logs (repeatable)"),
     instructions: Optional[str] = typer.Option(None, help="Extra instructions added to every prompt \\[default: none]"),
     config: Optional[Path] = typer.Option(None, help="TOML config file \\[default: ./deskpilot.toml if present]"),
+    image_budget: Optional[str] = typer.Option(None, help="Per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720); history screenshots shrink in proportion \\[default: full size]"),
+    history_images: Optional[int] = typer.Option(None, help="Earlier screenshots shown in the prompt \\[default: 4]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+    expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
+    expect_file: list[str] = typer.Option([], "--expect-file", help="Check after DONE: PATH:contains:TEXT, PATH:regex:RE or PATH:exists"),
+    expect: list[str] = typer.Option([], "--expect", help="Check after DONE: the model agrees with this statement about the screen"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cached-run file: reuse its actions while the screen matches"),
 ) -> None:
-    """Run the agent on TASK in a fresh sandbox."""
+    """Run the agent on TASK in a fresh sandbox.
+
+    With checks (--expect-*, or `checks` in the config) the run ends PASSED
+    only if the model said DONE and every check passed, FAILED otherwise.
+    """
     try:
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "script": script,
@@ -254,8 +280,14 @@ def run(
              "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
              "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
-             "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions},
+             "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
+             "cache": cache, "image_budget": image_budget, "history_images": history_images},
             config_file=config, secret_names=secret)
+        from deskpilot.agent.checks import expect_file_flag
+
+        flagged = ([{"text_visible": t} for t in expect_text] + [expect_file_flag(f).spec() for f in expect_file]
+                   + [{"expect": e} for e in expect])
+        cfg = cfg.model_copy(update={"checks": cfg.checks + flagged})
         if cfg.confirm and not sys.stdin.isatty():
             raise ConfigError("--confirm needs a terminal to ask on")
         spec = session_spec(cfg)

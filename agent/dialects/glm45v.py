@@ -79,7 +79,8 @@ class GLM45VDialect:
         cached = self._shrunk.get(id(image))
         if cached is not None and cached[0] is image:
             return cached[1]
-        small = shrink(image, self.options.history_scale, self.options.max_pixels)
+        scale = self.options.history_scale  # a budget shrinks history screenshots in proportion (never below the minimum)
+        small = shrink(image, scale, max(MIN_PIXELS, int(self.options.max_pixels * scale * scale)))
         if len(self._shrunk) >= 2 * max(self.options.history_screenshots, 1):
             self._shrunk.pop(next(iter(self._shrunk)))
         self._shrunk[id(image)] = (image, small)
