@@ -189,6 +189,8 @@ def test_bad_templates_are_one_line_errors(tmp_path, source, message):
 def test_sampling_defaults_and_overrides():
     assert GLM45VDialect.sampling.temperature == 0.001 and GLM45VDialect.sampling.max_tokens == 8192
     assert GLM45VDialect.sampling.thinking is True and GLM41VDialect.sampling.temperature == 0.001
+    assert GLM45VDialect().build_locate_request(_obs(), "OK").temperature == 0.001
+    assert GLM5VDialect().build_ask_request(_obs(), "why?").top_p == 1.0
     agent = Agent(ScriptedBackend([]), None, GLM45VDialect(), run_dir="unused", report=False)
     assert agent.sampling() == {"temperature": 0.001, "top_p": None, "max_tokens": 8192, "thinking": True}
     agent = Agent(ScriptedBackend([]), None, GLM5VDialect(), run_dir="unused", report=False,

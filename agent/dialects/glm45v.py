@@ -174,7 +174,7 @@ class GLM45VDialect:
     def _single(self, observation: Observation, prompt: str, thinking: bool) -> ChatRequest:
         image = ImagePart(image=fit_budget(observation.image, self.options.max_pixels), format=self.options.image_format)
         return ChatRequest(messages=[Message(role="user", content=[image, TextPart(text=scrub(prompt))])],
-                           thinking=thinking)
+                           thinking=thinking, temperature=self.sampling.temperature, top_p=self.sampling.top_p)
 
     def build_locate_request(self, observation: Observation, description: str, *, thinking: bool = False) -> ChatRequest:
         return self._single(observation, text.LOCATE.format(description=description, top=self.coordinate_max), thinking)
