@@ -57,6 +57,14 @@ def test_no_special_tokens_in_anything_we_send(name):
     assert "I click left_click(start_box='[2000,1]')" in history and "could not be performed" in history
 
 
+def test_a_failed_attempt_takes_no_screenshot_slot():
+    dialect = GLM45VDialect()
+    failed = dialect.failed_attempt("no call here", "no action found")
+    request = dialect.build_request("t", _obs(), [*_history(6), failed], None)
+    images = [p for p in request.messages[0].content if isinstance(p, ImagePart)]
+    assert [im.image.getpixel((0, 0))[0] for im in images[:-1]] == [3, 4, 5, 6]
+
+
 def test_glm45v_sections_in_the_trained_order():
     text = prompt_text(GLM45VDialect().build_request("Rename the file", _obs(), _history(5), [{"a": 1}]).messages)
     order = ["You are a GUI agent", "0-999", "# Task:\nRename the file", "# Task Platform\nUbuntu", "# Action Space\n",

@@ -92,10 +92,12 @@ class GLM45VDialect:
         opts = self.options
         images: list[Any] = []
         steps = []
-        first_with_image = len(history) - opts.history_screenshots
+        # the newest N screenshots; a failed attempt (no screenshot of its own) takes no slot
+        with_image = [i for i, entry in enumerate(history) if entry.screenshot is not None]
+        shown = set(with_image[len(with_image) - opts.history_screenshots:]) if opts.history_screenshots else set()
         for index, entry in enumerate(history):
             marker = ""
-            if index >= first_with_image and entry.screenshot is not None:
+            if index in shown:
                 images.append(self._history_image(entry.screenshot))
                 marker = image_marker(len(images) - 1)
             action = strip_tokens(entry.action_text).strip()
