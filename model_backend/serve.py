@@ -168,7 +168,11 @@ def alias_folder(opts: ServeOptions) -> Path:
             from huggingface_hub import snapshot_download
         except ImportError:
             raise BackendError(INSTALL_HINTS["transformers"]) from None
-        folder = Path(snapshot_download(opts.model_id()))
+        try:  # the download the engine would do anyway, so the served name can point at it
+            folder = Path(snapshot_download(opts.model_id()))
+        except Exception as exc:  # hub errors of every kind: offline, missing repo, gated, disk full
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise BackendError(f"cannot get model {opts.model_id()}: {type(exc).__name__}: {first}") from None
     work = Path(tempfile.mkdtemp(prefix="deskpilot-serve-"))
     link = work / opts.served_name()
     link.parent.mkdir(parents=True, exist_ok=True)
