@@ -63,6 +63,8 @@ def test_a_failed_attempt_takes_no_screenshot_slot():
     request = dialect.build_request("t", _obs(), [*_history(6), failed], None)
     images = [p for p in request.messages[0].content if isinstance(p, ImagePart)]
     assert [im.image.getpixel((0, 0))[0] for im in images[:-1]] == [3, 4, 5, 6]
+    request = dialect.build_request("t", _obs(), [*_history(2), failed], None)  # fewer than four: all shown
+    assert len([p for p in request.messages[0].content if isinstance(p, ImagePart)]) == 3
 
 
 def test_glm45v_sections_in_the_trained_order():

@@ -94,7 +94,7 @@ class GLM45VDialect:
         steps = []
         # the newest N screenshots; a failed attempt (no screenshot of its own) takes no slot
         with_image = [i for i, entry in enumerate(history) if entry.screenshot is not None]
-        shown = set(with_image[len(with_image) - opts.history_screenshots:]) if opts.history_screenshots else set()
+        shown = set(with_image[-opts.history_screenshots:]) if opts.history_screenshots else set()
         for index, entry in enumerate(history):
             marker = ""
             if index in shown:
