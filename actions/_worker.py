@@ -25,6 +25,7 @@ from deskpilot.actions.xkeys import key_keysym, text_keysyms
 DRAG_STEPS = 12
 BUTTON_MASKS = X.Button1Mask | X.Button2Mask | X.Button3Mask | X.Button4Mask | X.Button5Mask
 SETTLE_S = 0.05  # lets apps look up keys typed on a spare keycode before it is remapped
+REPEAT_GAP_S = 0.003  # between two strokes of one key: a new server timestamp (not autorepeat)
 
 
 class Keyboard:
@@ -121,8 +122,16 @@ class Keyboard:
         extra = self._assign(list(missing))
         if needs_remap:
             self.d.sync()
+        previous = None
         for keysym in keysyms:
+            keycode = self.table[keysym][0] if keysym in self.table else extra[keysym]
+            if keycode == previous:
+                # A release and a press of one key at the same server millisecond look like
+                # autorepeat: LibreOffice's X11 backend then drops the second 'l' of "Tallinn".
+                self.d.sync()
+                time.sleep(REPEAT_GAP_S)
             self._stroke(keysym, extra)
+            previous = keycode
         self.d.sync()
 
     def _make_room(self, missing: set[int]) -> bool:

@@ -58,6 +58,7 @@ class DesktopSpec(BaseModel):
     shares: list[Path] = Field(default_factory=list)
     isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
+    maximize: bool = True  # apps' normal windows start maximized
 
     @field_validator("size", mode="before")
     @classmethod

@@ -99,10 +99,11 @@ class LoopSettings(BaseModel):
 
 
 class _StepFailed(Exception):
-    def __init__(self, status: Status, reason: str):
+    def __init__(self, status: Status, reason: str, kind: str | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind
 
 
 def summarize(request: ChatRequest, dialect: Dialect) -> RequestSummary:
@@ -293,6 +294,7 @@ class Agent:
         options = getattr(self.dialect, "options", None)
         state = RunState(keep_images=getattr(options, "history_screenshots", 4))
         status, reason, answer = Status.MAX_STEPS, f"reached the step limit ({self.policy.max_steps})", None
+        self._error_kind = None
         try:
             while self._step < self.policy.max_steps:
                 if time.monotonic() - started > self.policy.run_timeout_s:
@@ -312,7 +314,7 @@ class Agent:
                     status, reason = Status.FAIL, parsed.action.reason or "the model gave up"
                     break
         except _StepFailed as stop:
-            status, reason = stop.status, stop.reason
+            status, reason, self._error_kind = stop.status, stop.reason, stop.kind
             if status == Status.ERROR and (problem := self._sandbox_problem()):
                 reason = f"{reason} ({problem})"
         except DeskpilotError as exc:  # e.g. the screen cannot be captured any more
@@ -352,7 +354,7 @@ class Agent:
         stored = output.model_dump(mode="json") if isinstance(output, BaseModel) else output
         self.trajectory.append(
             EndRecord(time=now_iso(), status=status, answer=answer, output=stored, reason=reason, steps=self._step,
-                      totals=totals)
+                      totals=totals, screenshot=self._final_screenshot(), error_kind=getattr(self, "_error_kind", None))
         )
         report_path = None
         if self.report:
@@ -366,7 +368,17 @@ class Agent:
                                run_dir=str(self.run_dir)))
         return RunResult(status=status, answer=answer, output=output, reason=reason, steps=self._step,
                          run_dir=str(self.run_dir), report_path=report_path, totals=totals,
-                         history=list(self._history), checks=[r.model_dump(mode="json") for r in self.check_results])
+                         history=list(self._history), checks=[r.model_dump(mode="json") for r in self.check_results],
+                         error_kind=getattr(self, "_error_kind", None))
+
+    def _final_screenshot(self) -> str | None:
+        """The screen after the last action, for the report; a run still ends if it cannot be taken."""
+        if self.sandbox is None and self._capturer is None:
+            return None
+        try:
+            return self.trajectory.save_screenshot(self._grab().image, "final.png")
+        except Exception:  # a dead display must not lose the end record
+            return None
 
     def sampling(self) -> dict[str, Any]:
         """Sampling for every request: the loop's settings over the dialect's defaults."""
@@ -431,7 +443,7 @@ class Agent:
         timings["record"] = _ms(t)
         self.on_event(StepDecided(step=step, max_steps=self.policy.max_steps, record=record))
         if not record.policy.allowed:
-            if self.policy.on_violation == "stop":
+            if self.policy.on_violation == "stop" and record.policy.by != "user":
                 raise _StepFailed(Status.STOPPED, f"policy: {record.policy.reason}")
             state.remember(parsed, obs, note=f"(not performed: {record.policy.reason})")
             return parsed
@@ -465,7 +477,10 @@ class Agent:
             except asyncio.TimeoutError:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached") from None
             except Exception as exc:  # backend errors end the run with their message
-                raise _StepFailed(Status.ERROR, f"model call failed: {exc}") from None
+                from deskpilot.errors import BackendUnreachable
+
+                kind = "unreachable" if isinstance(exc, BackendUnreachable) else "backend"
+                raise _StepFailed(Status.ERROR, f"model call failed: {exc}", kind) from None
             timings["model"] = timings.get("model", 0.0) + _ms(t)
             totals["model_ms"] += reply.latency_ms or _ms(t)
             totals["prompt_tokens"] += reply.usage.prompt_tokens
@@ -503,7 +518,8 @@ class Agent:
                 self.on_event(ReplyRejected(step=self._step, error=message, giving_up=giving_up))
                 if giving_up:
                     record.raw_reply, record.reasoning = reply.content, reply.reasoning
-                    raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}") from None
+                    raise _StepFailed(Status.ERROR, f"the model's reply did not parse after {attempts} tries: {message}",
+                                      "parse") from None
                 failed.append(self.dialect.failed_attempt(reply.content, message))
                 request = rebuild(failed)
 
@@ -544,8 +560,13 @@ class Agent:
             self._record(record)
             raise _StepFailed(Status.STOPPED, record.policy.reason)
         if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail)):
-            if not self.confirm(step, parsed.action, parsed.thought):
-                record.policy = PolicyDecision(allowed=False, reason="declined at confirmation")
+            verdict, why = _confirm_verdict(self.confirm(step, parsed.action, parsed.thought))
+            if verdict == "no":  # skip this action; the model is told why and goes on
+                reason = "declined by the user" + (f": {why}" if why else "")
+                record.policy = PolicyDecision(allowed=False, reason=reason, by="user")
+                return
+            if verdict == "quit":
+                record.policy = PolicyDecision(allowed=False, reason="declined at confirmation", by="user")
                 self._record(record)
                 raise _StepFailed(Status.STOPPED, "the action was declined at confirmation")
         record.policy = PolicyDecision(allowed=allowed, reason=reason)
@@ -581,7 +602,7 @@ class Agent:
             self._history[-1].settle = waited.model_dump() if waited else None
         self.on_event(ActionPerformed(step=step, timings_ms=timings, error=error))
         if error:
-            raise _StepFailed(Status.ERROR, error)
+            raise _StepFailed(Status.ERROR, error, "action")
 
     def _record(self, record: StepRecord) -> None:
         """Write the step's record (before its action runs) and keep it for the result."""
@@ -602,6 +623,21 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _confirm_verdict(answer) -> tuple[str, str]:
+    """A confirm callback's answer -> ("yes" | "no" | "quit", why).
+
+    True/False keep their old meaning (go ahead / stop the run); "no" (or
+    ("no", why)) skips the action and tells the model why.
+    """
+    if answer is True:
+        return "yes", ""
+    if answer is False or answer is None:
+        return "quit", ""
+    if isinstance(answer, tuple):
+        return str(answer[0]), str(answer[1] or "") if len(answer) > 1 else ""
+    return str(answer), ""
 
 
 def _sampling_of(request: ChatRequest) -> dict[str, Any]:

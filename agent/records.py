@@ -50,6 +50,7 @@ class Attempt(BaseModel):
 class PolicyDecision(BaseModel):
     allowed: bool = True
     reason: str = ""
+    by: str = "policy"  # "policy", or "user" when declined at --confirm (the run goes on)
 
 
 class StepRecord(BaseModel):
@@ -129,6 +130,8 @@ class EndRecord(BaseModel):
     reason: str = ""
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
+    screenshot: str | None = None  # the screen after the last action (final.png)
+    error_kind: str | None = None  # "parse" (replies never parsed), "unreachable" (model server), "backend", "action"
 
 
 class RunResult(BaseModel):
@@ -147,6 +150,7 @@ class RunResult(BaseModel):
     run_dir: str | None = None
     report_path: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
+    error_kind: str | None = None  # as in EndRecord: why an ERROR happened, for exit codes
     checks: list[dict[str, Any]] = Field(default_factory=list)  # CheckResult dumps, when checks ran
     history: list[StepRecord] = Field(default_factory=list)
 

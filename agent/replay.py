@@ -38,7 +38,10 @@ def session_of(run_dir: Path) -> SessionSpec:
     if "session" not in run.settings:
         raise ReplayError(f"{run_dir} has no session settings (was it recorded by `deskpilot run`?)")
     try:
-        return SessionSpec.model_validate(run.settings["session"])
+        recorded = run.settings["session"]
+        if isinstance(recorded, dict):  # runs recorded before windows were maximized keep their sizes
+            recorded = {"maximize": False, **recorded}
+        return SessionSpec.model_validate(recorded)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "session"

@@ -61,6 +61,7 @@ class Sandbox:
         network: bool = False,
         binds: Sequence[Bind] = (),
         window_manager: bool = True,
+        maximize: bool = False,
         root_dir: Path | None = None,
     ) -> None:
         self.size = _check_size(size)
@@ -69,6 +70,7 @@ class Sandbox:
         if isolation not in ("bwrap", "none"):
             raise SandboxError(f"isolation must be 'bwrap' or 'none', got {isolation!r}")
         self.isolation = isolation
+        self.maximize = maximize  # normal windows start maximized (an openbox rule)
         for bind in binds:
             if not bind.host.exists():
                 raise SandboxError(f"bind source does not exist: {bind.host}")
@@ -266,7 +268,7 @@ class Sandbox:
     def _start_wm(self) -> None:
         config = self.dir / "wm" / ".config" / "openbox"
         config.mkdir(parents=True)
-        (config / "rc.xml").write_text(wm.safe_config())
+        (config / "rc.xml").write_text(wm.safe_config(maximize=self.maximize))
         self._give_to_apps(self.dir / "wm", self.dir / "wm" / ".config", config)
         wm_home = Bind(host=self.dir / "wm", target=Path("/run/deskpilot/wm"), writable=True)
         home = str(wm_home.inside) if self.isolation == "bwrap" else str(wm_home.host)
@@ -280,6 +282,16 @@ class Sandbox:
         self.wm = self._spawn(cmd, argv, full_env, home if self.isolation == "none" else None)
         self._apps.remove(self.wm)
         wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None)
+
+    def give_to_apps(self, path: Path) -> None:
+        """Hand a file or folder tree we wrote inside the sandbox (e.g. in its HOME) to the apps' user."""
+        path = Path(path)
+        if self.dir.resolve() not in path.resolve().parents:
+            raise SandboxError(f"{path} is not inside the sandbox's own folder")
+        if not path.exists():
+            return
+        tree = [path] + (sorted(path.rglob("*")) if path.is_dir() else [])
+        self._give_to_apps(*tree)
 
     def _give_to_apps(self, *paths: Path) -> None:
         """Make the sandbox's own files the apps' (they run as another uid when we are root)."""

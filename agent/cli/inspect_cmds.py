@@ -49,6 +49,13 @@ def replay(
         raise fail(str(err)) from None
     colour = "green" if result.ok else "red"
     console.print(f"[{colour}]{result.message}[/{colour}] ({time.monotonic() - started:.1f} s)")
+    if not result.ok:  # the report shows the diff on the step where the replay stopped
+        try:
+            from deskpilot.agent.report import build_report
+
+            console.print(f"report: {build_report(run_dir)}")
+        except (OSError, *_user_errors()):
+            pass
     raise typer.Exit(0 if result.ok else 1)
 
 

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from deskpilot.agent.config import ConfigError, RunConfig, load_config
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # no wrapping in logs and pipes
 EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2, "PASSED": 0, "FAILED": 1}
 
 
@@ -66,7 +66,7 @@ def session_spec(cfg: RunConfig):
 
     desktop = cfg.desktop
     return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
-                       shares=[str(p.resolve()) for p in desktop.shares],
+                       maximize=desktop.maximize, shares=[str(p.resolve()) for p in desktop.shares],
                        apps=[app_from_command(a) for a in desktop.apps])
 
 
@@ -76,7 +76,7 @@ class Progress:
     def __init__(self, quiet: bool = False, redact=None):
         self.quiet = quiet
         self.redact = redact or (lambda text: text)
-        self._status = None
+        self._status: Any = None
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
@@ -84,7 +84,9 @@ class Progress:
         kind = event.kind
         if kind == "thinking":
             self._stop()
-            self._status = console.status(f"step {event.step}/{event.max_steps}: asking the model…")
+            from deskpilot.agent.cli.output import Elapsed
+
+            self._status = console.status(Elapsed(f"step {event.step}/{event.max_steps}: asking the model…"))
             self._status.start()
         elif kind == "retry":
             then = "giving up" if event.giving_up else "asking again"
@@ -113,14 +115,24 @@ class Progress:
             self._status = None
 
 
-def ask_on_terminal(step: int, action, thought: str) -> bool:
-    from rich.prompt import Confirm
+def ask_on_terminal(step: int, action, thought: str):
+    """yes: perform it; no (the default): skip it and tell the model why; quit: stop the run."""
+    from rich.prompt import Prompt
 
     console.print(f"[bold]step {step}[/bold]: {escape(thought or '(no explanation given)')}")
-    return Confirm.ask(f"perform {escape(action.model_dump_json())}?", console=console, default=True)
+    answer = Prompt.ask(f"perform {escape(action.model_dump_json())}? [bold]y[/bold]es / [bold]n[/bold]o, skip it "
+                        f"/ [bold]q[/bold]uit", console=console, choices=["y", "n", "q"], default="n",
+                        show_choices=False)
+    if answer == "y":
+        return "yes"
+    if answer == "q":
+        return "quit"
+    why = Prompt.ask("why not? (told to the model; Enter to skip)", console=console, default="", show_default=False)
+    return ("no", why.strip())
 
 
-def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False):
+def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool = False,
+                live: int | None = None, record: Path | None = None):
     """Start the sandbox, run the agent, write the report. Returns RunResult."""
     from deskpilot.agent.answers import AnswerSchema
     from deskpilot.agent.cache import RunCache
@@ -146,9 +158,16 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
     try:
-        with Session(spec=spec) as desk:
+        from deskpilot.agent.live import watch
+
+        with Session(spec=spec) as desk, \
+                watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher:
+            def on_event(event) -> None:
+                progress(event)
+                watcher(event)
+
             with Agent(backend, desk, dialect, run_dir=run_dir, policy=make_policy(cfg), settings=settings,
-                       confirm=confirm, on_event=progress, output_schema=output_schema,
+                       confirm=confirm, on_event=on_event, output_schema=output_schema,
                        run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
                                  "script": str(cfg.backend.script) if cfg.backend.script else None,
                                  "flavor": cfg.backend.flavor,
@@ -173,14 +192,14 @@ def _raise_interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
-def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
+def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool, **watch):
     """execute_run, with user mistakes, Ctrl-C and SIGTERM turned into messages and exit codes."""
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`, CI cancels: end the run cleanly too
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (background job)
     try:
-        result = execute_run(cfg, task, spec, run_dir, quiet=quiet)
+        result = execute_run(cfg, task, spec, run_dir, quiet=quiet, **watch)
         from deskpilot.agent.dialects import GLM45VDialect
 
         redact = GLM45VDialect(secrets=cfg.secrets).redact  # the same in every dialect
@@ -192,26 +211,6 @@ def run_or_exit(cfg: RunConfig, task: str, spec, run_dir: Path, quiet: bool):
         console.print(f"[yellow]interrupted[/yellow]; what was recorded is in {run_dir} "
                       f"(report: {run_dir / 'report.html'})")
         raise typer.Exit(130) from None
-
-
-def _print_result(result, run_dir: Path) -> None:
-    colour = "green" if result.status.value in ("DONE", "PASSED") else "red"
-    console.print(f"[{colour}]{result.status.value}[/{colour}] after {result.steps} step(s)"
-                  + (f": {escape(result.reason)}" if result.reason else ""))
-    for check in result.checks:
-        mark = "[green]PASS[/green]" if check["passed"] else "[red]FAIL[/red]"
-        console.print(f"  {mark} {escape(check['label'])}: {escape(check['message'])}")
-    if "model_calls_saved" in result.totals:
-        console.print(f"cache: {result.totals['model_calls_saved']} model call(s) saved")
-    if result.answer:
-        console.print(f"answer: {escape(result.answer)}")
-    t = result.totals
-    if t.get("image_tokens"):
-        saved = t.get("image_token_savings_pct", 0)
-        console.print(f"image tokens {t['image_tokens']}" + (f" ({saved:g}% fewer than full size)" if saved else "")
-                      + f", prompt tokens ~{t.get('prompt_tokens_est', 0)}"
-                      + f", reusable prefix {100 * t.get('prefix_share', 0):.0f}%")
-    console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 
 def _default(path: str) -> str:
@@ -247,6 +246,7 @@ def run(
     share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable) \\[default: none]"),
     isolation: Optional[str] = typer.Option(None, help=f"bwrap or none {_default('desktop.isolation')}"),
     network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let apps reach the network \\[default: no]"),
+    maximize: Optional[bool] = typer.Option(None, "--maximize/--no-maximize", help="Start app windows maximized \\[default: maximized]"),
     out: Optional[Path] = typer.Option(None, help="Run folder \\[default: runs/DATE-TASK]"),
     dry_run: Optional[bool] = typer.Option(None, "--dry-run", help="Parse and record, never act \\[default: off]"),
     confirm: Optional[bool] = typer.Option(None, "--confirm", help="Ask on the terminal before each action \\[default: off]"),
@@ -261,6 +261,12 @@ def run(
     image_budget: Optional[str] = typer.Option(None, help="Per screenshot: tokens (1200), pixels (1000000px) or a size (1280x720); history screenshots shrink in proportion \\[default: full size]"),
     history_images: Optional[int] = typer.Option(None, help="Earlier screenshots shown in the prompt \\[default: 4]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object on stdout (status, answer, "
+                                  "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
+    live: bool = typer.Option(False, "--live", help="Watch the screen in a browser: a 127.0.0.1 page at a secret URL"),
+    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
+    record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
+                                          help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
     expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
     expect_file: list[str] = typer.Option([], "--expect-file", help="Check after DONE: PATH:contains:TEXT, PATH:regex:RE or PATH:exists"),
     expect: list[str] = typer.Option([], "--expect", help="Check after DONE: the model agrees with this statement about the screen"),
@@ -270,6 +276,9 @@ def run(
 
     With checks (--expect-*, or `checks` in the config) the run ends PASSED
     only if the model said DONE and every check passed, FAILED otherwise.
+    The result goes to stdout (one line, or one JSON object with --json), progress to stderr.
+    Exit codes: 0 DONE or PASSED; 1 FAIL, FAILED, MAX_STEPS or STOPPED; 2 usage error or other ERROR;
+    3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
     """
     try:
         cfg = load_config(
@@ -278,7 +287,7 @@ def run(
              "dialect": dialect, "prompt_template": prompt_template, "output_schema": output_schema,
              "max_steps": max_steps, "step_timeout": step_timeout, "run_timeout": run_timeout,
              "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
-             "isolation": isolation, "network": network, "out": out, "dry_run": dry_run, "confirm": confirm,
+             "isolation": isolation, "network": network, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
              "cache": cache, "image_budget": image_budget, "history_images": history_images},
@@ -292,11 +301,17 @@ def run(
             raise ConfigError("--confirm needs a terminal to ask on")
         spec = session_spec(cfg)
         run_dir = cfg.out or default_run_dir(task, None)
+        if record is not None:
+            from deskpilot.agent.live.record import check_target
+
+            check_target(record)
     except _user_errors() as err:
         raise fail(str(err)) from None
-    result = run_or_exit(cfg, task, spec, run_dir, quiet)
-    _print_result(result, run_dir)
-    raise typer.Exit(EXIT[result.status.value])
+    result = run_or_exit(cfg, task, spec, run_dir, quiet, live=live_port if live else None, record=record)
+    from deskpilot.agent.cli.output import exit_code, print_result
+
+    print_result(result, run_dir, console, as_json=json_out)
+    raise typer.Exit(exit_code(result))
 
 
 def demo(
@@ -332,11 +347,13 @@ def demo(
     except _user_errors() as err:
         raise fail(str(err)) from None
     result = run_or_exit(cfg, DEMO_TASK, spec, run_dir, quiet)
-    _print_result(result, run_dir)
+    from deskpilot.agent.cli.output import exit_code, print_result
+
+    print_result(result, run_dir, console)
     expected = {"name": "Ada Lovelace", "email": "ada@example.org"}
     got = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
     if got == expected:
         console.print(f"[green]checked:[/green] {saved} holds {json.dumps(got)}")
-        raise typer.Exit(EXIT[result.status.value])
+        raise typer.Exit(exit_code(result))
     console.print(f"[red]check failed:[/red] {saved} holds {got!r}, expected {expected!r}")
     raise typer.Exit(1)

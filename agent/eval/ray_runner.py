@@ -1,0 +1,179 @@
+"""`deskpilot eval SUITE --ray auto|ADDRESS`: each attempt is a Ray task on an existing cluster.
+
+Why Ray tasks and not actors: a desktop here is a few processes that start in
+a fraction of a second, so each attempt builds its own sandbox on whatever
+node Ray picks (``num_cpus=1``) and throws it away after; there is no state
+worth keeping on a worker. If a worker dies mid-attempt (node lost, OOM,
+killed), Ray runs the task again (``max_retries``); the dead worker's
+sandbox is torn down by its own reaper. A small named actor (the ledger)
+counts executions per attempt, so the driver can say which attempts were
+retried.
+
+Every node needs the deskpilot package and the system packages (Xvfb,
+openbox, bubblewrap and the suite's apps) and must see the suite's folder at
+the same path (a shared file system, or the same checkout on every node).
+The model is one shared endpoint (``--base-url``, e.g. vLLM on GPU nodes).
+The run folders come back to the driver as tar archives and are unpacked
+into ``--out``; results.jsonl, summary.json and index.html are written there
+as for a local evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from deskpilot.agent.eval.results import AttemptResult, append_result, summarize, write_index, write_summary
+from deskpilot.agent.eval.runner import EvalSettings, failed_attempt, finish_run, plan, run_attempt, task_backend, task_spec
+from deskpilot.agent.eval.suite import Suite, SuiteTask
+from deskpilot.errors import ConfigError, DeskpilotError
+
+RETRIES = 3  # executions after the first when a worker is lost
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs the ray extra: pip install 'deskpilot[ray]'") from None
+    return ray
+
+
+def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key: str) -> tuple[dict, bytes]:
+    """Runs on a Ray worker: one attempt on a fresh local desk; returns its result and run folder (tar)."""
+    import ray
+
+    from deskpilot.agent.config import RunSpec
+    from deskpilot.agent.eval.runner import make_backend
+    from deskpilot.agent.pool import build_desk
+
+    worker = f"{socket.gethostname()}:{os.getpid()} (node {ray.get_runtime_context().get_node_id()[:8]})"
+    ray.get(ledger.started.remote(key, worker))
+    task = SuiteTask.model_validate(task_data)
+    cfg = RunSpec.model_validate(cfg_data)
+    with tempfile.TemporaryDirectory(prefix="deskpilot-ray-") as tmp:
+        out = Path(tmp)
+        started = time.monotonic()
+        try:
+            desk = build_desk(task_spec(task), fresh_shares=True)
+        except (DeskpilotError, OSError) as err:
+            result = failed_attempt(task, attempt, out, err, time.monotonic() - started)
+        else:
+            backend = make_backend(cfg) if cfg.backend.base_url else task_backend(task, None)
+            try:
+                result = asyncio.run(run_attempt(task, attempt, out, cfg, desk, backend,
+                                                 desk_s=time.monotonic() - started))
+            finally:
+                desk.close()
+                backend.close()
+            finish_run(out / result.run_dir)
+        result.worker = worker
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            if (out / "runs").is_dir():
+                tar.add(out / "runs", arcname="runs")
+    return result.model_dump(mode="json"), buf.getvalue()
+
+
+class _Ledger:
+    """Named actor: how many times each attempt started, and on which worker."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[str]] = {}
+
+    def started(self, key: str, worker: str) -> int:
+        self.runs.setdefault(key, []).append(worker)
+        return len(self.runs[key])
+
+    def get(self, key: str) -> list[str]:
+        return self.runs.get(key, [])
+
+
+def _unpack(data: bytes, out: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        tar.extractall(out, filter="data")  # refuses absolute paths, links out of the folder, devices
+
+
+class RayEvaluation:
+    """The suite on a Ray cluster; same outputs as the local Evaluation."""
+
+    def __init__(self, suite: Suite, cfg, out: Path, settings: EvalSettings | None = None,
+                 progress: Callable[[dict], None] | None = None, address: str = "auto",
+                 retries: int = RETRIES):
+        self.suite, self.cfg, self.out = suite, cfg, Path(out)
+        self.settings = settings or EvalSettings()
+        self.progress = progress or (lambda e: None)
+        self.address, self.retries = address, retries
+        self.results: list[AttemptResult] = []
+
+    def _connect(self):
+        ray = _ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+                raise ConfigError(f"cannot connect to a Ray cluster at {self.address!r}: {first} "
+                                  f"(start one with `ray start --head`)") from None
+        return ray
+
+    def run(self) -> dict[str, Any]:
+        ray = self._connect()
+        self.out.mkdir(parents=True, exist_ok=True)
+        todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
+        planned = len(todo) + len(self.results)
+        ledger = ray.remote(num_cpus=0)(_Ledger).remote()
+        remote = ray.remote(attempt_on_worker).options(num_cpus=1, max_retries=self.retries, retry_exceptions=False)
+        cfg_data = self.cfg.model_dump(mode="json")
+        self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
+        started = time.monotonic()
+        waiting = list(todo)
+        running: dict[Any, tuple[SuiteTask, int]] = {}
+        interrupted = False
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.settings.parallel:
+                    task, attempt = waiting.pop(0)
+                    ref = remote.remote(task.model_dump(mode="json"), attempt, cfg_data, ledger, f"{task.id}~{attempt}")
+                    running[ref] = (task, attempt)
+                    self.progress({"event": "start", "task": task.id, "attempt": attempt})
+                done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                for ref in done:
+                    task, attempt = running.pop(ref)
+                    self._collect(ray, ref, task, attempt, ledger, started)
+        except KeyboardInterrupt:
+            interrupted = True
+            for ref in running:
+                ray.cancel(ref, force=True)
+        finally:
+            ray.kill(ledger)
+        summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
+                            interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
+        summary["ray"] = {"address": self.address, "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
+        write_summary(self.out, summary)
+        write_index(self.out, self.results, summary)
+        self.progress({"event": "summary", "summary": summary})
+        return summary
+
+    def _collect(self, ray, ref, task: SuiteTask, attempt: int, ledger, started: float) -> None:
+        key = f"{task.id}~{attempt}"
+        try:
+            data, archive = ray.get(ref)
+            result = AttemptResult.model_validate(data)
+            _unpack(archive, self.out)
+        except ray.exceptions.RayError as err:  # retries used up, or the task itself failed
+            first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+            result = failed_attempt(task, attempt, self.out, DeskpilotError(f"Ray: {first}"), time.monotonic() - started)
+        runs = ray.get(ledger.get.remote(key))
+        result.tries = max(1, len(runs))
+        result.worker = result.worker or (runs[-1] if runs else "")
+        append_result(self.out, result)
+        self.results.append(result)
+        self.progress({"event": "result", "result": result})

@@ -1,0 +1,200 @@
+"""deskpilot eval end to end: real sandboxes and apps, scripted GLM-4.5V replies, the simulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from deskpilot.agent.eval.results import pass_at_k
+from deskpilot.agent.eval.suite import load_suite
+from deskpilot.agent.trajectory import load_run
+
+from deskpilot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "agent" / "eval" / "example" / "suite.yaml"
+COUNTER = REPO / "agent" / "eval" / "example" / "counter.py"
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def box(call: str, thought: str = "Next step.") -> str:
+    return f"{thought}\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+
+def deskpilot(*args, timeout=240, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=ENV, **kw)
+
+
+def write_suite(folder: Path, tasks: list[dict], name="suite.json") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps({"name": "mini", "tasks": tasks}, indent=2))
+    return path
+
+
+def counter_task(tid: str, presses: int, tags=("tk",)) -> dict:
+    script = [box("left_click(start_box='[350,600]')")] * presses + [box("DONE()")]
+    return {"id": tid, "task": f"Press Add one {presses} times", "desktop": {"size": "640x400", "apps": [f"python3 {COUNTER}"]},
+            "max_steps": 6, "tags": list(tags), "script": script, "checks": [{"window_title": "Counter: 2"}]}
+
+
+def test_bundled_example_suite_passes_with_its_checks(tmp_path):
+    out = tmp_path / "eval"
+    proc = deskpilot("eval", EXAMPLE, "--parallel", "4", "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    suite = load_suite(EXAMPLE)
+    assert len(suite.tasks) >= 10 and sorted(r["id"] for r in lines) == sorted(t.id for t in suite.tasks)
+    assert all(r["passed"] and r["checks_passed"] == r["checks_total"] >= 1 for r in lines)
+    assert {"tk", "xterm", "gtk"} <= {tag for r in lines for tag in r["tags"]}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["success_rate"] == 1.0 and summary["attempts"] == len(suite.tasks)
+    assert summary["by_tag"]["xterm"]["attempts"] == 3 and summary["step_latency_ms"]["p50"] > 0
+    index = (out / "index.html").read_text()
+    for r in lines:
+        assert f'href="{r["run_dir"]}/report.html"' in index
+        run = load_run(out / r["run_dir"])
+        assert run.end is not None and run.end.status.value == "DONE" and len(run.steps) == r["steps"]
+    # the apps' output stays with each run; the suite's own data folder is untouched
+    assert "Second line" in (out / "runs" / "mousepad-append~1" / "shares" / "data" / "notes.txt").read_text()
+    assert (EXAMPLE.parent / "data" / "notes.txt").read_text() == "First line\n"
+    assert not (EXAMPLE.parent / "data" / "hello.txt").exists()
+
+
+def test_failed_checks_tags_pass_at_k_and_resume(tmp_path):
+    suite = write_suite(tmp_path / "s", [counter_task("two", 2, ("tk", "good")), counter_task("one", 1, ("tk", "bad"))])
+    out = tmp_path / "out"
+    proc = deskpilot("eval", suite, "--parallel", "3", "--repeat", "2", "--out", out)
+    assert proc.returncode == 1, proc.stderr
+    assert "FAIL one~1" in proc.stderr and "no window titled 'Counter: 2'" in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["attempts"] == 4 and summary["passed"] == 2 and summary["success_rate"] == 0.5
+    assert summary["by_tag"]["good"]["success_rate"] == 1.0 and summary["by_tag"]["bad"]["success_rate"] == 0.0
+    assert summary["pass@1"] == 0.5 and summary["pass@2"] == 0.5 and summary["mean_steps"] == 2.5
+    results = (out / "results.jsonl").read_text()
+    again = deskpilot("eval", suite, "--out", out)
+    assert again.returncode == 2 and "already holds an evaluation" in again.stderr and "Traceback" not in again.stderr
+    resumed = deskpilot("eval", suite, "--out", out, "--resume", "--repeat", "3")
+    assert resumed.returncode == 1, resumed.stderr
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert (out / "results.jsonl").read_text().startswith(results) and len(lines) == 6  # only the 3rd round ran
+    assert {json.loads(x)["attempt"] for x in lines[4:]} == {3}
+
+
+def test_pass_at_k_estimator():
+    assert pass_at_k(5, 0, 1) == 0.0 and pass_at_k(5, 5, 3) == 1.0
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25) and pass_at_k(4, 1, 2) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("tasks:\n  - id: a\n    task: t\n    desktop: {size: 12x}\n", ":4: tasks[0].desktop.size: a screen size"),
+    ("tasks:\n  - id: a\n    task: t\n  - id: b\n    task: t\n    colour: red\n", ":6: tasks[1].colour: unknown field"),
+    ("tasks:\n  - id: a\n    task: t\n    checks:\n      - {file: x}\n", ":5: tasks[0].checks[0]: "),
+    ("tasks:\n  - id: a\n    task: t\n    checks:\n      - {smell: x}\n", ":5: tasks[0].checks[0]: "),
+    ("tasks:\n  - id: a\n    task: t\n  - id: a\n    task: u\n", ": suite: task id 'a' is used twice"),
+    ("tasks:\n  - id: a b\n    task: t\n", ":2: tasks[0].id: an id is"),
+    ("tasks:\n  - id: a\n    task: t\n    desktop:\n      apps: [xterm, no-such-program-x]\n",
+     ":5: tasks[0].desktop.apps[1]: app 'no-such-program-x' is not installed"),
+    ("tasks:\n  - id: a\n    task: t\n    desktop: {shares: [nothere]}\n", ":4: tasks[0].desktop.shares[0]:"),
+    ("tasks:\n  - id: a\n   task: t\n", ":3: not valid YAML"),
+    ("tasks: []\n", ":1: tasks: List should have at least 1 item"),
+])
+def test_suite_errors_name_the_line(tmp_path, text, where):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_suite(path)
+    message = str(err.value)
+    assert message.startswith(str(path)) and where in message and "\n" not in message
+
+
+def test_relative_paths_resolve_against_the_suite_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "suites"
+    (folder / "data").mkdir(parents=True)
+    (folder / "app.py").write_text("print('hi')\n")
+    (folder / "replies.json").write_text(json.dumps([box("DONE()")]))
+    write_suite(folder, [{"id": "t", "task": "x", "script": "replies.json",
+                                 "desktop": {"apps": ["python3 app.py data/new.txt --flag"], "shares": ["data"]},
+                                 "checks": [{"file": "data/new.txt", "exists": True}]}])
+    monkeypatch.chdir(tmp_path)
+    task = load_suite(Path("suites/suite.json")).tasks[0]
+    assert task.desktop.apps == [f"python3 {folder}/app.py {folder}/data/new.txt --flag"]
+    assert task.desktop.shares == [folder / "data"] and task.checks[0]["file"] == str(folder / "data" / "new.txt")
+    assert task.replies() == [box("DONE()")]
+
+
+def test_live_model_through_the_simulator_shares_one_backend_with_a_call_limit(tmp_path):
+    suite = write_suite(tmp_path / "s", [counter_task(f"t{n}", 2) for n in range(4)])
+    sim = subprocess.Popen([sys.executable, str(REPO / "bench" / "glm_simulator.py"), "--suite", str(suite),
+                            "--delay", "0.4"], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        url = sim.stdout.readline().split()[-1]
+        assert url.startswith("http://127.0.0.1:")
+        proc = deskpilot("eval", suite, "--parallel", "4", "--model-concurrency", "2", "--out", tmp_path / "out",
+                         "--base-url", url, "--no-thinking", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        import urllib.request
+
+        stats = json.loads(urllib.request.urlopen(url.removesuffix("/v1") + "/stats").read())
+    finally:
+        sim.kill()
+        sim.wait()
+    assert stats["requests"] == 12 and stats["max_in_flight"] == 2
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["passed"] == 4 and summary["tokens"]["prompt"] > 4 * 3 * 1200
+    assert summary["model_s"] >= 12 * 0.4 * 0.9
+
+
+def test_ctrl_c_stops_cleanly_with_the_summary_so_far_and_resume_finishes(tmp_path):
+    slow = {**counter_task("slow", 2), "script": [box("WAIT()"), box("DONE()")], "checks": []}
+    suite = write_suite(tmp_path / "s", [counter_task("fast", 2), slow, {**counter_task("later", 2)}])
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--parallel", "1",
+                             "--out", str(out), "--quiet"], env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "runs" / "slow~1" / "step_001.png").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["attempts"] == 1 and summary["planned"] == 3
+    assert load_run(out / "runs" / "slow~1").end.status.value == "STOPPED"
+    done = deskpilot("eval", suite, "--out", out, "--resume", "--quiet")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["attempts"] == 3 and not summary["interrupted"]
+    assert (out / "runs" / "slow~1.interrupted1" / "trajectory.jsonl").is_file()  # kept aside, not lost
+
+
+def test_builtin_checks_until_the_checks_package_is_there(tmp_path, monkeypatch):
+    """The harness's own minimal checks (used when agent/checks is absent) pass and fail on real files."""
+    from deskpilot.agent.eval import checks as ec
+
+    monkeypatch.setattr(ec, "_external", lambda: None)
+    (tmp_path / "out.json").write_text(json.dumps({"a": {"b": [1, 2]}}))
+    (tmp_path / "log.txt").write_text("saved 3 rows\n")
+
+    class FakeDesk:  # files only: no screen needed
+        def host_path(self, p):
+            return Path(p)
+
+    cases = [({"file": str(tmp_path / "out.json"), "json": {"path": "a.b[1]", "equals": 2}}, True),
+             ({"file": str(tmp_path / "out.json"), "json": {"path": "a.b[1]", "equals": 3}}, False),
+             ({"file": str(tmp_path / "log.txt"), "regex": r"saved \d+ rows"}, True),
+             ({"file": str(tmp_path / "log.txt"), "contains": "error"}, False),
+             ({"file": str(tmp_path / "nope.txt"), "exists": False}, True)]
+    for check, _ in cases:
+        ec.validate_check(check)
+    results = ec.run_checks(FakeDesk(), [c for c, _ in cases])
+    assert [r.passed for r in results] == [want for _, want in cases]
+    with pytest.raises(ValueError, match="unknown check"):
+        ec.validate_check({"smell": "x"})

@@ -1,0 +1,157 @@
+"""deskpilot eval --ray on a real local Ray cluster: a head node plus a second worker node on this machine.
+
+The cluster is started with `ray start --block` (so stopping our own `ray
+start` processes stops exactly the cluster we made, not other Ray users on
+the machine). A worker is SIGKILLed in the middle of an attempt: Ray runs
+the attempt again and the summary says it was retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="the [ray] extra is not installed")
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTER = REPO / "agent" / "eval" / "example" / "counter.py"
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ppid(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
+def _ours(pid: int, marker: str) -> bool:
+    try:
+        return marker.encode() in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    marker = f"DESKPILOT_TEST_CLUSTER={uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), marker.split("=")[0]: marker.split("=")[1],
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    temp = Path(f"/tmp/dpray-{uuid.uuid4().hex[:6]}")
+    common = ["--block", "--disable-usage-stats", "--include-dashboard", "false"]
+    head = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--num-cpus", "2", "--temp-dir", str(temp),
+                             "--node-ip-address", "127.0.0.1", *common], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [head]
+    try:
+        _wait_for_nodes(address, 1, env)
+        worker = subprocess.Popen([RAY, "start", "--address", address, "--num-cpus", "1",
+                                   "--node-ip-address", "127.0.0.1", *common[:2]], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(worker)
+        _wait_for_nodes(address, 2, env)
+        yield address, env, marker
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        deadline = time.monotonic() + 15
+        while (left := [int(p) for p in os.listdir("/proc") if p.isdigit() and _ours(int(p), marker)]):
+            if time.monotonic() > deadline:
+                for pid in left:  # only processes of the cluster this fixture started
+                    os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.2)
+
+
+def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 90) -> None:
+    probe = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print(len([x for x in ray.nodes() if x['Alive']]))"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+        if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout.strip()) >= n:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {address} never had {n} nodes")
+
+
+def _box(call: str) -> str:
+    return f"Next.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+
+def _task(tid: str, script: list[str], app_arg: str = "") -> dict:
+    return {"id": tid, "task": f"task {tid}", "desktop": {"size": "640x400", "apps": [f"python3 {COUNTER} {app_arg}".strip()]},
+            "max_steps": 6, "tags": ["ray"], "script": script, "checks": [{"window_title": "Counter: 2"}]}
+
+
+def test_suite_on_a_ray_cluster_with_a_worker_killed_mid_task(cluster, tmp_path):
+    address, env, marker = cluster
+    two = [_box("left_click(start_box='[350,600]')")] * 2
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "ray-mini", "tasks": [
+        _task("a", two + [_box("DONE()")]),
+        _task("b", two + [_box("DONE()")]),
+        _task("slow", two + [_box("WAIT()"), _box("DONE()")], app_arg="slow-attempt-marker"),
+    ]}))
+    out = tmp_path / "out"
+    driver = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", address,
+                               "--parallel", "3", "--out", str(out), "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline and driver.poll() is None:
+        for name in os.listdir("/proc"):
+            if name.isdigit() and "slow-attempt-marker" in _cmdline(int(name)):
+                pid = int(name)
+                while pid > 1 and not _cmdline(pid).startswith("ray::"):
+                    pid = _ppid(pid)
+                if pid > 1 and "attempt_on_worker" in _cmdline(pid) and _ours(pid, marker):
+                    victim = pid
+                    break
+        time.sleep(0.2)
+    assert victim is not None, f"never saw the slow attempt running on a Ray worker: {driver.poll()} {driver.stderr.read() if driver.poll() is not None else ''}"
+    time.sleep(1.0)  # in the middle of the attempt (its WAIT)
+    os.kill(victim, signal.SIGKILL)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] == 3 and summary["retried"] == ["slow~1"] and summary["ray"]["nodes"] == 2
+    results = {json.loads(x)["id"]: json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()}
+    assert results["slow"]["tries"] == 2 and results["a"]["tries"] == 1
+    assert str(victim) not in results["slow"]["worker"]
+    for r in results.values():  # the run folders came back to the driver
+        assert (out / r["run_dir"] / "report.html").is_file() and (out / r["run_dir"] / "step_001.png").is_file()
+    assert "retried after a lost worker: slow~1" in (out / "index.html").read_text()
+    # the killed worker's sandbox did not outlive it
+    deadline = time.monotonic() + 15
+    while any("slow-attempt-marker" in _cmdline(int(p)) for p in os.listdir("/proc") if p.isdigit()):
+        assert time.monotonic() < deadline, "the killed attempt's app is still running"
+        time.sleep(0.2)
