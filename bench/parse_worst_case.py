@@ -32,6 +32,8 @@ SHAPES = {
     "memory markers": lambda n: "Memory: [\n" * (n // 10),
     "open think": lambda n: "<think>" + "left_click('" * (n // 12),
     "quotes then blanks": lambda n: "left_click('" + ("'" + " " * 500 + "x") * (n // 502),
+    "bare terminal words": lambda n: "DONE? WAIT! fail.\n" * (n // 18),
+    "unclosed box before Memory": lambda n: B + "type(content='" + "it's " * (n // 5) + "\nMemory:\n[]",
 }
 
 

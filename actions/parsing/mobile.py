@@ -62,6 +62,7 @@ def map_object(obj: dict[str, Any], width: int, height: int) -> Mapped:
 def _input_text(obj: dict[str, Any], width: int, height: int) -> Mapped:
     """The official semantics: click the field, clear it when override is true, type, press Enter."""
     point = _point(obj, required=True)
+    assert point is not None  # required=True raised otherwise
     text = _text(obj)
     if text is None:
         raise ParseError('input_text needs "text"')
