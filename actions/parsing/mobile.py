@@ -6,7 +6,7 @@ long_press) is rejected with a hint so the model can answer with a desktop call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from deskpilot.actions.coords import centre, to_pixels
 from deskpilot.actions.models import Action, Done, Fail, InputText, Key, Scroll, Type, Wait
@@ -27,6 +27,10 @@ def action_name(obj: dict[str, Any]) -> str:
     raise ParseError('the JSON action needs "action_type", e.g. {"action_type": "click", "box_2d": [[x1,y1,x2,y2]]}')
 
 
+@overload
+def _point(obj: dict[str, Any], required: Literal[True]) -> tuple[float, float]: ...
+@overload
+def _point(obj: dict[str, Any], required: bool) -> tuple[float, float] | None: ...
 def _point(obj: dict[str, Any], required: bool) -> tuple[float, float] | None:
     for key in ("box_2d", "start_box", "point", "coordinate", "box"):
         value = obj.get(key)

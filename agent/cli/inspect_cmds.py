@@ -96,8 +96,8 @@ def locate(
     from deskpilot.agent.queries import run_locate
 
     try:
-        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor, dialect)
-        x1, y1, x2, y2 = run_locate(backend, dialect, obs, description)
+        obs, backend, prompts = _query_setup(image, base_url, model, script, flavor, dialect)
+        x1, y1, x2, y2 = run_locate(backend, prompts, obs, description)
     except ParseError as err:
         raise fail(f"the model gave no usable box: {getattr(err, 'message', err)}", 1) from None
     except _user_errors() as err:
@@ -116,7 +116,7 @@ def ask(
     from deskpilot.agent.queries import run_ask
 
     try:
-        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor, dialect)
-        print(run_ask(backend, dialect, obs, question))
+        obs, backend, prompts = _query_setup(image, base_url, model, script, flavor, dialect)
+        print(run_ask(backend, prompts, obs, question))
     except _user_errors() as err:
         raise fail(str(err)) from None
