@@ -316,7 +316,7 @@ def unshare_prefix() -> tuple[str, ...]:
         unshare = require("unshare")
     except SandboxError:
         return ()
-    prefix = (unshare, "--pid", "--fork", "--kill-child")
+    prefix: tuple[str, ...] = (unshare, "--pid", "--fork", "--kill-child")
     if os.geteuid() != 0:
         prefix = (unshare, "--user", "--map-root-user", "--pid", "--fork", "--kill-child")
     try:
