@@ -73,6 +73,7 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
             finally:
                 desk.close()
                 backend.close()
+        if result.run_dir:
             finish_run(out / result.run_dir)
         result.worker = worker
         buf = io.BytesIO()

@@ -162,7 +162,7 @@ def failed_attempt(task: SuiteTask, attempt: int, out: Path, error: BaseExceptio
     run_dir = attempt_dir(out, task.id, attempt)
     return AttemptResult(id=task.id, attempt=attempt, status="ERROR", passed=False, checks_total=len(task.checks),
                          reason=str(error) or error.__class__.__name__, wall_s=round(wall_s, 3), tags=task.tags,
-                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "report.html").is_file() else "")
+                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "trajectory.jsonl").is_file() else "")
 
 
 def plan(suite: Suite, repeat: int, out: Path, resume: bool) -> tuple[list[tuple[SuiteTask, int]], list[AttemptResult]]:
@@ -237,10 +237,11 @@ class Evaluation:
         started = time.monotonic()
 
         async def one(task: SuiteTask, attempt: int) -> None:
-            async with gate:
+            async with gate:  # `parallel` desks in use at most; the report is built after
                 self._queue.remove((task, attempt))
                 t0 = time.monotonic()
                 self.progress({"event": "start", "task": task.id, "attempt": attempt})
+                result = None
                 try:
                     spec = task_spec(task)
                     key = spec.model_dump_json()
@@ -249,12 +250,13 @@ class Evaluation:
                         result = await run_attempt(task, attempt, self.out, self.cfg, desk,
                                                    task_backend(task, shared), desk_s=time.monotonic() - t0,
                                                    on_event=self.progress)
-                    await asyncio.to_thread(finish_run, self.out / result.run_dir)  # the desk is free already
                 except (DeskpilotError, OSError) as err:
                     result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
-                append_result(self.out, result)
-                self.results.append(result)
-                self.progress({"event": "result", "result": result})
+            if result.run_dir:
+                await asyncio.to_thread(finish_run, self.out / result.run_dir)
+            append_result(self.out, result)
+            self.results.append(result)
+            self.progress({"event": "result", "result": result})
 
         self._queue = list(todo)
         jobs = [asyncio.ensure_future(one(t, a)) for t, a in todo]
