@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 
 from Xlib import X, XK, display as xdisplay
 from Xlib.ext import xtest
@@ -24,6 +25,7 @@ from deskpilot.actions.xkeys import key_keysym, text_keysyms
 DRAG_STEPS = 12
 BUTTON_MASKS = X.Button1Mask | X.Button2Mask | X.Button3Mask | X.Button4Mask | X.Button5Mask
 SETTLE_S = 0.05  # lets apps look up keys typed on a spare keycode before it is remapped
+REPEAT_GAP_S = 0.003  # between two strokes of one key: a new server timestamp (not autorepeat)
 
 
 class Keyboard:
@@ -120,8 +122,16 @@ class Keyboard:
         extra = self._assign(list(missing))
         if needs_remap:
             self.d.sync()
+        previous = None
         for keysym in keysyms:
+            keycode = self.table[keysym][0] if keysym in self.table else extra[keysym]
+            if keycode == previous:
+                # A release and a press of one key at the same server millisecond look like
+                # autorepeat: LibreOffice's X11 backend then drops the second 'l' of "Tallinn".
+                self.d.sync()
+                time.sleep(REPEAT_GAP_S)
             self._stroke(keysym, extra)
+            previous = keycode
         self.d.sync()
 
     def _make_room(self, missing: set[int]) -> bool:
@@ -133,6 +143,15 @@ class Keyboard:
 
     def chord(self, names: list[str]) -> None:
         """Press keys in order, release in reverse; add shift for shifted symbols."""
+        with self.held(names):
+            pass
+
+    @contextmanager
+    def held(self, names: list[str]):
+        """Keys down (in order) for the body, then up (in reverse), even if the body fails."""
+        if not names:
+            yield
+            return
         keysyms = [key_keysym(n) for n in names]
         missing = {k for k in keysyms if k not in self.table}
         self._make_room(missing)
@@ -147,9 +166,13 @@ class Keyboard:
                 codes.append(keycode)
         for keycode in codes:
             xtest.fake_input(self.d, X.KeyPress, keycode)
-        for keycode in reversed(codes):
-            xtest.fake_input(self.d, X.KeyRelease, keycode)
         self.d.sync()
+        try:
+            yield
+        finally:
+            for keycode in reversed(codes):
+                xtest.fake_input(self.d, X.KeyRelease, keycode)
+            self.d.sync()
 
     def restore(self) -> None:
         """Give the spare keycodes back their original (empty) rows."""
@@ -183,7 +206,9 @@ class Worker:
     def perform(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.type}", None)
         if handler is not None:
-            handler(action)
+            # hold_keys: real key presses around the pointer action (ctrl+click adds to a selection)
+            with self.keyboard.held(list(getattr(action, "modifiers", []))):
+                handler(action)
             self.wait_released()
 
     def wait_released(self, timeout: float = 1.0) -> None:
@@ -207,6 +232,19 @@ class Worker:
 
     def _do_double_click(self, a) -> None:
         self.gui.doubleClick(a.x, a.y)
+
+    def _do_triple_click(self, a) -> None:
+        self.gui.tripleClick(a.x, a.y)
+
+    def _do_input_text(self, a) -> None:
+        """Mobile input_text: click the field, clear it if asked, type, press Enter."""
+        self.gui.click(a.x, a.y)
+        self.wait_released()
+        if a.override:
+            self.keyboard.chord(["ctrl", "a"])
+            self.keyboard.chord(["backspace"])
+        self.keyboard.type_text(a.text)
+        self.keyboard.chord(["enter"])
 
     def _do_hover(self, a) -> None:
         self.gui.moveTo(a.x, a.y)

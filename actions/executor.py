@@ -19,12 +19,26 @@ from pathlib import Path
 
 from deskpilot.actions.errors import ActionError, ExecutorError
 from deskpilot.actions.keys import KEY_NAMES
-from deskpilot.actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
+from deskpilot.actions.models import (
+    Action,
+    Click,
+    Done,
+    DoubleClick,
+    Drag,
+    Fail,
+    Hover,
+    InputText,
+    Key,
+    Scroll,
+    TripleClick,
+    Type,
+    Wait,
+)
 from deskpilot.actions.xkeys import KeysymError, key_keysym, text_keysyms
 
 __all__ = ["ActionError", "Executor", "ExecutorError"]
 
-_KNOWN = (Click, DoubleClick, Hover, Drag, Scroll, Key, Type, Wait, Done, Fail)
+_KNOWN = (Click, DoubleClick, TripleClick, Hover, Drag, Scroll, Key, Type, InputText, Wait, Done, Fail)
 START_TIMEOUT_S = 20.0
 
 
@@ -70,8 +84,11 @@ class Executor:
         try:
             if isinstance(action, Key):
                 self._validate_keys(list(action.keys))
-            elif isinstance(action, Type):
+            elif isinstance(action, (Type, InputText)):
                 text_keysyms(action.text)
+            modifiers = list(getattr(action, "modifiers", []))
+            if modifiers:
+                self._validate_keys(modifiers)
         except KeysymError as exc:
             raise ActionError(str(exc)) from None
 
@@ -187,6 +204,6 @@ class Executor:
 
 
 def _timeout_for(action: Action) -> float:
-    if isinstance(action, Type):
+    if isinstance(action, (Type, InputText)):
         return 30.0 + 0.05 * len(action.text)
     return 30.0

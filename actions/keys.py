@@ -43,6 +43,16 @@ ALIASES: dict[str, str] = {
     "backslash": "\\", "semicolon": ";", "apostrophe": "'", "quote": "'",
     "grave": "`", "backquote": "`", "equal": "=", "equals": "=",
     "bracketleft": "[", "bracketright": "]",
+    # names in the official GLM-V key maps (desktop eval agents)
+    "backtick": "`", "dot": ".", "tilde": "~", "leftbracket": "[", "rightbracket": "]",
+    "forwarddelete": "delete", "fwddelete": "delete", "forward_delete": "delete",
+    "keypadenter": "enter", "kpenter": "enter", "numpadenter": "enter",
+    "opt": "alt", "alt_gr": "alt", "pagedn": "pagedown",
+    "super_key": "win", "windows_key": "win", "win_l": "win", "win_r": "win",
+    "exclamation": "!", "at": "@", "hash": "#", "dollar": "$", "percent": "%",
+    "caret": "^", "ampersand": "&", "asterisk": "*", "underscore": "_",
+    "colon": ":", "question": "?", "less": "<", "greater": ">", "pipe": "|",
+    "doublequote": "\"", "parenleft": "(", "parenright": ")", "braceleft": "{", "braceright": "}",
 }
 
 

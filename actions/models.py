@@ -23,6 +23,18 @@ class _Base(BaseModel):
         return []
 
 
+def _modifier_list(value: object) -> object:
+    """'ctrl+shift' or ['ctrl', 'shift'] -> canonical names; '' and 'none' mean no keys."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [] if value.strip().lower() in ("", "none") else split_combo(value)
+    if isinstance(value, list):
+        names = [normalize_key(str(v)) for v in value]
+        return list(dict.fromkeys(names))
+    return value
+
+
 class _Pointed(_Base):
     x: Pixel
     y: Pixel
@@ -31,20 +43,38 @@ class _Pointed(_Base):
         return [(self.x, self.y)]
 
 
-class Click(_Pointed):
+class _Held(_Pointed):
+    """A pointer action performed with keys held down (``hold_keys`` of GLM-V),
+    e.g. ctrl+click to add to a selection: keys go down before, up after."""
+
+    modifiers: list[str] = Field(default_factory=list, max_length=4)
+
+    @field_validator("modifiers", mode="before")
+    @classmethod
+    def _mods(cls, value: object) -> object:
+        return _modifier_list(value)
+
+
+class Click(_Held):
     type: Literal["click"] = "click"
     button: Literal["left", "right", "middle"] = "left"
 
 
-class DoubleClick(_Pointed):
+class DoubleClick(_Held):
     type: Literal["double_click"] = "double_click"
 
 
-class Hover(_Pointed):
+class TripleClick(_Held):
+    """Three left clicks in a row: selects a line or paragraph in most toolkits."""
+
+    type: Literal["triple_click"] = "triple_click"
+
+
+class Hover(_Held):
     type: Literal["hover"] = "hover"
 
 
-class Drag(_Pointed):
+class Drag(_Held):
     """Press at (x, y), move to (to_x, to_y), release."""
 
     type: Literal["drag"] = "drag"
@@ -55,7 +85,7 @@ class Drag(_Pointed):
         return [(self.x, self.y), (self.to_x, self.to_y)]
 
 
-class Scroll(_Pointed):
+class Scroll(_Held):
     type: Literal["scroll"] = "scroll"
     direction: Literal["up", "down", "left", "right"] = "down"
     amount: int = Field(default=5, ge=1, le=100)
@@ -97,6 +127,15 @@ class Type(_Base):
     text: str = Field(max_length=10_000)
 
 
+class InputText(_Pointed):
+    """The mobile ``input_text``: click the field, clear it if ``override``,
+    type ``text``, press Enter (the official semantics)."""
+
+    type: Literal["input_text"] = "input_text"
+    text: str = Field(max_length=10_000)
+    override: bool = False
+
+
 class Wait(_Base):
     type: Literal["wait"] = "wait"
     seconds: float = Field(default=5.0, ge=0, le=600)
@@ -113,7 +152,7 @@ class Fail(_Base):
 
 
 Action = Annotated[
-    Union[Click, DoubleClick, Hover, Drag, Scroll, Key, Type, Wait, Done, Fail],
+    Union[Click, DoubleClick, TripleClick, Hover, Drag, Scroll, Key, Type, InputText, Wait, Done, Fail],
     Field(discriminator="type"),
 ]
 

@@ -58,6 +58,7 @@ class DesktopSpec(BaseModel):
     shares: list[Path] = Field(default_factory=list)
     isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
+    maximize: bool = True  # apps' normal windows start maximized
 
     @field_validator("size", mode="before")
     @classmethod
@@ -79,8 +80,20 @@ class BackendSpec(BaseModel):
     base_url: str | None = None
     model: str = "glm-4.5v"
     api_key: str | None = Field(default=None, repr=False)
-    flavor: Literal["vllm", "sglang", "zai", "openai", "transformers"] = "vllm"
+    # auto: vLLM's extras, dropped (and remembered) when a server refuses them (transformers serve: 422)
+    flavor: Literal["auto", "vllm", "sglang", "zai", "openai", "transformers"] = "auto"
     script: Path | None = None
+    dialect: str = "glm-4.5v"  # how the model is prompted and read: glm-4.5v, glm-4.1v, glm-5v
+    prompt_template: Path | None = None  # a jinja2 file replacing the built-in prompt wording
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect(cls, v: str) -> str:
+        from deskpilot.agent.dialects import DIALECT_NAMES
+
+        if v.strip().lower() not in DIALECT_NAMES:
+            raise ValueError(f"unknown dialect {v!r}: choose one of {', '.join(DIALECT_NAMES)}")
+        return v.strip().lower()
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -101,7 +114,17 @@ class RunSpec(BaseSettings):
     out: Path | None = None
     confirm: bool = False
     instructions: str = ""
+    output_schema: Path | None = None  # JSON Schema the DONE answer must match (checked, one retry)
     secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    cache: Path | None = None  # cached-run file (deskpilot.agent.cache)
+
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from deskpilot.agent.checks import parse_checks
+
+        parse_checks(v)  # ConfigError with the check's one-line reason
+        return v
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -194,7 +217,7 @@ def _env_value(name: str, path: tuple[str, ...], raw: str) -> Any:
     leaf = path[-1]
     if leaf in _LIST_FIELDS:
         return [p for p in raw.split(os.pathsep if leaf == "shares" else ";") if p]
-    if _leaf_annotation(path) is bool:
+    if _leaf_annotation(path) in (bool, bool | None):
         if raw.lower() not in _BOOL_WORDS:
             raise ConfigError(f"{name} must be true or false, got {raw!r}")
         return _BOOL_WORDS[raw.lower()]

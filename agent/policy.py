@@ -102,5 +102,6 @@ class Policy(BaseModel):
         return True, ""
 
 
-Confirm = Callable[[int, Action, str], bool]
-"""Asked before each action: (step, action, thought) -> go ahead?"""
+Confirm = Callable[[int, Action, str], "bool | str | tuple[str, str]"]
+"""Asked before each action: (step, action, thought) -> True / "yes" (go ahead), "no" or ("no", why)
+(skip it; the model is told why and goes on), False / "quit" (stop the run)."""

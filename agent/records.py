@@ -18,6 +18,8 @@ class Status(str, Enum):
     MAX_STEPS = "MAX_STEPS"
     ERROR = "ERROR"
     STOPPED = "STOPPED"
+    PASSED = "PASSED"  # DONE, and every check passed
+    FAILED = "FAILED"  # DONE, but a check failed
 
 
 class RequestSummary(BaseModel):
@@ -28,6 +30,11 @@ class RequestSummary(BaseModel):
     image_tokens: int = 0
     text_chars: int = 0
     thinking: bool = True
+    # token accounting (agent.tokens): text tokens are estimated, image tokens exact
+    prompt_tokens_est: int = 0
+    image_tokens_default: int = 0  # the same step's images without a budget (full size + 4 history at 50%)
+    prefix_tokens_est: int = 0  # shared with the previous step's prompt: what a prefix cache can reuse
+    prefix_share: float = 0.0
 
 
 class Attempt(BaseModel):
@@ -36,11 +43,14 @@ class Attempt(BaseModel):
     raw_reply: str
     reasoning: str | None = None
     error: str
+    prompt: str = ""  # the exact text sent, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicyDecision(BaseModel):
     allowed: bool = True
     reason: str = ""
+    by: str = "policy"  # "policy", or "user" when declined at --confirm (the run goes on)
 
 
 class StepRecord(BaseModel):
@@ -60,11 +70,15 @@ class StepRecord(BaseModel):
     element_info: str | None = None
     memory: list[Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    prompt: str = ""  # the exact text of the accepted attempt's prompt, images as <image WxH>
+    sampling: dict[str, Any] = Field(default_factory=dict)
     policy: PolicyDecision = Field(default_factory=PolicyDecision)
     performed: bool = False
+    cached: bool = False  # the action came from a cache file, not from the model
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
+    settle: dict[str, Any] | None = None  # filled from the acted record when a run is loaded
 
 
 class ActedRecord(BaseModel):
@@ -74,6 +88,7 @@ class ActedRecord(BaseModel):
     step: int
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    settle: dict[str, Any] | None = None  # agent.settle.SettleResult: what the wait after the action saw
 
 
 class QueryRecord(BaseModel):
@@ -91,14 +106,32 @@ class QueryRecord(BaseModel):
     error: str | None = None
 
 
+class CheckRecord(BaseModel):
+    """A verification check run after the last action (see deskpilot.agent.checks)."""
+
+    kind: Literal["check"] = "check"
+    time: str
+    index: int
+    check_kind: str
+    label: str
+    check: dict[str, Any] = Field(default_factory=dict)
+    passed: bool
+    message: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    ms: float = 0.0
+
+
 class EndRecord(BaseModel):
     kind: Literal["end"] = "end"
     time: str
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema
     reason: str = ""
     steps: int = 0
     totals: dict[str, int | float] = Field(default_factory=dict)
+    screenshot: str | None = None  # the screen after the last action (final.png)
+    error_kind: str | None = None  # "parse" (replies never parsed), "unreachable" (model server), "backend", "action"
 
 
 class RunResult(BaseModel):
@@ -111,17 +144,20 @@ class RunResult(BaseModel):
 
     status: Status
     answer: str | None = None
+    output: Any = None  # the answer validated against the output schema (JSON value or model instance)
     reason: str = ""
     steps: int = 0
     run_dir: str | None = None
     report_path: str | None = None
     totals: dict[str, int | float] = Field(default_factory=dict)
+    error_kind: str | None = None  # as in EndRecord: why an ERROR happened, for exit codes
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # CheckResult dumps, when checks ran
     history: list[StepRecord] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the model said the task is done."""
-        return self.status == Status.DONE
+        """True when the model said the task is done (and every check passed, if there were checks)."""
+        return self.status in (Status.DONE, Status.PASSED)
 
     @property
     def steps_taken(self) -> int:
@@ -146,7 +182,7 @@ class RunResult(BaseModel):
         """Every error met: rejected replies, failed actions, and the run's own reason if it failed."""
         found = [a.error for rec in self.history for a in rec.attempts]
         found += [rec.error for rec in self.history if rec.error]
-        if self.status not in (Status.DONE,) and self.reason:
+        if self.status not in (Status.DONE, Status.PASSED) and self.reason:
             found.append(self.reason)
         return found
 

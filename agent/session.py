@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -39,38 +38,14 @@ class SessionSpec(BaseModel):
     network: bool = False
     shares: list[str] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
+    maximize: bool = True  # apps' normal windows start maximized
 
 
-_SYSTEM_DIRS = ("/usr/", "/etc/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/proc/", "/dev/")
+def app_from_command(command: str, *, cwd: str | Path | None = None) -> AppSpec:
+    """A user's `--app "CMD ARGS"` (their own text, never model output); rules in agent/apps.py."""
+    from deskpilot.agent.apps import parse_command
 
-
-def app_from_command(command: str) -> AppSpec:
-    """A user's `--app "CMD ARGS"` (their own text, never model output).
-
-    Arguments that name existing host files or folders outside the system
-    directories are made visible inside the sandbox, read-only, at the same
-    absolute path; relative paths are made absolute.
-    """
-    argv = shlex.split(command)
-    if not argv:
-        raise UsageError("--app needs a command, e.g. --app xterm")
-    if "/" not in argv[0] and shutil.which(argv[0]) is None:
-        raise UsageError(f"app {argv[0]!r} is not installed (not found on PATH)")
-    if "/" in argv[0] and not Path(argv[0]).exists():
-        raise UsageError(f"app {argv[0]!r} does not exist")
-    binds: list[dict[str, Any]] = []
-    for i, arg in enumerate(argv):
-        if i == 0 and "/" not in arg:
-            continue  # a program found on PATH
-        if not Path(arg).exists() or (i > 0 and "/" not in arg and not Path(arg).is_file()):
-            continue
-        path = Path(os.path.abspath(arg))  # keep symlinks: /bin/sh stays /bin/sh
-        argv[i] = str(path)
-        if str(path).startswith(_SYSTEM_DIRS):
-            continue
-        folder = str(path if path.is_dir() else path.parent)
-        if all(b["host"] != folder for b in binds):
-            binds.append({"host": folder, "writable": False})
+    argv, binds = parse_command(command, cwd=cwd)
     return AppSpec(argv=argv, binds=binds)
 
 
@@ -90,13 +65,20 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
             Path(share).mkdir(parents=True, exist_ok=True)
         elif not Path(share).is_dir():
             raise UsageError(f"shared folder {share} does not exist (or is not a folder)")
+    from deskpilot.agent.apps import plan_binds
+
     binds = [Bind(host=Path(s), writable=True) for s in spec.shares]
+    app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # bad binds fail before start-up
     width, height = spec.size
-    sb = Sandbox(size=(width, height), isolation=spec.isolation, network=spec.network, binds=binds)
+    sb = Sandbox(size=(width, height), isolation=spec.isolation, network=spec.network, binds=binds,
+                 maximize=spec.maximize)
     handles = []
     try:
-        for app in spec.apps:
-            extra = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
+        from deskpilot.agent.office import prepare_home
+
+        prepare_home(sb.home, [app.argv for app in spec.apps], spec.shares)  # no first-start dialogs
+        sb.give_to_apps(sb.home / ".config")  # the apps' user must be able to write its own settings
+        for app, extra in zip(spec.apps, app_binds):
             handles.append(sb.launch(app.argv, binds=extra))
     except BaseException:
         sb.close()
@@ -132,9 +114,18 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
                 raise SandboxError(f"app {' '.join(h.argv)!r} exited with code {h.poll()} "
                                    f"before showing a window: {said}") from None
             if time.monotonic() - started > timeout:
-                raise SandboxError(f"no app window appeared within {timeout:g} s") from None
+                said = "".join(f" | {h.argv[0]}: {_tail(h.stderr_path, 2)}" for h in handles if _tail(h.stderr_path, 2))
+                state = sb.diagnose() if hasattr(sb, "diagnose") else ""
+                raise SandboxError(f"no app window appeared within {timeout:g} s ({state}){said}") from None
     remaining = max(0.5, timeout - (time.monotonic() - started))
-    settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
+    from deskpilot.agent.settle import wait_quiet
+    from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
+
+    try:  # nothing drawn for 0.2 s (a blinking caret aside); frame comparison without DAMAGE
+        with DamageWatcher(sb.display, getattr(sb, "xauthority", None)) as watcher:
+            wait_quiet(watcher, quiet_s=0.2, cap_s=min(5.0, remaining))
+    except DamageUnavailable:
+        settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
 
 
 def _app_spec(app: "str | AppSpec | Sequence[str]") -> AppSpec:
@@ -182,6 +173,7 @@ class Session:
         *,
         isolation: Literal["bwrap", "none"] = "bwrap",
         network: bool = False,
+        maximize: bool = True,
         ready_timeout: float = 20.0,
         spec: SessionSpec | None = None,
         create_shares: bool = False,
@@ -191,12 +183,13 @@ class Session:
         if isinstance(shares, (str, os.PathLike)):
             shares = [shares]
         if spec is None:
-            spec = SessionSpec(size=_size(size), isolation=isolation, network=network,
+            spec = SessionSpec(size=_size(size), isolation=isolation, network=network, maximize=maximize,
                                shares=[os.path.abspath(s) for s in shares], apps=[_app_spec(a) for a in apps])
         self.spec = spec
         self.sandbox, self.apps = open_sandbox(spec, create_shares=create_shares)
         self._capturer = None
         self._executor = None
+        self._settler = None
         try:
             wait_until_ready(self.sandbox, self.capturer, timeout=ready_timeout, handles=self.apps,
                              has_apps=bool(spec.apps))
@@ -245,16 +238,33 @@ class Session:
             Path(path).write_bytes(encode_png(image))
         return image
 
+    @property
+    def settler(self):
+        """The event-driven wait after actions (agent.settle; X DAMAGE, frames without it)."""
+        if self._settler is None:
+            from deskpilot.agent.settle import Settler
+
+            self._settler = Settler.open(self.capturer)
+        return self._settler
+
     def settle(self, cap: float = 2.0) -> None:
         """Wait until the screen stops changing (at most `cap` seconds)."""
-        settle_blocking(self.capturer.grab, cap=cap)
+        from deskpilot.agent.settle import wait_quiet
+
+        if self.settler.watcher is not None:
+            wait_quiet(self.settler.watcher, quiet_s=0.05, cap_s=cap)  # nothing drawn for 50 ms
+        else:
+            settle_blocking(self.capturer.grab, cap=cap)
 
     # -- acting -----------------------------------------------------------------------
     def perform(self, action, *, settle: bool = True) -> None:
-        """Perform one typed action (deskpilot.actions) inside this desktop."""
+        """Perform one typed action (deskpilot.actions) inside this desktop; then wait for what it does."""
+        waits = settle and action.type not in ("done", "fail", "wait")
+        if waits:
+            self.settler.before_act(action)
         self.executor.perform(action)
-        if settle and action.type not in ("done", "fail", "wait"):
-            self.settle()
+        if waits:
+            self.settler.after_act()
 
     def click(self, x: int, y: int, button: Literal["left", "right", "middle"] = "left") -> None:
         from deskpilot.actions.models import Click
@@ -299,10 +309,13 @@ class Session:
 
     def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0):
         """Start another app (same parsing and binding rules as --app); returns its handle."""
-        from deskpilot.sandbox import Bind
+        from deskpilot.agent.apps import plan_binds
+        from deskpilot.agent.office import prepare_home
 
         app = _app_spec(command)
-        extra = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds]
+        extra = plan_binds(app.binds, self.spec.shares)
+        prepare_home(self.sandbox.home, [app.argv], self.spec.shares)
+        self.sandbox.give_to_apps(self.sandbox.home / ".config")
         handle = self.sandbox.launch(app.argv, binds=extra)
         self.apps.append(handle)
         self.spec.apps.append(app)
@@ -313,13 +326,13 @@ class Session:
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the input worker, the capturer, every app and the display (idempotent)."""
-        for part in (self._executor, self._capturer):
+        for part in (self._settler, self._executor, self._capturer):
             if part is not None:
                 try:
                     part.close()
                 except Exception:  # closing must go on whatever one part says
                     pass
-        self._executor = self._capturer = None
+        self._settler = self._executor = self._capturer = None
         self.sandbox.close()
 
     def __enter__(self) -> "Session":

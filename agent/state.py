@@ -33,12 +33,13 @@ class RunState:
         self.history.append(HistoryEntry(thought=parsed.thought, action_text=text, screenshot=obs.image))
         if len(self.history) > self.keep_images:
             self.history[-self.keep_images - 1].screenshot = None
-        if parsed.memory is not None:
-            self.memory = parsed.memory
+        # No (readable) Memory: section resets memory, as the official agents do.
+        self.memory = parsed.memory if parsed.memory is not None else []
 
     def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
-        unchanged = self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999
-        if action == self._last_action and unchanged and action.type != "wait":
+        repeated = action == self._last_action and action.type != "wait"
+        # comparing frames costs ~10 ms at 1080p: only when the action repeats
+        if repeated and self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999:
             self._repeats += 1
         else:
             self._repeats = 1

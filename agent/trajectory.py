@@ -22,7 +22,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from deskpilot.errors import RunFolderError
-from deskpilot.agent.records import ActedRecord, EndRecord, ErrorRecord, QueryRecord, StepRecord
+from deskpilot.agent.records import ActedRecord, CheckRecord, EndRecord, ErrorRecord, QueryRecord, StepRecord
 from deskpilot.perception.encode import encode_png
 
 TRAJECTORY = "trajectory.jsonl"
@@ -111,7 +111,7 @@ class Trajectory:
             line = self._line(record)
         except RunFolderError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any serialisation failure becomes an error record
+        except Exception as exc:  # any serialisation failure becomes an error record
             step = getattr(record, "step", None)
             kind = str(getattr(record, "kind", type(record).__name__))
             detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
@@ -183,6 +183,7 @@ class LoadedRun:
     settings: dict[str, Any]
     steps: list[StepRecord] = field(default_factory=list)
     queries: list[QueryRecord] = field(default_factory=list)
+    checks: list[CheckRecord] = field(default_factory=list)
     end: EndRecord | None = None
     skipped_lines: int = 0
     errors: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
@@ -219,11 +220,12 @@ class LoadedRun:
         """Paths of the screenshots each step saw, in order."""
         return [self.run_dir / s.screenshot for s in self.steps if s.screenshot]
 
-    def errors(self) -> list[str]:
+    def error_messages(self) -> list[str]:
         """Every error recorded: rejected replies, failed steps and actions, failed queries, the end reason."""
         found = [a.error for s in self.steps for a in s.attempts]
         found += [s.error for s in self.steps if s.error]
         found += [q.error for q in self.queries if q.error]
+        found += [f"{e.record} record not written: {e.error}" for e in self.errors]
         if self.end is not None and self.end.status.value not in ("DONE",) and self.end.reason:
             found.append(self.end.reason)
         return found
@@ -262,10 +264,13 @@ def load_run(run_dir: Path) -> LoadedRun:
                 if acted.step in by_step:
                     target = by_step[acted.step]
                     target.timings_ms.update(acted.timings_ms)
+                    target.settle = acted.settle
                     target.performed = acted.error is None
                     target.error = acted.error or target.error
             elif kind in ("locate", "ask"):
                 run.queries.append(QueryRecord.model_validate(data))
+            elif kind == "check":
+                run.checks.append(CheckRecord.model_validate(data))
             elif kind == "end":
                 run.end = EndRecord.model_validate(data)
             elif kind == "error":

@@ -60,6 +60,13 @@ class BackendError(DeskpilotError, RuntimeError):
         self.retryable = retryable
 
 
+class BackendUnreachable(BackendError):
+    """The model server could not be reached, or refused us (no server, bad URL, key refused, model not served).
+
+    Its own kind so the CLI can give it its own exit code: retrying the run will not help.
+    """
+
+
 class ParseError(DeskpilotError, ValueError):
     """A reply the parser cannot turn into an action.
 

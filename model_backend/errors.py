@@ -6,6 +6,8 @@ import re
 from typing import Callable
 
 import openai
+
+from deskpilot.errors import BackendUnreachable
 from deskpilot.model_backend.base import BackendError
 
 KEY_ENV_VARS = ("DESKPILOT_API_KEY", "OPENAI_API_KEY")
@@ -47,7 +49,7 @@ def model_not_found(model: str, base_url: str, exc: openai.APIStatusError,
     except Exception as err:  # any failure of the listing is reported, not raised
         why = f"HTTP {err.status_code}" if isinstance(err, openai.APIStatusError) else type(err).__name__
         listing = (f"it offers: {', '.join(offered)}; " if offered else "") + f"(listing /models failed: {why})"
-    return BackendError(f"model '{model}' is not served at {base_url}; {listing}")
+    return BackendUnreachable(f"model '{model}' is not served at {base_url}; {listing}", status_code=404)
 
 
 def tries_taken(exc: openai.OpenAIError, default: int) -> int:
@@ -85,7 +87,7 @@ def _connection(exc: openai.APIConnectionError, base_url: str, tries: int) -> Ba
     name = type(cause).__name__
     detail = str(cause).splitlines()[0][:160] if str(cause) else name
     if name in ("ConnectError", "ConnectionRefusedError", "ConnectTimeout") or isinstance(cause, ConnectionRefusedError):
-        return BackendError(f"cannot reach the model server at {base_url} ({_times(tries)}): is it running?")
+        return BackendUnreachable(f"cannot reach the model server at {base_url} ({_times(tries)}): is it running?")
     if name in ("RemoteProtocolError", "ReadError", "ProtocolError", "LocalProtocolError", "IncompleteRead"):
         return BackendError(f"the model server at {base_url} broke off or garbled its answer ({_times(tries)}): {detail}")
     return BackendError(f"the connection to the model server at {base_url} failed ({_times(tries)}): {name}: {detail}")
@@ -110,14 +112,14 @@ def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: 
     if isinstance(exc, openai.APIConnectionError):
         return _connection(exc, base_url, tries)
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return BackendError(
+        return BackendUnreachable(
             f"model server at {base_url} refused the API key (HTTP {exc.status_code}): "
-            f"set {' or '.join(KEY_ENV_VARS)}"
+            f"set {' or '.join(KEY_ENV_VARS)}", status_code=exc.status_code,
         )
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
         if code == 404:
-            return BackendError(f"no chat endpoint at {base_url} (HTTP 404): does the URL end in /v1?")
+            return BackendUnreachable(f"no chat endpoint at {base_url} (HTTP 404): does the URL end in /v1?", status_code=404)
         again = ""
         if code == 429 or code >= 500:
             wait = _retry_after(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -16,8 +17,11 @@ from deskpilot.model_backend.base import BackendError
 from deskpilot.model_backend.messages import ImageFormat, request_to_openai_messages
 from deskpilot.model_backend.types import ChatRequest, Reply
 
-Flavor = Literal["vllm", "sglang", "zai", "openai", "transformers"]
-FLAVORS: tuple[str, ...] = ("vllm", "sglang", "zai", "openai", "transformers")
+Flavor = Literal["auto", "vllm", "sglang", "zai", "openai", "transformers"]
+FLAVORS: tuple[str, ...] = ("auto", "vllm", "sglang", "zai", "openai", "transformers")
+# How servers name request fields they do not know: `transformers serve` (422) and OpenAI-style (400).
+_UNKNOWN_FIELDS = (re.compile(r"Unexpected fields in the request: \{([^}]*)\}"),
+                   re.compile(r"Unrecognized request arguments? supplied: ([\w, ]+)"))
 PLACEHOLDER_KEY = "EMPTY"  # vLLM, SGLang and transformers serve accept any key
 
 
@@ -40,14 +44,26 @@ def normalize_base_url(base_url: str) -> str:
 def extra_body(request: ChatRequest, flavor: Flavor) -> dict[str, Any]:
     """Per-flavor switches: thinking on/off and keeping GLM's box tokens."""
     body: dict[str, Any] = {}
-    if flavor in ("vllm", "sglang", "transformers"):
+    if flavor in ("auto", "vllm", "sglang", "transformers"):
         body["chat_template_kwargs"] = {"enable_thinking": request.thinking}
-    if flavor in ("vllm", "sglang"):  # transformers serve rejects unknown fields (422)
+    if flavor in ("auto", "vllm", "sglang"):  # transformers serve rejects unknown fields (422)
         body["skip_special_tokens"] = False
     if flavor == "zai":
         body["thinking"] = {"type": "enabled" if request.thinking else "disabled"}
     body.update(request.extra)
     return body
+
+
+def unknown_fields(exc: openai.OpenAIError) -> set[str]:
+    """Request fields a 400/422 answer says the server does not accept (empty if it says nothing such)."""
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422):
+        return set()
+    text = errors.server_message(exc, 2000)
+    for pattern in _UNKNOWN_FIELDS:
+        found = pattern.search(text)
+        if found:
+            return {name.strip(" '\"") for name in found.group(1).split(",") if name.strip(" '\"")}
+    return set()
 
 
 def _reply(resp: Any, started: float, base_url: str = "") -> Reply:
@@ -60,9 +76,14 @@ class OpenAICompatibleBackend:
     Retries (the SDK's own, ``max_retries`` times): connection errors,
     timeouts, HTTP 408/409/429/5xx, with backoff 0.5 s doubling up to 8 s
     (less 0-25% jitter). Other failures raise a one-line BackendError.
+
+    Any OpenAI-compatible server works without naming its kind: the extras
+    vLLM needs are sent, and if a server refuses some of them by name (as
+    `transformers serve` does with HTTP 422), the call is repeated once
+    without them and the backend remembers not to send them again.
     """
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, flavor: Flavor = "vllm",
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, flavor: Flavor = "auto",
                  timeout: float = 120.0, max_retries: int = 3, image_format: ImageFormat = "png"):
         if flavor not in FLAVORS:
             raise BackendError(f"unknown flavor '{flavor}': choose one of {', '.join(FLAVORS)}")
@@ -74,13 +95,14 @@ class OpenAICompatibleBackend:
                                      max_retries=max_retries)
         self._aclient: openai.AsyncOpenAI | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self.dropped_fields: set[str] = set()  # extras this server refused; never sent again
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request_to_openai_messages(request, self.image_format),
             "max_tokens": request.max_tokens,
-            "extra_body": extra_body(request, self.flavor),
+            "extra_body": {k: v for k, v in extra_body(request, self.flavor).items() if k not in self.dropped_fields},
         }
         for name in ("temperature", "top_p", "stop"):
             if getattr(request, name) is not None:
@@ -97,15 +119,26 @@ class OpenAICompatibleBackend:
         client = self._client.with_options(max_retries=0, timeout=min(self.timeout, 10.0))
         return [m.id for m in client.models.list().data]
 
+    def _drop_refused(self, exc: openai.OpenAIError, params: dict[str, Any]) -> bool:
+        """Forget the extras the server refused; True if there is something left to retry without."""
+        refused = unknown_fields(exc) & set(params["extra_body"])
+        self.dropped_fields |= refused
+        return bool(refused)
+
     def complete(self, request: ChatRequest) -> Reply:
         started = time.perf_counter()
-        try:
-            resp = self._client.chat.completions.create(**self._params(request))
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        except json.JSONDecodeError as exc:
-            raise errors.not_json(exc, self.base_url) from None
-        return _reply(resp, started, self.base_url)
+        for _ in range(3):
+            params = self._params(request)
+            try:
+                resp = self._client.chat.completions.create(**params)
+            except openai.OpenAIError as exc:
+                if not self._drop_refused(exc, params):
+                    raise self._error(exc) from None
+                continue
+            except json.JSONDecodeError as exc:
+                raise errors.not_json(exc, self.base_url) from None
+            return _reply(resp, started, self.base_url)
+        raise BackendError(f"model server at {self.base_url} keeps refusing request fields")
 
     def _async_client(self) -> openai.AsyncOpenAI:
         """One AsyncOpenAI per event loop: its connection pool belongs to the loop."""
@@ -118,14 +151,20 @@ class OpenAICompatibleBackend:
 
     async def acomplete(self, request: ChatRequest) -> Reply:
         started = time.perf_counter()
-        try:
-            params = await asyncio.to_thread(self._params, request)  # image encoding off the loop
-            resp = await self._async_client().chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            raise await asyncio.to_thread(self._error, exc) from None
-        except json.JSONDecodeError as exc:
-            raise errors.not_json(exc, self.base_url) from None
-        return _reply(resp, started, self.base_url)
+        params = await asyncio.to_thread(self._params, request)  # image encoding off the loop
+        for _ in range(3):
+            try:
+                resp = await self._async_client().chat.completions.create(**params)
+            except openai.OpenAIError as exc:
+                if not self._drop_refused(exc, params):
+                    raise await asyncio.to_thread(self._error, exc) from None
+                params = {**params, "extra_body": {k: v for k, v in params["extra_body"].items()
+                                                   if k not in self.dropped_fields}}
+                continue
+            except json.JSONDecodeError as exc:
+                raise errors.not_json(exc, self.base_url) from None
+            return _reply(resp, started, self.base_url)
+        raise BackendError(f"model server at {self.base_url} keeps refusing request fields")
 
     async def aclose(self) -> None:
         if self._aclient is not None:

@@ -6,11 +6,15 @@ flags are the ones Z.ai publishes for GLM-4.5V.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -29,11 +33,13 @@ GLM_FP8_MODEL = "zai-org/GLM-4.5V-FP8"
 SERVED_NAME = "glm-4.5v"
 VLLM_RECIPE = [
     "--tool-call-parser", "glm45", "--reasoning-parser", "glm45", "--enable-auto-tool-choice",
-    "--served-model-name", SERVED_NAME, "--allowed-local-media-path", "/",
+    "--allowed-local-media-path", "/",
     "--media-io-kwargs", '{"video": {"num_frames": -1}}', "--enable-expert-parallel",
     "--mm-encoder-tp-mode", "data", "--mm_processor_cache_type", "shm",
 ]
-SGLANG_RECIPE = ["--tool-call-parser", "glm45", "--reasoning-parser", "glm45", "--served-model-name", SERVED_NAME]
+SGLANG_RECIPE = ["--tool-call-parser", "glm45", "--reasoning-parser", "glm45"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_.]*(?:Error|Exception)):\s*(.+)$")
 INSTALL_HINTS = {
     "vllm": "vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)",
     "sglang": "sglang is not installed: pip install 'sglang[all]' (needs NVIDIA GPUs)",
@@ -56,6 +62,7 @@ class ServeOptions(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     max_model_len: int = Field(default=65536, ge=1)
     device: str = "cpu"
+    served_model_name: str = SERVED_NAME
     extra_args: list[str] = Field(default_factory=list)
 
     def model_id(self) -> str:
@@ -66,8 +73,28 @@ class ServeOptions(BaseModel):
         return GLM_FP8_MODEL if self.fp8 else GLM_MODEL
 
     def served_name(self) -> str:
-        """The name clients must send as `model`."""
-        return self.model_id() if self.engine is Engine.transformers else SERVED_NAME
+        """The name clients must send as `model`: the same for every engine (default glm-4.5v)."""
+        if not _NAME.match(self.served_model_name) or ".." in self.served_model_name:
+            raise BackendError(f"--served-model-name {self.served_model_name!r} must be a name like glm-4.5v or org/name")
+        return self.served_model_name
+
+    def model_folder(self) -> Path | None:
+        """The model as a local folder, None for a hub id; BackendError for a folder that is not there.
+
+        Something that looks like a path (absolute, ./, ../, ~ or several '/') must exist;
+        `org/name` is a hub id unless such a folder exists.
+        """
+        model = self.model_id()
+        path = Path(model).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise BackendError(f"model folder {model} has no config.json: is it a checkpoint folder?")
+            return path.resolve()
+        looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+        if looks_like_path or path.exists():
+            raise BackendError(f"model folder {model} does not exist" if not path.exists()
+                               else f"model {model} is not a folder")
+        return None
 
     def base_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
@@ -109,8 +136,54 @@ def build_command(opts: ServeOptions, *, require_engine: bool = True) -> list[st
         body = ["--model-path", model, "--tp-size", str(opts.tensor_parallel_size), *SGLANG_RECIPE,
                 "--context-length", str(opts.max_model_len)]
     else:
-        body = [model, "--device", opts.device]
+        # `transformers serve` answers only to the name it was started with, and loads that name
+        # as a path: it runs in a folder where the served name links to the checkpoint (see launch).
+        opts.model_folder()
+        body = [opts.served_name(), "--device", opts.device]
+    if opts.engine is not Engine.transformers:
+        opts.model_folder()
+        body += ["--served-model-name", opts.served_name()]
     return [*head, *body, *port, *opts.extra_args]
+
+
+def check_port(host: str, port: int) -> None:
+    """BackendError if something already listens there (before the server is started)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise BackendError(f"port {port} on {host} is already in use (another server?): "
+                                   f"stop it or choose another --port") from None
+            raise BackendError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+
+
+def alias_folder(opts: ServeOptions) -> Path:
+    """A fresh working folder in which the served name links to the checkpoint folder."""
+    folder = opts.model_folder()
+    if folder is None:
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise BackendError(INSTALL_HINTS["transformers"]) from None
+        folder = Path(snapshot_download(opts.model_id()))
+    work = Path(tempfile.mkdtemp(prefix="deskpilot-serve-"))
+    link = work / opts.served_name()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(folder, target_is_directory=True)
+    return work
+
+
+def launch(opts: ServeOptions, log_path: Path, env: dict[str, str] | None = None,
+           cmd: list[str] | None = None) -> subprocess.Popen:
+    """Check the port, then start the engine (in its alias folder for `transformers serve`)."""
+    cmd = cmd or build_command(opts)
+    check_port(opts.host, opts.port)
+    cwd = alias_folder(opts) if opts.engine is Engine.transformers else None
+    proc = start(cmd, log_path, env=env, cwd=cwd)
+    proc.deskpilot_workdir = cwd  # removed by stop()
+    return proc
 
 
 def health_urls(opts: ServeOptions) -> list[str]:
@@ -137,6 +210,19 @@ def _log_tail(log_path: Path, lines: int = 15) -> str:
         return ""
 
 
+def log_error_line(log_path: Path) -> str:
+    """The last `SomeError: message` line of a server log (its cause, in one line), or ''."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        found = _ERROR_LINE.match(line)
+        if found:
+            return f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2).strip()}"[:300]
+    return ""
+
+
 def _die_with_parent() -> None:
     """Linux: the server gets SIGTERM if deskpilot itself dies (even by SIGKILL)."""
     try:
@@ -147,13 +233,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def start(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen:
     """Start the server in its own session so we alone decide when it stops."""
     log = open(log_path, "ab")
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     try:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env,
+                                start_new_session=True, env=env, cwd=cwd,
                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     finally:
         log.close()
@@ -166,8 +253,9 @@ def wait_healthy(proc: subprocess.Popen, urls: list[str], timeout: float, log_pa
     while True:
         elapsed = time.monotonic() - started
         if proc.poll() is not None:
-            raise BackendError(f"server exited with code {proc.returncode} before it was healthy; "
-                               f"log {log_path}:\n{_log_tail(log_path)}")
+            cause = log_error_line(log_path)
+            raise BackendError(f"server exited with code {proc.returncode} before it was healthy"
+                               + (f": {cause}" if cause else "") + f" (log: {log_path})")
         if is_healthy(urls):
             return elapsed
         if elapsed > timeout:
@@ -189,4 +277,8 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
                 break
             except subprocess.TimeoutExpired:
                 continue
-    return proc.wait()
+    code = proc.wait()
+    workdir = getattr(proc, "deskpilot_workdir", None)
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)  # only our symlink lives there
+    return code

@@ -79,3 +79,41 @@ def scale(image: Image.Image, factor: float) -> Image.Image:
         return image.reduce(round(inverse))
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
     return image.resize(size, Image.Resampling.BILINEAR)
+
+
+TOKEN_PIXELS = FACTOR * FACTOR  # one image token is one 28x28 block
+
+
+def budget_pixels(budget: str | int) -> int:
+    """A screenshot budget -> the max_pixels the resize rule takes.
+
+    ``budget`` is a token count per screenshot (``1200`` or ``"1200"``), a
+    pixel count (``"1000000px"``), or a size (``"1280x720"``: its area).
+    A budget of N tokens gives at most N image tokens (plus the 2 markers):
+    every token is one 28x28 block of the resized image.
+    """
+    text = str(budget).strip().lower().replace("×", "x")
+    try:
+        if text.endswith("px"):
+            pixels = int(text[:-2].strip())
+        elif "x" in text:
+            w, h = (int(v) for v in text.split("x"))
+            pixels = w * h
+        else:
+            pixels = int(text) * TOKEN_PIXELS
+    except ValueError:
+        raise ValueError(f"an image budget is tokens (1200), pixels (1000000px) or a size (1280x720); got {budget!r}") from None
+    if pixels < MIN_PIXELS:
+        raise ValueError(f"image budget {budget!r} is below the model's minimum of {MIN_PIXELS // TOKEN_PIXELS} tokens "
+                         f"({MIN_PIXELS} pixels)")
+    return min(pixels, MAX_PIXELS)
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """Size of a screenshot shrunk by ``scale`` the way history screenshots are (sides at least 28)."""
+    if scale >= 1:
+        return width, height
+    factor = round(1 / scale)
+    if abs(factor * scale - 1) < 1e-9 and width // factor >= FACTOR and height // factor >= FACTOR:
+        return width // factor, height // factor
+    return max(FACTOR, round(width * scale)), max(FACTOR, round(height * scale))

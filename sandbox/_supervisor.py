@@ -108,7 +108,18 @@ def _remove_socket(display: int, inode: int | None) -> None:
 def teardown(root: str, xvfb: Tracked | None, display: int | None, inode: int | None, apps: list[Tracked]) -> None:
     tree = _descendants([a.pid for a in apps])
     others = [Tracked(pid) for pid in tree - {a.pid for a in apps}]
-    for proc in (*apps, *others):
+    # Inside out: kill what the launchers started first and give each launcher (bubblewrap,
+    # unshare) a moment to notice and exit by itself. A launcher killed first would orphan its
+    # children, and their zombies would wait for PID 1 to reap them (forever, under an init
+    # that does not reap). The owner reaps the launchers themselves.
+    for proc in others:
+        proc.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 3.0
+    for proc in others:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    grace = time.monotonic() + 1.0
+    for proc in apps:
+        proc.wait(max(0.0, grace - time.monotonic()))
         proc.signal(signal.SIGKILL)
     if xvfb is not None:
         xvfb.signal(signal.SIGTERM)
@@ -120,7 +131,7 @@ def teardown(root: str, xvfb: Tracked | None, display: int | None, inode: int | 
                 _remove_lock(display, xvfb.pid)
         tree.add(xvfb.pid)
     deadline = time.monotonic() + 3.0
-    for proc in (*apps, *others):
+    for proc in apps:
         proc.wait(max(0.0, deadline - time.monotonic()))
     _remove_segments(tree)
     shutil.rmtree(root, ignore_errors=True)

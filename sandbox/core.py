@@ -10,10 +10,16 @@ Lifetime and teardown (see ``_supervisor.py`` for the full story):
   pipe and waits for the reaper; if this process is SIGKILLed the pipe closes
   by itself. Either way the reaper kills what is left, cleans X leftovers and
   SysV segments, and deletes the sandbox directory.
+
+Privileges (when deskpilot runs as root): Xvfb gets a SysV IPC namespace of
+its own that every app joins, and the apps run as an unprivileged host uid
+(see ``isolation.py``); the sandbox's HOME, /tmp and the apps' copy of the
+cookie are owned by that uid, everything else they see is read-only to them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -55,6 +61,7 @@ class Sandbox:
         network: bool = False,
         binds: Sequence[Bind] = (),
         window_manager: bool = True,
+        maximize: bool = False,
         root_dir: Path | None = None,
     ) -> None:
         self.size = _check_size(size)
@@ -63,6 +70,7 @@ class Sandbox:
         if isolation not in ("bwrap", "none"):
             raise SandboxError(f"isolation must be 'bwrap' or 'none', got {isolation!r}")
         self.isolation = isolation
+        self.maximize = maximize  # normal windows start maximized (an openbox rule)
         for bind in binds:
             if not bind.host.exists():
                 raise SandboxError(f"bind source does not exist: {bind.host}")
@@ -84,15 +92,20 @@ class Sandbox:
             for folder in (self.home, self.tmp, self._logs):
                 folder.mkdir()
             write_cookie(self.xauthority)
+            self._give_to_apps(self.home, self.tmp, self.xauthority)
             self._supervisor = _start_supervisor(self.dir)
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
         self._finalizer = weakref.finalize(self, self._supervisor.stdin.close)
+        self._ipc_fd: int | None = None
         try:
-            self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log")
+            own_ipc = iso.privileged()
+            self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log", new_ipc=own_ipc)
             self.display = f":{number}"
             self._register(f"xvfb {self._xvfb.pid} {number}")
+            if own_ipc:
+                self._ipc_fd = _open_ipc_namespace(self._xvfb.pid)
             self._layout = iso.Layout(
                 display=number, xauthority=self.xauthority, home=self.home, tmp=self.tmp,
                 identity=iso.write_identity(self.dir / "identity"), network=network, binds=tuple(binds),
@@ -138,6 +151,46 @@ class Sandbox:
             full_env, run_cwd = iso.plain_env(self._layout, env), cwd or str(self.home)
         return self._spawn(cmd, argv, full_env, run_cwd)
 
+    @property
+    def apps(self) -> list[App]:
+        """The apps launched so far (not the window manager)."""
+        return list(self._apps)
+
+    def problem(self) -> str | None:
+        """None while the desktop is whole, else one line saying what broke.
+
+        Broken means: the X server or the window manager exited, or an app died
+        from a signal (a crash, or killed). An app that exits with a code of its
+        own just finished; that is not a problem of the desktop.
+        """
+        if self._closed:
+            return "the sandbox is closed"
+        if (code := self._xvfb.poll()) is not None:
+            return f"the X server (Xvfb on {self.display}) exited: {describe_exit(code)}"
+        if self.wm is not None and (code := self.wm.poll()) is not None:
+            return f"the window manager (openbox) exited: {describe_exit(code)}"
+        for app in self._apps:
+            code = app.poll()
+            if code is not None and exit_signal(code) is not None:
+                return f"app {' '.join(app.argv)[:120]!r} crashed: {describe_exit(code)}"
+        return None
+
+    def diagnose(self) -> str:
+        """One line on the desktop's state, for error messages: apps, windows, what broke."""
+        parts = [self.problem() or "X server and window manager running"]
+        for app in self._apps:
+            code = app.poll()
+            parts.append(f"{Path(app.argv[0]).name}: " + ("running" if code is None else describe_exit(code)))
+        try:
+            with self._lock:
+                if self._x is None:
+                    self._x = x11.connect(self.display, self.xauthority)
+                managed = len(x11.client_windows(self._x))
+                parts.append(f"{x11.mapped_top_levels(self._x)} mapped top-level windows, {managed} managed")
+        except Exception as exc:  # a diagnosis must not fail
+            parts.append(f"X not readable ({type(exc).__name__})")
+        return "; ".join(parts)
+
     def wait_for_window(self, title: str, timeout: float = 10.0) -> int:
         """X id of a managed top-level window whose title contains ``title``."""
         self._check_open()
@@ -166,6 +219,9 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             self._supervisor.kill()
         self._reap()
+        if self._ipc_fd is not None:
+            os.close(self._ipc_fd)
+            self._ipc_fd = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -199,8 +255,9 @@ class Sandbox:
             with open(out, "wb") as fout, open(err, "wb") as ferr:
                 try:
                     proc = spawn.popen(
-                        cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr, start_new_session=True
-                    )
+                        cmd, env=env, cwd=cwd, ipc_fd=self._ipc_fd, stdin=subprocess.DEVNULL, stdout=fout,
+                        stderr=ferr, start_new_session=True,
+                    )  # fmt: skip
                 except FileNotFoundError:
                     raise SandboxError(f"program not found: {argv[0]}") from None
             app = App(proc, argv, out, err)
@@ -211,7 +268,8 @@ class Sandbox:
     def _start_wm(self) -> None:
         config = self.dir / "wm" / ".config" / "openbox"
         config.mkdir(parents=True)
-        (config / "rc.xml").write_text(wm.safe_config())
+        (config / "rc.xml").write_text(wm.safe_config(maximize=self.maximize))
+        self._give_to_apps(self.dir / "wm", self.dir / "wm" / ".config", config)
         wm_home = Bind(host=self.dir / "wm", target=Path("/run/deskpilot/wm"), writable=True)
         home = str(wm_home.inside) if self.isolation == "bwrap" else str(wm_home.host)
         argv = [require("openbox"), "--sm-disable"]
@@ -225,6 +283,23 @@ class Sandbox:
         self._apps.remove(self.wm)
         wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None)
 
+    def give_to_apps(self, path: Path) -> None:
+        """Hand a file or folder tree we wrote inside the sandbox (e.g. in its HOME) to the apps' user."""
+        path = Path(path)
+        if self.dir.resolve() not in path.resolve().parents:
+            raise SandboxError(f"{path} is not inside the sandbox's own folder")
+        if not path.exists():
+            return
+        tree = [path] + (sorted(path.rglob("*")) if path.is_dir() else [])
+        self._give_to_apps(*tree)
+
+    def _give_to_apps(self, *paths: Path) -> None:
+        """Make the sandbox's own files the apps' (they run as another uid when we are root)."""
+        if self.isolation == "bwrap" and iso.privileged():
+            uid, gid = iso.app_ids()
+            for path in paths:
+                os.chown(path, uid, gid)
+
     def _reap(self) -> None:
         """Collect exit codes of our children (the reaper already killed them)."""
         procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
@@ -237,6 +312,26 @@ class Sandbox:
                 proc.wait()
 
 
+def exit_signal(code: int) -> int | None:
+    """The signal that ended a launcher, from its exit code (-N from Popen, 128+N passed on by bwrap's reaper)."""
+    if code < 0:
+        return -code
+    if 128 < code < 128 + 65:
+        return code - 128
+    return None
+
+
+def describe_exit(code: int) -> str:
+    """'killed by SIGKILL', 'code 3', ..."""
+    sig = exit_signal(code)
+    if sig is None:
+        return f"code {code}"
+    try:
+        return f"killed by {signal.Signals(sig).name}"
+    except ValueError:
+        return f"killed by signal {sig}"
+
+
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in size)
@@ -245,6 +340,18 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     if not (28 <= width <= 16384 and 28 <= height <= 16384):
         raise SandboxError(f"size {width}x{height} is out of range (28..16384 per side)")
     return width, height
+
+
+def _open_ipc_namespace(pid: int) -> int:
+    """fd of Xvfb's IPC namespace (held, so apps can join it even if Xvfb is gone)."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/ipc", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SandboxError(f"cannot open the X server's IPC namespace: {exc.strerror}") from None
+    if os.fstat(fd).st_ino == os.stat("/proc/self/ns/ipc").st_ino:
+        os.close(fd)
+        raise SandboxError("the X server did not get an IPC namespace of its own")
+    return fd
 
 
 def _start_supervisor(root: Path) -> subprocess.Popen:

@@ -5,6 +5,10 @@ fires when the *thread* that forked the child exits, not the process. A
 sandbox created from a short-lived worker thread would lose its Xvfb when that
 thread ends. So every fork happens on one daemon thread that lives exactly as
 long as the process: the signal then means "the owner process died".
+
+The same pre-exec step can also put the child into a new SysV IPC namespace
+(the sandbox's Xvfb) or into an existing one (its apps), so that MIT-SHM works
+between them and no host segment is reachable.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from queue import SimpleQueue
 from typing import Any, Callable
 
 _PR_SET_PDEATHSIG = 1
+CLONE_NEWIPC = 0x08000000
 _libc = ctypes.CDLL(None, use_errno=True)
 _queue: SimpleQueue[tuple[Callable[[], Any], Future]] = SimpleQueue()
 _lock = threading.Lock()
@@ -42,21 +47,37 @@ def _ensure_thread() -> None:
             _thread.start()
 
 
-def _death_signal(sig: int) -> Callable[[], None]:
+def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> Callable[[], None]:
     parent = os.getpid()
 
     def preexec() -> None:
-        _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        if os.getppid() != parent:  # the owner died before prctl took effect
-            os._exit(1)
+        if sig is not None:
+            _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+            if os.getppid() != parent:  # the owner died before prctl took effect
+                os._exit(1)
+        if new_ipc and _libc.unshare(CLONE_NEWIPC) != 0:
+            os._exit(125)
+        if ipc_fd is not None and _libc.setns(ipc_fd, CLONE_NEWIPC) != 0:
+            os._exit(125)
 
     return preexec
 
 
-def popen(argv: list[str], *, death_signal: int | None = signal.SIGKILL, **kwargs: Any) -> subprocess.Popen:
-    """``subprocess.Popen`` on the spawner thread; the child gets ``death_signal`` if we die."""
-    if death_signal is not None:
-        kwargs["preexec_fn"] = _death_signal(death_signal)
+def popen(
+    argv: list[str],
+    *,
+    death_signal: int | None = signal.SIGKILL,
+    new_ipc: bool = False,
+    ipc_fd: int | None = None,
+    **kwargs: Any,
+) -> subprocess.Popen:
+    """``subprocess.Popen`` on the spawner thread; the child gets ``death_signal`` if we die.
+
+    ``new_ipc``: the child gets a new IPC namespace; ``ipc_fd``: it joins that one (root only).
+    Either failing makes the child exit with 125 before it runs anything.
+    """
+    if death_signal is not None or new_ipc or ipc_fd is not None:
+        kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd)
     _ensure_thread()
     future: Future = Future()
     _queue.put((lambda: subprocess.Popen(argv, **kwargs), future))

@@ -13,6 +13,7 @@ PACKAGES = {
     "bwrap": "bubblewrap",
     "xauth": "xauth",
     "unshare": "util-linux",
+    "setpriv": "util-linux",
 }
 
 

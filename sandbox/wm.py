@@ -4,6 +4,12 @@ Openbox's stock config runs programs from key bindings (``Execute``) and from
 the desktop's right-click menu; a model pressing Super+E or right-clicking the
 desktop must not start programs. We keep the stock focus/move/resize bindings
 and drop those actions.
+
+Optionally every normal window starts maximized (an openbox application rule:
+dialogs, menus and splash screens keep their size), so a model sees an app
+using the whole screen instead of a small window on an empty desktop. Once the
+manager runs, the root window gets a neutral grey instead of Xvfb's black, so
+window edges and empty desktop are told apart.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ STOCK_RC = Path("/etc/xdg/openbox/rc.xml")
 _NS = "http://openbox.org/3.4/rc"
 _BANNED_MENUS = {"root-menu", "client-list-combined-menu"}
 _MINIMAL_RC = f'<?xml version="1.0"?><openbox_config xmlns="{_NS}"><focus><focusNew>yes</focusNew></focus></openbox_config>'
+BACKGROUND = (0x6E, 0x75, 0x7C)  # neutral grey: not white like documents, not black like an empty frame
 
 
 def _banned(action: ET.Element) -> bool:
@@ -31,11 +38,22 @@ def _banned(action: ET.Element) -> bool:
     return name == "ShowMenu" and menu is not None and (menu.text or "").strip() in _BANNED_MENUS
 
 
-def safe_config(stock: Path = STOCK_RC) -> str:
+def _maximize_rule(root: ET.Element) -> None:
+    apps = root.find(f"{{{_NS}}}applications")
+    if apps is None:
+        apps = ET.SubElement(root, f"{{{_NS}}}applications")
+    rule = ET.SubElement(apps, f"{{{_NS}}}application", {"class": "*", "type": "normal"})
+    ET.SubElement(rule, f"{{{_NS}}}maximized").text = "yes"
+
+
+def safe_config(stock: Path = STOCK_RC, *, maximize: bool = False) -> str:
     """The stock rc.xml without actions that start programs or leave the session."""
-    if not stock.exists():
-        return _MINIMAL_RC
     ET.register_namespace("", _NS)
+    if not stock.exists():
+        root = ET.fromstring(_MINIMAL_RC)
+        if maximize:
+            _maximize_rule(root)
+        return ET.tostring(root, encoding="unicode")
     tree = ET.parse(stock)
     for binding in list(tree.iter()):
         for action in [a for a in binding if a.tag == f"{{{_NS}}}action" and _banned(a)]:
@@ -44,11 +62,16 @@ def safe_config(stock: Path = STOCK_RC) -> str:
         for binding in [b for b in context if b.tag in {f"{{{_NS}}}keybind", f"{{{_NS}}}mousebind"}]:
             if len(binding) == 0:
                 context.remove(binding)
+    if maximize:
+        _maximize_rule(tree.getroot())
     return ET.tostring(tree.getroot(), encoding="unicode")
 
 
 def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0) -> None:
-    """Block until a window manager owns the display; SandboxError if it dies or is slow."""
+    """Block until a window manager owns the display, then paint the desktop background.
+
+    SandboxError if the manager dies or is slow.
+    """
     deadline = time.monotonic() + timeout
     conn = connect(display, xauthority)
     try:
@@ -58,7 +81,17 @@ def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0) ->
             if time.monotonic() > deadline:
                 raise SandboxError(f"openbox did not start within {timeout:.0f} s")
             time.sleep(0.01)
+        paint_background(conn)
     except xerror.XError as exc:
         raise SandboxError(f"X error while waiting for openbox: {exc}") from None
     finally:
         conn.close()
+
+
+def paint_background(conn, rgb: tuple[int, int, int] = BACKGROUND) -> None:
+    """Give the root window a solid colour (Xvfb's is black; openbox sets none)."""
+    screen = conn.screen()
+    pixel = screen.default_colormap.alloc_color(*(c * 257 for c in rgb)).pixel
+    screen.root.change_attributes(background_pixel=pixel)
+    screen.root.clear_area(0, 0, 0, 0)
+    conn.sync()

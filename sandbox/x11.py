@@ -50,3 +50,15 @@ def find_window(conn: xdisplay.Display, title: str) -> int | None:
         if title in window_title(conn, wid):
             return wid
     return None
+
+
+def mapped_top_levels(conn: xdisplay.Display) -> int:
+    """How many children of the root window are mapped (managed or not)."""
+    count = 0
+    for child in conn.screen().root.query_tree().children:
+        try:
+            if child.get_attributes().map_state != X.IsUnmapped:
+                count += 1
+        except (xerror.BadWindow, xerror.BadMatch):
+            continue
+    return count

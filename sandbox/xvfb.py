@@ -16,10 +16,13 @@ from deskpilot.sandbox.tools import require
 START_TIMEOUT = 10.0
 
 
-def start_xvfb(size: tuple[int, int], depth: int, xauthority: Path, log: Path) -> tuple[subprocess.Popen, int]:
+def start_xvfb(
+    size: tuple[int, int], depth: int, xauthority: Path, log: Path, *, new_ipc: bool = False
+) -> tuple[subprocess.Popen, int]:
     """Start Xvfb and return it with its display number once it accepts clients.
 
     Xvfb gets SIGTERM when the owner dies, so it removes its own socket.
+    ``new_ipc``: in a SysV IPC namespace of its own, which the sandbox's apps join.
     """
     xvfb = require("Xvfb")
     width, height = size
@@ -31,7 +34,7 @@ def start_xvfb(size: tuple[int, int], depth: int, xauthority: Path, log: Path) -
     try:
         with open(log, "wb") as err:
             proc = spawn.popen(
-                argv, death_signal=signal.SIGTERM, pass_fds=[write_fd], stdin=subprocess.DEVNULL,
+                argv, death_signal=signal.SIGTERM, new_ipc=new_ipc, pass_fds=[write_fd], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
             )  # fmt: skip
     finally:

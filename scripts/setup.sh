@@ -8,8 +8,11 @@ APT_PACKAGES=(
   xvfb openbox bubblewrap xauth x11-utils x11-xserver-utils
   python3 python3-venv python3-tk xterm fonts-dejavu-core
   xdotool scrot imagemagick   # used by the benchmark's peer path
+  mousepad                    # a GTK app for the checks tests
+  chromium                    # tests look at report.html and the live view in a real browser
+  libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
 )
-EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ray}"
+EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

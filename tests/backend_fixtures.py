@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from deskpilot.model_backend.serve import ServeOptions, build_command, health_urls, start, stop, wait_healthy
+from deskpilot.model_backend.serve import ServeOptions, health_urls, launch, stop, wait_healthy
 
 _shared: dict[str, object] = {}
 
@@ -68,7 +68,7 @@ def tiny_server(tiny_checkpoint, tmp_path_factory):
         opts = ServeOptions(engine="transformers", model=str(tiny_checkpoint), port=free_port())
         home = tmp_path_factory.mktemp("hf-home")
         log = home / "serve.log"
-        proc = start(build_command(opts), log, env=offline_env(home))
+        proc = launch(opts, log, env=offline_env(home))
         _shared["server"] = (opts.base_url(), opts.served_name())
         _shared["proc"] = proc
         wait_healthy(proc, health_urls(opts), 120, log)

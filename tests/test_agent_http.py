@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 def test_loop_against_transformers_serve_records_everything(tmp_path, tiny_server):
     base_url, model = tiny_server
-    backend = OpenAICompatibleBackend(base_url, model, flavor="transformers", timeout=120, max_retries=0)
+    assert model == "glm-4.5v"  # served under the vLLM recipe's name
+    backend = OpenAICompatibleBackend(base_url, model, timeout=120, max_retries=0)  # no flavor: detected
     spec = SessionSpec(size=(1280, 800), apps=[demo_app(tmp_path / "form.json")])
     sb, _ = open_sandbox(spec)
     with sb:
@@ -50,5 +51,36 @@ def test_loop_against_transformers_serve_records_everything(tmp_path, tiny_serve
     assert step.usage["completion_tokens"] > 0
     assert step.timings_ms["model"] > 0 and step.timings_ms["capture"] > 0
     assert step.error and not step.performed
+    assert backend.dropped_fields == {"skip_special_tokens"}
+    # every attempt holds its exact single-turn prompt and sampling; the retry shows the failed attempt
+    first, second = step.attempts
+    for attempt in (first, second):
+        assert attempt.prompt.startswith("You are a GUI agent") and attempt.prompt.count("<image 1280x800>") == 1
+        assert "<|" not in attempt.prompt and "[assistant]" not in attempt.prompt
+        assert attempt.sampling == {"temperature": 0.001, "top_p": None, "max_tokens": 24, "thinking": False}
+    assert "step 1:" not in first.prompt and "step 1: Screenshot:(Omitted in context.)" in second.prompt
+    assert "could not be performed: " + first.error in second.prompt
+    assert run.settings["sampling"]["temperature"] == 0.001
     html = build_report(tmp_path / "run").read_text()
-    assert "Rejected reply 2" in html and "ERROR" in html
+    assert "Rejected reply 2" in html and "ERROR" in html and "Prompt of attempt 2" in html
+
+
+def test_demo_takes_runs_endpoint_options_against_transformers_serve(tmp_path, tiny_server):
+    """`deskpilot demo` with a live endpoint and no --flavor: the 422 is handled, the run records it."""
+    from typer.testing import CliRunner
+
+    from deskpilot.agent.cli import app
+
+    base_url, model = tiny_server
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--base-url", base_url, "--model", model, "--no-thinking",
+                                      "--max-tokens", "16", "--temperature", "0.5", "--dialect", "glm-4.1v",
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 1, result.output  # random replies: the form is not filled
+    run = load_run(out)
+    assert run.end.status == Status.ERROR and "did not parse" in run.end.reason
+    assert "HTTP 422" not in run.end.reason
+    assert run.settings["dialect"] == "glm-4.1v" and run.settings["flavor"] == "auto"
+    assert run.settings["sampling"] == {"temperature": 0.5, "top_p": None, "max_tokens": 16, "thinking": False}
+    first = run.steps[0].attempts[0]
+    assert first.prompt.startswith("<image 1280x800>You are a GUI agent") and "0-1000" in first.prompt

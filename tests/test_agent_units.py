@@ -166,7 +166,7 @@ def test_run_state_holds_only_the_screenshots_the_prompt_can_show():
         state.remember(parsed, Observation(image=_shot(), timestamp=float(i)))
     assert [h.screenshot is not None for h in state.history] == [False, False, False, True, True]
     assert [h.thought for h in state.history] == ["t0", "t1", "t2", "t3", "t4"]
-    assert state.memory == [{"i": 2}]  # a reply without memory keeps the last one
+    assert state.memory == []  # a reply without memory resets it (the official behaviour)
 
 
 def test_policy_handles_the_plus_key_and_config_rejects_unknown_keys():

@@ -177,13 +177,13 @@ def test_thinking_switch_reaches_the_server(tiny_server, tiny_checkpoint):
 @pytest.mark.slow
 def test_wrong_model_name_names_the_served_model(tiny_server):
     base_url, model = tiny_server
-    b = OpenAICompatibleBackend(base_url, "glm-4.5v", flavor="transformers", max_retries=3)
+    b = OpenAICompatibleBackend(base_url, "glm-4.6v", flavor="transformers", max_retries=3)
     t = time.monotonic()
     with pytest.raises(BackendError) as info:
         b.complete(image_request(desktop_screenshot(64, 64)))
     assert time.monotonic() - t < 10
     msg = str(info.value)
-    assert msg.startswith(f"model 'glm-4.5v' is not served at {base_url}; it offers: {model}")
+    assert msg.startswith(f"model 'glm-4.6v' is not served at {base_url}; it offers: {model}")
     assert "\n" not in msg
 
 

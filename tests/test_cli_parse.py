@@ -27,7 +27,7 @@ def test_valid_reply_prints_json_with_points(app):
     result = CliRunner().invoke(app, ["parse", "--width", "1280", "--height", "800"], input=REPLY)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["action"] == {"type": "drag", "x": 128, "y": 160, "to_x": 1152, "to_y": 640}
+    assert data["action"] == {"type": "drag", "x": 128, "y": 160, "to_x": 1152, "to_y": 640, "modifiers": []}
     assert data["points"] == [[128, 160], [1152, 640]]
     assert data["model_points"] == [[100.0, 200.0], [900.0, 800.0]]
     assert data["thought"] == "Drag the file."

@@ -237,3 +237,69 @@ def test_unreachable_display_is_one_clear_error(sb):
     with pytest.raises(ExecutorError, match="cannot use display") as info:
         Executor(":65000", xauthority=sb.xauthority)
     assert "\n" not in str(info.value)
+
+
+# -- GLM-V additions: hold_keys modifiers, triple click, mobile input_text ---------------------------
+
+# (alt+click is openbox's window-move binding, so the app never sees it: not tested here)
+@pytest.mark.parametrize("modifiers,mask", [(["ctrl"], 0x4), (["ctrl", "shift"], 0x5), (["shift"], 0x1)])
+def test_click_with_held_keys(ex, probe, modifiers, mask):
+    x, y = probe.point("area", 140, 90)
+    mark = probe.log.mark()
+    ex.perform(Click(x=x, y=y, modifiers=modifiers))
+    press = probe.log.wait_for(_is("press", 1), mark)
+    release = probe.log.wait_for(_is("release", 1), mark)
+    assert press["state"] & 0xD == mask and release["state"] & 0xD == mask
+    assert (press["x_root"], press["y_root"]) == (x, y)
+    # the keys went up again: the next plain click carries no modifier
+    mark = probe.log.mark()
+    ex.perform(Click(x=x, y=y))
+    assert probe.log.wait_for(_is("press", 1), mark)["state"] & 0xD == 0
+
+
+def test_scroll_and_drag_with_held_keys(ex, probe):
+    x, y = probe.point("area", 200, 150)
+    mark = probe.log.mark()
+    ex.perform(Scroll(x=x, y=y, direction="down", amount=1, modifiers=["ctrl"]))
+    wheel = probe.log.wait_for(_is("press", 5), mark)
+    assert wheel["state"] & 0x4
+    (x1, y1), (x2, y2) = probe.point("area", 30, 30), probe.point("area", 200, 120)
+    mark = probe.log.mark()
+    ex.perform(Drag(x=x1, y=y1, to_x=x2, to_y=y2, modifiers=["shift"]))
+    release = probe.log.wait_for(_is("release", 1), mark)
+    assert release["state"] & 0x1 and (release["x_root"], release["y_root"]) == (x2, y2)
+
+
+def test_triple_click(ex, probe):
+    from deskpilot.actions.models import TripleClick
+
+    x, y = probe.point("area", 260, 70)
+    time.sleep(0.6)  # earlier clicks must not count towards this one (Tk's multi-click time)
+    mark = probe.log.mark()
+    ex.perform(TripleClick(x=x, y=y))
+    triple = probe.log.wait_for(_is("triple"), mark)
+    assert (triple["x_root"], triple["y_root"]) == (x, y)
+    assert len([e for e in probe.log.since(mark) if e["ev"] == "press"]) == 3
+
+
+def test_input_text_clicks_clears_types_and_presses_enter(ex, probe):
+    from deskpilot.actions.models import InputText
+
+    _clear(ex, probe, "e1")
+    ex.perform(Type(text="old"))
+    probe.wait_content("e1", "old")
+    _focus_field(ex, probe, "e2")
+    x, y = probe.point("e1", -6, 5)
+    mark = probe.log.mark()
+    ex.perform(InputText(x=x, y=y, text="new", override=True))
+    assert probe.wait_content("e1", "new", mark)["e1"] == "new"
+    enter = probe.log.wait_for(lambda e: e["ev"] == "key" and e["keysym"] == "Return", mark)
+    assert enter["w"] == "e1"
+    mark = probe.log.mark()
+    ex.perform(InputText(x=x, y=y, text="+more", override=False))
+    assert probe.wait_content("e1", "new+more", mark)["e1"] == "new+more"
+
+
+def test_bad_modifier_is_refused_before_anything_is_sent(ex):
+    with pytest.raises(ActionError, match="unknown key name"):
+        ex.perform(Click.model_construct(type="click", x=5, y=5, button="left", modifiers=["hyper"]))

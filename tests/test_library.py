@@ -82,7 +82,7 @@ def test_readme_example_runs_as_written_and_the_cli_reads_its_run(tmp_path, monk
     run = deskpilot.load_run(run_dir)
     assert run.format_version == 2 and run.status == "DONE"
     assert [type(a).__name__ for a in run.actions(performed_only=True)] == ["Type"]
-    assert run.errors() == [] and len(run.screenshots()) == 2
+    assert run.error_messages() == [] and run.errors == [] and len(run.screenshots()) == 2
 
     out = subprocess.run([*DESKPILOT, "report", str(run_dir)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -19,7 +19,8 @@ _UNSET = object()
 def test_table_is_large_and_covers_every_action():
     assert len(CASES) >= 40
     kinds = {case["action"]["type"] for case in CASES}
-    assert kinds == {"click", "double_click", "hover", "drag", "scroll", "key", "type", "wait", "done", "fail"}
+    assert kinds == {"click", "double_click", "hover", "drag", "scroll", "key", "type", "wait", "done", "fail",
+                     "input_text"}
     buttons = {case["action"].get("button") for case in CASES if case["action"]["type"] == "click"}
     assert buttons == {"left", "right", "middle"}
 

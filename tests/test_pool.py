@@ -24,6 +24,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 def _wait_gone(pids, paths, timeout=15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,7 +109,7 @@ def test_an_app_that_cannot_start_is_reported_not_retried_forever():
 
 
 OWNER = """
-import json, sys, time
+import json, os, sys, time
 from deskpilot.agent.pool import SandboxPool
 pool = SandboxPool(size=(320, 240), apps=["xterm"], warm=2, max=4)
 leased = pool.acquire()
@@ -111,7 +118,8 @@ while pool.stats["idle"] < 2 and time.monotonic() < deadline:
     time.sleep(0.05)
 desks = list(pool._desks.values())
 print(json.dumps({"pids": [p for d in desks for p in [d.sandbox.xvfb_pid, d.sandbox.wm.pid, d.executor.pid] + [a.pid for a in d.apps]],
-                  "dirs": [str(d.sandbox.dir) for d in desks], "displays": [d.sandbox.display for d in desks]}), flush=True)
+                  "dirs": [str(d.sandbox.dir) for d in desks], "displays": [d.sandbox.display for d in desks],
+                  "inodes": [os.stat("/tmp/.X11-unix/X" + d.sandbox.display[1:]).st_ino for d in desks]}), flush=True)
 time.sleep(60)
 """
 
@@ -125,5 +133,12 @@ def test_sigkill_of_the_owner_leaves_nothing_behind():
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert len(info["dirs"]) == 3 and len(info["pids"]) == 12  # Xvfb, openbox, input worker, xterm per desk
-    sockets = [f"/tmp/.X11-unix/X{d[1:]}" for d in info["displays"]]
-    _wait_gone(info["pids"], info["dirs"] + sockets)
+    _wait_gone(info["pids"], info["dirs"])
+    # a display number may already serve a newer sandbox (other tests, other users): the old socket is
+    # gone when the path is gone or is another file
+    deadline = time.monotonic() + 15
+    for display, inode in zip(info["displays"], info["inodes"]):
+        path = Path(f"/tmp/.X11-unix/X{display[1:]}")
+        while _inode(path) == inode:
+            assert time.monotonic() < deadline, f"socket {path} of the killed owner's sandbox is left behind"
+            time.sleep(0.1)

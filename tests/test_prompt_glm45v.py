@@ -38,8 +38,8 @@ def test_one_user_message_with_sections_in_order():
     request = GLM45VDialect().build_request("Open the settings", _obs(), _history(2), [{"k": "v"}])
     assert len(request.messages) == 1 and request.messages[0].role == "user"
     text = _text(request)
-    headers = ["# Task:", "Open the settings", "# Task Platform", "Ubuntu", "# Action Space", "left_click(",
-               "left_drag(", "scroll(", "WAIT()", "DONE()", "FAIL()", "# Historical Actions and Current Memory",
+    headers = ["# Task:", "Open the settings", "# Task Platform", "Ubuntu", "# Action Space", "_click(start_box=",
+               "left_drag(", "scroll(", "WAIT()", "DONE(answer=", "FAIL()", "# Historical Actions and Current Memory",
                "step 1:", "step 2:", "Memory:", "# Output Format", "# Some Additional Notes", "Current Screenshot:"]
     positions = [text.index(h) for h in headers]
     assert positions == sorted(positions)
@@ -55,7 +55,7 @@ def test_last_four_screenshots_inline_at_half_size_older_omitted():
     assert [im.image.getpixel((0, 0)) for im in images[:4]] == [(i, i, i) for i in (3, 4, 5, 6)]
     text = _text(request)
     for step in (1, 2):
-        assert f"step {step}: Screenshot:(left out to save space) Thought: thought {step}" in text
+        assert f"step {step}: Screenshot:(Omitted in context.) Thought: thought {step}" in text
     for step in (3, 4, 5, 6):
         assert f"step {step}: Screenshot:<IMG> Thought: thought {step}" in text
 
@@ -141,15 +141,18 @@ def test_parse_through_dialect():
     assert step.action.points() == [(320, 400)]
 
 
-def test_retry_appends_bad_reply_and_short_error():
+def test_retry_is_one_user_turn_with_the_failed_attempt_in_history():
     dialect = GLM45VDialect()
-    request = dialect.build_request("t", _obs(), [], None, thinking=False)
-    retry = dialect.build_retry(request, "I will click. left_click(start_box='[1200,5]')", "the start_box must be [x,y] with numbers from 0 to 999")
-    assert [m.role for m in retry.messages] == ["user", "assistant", "user"]
-    assert retry.messages[1].content[0].text.startswith("I will click.")
-    assert "numbers from 0 to 999" in retry.messages[2].content[0].text
-    assert B in retry.messages[2].content[0].text
-    assert retry.thinking is False and len(request.messages) == 1
+    failed = dialect.failed_attempt(f"I will click. {B}left_click(start_box='[1200,5]'){E}\nMemory:\n[]",
+                                    "the start_box must be [x,y] with numbers from 0 to 999")
+    retry = dialect.build_request("t", _obs(), [*_history(1), failed], None, thinking=False)
+    assert [m.role for m in retry.messages] == ["user"]
+    text = _text(retry)
+    assert B not in text and E not in text
+    last = text[text.index("step 2:") : text.index("# Output Format")]
+    assert "Screenshot:(Omitted in context.) Thought: I will click. left_click(start_box='[1200,5]')" in last
+    assert "could not be performed: the start_box must be [x,y] with numbers from 0 to 999" in last
+    assert retry.thinking is False
 
 
 def test_locate_request_and_parse_box():

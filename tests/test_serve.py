@@ -73,6 +73,41 @@ def test_user_mistakes_exit_2_with_one_line(args, msg):
     assert msg in res.output and "Traceback" not in res.output
 
 
+def test_served_model_name_and_missing_model_folder(tmp_path):
+    argv = shlex.split(invoke("--dry-run", "--served-model-name", "my-glm").output.strip())
+    assert argv[argv.index("--served-model-name") + 1] == "my-glm"
+    res = invoke("--engine", "transformers", "--model", str(tmp_path / "nope"), "--dry-run")
+    assert res.exit_code == 2 and res.output.strip() == f"error: model folder {tmp_path / 'nope'} does not exist"
+    res = invoke("--engine", "transformers", "--model", str(tmp_path), "--port", str(free_port()))
+    assert res.exit_code == 2 and res.output.strip() == f"error: model folder {tmp_path} has no config.json: is it a checkpoint folder?"
+    res = invoke("--dry-run", "--served-model-name", "a b")
+    assert res.exit_code == 2 and "must be a name like glm-4.5v" in res.output
+
+
+def test_taken_port_fails_before_starting(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = invoke("--engine", "transformers", "--model", str(tmp_path), "--port", str(port))
+    assert res.exit_code == 1 and "healthy" not in res.output
+    assert f"port {port} on 127.0.0.1 is already in use" in res.output
+
+
+def test_server_dying_is_reported_in_one_line(tmp_path):
+    from deskpilot.model_backend.serve import start, wait_healthy
+    from deskpilot.model_backend.base import BackendError
+
+    log = tmp_path / "server.log"
+    proc = start([sys.executable, "-c", "raise OSError('zai-org/nothing is not a local folder')"], log)
+    with pytest.raises(BackendError) as info:
+        wait_healthy(proc, ["http://127.0.0.1:9/health"], 30, log)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith("server exited with code 1 before it was healthy: OSError: zai-org/nothing is not a local folder")
+
+
 @pytest.mark.skipif(shutil.which("vllm") is not None, reason="vllm is installed here")
 def test_missing_engine_gives_install_hint():
     res = invoke("--port", str(free_port()))
@@ -99,13 +134,22 @@ def test_serve_transformers_comes_up_healthy_and_stops_on_ctrl_c(tiny_checkpoint
             if line.startswith("healthy after"):
                 break
         assert lines and lines[-1].startswith("healthy after"), "".join(lines) + proc.stderr.read()[-2000:]
-        assert f"http://127.0.0.1:{port}/v1 (model name: {tiny_checkpoint})" in lines[-1]
+        assert f"http://127.0.0.1:{port}/v1 (model name: glm-4.5v)" in lines[-1]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
             assert resp.status == 200
-        b = OpenAICompatibleBackend(f"http://127.0.0.1:{port}/v1", str(tiny_checkpoint), flavor="transformers")
-        reply = b.complete(ChatRequest(messages=[Message(role="user", content=[TextPart(text="hi")])], max_tokens=2))
-        assert reply.usage.prompt_tokens > 0
+        # the same --model as against the vLLM recipe, and no --flavor: the 422 on vLLM's extras is
+        # detected once, the call repeated without them, and the backend remembers
+        b = OpenAICompatibleBackend(f"http://127.0.0.1:{port}/v1", "glm-4.5v")
+        request = ChatRequest(messages=[Message(role="user", content=[TextPart(text="hi")])], max_tokens=2)
+        assert b.complete(request).usage.prompt_tokens > 0
+        assert b.dropped_fields == {"skip_special_tokens"}
+        assert b.complete(request).usage.prompt_tokens > 0
         b.close()
+        # a second server on the same port fails before saying healthy, in one line
+        again = subprocess.run([*cmd[:-2], "--log-file", str(tmp_path / "second.log")], capture_output=True,
+                               text=True, timeout=60, env=offline_env(tmp_path))
+        assert again.returncode == 1 and "healthy" not in again.stdout
+        assert again.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use (another server?): stop it or choose another --port"
         t = time.monotonic()
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)

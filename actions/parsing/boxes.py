@@ -9,7 +9,7 @@ from deskpilot.actions.parsing.errors import ParseError
 from deskpilot.actions.parsing.points import coordinate_numbers
 from deskpilot.actions.parsing.thinking import BEGIN_BOX, END_BOX, split_thinking
 
-NO_BOX = "no box found: answer with [x1,y1,x2,y2] in thousandths (0-999) between <|begin_of_box|> and <|end_of_box|>"
+NO_BOX = "no box found: answer with a box [x1,y1,x2,y2] in thousandths (0-999)"
 _GROUP = re.compile(
     r"<bbox>[^<>]{0,200}</bbox>|<point>[^<>]{0,200}</point>|\[\[[^\[\]]{0,200}\]\]|\[[^\[\]]{0,200}\]|\([^()]{0,200}\)|<[^<>|]{0,200}>",
     re.IGNORECASE,

@@ -7,7 +7,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deskpilot.actions.coords import centre, to_pixels
-from deskpilot.actions.models import Action, Click, DoubleClick, Done, Drag, Fail, Hover, Key, Scroll, Type, Wait
+from deskpilot.actions.models import (
+    Action,
+    Click,
+    Done,
+    DoubleClick,
+    Drag,
+    Fail,
+    Hover,
+    Key,
+    Scroll,
+    TripleClick,
+    Type,
+    Wait,
+)
 from deskpilot.actions.parsing.errors import ParseError
 from deskpilot.actions.parsing.keynames import parse_keys
 from deskpilot.actions.parsing.points import coordinate_numbers
@@ -20,6 +33,7 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
     "middle_click": ("start_box", "element_info"),
     "hover": ("start_box", "element_info"),
     "left_double_click": ("start_box", "element_info"),
+    "left_triple_click": ("start_box", "element_info"),
     "left_drag": ("start_box", "end_box", "element_info"),
     "key": ("keys",),
     "type": ("content",),
@@ -30,6 +44,7 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
 }
 _ALIASES = {
     "click": "left_click", "double_click": "left_double_click", "drag": "left_drag",
+    "triple_click": "left_triple_click",
     "hotkey": "key", "press": "key",
 }
 _KEYWORDS = {
@@ -37,7 +52,10 @@ _KEYWORDS = {
     "end_point": "end_box", "key": "keys", "text": "content", "steps": "step", "amount": "step",
 }
 CALL_NAMES: frozenset[str] = frozenset(_SIGNATURES) | frozenset(_ALIASES)
-ACTION_LIST = "left_click, right_click, middle_click, hover, left_double_click, left_drag, key, type, scroll, WAIT, DONE, FAIL"
+ACTION_LIST = ("left_click, right_click, middle_click, hover, left_double_click, left_triple_click, left_drag, key, "
+               "type, scroll, WAIT, DONE, FAIL")
+_POINTER = {"left_click": "click", "right_click": "click", "middle_click": "click", "hover": "hover",
+            "left_double_click": "double", "left_triple_click": "triple"}
 
 
 @dataclass
@@ -119,13 +137,26 @@ def typed_text(text: str) -> str:
     return text
 
 
-def pointer_action(kind: str, x: int, y: int, button: str = "left") -> Action:
-    """A click, double click or hover at a pixel (shared by the desktop and mobile forms)."""
+def pointer_action(kind: str, x: int, y: int, button: str = "left", modifiers: list[str] | None = None) -> Action:
+    """A click, double/triple click or hover at a pixel (shared by the desktop and mobile forms)."""
+    mods = modifiers or []
     if kind == "hover":
-        return Hover(x=x, y=y)
+        return Hover(x=x, y=y, modifiers=mods)
     if kind == "double":
-        return DoubleClick(x=x, y=y)
-    return Click(x=x, y=y, button=button)
+        return DoubleClick(x=x, y=y, modifiers=mods)
+    if kind == "triple":
+        return TripleClick(x=x, y=y, modifiers=mods)
+    return Click(x=x, y=y, button=button, modifiers=mods)
+
+
+def hold_keys(value: Any) -> list[str]:
+    """The newer GLM-V ``hold_keys='ctrl+shift'``: keys held during a pointer action ('' / 'None': none)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return []
+    keys = parse_keys(value)
+    if len(keys) > 4:
+        raise ParseError("hold_keys holds at most 4 keys")
+    return list(dict.fromkeys(keys))
 
 
 def map_call(call: Call, width: int, height: int) -> Mapped:
@@ -134,21 +165,23 @@ def map_call(call: Call, width: int, height: int) -> Mapped:
     if name is None:
         raise ParseError(f"unknown action {call.name!r}; use one of: {ACTION_LIST}")
     named = _arguments(call, name)
-    info = named.get("element_info")
+    info = named.get("element_info", named.get("start_element_info"))  # the newer drag names both ends
     info = str(info) if isinstance(info, (str, int, float)) and not isinstance(info, bool) else None
-    if name in ("left_click", "right_click", "middle_click", "hover", "left_double_click"):
+    mods = hold_keys(named.get("hold_keys")) if name in _POINTER or name in ("left_drag", "scroll") else []
+    if name in _POINTER:
         point = _point(named, "start_box")
-        kind = {"hover": "hover", "left_double_click": "double"}.get(name, "click")
-        action = pointer_action(kind, *to_pixels(point, width, height), button=name.split("_")[0])
+        action = pointer_action(_POINTER[name], *to_pixels(point, width, height), button=name.split("_")[0],
+                                modifiers=mods)
         return Mapped(action, [point], info)
     if name == "left_drag":
         start, end = _point(named, "start_box"), _point(named, "end_box")
         (x, y), (to_x, to_y) = to_pixels(start, width, height), to_pixels(end, width, height)
-        return Mapped(Drag(x=x, y=y, to_x=to_x, to_y=to_y), [start, end], info)
+        return Mapped(Drag(x=x, y=y, to_x=to_x, to_y=to_y, modifiers=mods), [start, end], info)
     if name == "scroll":
         point = _point(named, "start_box")
         x, y = to_pixels(point, width, height)
-        scroll = Scroll(x=x, y=y, direction=_direction(named.get("direction")), amount=_step(named.get("step")))
+        scroll = Scroll(x=x, y=y, direction=_direction(named.get("direction")), amount=_step(named.get("step")),
+                        modifiers=mods)
         return Mapped(scroll, [point], info)
     return Mapped(_keyboard_or_end(name, named), [], info)
 

@@ -29,6 +29,11 @@ MAX_BOXES = 20
 _CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w{0,40})\(")  # kept if the name is in CALL_NAMES
 _OBJECT_KEY = re.compile(r"""["'](?:action_type|action)["']\s*:""")
 _ACTION_LABEL = re.compile(r"(?<![\w])action[ \t*_]*[:：]", re.IGNORECASE)
+# A terminal written bare (the newer GLM-V agents accept it): the whole box in any case ("done",
+# "WAIT()"), or outside a box an upper-case word ("... DONE") or a line of its own ("done").
+_BARE_BOX = re.compile(r"\s*(done|wait|fail)\s*(?:\(\s*\))?\s*[.!]?\s*", re.IGNORECASE)
+_BARE_WORD = re.compile(r"(?<![\w.])(DONE|WAIT|FAIL)(?![\w(])")
+_BARE_LINE = re.compile(r"^[ \t*_`>-]*(done|wait|fail)(?:\s*\(\s*\))?[ \t*_`.!]*$", re.IGNORECASE | re.MULTILINE)
 
 
 def _bounded_int(token: str) -> int:
@@ -134,7 +139,8 @@ def _in_region(text: str, start: int, end: int, last_first: bool, budget: Budget
 
 
 def _boxes(text: str) -> list[tuple[int, int]]:
-    """Box contents; a box ends at its end token or where the next box begins."""
+    """Box contents; a box ends at its end token, where the next box begins, or (never closed)
+    where the Memory section starts: an unclosed box must not swallow the memory."""
     regions = []
     pos = text.find(BEGIN_BOX)
     while pos >= 0 and len(regions) < MAX_BOXES:
@@ -142,8 +148,41 @@ def _boxes(text: str) -> list[tuple[int, int]]:
         pos = text.find(BEGIN_BOX, begin)
         limit = pos if pos >= 0 else len(text)
         close = text.find(END_BOX, begin, limit)
+        if close < 0 and pos < 0:
+            memory = MARKER.search(text, begin)
+            limit = memory.start() if memory else len(text)
         regions.append((begin, close if close >= 0 else limit))
     return regions
+
+
+def _in_box(text: str, begin: int, close: int, budget: Budget) -> Found | None:
+    """The call in one box; a call the box cut short (no ')') is closed at the box's end."""
+    bare = _BARE_BOX.fullmatch(text, begin, close)
+    if bare:
+        return Found(Call(name=bare.group(1)), begin, close)
+    if close == len(text) or text.startswith((END_BOX, BEGIN_BOX), close):
+        return _in_region(text, begin, close, False, budget)
+    head = text[:close]  # an unclosed box, ended where Memory starts
+    try:
+        return _in_region(head, begin, close, False, budget)
+    except ParseError:
+        patched = head.rstrip() + ")"
+        found = _in_region(patched, begin, len(patched), False, budget)
+        if found is not None:
+            found.end = min(found.end, len(patched) - 1)  # the ')' we added is not in the text
+        return found
+
+
+def _bare(text: str) -> Found | None:
+    """A terminal without a call outside any box (last one before the memory)."""
+    limit = _before_memory(text)
+    found = None
+    for pattern in (_BARE_LINE, _BARE_WORD):
+        for found in pattern.finditer(text, 0, limit):
+            pass
+        if found is not None:
+            return Found(Call(name=found.group(1)), found.start(1), found.end())
+    return None
 
 
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -159,13 +198,17 @@ def _before_memory(text: str) -> int:
     return marker.start() if marker else len(text)
 
 
-def find_action(text: str, budget: Budget | None = None) -> Found | None:
-    """The reply's action, or None if there is no candidate at all."""
+def find_action(text: str, budget: Budget | None = None, bare: bool = False) -> Found | None:
+    """The reply's action, or None if there is no candidate at all.
+
+    ``bare``: also take a terminal written without a call (DONE, WAIT, FAIL)
+    outside a box; only for the visible answer, never for thinking text.
+    """
     budget = budget if budget is not None else Budget()
     error: ParseError | None = None
     for begin, close in _boxes(text):
         try:
-            found = _in_region(text, begin, close, False, budget)
+            found = _in_box(text, begin, close, budget)
         except ParseError as exc:
             error = error or exc
             continue
@@ -182,6 +225,8 @@ def find_action(text: str, budget: Budget | None = None) -> Found | None:
             found = _in_region(text, 0, len(text), True, budget)
     except ParseError as exc:
         raise error or exc from None
+    if found is None and bare and BEGIN_BOX not in text:
+        found = _bare(text)
     if found is None and error is not None:
         raise error
     return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from deskpilot.actions.coords import centre, to_pixels
-from deskpilot.actions.models import Action, Done, Fail, Key, Scroll, Type, Wait
+from deskpilot.actions.models import Action, Done, Fail, InputText, Key, Scroll, Type, Wait
 from deskpilot.actions.parsing.desktop import ACTION_LIST, Mapped, pointer_action, typed_text
 from deskpilot.actions.parsing.errors import ParseError
 from deskpilot.actions.parsing.keynames import parse_keys
@@ -54,7 +54,24 @@ def map_object(obj: dict[str, Any], width: int, height: int) -> Mapped:
         return Mapped(action, [point])
     if name in ("swipe", "scroll"):
         return _scroll(obj, name, width, height)
+    if name == "input_text" and _point(obj, required=False) is not None:
+        return _input_text(obj, width, height)
     return Mapped(_other(name, obj))
+
+
+def _input_text(obj: dict[str, Any], width: int, height: int) -> Mapped:
+    """The official semantics: click the field, clear it when override is true, type, press Enter."""
+    point = _point(obj, required=True)
+    text = _text(obj)
+    if text is None:
+        raise ParseError('input_text needs "text"')
+    if len(text) > 10_000:
+        raise ParseError("the text to type is longer than 10000 characters")
+    override = obj.get("override", False)
+    if isinstance(override, str):
+        override = override.strip().lower() in ("true", "1", "yes")
+    x, y = to_pixels(point, width, height)
+    return Mapped(InputText(x=x, y=y, text=text, override=bool(override)), [point])
 
 
 def _scroll(obj: dict[str, Any], name: str, width: int, height: int) -> Mapped:

@@ -18,8 +18,7 @@ from deskpilot.actions.step import ParsedStep
 MAX_CHARS = 1_000_000
 MAX_THOUGHT = 20_000
 NO_ACTION = (
-    "no action found: reply with one call such as left_click(start_box='[x,y]') "
-    "between <|begin_of_box|> and <|end_of_box|>"
+    "no action found: reply with one call from the action space, such as left_click(start_box='[x,y]')"
 )
 _LABEL = re.compile(r"^[ \t>*#_-]*(?:reason|thought|explanation|action)[ \t*_]*[:：][ \t*_]*", re.IGNORECASE | re.MULTILINE)
 _FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$", re.MULTILINE)
@@ -59,7 +58,7 @@ def _thought_and_memory(text: str, found: Found | None) -> tuple[str, list[Any] 
 def _locate(visible: str, thinking: str, open_think: bool, reasoning: str | None) -> tuple[str, Found, bool]:
     """Where the action is: the visible text, else an unclosed think, else the reasoning."""
     budget = Budget()  # one scan budget for the whole reply keeps the parse linear
-    found = find_action(visible, budget)
+    found = find_action(visible, budget, bare=True)
     if found is not None:
         return visible, found, True
     for text in (thinking if open_think else "", reasoning or ""):

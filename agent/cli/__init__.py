@@ -33,8 +33,10 @@ def _register() -> None:
     from deskpilot.agent.cli import backend_cmds as cli_backend
     from deskpilot.agent.cli import eval_cmd as cli_eval
     from deskpilot.agent.cli import inspect_cmds as cli_inspect
+    from deskpilot.agent.cli import mcp_cmd as cli_mcp
     from deskpilot.agent.cli import parse_cmd as cli_parse
     from deskpilot.agent.cli import run as cli_run
+    from deskpilot.agent.cli import workflow_cmd as cli_workflow
 
     app.command("run")(cli_run.run)
     app.command("demo")(cli_run.demo)
@@ -45,6 +47,8 @@ def _register() -> None:
     app.command("parse")(cli_parse.parse)
     app.command("serve")(cli_backend.serve)
     app.command("tiny-checkpoint")(cli_backend.tiny_checkpoint)
+    app.command("mcp")(cli_mcp.mcp)
+    app.add_typer(cli_workflow.workflow_app, name="workflow")
     app.command("eval")(cli_eval.eval_suite)
 
 

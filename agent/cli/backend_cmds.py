@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from deskpilot.model_backend.base import BackendError
-from deskpilot.model_backend.serve import Engine, ServeOptions, build_command, health_urls, start, stop, wait_healthy
+from deskpilot.model_backend.serve import Engine, ServeOptions, build_command, health_urls, launch, stop, wait_healthy
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -38,6 +38,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 exposes it to the network).")] = "127.0.0.1",
     max_model_len: Annotated[int, typer.Option(help="Context length (vllm/sglang).")] = 65536,
     device: Annotated[str, typer.Option(help="Device for --engine transformers.")] = "cpu",
+    served_model_name: Annotated[str, typer.Option(help="Name clients send as `model`, for every engine.")] = "glm-4.5v",
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to become healthy.")] = 1800.0,
     log_file: Annotated[Optional[Path], typer.Option(help="Where the server's output goes (default: a temp file).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command and exit.")] = False,
@@ -47,7 +48,7 @@ def serve(
     try:
         opts = ServeOptions(engine=engine, model=model, fp8=fp8, tensor_parallel_size=tensor_parallel_size,
                             host=host, port=port, max_model_len=max_model_len, device=device,
-                            extra_args=extra_args or [])
+                            served_model_name=served_model_name, extra_args=extra_args or [])
         cmd = build_command(opts, require_engine=not dry_run)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -65,8 +66,14 @@ def serve(
 
 
 def _serve_until_interrupted(opts: ServeOptions, cmd: list[str], log_path: Path, ready_timeout: float) -> None:
+    try:
+        proc = launch(opts, log_path, cmd=cmd)  # a taken port fails here, before any "healthy"
+    except BackendError as exc:
+        raise _fail(str(exc), 1) from None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    proc = start(cmd, log_path)
+    # Ctrl-C must stop us even if we were started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with err.status(f"waiting for {opts.engine.value} to become healthy...") as status:
             took = wait_healthy(proc, health_urls(opts), ready_timeout, log_path,
@@ -83,6 +90,7 @@ def _serve_until_interrupted(opts: ServeOptions, cmd: list[str], log_path: Path,
     finally:
         code = stop(proc)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     out.print(f"server stopped (exit code {code})", markup=False)
 
 

@@ -27,7 +27,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder")) -> None:
 def replay(
     run_dir: Path = typer.Argument(..., help="A run folder recorded by `deskpilot run` or `demo`"),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare each screen with the recording"),
-    threshold: float = typer.Option(0.97, min=0.0, max=1.0, help="Least similarity that counts as the same screen"),
+    max_change: int = typer.Option(10, min=0, help="Largest changed region (pixels) that still counts as the same screen"),
     app: list[str] = typer.Option([], "--app", help="Start these apps instead of the recorded ones"),
     isolation: Optional[str] = typer.Option(None, help="Override the recorded isolation"),
 ) -> None:
@@ -42,13 +42,20 @@ def replay(
         if isolation:
             spec.isolation = isolation
         started = time.monotonic()
-        result = do_replay(run_dir, check=check, threshold=threshold, session=spec,
-                           on_step=lambda n, total, score: console.print(
-                               f"step {n}: " + ("not compared" if score is None else f"similarity {score:.3f}")))
+        result = do_replay(run_dir, check=check, max_change=max_change, session=spec,
+                           on_step=lambda n, total, px: console.print(
+                               f"step {n}: " + ("not compared" if px is None else f"largest change {px} px")))
     except (ReplayError, *_user_errors()) as err:
         raise fail(str(err)) from None
     colour = "green" if result.ok else "red"
     console.print(f"[{colour}]{result.message}[/{colour}] ({time.monotonic() - started:.1f} s)")
+    if not result.ok:  # the report shows the diff on the step where the replay stopped
+        try:
+            from deskpilot.agent.report import build_report
+
+            console.print(f"report: {build_report(run_dir)}")
+        except (OSError, *_user_errors()):
+            pass
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -68,11 +75,11 @@ def _image_observation(image: Path):
 
 
 def _query_setup(image: Path, base_url, model, script, flavor):
-    from deskpilot.agent.dialects import GLM45VDialect
+    from deskpilot.agent.dialects import make_dialect
 
     obs = _image_observation(image)
     cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
-    return obs, make_backend(cfg), GLM45VDialect()
+    return obs, make_backend(cfg), make_dialect(cfg.backend.dialect)
 
 
 def locate(

@@ -15,6 +15,9 @@ LAYOUTS = {
     # widget: (relx, rely) of its centre
     "standard": {"name": (0.50, 0.30), "email": (0.50, 0.42), "save": (0.50, 0.58), "bg": "#eef2f7"},
     "changed": {"name": (0.50, 0.62), "email": (0.50, 0.30), "save": (0.20, 0.85), "bg": "#3b2f2f"},
+    # the standard form, until a name is typed: then the email row moves down (a change mid-run)
+    "late": {"name": (0.50, 0.30), "email": (0.50, 0.42), "save": (0.50, 0.58), "bg": "#eef2f7",
+             "email_after_name": (0.50, 0.48)},
 }
 
 
@@ -41,16 +44,24 @@ def main():
 
     tk.Label(root, text="Contact form", font=("DejaVu Sans", -int(px * 1.6), "bold"), bg=layout["bg"],
              fg="#333333").place(relx=0.5, rely=0.12, anchor="center")
-    entries = {}
+    entries, labels = {}, {}
     for key, label in (("name", "Name"), ("email", "Email")):
         relx, rely = layout[key]
-        tk.Label(root, text=label, font=font, bg=layout["bg"], fg="#333333").place(
-            relx=relx - 0.19, rely=rely, anchor="e")
+        labels[key] = tk.Label(root, text=label, font=font, bg=layout["bg"], fg="#333333")
+        labels[key].place(relx=relx - 0.19, rely=rely, anchor="e")
         entry = tk.Entry(root, font=font, width=1)
         entry.place(relx=relx, rely=rely, anchor="center", relwidth=0.36)
         entry.bind("<FocusIn>", lambda e, k=key: log("focus", field=k))
         entry.bind("<KeyRelease>", lambda e, k=key, w=entry: log("text", field=k, value=w.get()))
         entries[key] = entry
+
+    def move_email(_event=None):
+        relx, rely = layout["email_after_name"]
+        labels["email"].place(relx=relx - 0.19, rely=rely, anchor="e")
+        entries["email"].place(relx=relx, rely=rely, anchor="center", relwidth=0.36)
+
+    if "email_after_name" in layout:
+        entries["name"].bind("<KeyRelease>", move_email, add="+")
 
     status = tk.Label(root, text="", font=font, bg=layout["bg"], fg="#2e7d32")
     status.place(relx=0.5, rely=0.70, anchor="center")

@@ -19,6 +19,7 @@ class HistoryEntry(BaseModel):
     thought: str = ""
     action_text: str = ""
     screenshot: Image.Image | None = None
+    note: str = ""  # shown after the action, e.g. why it was not performed
 
 
 class Dialect(Protocol):
@@ -37,8 +38,9 @@ class Dialect(Protocol):
     def parse(self, content: str, reasoning: str | None, width: int, height: int) -> ParsedStep:
         """Raise actions.parse.ParseError (and nothing else) on a bad reply."""
 
-    def build_retry(self, request: ChatRequest, reply_text: str, error: str) -> ChatRequest:
-        """The same request plus the bad reply and the parser's short error."""
+    def failed_attempt(self, reply_text: str, error: str) -> HistoryEntry:
+        """A reply that could not be performed, as a history step: the retry is a
+        fresh single-turn prompt whose history ends with it (never a multi-turn chat)."""
 
     def image_tokens(self, request: ChatRequest) -> int: ...
 

@@ -1,8 +1,16 @@
-"""The GLM-4.5V desktop dialect: builds its one-turn prompt and reads its replies."""
+"""The GLM-4.5V desktop dialect: builds its one-turn prompt and reads its replies.
+
+The prompt follows the official desktop agent's structure (opening with the
+coordinate rule, task, platform, ``###`` action sections with schema blocks,
+history with the omitted-screenshot marker, memory, output format, notes,
+current screenshot last) in our own words, and never contains special
+tokens: the box tokens are the model's to write, not ours.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,11 +18,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from deskpilot.actions.parse import parse_box as _parse_box
 from deskpilot.actions.parse import parse_glm_reply, split_thinking, strip_tokens
 from deskpilot.agent.dialects import glm45v_text as text
+from deskpilot.agent.dialects.actionspace import CallSpec, desktop_calls, render_action_space, signature_lines
 from deskpilot.agent.dialects.base import HistoryEntry, ParsedStep
 from deskpilot.agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
-from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, Part, TextPart
+from deskpilot.agent.dialects.render import builtin_template, image_marker, load_template, render_parts, scrub
+from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, TextPart
 from deskpilot.perception.observation import Observation
 from deskpilot.perception.resize import MAX_PIXELS, MIN_PIXELS
+
+
+class Sampling(BaseModel):
+    """A dialect's sampling defaults (the official agents'); each can be overridden."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int = 8192
+    thinking: bool = True
 
 
 class GLM45VOptions(BaseModel):
@@ -28,42 +48,75 @@ class GLM45VOptions(BaseModel):
     secrets: dict[str, str] = Field(default_factory=dict)
     platform: str = "Ubuntu"
     image_format: Literal["png", "jpeg"] = "png"
-
-
-class _Parts:
-    """Collects message parts, merging neighbouring text."""
-
-    def __init__(self) -> None:
-        self.parts: list[Part] = []
-
-    def text(self, value: str) -> None:
-        if self.parts and isinstance(self.parts[-1], TextPart):
-            self.parts[-1] = TextPart(text=self.parts[-1].text + value)
-        else:
-            self.parts.append(TextPart(text=value))
-
-    def image(self, image: Any, fmt: str) -> None:
-        self.parts.append(ImagePart(image=image, format=fmt))
+    prompt_template: Path | None = None  # a jinja2 file replacing the built-in wording
+    answer_note: str = ""  # e.g. the JSON schema the DONE answer must follow
+    user_response: str = ""  # the user's latest reply to a question (GLM-5V block)
 
 
 class GLM45VDialect:
     """Prompt builder and reply parser for GLM-4.5V on a desktop (platform Ubuntu)."""
 
     name = "glm-4.5v"
+    template_name = "glm-4.5v"
+    coordinate_max = 999
+    sampling = Sampling(temperature=0.001, max_tokens=8192, thinking=True)
 
     def __init__(self, options: GLM45VOptions | None = None, **kwargs: Any) -> None:
         self.options = options or GLM45VOptions(**kwargs)
         self._shrunk: dict[int, tuple[Any, Any]] = {}  # id -> (original, small): reused each step
+        path = self.options.prompt_template
+        self._template = load_template(path) if path is not None else builtin_template(self.template_name)
+        self.calls: list[CallSpec] = self.action_calls()
+
+    def action_calls(self) -> list[CallSpec]:
+        return desktop_calls()
 
     def _history_image(self, image: Any) -> Any:
         cached = self._shrunk.get(id(image))
         if cached is not None and cached[0] is image:
             return cached[1]
-        small = shrink(image, self.options.history_scale, self.options.max_pixels)
+        scale = self.options.history_scale  # a budget shrinks history screenshots in proportion (never below the minimum)
+        small = shrink(image, scale, max(MIN_PIXELS, int(self.options.max_pixels * scale * scale)))
         if len(self._shrunk) >= 2 * max(self.options.history_screenshots, 1):
             self._shrunk.pop(next(iter(self._shrunk)))
         self._shrunk[id(image)] = (image, small)
         return small
+
+    def prompt_variables(self, task: str, observation: Observation, history: list[HistoryEntry],
+                         memory: list[Any] | None) -> tuple[dict[str, Any], list[Any]]:
+        """The template variables and the images their markers stand for (current one last)."""
+        opts = self.options
+        images: list[Any] = []
+        steps = []
+        first_with_image = len(history) - opts.history_screenshots
+        for index, entry in enumerate(history):
+            marker = ""
+            if index >= first_with_image and entry.screenshot is not None:
+                images.append(self._history_image(entry.screenshot))
+                marker = image_marker(len(images) - 1)
+            action = strip_tokens(entry.action_text).strip()
+            if entry.note:
+                action = f"{action} {entry.note}".strip()
+            steps.append({"n": index + 1, "thought": strip_tokens(entry.thought).strip(), "action": action,
+                          "note": entry.note, "image": marker})
+        images.append(fit_budget(observation.image, opts.max_pixels))
+        variables = {
+            "task": task,
+            "platform": opts.platform,
+            "action_space": render_action_space(self.calls),
+            "actions": [{"signature": line, "description": _describe(line, self.calls)}
+                        for line in signature_lines(self.calls)],
+            "history": steps,
+            "memory": json.dumps(memory if memory is not None else [], ensure_ascii=False),
+            "screen": {"width": observation.width, "height": observation.height},
+            "coordinate_max": self.coordinate_max,
+            "history_screenshots": opts.history_screenshots,
+            "history_percent": round(opts.history_scale * 100),
+            "notes": self._notes(),
+            "user_response": opts.user_response,
+            "screenshot": image_marker(len(images) - 1),
+        }
+        return variables, images
 
     def build_request(
         self,
@@ -74,44 +127,30 @@ class GLM45VDialect:
         *,
         thinking: bool = True,
     ) -> ChatRequest:
-        """ONE user turn: instructions, history (recent screenshots inline), memory, current screenshot last."""
-        opts = self.options
-        parts = _Parts()
-        parts.text(text.HEAD.format(task=task, platform=opts.platform, action_space=text.ACTION_SPACE))
-        first_with_image = len(history) - opts.history_screenshots
-        for index, entry in enumerate(history):
-            shown = index >= first_with_image and entry.screenshot is not None
-            parts.text((text.STEP_WITH_IMAGE if shown else text.STEP_OMITTED).format(n=index + 1))
-            if shown:
-                parts.image(self._history_image(entry.screenshot), opts.image_format)
-            body = text.STEP_BODY.format(thought=strip_tokens(entry.thought).strip(), action=strip_tokens(entry.action_text).strip())
-            parts.text(body)
-        parts.text(text.TAIL.format(
-            memory=json.dumps(memory if memory is not None else [], ensure_ascii=False),
-            count=opts.history_screenshots,
-            percent=round(opts.history_scale * 100),
-            notes=self._notes(),
-        ))
-        parts.image(fit_budget(observation.image, opts.max_pixels), opts.image_format)
-        return ChatRequest(messages=[Message(role="user", content=parts.parts)], thinking=thinking)
+        """ONE user turn, always (retries too: a failed attempt is a history step)."""
+        variables, images = self.prompt_variables(task, observation, history, memory)
+        parts = render_parts(self._template, variables, images, len(images) - 1, self.options.image_format)
+        return ChatRequest(messages=[Message(role="user", content=parts)], thinking=thinking)
 
-    def _notes(self) -> str:
+    def _notes(self) -> list[str]:
         lines = [text.SECRET_NOTE.format(name=name, value=value) for name, value in self.options.secrets.items()]
+        if self.options.answer_note.strip():
+            lines.append(self.options.answer_note.strip())
         if self.options.extra_instructions.strip():
             lines.append(self.options.extra_instructions.strip())
-        return "".join(line + "\n" for line in lines)
+        return lines
 
     def parse(self, content: str, reasoning: str | None, width: int, height: int) -> ParsedStep:
         return parse_glm_reply(content, reasoning, width=width, height=height)
 
-    def build_retry(self, request: ChatRequest, reply_text: str, error: str) -> ChatRequest:
-        """The same request, the bad reply as the assistant's turn, and the short error."""
-        messages = [
-            *request.messages,
-            Message(role="assistant", content=[TextPart(text=reply_text)]),
-            Message(role="user", content=[TextPart(text=text.RETRY.format(error=error))]),
-        ]
-        return request.model_copy(update={"messages": messages})
+    def failed_attempt(self, reply_text: str, error: str) -> HistoryEntry:
+        """A reply that could not be performed, as the history step the next prompt shows."""
+        visible, _thinking, _open = split_thinking(reply_text)
+        said = " ".join(strip_tokens(visible).split())
+        if len(said) > text.FAILED_CHARS:
+            said = said[: text.FAILED_CHARS - 3] + "..."
+        return HistoryEntry(thought=said or "(empty reply)", action_text="",
+                            note=text.FAILED_NOTE.format(error=error))
 
     def image_tokens(self, request: ChatRequest) -> int:
         """Image tokens of every image in the request (placeholders plus markers)."""
@@ -131,10 +170,11 @@ class GLM45VDialect:
 
     def _single(self, observation: Observation, prompt: str, thinking: bool) -> ChatRequest:
         image = ImagePart(image=fit_budget(observation.image, self.options.max_pixels), format=self.options.image_format)
-        return ChatRequest(messages=[Message(role="user", content=[image, TextPart(text=prompt)])], thinking=thinking)
+        return ChatRequest(messages=[Message(role="user", content=[image, TextPart(text=scrub(prompt))])],
+                           thinking=thinking)
 
     def build_locate_request(self, observation: Observation, description: str, *, thinking: bool = False) -> ChatRequest:
-        return self._single(observation, text.LOCATE.format(description=description), thinking)
+        return self._single(observation, text.LOCATE.format(description=description, top=self.coordinate_max), thinking)
 
     def parse_box(self, content: str, width: int, height: int) -> tuple[int, int, int, int]:
         return _parse_box(content, width, height)
@@ -145,3 +185,8 @@ class GLM45VDialect:
     def answer_text(self, content: str) -> str:
         visible, _thinking, _open = split_thinking(content)
         return strip_tokens(visible).strip()
+
+
+def _describe(line: str, calls: list[CallSpec]) -> str:
+    name = line.split("(", 1)[0]
+    return next((c.description for c in calls if name in c.names), "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PIL import Image
 
+from deskpilot.perception.encode import freeze
 from deskpilot.perception.resize import FACTOR, IMAGE_MARKER_TOKENS, image_tokens, smart_resize
 
 
@@ -20,7 +21,7 @@ def fit_budget(image: Image.Image, max_pixels: int) -> Image.Image:
     if _rounded_area(image.width, image.height) <= max_pixels:
         return image
     size = smart_resize(image.width, image.height, max_pixels=max_pixels)
-    return image.resize(size, Image.Resampling.BILINEAR)
+    return freeze(image.resize(size, Image.Resampling.BILINEAR))  # encoded once, however often it is sent
 
 
 def shrink(image: Image.Image, scale: float, max_pixels: int) -> Image.Image:
@@ -33,7 +34,7 @@ def shrink(image: Image.Image, scale: float, max_pixels: int) -> Image.Image:
     else:
         size = (max(FACTOR, round(image.width * scale)), max(FACTOR, round(image.height * scale)))
         small = image.resize(size, Image.Resampling.BILINEAR)
-    return fit_budget(small, max_pixels)
+    return freeze(fit_budget(small, max_pixels))
 
 
 def tokens_for(image: Image.Image, max_pixels: int) -> int:

@@ -97,8 +97,9 @@ def summarize(results: list[AttemptResult], *, suite: str = "", repeat: int = 1,
         eligible = [rs for rs in by_task.values() if len(rs) >= k]
         if eligible:
             passk[f"pass@{k}"] = round(mean(pass_at_k(len(rs), sum(r.passed for r in rs), k) for rs in eligible), 4)
-    def rate(rs):
+    def rate(rs: list) -> float | None:
         return round(sum(r.passed for r in rs) / len(rs), 4) if rs else None
+
     return {
         "suite": suite,
         "attempts": len(results),

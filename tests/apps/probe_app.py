@@ -36,6 +36,7 @@ class Probe:
             entry.bind("<Control-a>", self.select_all)
         self.text.bind("<Control-a>", self.select_all_text)
         self.area.bind("<Double-Button-1>", lambda e: emit(ev="double", w="area", x_root=e.x_root, y_root=e.y_root))
+        self.area.bind("<Triple-Button-1>", lambda e: emit(ev="triple", w="area", x_root=e.x_root, y_root=e.y_root))
         self.last_motion = 0.0
         self.pending_motion = None
         self.contents = None

@@ -140,7 +140,7 @@ def test_the_step_time_limit_holds_while_a_reply_is_parsed(tmp_path):
     sb, _ = open_sandbox(SessionSpec(size=(320, 240)))
     with sb:
         with Agent(ScriptedBackend([CLICK]), sb, SlowParsingDialect(), run_dir=tmp_path / "run",
-                   policy=Policy(step_timeout_s=1)) as agent:
+                   policy=Policy(step_timeout_s=1), report=False) as agent:
             started = time.monotonic()
             result = agent.run("anything")
             elapsed = time.monotonic() - started

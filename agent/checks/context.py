@@ -1,0 +1,94 @@
+"""What checks may look at: files, the settled screen, the windows, OCR and the model."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from PIL import Image
+
+from deskpilot.errors import UsageError
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may need; all optional, so file checks work with none of it.
+
+    - ``base_dir``: relative file and baseline paths are resolved against it.
+    - ``screen``: the settled screenshot, or a callable that takes one (called
+      once; every screen check then sees the same frame).
+    - ``sandbox``: anything with ``display`` and ``xauthority`` (window titles).
+    - ``ask``: ``question -> answer`` from a model (``expect`` checks); ``Agent.ask``
+      fits and records the exchange in the run's trajectory.
+    - ``out_dir``: where diff images are written (the run folder); ``prefix``
+      names them (``check_03_diff.png``).
+    - ``record``: called with every CheckResult as it is made (the trajectory).
+    """
+
+    base_dir: Path = field(default_factory=Path.cwd)
+    screen: Image.Image | Callable[[], Any] | None = None
+    sandbox: Any = None
+    ask: Callable[[str], str] | None = None
+    out_dir: Path | None = None
+    prefix: str = "check"
+    record: Callable[[Any], None] | None = None
+    index: int = 0  # number of the check being run (set by run_checks)
+    ocr_ms: float = 0.0
+    _frame: Image.Image | None = None
+    _lines: list | None = None
+
+    def screenshot(self) -> Image.Image:
+        if self._frame is None:
+            if self.screen is None:
+                raise UsageError("this check needs a screen: run it with a desktop")
+            from deskpilot.perception.ocr import frame_of
+
+            self._frame = frame_of(self.screen() if callable(self.screen) else self.screen).convert("RGB")
+        return self._frame
+
+    def ocr_lines(self) -> list:
+        """OCR of the whole settled screen, read once and shared by every text check."""
+        if self._lines is None:
+            from deskpilot.perception.ocr import read_text
+
+            started = time.perf_counter()
+            self._lines = read_text(self.screenshot())
+            self.ocr_ms = (time.perf_counter() - started) * 1000
+        return self._lines
+
+    def window_titles(self) -> tuple[list[str], str | None]:
+        """Titles of the managed top-level windows, and the focused one's (EWMH)."""
+        if self.sandbox is None:
+            raise UsageError("a window_title check needs a desktop")
+        from Xlib import Xatom
+
+        from deskpilot.sandbox import x11
+
+        sb = getattr(self.sandbox, "sandbox", None) or self.sandbox  # a Session wraps the low-level Sandbox
+        if not hasattr(sb, "display"):
+            raise UsageError("a window_title check needs a desktop with an X display")
+        conn = x11.connect(sb.display, getattr(sb, "xauthority", None))
+        try:
+            titles = [x11.window_title(conn, wid) for wid in x11.client_windows(conn)]
+            prop = conn.screen().root.get_full_property(conn.intern_atom("_NET_ACTIVE_WINDOW"), Xatom.WINDOW)
+            active = x11.window_title(conn, prop.value[0]) if prop and prop.value[0] else None
+        finally:
+            conn.close()
+        return [t for t in titles if t], active
+
+    def save_image(self, image: Image.Image, what: str) -> str | None:
+        """Write an evidence image into out_dir; its path (None without an out_dir)."""
+        if self.out_dir is None:
+            return None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.prefix}_{self.index:02d}_{what}.png")
+        path = self.out_dir / name
+        image.save(path)
+        return str(path)
+
+    def fresh(self) -> None:
+        """Forget the frame and its OCR (after the screen changed)."""
+        self._frame, self._lines = None, None

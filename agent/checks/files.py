@@ -1,0 +1,228 @@
+"""File checks: what an app saved, read back with ordinary libraries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from deskpilot.agent.checks import models as m
+from deskpilot.errors import UsageError
+
+Outcome = tuple[bool, str, dict[str, Any]]
+_EXCERPT = 300
+
+
+def same(actual: Any, expected: Any) -> bool:
+    """Cell/value equality the way a person means it: 42 == "42.0", " x " == "x"."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return str(actual).strip().lower() == str(expected).strip().lower()
+    try:
+        return abs(float(str(actual).strip()) - float(str(expected).strip())) < 1e-9
+    except ValueError:
+        pass
+    if actual is None or expected is None:
+        return (actual in (None, "")) and (expected in (None, ""))
+    return str(actual).strip() == str(expected).strip()
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + f"... ({len(text)} chars)"
+
+
+def exists(check: m.FileExists, path: Path) -> Outcome:
+    there = path.exists()
+    evidence = {"path": str(path), "exists": there, "size": path.stat().st_size if path.is_file() else None}
+    if there == check.exists:
+        return True, f"{path} {'exists' if there else 'does not exist'}", evidence
+    return False, f"{path} {'exists' if there else 'does not exist'}", evidence
+
+
+def contains(check: m.FileContains, path: Path) -> Outcome:
+    text = _text(path)
+    pos = text.find(check.contains)
+    evidence = {"path": str(path), "size": len(text), "excerpt": _excerpt(text)}
+    if pos >= 0:
+        line = text.count("\n", 0, pos) + 1
+        return True, f"found on line {line}", dict(evidence, line=line)
+    return False, f"{check.contains!r} is not in {path.name} ({len(text)} chars)", evidence
+
+
+def regex(check: m.FileRegex, path: Path) -> Outcome:
+    text = _text(path)
+    found = re.search(check.regex, text, re.MULTILINE)
+    evidence = {"path": str(path), "size": len(text), "excerpt": _excerpt(text)}
+    if found:
+        return True, f"matched {found.group(0)[:80]!r}", dict(evidence, match=found.group(0)[:200])
+    return False, f"/{check.regex}/ does not match {path.name} ({len(text)} chars)", evidence
+
+
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def json_at(document: Any, path: str) -> Any:
+    """The value at ``a.b[0].c``; UsageError naming the step that is missing."""
+    value, pos, walked = document, 0, "$"
+    while pos < len(path):
+        step = _STEP.match(path, pos)
+        if not step or step.end() == pos:
+            raise UsageError(f"bad JSON path {path!r} at character {pos + 1}")
+        key, index = step.group(1), step.group(2)
+        try:
+            value = value[int(index)] if index is not None else value[key]
+        except (KeyError, IndexError, TypeError):
+            raise UsageError(f"{walked} has no {'[' + index + ']' if index is not None else repr(key)}") from None
+        walked += f"[{index}]" if index is not None else f".{key}"
+        pos = step.end()
+    return value
+
+
+def json_value(check: m.FileJson, path: Path) -> Outcome:
+    try:
+        document = json.loads(_text(path))
+    except json.JSONDecodeError as err:
+        return False, f"{path.name} is not valid JSON (line {err.lineno}: {err.msg})", {"path": str(path)}
+    try:
+        actual = json_at(document, check.json_.path)
+    except UsageError as err:
+        return False, str(err), {"path": str(path)}
+    evidence = {"path": str(path), "at": check.json_.path, "actual": actual}
+    if actual == check.json_.equals:
+        return True, f"{check.json_.path or 'document'} is {json.dumps(actual)[:80]}", evidence
+    return False, f"{check.json_.path or 'document'} is {json.dumps(actual)[:80]}, expected " \
+                  f"{json.dumps(check.json_.equals)[:80]}", evidence
+
+
+def csv_cell(check: m.FileCsvCell, path: Path) -> Outcome:
+    at = check.csv_cell
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        sample = f.read(4096)
+        f.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        rows = list(csv.reader(f, dialect))
+    col = at.col
+    if isinstance(col, str):
+        header = [h.strip() for h in rows[0]] if rows else []
+        if col not in header:
+            return False, f"no column named {col!r} (header: {header})", {"path": str(path), "header": header}
+        col = header.index(col) + 1
+    evidence = {"path": str(path), "rows": len(rows)}
+    if at.row > len(rows) or col > len(rows[at.row - 1]):
+        return False, f"{path.name} has no cell at row {at.row}, col {col} ({len(rows)} rows)", evidence
+    actual = rows[at.row - 1][col - 1]
+    evidence["actual"] = actual
+    if same(actual, at.equals):
+        return True, f"row {at.row} col {at.col} is {actual!r}", evidence
+    return False, f"row {at.row} col {at.col} is {actual!r}, expected {at.equals!r}", evidence
+
+
+def _xlsx_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+    try:
+        import openpyxl
+    except ImportError:
+        raise UsageError("xlsx checks need the [office] extra: pip install 'deskpilot[office]'") from None
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        names = list(book.sheetnames)
+        if sheet is not None and sheet not in names:
+            raise UsageError(f"{path.name} has no sheet {sheet!r} (sheets: {names})")
+        ws = book[sheet] if sheet else book[names[0]]
+        return ws[cell].value, names
+    finally:
+        book.close()
+
+
+def _ods_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+    try:
+        from odf.opendocument import load
+        from odf.table import Table, TableRow
+        from odf.namespaces import TABLENS, OFFICENS
+    except ImportError:
+        raise UsageError("ods checks need the [office] extra: pip install 'deskpilot[office]'") from None
+    from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
+
+    letters, row_no = coordinate_from_string(cell)
+    col_no = column_index_from_string(letters)
+    doc = load(str(path))
+    tables = doc.spreadsheet.getElementsByType(Table)
+    names = [t.getAttrNS(TABLENS, "name") for t in tables]
+    if sheet is not None and sheet not in names:
+        raise UsageError(f"{path.name} has no sheet {sheet!r} (sheets: {names})")
+    table = tables[names.index(sheet)] if sheet else tables[0]
+    r = 0
+    for row in table.getElementsByType(TableRow):
+        r += int(row.getAttrNS(TABLENS, "number-rows-repeated") or 1)
+        if r < row_no:
+            continue
+        c = 0
+        for tc in row.childNodes:
+            if tc.qname[1] not in ("table-cell", "covered-table-cell"):
+                continue
+            c += int(tc.getAttrNS(TABLENS, "number-columns-repeated") or 1)
+            if c >= col_no:
+                kind = tc.getAttrNS(OFFICENS, "value-type")
+                if kind in ("float", "percentage", "currency"):
+                    return float(tc.getAttrNS(OFFICENS, "value")), names
+                if kind == "boolean":
+                    return tc.getAttrNS(OFFICENS, "boolean-value") == "true", names
+                text = "\n".join(str(p) for p in tc.childNodes if p.qname[1] == "p")
+                return (text or None), names
+        return None, names
+    return None, names
+
+
+def sheet_cell(check: m.FileSheetCell, path: Path) -> Outcome:
+    at = check.xlsx_cell
+    reader = _ods_cell if path.suffix.lower() == ".ods" else _xlsx_cell
+    try:
+        actual, sheets = reader(path, at.sheet, at.cell)
+    except UsageError as err:
+        return False, str(err), {"path": str(path)}
+    except Exception as err:  # openpyxl/odfpy raise many kinds for a file that is not a spreadsheet
+        return False, f"cannot read {path.name} as a spreadsheet ({type(err).__name__}: {err})", {"path": str(path)}
+    evidence = {"path": str(path), "sheets": sheets, "cell": at.cell, "actual": actual}
+    where = f"{at.sheet + '!' if at.sheet else ''}{at.cell}"
+    if same(actual, at.equals):
+        return True, f"{where} is {actual!r}", evidence
+    return False, f"{where} is {actual!r}, expected {at.equals!r}", evidence
+
+
+def pdf_contains(check: m.FilePdfContains, path: Path) -> Outcome:
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        raise UsageError("PDF checks need the [office] extra: pip install 'deskpilot[office]'") from None
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(str(path))
+        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    except PyPdfError as err:
+        return False, f"cannot read {path.name} as a PDF ({err})", {"path": str(path)}
+    flat = " ".join(text.split())
+    evidence = {"path": str(path), "pages": len(reader.pages), "excerpt": _excerpt(flat)}
+    if " ".join(check.pdf_contains.split()) in flat:
+        return True, f"found in the text of {len(reader.pages)} page(s)", evidence
+    return False, f"{check.pdf_contains!r} is not in the text of {path.name} ({len(reader.pages)} page(s))", evidence
+
+
+EVALUATORS = {
+    "file_exists": exists, "file_contains": contains, "file_regex": regex, "file_json": json_value,
+    "file_csv_cell": csv_cell, "file_xlsx_cell": sheet_cell, "file_pdf_contains": pdf_contains,
+}
+
+
+def evaluate(check: m._FileCheck, base: Path) -> Outcome:
+    path = m.resolve(check.file, base)
+    if check.kind != "file_exists" and not path.is_file():
+        return False, f"{path} does not exist" if not path.exists() else f"{path} is not a file", {"path": str(path)}
+    return EVALUATORS[check.kind](check, path)

@@ -1,0 +1,347 @@
+"""The one check syntax: plain objects (from YAML, TOML, JSON or Python) -> typed checks.
+
+Each kind of check is a small pydantic model; which one an object is comes
+from its keys (``{file: ..., contains: ...}`` is a FileContains), so the same
+text works in a config file, a pytest call, a workflow or an eval suite.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+
+from deskpilot.errors import ConfigError
+
+Box = tuple[int, int, int, int]
+Scalar = Union[str, int, float, bool, None]
+
+
+class _Check(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ClassVar[str]
+    name: str | None = None  # an optional label shown in results
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def label(self) -> str:
+        return self.name or self.describe()
+
+    def spec(self) -> dict[str, Any]:
+        """The object this check was written as (round-trips through parse_check)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | self._required()
+
+    def _required(self) -> dict[str, Any]:
+        return {}
+
+
+def _short(text: Any, limit: int = 60) -> str:
+    text = repr(text)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+class _FileCheck(_Check):
+    file: str
+
+    def _required(self) -> dict[str, Any]:
+        return {"file": self.file}
+
+
+class FileExists(_FileCheck):
+    kind = "file_exists"
+    exists: bool = True
+
+    def describe(self) -> str:
+        return f"file {self.file} {'exists' if self.exists else 'does not exist'}"
+
+    def _required(self) -> dict[str, Any]:
+        return {"file": self.file, "exists": self.exists}
+
+
+class FileContains(_FileCheck):
+    kind = "file_contains"
+    contains: str
+
+    def describe(self) -> str:
+        return f"file {self.file} contains {_short(self.contains)}"
+
+
+class FileRegex(_FileCheck):
+    kind = "file_regex"
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression: {err}") from None
+        return value
+
+    def describe(self) -> str:
+        return f"file {self.file} matches /{self.regex}/"
+
+
+class JsonAt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str = ""  # a.b[0].c ; empty: the whole document
+    equals: Any
+
+
+class FileJson(_FileCheck):
+    kind = "file_json"
+    json_: JsonAt = Field(alias="json")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def describe(self) -> str:
+        return f"file {self.file} has {self.json_.path or '(document)'} == {_short(self.json_.equals)}"
+
+    def spec(self) -> dict[str, Any]:
+        return {"file": self.file, "json": self.json_.model_dump(mode="json")} | ({"name": self.name} if self.name else {})
+
+
+class CsvAt(BaseModel):
+    """Row and column count from 1, like a spreadsheet (row 1 is the header line, if any).
+
+    ``col`` is a number or a header name.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    row: int = Field(ge=1)
+    col: Union[int, str]
+    equals: Scalar
+
+    @field_validator("col")
+    @classmethod
+    def _positive(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("col counts from 1")
+        return value
+
+
+class FileCsvCell(_FileCheck):
+    kind = "file_csv_cell"
+    csv_cell: CsvAt
+
+    def describe(self) -> str:
+        c = self.csv_cell
+        return f"file {self.file} row {c.row} col {c.col} == {_short(c.equals)}"
+
+
+_CELL_RE = re.compile(r"^([A-Za-z]{1,3})([1-9][0-9]{0,6})$")
+
+
+class SheetAt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sheet: str | None = None  # default: the first sheet
+    cell: str
+    equals: Scalar
+
+    @field_validator("cell")
+    @classmethod
+    def _a1(cls, value: str) -> str:
+        if not _CELL_RE.match(value):
+            raise ValueError(f"a cell is written like B14, got {value!r}")
+        return value.upper()
+
+
+class FileSheetCell(_FileCheck):
+    """A spreadsheet cell: .xlsx (openpyxl) or .ods (odfpy)."""
+
+    kind = "file_xlsx_cell"
+    xlsx_cell: SheetAt
+
+    def describe(self) -> str:
+        c = self.xlsx_cell
+        return f"file {self.file} {c.sheet + '!' if c.sheet else ''}{c.cell} == {_short(c.equals)}"
+
+
+class FilePdfContains(_FileCheck):
+    kind = "file_pdf_contains"
+    pdf_contains: str
+
+    def describe(self) -> str:
+        return f"PDF {self.file} contains {_short(self.pdf_contains)}"
+
+
+def _check_box(value):
+    if value is None:
+        return value
+    x1, y1, x2, y2 = value
+    if x2 <= x1 or y2 <= y1 or min(value) < 0:
+        raise ValueError(f"a region is [x1, y1, x2, y2] in pixels with x1 < x2 and y1 < y2, got {list(value)}")
+    return value
+
+
+class TextVisible(_Check):
+    """OCR finds the text on the settled screen (case and spacing ignored)."""
+
+    kind = "text_visible"
+    text_visible: str = Field(min_length=1)
+    region: Box | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value):
+        return _check_box(value)
+
+    def describe(self) -> str:
+        return f"text {_short(self.text_visible)} is visible" + (f" in {list(self.region)}" if self.region else "")
+
+
+class TextAbsent(_Check):
+    kind = "text_absent"
+    text_absent: str = Field(min_length=1)
+    region: Box | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value):
+        return _check_box(value)
+
+    def describe(self) -> str:
+        return f"text {_short(self.text_absent)} is not visible" + (f" in {list(self.region)}" if self.region else "")
+
+
+class WindowTitle(_Check):
+    """A top-level window whose title contains the text (optionally: and has the focus)."""
+
+    kind = "window_title"
+    window_title: str = Field(min_length=1)
+    focused: bool = False
+
+    def describe(self) -> str:
+        return f"a {'focused ' if self.focused else ''}window titled {_short(self.window_title)}"
+
+
+class ScreenshotMatches(_Check):
+    """The settled screen matches a baseline PNG.
+
+    ``tolerance`` is the share of pixels that may differ as scattered noise;
+    any connected change bigger than ``max_region`` pixels fails whatever the
+    tolerance, so a changed word or a new dialog always fails. ``masks`` are
+    boxes left out of the comparison (a clock). A change must persist over
+    three frames 0.35 s apart, so a blinking caret does not fail the check.
+    """
+
+    kind = "screenshot_matches"
+    screenshot_matches: str
+    tolerance: float = Field(default=0.0, ge=0, le=1)
+    max_region: int = Field(default=10, ge=0)
+    threshold: float = Field(default=0.1, gt=0, le=1)  # per-pixel colour distance, as in pixelmatch
+    masks: list[Box] = Field(default_factory=list)
+
+    @field_validator("masks")
+    @classmethod
+    def _boxes(cls, value):
+        return [_check_box(b) for b in value]
+
+    def describe(self) -> str:
+        return f"screen matches {self.screenshot_matches}"
+
+    def _required(self) -> dict[str, Any]:
+        return {"screenshot_matches": self.screenshot_matches}
+
+
+class Expect(_Check):
+    """The model judges a statement about the current screen (yes/no with a reason)."""
+
+    kind = "expect"
+    expect: str = Field(min_length=1)
+
+    def describe(self) -> str:
+        return f"model agrees: {_short(self.expect, 80)}"
+
+
+_FILE_KINDS: dict[str, type[_Check]] = {
+    "exists": FileExists, "contains": FileContains, "regex": FileRegex, "json": FileJson,
+    "csv_cell": FileCsvCell, "xlsx_cell": FileSheetCell, "pdf_contains": FilePdfContains,
+}
+_SCREEN_KINDS: dict[str, type[_Check]] = {
+    "text_visible": TextVisible, "text_absent": TextAbsent, "window_title": WindowTitle,
+    "screenshot_matches": ScreenshotMatches, "expect": Expect,
+}
+ALL_KINDS: tuple[type[_Check], ...] = (*_FILE_KINDS.values(), *_SCREEN_KINDS.values())
+
+
+def kind_of(obj: Any) -> str:
+    """Which check an object is, from its keys; ConfigError (one line) if none or several."""
+    if isinstance(obj, _Check):
+        return obj.kind
+    if not isinstance(obj, dict):
+        raise ConfigError(f"a check is an object like {{text_visible: 'Saved'}}, got {_short(obj)}")
+    if "file" in obj:
+        found = [k for k in _FILE_KINDS if k in obj]
+        if len(found) != 1:
+            what = "none" if not found else " and ".join(found)
+            raise ConfigError(f"file check on {obj['file']!r} needs exactly one of "
+                              f"{', '.join(_FILE_KINDS)} (got {what})")
+        return _FILE_KINDS[found[0]].kind
+    found = [k for k in _SCREEN_KINDS if k in obj]
+    if len(found) != 1:
+        what = "none of them" if not found else " and ".join(found)
+        raise ConfigError(f"a check needs exactly one of file, {', '.join(_SCREEN_KINDS)} (got {what}): "
+                          f"{_short(obj, 80)}")
+    return _SCREEN_KINDS[found[0]].kind
+
+
+def _tagged(obj: Any) -> str | None:
+    try:
+        return kind_of(obj)
+    except ConfigError:
+        return None
+
+
+# For other pydantic models that hold checks (workflow steps, eval suites).
+Check = Annotated[Union[tuple(Annotated[k, Tag(k.kind)] for k in ALL_KINDS)], Discriminator(_tagged)]
+_BY_KIND = {k.kind: k for k in ALL_KINDS}
+
+
+def parse_check(obj: Any) -> _Check:
+    """A plain object -> its typed check; ConfigError with a one-line reason if it is not one."""
+    if isinstance(obj, _Check):
+        return obj
+    model = _BY_KIND[kind_of(obj)]
+    try:
+        return model.model_validate(obj)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "check"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key for a {model.kind} check"
+        raise ConfigError(f"check {_short(obj, 70)}: {where}: {message}") from None
+
+
+def parse_checks(objs: Any) -> list[_Check]:
+    """A list of check objects (or None) -> typed checks."""
+    if objs is None:
+        return []
+    if isinstance(objs, (dict, _Check)):
+        objs = [objs]
+    if not isinstance(objs, list):
+        raise ConfigError(f"checks are a list of objects, got {_short(objs)}")
+    return [parse_check(o) for o in objs]
+
+
+def expect_file_flag(text: str) -> _Check:
+    """`PATH:contains:TEXT`, `PATH:regex:RE`, `PATH:exists`, `PATH:pdf_contains:TEXT` -> a file check."""
+    for op in ("contains", "regex", "pdf_contains"):
+        marker = f":{op}:"
+        if marker in text:
+            path, value = text.split(marker, 1)
+            if path:
+                return parse_check({"file": path, op: value})
+    if text.endswith(":exists") and len(text) > len(":exists"):
+        return parse_check({"file": text[: -len(":exists")], "exists": True})
+    raise ConfigError(f"--expect-file is PATH:contains:TEXT, PATH:regex:RE, PATH:pdf_contains:TEXT "
+                      f"or PATH:exists; got {text!r}")
+
+
+def resolve(path: str, base: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base / p

@@ -1,0 +1,88 @@
+"""Running checks: each gives a typed result with evidence, none stops the others."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from pydantic import BaseModel, Field
+
+from deskpilot.agent.checks import files, screen
+from deskpilot.agent.checks.context import CheckContext
+from deskpilot.agent.checks.models import _FileCheck, parse_check
+from deskpilot.errors import DeskpilotError
+
+
+class CheckResult(BaseModel):
+    """One check's outcome: what was checked, whether it held, and what was seen."""
+
+    kind: str
+    label: str
+    check: dict[str, Any]
+    passed: bool
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    ms: float = 0.0
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} {self.label}: {self.message}"
+
+
+def run_check(check: Any, ctx: CheckContext) -> CheckResult:
+    check = parse_check(check)
+    started = time.perf_counter()
+    try:
+        if isinstance(check, _FileCheck):
+            passed, message, evidence = files.evaluate(check, ctx.base_dir)
+        else:
+            passed, message, evidence = screen.EVALUATORS[check.kind](check, ctx)
+    except (DeskpilotError, OSError, ValueError) as err:  # a broken file or a missing extra fails the check
+        passed, message, evidence = False, str(err) or type(err).__name__, {"error": type(err).__name__}
+    result = CheckResult(kind=check.kind, label=check.label(), check=check.spec(), passed=bool(passed),
+                         message=message, evidence=evidence, ms=round((time.perf_counter() - started) * 1000, 1))
+    if ctx.record is not None:
+        ctx.record(result)
+    return result
+
+
+def run_checks(checks: Iterable[Any], ctx: CheckContext) -> list[CheckResult]:
+    """Run every check (all of them, even after a failure) on the same settled screen."""
+    results = []
+    for n, check in enumerate(checks, 1):
+        ctx.index = n
+        results.append(run_check(check, ctx))
+    return results
+
+
+def failure_summary(results: list[CheckResult]) -> str:
+    """'' if all passed, else one line naming each failed check and why."""
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return ""
+    head = f"{len(failed)} of {len(results)} check(s) failed: "
+    return head + "; ".join(f"{r.label}: {r.message}" for r in failed)
+
+
+def verify_run(agent) -> tuple[Any, str]:
+    """After the model said DONE: run the agent's checks on the settled screen -> (PASSED|FAILED, reason).
+
+    Each result is written to the trajectory as a ``check`` record before the
+    end record; diff images go into the run folder.
+    """
+    from deskpilot.agent.records import CheckRecord, Status
+    from deskpilot.agent.screens import settle_blocking
+    from deskpilot.agent.trajectory import now_iso
+
+    def settled():
+        return settle_blocking(agent._grab, first_delay=0.0, interval=0.05, cap=2.0)[0].image
+
+    def record(result: CheckResult) -> None:
+        dump = result.model_dump(mode="json")
+        agent.trajectory.append(CheckRecord(time=now_iso(), index=len(agent.check_results) + 1,
+                                            check_kind=dump.pop("kind"), **dump))
+        agent.check_results.append(result)
+
+    ctx = CheckContext(base_dir=agent.check_base, screen=settled, sandbox=agent.sandbox,
+                       ask=agent.ask if agent.backend is not None else None, out_dir=agent.run_dir, record=record)
+    summary = failure_summary(run_checks(agent.checks, ctx))
+    return (Status.FAILED, summary) if summary else (Status.PASSED, "")

@@ -1,0 +1,106 @@
+"""Screen checks: OCR text, window titles (EWMH), baseline screenshots, and the model's judgement."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from PIL import Image
+
+from deskpilot.agent.checks import models as m
+from deskpilot.agent.checks.context import CheckContext
+from deskpilot.agent.checks.diff import compare_live, diff_image
+from deskpilot.errors import UsageError
+
+Outcome = tuple[bool, str, dict[str, Any]]
+
+
+def _inside(box, region) -> bool:
+    x, y = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    return region is None or (region[0] <= x < region[2] and region[1] <= y < region[3])
+
+
+def _seen(lines, region) -> list[str]:
+    return [t.text for t in lines if _inside(t.box, region)]
+
+
+def text(check: m.TextVisible | m.TextAbsent, ctx: CheckContext) -> Outcome:
+    from deskpilot.perception.ocr import match
+
+    wanted = check.text_visible if isinstance(check, m.TextVisible) else check.text_absent
+    lines = ctx.ocr_lines()
+    found = [t for t in match(lines, wanted) if _inside(t.box, check.region)]
+    seen = _seen(lines, check.region)
+    evidence = {"found": [t.model_dump() for t in found], "seen": seen[:40], "ocr_ms": round(ctx.ocr_ms, 1)}
+    where = f" in {list(check.region)}" if check.region else ""
+    shown = "; ".join(seen[:10]) or "no text"
+    if isinstance(check, m.TextVisible):
+        if found:
+            return True, f"{wanted!r} is at {list(found[0].box)}", evidence
+        return False, f"{wanted!r} is not on screen{where} (OCR read: {shown})", evidence
+    if found:
+        return False, f"{wanted!r} is on screen at {list(found[0].box)}", evidence
+    return True, f"{wanted!r} is not on screen{where}", evidence
+
+
+def window(check: m.WindowTitle, ctx: CheckContext) -> Outcome:
+    titles, active = ctx.window_titles()
+    evidence = {"windows": titles, "focused": active}
+    if check.focused:
+        if active is not None and check.window_title in active:
+            return True, f"focused window {active!r}", evidence
+        return False, f"the focused window is {active!r}, not one titled {check.window_title!r}", evidence
+    hits = [t for t in titles if check.window_title in t]
+    if hits:
+        return True, f"window {hits[0]!r}", evidence
+    return False, f"no window titled {check.window_title!r} (windows: {titles})", evidence
+
+
+def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
+    path = m.resolve(check.screenshot_matches, ctx.base_dir)
+    live = ctx.screenshot()
+    evidence: dict[str, Any] = {"baseline": str(path)}
+    if not path.is_file():
+        saved = ctx.save_image(live, "actual")
+        evidence["actual"] = saved
+        return False, f"baseline {path} does not exist" + (f"; the current screen is in {saved}" if saved else ""), evidence
+    with Image.open(path) as img:
+        baseline = img.convert("RGB")
+    grab = ctx.screen if callable(ctx.screen) else None
+    result, mask = compare_live(baseline, live, grab, threshold=check.threshold, masks=check.masks)
+    evidence.update(changed=result.changed, share=round(result.share, 6), largest_region=result.largest,
+                    regions=[r.model_dump() for r in result.regions[:10]])
+    passed = (not result.size_mismatch and result.share <= check.tolerance and result.largest <= check.max_region)
+    if result.changed:
+        evidence["diff"] = ctx.save_image(diff_image(live, mask, result, check.masks), "diff")
+    if passed:
+        return True, f"matches {path.name} ({result.summary()})", evidence
+    if result.size_mismatch:
+        return False, f"{path.name} is {baseline.width}x{baseline.height}, the screen {live.width}x{live.height}", evidence
+    why = (f"largest change {result.largest} px > {check.max_region}" if result.largest > check.max_region
+           else f"{result.share:.3%} changed > tolerance {check.tolerance:.3%}")
+    shown = f"; diff image {evidence['diff']}" if evidence.get("diff") else ""
+    return False, f"differs from {path.name}: {why} ({result.summary()}){shown}", evidence
+
+
+_VERDICT = re.compile(r"^\W*(yes|no)\b[\s,.:;!-]*(.*)$", re.IGNORECASE | re.DOTALL)
+QUESTION = ('Look at the current screen and judge this statement: "{statement}". '
+            'Answer with "yes" or "no" first, then one short sentence saying why.')
+
+
+def expect(check: m.Expect, ctx: CheckContext) -> Outcome:
+    if ctx.ask is None:
+        raise UsageError("an expect check needs a model (give a backend), or use text_visible instead")
+    answer = ctx.ask(QUESTION.format(statement=check.expect)).strip()
+    verdict = _VERDICT.match(answer)
+    evidence = {"answer": answer}
+    if verdict is None:
+        return False, f"the model did not answer yes or no: {answer[:160]!r}", evidence
+    yes = verdict.group(1).lower() == "yes"
+    reason = " ".join(verdict.group(2).split())[:200] or "(no reason given)"
+    evidence.update(verdict="yes" if yes else "no", reason=reason)
+    return yes, f"model says {'yes' if yes else 'no'}: {reason}", evidence
+
+
+EVALUATORS = {"text_visible": text, "text_absent": text, "window_title": window,
+              "screenshot_matches": screenshot, "expect": expect}

@@ -1,0 +1,324 @@
+"""Waiting after an action until the screen shows its result, and no longer.
+
+The old rule (two equal frames 50 ms apart) cost ~110 ms on every step and
+was wrong for an app that paints its reaction later than 50 ms after the
+input: two equal frames of the OLD screen looked settled. The rule here:
+
+1. wait for the first change the action causes (X DAMAGE events; frames
+   compared where DAMAGE is missing), up to ``first_change_s`` for actions
+   that change nothing;
+2. then wait until nothing has been drawn for a quiet period (``quiet_s``,
+   stretched to twice the longest pause seen between bursts of drawing, so an
+   animation running at a frame clock is not cut between two frames);
+3. never longer than ``cap_s`` in all (animations, a clock ticking).
+
+Blinking carets would count as "the first change" and end step 1 before a
+late reaction. So caret-shaped rectangles (at most 3 px thin and 48 px long:
+GTK's caret) and regions the user names never count, and a SMALL area (at
+most 1% of the screen: Tk redraws a whole entry when its caret blinks) is
+only a tentative change, which does not end step 1 (the wait goes on to
+``first_change_s`` or a larger change, so a small late reaction such as a
+label or a tooltip is still seen, at the cost of the full wait), when:
+- it changes later than ``prompt_s`` after the action, or
+- the action was a pointer action and the area is not near its point (a
+  checkbox ticks under the pointer; an entry's caret blinks elsewhere), or
+- it blinks: it changed while nothing was being done (or tentatively) since
+  an action last redrew it, and now shows a look it showed then (pixels
+  hashed).
+Otherwise what the action draws at once counts. Ignoring only ever makes a
+wait longer, never shorter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Callable, Iterable, Literal
+
+from PIL import ImageChops
+from pydantic import BaseModel, Field
+
+from deskpilot.perception.damage import DamageUnavailable, DamageWatcher, Rect
+from deskpilot.perception.observation import Observation
+
+CARET_THIN, CARET_LONG = 3, 48
+SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own: a caret, a spinner, a clock
+LOOKS_KEPT, AREAS_KEPT = 4, 32
+NEAR = 48  # px around a pointer action's point where its own small reactions appear
+
+
+class SettleSettings(BaseModel):
+    """How long to wait for an action's result; seconds."""
+
+    first_change_s: float = Field(default=1.0, ge=0, description="wait at most this long for any change")
+    quiet_s: float = Field(default=0.015, gt=0, description="no drawing for this long = settled")
+    prompt_s: float = Field(default=0.1, ge=0, description="drawing this soon after the action is its doing")
+    quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched quiet period")
+    cap_s: float = Field(default=2.0, ge=0, description="never wait longer in all")
+    frame_interval_s: float = Field(default=0.02, gt=0, description="frame-comparison fallback: time between grabs")
+    ignore: list[tuple[int, int, int, int]] = Field(default_factory=list, description="x, y, width, height never counted")
+
+
+class SettleResult(BaseModel):
+    """What one wait saw; recorded with the step's action."""
+
+    method: Literal["damage", "frames"]
+    changed: bool  # something (not ignored) was drawn after the action
+    settled: bool  # ...and then stopped before the cap (False: cap reached, or nothing changed)
+    first_change_ms: float | None = None
+    wait_ms: float = 0.0
+    bursts: int = 0
+    ignored: int = 0
+    stale_before_act: bool = False  # the screen changed between the frame the model saw and the action
+
+
+def caret_shaped(rect: Rect) -> bool:
+    return min(rect.width, rect.height) <= CARET_THIN and max(rect.width, rect.height) <= CARET_LONG
+
+
+class _Ignore:
+    """Caret shapes and user regions never count; small areas may only be tentative changes.
+
+    ``blinks`` holds, per small area seen changing on its own, the looks
+    (pixel hashes) it showed then; a change back to one of them is a blink.
+    """
+
+    def __init__(self, regions: Iterable[tuple[int, int, int, int]], screen: tuple[int, int] = (1920, 1080),
+                 region_hash: Callable[[Rect], bytes] | None = None) -> None:
+        self.regions = [Rect(*r) for r in regions]
+        self.max_area = max(64 * 64, int(screen[0] * screen[1] * SMALL_SHARE))
+        self.region_hash = region_hash
+        self.blinks: dict[Rect, list[bytes]] = {}
+
+    def fixed(self, rect: Rect) -> bool:
+        return caret_shaped(rect) or any(rect.within(region) for region in self.regions)
+
+    def small(self, rect: Rect) -> bool:
+        return rect.area <= self.max_area
+
+    def learn(self, rects: Iterable[Rect]) -> None:
+        """These areas changed with no action to cause it: remember how they look now."""
+        if self.region_hash is None:
+            return
+        for rect in set(rects):
+            if self.small(rect) and not self.fixed(rect):
+                look = self.region_hash(rect)
+                looks = [v for v in self.blinks.pop(rect, []) if v != look] + [look]
+                self.blinks[rect] = looks[-LOOKS_KEPT:]  # re-inserted last: least recently blinking goes first
+                while len(self.blinks) > AREAS_KEPT:
+                    self.blinks.pop(next(iter(self.blinks)))
+
+    def forget(self, rects: Iterable[Rect]) -> None:
+        """An action redrew these areas: what they looked like while blinking before is history."""
+        for rect in rects:
+            self.blinks.pop(rect, None)
+
+    def blinked(self, rect: Rect) -> bool:
+        looks = self.blinks.get(rect)
+        return bool(looks) and self.region_hash(rect) in looks
+
+
+def _region_hasher(capturer) -> Callable[[Rect], bytes] | None:
+    sct = getattr(capturer, "mss", None)
+    if sct is None:
+        return None
+
+    def region_hash(rect: Rect) -> bytes:
+        shot = sct.grab({"left": rect.x, "top": rect.y, "width": max(1, rect.width), "height": max(1, rect.height)})
+        return hashlib.blake2b(shot.raw, digest_size=16).digest()
+
+    return region_hash
+
+
+class Settler:
+    """Per-run waiter: ``frame_taken()`` after each capture, ``before_act()`` and ``after_act()`` around each action."""
+
+    def __init__(self, grab: Callable[[], Observation], watcher: DamageWatcher | None,
+                 settings: SettleSettings | None = None, region_hash: Callable[[Rect], bytes] | None = None) -> None:
+        self.grab = grab
+        self.watcher = watcher
+        self.settings = settings or SettleSettings()
+        screen = watcher.size if watcher is not None else (1920, 1080)
+        self.ignore = _Ignore(self.settings.ignore, screen, region_hash)
+        self._changed_since_frame = False
+        self._reference: Observation | None = None
+        self._acted_at = 0.0
+        self._points: list[tuple[int, int]] = []
+
+    @classmethod
+    def open(cls, capturer, settings: SettleSettings | None = None, *, display: str | None = None,
+             xauthority=None, use_damage: bool = True) -> "Settler":
+        """DAMAGE-based when the display has it (and ``use_damage``), frame comparison otherwise.
+
+        ``capturer`` is a perception.Capturer (its display is watched unless ``display`` is given).
+        """
+        display = display or getattr(capturer, "display", None)
+        xauthority = xauthority or getattr(capturer, "_xauthority", None)
+        watcher = None
+        if use_damage and display:
+            try:
+                watcher = DamageWatcher(display, xauthority)
+            except DamageUnavailable:
+                watcher = None
+        return cls(capturer.grab, watcher, settings, _region_hasher(capturer))
+
+    @property
+    def method(self) -> str:
+        return "damage" if self.watcher is not None else "frames"
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
+
+    # -- around a step -------------------------------------------------------------
+    def frame_taken(self) -> None:
+        """Call right after grabbing the frame the model will see: what changed before it is not news."""
+        if self.watcher is not None:
+            self.ignore.learn(d.rect for d in self.watcher.poll())
+        self._changed_since_frame = False
+
+    def before_act(self, action=None) -> None:
+        """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
+        self._points = list(action.points()) if action is not None else []
+        self._acted_at = time.monotonic()
+        if self.watcher is not None:
+            idle = [d.rect for d in self.watcher.poll()]
+            self.ignore.learn(idle)
+            self._changed_since_frame = any(not self.ignore.fixed(r) and not self.ignore.small(r) for r in idle)
+        else:
+            self._reference = self.grab()
+
+    def after_act(self) -> SettleResult:
+        """Block until the action's result is on screen (see the module docstring)."""
+        if self.watcher is not None:
+            result = self._wait_damage()
+        else:
+            result = self._wait_frames()
+        result.stale_before_act = self._changed_since_frame
+        return result
+
+    async def aafter_act(self) -> SettleResult:
+        return await asyncio.to_thread(self.after_act)
+
+    # -- the two ways of seeing changes ---------------------------------------------------
+    def _kind(self, rect: Rect, when: float, start: float) -> str:
+        """"ignored", "tentative" (a small late change: maybe a blink) or "counted"."""
+        if self.ignore.fixed(rect):
+            return "ignored"
+        if self.ignore.small(rect) and (when - start > self.settings.prompt_s or not self._near(rect)
+                                        or self.ignore.blinked(rect)):
+            return "tentative"
+        return "counted"
+
+    def _near(self, rect: Rect) -> bool:
+        if not self._points:  # keys, typing: their reactions are wherever the focus is
+            return True
+        return any(rect.x - NEAR <= x < rect.x + rect.width + NEAR and rect.y - NEAR <= y < rect.y + rect.height + NEAR
+                   for x, y in self._points)
+
+    def _wait_damage(self) -> SettleResult:
+        s, start = self.settings, self._acted_at or time.monotonic()
+        cap_at, first_at = start + s.cap_s, start + s.first_change_s
+        first: float | None = None  # the first counted change: ends the first-change wait
+        tentative: float | None = None  # the first small late change
+        last = gap = 0.0
+        bursts = ignored = 0
+        while True:
+            now = time.monotonic()
+            quiet = min(s.quiet_max_s, max(s.quiet_s, 2 * gap))
+            if first is not None:
+                until = last + quiet
+            elif tentative is not None:
+                until = max(first_at, last + quiet)
+            else:
+                until = first_at
+            if now >= cap_at or now >= until:
+                break
+            events = self.watcher.poll(min(until, cap_at) - now)
+            kinds = [(d, self._kind(d.rect, d.when, start)) for d in events]
+            ignored += sum(kind == "ignored" for _, kind in kinds)
+            if first is None:
+                counted = [d for d, kind in kinds if kind == "counted"]
+                maybe = [d for d, kind in kinds if kind == "tentative"]
+                self.ignore.learn(d.rect for d in maybe)
+                if maybe and tentative is None:
+                    tentative = maybe[0].when
+                if maybe and not counted:
+                    last = maybe[-1].when
+                    continue
+            else:
+                counted = [d for d, kind in kinds if kind != "ignored"]  # once changing, any drawing delays quiet
+            if counted:
+                self.ignore.forget(d.rect for d in counted)
+                if first is None:
+                    first = counted[0].when
+                else:
+                    gap = max(gap, counted[0].when - last)
+                last = counted[-1].when
+                bursts += 1
+        end = time.monotonic()
+        seen = first if first is not None else tentative
+        return SettleResult(
+            method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
+            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
+            wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
+        )
+
+    def _changed_box(self, a: Observation, b: Observation) -> list[Rect]:
+        if a.size != b.size:
+            return [Rect(0, 0, *b.size)]
+        if a.image.tobytes() == b.image.tobytes():
+            return []
+        box = ImageChops.difference(a.image, b.image).getbbox()
+        return [Rect(box[0], box[1], box[2] - box[0], box[3] - box[1])] if box else []
+
+    def _wait_frames(self) -> SettleResult:
+        s, start = self.settings, self._acted_at or time.monotonic()
+        cap_at, first_at = start + s.cap_s, start + s.first_change_s
+        previous = self._reference or self.grab()
+        first: float | None = None
+        tentative: float | None = None
+        bursts = ignored = 0
+        while time.monotonic() < (cap_at if first is not None else min(cap_at, first_at)):
+            time.sleep(s.frame_interval_s if first is None else s.quiet_s)
+            frame = self.grab()
+            kinds = [self._kind(r, frame.timestamp, start) for r in self._changed_box(previous, frame)]
+            previous = frame
+            ignored += kinds.count("ignored")
+            if first is None:
+                if "counted" in kinds:
+                    first, bursts = frame.timestamp, 1
+                elif "tentative" in kinds and tentative is None:
+                    tentative = frame.timestamp
+            elif any(kind != "ignored" for kind in kinds):
+                bursts += 1
+            else:
+                break  # changed, then two frames a quiet period apart agree
+        end = time.monotonic()
+        self._reference = None
+        seen = first if first is not None else tentative
+        return SettleResult(
+            method="frames", changed=seen is not None, settled=seen is not None and end < cap_at,
+            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
+            wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
+        )
+
+
+def wait_quiet(watcher: DamageWatcher, *, quiet_s: float = 0.2, cap_s: float = 5.0) -> bool:
+    """Block until nothing is drawn for ``quiet_s`` (start-up readiness); False at the cap.
+
+    Caret-shaped areas are ignored so a blinking cursor does not hold it up.
+    """
+    start = time.monotonic()
+    last = start
+    while True:
+        now = time.monotonic()
+        if now - last >= quiet_s:
+            return True
+        if now - start >= cap_s:
+            return False
+        events = watcher.poll(min(last + quiet_s, start + cap_s) - now)
+        if any(not caret_shaped(d.rect) for d in events):
+            last = time.monotonic()

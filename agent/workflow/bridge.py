@@ -1,0 +1,61 @@
+"""What workflows take from the verification module: checks (agent.checks) and OCR (perception.ocr).
+
+A workflow's ``check`` step uses the one check syntax of ``deskpilot.agent.checks``
+(file, xlsx_cell, pdf_contains, text_visible, window_title, expect, ...);
+``wait_for_text`` and ``click_text`` use ``deskpilot.perception.ocr``. This
+module is the small interface the runner needs from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deskpilot.errors import UsageError
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    label: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_check(obj: Any) -> None:
+    """ValueError with a one-line message when ``obj`` is not a check (for pydantic validators)."""
+    from deskpilot.agent.checks import parse_check
+
+    try:
+        parse_check(obj)
+    except UsageError as err:
+        raise ValueError(str(err)) from None
+
+
+def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path | None = None,
+              ask=None, prefix: str = "check") -> Outcome:
+    """One check against files (relative to ``base_dir``) and, when there is one, the desktop."""
+    from deskpilot.agent.checks import CheckContext
+    from deskpilot.agent.checks import run_check as run_one
+
+    ctx = CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
+                       sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix)
+    result = run_one(obj, ctx)
+    return Outcome(result.passed, result.label, result.message, dict(result.evidence))
+
+
+def wait_for_text(desk, text: str, timeout: float, region=None) -> str:
+    """Wait until OCR reads ``text`` on screen; CheckFailed after ``timeout``. Returns where."""
+    from deskpilot.perception import ocr
+
+    found = ocr.wait_for_text(desk, text, timeout=timeout, region=region)
+    return f"{text!r} at {list(found[0].box)}"
+
+
+def click_text(desk, text: str, timeout: float, index: int, region=None) -> str:
+    """Click the middle of the ``index``-th place OCR reads ``text``."""
+    from deskpilot.perception import ocr
+
+    target = ocr.click_text(desk, text, timeout=timeout, index=index, region=region)
+    return f"clicked {text!r} at {list(target.center)}"

@@ -1,0 +1,197 @@
+"""What one step of the agent loop costs outside the model, per way of waiting after an action.
+
+The full loop runs (deskpilot.agent.loop.Agent): capture, save the PNG, build
+the GLM-4.5V prompt, encode its images as an HTTP backend would (data URLs),
+parse the reply, check the policy, act, wait for the screen, record (fsync).
+The backend is a zero-latency simulator: scripted GLM-4.5V replies, answered
+at once after encoding the request. Apps are real, in a sandboxed Xvfb.
+
+Scenes (1920x1080 by default):
+  xterm   : a full-screen xterm full of text; steps alternate typing a letter and backspace (reacts at once)
+  tk      : the Tk probe app's entry; the same typing steps
+  gtk     : mousepad (GTK 3, blinking caret); the same typing steps
+  late    : the Tk settle app; each step clicks a canvas that toggles its colour 300 ms LATER;
+            the next step's screenshot is checked for the new colour (a stale frame otherwise)
+
+Ways of waiting after an action:
+  damage  : X DAMAGE events (this code's default)
+  frames  : the same rule with frame comparison (the fallback without DAMAGE)
+  legacy  : the previous rule, two equal frames 50 ms apart
+  sleep2s : a fixed 2 s sleep: the Anthropic computer-use demo (ComputerTool._screenshot_delay = 2.0)
+            and OSWorld (DesktopEnv.step(action, pause=2) sleeps 2 s) both wait this long
+
+Prints per scene and way: step wall time (median, p90), the parts, the settle
+wait, and stale frames. Exit 1 if the damage way's median on the xterm scene is
+over 30 ms or any damage-way frame was stale.
+Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from deskpilot.agent.loop import Agent, LoopSettings
+from deskpilot.agent.policy import Policy
+from deskpilot.agent.trajectory import load_run
+from deskpilot.model_backend import ScriptedBackend
+from deskpilot.model_backend.messages import request_to_openai_messages
+from deskpilot.perception import Capturer
+from deskpilot.sandbox import Bind, Sandbox
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from apps import APPS_DIR, EventLog, launch_probe, system_python  # noqa: E402
+
+WAYS = {"damage": dict(settle="auto"), "frames": dict(settle="frames"), "legacy": dict(settle="legacy"),
+        "sleep2s": dict(settle="sleep", settle_sleep_s=2.0)}
+LATE_MS = 300
+TARGET_MS = 30.0
+
+
+def box(call: str) -> str:
+    return f"The next keystroke.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+
+class EncodingSimulator(ScriptedBackend):
+    """Zero-latency model simulator: encodes the request like the HTTP backend (PNG data URLs), then answers."""
+
+    async def acomplete(self, request):
+        request_to_openai_messages(request)
+        return self.complete(request)
+
+
+def thousandths(x: int, y: int, size: tuple[int, int]) -> str:
+    return f"[{round(x * 1000 / size[0])},{round(y * 1000 / size[1])}]"
+
+
+def typing_replies() -> list[str]:
+    return [box("type(content='x')"), box("key(keys='backspace')")]
+
+
+def scene_xterm(sb):
+    sb.launch(["xterm", "-maximized", "-T", "bench-xterm", "-e", "sh", "-c", "ls -l /usr/bin; exec sh"])
+    sb.wait_for_window("bench-xterm", timeout=15)
+    return typing_replies(), None
+
+
+def scene_tk(sb):
+    probe = launch_probe(sb, title="bench-probe", x=200, y=150)
+    x, y = probe.point("e1", 40, 8)
+    return [box(f"left_click(start_box='{thousandths(x, y, sb.size)}')")] + typing_replies() * 50, None
+
+
+def scene_gtk(sb):
+    sb.launch(["mousepad"])
+    sb.wait_for_window("Mousepad", timeout=20)
+    return typing_replies(), None
+
+
+def scene_late(sb):
+    app = sb.launch([system_python(), str(APPS_DIR / "settle_app.py"), "--delay-ms", str(LATE_MS)], binds=[Bind(host=APPS_DIR)])
+    ready = EventLog(app.stdout_path).wait_for(lambda e: e["ev"] == "ready", timeout=15)
+    cx, cy, cw, ch = ready["canvas"]
+    point = (cx + cw // 2, cy + ch // 3)
+    return [box(f"left_click(start_box='{thousandths(*point, sb.size)}')")], point
+
+
+SCENES = {"xterm": scene_xterm, "tk": scene_tk, "gtk": scene_gtk, "late": scene_late}
+
+
+def stale_frames(run_dir: Path, steps: int, point) -> int:
+    """Late scene: every click toggles the canvas colour; a screenshot not showing the previous step's toggle was stale."""
+    def red(k: int) -> bool:
+        with Image.open(run_dir / f"step_{k:03d}.png") as shot:
+            return shot.convert("RGB").getpixel(point) == (255, 0, 0)
+
+    first = red(1)
+    return sum(red(k) != (first if k % 2 else not first) for k in range(2, steps + 1))
+
+
+def run_way(sb, capturer, replies, way: str, steps: int, out: Path, point):
+    times: list[float] = []
+
+    def on_event(event):
+        if getattr(event, "kind", None) == "thinking":
+            times.append(time.perf_counter())
+
+    settings = LoopSettings(thinking=False, **WAYS[way])
+    policy = Policy(max_steps=steps, stuck_repeats=10_000)
+    backend = EncodingSimulator(replies, loop=True)
+    with Agent(backend, sb, run_dir=out, policy=policy, settings=settings, capturer=capturer, on_event=on_event) as agent:
+        asyncio.run(agent.arun("benchmark"))
+    run = load_run(out)
+    walls = [(b - a) * 1000 for a, b in zip(times, times[1:])]
+    parts = {}
+    for key in ("capture", "screenshot_save", "prompt", "model", "parse", "record", "act", "settle"):
+        values = [s.timings_ms.get(key, 0.0) for s in run.steps[:-1]]
+        parts[key] = statistics.median(values) if values else 0.0
+    stale = stale_frames(out, len(run.steps), point) if point else None
+    flagged = sum(bool(s.settle and s.settle.get("stale_before_act")) for s in run.steps)
+    return walls, parts, stale, flagged
+
+
+def p90(values: list[float]) -> float:
+    return sorted(values)[max(0, int(round(0.9 * len(values))) - 1)]
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores {cpu}, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} at start"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--sleep-steps", type=int, default=4, help="steps for the 2 s sleep (it only costs time)")
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--scenes", default=",".join(SCENES))
+    parser.add_argument("--ways", default=",".join(WAYS))
+    args = parser.parse_args(argv)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    scenes = [s for s in args.scenes.split(",") if s]
+    ways = [w for w in args.ways.split(",") if w]
+    if unknown := [s for s in scenes if s not in SCENES] + [w for w in ways if w not in WAYS]:
+        print(f"error: unknown scene/way {unknown}", file=sys.stderr)
+        return 2
+    if "gtk" in scenes and not shutil.which("mousepad"):
+        print("note: mousepad is not installed; skipping the gtk scene", file=sys.stderr)
+        scenes.remove("gtk")
+    print(machine())
+    print(f"{'scene':6s} {'way':8s} {'median':>8s} {'p90':>8s}  parts (medians, ms)  stale")
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for scene in scenes:
+            with Sandbox(size=size) as sb, Capturer(sb) as capturer:
+                replies, point = SCENES[scene](sb)
+                time.sleep(1.0)
+                for way in ways:
+                    time.sleep(LATE_MS / 1000 + 0.2)  # the previous way's last reaction lands first
+                    steps = args.sleep_steps if way.startswith("sleep") else args.steps
+                    walls, parts, stale, flagged = run_way(sb, capturer, replies, way, steps + 1,
+                                                            Path(tmp) / f"{scene}-{way}", point)
+                    med = statistics.median(walls)
+                    shown = " ".join(f"{k} {v:.1f}" for k, v in parts.items() if k != "model" or v >= 0.05)
+                    stale_text = "-" if stale is None else f"{stale}/{len(walls)}"
+                    print(f"{scene:6s} {way:8s} {med:8.1f} {p90(walls):8.1f}  {shown}  {stale_text}"
+                          + (f"  (flagged changed-before-act {flagged})" if flagged else ""), flush=True)
+                    if way == "damage" and (stale or (scene == "xterm" and med > TARGET_MS)):
+                        failed = True
+    print(f"gate (damage: xterm median <= {TARGET_MS:g} ms, no stale frame): {'FAIL' if failed else 'PASS'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Tk app for settle tests: reacts to a click LATE, and can animate or blink.
+
+``python3 settle_app.py --delay-ms 300 [--animate]``: a window with a white
+canvas and a focused entry (its caret blinks, Tk's default 600/300 ms). A
+click on the canvas paints it red (white again on the next click)
+``--delay-ms`` after the press, and nothing before; ``--animate`` moves a 120x100 block every 8 ms forever. Prints one
+``{"ev": "ready", "canvas": [x, y, w, h], "entry": [...]}`` line (root
+coordinates), then ``{"ev": "painted"}`` when the late reaction is drawn.
+"""
+
+import argparse
+import json
+import sys
+import tkinter as tk
+
+
+def emit(**fields):
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--delay-ms", type=int, default=300)
+    ap.add_argument("--animate", action="store_true")
+    args = ap.parse_args()
+    root = tk.Tk()
+    root.title("settle-app")
+    root.geometry("+60+60")
+    canvas = tk.Canvas(root, width=400, height=240, bg="white", highlightthickness=0)
+    canvas.pack()
+    entry = tk.Entry(root, width=30)
+    entry.pack(pady=6)
+    square = canvas.create_rectangle(0, 0, 120, 100, fill="blue", outline="") if args.animate else None
+
+    def paint():
+        canvas.configure(bg="white" if canvas.cget("bg") == "red" else "red")
+        root.update_idletasks()
+        emit(ev="painted", bg=canvas.cget("bg"))
+
+    canvas.bind("<ButtonPress-1>", lambda e: root.after(args.delay_ms, paint))
+
+    def move(x=[0]):
+        x[0] = (x[0] + 7) % 280
+        canvas.coords(square, x[0], 130, x[0] + 120, 230)
+        root.after(8, move)
+
+    def ready():
+        entry.focus_force()
+        box = lambda w: [w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()]
+        emit(ev="ready", canvas=box(canvas), entry=box(entry))
+        if args.animate:
+            move()
+
+    root.after(300, ready)
+    root.mainloop()
+
+
+main()

@@ -1,0 +1,99 @@
+"""Cached runs on the real demo form: record once, replay with no model, re-ask from the step that changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deskpilot.agent.cache import CacheFile, RunCache
+from deskpilot.agent.loop import Agent
+from deskpilot.agent.records import Status
+from deskpilot.agent.session import DEMO_REPLIES, DEMO_TASK, Session, demo_app
+from deskpilot.agent.trajectory import load_run
+from deskpilot.errors import ConfigError
+from deskpilot.model_backend import ScriptedBackend
+
+SIZE = (1280, 800)
+EXPECTED = {"name": "Ada Lovelace", "email": "ada@example.org"}
+
+
+def run_form(tmp_path: Path, name: str, replies: list[str], cache: Path, layout: str = "standard"):
+    share = tmp_path / f"{name}-share"
+    share.mkdir()
+    saved = share / "form.json"
+    backend = ScriptedBackend(replies)
+    from deskpilot.agent.session import SessionSpec
+
+    spec = SessionSpec(size=SIZE, shares=[str(share)], apps=[demo_app(saved, layout)])
+    with Session(spec=spec) as desk:
+        with Agent(backend, desk, run_dir=tmp_path / name, cache=RunCache(cache, DEMO_TASK)) as agent:
+            result = agent.run(DEMO_TASK)
+    got = json.loads(saved.read_text()) if saved.is_file() else None
+    return result, backend, got
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    """The first run: the model (scripted) decides every step; the cache is written."""
+    tmp = tmp_path_factory.mktemp("cache")
+    cache = tmp / "cache" / "form.json"
+    result, backend, got = run_form(tmp, "run1", json.loads(DEMO_REPLIES.read_text()), cache)
+    assert result.status == Status.DONE and got == EXPECTED, result.reason
+    return tmp, cache, result, backend
+
+
+def test_the_first_run_writes_the_cache(first):
+    tmp, cache, result, backend = first
+    assert len(backend.requests) == 6 and result.totals["model_calls_saved"] == 0
+    data = CacheFile.model_validate_json(cache.read_text())
+    assert data.task == DEMO_TASK and tuple(data.screen_size) == SIZE
+    assert [s.action["type"] for s in data.steps] == ["click", "type", "click", "type", "click", "done"]
+
+
+def test_a_second_run_needs_no_model(first, tmp_path):
+    _, cache, _, _ = first
+    before = cache.read_bytes()
+    result, backend, got = run_form(tmp_path, "run2", [], cache)  # no replies at all: any model call fails
+    assert result.status == Status.DONE, result.reason
+    assert got == EXPECTED and backend.requests == []
+    assert result.totals["model_calls_saved"] == 6
+    run = load_run(tmp_path / "run2")
+    assert all(s.cached for s in run.steps) and all(s.performed for s in run.steps[:5])
+    assert cache.read_bytes() == before  # nothing changed, nothing rewritten
+    html = (tmp_path / "run2" / "report.html").read_text()
+    assert "6 step(s) came from the cache" in html
+
+
+def test_after_a_layout_change_the_model_takes_over_from_the_changed_step(first, tmp_path):
+    """Layout 'late': the form is the same until a name is typed, then the email row moves down."""
+    _, cache, _, _ = first
+    copy = tmp_path / "form-cache.json"
+    copy.write_bytes(cache.read_bytes())
+    box = "<|begin_of_box|>{}<|end_of_box|>\nMemory:\n[]"
+    model = ["The email row moved down; I click its field.\n" + box.format("left_click(start_box='[500,480]')"),
+             "I type the address.\n" + box.format("type(content='ada@example.org')"),
+             "I press Save.\n" + box.format("left_click(start_box='[440,555,560,605]')"),
+             "Saved.\n" + box.format("DONE()")]
+    result, backend, got = run_form(tmp_path, "run3", model, copy, layout="late")
+    assert result.status == Status.DONE, result.reason
+    assert got == EXPECTED
+    assert len(backend.requests) == 4 and result.totals["model_calls_saved"] == 2
+    run = load_run(tmp_path / "run3")
+    assert [s.cached for s in run.steps] == [True, True, False, False, False, False]
+    summary = json.loads((tmp_path / "run3" / "cache.json").read_text())
+    assert summary["followed_until"].startswith("step 3: the screen differs from the cached one")
+    assert summary["rewritten"] is True
+    rewritten = CacheFile.model_validate_json(copy.read_text())
+    assert rewritten.steps[2].action == {"type": "click", "x": 640, "y": 384, "button": "left", "modifiers": []}
+
+
+def test_a_cache_for_another_task_is_not_used(first, tmp_path):
+    _, cache, _, _ = first
+    other = RunCache(cache, "a different task")
+    assert other.old is None and other.mismatch == "the cache was recorded for another task"
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="is not a deskpilot cache"):
+        RunCache(broken, DEMO_TASK)

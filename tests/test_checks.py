@@ -1,0 +1,235 @@
+"""Checks: the one syntax, file checks on files written by real libraries, the screenshot diff,
+and screen checks on a real GTK app (mousepad) in a real sandbox."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from deskpilot.agent.checks import (CheckContext, compare, expect_file_flag, parse_check, parse_checks,
+                                    run_checks)
+from deskpilot.errors import ConfigError
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+# -- syntax ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("obj, words", [
+    ({"file": "a"}, "needs exactly one of exists"),
+    ({"file": "a", "contains": "x", "regex": "y"}, "got contains and regex"),
+    ({"text_visible": "x", "bogus": 1}, "bogus: unknown key"),
+    ({"file": "a", "regex": "("}, "not a valid regular expression"),
+    ({"text_visible": "a", "region": [5, 5, 1, 1]}, "x1 < x2"),
+    ({"file": "t.xlsx", "xlsx_cell": {"cell": "14B", "equals": 1}}, "written like B14"),
+    ({"screenshot_matches": "b.png", "tolerance": 2}, "tolerance"),
+    ({"nothing": 1}, "needs exactly one of file, text_visible"),
+    ("Saved", "a check is an object"),
+])
+def test_bad_checks_get_one_line_errors(obj, words):
+    with pytest.raises(ConfigError) as err:
+        parse_check(obj)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_checks_round_trip_and_cli_shorthand():
+    objs = [{"file": "out.csv", "exists": True}, {"file": "n.txt", "contains": "Total"},
+            {"file": "d.json", "json": {"path": "a.b[0]", "equals": 3}},
+            {"file": "t.csv", "csv_cell": {"row": 2, "col": "Total", "equals": 42}},
+            {"file": "t.xlsx", "xlsx_cell": {"sheet": "S", "cell": "B14", "equals": 1}},
+            {"file": "r.pdf", "pdf_contains": "Invoice"}, {"text_visible": "Saved", "region": [0, 0, 9, 9]},
+            {"text_absent": "Error"}, {"window_title": "Mousepad", "focused": True},
+            {"screenshot_matches": "b.png", "masks": [[0, 0, 5, 5]]}, {"expect": "the file was saved"}]
+    checks = parse_checks(objs)
+    assert [c.spec() for c in checks] == objs
+    assert expect_file_flag("out/a b.txt:contains:x:y").spec() == {"file": "out/a b.txt", "contains": "x:y"}
+    assert expect_file_flag("r.csv:exists").spec() == {"file": "r.csv", "exists": True}
+    with pytest.raises(ConfigError, match="PATH:contains:TEXT"):
+        expect_file_flag("r.csv")
+
+
+# -- files -------------------------------------------------------------------------------------
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF with `text` in Helvetica, written out by hand (no PDF writer needed)."""
+    stream = f"BT /F1 18 Tf 20 40 Td ({text}) Tj ET".encode()
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 100] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+@pytest.fixture
+def files(tmp_path) -> Path:
+    import openpyxl
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    (tmp_path / "notes.txt").write_text("Quarterly report\nTotal: 1234\n", encoding="utf-8")
+    (tmp_path / "data.json").write_text(json.dumps({"order": {"items": [{"sku": "A1", "qty": 3}]}}))
+    with open(tmp_path / "table.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["Item", "Total"], ["apples", "42"], ["pears", "7.50"]])
+    book = openpyxl.Workbook()
+    book.active.title = "Summary"
+    book.active["B14"] = 99.5
+    book.create_sheet("Other")["A1"] = "hello"
+    book.save(tmp_path / "book.xlsx")
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="Sales")
+    for values in (["Region", "Amount"], ["North", 120]):
+        row = TableRow()
+        for v in values:
+            cell = TableCell(valuetype="float", value=v) if isinstance(v, int) else TableCell(valuetype="string")
+            cell.addElement(P(text=str(v)))
+            row.addElement(cell)
+        table.addElement(row)
+    doc.spreadsheet.addElement(table)
+    doc.save(str(tmp_path / "sheet.ods"))
+    (tmp_path / "invoice.pdf").write_bytes(tiny_pdf("Invoice 2026-042 paid"))
+    return tmp_path
+
+
+FILE_CASES = [
+    ({"file": "notes.txt", "exists": True}, True), ({"file": "missing.txt", "exists": True}, False),
+    ({"file": "missing.txt", "exists": False}, True),
+    ({"file": "notes.txt", "contains": "Total: 1234"}, True), ({"file": "notes.txt", "contains": "Total: 99"}, False),
+    ({"file": "notes.txt", "regex": r"^Total: \d{4}$"}, True), ({"file": "notes.txt", "regex": r"^Sum"}, False),
+    ({"file": "data.json", "json": {"path": "order.items[0].qty", "equals": 3}}, True),
+    ({"file": "data.json", "json": {"path": "order.items[0].sku", "equals": "B2"}}, False),
+    ({"file": "data.json", "json": {"path": "order.items[5]", "equals": 1}}, False),
+    ({"file": "table.csv", "csv_cell": {"row": 2, "col": "Total", "equals": 42}}, True),
+    ({"file": "table.csv", "csv_cell": {"row": 3, "col": 2, "equals": 7.5}}, True),
+    ({"file": "table.csv", "csv_cell": {"row": 3, "col": 2, "equals": 8}}, False),
+    ({"file": "table.csv", "csv_cell": {"row": 9, "col": 1, "equals": "x"}}, False),
+    ({"file": "book.xlsx", "xlsx_cell": {"cell": "B14", "equals": 99.5}}, True),
+    ({"file": "book.xlsx", "xlsx_cell": {"sheet": "Other", "cell": "A1", "equals": "hello"}}, True),
+    ({"file": "book.xlsx", "xlsx_cell": {"sheet": "Other", "cell": "A1", "equals": "bye"}}, False),
+    ({"file": "book.xlsx", "xlsx_cell": {"sheet": "Nope", "cell": "A1", "equals": 1}}, False),
+    ({"file": "sheet.ods", "xlsx_cell": {"cell": "B2", "equals": 120}}, True),
+    ({"file": "sheet.ods", "xlsx_cell": {"sheet": "Sales", "cell": "A2", "equals": "North"}}, True),
+    ({"file": "sheet.ods", "xlsx_cell": {"cell": "B2", "equals": 121}}, False),
+    ({"file": "invoice.pdf", "pdf_contains": "Invoice 2026-042"}, True),
+    ({"file": "invoice.pdf", "pdf_contains": "unpaid"}, False),
+    ({"file": "notes.txt", "pdf_contains": "x"}, False),  # not a PDF: a failed check, not a crash
+]
+
+
+def test_file_checks_pass_and_fail(files):
+    results = run_checks([c for c, _ in FILE_CASES], CheckContext(base_dir=files))
+    got = [(r.check, r.passed) for r in results]
+    assert got == [(c, want) for c, want in FILE_CASES], [r.line() for r in results]
+    by_label = {r.label: r for r in results}
+    assert 'is "A1", expected "B2"' in by_label["file data.json has order.items[0].sku == 'B2'"].message
+    assert results[9].message == "$.order.items has no [5]"
+    assert results[13].evidence["rows"] == 3 and "no cell at row 9" in results[13].message
+    assert "sheets: ['Summary', 'Other']" in results[17].message
+    assert results[20].evidence["actual"] == 121 - 1
+
+
+# -- the screenshot diff ------------------------------------------------------------------------
+def text_image(words: str, size=(1280, 800)) -> Image.Image:
+    img = Image.new("RGB", size, (240, 240, 240))
+    ImageDraw.Draw(img).text((400, 300), words, fill=(20, 20, 20), font=ImageFont.truetype(FONT, 14))
+    return img
+
+
+def test_diff_catches_a_changed_word_that_a_global_score_misses():
+    a, b = text_image("Saved to report.csv"), text_image("Saved to report.tsv")
+    diff, mask = compare(a, b)
+    assert 0 < diff.share < 0.0005  # 99.95 % of the pixels agree...
+    assert diff.largest > 10 and len(diff.regions) == 1  # ...but one clustered change: a failure
+    x1, y1, x2, y2 = diff.regions[0].box
+    assert 460 <= x1 and x2 <= 560 and 290 <= y1 and y2 <= 330
+    same, _ = compare(a, a.copy())
+    assert same.changed == 0 and same.regions == []
+    masked, _ = compare(a, b, masks=[diff.regions[0].box])
+    assert masked.changed == 0
+    assert compare(a, a.resize((640, 400)))[0].size_mismatch
+
+
+# -- screen checks on a real GTK app ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mousepad(tmp_path_factory):
+    from deskpilot.actions.executor import Executor
+    from deskpilot.agent.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
+    from deskpilot.perception import Capturer
+
+    folder = tmp_path_factory.mktemp("mousepad")
+    (folder / "notes.txt").write_text("Quarterly totals\nApples 42\n", encoding="utf-8")
+    # a steady caret: a baseline taken while it blinked off would differ for good once GTK stops blinking
+    no_blink = ('mkdir -p "$HOME/.config/gtk-3.0" && printf "[Settings]\\ngtk-cursor-blink=false\\n" '
+                '> "$HOME/.config/gtk-3.0/settings.ini" && exec mousepad "$0"')
+    spec = SessionSpec(size=(1280, 800), shares=[str(folder)],
+                       apps=[AppSpec(argv=["/bin/sh", "-c", no_blink, str(folder / "notes.txt")])])
+    sb, apps = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        executor = Executor.for_sandbox(sb)
+        try:
+            wait_until_ready(sb, capturer, handles=apps)
+            sb.wait_for_window("Mousepad")
+            yield sb, capturer, executor, folder
+        finally:
+            executor.close()
+            capturer.close()
+
+
+def test_screen_checks_on_mousepad(mousepad):
+    from deskpilot.actions.models import Key, Type
+    from deskpilot.agent.screens import settle_blocking
+    from deskpilot.perception.ocr import find_text, wait_for_text
+
+    sb, capturer, executor, folder = mousepad
+    wait_for_text(capturer, "Apples 42", timeout=10)
+    baseline = folder / "baseline.png"
+    settle_blocking(capturer.grab)[0].image.save(baseline)
+    apples = find_text(capturer, "Apples 42")[0].box
+    out = folder / "out1"
+    ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=out)
+    cases = [
+        ({"text_visible": "Apples 42"}, True), ({"text_visible": "Bananas 7"}, False),
+        ({"text_visible": "apples  42", "region": [apples[0] - 5, apples[1] - 5, apples[2] + 5, apples[3] + 5]}, True),
+        ({"text_visible": "Apples 42", "region": [0, 0, 200, 100]}, False),
+        ({"text_absent": "Bananas"}, True), ({"text_absent": "Quarterly"}, False),
+        ({"window_title": "notes.txt - Mousepad"}, True), ({"window_title": "Mousepad", "focused": True}, True),
+        ({"window_title": "LibreOffice"}, False),
+        ({"screenshot_matches": "baseline.png"}, True), ({"screenshot_matches": "nothing.png"}, False),
+    ]
+    results = run_checks([c for c, _ in cases], ctx)
+    assert [(r.check, r.passed) for r in results] == cases, [r.line() for r, (_, want) in zip(results, cases) if r.passed != want]
+    assert "OCR read:" in results[1].message and "Quarterly totals" in results[1].message
+    assert "windows: ['" in results[8].message and "Mousepad" in results[8].message
+    assert results[10].evidence["actual"] and Path(results[10].evidence["actual"]).is_file()
+
+    # change the text in the app: the baseline must no longer match, and the diff image says where
+    executor.perform(Key(keys=["ctrl", "End"]))
+    executor.perform(Type(text="Bananas 7"))
+    executor.perform(Key(keys=["ctrl", "s"]))
+    settle_blocking(capturer.grab, cap=3)
+    wait_for_text(capturer, "Bananas 7", timeout=10)
+    ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=folder / "out2")
+    after = run_checks([{"screenshot_matches": "baseline.png"}, {"text_visible": "Bananas 7"},
+                        {"file": "notes.txt", "contains": "Apples 42\nBananas 7"}], ctx)
+    assert [r.passed for r in after] == [False, True, True], [r.line() for r in after]
+    shot = after[0]
+    assert "largest change" in shot.message and shot.evidence["diff"] in shot.message
+    assert Image.open(shot.evidence["diff"]).size == (1280, 800)
+    banana = after[1].evidence["found"][0]["box"]
+    assert any(r["box"][0] <= banana[2] and banana[0] <= r["box"][2] and r["box"][1] <= banana[3]
+               and banana[1] <= r["box"][3] for r in shot.evidence["regions"])  # a region covers the new text
+    changed = [r["box"] for r in shot.evidence["regions"]]
+    masked = run_checks([{"screenshot_matches": "baseline.png", "masks": changed}], ctx)[0]
+    assert masked.passed, masked.line()

@@ -1,0 +1,78 @@
+"""The pytest plugin, used the way a tester would: the example test file run by pytest in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "pytest_form"
+
+
+def run_pytest(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """pytest on the example, with only the plugins named here (no cross-talk with this session's)."""
+    full_env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    cmd = [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "deskpilot.agent.pytest_plugin",
+           "-p", "pytest_timeout", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "base"),
+           "--junitxml", str(tmp_path / "junit.xml"), "--deskpilot-script", str(EXAMPLE / "replies"), *args]
+    return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=240)
+
+
+def properties(junit: Path) -> dict[str, dict[str, str]]:
+    tree = ET.parse(junit)
+    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in tree.iter("testcase")}
+
+
+def test_plugin_is_registered_as_a_pytest11_entry_point():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["project"]["entry-points"]["pytest11"] == {"deskpilot": "deskpilot.agent.pytest_plugin"}
+
+
+def test_example_passes_on_two_xdist_workers_without_cross_talk(tmp_path):
+    proc = run_pytest(tmp_path, "-p", "xdist.plugin", "-n", "2", "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "2 passed" in proc.stdout
+    workers = re.findall(r"^\[(gw\d)\] \[\s*\d+%\] PASSED", proc.stdout, re.MULTILINE)
+    assert sorted(workers) == ["gw0", "gw1"], proc.stdout  # one test on each worker, at the same time
+    saved = {json.loads(p.read_text())["name"] for p in (tmp_path / "base").rglob("share/form.json")}
+    assert saved == {"Ada Lovelace", ""}  # each test's desktop wrote only its own form
+    props = properties(tmp_path / "junit.xml")["test_fill_and_save"]
+    assert props["deskpilot_status"] == "PASSED"
+    assert Path(props["deskpilot_report"]).is_file() and Path(props["deskpilot_run"]).is_dir()
+
+
+def test_example_fails_with_the_run_folder_when_the_app_changes(tmp_path):
+    proc = run_pytest(tmp_path, "-k", "fill", env={"FORM_LAYOUT": "changed"})
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    out = proc.stdout
+    assert "CheckFailed: deskpilot run ended FAILED after 6 step(s): 2 of 2 check(s) failed" in out
+    assert "form.json does not exist" in out and "text 'Saved.' is visible: 'Saved.' is not on screen" in out
+    props = properties(tmp_path / "junit.xml")["test_fill_and_save"]
+    assert props["deskpilot_status"] == "FAILED"
+    assert f"run folder: {props['deskpilot_run']}" in out and f"report: {props['deskpilot_report']}" in out
+    assert f"last screenshot: {props['deskpilot_last_screenshot']}" in out
+    assert Path(props["deskpilot_last_screenshot"]).is_file()
+    assert "deskpilot runs" in out  # the terminal section with the same paths
+    assert "def do(" not in out  # the plugin's own frames are hidden from the traceback
+
+
+def test_a_pilot_without_a_model_says_how_to_give_one(tmp_path):
+    test = tmp_path / "test_nomodel.py"
+    test.write_text("import pytest\n\n@pytest.mark.desktop(size=(640, 480))\n"
+                    "def test_it(pilot):\n    pilot.do('anything')\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("DESKPILOT_SCRIPT", None)
+    env.pop("DESKPILOT_BASE_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.agent.pytest_plugin",
+                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "the pilot fixture needs a model: --deskpilot-base-url URL or --deskpilot-script FILE" in proc.stdout

@@ -1,0 +1,168 @@
+"""Event-driven settle on a real display: DAMAGE events, and frame comparison as the fallback.
+
+The Tk settle app paints its reaction to a click LATE (no change before it),
+has a blinking caret, and can animate forever: the cases a settle rule gets
+wrong by capturing too early or waiting too long.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from deskpilot.actions.executor import Executor
+from deskpilot.actions.models import Click, Hover, Type
+from deskpilot.agent.screens import settle_blocking
+from deskpilot.agent.settle import SettleSettings, Settler, caret_shaped, wait_quiet
+from deskpilot.perception import Capturer
+from deskpilot.perception.damage import DamageWatcher, Rect
+from deskpilot.sandbox import Bind
+
+from apps import APPS_DIR, EventLog, system_python
+
+RED = (255, 0, 0)
+
+
+def launch(sb, *args: str) -> dict:
+    app = sb.launch([system_python(), str(APPS_DIR / "settle_app.py"), *args], binds=[Bind(host=APPS_DIR)])
+    return EventLog(app.stdout_path).wait_for(lambda e: e["ev"] == "ready", timeout=15)
+
+
+def centre(box) -> tuple[int, int]:
+    x, y, w, h = box
+    return x + w // 2, y + h // 3
+
+
+@pytest.fixture
+def desk(sandbox):
+    with Capturer(sandbox) as cap, Executor.for_sandbox(sandbox) as ex:
+        yield sandbox, cap, ex
+
+
+def act(settler: Settler, ex: Executor, action):
+    settler.frame_taken()
+    settler.before_act(action)
+    ex.perform(action)
+    return settler.after_act()
+
+
+@pytest.mark.parametrize("use_damage", [True, False], ids=["damage", "frames"])
+def test_late_reaction_is_seen(desk, use_damage):
+    """The app paints 300 ms after the click: the frame after the settle must show it."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "300")
+    x, y = centre(ready["canvas"])
+    settler = Settler.open(cap, SettleSettings(first_change_s=1.5), use_damage=use_damage)
+    try:
+        assert settler.method == ("damage" if use_damage else "frames")
+        time.sleep(0.3)
+        result = act(settler, ex, Click(x=x, y=y))
+        assert cap.grab().image.getpixel((x, y)) == RED, result
+        assert result.changed and result.settled
+        assert result.first_change_ms >= 250  # the reaction, not the click itself
+    finally:
+        settler.close()
+
+
+def test_old_settle_misses_a_late_reaction(desk):
+    """Why the rule changed: two equal frames 50 ms apart settle BEFORE a 300 ms reaction."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "300")
+    x, y = centre(ready["canvas"])
+    time.sleep(0.3)
+    ex.perform(Click(x=x, y=y))
+    frame, settled = settle_blocking(cap.grab)
+    assert settled and frame.image.getpixel((x, y)) != RED
+
+
+def test_nothing_changes_waits_only_the_first_change_cap_despite_the_caret(desk):
+    """A hover over nothing: the blinking caret in the entry must not count as the change."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "300")
+    x, y = centre(ready["canvas"])
+    settler = Settler.open(cap, SettleSettings(first_change_s=0.8))
+    try:
+        with DamageWatcher.for_sandbox(sb) as watch:  # the caret really blinks meanwhile (Tk redraws the entry)
+            for _ in range(8):  # steps of a model thinking: the settler learns the blinking area's two looks
+                time.sleep(0.35)
+                settler.frame_taken()
+            blinks = {d.rect for d in watch.poll()}
+        assert len(blinks) == 1 and next(iter(blinks)).within(Rect(*ready["entry"])), blinks
+        assert settler.ignore.small(next(iter(blinks)))
+        result = act(settler, ex, Hover(x=x, y=y))
+        # the caret blinked (600/300 ms cycle) during the 0.8 s: tentative changes, which never end the wait early
+        assert 750 <= result.wait_ms < 1500
+        assert result.first_change_ms is None or result.first_change_ms > 100
+    finally:
+        settler.close()
+
+
+def test_animation_is_capped(desk):
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "0", "--animate")
+    x, y = centre(ready["entry"])
+    settler = Settler.open(cap, SettleSettings(first_change_s=0.3, cap_s=0.6))
+    try:
+        result = act(settler, ex, Hover(x=x, y=y))
+        assert result.changed and not result.settled
+        assert 550 <= result.wait_ms < 1200
+    finally:
+        settler.close()
+
+
+def test_ignored_region(desk):
+    """A user-named region never counts, however much it changes."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "0", "--animate")
+    cx, cy, cw, ch = ready["canvas"]
+    settings = SettleSettings(first_change_s=0.3, cap_s=1.0, ignore=[(cx, cy + 120, cw, 120)])
+    settler = Settler.open(cap, settings)
+    try:
+        result = act(settler, ex, Hover(x=cx + 5, y=cy + 5))
+        assert not result.changed and result.ignored >= 5  # the square moved ~35 times, all ignored
+    finally:
+        settler.close()
+
+
+def test_quick_reaction_settles_fast(desk):
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "0")
+    x, y = centre(ready["canvas"])
+    settler = Settler.open(cap)
+    try:
+        time.sleep(0.3)
+        result = act(settler, ex, Click(x=x, y=y))
+        assert result.changed and result.settled
+        assert result.wait_ms < 400  # 0 ms reaction + 15 ms quiet; generous for a loaded machine
+        assert cap.grab().image.getpixel((x, y)) == RED
+        with DamageWatcher.for_sandbox(sb) as watch:
+            assert wait_quiet(watch, quiet_s=0.1, cap_s=2.0)
+        settler.frame_taken()  # the model's frame; then the screen changes before the action: flagged
+        ex.perform(Click(x=x, y=y))
+        time.sleep(0.2)
+        settler.before_act()
+        assert settler.after_act().stale_before_act
+    finally:
+        settler.close()
+
+
+def test_rect_helpers():
+    assert caret_shaped(Rect(10, 10, 2, 18)) and not caret_shaped(Rect(10, 10, 6, 13))
+    assert not caret_shaped(Rect(0, 0, 1, 290))  # a window border line is not a caret
+    assert Rect(5, 5, 2, 2).within(Rect(0, 0, 10, 10)) and not Rect(9, 9, 2, 2).within(Rect(0, 0, 10, 10))
+
+
+def test_which_changes_end_the_first_change_wait():
+    """The rule on its own: big changes count; small ones only at once and (for a click) near its point."""
+    settler = Settler(grab=lambda: None, watcher=None, settings=SettleSettings(prompt_s=0.1))
+    settler.before_act(Click(x=500, y=500))
+    start = settler._acted_at
+    kind = settler._kind
+    assert kind(Rect(0, 0, 400, 300), start + 0.5, start) == "counted"  # a big late change: the reaction
+    assert kind(Rect(490, 490, 20, 20), start + 0.01, start) == "counted"  # a checkbox under the pointer, at once
+    assert kind(Rect(490, 490, 20, 20), start + 0.3, start) == "tentative"  # ...but late: maybe a blink
+    assert kind(Rect(100, 100, 276, 23), start + 0.01, start) == "tentative"  # an entry far away: its caret
+    assert kind(Rect(499, 480, 2, 18), start + 0.01, start) == "ignored"  # a caret is never a change
+    settler.before_act(Type(text="a"))
+    assert kind(Rect(100, 100, 276, 23), start + 0.01, start) == "counted"  # typing shows at the focus

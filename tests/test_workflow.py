@@ -1,0 +1,197 @@
+"""Workflow files: validation with line numbers, and every step kind on a real desktop (mousepad, xterm).
+
+Agent steps are driven by scripted GLM-4.5V replies (written by hand in the
+model's format); everything else is real: sandbox, window manager, editor,
+keyboard input, files on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from deskpilot.agent.cli import app
+from deskpilot.agent.workflow import WorkflowError, parse_workflow, run_workflow
+from deskpilot.agent.workflow.record import read_log
+from deskpilot.errors import ConfigError
+
+runner = CliRunner()
+needs_mousepad = pytest.mark.skipif(shutil.which("mousepad") is None, reason="mousepad is not installed")
+
+
+def reply(call: str, thought: str = "Next step.") -> str:
+    return f"{thought}\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("steps:\n  - sleep: 1\n  - jump: 3\n", "line 3: a step is a mapping with exactly one of: launch, agent"),
+        ("steps:\n  - sleep: 1\n    key: a\n", "line 2: a step is a mapping with exactly one of"),
+        ("steps:\n  - agent: do it\n    max_step: 3\n", "line 3: max_step: unknown option 'max_step'"),
+        ("steps:\n  - agent: do it\n    retries: 9\n", "line 3: retries: Input should be less than or equal to 5"),
+        ("steps:\n  - key: ctrl+nokey\n", "line 2: key:"),
+        ("vars: {a: 1}\nsteps:\n  - type: '{a} {b}'\n", "line 3: unknown variable {b}"),
+        ("steps:\n  - agent: x\n    answer: 'no good'\n", "line 3: answer: answer names a variable"),
+        ("steps:\n  - foreach: missing.csv\n    steps: [{sleep: 0}]\n", "does not exist"),
+        ("desktop: {size: huge}\nsteps: [{sleep: 0}]\n", "line 1: desktop.size: a screen size is WIDTHxHEIGHT"),
+        ("steps:\n  - sleep: 1\n  - sleep: [\n", "not valid YAML at line 4"),
+        ("name: a\nname: b\nsteps: [{sleep: 0}]\n", "line 2: 'name' is given twice"),
+        ("steps: []\n", "line 1: steps: List should have at least 1 item"),
+        ("- sleep: 1\n", "a workflow is a mapping"),
+        ("steps:\n  - check: {nothing: here}\n", "line 2: check:"),
+    ],
+)
+def test_broken_files_are_refused_with_the_line(text, message, tmp_path):
+    with pytest.raises(WorkflowError) as err:
+        parse_workflow(text, "flow.yaml", base_dir=tmp_path)
+    assert message in str(err.value)
+    assert str(err.value).startswith("flow.yaml")
+
+
+def test_variables_from_answers_csv_columns_and_the_command_line(tmp_path):
+    (tmp_path / "people.csv").write_text("name,email\nAda,ada@example.org\n")
+    text = (
+        "vars: {out: 'report-{who}.txt'}\n"
+        "steps:\n"
+        "  - agent: 'read the total'\n    answer: total\n"
+        "  - type: '{total} {{literal}} {\"json\": 1}'\n"
+        "  - foreach: people.csv\n    steps:\n      - type: '{name} {email} {row_number} {out}'\n"
+    )
+    flow = parse_workflow(text, "f.yaml", cli_vars={"who": "me"}, base_dir=tmp_path)
+    assert [s.kind for s in flow.steps] == ["agent", "type", "foreach"]
+    with pytest.raises(WorkflowError, match="unknown variable {who}"):
+        parse_workflow(text, "f.yaml", base_dir=tmp_path)
+
+
+def test_workflow_check_command(tmp_path):
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: tiny\nsteps:\n  - sleep: 0\n")
+    result = runner.invoke(app, ["workflow", "check", str(flow)])
+    assert result.exit_code == 0 and "ok" in result.output and "tiny, 1 step(s)" in result.output
+    flow.write_text("steps:\n  - sleep: -1\n")
+    result = runner.invoke(app, ["workflow", "check", str(flow)])
+    assert result.exit_code == 2 and "line 2" in result.output
+    result = runner.invoke(app, ["workflow", "run", str(flow.with_name("nope.yaml"))])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+@needs_mousepad
+def test_every_step_kind_on_a_real_editor(tmp_path, monkeypatch):
+    """wait_for_window, key, type, agent (retried, answer into a variable), launch, sleep, check."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WF_TOKEN", "tok-93161")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("start\n")
+    (tmp_path / "flow.yaml").write_text(
+        "name: every-kind\n"
+        "desktop: {size: 1024x700, apps: ['mousepad work/notes.txt'], shares: [work]}\n"
+        "vars: {greeting: hello}\n"
+        "secrets: [WF_TOKEN]\n"
+        "steps:\n"
+        "  - wait_for_window: notes.txt\n"
+        "  - key: ctrl+end\n"
+        "  - type: '{greeting} {WF_TOKEN} '\n"
+        "  - agent: 'Read the number of the answer and report it'\n"
+        "    retries: 1\n"
+        "    max_steps: 3\n"
+        "    answer: number\n"
+        "    answer_schema: {type: integer, minimum: 1}\n"
+        "  - type: 'answer={number}'\n"
+        "  - key: ctrl+s\n"
+        "  - launch: 'xterm -title second-app'\n"
+        "  - wait_for_window: second-app\n"
+        "  - sleep: 0.2\n"
+        "  - check:\n"
+        "      - {file: work/notes.txt, contains: \"start\\nhello tok-93161 answer=42\"}\n"
+        "      - {file: work/notes.txt, exists: true}\n"
+    )
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps([
+        reply("FAIL(reason='I cannot see it yet')", "The screen is not ready."),
+        reply("WAIT()", "Let me look again."),
+        reply("DONE(answer='42')", "The number is 42."),
+    ]))
+    result = runner.invoke(app, ["workflow", "run", "flow.yaml", "--script", str(script), "--out", "run"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "work" / "notes.txt").read_text().rstrip("\n") == "start\nhello tok-93161 answer=42"
+    records = read_log(tmp_path / "run")
+    steps = [r for r in records if r["record"] == "step"]
+    assert [s["kind"] for s in steps] == ["wait_for_window", "key", "type", "agent", "type", "key", "launch",
+                                          "wait_for_window", "sleep", "check"]
+    agent = steps[3]
+    assert agent["answer"] == "42" and agent["agent_run"] == "agent_4_retry1"
+    assert (tmp_path / "run" / "agent_4" / "trajectory.jsonl").is_file()  # the failed first try is kept
+    assert records[-1]["record"] == "end" and records[-1]["ok"] is True
+    assert "answer=42" in (tmp_path / "run" / "report.html").read_text()
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file() and path.suffix in (".jsonl", ".json", ".html"):
+            assert "tok-93161" not in path.read_text(errors="replace"), path
+
+
+@needs_mousepad
+def test_foreach_rows_one_sandbox_each_and_a_failing_check(tmp_path):
+    """Each row writes its own new file from a fresh desktop; a failing check stops the run with exit 1."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "names.csv").write_text("name,city\nada,London\ngrace,Arlington\n")
+    text = (
+        "name: batch\n"
+        "desktop: {size: 800x600, apps: ['mousepad out/{name}.txt'], shares: [out]}\n"
+        "steps:\n"
+        "  - foreach: names.csv\n"
+        "    sandbox: per_row\n"
+        "    steps:\n"
+        "      - wait_for_window: '{name}.txt'\n"
+        "      - type: '{row_number}: {name} lives in {city}'\n"
+        "      - key: ctrl+s\n"
+        "      - sleep: 0.3\n"
+        "      - check: {file: 'out/{name}.txt', contains: '{name} lives in {city}'}\n"
+        "  - check: {file: out/nobody.txt, exists: true}\n"
+        "  - sleep: 0\n"
+    )
+    flow = parse_workflow(text, "batch.yaml", base_dir=tmp_path)
+    result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert (tmp_path / "out" / "ada.txt").read_text().strip() == "1: ada lives in London"
+    assert (tmp_path / "out" / "grace.txt").read_text().strip() == "2: grace lives in Arlington"
+    assert not result.ok and result.error is None
+    assert [s.number for s in result.steps][:5] == ["1.1.1", "1.1.2", "1.1.3", "1.1.4", "1.1.5"]
+    assert result.steps[-1].number == "2" and result.steps[-1].status == "failed"
+    end = read_log(tmp_path / "run")[-1]
+    assert end["record"] == "end" and end["steps_not_run"] == 1
+    assert "1 step(s) not run" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_start_up_error_is_reported_and_recorded(tmp_path):
+    flow = parse_workflow("desktop: {apps: ['false']}\nsteps:\n  - key: a\n", "f.yaml", base_dir=tmp_path)
+    result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert not result.ok and "exited with code 1 before showing a window" in result.error
+    assert read_log(tmp_path / "run")[-1]["status"] == "error"
+
+
+def test_agent_steps_need_a_model(tmp_path):
+    flow = parse_workflow("steps:\n  - agent: do it\n", "f.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="give a model"):
+        run_workflow(flow, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@needs_mousepad
+def test_ocr_steps_read_and_click_text_on_screen(tmp_path):
+    """wait_for_text and click_text read the real screen (RapidOCR); a text that never shows fails the step."""
+    pytest.importorskip("rapidocr")
+    text = (
+        "desktop: {size: 800x600, apps: [mousepad]}\n"
+        "steps:\n"
+        "  - wait_for_window: Mousepad\n"
+        "  - click_text: Search\n    region: [0, 20, 400, 45]\n    timeout: 60\n"
+        "  - wait_for_text: Find and Replace\n    region: [80, 45, 360, 225]\n    timeout: 60\n"
+        "  - wait_for_text: not on this screen\n    region: [80, 45, 360, 225]\n    timeout: 0\n"
+    )
+    result = run_workflow(parse_workflow(text, "ocr.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed"] * 3 + ["failed"]
+    assert "clicked 'Search'" in result.steps[1].message
+    assert "did not appear" in result.steps[3].message and "Find and Replace" in result.steps[3].message
+    assert not result.ok
