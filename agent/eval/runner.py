@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deskpilot.agent.eval.checks import run_checks
+from deskpilot.agent.eval.checks import for_desk, results_of
 from deskpilot.agent.eval.results import (
     AttemptResult,
     append_result,
@@ -122,16 +122,17 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
     agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=cfg.loop, on_event=event,
-                  capturer=desk.capturer, executor=desk.executor, run_info=info, report=False)
+                  capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
+                  checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
     try:
-        result = await agent.arun(task.task)
+        result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
     except BaseException:  # interrupted: the run folder still gets its report
         agent.close()
         with contextlib.suppress(Exception):
             build_report(run_dir)
         raise
     await asyncio.to_thread(agent.close)  # file closes and fsyncs: not on the loop's time
-    checks = await asyncio.to_thread(run_checks, desk, task.checks, run_dir)
+    checks = results_of(task.checks, result.checks)
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
             await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
@@ -140,8 +141,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     passed = sum(c.passed for c in checks)
     return AttemptResult(
         id=task.id, attempt=attempt, status=result.status.value,
-        passed=result.status.value == "DONE" and passed == len(checks),
-        checks_passed=passed, checks_total=len(checks), checks=checks, reason=result.reason,
+        passed=result.status.value in ("DONE", "PASSED") and passed == len(task.checks),
+        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=result.reason,
         steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
         completion_tokens=int(totals.get("completion_tokens", 0)),
         model_s=round(float(totals.get("model_ms", 0)) / 1000, 3), wall_s=round(time.monotonic() - started + desk_s, 3),
