@@ -92,7 +92,11 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
             raise UsageError(f"shared folder {share} does not exist (or is not a folder)")
     if fresh_shares and spec.shares and spec.isolation != "bwrap":
         raise UsageError("fresh (per-task) copies of shared folders need isolation 'bwrap'")
-    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network)
+    from deskpilot.agent.apps import plan_binds
+    from deskpilot.agent.office import prepare_home
+
+    app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # the same rules as open_sandbox
+    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network, maximize=spec.maximize)
     try:
         shares: dict[str, Path] = {}
         for n, share in enumerate(spec.shares):
@@ -101,13 +105,12 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
                 host = sb.dir / "shares" / f"{n}-{Path(share).name}"
                 shutil.copytree(share, host, symlinks=True)
             shares[str(Path(share))] = host
+        # mounted after each app's own binds, so a share (or its copy) is never hidden by a read-only parent
         share_binds = [Bind(host=host, target=Path(inside), writable=True) if fresh_shares
                        else Bind(host=host, writable=True) for inside, host in shares.items()]
-        handles = []
-        for app in spec.apps:
-            own = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds
-                   if not any(_within(b["host"], s) for s in shares)]
-            handles.append(sb.launch(app.argv, binds=own + share_binds))
+        prepare_home(sb.home, [app.argv for app in spec.apps], [str(s) for s in spec.shares])  # no first-start dialogs
+        sb.give_to_apps(sb.home / ".config")
+        handles = [sb.launch(app.argv, binds=[*own, *share_binds]) for app, own in zip(spec.apps, app_binds)]
         capturer = Capturer(sb)
         worker = None
         try:
@@ -128,11 +131,6 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
 def max_starting() -> int:
     """How many desks may start at once: starting is CPU-bound (Xvfb, the apps, the input worker)."""
     return max(2, 2 * (os.cpu_count() or 1))
-
-
-def _within(path: str, folder: str) -> bool:
-    p, f = Path(path), Path(folder)
-    return p == f or f in p.parents
 
 
 def make_spec(size: tuple[int, int] = (1280, 800), apps: Sequence[str | AppSpec] = (), *,

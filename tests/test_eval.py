@@ -53,7 +53,7 @@ def test_bundled_example_suite_passes_with_its_checks(tmp_path):
     suite = load_suite(EXAMPLE)
     assert len(suite.tasks) >= 10 and sorted(r["id"] for r in lines) == sorted(t.id for t in suite.tasks)
     assert all(r["passed"] and r["checks_passed"] == r["checks_total"] >= 1 for r in lines)
-    assert {"tk", "xterm", "gtk"} <= {tag for r in lines for tag in r["tags"]}
+    assert {"tk", "xterm", "gtk", "office"} <= {tag for r in lines for tag in r["tags"]}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["success_rate"] == 1.0 and summary["attempts"] == len(suite.tasks)
     assert summary["by_tag"]["xterm"]["attempts"] == 3 and summary["step_latency_ms"]["p50"] > 0
@@ -67,6 +67,8 @@ def test_bundled_example_suite_passes_with_its_checks(tmp_path):
     assert "Second line" in (out / "runs" / "mousepad-append~1" / "shares" / "data" / "notes.txt").read_text()
     assert (EXAMPLE.parent / "data" / "notes.txt").read_text() == "First line\n"
     assert not (EXAMPLE.parent / "data" / "hello.txt").exists()
+    assert '"Total",455,485,510' in (out / "runs" / "calc-totals~1" / "shares" / "data" / "sales.csv").read_text()
+    assert "Total" not in (EXAMPLE.parent / "data" / "sales.csv").read_text()
 
 
 def test_failed_checks_tags_pass_at_k_and_resume(tmp_path):
@@ -106,6 +108,7 @@ def test_pass_at_k_estimator():
     ("tasks:\n  - id: a\n    task: t\n    desktop: {shares: [nothere]}\n", ":4: tasks[0].desktop.shares[0]:"),
     ("tasks:\n  - id: a\n   task: t\n", ":3: not valid YAML"),
     ("tasks: []\n", ":1: tasks: List should have at least 1 item"),
+    ("tasks:\n  - id: a\n    task: t\n    ready: {window: W, quiet: -1}\n", ":4: tasks[0].ready.quiet:"),
 ])
 def test_suite_errors_name_the_line(tmp_path, text, where):
     path = tmp_path / "suite.yaml"

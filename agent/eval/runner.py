@@ -121,6 +121,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
+    if task.ready is not None:
+        await asyncio.to_thread(wait_ready, desk, task.ready)
     agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=cfg.loop, on_event=event,
                   capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
                   checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
@@ -149,6 +151,23 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
         tags=task.tags, run_dir=str(run_dir.relative_to(out)),
     )
+
+
+def wait_ready(desk, ready) -> None:
+    """A task's own readiness: its window is up, then the screen stays unchanged for `quiet` seconds."""
+    from deskpilot.agent.screens import same_frame
+    from deskpilot.errors import SandboxError
+
+    deadline = time.monotonic() + ready.timeout
+    desk.sandbox.wait_for_window(ready.window, timeout=ready.timeout)
+    last, since = desk.capturer.grab().image, time.monotonic()
+    while time.monotonic() - since < ready.quiet:
+        if time.monotonic() > deadline:
+            raise SandboxError(f"the screen never stayed still for {ready.quiet:g} s after {ready.window!r} appeared")
+        time.sleep(0.1)
+        frame = desk.capturer.grab().image
+        if not same_frame(last, frame):
+            last, since = frame, time.monotonic()
 
 
 def finish_run(run_dir: Path) -> None:
