@@ -335,7 +335,8 @@ class Agent:
 
             status, reason = await asyncio.to_thread(verify_run, self)
         if self.cache is not None:
-            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=status in (Status.DONE, Status.PASSED))
+            succeeded = status in (Status.DONE, Status.PASSED) and not self.settings.dry_run  # dry: nothing was done
+            totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
 
     def _sandbox_problem(self) -> str | None:
@@ -373,8 +374,8 @@ class Agent:
 
     def _final_screenshot(self) -> str | None:
         """The screen after the last action, for the report; a run still ends if it cannot be taken."""
-        if self.sandbox is None and self._capturer is None:
-            return None
+        if (self.sandbox is None and self._capturer is None) or self._sandbox_problem():
+            return None  # no display, or a dead one: another grab would only spoil the capturer's connection
         try:
             return self.trajectory.save_screenshot(self._grab().image, "final.png")
         except Exception:  # a dead display must not lose the end record

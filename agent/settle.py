@@ -12,6 +12,16 @@ input: two equal frames of the OLD screen looked settled. The rule here:
    animation running at a frame clock is not cut between two frames);
 3. never longer than ``cap_s`` in all (animations, a clock ticking).
 
+All three count from the END of the action (typing a long text takes a while).
+
+The quiet period also learns, per run: when an app is seen drawing again
+(beyond carets and small areas) shortly after a wait ended (X server
+timestamps, so however late it is noticed), the gap it left is the quiet
+period that app needs: later waits use it (with a margin; at most
+``quiet_max_s``). Measured on real apps (bench/settle_tuning.py): xterm and
+Tk finish drawing within a millisecond, GTK dialogs and command output can
+pause 15-40 ms between bursts.
+
 Blinking carets would count as "the first change" and end step 1 before a
 late reaction. So caret-shaped rectangles (at most 3 px thin and 48 px long:
 GTK's caret) and regions the user names never count, and a SMALL area (at
@@ -24,7 +34,8 @@ label or a tooltip is still seen, at the cost of the full wait), when:
   checkbox ticks under the pointer; an entry's caret blinks elsewhere), or
 - it blinks: it changed while nothing was being done (or tentatively) since
   an action last redrew it, and now shows a look it showed then (pixels
-  hashed).
+  hashed; this also holds for areas up to 5% of the screen, as Tk redraws a
+  whole Text widget when its caret blinks).
 Otherwise what the action draws at once counts. Ignoring only ever makes a
 wait longer, never shorter.
 """
@@ -44,6 +55,7 @@ from deskpilot.perception.observation import Observation
 
 CARET_THIN, CARET_LONG = 3, 48
 SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own: a caret, a spinner, a clock
+BLINK_SHARE = 0.05  # areas up to 5% are learned as blinkers (Tk redraws a whole Text widget for its caret)
 LOOKS_KEPT, AREAS_KEPT = 4, 32
 NEAR = 48  # px around a pointer action's point where its own small reactions appear
 
@@ -54,7 +66,7 @@ class SettleSettings(BaseModel):
     first_change_s: float = Field(default=1.0, ge=0, description="wait at most this long for any change")
     quiet_s: float = Field(default=0.015, gt=0, description="no drawing for this long = settled")
     prompt_s: float = Field(default=0.1, ge=0, description="drawing this soon after the action is its doing")
-    quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched quiet period")
+    quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched and learned quiet period")
     cap_s: float = Field(default=2.0, ge=0, description="never wait longer in all")
     frame_interval_s: float = Field(default=0.02, gt=0, description="frame-comparison fallback: time between grabs")
     ignore: list[tuple[int, int, int, int]] = Field(default_factory=list, description="x, y, width, height never counted")
@@ -70,6 +82,7 @@ class SettleResult(BaseModel):
     wait_ms: float = 0.0
     bursts: int = 0
     ignored: int = 0
+    quiet_ms: float = 0.0  # the quiet period this wait started with (learned from earlier late drawing)
     stale_before_act: bool = False  # the screen changed between the frame the model saw and the action
 
 
@@ -88,6 +101,7 @@ class _Ignore:
                  region_hash: Callable[[Rect], bytes] | None = None) -> None:
         self.regions = [Rect(*r) for r in regions]
         self.max_area = max(64 * 64, int(screen[0] * screen[1] * SMALL_SHARE))
+        self.blink_area = max(128 * 128, int(screen[0] * screen[1] * BLINK_SHARE))
         self.region_hash = region_hash
         self.blinks: dict[Rect, list[bytes]] = {}
 
@@ -102,7 +116,7 @@ class _Ignore:
         if self.region_hash is None:
             return
         for rect in set(rects):
-            if self.small(rect) and not self.fixed(rect):
+            if rect.area <= self.blink_area and not self.fixed(rect):
                 look = self.region_hash(rect)
                 looks = [v for v in self.blinks.pop(rect, []) if v != look] + [look]
                 self.blinks[rect] = looks[-LOOKS_KEPT:]  # re-inserted last: least recently blinking goes first
@@ -144,6 +158,8 @@ class Settler:
         self._changed_since_frame = False
         self._reference: Observation | None = None
         self._acted_at = 0.0
+        self.learned_quiet = self.settings.quiet_s
+        self._last_server_ms: int | None = None  # X time of the last counted drawing of the last wait
         self._points: list[tuple[int, int]] = []
 
     @classmethod
@@ -176,15 +192,32 @@ class Settler:
     def frame_taken(self) -> None:
         """Call right after grabbing the frame the model will see: what changed before it is not news."""
         if self.watcher is not None:
-            self.ignore.learn(d.rect for d in self.watcher.poll())
+            idle = self.watcher.poll()
+            self.ignore.learn(d.rect for d in idle)
+            self._late_drawing(idle)
         self._changed_since_frame = False
+
+    LATE_WINDOW_MS = 300
+
+    def _late_drawing(self, idle) -> None:
+        """Drawing soon after the last wait ended: that app needs a longer quiet period."""
+        if self._last_server_ms is None:
+            return
+        for d in idle:
+            gap = (d.server_ms - self._last_server_ms) & 0xFFFFFFFF  # X time wraps at 2**32 ms
+            if 0 < gap <= self.LATE_WINDOW_MS and not self.ignore.fixed(d.rect) and not self.ignore.small(d.rect):
+                wanted = min(self.settings.quiet_max_s, gap / 1000 * 1.25 + 0.005)
+                self.learned_quiet = max(self.learned_quiet, wanted)
 
     def before_act(self, action=None) -> None:
         """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
         self._points = list(action.points()) if action is not None else []
         self._acted_at = time.monotonic()
         if self.watcher is not None:
-            idle = [d.rect for d in self.watcher.poll()]
+            drained = self.watcher.poll()
+            self._late_drawing(drained)
+            self._last_server_ms = None  # from here on, drawing belongs to this action
+            idle = [d.rect for d in drained]
             self.ignore.learn(idle)
             self._changed_since_frame = any(not self.ignore.fixed(r) and not self.ignore.small(r) for r in idle)
         else:
@@ -207,8 +240,9 @@ class Settler:
         """"ignored", "tentative" (a small late change: maybe a blink) or "counted"."""
         if self.ignore.fixed(rect):
             return "ignored"
-        if self.ignore.small(rect) and (when - start > self.settings.prompt_s or not self._near(rect)
-                                        or self.ignore.blinked(rect)):
+        if self.ignore.small(rect) and (when - start > self.settings.prompt_s or not self._near(rect)):
+            return "tentative"
+        if self.ignore.blinked(rect):  # back to a look it had while blinking on its own
             return "tentative"
         return "counted"
 
@@ -219,7 +253,7 @@ class Settler:
                    for x, y in self._points)
 
     def _wait_damage(self) -> SettleResult:
-        s, start = self.settings, self._acted_at or time.monotonic()
+        s, start = self.settings, time.monotonic()  # the action is done: times count from its end
         cap_at, first_at = start + s.cap_s, start + s.first_change_s
         first: float | None = None  # the first counted change: ends the first-change wait
         tentative: float | None = None  # the first small late change
@@ -227,7 +261,7 @@ class Settler:
         bursts = ignored = 0
         while True:
             now = time.monotonic()
-            quiet = min(s.quiet_max_s, max(s.quiet_s, 2 * gap))
+            quiet = min(s.quiet_max_s, max(self.learned_quiet, 2 * gap))
             if first is not None:
                 until = last + quiet
             elif tentative is not None:
@@ -252,6 +286,9 @@ class Settler:
                 counted = [d for d, kind in kinds if kind != "ignored"]  # once changing, any drawing delays quiet
             if counted:
                 self.ignore.forget(d.rect for d in counted)
+                big = [d for d in counted if not self.ignore.small(d.rect)]
+                if big:
+                    self._last_server_ms = big[-1].server_ms
                 if first is None:
                     first = counted[0].when
                 else:
@@ -262,8 +299,9 @@ class Settler:
         seen = first if first is not None else tentative
         return SettleResult(
             method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
-            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
+            first_change_ms=None if seen is None else round(max(0.0, seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
+            quiet_ms=round(self.learned_quiet * 1000, 1),
         )
 
     def _changed_box(self, a: Observation, b: Observation) -> list[Rect]:
@@ -275,7 +313,7 @@ class Settler:
         return [Rect(box[0], box[1], box[2] - box[0], box[3] - box[1])] if box else []
 
     def _wait_frames(self) -> SettleResult:
-        s, start = self.settings, self._acted_at or time.monotonic()
+        s, start = self.settings, time.monotonic()  # the action is done: times count from its end
         cap_at, first_at = start + s.cap_s, start + s.first_change_s
         previous = self._reference or self.grab()
         first: float | None = None
@@ -301,7 +339,7 @@ class Settler:
         seen = first if first is not None else tentative
         return SettleResult(
             method="frames", changed=seen is not None, settled=seen is not None and end < cap_at,
-            first_change_ms=None if seen is None else round((seen - start) * 1000, 2),
+            first_change_ms=None if seen is None else round(max(0.0, seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
         )
 

@@ -226,7 +226,7 @@ class LoadedRun:
         found += [s.error for s in self.steps if s.error]
         found += [q.error for q in self.queries if q.error]
         found += [f"{e.record} record not written: {e.error}" for e in self.errors]
-        if self.end is not None and self.end.status.value not in ("DONE",) and self.end.reason:
+        if self.end is not None and self.end.status.value not in ("DONE", "PASSED") and self.end.reason:
             found.append(self.end.reason)
         return found
 

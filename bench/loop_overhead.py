@@ -20,10 +20,15 @@ Ways of waiting after an action:
   sleep2s : a fixed 2 s sleep: the Anthropic computer-use demo (ComputerTool._screenshot_delay = 2.0)
             and OSWorld (DesktopEnv.step(action, pause=2) sleeps 2 s) both wait this long
 
-Prints per scene and way: step wall time (median, p90), the parts, the settle
-wait, and stale frames. Exit 1 if the damage way's median on the xterm scene is
+Prints per scene and way: step wall time (median, p90), the parts (medians;
+"model" is the simulator encoding the request), this process's CPU time per
+step, and stale frames. Exit 1 if the damage way's median on the xterm scene is
 over 30 ms or any damage-way frame was stale.
-Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late]
+With --budgets, also a table for the xterm scene per --image-budget and
+--history-images: image tokens per step against the unbudgeted cost, the
+estimated prompt tokens, the share reusable from the previous step's prompt,
+and what resizing costs the step.
+Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late] [--budgets]
 """
 
 from __future__ import annotations
@@ -116,26 +121,33 @@ def stale_frames(run_dir: Path, steps: int, point) -> int:
     return sum(red(k) != (first if k % 2 else not first) for k in range(2, steps + 1))
 
 
-def run_way(sb, capturer, replies, way: str, steps: int, out: Path, point):
+def run_way(sb, capturer, replies, way: str, steps: int, out: Path, point, **loop):
     times: list[float] = []
+    cpu: list[float] = []
 
     def on_event(event):
         if getattr(event, "kind", None) == "thinking":
             times.append(time.perf_counter())
+            cpu.append(time.process_time())
 
-    settings = LoopSettings(thinking=False, **WAYS[way])
+    settings = LoopSettings(thinking=False, **WAYS[way], **loop)
     policy = Policy(max_steps=steps, stuck_repeats=10_000)
     backend = EncodingSimulator(replies, loop=True)
     with Agent(backend, sb, run_dir=out, policy=policy, settings=settings, capturer=capturer, on_event=on_event) as agent:
         asyncio.run(agent.arun("benchmark"))
     run = load_run(out)
     walls = [(b - a) * 1000 for a, b in zip(times, times[1:])]
+    cpus = [(b - a) * 1000 for a, b in zip(cpu, cpu[1:])]
     parts = {}
-    for key in ("capture", "screenshot_save", "prompt", "model", "parse", "record", "act", "settle"):
+    for key in ("capture", "screenshot_save", "prompt", "model", "parse", "act", "settle"):
         values = [s.timings_ms.get(key, 0.0) for s in run.steps[:-1]]
         parts[key] = statistics.median(values) if values else 0.0
     stale = stale_frames(out, len(run.steps), point) if point else None
     flagged = sum(bool(s.settle and s.settle.get("stale_before_act")) for s in run.steps)
+    parts["cpu"] = statistics.median(cpus)  # this process's CPU time per step, all threads: what load cannot inflate much
+    later = run.steps[5:] or run.steps  # past the first steps, once the history window is full
+    parts["tokens"] = {key: statistics.median(getattr(s.request, key) for s in later)
+                       for key in ("image_tokens", "image_tokens_default", "prompt_tokens_est", "prefix_share")}
     return walls, parts, stale, flagged
 
 
@@ -152,6 +164,28 @@ def machine() -> str:
     return f"{os.cpu_count()} cores {cpu}, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} at start"
 
 
+BUDGETS = [(None, None), ("2691", 4), ("1200", 4), ("600", 4), ("1200", 2), (None, 0)]
+
+
+def budget_table(size, steps: int, tmp: Path) -> None:
+    """The xterm scene with the damage settle, per --image-budget / --history-images: tokens and step cost."""
+    print(f"\n{'budget':>7s} {'hist':>4s} {'image tok':>9s} {'unbudgeted':>10s} {'saved':>6s} {'prompt tok':>10s}"
+          f" {'prefix':>6s} {'median ms':>9s} {'prompt ms':>9s} {'cpu ms':>6s}")
+    with Sandbox(size=size) as sb, Capturer(sb) as capturer:
+        replies, point = scene_xterm(sb)
+        time.sleep(1.0)
+        for budget, history in BUDGETS:
+            loop = {"image_budget": budget, "history_images": history}
+            walls, parts, _, _ = run_way(sb, capturer, replies, "damage", steps + 1,
+                                         tmp / f"budget-{budget}-{history}", None, **loop)
+            tok = parts["tokens"]
+            saved = 100 * (1 - tok["image_tokens"] / tok["image_tokens_default"])
+            print(f"{budget or 'full':>7s} {history if history is not None else 4:>4d} {tok['image_tokens']:>9.0f}"
+                  f" {tok['image_tokens_default']:>10.0f} {saved:>5.0f}% {tok['prompt_tokens_est']:>10.0f}"
+                  f" {100 * tok['prefix_share']:>5.0f}% {statistics.median(walls):>9.1f} {parts['prompt'] + parts['model']:>9.1f}"
+                  f" {parts['cpu']:>6.1f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -159,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--scenes", default=",".join(SCENES))
     parser.add_argument("--ways", default=",".join(WAYS))
+    parser.add_argument("--budgets", action="store_true", help="also the image-budget table (xterm scene)")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     scenes = [s for s in args.scenes.split(",") if s]
@@ -183,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
                     walls, parts, stale, flagged = run_way(sb, capturer, replies, way, steps + 1,
                                                             Path(tmp) / f"{scene}-{way}", point)
                     med = statistics.median(walls)
-                    shown = " ".join(f"{k} {v:.1f}" for k, v in parts.items() if k != "model" or v >= 0.05)
+                    shown = " ".join(f"{k} {v:.1f}" for k, v in parts.items() if k != "tokens")
                     stale_text = "-" if stale is None else f"{stale}/{len(walls)}"
                     print(f"{scene:6s} {way:8s} {med:8.1f} {p90(walls):8.1f}  {shown}  {stale_text}"
                           + (f"  (flagged changed-before-act {flagged})" if flagged else ""), flush=True)
                     if way == "damage" and (stale or (scene == "xterm" and med > TARGET_MS)):
                         failed = True
+        if args.budgets and "xterm" in scenes:
+            budget_table(size, args.steps, Path(tmp))
     print(f"gate (damage: xterm median <= {TARGET_MS:g} ms, no stale frame): {'FAIL' if failed else 'PASS'}")
     return 1 if failed else 0
 

@@ -44,10 +44,11 @@ class Rect(NamedTuple):
 
 @dataclass(frozen=True)
 class Damage:
-    """One reported area and when this process read it (``time.monotonic()``)."""
+    """One reported area, when this process read it (``time.monotonic()``) and the X server's time of it (ms)."""
 
     when: float
     rect: Rect
+    server_ms: int = 0
 
 
 class DamageUnavailable(CaptureError):
@@ -103,7 +104,7 @@ class DamageWatcher:
                 event = self._conn.next_event()
                 if event.type == self._notify:  # python-xlib clones the event class: compare codes
                     area = event.area
-                    found.append(Damage(time.monotonic(), Rect(area.x, area.y, area.width, area.height)))
+                    found.append(Damage(time.monotonic(), Rect(area.x, area.y, area.width, area.height), event.timestamp))
             if found:
                 self._conn.damage_subtract(self._damage)
                 self._conn.flush()

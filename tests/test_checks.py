@@ -172,7 +172,7 @@ def mousepad(tmp_path_factory):
     # a steady caret: a baseline taken while it blinked off would differ for good once GTK stops blinking
     no_blink = ('mkdir -p "$HOME/.config/gtk-3.0" && printf "[Settings]\\ngtk-cursor-blink=false\\n" '
                 '> "$HOME/.config/gtk-3.0/settings.ini" && exec mousepad "$0"')
-    spec = SessionSpec(size=(1280, 800), shares=[str(folder)],
+    spec = SessionSpec(size=(1280, 800), shares=[str(folder)], maximize=False,  # regions below assume its own size
                        apps=[AppSpec(argv=["/bin/sh", "-c", no_blink, str(folder / "notes.txt")])])
     sb, apps = open_sandbox(spec)
     with sb:
@@ -190,19 +190,18 @@ def mousepad(tmp_path_factory):
 def test_screen_checks_on_mousepad(mousepad):
     from deskpilot.actions.models import Key, Type
     from deskpilot.agent.screens import settle_blocking
-    from deskpilot.perception.ocr import find_text, wait_for_text
+    from deskpilot.perception.ocr import wait_for_text
 
     sb, capturer, executor, folder = mousepad
-    wait_for_text(capturer, "Apples 42", timeout=10)
+    apples = wait_for_text(capturer, "Apples 42", timeout=10)[0].box
     baseline = folder / "baseline.png"
     settle_blocking(capturer.grab)[0].image.save(baseline)
-    apples = find_text(capturer, "Apples 42")[0].box
     out = folder / "out1"
     ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=out)
     cases = [
         ({"text_visible": "Apples 42"}, True), ({"text_visible": "Bananas 7"}, False),
-        ({"text_visible": "apples  42", "region": [apples[0] - 5, apples[1] - 5, apples[2] + 5, apples[3] + 5]}, True),
-        ({"text_visible": "Apples 42", "region": [0, 0, 200, 100]}, False),
+        ({"text_visible": "apples  42", "region": [max(0, apples[0] - 5), max(0, apples[1] - 5), apples[2] + 5, apples[3] + 5]}, True),
+        ({"text_visible": "Apples 42", "region": [apples[2] + 40, apples[3] + 40, 1280, 800]}, False),
         ({"text_absent": "Bananas"}, True), ({"text_absent": "Quarterly"}, False),
         ({"window_title": "notes.txt - Mousepad"}, True), ({"window_title": "Mousepad", "focused": True}, True),
         ({"window_title": "LibreOffice"}, False),
@@ -218,8 +217,7 @@ def test_screen_checks_on_mousepad(mousepad):
     executor.perform(Key(keys=["ctrl", "End"]))
     executor.perform(Type(text="Bananas 7"))
     executor.perform(Key(keys=["ctrl", "s"]))
-    settle_blocking(capturer.grab, cap=3)
-    wait_for_text(capturer, "Bananas 7", timeout=10)
+    settle_blocking(capturer.grab, first_delay=0.3, cap=5)
     ctx = CheckContext(base_dir=folder, screen=capturer.grab, sandbox=sb, out_dir=folder / "out2")
     after = run_checks([{"screenshot_matches": "baseline.png"}, {"text_visible": "Bananas 7"},
                         {"file": "notes.txt", "contains": "Apples 42\nBananas 7"}], ctx)
@@ -233,3 +231,24 @@ def test_screen_checks_on_mousepad(mousepad):
     changed = [r["box"] for r in shot.evidence["regions"]]
     masked = run_checks([{"screenshot_matches": "baseline.png", "masks": changed}], ctx)[0]
     assert masked.passed, masked.line()
+
+
+def test_spreadsheet_and_pdf_checks_on_files_libreoffice_wrote(tmp_path):
+    """The .ods reader is ours: check it (and openpyxl, pypdf) against what LibreOffice really writes."""
+    import subprocess
+
+    (tmp_path / "t.csv").write_text("Item,Qty,Price\napples,3,1.5\npears,10,0.25\nTotal,,=B2*C2+B3*C3\n")
+    for fmt in ("ods", "xlsx", "pdf"):
+        subprocess.run(["localc", f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
+                        "--convert-to", fmt, "--outdir", str(tmp_path), str(tmp_path / "t.csv")],
+                       check=True, capture_output=True, timeout=120)
+    cases = [({"file": "t.ods", "xlsx_cell": {"cell": "C4", "equals": 7}}, True),  # a formula's value
+             ({"file": "t.ods", "xlsx_cell": {"cell": "A3", "equals": "pears"}}, True),
+             ({"file": "t.ods", "xlsx_cell": {"cell": "B3", "equals": 11}}, False),
+             ({"file": "t.ods", "xlsx_cell": {"cell": "B4", "equals": 1}}, False),  # an empty cell
+             ({"file": "t.xlsx", "xlsx_cell": {"cell": "C4", "equals": 7}}, True),
+             ({"file": "t.xlsx", "xlsx_cell": {"sheet": "t", "cell": "C2", "equals": "1.5"}}, True),
+             ({"file": "t.pdf", "pdf_contains": "pears"}, True), ({"file": "t.pdf", "pdf_contains": "plums"}, False)]
+    results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
+    assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
+    assert results[3].message == "B4 is None, expected 1"

@@ -153,6 +153,9 @@ def test_live_model_through_the_simulator_shares_one_backend_with_a_call_limit(t
     assert stats["requests"] == 12 and stats["max_in_flight"] == 2
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["passed"] == 4 and summary["tokens"]["prompt"] > 4 * 3 * 1200
+    tokens = summary["tokens"]  # ours, exact: 12 steps, each with at least its 640x400 screenshot (322 + 2)
+    assert tokens["image"] >= 12 * 324 and tokens["image_unbudgeted"] >= tokens["image"]
+    assert 0 < tokens["reusable_prefix_share"] < 1 and tokens["prompt_est"] > tokens["image"]
     assert summary["model_s"] >= 12 * 0.4 * 0.9
 
 

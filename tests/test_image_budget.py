@@ -189,3 +189,20 @@ def test_a_run_records_tokens_savings_prefix_and_settle(tmp_path):
     totals = run.end.totals
     assert 0 < totals["image_token_savings_pct"] < 100 and 0 < totals["prefix_share"] < 1
     assert "reusable prefix" in (out / "report.html").read_text()
+
+
+def test_history_copy_of_the_last_screenshot_is_shrunk_from_what_was_sent():
+    """Same size as shrinking the original (cheaper: a 2x box reduce of the budgeted image)."""
+    for size in [(1920, 1080), (1366, 768), (1001, 777)]:
+        screen = Image.new("RGB", size, "white")
+        fresh = GLM45VDialect(max_pixels=budget_pixels(1200))
+        direct = [p.image for p in fresh.build_request("t", Observation(image=Image.new("RGB", size), timestamp=0),
+                                                       [HistoryEntry(screenshot=screen.copy())]).messages[0].content
+                  if hasattr(p, "image")][0]
+        dialect = GLM45VDialect(max_pixels=budget_pixels(1200))
+        dialect.build_request("t", Observation(image=screen, timestamp=0), [])
+        request = dialect.build_request("t", Observation(image=Image.new("RGB", size), timestamp=1),
+                                        [HistoryEntry(screenshot=screen)])
+        derived = [p.image for p in request.messages[0].content if hasattr(p, "image")][0]
+        assert abs(derived.width - direct.width) <= FACTOR and abs(derived.height - direct.height) <= FACTOR, size
+        assert image_tokens(derived.width, derived.height) <= 300

@@ -150,8 +150,9 @@ def test_wheel_installs_only_the_deskpilot_package(tmp_path):
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     before = set(os.listdir(site))
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a source tree on the path looks installed
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    str(wheel)], check=True, capture_output=True, timeout=300)
+                    str(wheel)], check=True, capture_output=True, timeout=300, env=clean)
     added = set(os.listdir(site)) - before
     assert {n for n in added if not n.endswith(".dist-info")} == {"deskpilot"}
     assert len([n for n in added if n.endswith(".dist-info")]) == 1

@@ -178,3 +178,21 @@ def test_sandboxes_of_vanished_sessions_are_reaped(tmp_path):
     desks._used["a"] -= 100
     assert anyio.run(desks.reap, 50) == ["a"]
     assert desks.sessions == [b, shared]
+
+
+def test_a_sandbox_that_never_starts_still_ends_its_run_folder(tmp_path):
+    from deskpilot.agent.mcp.desk import DeskSession, McpOptions
+
+    desk = DeskSession(McpOptions(size=(640, 480), apps=["/bin/false"], out=tmp_path))
+
+    async def use_and_leave():
+        with pytest.raises(Exception, match="exited with code 1"):
+            await desk.call("screenshot", {}, desk.screenshot_png)
+        await desk.aclose()
+
+    anyio.run(use_and_leave)
+    run = load_run(desk.run_dir)
+    assert run.end.status.value == "ERROR" and "never started" in run.end.reason
+    call = json.loads((desk.run_dir / "trajectory.jsonl").read_text().splitlines()[0])
+    assert call["tool"] == "screenshot" and "exited with code 1" in call["error"]
+    assert (desk.run_dir / "report.html").is_file()

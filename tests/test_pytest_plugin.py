@@ -47,6 +47,9 @@ def test_example_passes_on_two_xdist_workers_without_cross_talk(tmp_path):
     props = properties(tmp_path / "junit.xml")["test_fill_and_save"]
     assert props["deskpilot_status"] == "PASSED"
     assert Path(props["deskpilot_report"]).is_file() and Path(props["deskpilot_run"]).is_dir()
+    queries = Path(props["deskpilot_run"]).parent / "queries" / "trajectory.jsonl"
+    kinds = [json.loads(line)["kind"] for line in queries.read_text().splitlines()]
+    assert kinds == ["ask", "locate"]  # pilot.expect and pilot.locate are recorded like any query
 
 
 def test_example_fails_with_the_run_folder_when_the_app_changes(tmp_path):

@@ -72,7 +72,10 @@ def test_old_settle_misses_a_late_reaction(desk):
     x, y = centre(ready["canvas"])
     time.sleep(0.3)
     ex.perform(Click(x=x, y=y))
+    started = time.monotonic()
     frame, settled = settle_blocking(cap.grab)
+    if time.monotonic() - started >= 0.25:  # a loaded machine stretched the old rule's frames past the reaction
+        pytest.skip("the machine is too loaded to show the old rule's early capture")
     assert settled and frame.image.getpixel((x, y)) != RED
 
 
@@ -166,3 +169,36 @@ def test_which_changes_end_the_first_change_wait():
     assert kind(Rect(499, 480, 2, 18), start + 0.01, start) == "ignored"  # a caret is never a change
     settler.before_act(Type(text="a"))
     assert kind(Rect(100, 100, 276, 23), start + 0.01, start) == "counted"  # typing shows at the focus
+
+
+def test_quiet_period_learns_from_drawing_after_a_wait(desk):
+    """An app drawing again 60 ms after a wait ended: later waits keep quiet that long (X server times)."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "0", "--second-paint-ms", "60")
+    x, y = centre(ready["canvas"])
+    settler = Settler.open(cap, SettleSettings(first_change_s=0.5))
+    try:
+        time.sleep(0.3)
+        first = act(settler, ex, Click(x=x, y=y))
+        assert first.changed and first.quiet_ms == 15.0
+        time.sleep(0.3)  # the second paint lands after the wait ended
+        second = act(settler, ex, Click(x=x, y=y))
+        assert 60 <= second.quiet_ms <= 100, second
+        assert second.wait_ms >= 60 and cap.grab().image.getpixel((x, y + 60)) == (0, 128, 0)  # both paints seen
+    finally:
+        settler.close()
+
+
+def test_an_area_blinking_between_known_looks_is_tentative():
+    """Learned while idle: going back to a known look is a blink; a new look (typing) counts again."""
+    looks = {"now": b"on"}
+    settler = Settler(grab=lambda: None, watcher=None, region_hash=lambda rect: looks["now"])
+    text = Rect(100, 100, 430, 80)  # a Tk Text widget: too big to be "small", redrawn whole for its caret
+    settler.ignore.learn([text])
+    looks["now"] = b"off"
+    settler.ignore.learn([text])
+    settler.before_act(Type(text="a"))
+    start = settler._acted_at
+    assert settler._kind(text, start + 0.01, start) == "tentative"  # caret on again: a blink
+    looks["now"] = b"typed"
+    assert settler._kind(text, start + 0.01, start) == "counted"

@@ -38,7 +38,7 @@ class CheckContext:
     index: int = 0  # number of the check being run (set by run_checks)
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None
-    _lines: list | None = None
+    _lines: dict | None = None
 
     def screenshot(self) -> Image.Image:
         if self._frame is None:
@@ -49,15 +49,22 @@ class CheckContext:
             self._frame = frame_of(self.screen() if callable(self.screen) else self.screen).convert("RGB")
         return self._frame
 
-    def ocr_lines(self) -> list:
-        """OCR of the whole settled screen, read once and shared by every text check."""
-        if self._lines is None:
-            from deskpilot.perception.ocr import read_text
+    def ocr_lines(self, region=None) -> list:
+        """OCR of the settled screen, read once and shared by every text check.
 
+        A check with a region reads only that crop (much faster), unless the
+        whole screen has been read already.
+        """
+        from deskpilot.perception.ocr import read_text
+
+        if self._lines is None:
+            self._lines = {}
+        key = None if None in self._lines else region
+        if key not in self._lines:
             started = time.perf_counter()
-            self._lines = read_text(self.screenshot())
+            self._lines[key] = read_text(self.screenshot(), key)
             self.ocr_ms = (time.perf_counter() - started) * 1000
-        return self._lines
+        return self._lines[key]
 
     def window_titles(self) -> tuple[list[str], str | None]:
         """Titles of the managed top-level windows, and the focused one's (EWMH)."""

@@ -6,7 +6,7 @@ import csv
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from deskpilot.agent.checks import models as m
 from deskpilot.errors import UsageError
@@ -215,7 +215,7 @@ def pdf_contains(check: m.FilePdfContains, path: Path) -> Outcome:
     return False, f"{check.pdf_contains!r} is not in the text of {path.name} ({len(reader.pages)} page(s))", evidence
 
 
-EVALUATORS = {
+EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {
     "file_exists": exists, "file_contains": contains, "file_regex": regex, "file_json": json_value,
     "file_csv_cell": csv_cell, "file_xlsx_cell": sheet_cell, "file_pdf_contains": pdf_contains,
 }

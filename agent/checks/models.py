@@ -297,7 +297,17 @@ def _tagged(obj: Any) -> str | None:
 
 
 # For other pydantic models that hold checks (workflow steps, eval suites).
-Check = Annotated[Union[tuple(Annotated[k, Tag(k.kind)] for k in ALL_KINDS)], Discriminator(_tagged)]
+Check = Annotated[
+    Union[
+        Annotated[FileExists, Tag("file_exists")], Annotated[FileContains, Tag("file_contains")],
+        Annotated[FileRegex, Tag("file_regex")], Annotated[FileJson, Tag("file_json")],
+        Annotated[FileCsvCell, Tag("file_csv_cell")], Annotated[FileSheetCell, Tag("file_xlsx_cell")],
+        Annotated[FilePdfContains, Tag("file_pdf_contains")], Annotated[TextVisible, Tag("text_visible")],
+        Annotated[TextAbsent, Tag("text_absent")], Annotated[WindowTitle, Tag("window_title")],
+        Annotated[ScreenshotMatches, Tag("screenshot_matches")], Annotated[Expect, Tag("expect")],
+    ],
+    Discriminator(_tagged),
+]
 _BY_KIND = {k.kind: k for k in ALL_KINDS}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
@@ -28,7 +28,7 @@ def text(check: m.TextVisible | m.TextAbsent, ctx: CheckContext) -> Outcome:
     from deskpilot.perception.ocr import match
 
     wanted = check.text_visible if isinstance(check, m.TextVisible) else check.text_absent
-    lines = ctx.ocr_lines()
+    lines = ctx.ocr_lines(check.region)
     found = [t for t in match(lines, wanted) if _inside(t.box, check.region)]
     seen = _seen(lines, check.region)
     evidence = {"found": [t.model_dump() for t in found], "seen": seen[:40], "ocr_ms": round(ctx.ocr_ms, 1)}
@@ -102,5 +102,5 @@ def expect(check: m.Expect, ctx: CheckContext) -> Outcome:
     return yes, f"model says {'yes' if yes else 'no'}: {reason}", evidence
 
 
-EVALUATORS = {"text_visible": text, "text_absent": text, "window_title": window,
+EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {"text_visible": text, "text_absent": text, "window_title": window,
               "screenshot_matches": screenshot, "expect": expect}

@@ -40,7 +40,9 @@ def replay(
         if app:
             spec.apps = [app_from_command(a) for a in app]
         if isolation:
-            spec.isolation = isolation
+            if isolation not in ("bwrap", "none"):
+                raise ConfigError(f"--isolation is bwrap or none, got {isolation!r}")
+            spec.isolation = "none" if isolation == "none" else "bwrap"
         started = time.monotonic()
         result = do_replay(run_dir, check=check, max_change=max_change, session=spec,
                            on_step=lambda n, total, px: console.print(

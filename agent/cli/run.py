@@ -100,6 +100,7 @@ class Progress:
             text = self.redact(rec.action_text)
             call = escape(text if len(text) <= 60 else text[:57] + "...")
             denied = "" if rec.policy.allowed else f" [red]blocked: {escape(rec.policy.reason)}[/red]"
+            denied += " [cyan](from the cache)[/cyan]" if rec.cached else ""
             console.print(f"step {event.step}/{event.max_steps}  [bold]{rec.action.type}[/bold] {where}"
                           f"  {call}  [dim]{phases}[/dim]{denied}", markup=True, highlight=False)
         elif kind == "end":

@@ -64,6 +64,7 @@ class GLM45VDialect:
     def __init__(self, options: GLM45VOptions | None = None, **kwargs: Any) -> None:
         self.options = options or GLM45VOptions(**kwargs)
         self._shrunk: dict[int, tuple[Any, Any]] = {}  # id -> (original, small): reused each step
+        self._fitted: tuple[Any, Any] | None = None  # (last screenshot, as sent): its history copy is shrunk from it
         path = self.options.prompt_template
         self._template = load_template(path) if path is not None else builtin_template(self.template_name)
         self.calls: list[CallSpec] = self.action_calls()
@@ -76,7 +77,9 @@ class GLM45VDialect:
         if cached is not None and cached[0] is image:
             return cached[1]
         scale = self.options.history_scale  # a budget shrinks history screenshots in proportion (never below the minimum)
-        small = shrink(image, scale, max(MIN_PIXELS, int(self.options.max_pixels * scale * scale)))
+        fitted = self._fitted if self._fitted is not None and self._fitted[0] is image else None
+        source = fitted[1] if fitted is not None and fitted[1] is not image else image  # shrink what was sent: cheaper
+        small = shrink(source, scale, max(MIN_PIXELS, int(self.options.max_pixels * scale * scale)))
         if len(self._shrunk) >= 2 * max(self.options.history_screenshots, 1):
             self._shrunk.pop(next(iter(self._shrunk)))
         self._shrunk[id(image)] = (image, small)
@@ -99,7 +102,9 @@ class GLM45VDialect:
                 action = f"{action} {entry.note}".strip()
             steps.append({"n": index + 1, "thought": strip_tokens(entry.thought).strip(), "action": action,
                           "note": entry.note, "image": marker})
-        images.append(fit_budget(observation.image, opts.max_pixels))
+        current = fit_budget(observation.image, opts.max_pixels)
+        self._fitted = (observation.image, current)
+        images.append(current)
         variables = {
             "task": task,
             "platform": opts.platform,

@@ -35,6 +35,10 @@ class AttemptResult(BaseModel):
     steps: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    image_tokens: int = 0  # sent (agent.tokens): exact
+    image_tokens_default: int = 0  # the same steps without --image-budget / --history-images
+    prompt_tokens_est: int = 0  # estimated (text at 4 characters per token)
+    prefix_tokens_est: int = 0  # repeated from the previous step's prompt: a prefix cache can reuse it
     model_s: float = 0.0
     wall_s: float = 0.0
     desk_s: float = 0.0  # waiting for a ready desktop
@@ -115,11 +119,21 @@ def summarize(results: list[AttemptResult], *, suite: str = "", repeat: int = 1,
         "mean_steps": round(mean(r.steps for r in results), 2) if results else None,
         "step_latency_ms": {"p50": _pct(steps, 0.5), "p90": _pct(steps, 0.9), "count": len(steps)},
         "tokens": {"prompt": sum(r.prompt_tokens for r in results),
-                   "completion": sum(r.completion_tokens for r in results)},
+                   "completion": sum(r.completion_tokens for r in results),
+                   **_image_tokens(results)},
         "model_s": round(sum(r.model_s for r in results), 2),
         "retried": [f"{r.id}~{r.attempt}" for r in results if r.tries > 1],
         "wall_s": wall_s,
     }
+
+
+def _image_tokens(results: list) -> dict[str, Any]:
+    """Image tokens sent, what they would have been unbudgeted, and the reusable-prefix share."""
+    sent, default = sum(r.image_tokens for r in results), sum(r.image_tokens_default for r in results)
+    prompt, prefix = sum(r.prompt_tokens_est for r in results), sum(r.prefix_tokens_est for r in results)
+    return {"image": sent, "image_unbudgeted": default,
+            "image_savings_pct": round(100 * (1 - sent / default), 1) if default else None,
+            "prompt_est": prompt, "reusable_prefix_share": round(prefix / prompt, 3) if prompt else None}
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:

@@ -147,6 +147,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=result.reason,
         steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
         completion_tokens=int(totals.get("completion_tokens", 0)),
+        image_tokens=int(totals.get("image_tokens", 0)), image_tokens_default=int(totals.get("image_tokens_default", 0)),
+        prompt_tokens_est=int(totals.get("prompt_tokens_est", 0)), prefix_tokens_est=int(totals.get("prefix_tokens_est", 0)),
         model_s=round(float(totals.get("model_ms", 0)) / 1000, 3), wall_s=round(time.monotonic() - started + desk_s, 3),
         desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
         tags=task.tags, run_dir=str(run_dir.relative_to(out)),

@@ -83,9 +83,9 @@ class DeskSession:
         return await asyncio.wrap_future(future)
 
     def _recorded(self, tool, arguments, fn, summary, started):
-        self._open()
         error, result = None, None
         try:
+            self._open()
             result = fn()
             return result
         except Exception as exc:
@@ -93,25 +93,26 @@ class DeskSession:
             raise
         finally:
             shown = summary(result) if summary and error is None else (result if error is None else None)
-            self.record.append(McpCallRecord(time=now_iso(), tool=tool, arguments=arguments, result=shown,
-                                                 error=error, ms=round((time.perf_counter() - started) * 1000, 2)))
+            if self.trajectory is not None:
+                self.trajectory.append(McpCallRecord(time=now_iso(), tool=tool, arguments=arguments, result=shown,
+                                                     error=error, ms=round((time.perf_counter() - started) * 1000, 2)))
 
     def _open(self) -> None:
         if self._desk is not None:
             return
-        from deskpilot.agent.session import SessionSpec, app_from_command
+        from deskpilot.agent.session import Session, SessionSpec, app_from_command
 
         opts = self.options
         spec = SessionSpec(size=opts.size, isolation=opts.isolation, network=opts.network, shares=opts.shares,
                            apps=[app_from_command(a) for a in opts.apps])
-        self.trajectory = Trajectory(self.run_dir)
-        self.trajectory.write_settings({"task": "(MCP session: actions chosen by the MCP client)",
-                                        "dialect": "mcp", "backend": "MCP client",
-                                        "model": getattr(getattr(opts.run_config, "backend", None), "model", None),
-                                        "base_url": getattr(getattr(opts.run_config, "backend", None), "base_url", None),
-                                        "session": spec.model_dump(mode="json"), "screen_size": list(opts.size)})
-        from deskpilot.agent.session import Session
-
+        if self.trajectory is None:  # once per session, also if a first start of the sandbox failed
+            backend = getattr(opts.run_config, "backend", None)
+            self.trajectory = Trajectory(self.run_dir)
+            self.trajectory.write_settings({"task": "(MCP session: actions chosen by the MCP client)",
+                                            "dialect": "mcp", "backend": "MCP client",
+                                            "model": getattr(backend, "model", None),
+                                            "base_url": getattr(backend, "base_url", None),
+                                            "session": spec.model_dump(mode="json"), "screen_size": list(opts.size)})
         self._desk = Session(spec=spec)
         if opts.live is not None:
             opts.live.attach(self._desk.sandbox)
@@ -241,18 +242,22 @@ class DeskSession:
         self._pool.shutdown(wait=False)
 
     def _close(self) -> None:
-        if self._desk is None:
+        if self.trajectory is None:  # no tool was ever called: nothing was started or recorded
             return
         from deskpilot.agent.report import build_report
 
         try:
             final = None
-            try:
-                final = self.record.save_screenshot(self.desk.screenshot(), "final.png")
-            except Exception:
-                pass
-            self.record.append(EndRecord(time=now_iso(), status=Status.STOPPED, steps=self._step,
-                                             reason="the MCP session ended", screenshot=final))
+            if self._desk is not None:
+                try:
+                    final = self.record.save_screenshot(self._desk.screenshot(), "final.png")
+                except Exception:  # a dead display must not cost the end record
+                    pass
+            started = self._desk is not None
+            self.record.append(EndRecord(time=now_iso(), status=Status.STOPPED if started else Status.ERROR,
+                                         steps=self._step, screenshot=final,
+                                         reason="the MCP session ended" if started
+                                         else "the MCP session ended; its sandbox never started"))
             self.record.close()
             build_report(self.run_dir)
         finally:
@@ -263,5 +268,6 @@ class DeskSession:
                     self._backend.close()
                 except Exception:  # closing goes on whatever the backend says
                     pass
-            self.desk.close()
-            self._desk = None
+            if self._desk is not None:
+                self._desk.close()
+                self._desk = None

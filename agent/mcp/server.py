@@ -47,7 +47,7 @@ class Desks:
     async def reap(self, max_idle_s: float) -> list[str | None]:
         """Close the sandboxes of sessions unused for `max_idle_s` (clients that vanished without ending them)."""
         now = time.monotonic()
-        idle = [key for key in list(self._desks) if key is not None and now - self._used.get(key, now) > max_idle_s]
+        idle: list[str | None] = [key for key in list(self._desks) if key is not None and now - self._used.get(key, now) > max_idle_s]
         for key in idle:
             await self.close(key)
         return idle

@@ -57,10 +57,10 @@ def parse_workflow(text: str, source: str = "workflow", cli_vars: Mapping[str, s
     try:
         flow = Workflow.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        line = line_of(data, tuple(err["loc"]), frozenset(STEP_KINDS))
+        first = exc.errors()[0]
+        line = line_of(data, tuple(first["loc"]), frozenset(STEP_KINDS))
         where = f"{source} line {line}" if line else source
-        raise WorkflowError(f"{where}: {_describe(err)}") from None
+        raise WorkflowError(f"{where}: {_describe(dict(first))}") from None
     _check_variables(flow, data, source, cli_vars or {}, base_dir or Path.cwd())
     return flow
 
@@ -121,16 +121,11 @@ def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapp
         for step, node in zip(steps, nodes):
             if isinstance(step, ForeachStep):
                 need([step.foreach], names, node)
-                inner: set[str] | None = set(names) | {"row_number"}
                 csv_path = csv_of(step)
-                if csv_path is not None:
+                if csv_path is not None:  # else: columns unknown until the run, check nothing inside
                     if not csv_path.is_file():
                         complain(node, f"foreach: CSV file {csv_path} does not exist")
-                    inner |= set(csv_columns(csv_path))
-                else:
-                    inner = None  # columns unknown until the run: check nothing inside
-                if inner is not None:
-                    walk(step.steps, node["steps"], inner)
+                    walk(step.steps, node["steps"], set(names) | {"row_number"} | set(csv_columns(csv_path)))
                 continue
             need(strings_in(step.model_dump(exclude={"name"})), names, node)
             if isinstance(step, AgentStep) and step.answer:

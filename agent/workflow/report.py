@@ -28,8 +28,8 @@ def _thumb(path: Path) -> str:
         return ""
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         image.thumbnail((720, 720))
         buf = io.BytesIO()
         image.save(buf, "JPEG", quality=70)

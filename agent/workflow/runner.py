@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from deskpilot.agent.workflow import bridge
 from deskpilot.agent.workflow.record import Log, StepResult, WorkflowResult
@@ -25,6 +26,9 @@ from deskpilot.agent.workflow.spec import (
 )
 from deskpilot.agent.workflow.variables import Redactor, substitute, substitute_all
 from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
+
+if TYPE_CHECKING:
+    from deskpilot.agent.session import Session
 
 _DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
 
@@ -76,7 +80,7 @@ class WorkflowRun:
         self.say = say or (lambda line: None)
         self.log = Log(run_dir, self.redact)
         self.results: list[StepResult] = []
-        self.desk = None
+        self.desk: Session | None = None
         self.not_run = 0  # top-level steps not run because an earlier one failed
 
     # -- desktops ---------------------------------------------------------------------
@@ -107,9 +111,9 @@ class WorkflowRun:
             if not prefix:
                 self.not_run = len(steps) - i + 1  # this step and the ones after it, until it passes
             if isinstance(step, _DESKTOP_STEPS) and self.desk is None:
-                self.desk = self.open_desktop(values)
+                self.desk = desk = self.open_desktop(values)
                 if self.watch is not None:
-                    self.watch.attach(self.desk.sandbox)
+                    self.watch.attach(desk.sandbox)
             started = time.monotonic()
             result = StepResult(number=number, kind=step.kind, label=self.redact(_label(step, values)),
                                 status="passed")
@@ -151,7 +155,7 @@ class WorkflowRun:
 
     def perform(self, step, number: str, values: dict[str, str], result: StepResult) -> None:
         sub = lambda text: substitute(text, values)  # noqa: E731
-        desk = self.desk
+        desk: Any = self.desk  # open for every desktop step (run_steps opens it); None for sleep/check/foreach
         if isinstance(step, LaunchStep):
             desk.launch(sub(step.launch), wait=step.wait, timeout=step.timeout)
         elif isinstance(step, TypeStep):

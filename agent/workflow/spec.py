@@ -25,7 +25,7 @@ absolute paths, for typing into an app's file dialog.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -198,14 +198,17 @@ def kind_of(value: Any) -> str | None:
     return kinds[0] if len(kinds) == 1 else None
 
 
-Step = Annotated[
-    Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in STEP_KINDS.items())],  # type: ignore[misc]
-    Discriminator(
-        kind_of,
-        custom_error_type="step_kind",
-        custom_error_message="a step is a mapping with exactly one of: " + ", ".join(STEP_KINDS),
-    ),
-]
+if TYPE_CHECKING:  # the union is built from STEP_KINDS at run time; to a type checker every step is a _Step
+    Step = _Step
+else:
+    Step = Annotated[
+        Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in STEP_KINDS.items())],  # type: ignore[misc]
+        Discriminator(
+            kind_of,
+            custom_error_type="step_kind",
+            custom_error_message="a step is a mapping with exactly one of: " + ", ".join(STEP_KINDS),
+        ),
+    ]
 ForeachStep.model_rebuild()
 
 

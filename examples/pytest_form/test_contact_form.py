@@ -24,6 +24,8 @@ def test_fill_and_save(pilot, desktop_share):
     pilot.do(DEMO_TASK, checks=[{"file": str(desktop_share / "form.json"), "json": {"path": "name", "equals": "Ada Lovelace"}},
                                 {"text_visible": "Saved."}])
     pilot.expect("the form says it was saved")
+    x1, y1, x2, y2 = pilot.locate("the Save button")
+    assert x1 < 640 < x2 and y1 < 464 < y2  # the button sits at (0.5, 0.58) of the screen
     assert json.loads((desktop_share / "form.json").read_text())["email"] == "ada@example.org"
 
 

@@ -3,7 +3,8 @@
 ``python3 settle_app.py --delay-ms 300 [--animate]``: a window with a white
 canvas and a focused entry (its caret blinks, Tk's default 600/300 ms). A
 click on the canvas paints it red (white again on the next click)
-``--delay-ms`` after the press, and nothing before; ``--animate`` moves a 120x100 block every 8 ms forever. Prints one
+``--delay-ms`` after the press, and nothing before (with ``--second-paint-ms
+M``, a green band follows M ms after that); ``--animate`` moves a 120x100 block every 8 ms forever. Prints one
 ``{"ev": "ready", "canvas": [x, y, w, h], "entry": [...]}`` line (root
 coordinates), then ``{"ev": "painted"}`` when the late reaction is drawn.
 """
@@ -23,6 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--delay-ms", type=int, default=300)
     ap.add_argument("--animate", action="store_true")
+    ap.add_argument("--second-paint-ms", type=int, default=0, help="after the reaction, paint a band again this much later")
     args = ap.parse_args()
     root = tk.Tk()
     root.title("settle-app")
@@ -33,10 +35,21 @@ def main():
     entry.pack(pady=6)
     square = canvas.create_rectangle(0, 0, 120, 100, fill="blue", outline="") if args.animate else None
 
+    band = []
+
     def paint():
         canvas.configure(bg="white" if canvas.cget("bg") == "red" else "red")
+        for item in band:
+            canvas.delete(item)
+        band.clear()
         root.update_idletasks()
         emit(ev="painted", bg=canvas.cget("bg"))
+        if args.second_paint_ms:
+            root.after(args.second_paint_ms, paint_band)
+
+    def paint_band():  # a second burst of the same reaction, a while later (as GTK dialogs draw)
+        band.append(canvas.create_rectangle(0, 60, 400, 160, fill="green", outline=""))
+        root.update_idletasks()
 
     canvas.bind("<ButtonPress-1>", lambda e: root.after(args.delay_ms, paint))
 
