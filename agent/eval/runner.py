@@ -246,8 +246,9 @@ class Evaluation:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * self.settings.parallel + 4))
         me = asyncio.current_task()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, me.cancel)
+        if me is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, me.cancel)
         self.out.mkdir(parents=True, exist_ok=True)
         todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
         planned = len(todo) + len(self.results)
