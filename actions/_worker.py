@@ -42,7 +42,7 @@ class Keyboard:
         self.first = dpy.display.info.min_keycode
         count = dpy.display.info.max_keycode - self.first + 1
         self.rows = [list(r) for r in dpy.get_keyboard_mapping(self.first, count)]
-        self.original = {}  # spare keycode -> its original row (all zero)
+        self.original: dict[int, list[int]] = {}  # spare keycode -> its original row (all zero)
         self.spares = [self.first + i for i, r in enumerate(self.rows) if not any(r) and self.first + i > 8]
         if not self.spares:  # no empty keycode: borrow the highest ones
             self.spares = list(range(self.first + count - 8, self.first + count))
@@ -160,6 +160,8 @@ class Keyboard:
         codes: list[int] = []
         for keysym in keysyms:
             keycode, shifted = self.table.get(keysym, (extra.get(keysym), False))
+            if keycode is None:
+                raise KeyError(f"no keycode for keysym {keysym:#x}")
             if shifted and self.shift not in codes:
                 codes.append(self.shift)
             if keycode not in codes:

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from deskpilot.actions.errors import ActionError, ExecutorError
 from deskpilot.actions.keys import KEY_NAMES
@@ -56,7 +57,7 @@ class Executor:
         self.xauthority = Path(xauthority) if xauthority else None
         self.screen_size = screen_size
         self._proc: subprocess.Popen | None = None
-        self._stderr = None
+        self._stderr: Any = None  # a temporary file once the worker starts
         self._lock = threading.Lock()
         self._start()
 
@@ -131,6 +132,7 @@ class Executor:
 
     def _read(self, timeout: float) -> dict:
         with selectors.DefaultSelector() as sel:
+            assert self._proc is not None and self._proc.stdout is not None
             sel.register(self._proc.stdout, selectors.EVENT_READ)
             if not sel.select(timeout):
                 self._fail(f"did not answer within {timeout:.0f} s")

@@ -33,7 +33,7 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any, name: str = "deskpi
         result, error = None, None
         try:
             result = fn(*args)
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the awaiting coroutine
             error = exc
         try:
             loop.call_soon_threadsafe(_settle, future, result, error)

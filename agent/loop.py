@@ -136,7 +136,7 @@ class Agent:
         self,
         backend: "Backend",
         desktop: "Session | Sandbox | None" = None,
-        dialect: Dialect | None = None,
+        dialect: "Dialect | str | None" = None,
         *,
         run_dir: Path | str | None = None,
         policy: Policy | None = None,
@@ -152,10 +152,10 @@ class Agent:
         check_base: Path | str | None = None,
         cache=None,
     ) -> None:
-        if dialect is None:
-            from deskpilot.agent.dialects import GLM45VDialect
+        if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
+            from deskpilot.agent.dialects import make_dialect
 
-            dialect = GLM45VDialect(**(settings or LoopSettings()).image_options())
+            dialect = make_dialect(dialect or "glm-4.5v", **(settings or LoopSettings()).image_options())
         from deskpilot.agent.session import Session
 
         self.session = desktop if isinstance(desktop, Session) else None
@@ -175,8 +175,8 @@ class Agent:
         self.run_info = run_info or {}
         self.output_schema = AnswerSchema.coerce(output_schema)
         options = getattr(dialect, "options", None)
-        if self.output_schema is not None and hasattr(options, "answer_note") and not options.answer_note:
-            options.answer_note = self.output_schema.note()
+        if self.output_schema is not None and options is not None and not getattr(options, "answer_note", "-"):
+            options.answer_note = self.output_schema.note()  # the prompt tells the model the answer's shape
         self._capturer = capturer
         self._executor = executor
         self._settler = None
@@ -317,7 +317,7 @@ class Agent:
             status, reason, self._error_kind = stop.status, stop.reason, stop.kind
             if status == Status.ERROR and (problem := self._sandbox_problem()):
                 reason = f"{reason} ({problem})"
-        except DeskpilotError as exc:  # e.g. the screen cannot be captured any more
+        except DeskpilotError as exc:  # a dead screen, a full disk, ...: the run still gets its end record
             status, reason = Status.ERROR, self._sandbox_problem() or str(exc)
         except asyncio.CancelledError:  # also how Ctrl-C reaches a coroutine under asyncio.run
             status, reason = Status.STOPPED, "interrupted"
@@ -325,8 +325,6 @@ class Agent:
             raise
         except KeyboardInterrupt:
             status, reason = Status.STOPPED, "interrupted"
-        except DeskpilotError as exc:  # a dead display, a full disk, ...: the run still gets its end record
-            status, reason = Status.ERROR, str(exc)
         except Exception as exc:  # a bug: record how the run ended, then let it show
             self._end(Status.ERROR, f"internal error {type(exc).__name__}: {exc}", None, started, totals)
             raise
@@ -384,6 +382,7 @@ class Agent:
     def sampling(self) -> dict[str, Any]:
         """Sampling for every request: the loop's settings over the dialect's defaults."""
         base = getattr(self.dialect, "sampling", None)
+
         def pick(name: str, fallback: Any) -> Any:
             mine = getattr(self.settings, name)
             return mine if mine is not None else getattr(base, name, fallback)

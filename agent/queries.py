@@ -85,11 +85,12 @@ def run_locate(backend, dialect: Dialect, obs: Observation, description: str,
 
     def box(reply: Reply) -> tuple[int, int, int, int]:
         try:
-            return tuple(dialect.parse_box(reply.content, obs.width, obs.height))
+            x1, y1, x2, y2 = dialect.parse_box(reply.content, obs.width, obs.height)
         except ParseError:
             if not reply.reasoning:  # a reply cut before </think> arrives as reasoning only
                 raise
-            return tuple(dialect.parse_box(reply.reasoning, obs.width, obs.height))
+            x1, y1, x2, y2 = dialect.parse_box(reply.reasoning, obs.width, obs.height)
+        return x1, y1, x2, y2
 
     request = dialect.build_locate_request(obs, description)
     return _query(backend, "locate", description, obs, request, box, trajectory, shot_name, deadline_s)

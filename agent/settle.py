@@ -130,7 +130,7 @@ class _Ignore:
 
     def blinked(self, rect: Rect) -> bool:
         looks = self.blinks.get(rect)
-        return bool(looks) and self.region_hash(rect) in looks
+        return bool(looks) and self.region_hash is not None and self.region_hash(rect) in (looks or [])
 
 
 def _region_hasher(capturer) -> Callable[[Rect], bytes] | None:

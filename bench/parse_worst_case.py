@@ -7,8 +7,9 @@ loop over the characters of the same text (``for ch in text: pass``), so
 "passes" says how many such plain passes a whole parse costs. Linear parsing keeps the
 1 MB / 125 kB growth near 8 (quadratic would be near 64).
 
-Exits 1 unless every 1 MB reply parses in under 1 s and grows at most 16x from
-125 kB to 1 MB. Usage: python bench/parse_worst_case.py
+Exits 1 unless every 1 MB reply parses in under 1 s and grows at most 24x from
+125 kB to 1 MB (8x is linear, 64x quadratic; the margin is for a shared machine).
+Usage: python bench/parse_worst_case.py
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ SHAPES = {
     "memory markers": lambda n: "Memory: [\n" * (n // 10),
     "open think": lambda n: "<think>" + "left_click('" * (n // 12),
     "quotes then blanks": lambda n: "left_click('" + ("'" + " " * 500 + "x") * (n // 502),
+    "bare terminal words": lambda n: "DONE? WAIT! fail.\n" * (n // 18),
+    "unclosed box before Memory": lambda n: B + "type(content='" + "it's " * (n // 5) + "\nMemory:\n[]",
 }
 
 
@@ -66,10 +69,10 @@ def main() -> int:
         text = build(SIZES[-1])
         baseline = _best(lambda: _one_pass(text))
         growth = times[-1] / max(times[0], 1e-6)
-        ok &= times[-1] < 1.0 and growth <= 16
+        ok &= times[-1] < 1.0 and growth <= 24
         print(f"{name:30s}" + "".join(f"{t * 1000:10.1f}" for t in times)
               + f"  {growth:5.1f}x  {times[-1] / max(baseline, 1e-6):8.1f}")
-    print("gate:", "PASS" if ok else "FAIL", "(1 MB under 1 s, growth 125 kB -> 1 MB at most 16x)")
+    print("gate:", "PASS" if ok else "FAIL", "(1 MB under 1 s, growth 125 kB -> 1 MB at most 24x)")
     return 0 if ok else 1
 
 

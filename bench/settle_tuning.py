@@ -26,7 +26,7 @@ from deskpilot.perception.damage import DamageWatcher
 from deskpilot.sandbox import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from apps import launch_probe  # noqa: E402
+from apps import launch_probe
 
 QUIETS_MS = [3, 5, 8, 10, 15, 25, 50]
 WINDOW_S = 1.5

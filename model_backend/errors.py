@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import openai
 
@@ -54,9 +54,10 @@ def model_not_found(model: str, base_url: str, exc: openai.APIStatusError,
 
 def tries_taken(exc: openai.OpenAIError, default: int) -> int:
     """How many requests the SDK really sent: it numbers them in x-stainless-retry-count."""
-    request = getattr(exc, "request", None)
-    if request is None and getattr(exc, "response", None) is not None:
-        request = exc.response.request
+    request: Any = getattr(exc, "request", None)
+    response: Any = getattr(exc, "response", None)
+    if request is None and response is not None:
+        request = response.request
     try:
         return int(request.headers["x-stainless-retry-count"]) + 1
     except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
@@ -69,7 +70,7 @@ def _times(tries: int) -> str:
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
     try:
-        return float(exc.response.headers.get("retry-after"))
+        return float(exc.response.headers.get("retry-after") or "")
     except (TypeError, ValueError, AttributeError):
         return None
 
@@ -77,9 +78,11 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 def _cause(exc: BaseException) -> BaseException:
     """The innermost exception under the SDK's wrapper (httpx's own error)."""
     seen = exc
-    while seen.__cause__ is not None or (seen.__context__ is not None and not seen.__suppress_context__):
-        seen = seen.__cause__ or seen.__context__
-    return seen
+    while True:
+        inner = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+        if inner is None:
+            return seen
+        seen = inner
 
 
 def _connection(exc: openai.APIConnectionError, base_url: str, tries: int) -> BackendError:

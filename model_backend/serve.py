@@ -39,6 +39,7 @@ VLLM_RECIPE = [
 ]
 SGLANG_RECIPE = ["--tool-call-parser", "glm45", "--reasoning-parser", "glm45"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_WORKDIRS: dict[int, Path] = {}  # server pid -> its alias folder
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_.]*(?:Error|Exception)):\s*(.+)$")
 INSTALL_HINTS = {
     "vllm": "vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)",
@@ -167,7 +168,11 @@ def alias_folder(opts: ServeOptions) -> Path:
             from huggingface_hub import snapshot_download
         except ImportError:
             raise BackendError(INSTALL_HINTS["transformers"]) from None
-        folder = Path(snapshot_download(opts.model_id()))
+        try:  # the download the engine would do anyway, so the served name can point at it
+            folder = Path(snapshot_download(opts.model_id()))
+        except Exception as exc:  # hub errors of every kind: offline, missing repo, gated, disk full
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise BackendError(f"cannot get model {opts.model_id()}: {type(exc).__name__}: {first}") from None
     work = Path(tempfile.mkdtemp(prefix="deskpilot-serve-"))
     link = work / opts.served_name()
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +187,8 @@ def launch(opts: ServeOptions, log_path: Path, env: dict[str, str] | None = None
     check_port(opts.host, opts.port)
     cwd = alias_folder(opts) if opts.engine is Engine.transformers else None
     proc = start(cmd, log_path, env=env, cwd=cwd)
-    proc.deskpilot_workdir = cwd  # removed by stop()
+    if cwd is not None:
+        _WORKDIRS[proc.pid] = cwd  # removed by stop()
     return proc
 
 
@@ -278,7 +284,7 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
             except subprocess.TimeoutExpired:
                 continue
     code = proc.wait()
-    workdir = getattr(proc, "deskpilot_workdir", None)
+    workdir = _WORKDIRS.pop(proc.pid, None)
     if workdir is not None:
         shutil.rmtree(workdir, ignore_errors=True)  # only our symlink lives there
     return code

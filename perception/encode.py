@@ -11,7 +11,7 @@ import base64
 import io
 import threading
 import weakref
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -45,7 +45,7 @@ def is_frozen(image: Image.Image) -> bool:
     return id(image) in _frozen
 
 
-def _kept(image: Image.Image, what: tuple, make) -> bytes | str:
+def _kept(image: Image.Image, what: tuple, make) -> Any:  # bytes or str, as `make` gives
     kept = _frozen.get(id(image))
     if kept is None:
         return make()

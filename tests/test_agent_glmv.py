@@ -119,3 +119,32 @@ def test_answer_schema_checks_and_one_line_errors(tmp_path):
             assert message in str(err) and "\n" not in str(err)
         else:
             raise AssertionError(text)
+
+
+def test_cli_run_with_dialect_template_and_output_schema(tmp_path):
+    from typer.testing import CliRunner
+
+    from deskpilot.agent.cli import app
+
+    schema = tmp_path / "count.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}))
+    template = tmp_path / "short.j2"
+    template.write_text("Task: {{ task }}\n{{ action_space }}\n{{ notes|join('\\n') }}\nMemory: {{ memory }}\n")
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps([f"Three windows are open.\n{B}DONE(answer='{{\"n\": 3}}'){E}\nMemory:\n[]"]))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "How many windows are open?", "--script", str(script),
+                                      "--dialect", "glm-5v", "--prompt-template", str(template),
+                                      "--output-schema", str(schema), "--size", "800x600", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert 'answer: {"n": 3}' in result.output
+    run = load_run(out)
+    assert run.end.output == {"n": 3} and run.settings["dialect"] == "glm-5v"
+    assert run.settings["sampling"]["temperature"] == 1.0  # glm-5v's default
+    prompt = run.steps[0].prompt
+    assert prompt.startswith("Task: How many windows are open?\n\n### {left,right,middle}_click")
+    assert "hold_keys" in prompt and '"required":["n"]' in prompt and prompt.endswith("Memory: []\n<image 800x600>")
+
+    bad = CliRunner().invoke(app, ["run", "x", "--script", str(script), "--dialect", "glm-9v", "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 2
+    assert "unknown dialect 'glm-9v': choose one of glm-4.5v, glm-4.1v, glm-5v" in bad.output

@@ -57,6 +57,16 @@ def test_no_special_tokens_in_anything_we_send(name):
     assert "I click left_click(start_box='[2000,1]')" in history and "could not be performed" in history
 
 
+def test_a_failed_attempt_takes_no_screenshot_slot():
+    dialect = GLM45VDialect()
+    failed = dialect.failed_attempt("no call here", "no action found")
+    request = dialect.build_request("t", _obs(), [*_history(6), failed], None)
+    images = [p for p in request.messages[0].content if isinstance(p, ImagePart)]
+    assert [im.image.getpixel((0, 0))[0] for im in images[:-1]] == [3, 4, 5, 6]
+    request = dialect.build_request("t", _obs(), [*_history(2), failed], None)  # fewer than four: all shown
+    assert len([p for p in request.messages[0].content if isinstance(p, ImagePart)]) == 3
+
+
 def test_glm45v_sections_in_the_trained_order():
     text = prompt_text(GLM45VDialect().build_request("Rename the file", _obs(), _history(5), [{"a": 1}]).messages)
     order = ["You are a GUI agent", "0-999", "# Task:\nRename the file", "# Task Platform\nUbuntu", "# Action Space\n",
@@ -189,11 +199,18 @@ def test_bad_templates_are_one_line_errors(tmp_path, source, message):
 def test_sampling_defaults_and_overrides():
     assert GLM45VDialect.sampling.temperature == 0.001 and GLM45VDialect.sampling.max_tokens == 8192
     assert GLM45VDialect.sampling.thinking is True and GLM41VDialect.sampling.temperature == 0.001
+    assert GLM45VDialect().build_locate_request(_obs(), "OK").temperature == 0.001
+    assert GLM5VDialect().build_ask_request(_obs(), "why?").top_p == 1.0
     agent = Agent(ScriptedBackend([]), None, GLM45VDialect(), run_dir="unused", report=False)
     assert agent.sampling() == {"temperature": 0.001, "top_p": None, "max_tokens": 8192, "thinking": True}
     agent = Agent(ScriptedBackend([]), None, GLM5VDialect(), run_dir="unused", report=False,
                   settings=LoopSettings(temperature=0.2, max_tokens=100, thinking=False))
     assert agent.sampling() == {"temperature": 0.2, "top_p": 1.0, "max_tokens": 100, "thinking": False}
+
+
+def test_agent_takes_a_dialect_by_name():
+    agent = Agent(ScriptedBackend([]), None, "glm-5v", run_dir="unused", report=False)
+    assert isinstance(agent.dialect, GLM5VDialect)
 
 
 def test_unknown_dialect_is_a_config_error():

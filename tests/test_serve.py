@@ -165,3 +165,12 @@ def test_serve_transformers_comes_up_healthy_and_stops_on_ctrl_c(tiny_checkpoint
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_hub_model_that_cannot_be_fetched_is_one_line(tmp_path):
+    app = typer.Typer(add_completion=False)
+    app.command()(serve)
+    res = CliRunner().invoke(app, ["--engine", "transformers", "--model", "zai-org/no-such-model", "--port",
+                                   str(free_port())], env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+    assert res.exit_code == 1 and "healthy" not in res.output and "Traceback" not in res.output
+    assert "error: cannot get model zai-org/no-such-model: LocalEntryNotFoundError" in res.output

@@ -65,6 +65,7 @@ class Budget:
     scans: int = 0
     results: dict[tuple[int, int], Found | ParseError] = field(default_factory=dict)
     starts: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # texts made while parsing stay alive: id() keys the caches
 
     def candidates(self, text: str) -> tuple[list[int], list[int]]:
         """Where calls and JSON action keys start in ``text`` (one regex pass each, kept)."""
@@ -141,7 +142,7 @@ def _in_region(text: str, start: int, end: int, last_first: bool, budget: Budget
 def _boxes(text: str) -> list[tuple[int, int]]:
     """Box contents; a box ends at its end token, where the next box begins, or (never closed)
     where the Memory section starts: an unclosed box must not swallow the memory."""
-    regions = []
+    regions: list[tuple[int, int]] = []
     pos = text.find(BEGIN_BOX)
     while pos >= 0 and len(regions) < MAX_BOXES:
         begin = pos + len(BEGIN_BOX)
@@ -163,10 +164,12 @@ def _in_box(text: str, begin: int, close: int, budget: Budget) -> Found | None:
     if close == len(text) or text.startswith((END_BOX, BEGIN_BOX), close):
         return _in_region(text, begin, close, False, budget)
     head = text[:close]  # an unclosed box, ended where Memory starts
+    budget.kept.append(head)
     try:
         return _in_region(head, begin, close, False, budget)
     except ParseError:
         patched = head.rstrip() + ")"
+        budget.kept.append(patched)
         found = _in_region(patched, begin, len(patched), False, budget)
         if found is not None:
             found.end = min(found.end, len(patched) - 1)  # the ')' we added is not in the text

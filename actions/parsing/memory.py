@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from deskpilot.actions.parsing.errors import ParseError
-from deskpilot.actions.parsing.scanner import read_value
+from deskpilot.actions.parsing.scanner import _skip, read_value
 
 MAX_DEPTH = 8
 MAX_CHARS = 20_000
@@ -23,7 +23,7 @@ _DECODER = json.JSONDecoder()
 
 
 def _value(text: str, pos: int) -> tuple[Any, int] | None:
-    pos = _WS.match(text, pos).end()
+    pos = _skip(_WS, text, pos, len(text))
     if not text.startswith(("[", "{"), pos):
         return None
     try:

@@ -6,7 +6,7 @@ long_press) is rejected with a hint so the model can answer with a desktop call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from deskpilot.actions.coords import centre, to_pixels
 from deskpilot.actions.models import Action, Done, Fail, InputText, Key, Scroll, Type, Wait
@@ -27,6 +27,10 @@ def action_name(obj: dict[str, Any]) -> str:
     raise ParseError('the JSON action needs "action_type", e.g. {"action_type": "click", "box_2d": [[x1,y1,x2,y2]]}')
 
 
+@overload
+def _point(obj: dict[str, Any], required: Literal[True]) -> tuple[float, float]: ...
+@overload
+def _point(obj: dict[str, Any], required: bool) -> tuple[float, float] | None: ...
 def _point(obj: dict[str, Any], required: bool) -> tuple[float, float] | None:
     for key in ("box_2d", "start_box", "point", "coordinate", "box"):
         value = obj.get(key)
@@ -62,11 +66,11 @@ def map_object(obj: dict[str, Any], width: int, height: int) -> Mapped:
 def _input_text(obj: dict[str, Any], width: int, height: int) -> Mapped:
     """The official semantics: click the field, clear it when override is true, type, press Enter."""
     point = _point(obj, required=True)
+    assert point is not None  # required=True raised otherwise
     text = _text(obj)
     if text is None:
         raise ParseError('input_text needs "text"')
-    if len(text) > 10_000:
-        raise ParseError("the text to type is longer than 10000 characters")
+    text = typed_text(text)  # bounded, and no lone surrogates
     override = obj.get("override", False)
     if isinstance(override, str):
         override = override.strip().lower() in ("true", "1", "yes")

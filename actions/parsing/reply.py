@@ -131,6 +131,4 @@ def parse_glm_reply(content: str, reasoning: str | None = None, *, width: int, h
         detail = f"{type(exc).__name__}: {str(exc)[:120]}".strip().rstrip(":")
         raise ParseError(f"the parser failed on this reply (internal error {detail}); "
                          "reply with one plain call such as left_click(start_box='[x,y]')") from exc
-    if _SURROGATE.search(content) or (reasoning and _SURROGATE.search(reasoning)):
-        step = _without_surrogates(step)
-    return step
+    return _without_surrogates(step)  # also those a JSON escape (\\ud800) decoded into

@@ -36,6 +36,12 @@ _OPEN = {"[": "]", "(": ")", "<": ">"}
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
 
+def _skip(pattern: re.Pattern[str], text: str, pos: int, end: int) -> int:
+    """Where a run of ``pattern`` (which may match empty) starting at ``pos`` ends."""
+    match = pattern.match(text, pos, end)
+    return match.end() if match else pos
+
+
 class Bare(str):
     """An unquoted word, e.g. ``direction=down``."""
 
@@ -63,7 +69,7 @@ class Scanner:
         self.values = 0
 
     def _ws(self) -> None:
-        self.pos = _WS.match(self.text, self.pos, self.end).end()
+        self.pos = _skip(_WS, self.text, self.pos, self.end)
 
     def _peek(self) -> str:
         self._ws()
@@ -112,7 +118,7 @@ class Scanner:
         match = _NAME.match(self.text, self.pos, self.end)
         if not match:
             return None
-        after = _WS.match(self.text, match.end(), self.end).end()
+        after = _skip(_WS, self.text, match.end(), self.end)
         if self.text.startswith("=", after, self.end) and not self.text.startswith("==", after, self.end):
             self.pos = after + 1
             return match.group()
@@ -157,7 +163,7 @@ class Scanner:
         pos = self.pos + 1
         out: list[str] = []
         while pos < end:
-            run = body.match(text, pos, end).end()  # plain characters up to a quote or backslash
+            run = _skip(body, text, pos, end)  # plain characters up to a quote or backslash
             out.append(text[pos:run])
             pos = run
             if pos >= end:
@@ -175,7 +181,7 @@ class Scanner:
     def _closes(self, pos: int) -> bool:
         """A quote ends the string only before a delimiter: tolerates 'don't'."""
         text, end = self.text, self.end
-        pos = _BLANKS.match(text, pos, end).end()
+        pos = _skip(_BLANKS, text, pos, end)
         if pos >= end:
             return end == len(text)
         return text[pos] in _CLOSERS or text[pos] in "\r\n"

@@ -76,11 +76,11 @@ def _image_observation(image: Path):
     return Observation(image=rgb, timestamp=time.monotonic())
 
 
-def _query_setup(image: Path, base_url, model, script, flavor):
+def _query_setup(image: Path, base_url, model, script, flavor, dialect=None):
     from deskpilot.agent.dialects import make_dialect
 
     obs = _image_observation(image)
-    cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor})
+    cfg = load_config({"base_url": base_url, "model": model, "script": script, "flavor": flavor, "dialect": dialect})
     return obs, make_backend(cfg), make_dialect(cfg.backend.dialect)
 
 
@@ -89,14 +89,15 @@ def locate(
     description: str = typer.Argument(..., help="What to find, e.g. 'the Save button'"),
     base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
     flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
+    dialect: Optional[str] = typer.Option(None, help="glm-4.5v (default), glm-4.1v or glm-5v"),
 ) -> None:
     """Print the pixel box (x1, y1, x2, y2) of DESCRIPTION in IMAGE, and its centre, as JSON."""
     from deskpilot.actions.parse import ParseError
     from deskpilot.agent.queries import run_locate
 
     try:
-        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
-        x1, y1, x2, y2 = run_locate(backend, dialect, obs, description)
+        obs, backend, prompts = _query_setup(image, base_url, model, script, flavor, dialect)
+        x1, y1, x2, y2 = run_locate(backend, prompts, obs, description)
     except ParseError as err:
         raise fail(f"the model gave no usable box: {getattr(err, 'message', err)}", 1) from None
     except _user_errors() as err:
@@ -109,12 +110,13 @@ def ask(
     question: str = typer.Argument(..., help="A question about the screen"),
     base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
     flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
+    dialect: Optional[str] = typer.Option(None, help="glm-4.5v (default), glm-4.1v or glm-5v"),
 ) -> None:
     """Print the model's answer to QUESTION about IMAGE."""
     from deskpilot.agent.queries import run_ask
 
     try:
-        obs, backend, dialect = _query_setup(image, base_url, model, script, flavor)
-        print(run_ask(backend, dialect, obs, question))
+        obs, backend, prompts = _query_setup(image, base_url, model, script, flavor, dialect)
+        print(run_ask(backend, prompts, obs, question))
     except _user_errors() as err:
         raise fail(str(err)) from None

@@ -79,7 +79,7 @@ def _property(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _params(name: str, **fields: tuple[Any, Any]) -> type[BaseModel]:
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)  # type: ignore[call-overload]
 
 
 def _box(what: str) -> tuple[Any, Any]:

@@ -68,6 +68,10 @@ class GLM45VDialect:
         path = self.options.prompt_template
         self._template = load_template(path) if path is not None else builtin_template(self.template_name)
         self.calls: list[CallSpec] = self.action_calls()
+        # constant per dialect: rendered once, not every step
+        self.action_space = render_action_space(self.calls)
+        self.action_lines = [{"signature": line, "description": _describe(line, self.calls)}
+                             for line in signature_lines(self.calls)]
 
     def action_calls(self) -> list[CallSpec]:
         return desktop_calls()
@@ -91,10 +95,12 @@ class GLM45VDialect:
         opts = self.options
         images: list[Any] = []
         steps = []
-        first_with_image = len(history) - opts.history_screenshots
+        # the newest N screenshots; a failed attempt (no screenshot of its own) takes no slot
+        with_image = [i for i, entry in enumerate(history) if entry.screenshot is not None]
+        shown = set(with_image[-opts.history_screenshots:]) if opts.history_screenshots else set()
         for index, entry in enumerate(history):
             marker = ""
-            if index >= first_with_image and entry.screenshot is not None:
+            if index in shown:
                 images.append(self._history_image(entry.screenshot))
                 marker = image_marker(len(images) - 1)
             action = strip_tokens(entry.action_text).strip()
@@ -108,9 +114,8 @@ class GLM45VDialect:
         variables = {
             "task": task,
             "platform": opts.platform,
-            "action_space": render_action_space(self.calls),
-            "actions": [{"signature": line, "description": _describe(line, self.calls)}
-                        for line in signature_lines(self.calls)],
+            "action_space": self.action_space,
+            "actions": self.action_lines,
             "history": steps,
             "memory": json.dumps(memory if memory is not None else [], ensure_ascii=False),
             "screen": {"width": observation.width, "height": observation.height},
@@ -176,7 +181,7 @@ class GLM45VDialect:
     def _single(self, observation: Observation, prompt: str, thinking: bool) -> ChatRequest:
         image = ImagePart(image=fit_budget(observation.image, self.options.max_pixels), format=self.options.image_format)
         return ChatRequest(messages=[Message(role="user", content=[image, TextPart(text=scrub(prompt))])],
-                           thinking=thinking)
+                           thinking=thinking, temperature=self.sampling.temperature, top_p=self.sampling.top_p)
 
     def build_locate_request(self, observation: Observation, description: str, *, thinking: bool = False) -> ChatRequest:
         return self._single(observation, text.LOCATE.format(description=description, top=self.coordinate_max), thinking)

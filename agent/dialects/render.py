@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 
@@ -82,7 +82,7 @@ def load_template(path: Path | str) -> jinja2.Template:
 
 
 def render_parts(template: jinja2.Template, variables: dict[str, Any], images: list[Any],
-                 current: int, image_format: str) -> list[Part]:
+                 current: int, image_format: Literal["png", "jpeg"]) -> list[Part]:
     """Render and split at the image markers; ``images[current]`` is appended if never placed."""
     try:
         text = template.render(**variables)

@@ -70,3 +70,37 @@ def large(rng: random.Random, size: int = 990_000) -> str:
     if rng.random() < 0.5:
         unit = B + unit * rng.randint(1, 30) + E
     return (unit * (size // max(len(unit), 1) + 1))[:size]
+
+
+def _summary(count: int) -> None:
+    """``python tests/faults/parser_corpus.py N``: the figures RELIABILITY.md quotes."""
+    import collections
+    import time
+
+    from deskpilot.actions.parse import ParseError, parse_glm_reply
+
+    outcomes: collections.Counter[str] = collections.Counter()
+    messages: collections.Counter[str] = collections.Counter()
+    worst, total, other = 0.0, 0.0, 0
+    for content, reasoning in replies(seed=15, count=count):
+        started = time.perf_counter()
+        try:
+            parse_glm_reply(content, reasoning, width=1920, height=1080)
+            outcomes["parsed"] += 1
+        except ParseError as err:
+            outcomes["ParseError"] += 1
+            messages[str(err)[:60]] += 1
+        except Exception:  # counted: must stay 0
+            other += 1
+        elapsed = time.perf_counter() - started
+        total, worst = total + elapsed, max(worst, elapsed)
+    print(f"{count} replies: {dict(outcomes)}, other exceptions {other}, "
+          f"mean {total / count * 1e3:.3f} ms, worst {worst * 1e3:.1f} ms, {len(messages)} distinct messages")
+    for message, seen in messages.most_common(8):
+        print(f"  {seen:7d}  {message}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _summary(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

@@ -156,9 +156,8 @@ RUN_FAULTS = {
 
 
 @pytest.mark.parametrize("name", RUN_FAULTS)
-def test_a_run_against_a_broken_server_ends_cleanly_with_a_complete_run_folder(name, tmp_path, monkeypatch):
+def test_a_run_against_a_broken_server_ends_cleanly_with_a_complete_run_folder(name, tmp_path):
     answers, expected, hits = RUN_FAULTS[name]
-    monkeypatch.setenv("DESKPILOT_STEP_TIMEOUT", "2" if name == "hang" else "30")
     out = tmp_path / "run"
     server = FaultServer(answers) if answers else None
     url = server.base_url if server else closed_port_url()
@@ -166,7 +165,8 @@ def test_a_run_against_a_broken_server_ends_cleanly_with_a_complete_run_folder(n
     if server:
         server.__enter__()
     try:
-        result = runner.invoke(app, ["run", "do it", "--base-url", url, "--size", "640x480", "--out", str(out), "--quiet"])
+        result = runner.invoke(app, ["run", "do it", "--base-url", url, "--size", "640x480", "--out", str(out), "--quiet",
+                                     "--step-timeout", "2" if name == "hang" else "30"])
     finally:
         if server:
             server.__exit__(None, None, None)

@@ -56,19 +56,34 @@ def _check_folder(out: Path, *, finished: bool | None = None) -> None:
     assert ('<span class="status INCOMPLETE">' in html) == (run.end is None)
 
 
+def _wait_for(path: Path, proc: subprocess.Popen, limit: float = 60) -> float:
+    """Seconds until ``path`` exists (the run has claimed its folder and started recording)."""
+    started = time.monotonic()
+    while not path.is_file():
+        assert proc.poll() is None or path.is_file(), proc.stderr.read().decode()
+        assert time.monotonic() - started < limit
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
 def test_runs_killed_at_random_moments_leave_loadable_folders(tmp_path):
     script = _script(tmp_path)
-    started = time.monotonic()
     full = _start(script, tmp_path / "full")
+    start_up = _wait_for(tmp_path / "full" / "trajectory.jsonl", full)
+    started = time.monotonic()
     assert full.wait(120) == 0, full.stderr.read().decode()
-    duration = time.monotonic() - started
+    recording = time.monotonic() - started  # the steps, the end record and the report
     _check_folder(tmp_path / "full", finished=True)
     rng = random.Random(38)
     states = []
     for index in range(KILLS):
         out = tmp_path / f"killed{index}"
         proc = _start(script, out)
-        time.sleep(rng.uniform(0.3, duration * 1.1))
+        if rng.random() < 0.2:  # during start-up
+            time.sleep(rng.uniform(0.1, start_up))
+        else:  # while recording: mostly mid-steps, sometimes at the end record or the report
+            _wait_for(out / "trajectory.jsonl", proc)
+            time.sleep(rng.uniform(0, recording * 1.05))
         os.killpg(proc.pid, signal.SIGKILL)  # the run and anything it started
         proc.wait(10)
         if not (out / "trajectory.jsonl").is_file():
@@ -77,7 +92,8 @@ def test_runs_killed_at_random_moments_leave_loadable_folders(tmp_path):
         _check_folder(out)
         run = load_run(out)
         states.append("ended" if run.end else f"{len(run.steps)} steps")
-    assert any(state not in ("before the trajectory", "ended") for state in states), states
+    print("kill moments:", sorted(states))  # shown with -s; RELIABILITY.md quotes the long mode
+    assert sum(state not in ("before the trajectory", "ended") for state in states) >= KILLS // 2, states
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import os
 import random
 import time
 
+import pytest
+
 from deskpilot.actions.parse import ParseError, parse_box, parse_glm_reply
 from deskpilot.actions.step import ParsedStep
 from parser_corpus import large, replies
@@ -20,6 +22,14 @@ COUNT = 1_000_000 if LONG else 10_000
 LARGE = 400 if LONG else 16
 SMALL_BOUND_S = 0.5  # generous: the machine is shared; typical is well under 1 ms
 LARGE_BOUND_S = 1.5  # a 1 MB reply of any shape; typical is 0.05-0.2 s
+PASSES = 100  # bench/parse_worst_case.py: at most ~45 plain passes; the old rescanning parser ~2500
+
+
+def _one_pass(text: str) -> float:
+    started = time.perf_counter()
+    for _ in text:
+        pass
+    return time.perf_counter() - started
 
 
 def _timed(content: str, reasoning: str | None) -> float:
@@ -47,10 +57,13 @@ def _check(content: str, reasoning: str | None, bound: float) -> str:
     elapsed = time.perf_counter() - started
     if elapsed >= bound:  # a shared machine can stall any call once: a slow reply is slow every time
         elapsed = min(elapsed, _timed(content, reasoning), _timed(content, reasoning))
+        # and a loaded one slows everything: the bound is also PASSES plain loops over the same text
+        bound = max(bound, PASSES * _one_pass(content + (reasoning or "")))
     assert elapsed < bound, f"{elapsed:.2f} s for a reply of {len(content)} chars: {content[:200]!r}"
     return outcome
 
 
+@pytest.mark.timeout(7200 if LONG else 300)
 def test_fuzzed_replies_give_a_step_or_a_parse_error_quickly():
     outcomes = {"parsed": 0, "error": 0}
     for content, reasoning in replies(seed=15, count=COUNT):
@@ -59,15 +72,11 @@ def test_fuzzed_replies_give_a_step_or_a_parse_error_quickly():
     assert outcomes["parsed"] > COUNT // 10 and outcomes["error"] > COUNT // 10, outcomes
 
 
+@pytest.mark.timeout(7200 if LONG else 300)
 def test_one_megabyte_replies_of_any_shape_parse_in_well_under_a_second():
     rng = random.Random(1515)
-    worst = 0.0
     for _ in range(LARGE):
-        text = large(rng)
-        started = time.perf_counter()
-        _check(text, None if rng.random() < 0.7 else large(rng, 9_000), LARGE_BOUND_S)
-        worst = max(worst, time.perf_counter() - started)
-    assert worst < LARGE_BOUND_S
+        _check(large(rng), None if rng.random() < 0.7 else large(rng, 9_000), LARGE_BOUND_S)
 
 
 def test_grounding_answers_fuzzed_give_a_box_or_a_parse_error():

@@ -116,14 +116,14 @@ def test_ordinary_replies_still_parse():
 
 
 class SlowParsingDialect:
-    """The GLM dialect with a parse that takes 5 s (stands in for any slow parser)."""
+    """The GLM dialect with a parse that takes 30 s (stands in for any slow parser)."""
 
     def __new__(cls):
         from deskpilot.agent.dialects import GLM45VDialect
 
         class Slow(GLM45VDialect):
             def parse(self, content, reasoning, width, height):
-                time.sleep(5)
+                time.sleep(30)
                 return super().parse(content, reasoning, width, height)
 
         return Slow()
@@ -148,5 +148,20 @@ def test_the_step_time_limit_holds_while_a_reply_is_parsed(tmp_path):
                    policy=Policy(step_timeout_s=1), report=False, on_event=clock) as agent:
             result = agent.run("anything")
     assert result.status == Status.STOPPED and "while parsing the reply" in result.reason
-    assert seen["end"] - seen["thinking"] < 4  # not the 5 s the parse takes
+    assert seen["end"] - seen["thinking"] < 10  # not the 30 s the parse takes
     assert load_run(tmp_path / "run").end.status == Status.STOPPED
+
+
+def test_a_json_escape_for_a_lone_surrogate_is_replaced_too():
+    step = parse('Action: {"action_type": "answer", "text": "P\\ud800aris"}')
+    assert step.action.answer == "P\ufffdaris"
+    json.dumps(step.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+    with pytest.raises(ParseError, match="lone UTF-16 surrogate"):
+        parse('{"action_type": "type", "text": "a\\udc00"}')
+
+
+def test_input_text_checks_its_text_like_type():
+    with pytest.raises(ParseError, match="lone UTF-16 surrogate"):
+        parse('{"action_type": "input_text", "box_2d": [[1,2,3,4]], "text": "Par\\ud800is"}')
+    with pytest.raises(ParseError, match="longer than 10000"):
+        parse('{"action_type": "input_text", "box_2d": [[1,2,3,4]], "text": "' + "x" * 10_001 + '"}')

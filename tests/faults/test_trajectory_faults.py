@@ -40,8 +40,10 @@ def test_a_record_that_cannot_be_serialised_becomes_an_error_record_and_the_run_
     kinds = [line["kind"] for line in _lines(tmp_path)]
     assert kinds == ["error", "step", "end"]
     run = load_run(tmp_path)
-    assert run.errors[0].record == "step" and run.errors[0].step == 1
-    assert "could not be written" in run.errors[0].error and "\n" not in run.errors[0].error
+    lost = run.errors[0]
+    assert lost.record == "step" and lost.step == 1
+    assert "could not be written" in lost.error and "\n" not in lost.error
+    assert any(lost.error in message for message in run.error_messages())
     assert [s.step for s in run.steps] == [2] and run.end.status == Status.DONE
     assert "DONE" in build_report(tmp_path).read_text()
 
