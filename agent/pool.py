@@ -27,8 +27,14 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from deskpilot.agent.session import AppSpec, SessionSpec, app_from_command
+
+if TYPE_CHECKING:
+    from deskpilot.actions.executor import Executor
+    from deskpilot.perception import Capturer
+    from deskpilot.sandbox import Sandbox
 
 from deskpilot.errors import SandboxError, UsageError
 
@@ -41,14 +47,14 @@ class Desk:
     that really backs it (a private copy when the pool makes fresh shares).
     """
 
-    sandbox: object
+    sandbox: Sandbox
     apps: list
-    capturer: object
+    capturer: Capturer
     spec: SessionSpec
     shares: dict[str, Path] = field(default_factory=dict)
     started_s: float = 0.0  # how long it took to become ready
     share_binds: list = field(default_factory=list)
-    executor: object = None  # the input worker, started with the desk (its start is the costliest part)
+    executor: Executor | None = None  # the input worker, started with the desk (its start is the costliest part)
 
     def launch(self, argv: Sequence[str]):
         """Start another program in this desk, seeing the shares the apps see."""
@@ -92,7 +98,11 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
             raise UsageError(f"shared folder {share} does not exist (or is not a folder)")
     if fresh_shares and spec.shares and spec.isolation != "bwrap":
         raise UsageError("fresh (per-task) copies of shared folders need isolation 'bwrap'")
-    sb = Sandbox(size=tuple(spec.size), isolation=spec.isolation, network=spec.network)
+    from deskpilot.agent.apps import plan_binds
+    from deskpilot.agent.office import prepare_home
+
+    app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # the same rules as open_sandbox
+    sb = Sandbox(size=(spec.size[0], spec.size[1]), isolation=spec.isolation, network=spec.network, maximize=spec.maximize)
     try:
         shares: dict[str, Path] = {}
         for n, share in enumerate(spec.shares):
@@ -101,13 +111,12 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
                 host = sb.dir / "shares" / f"{n}-{Path(share).name}"
                 shutil.copytree(share, host, symlinks=True)
             shares[str(Path(share))] = host
+        # mounted after each app's own binds, so a share (or its copy) is never hidden by a read-only parent
         share_binds = [Bind(host=host, target=Path(inside), writable=True) if fresh_shares
                        else Bind(host=host, writable=True) for inside, host in shares.items()]
-        handles = []
-        for app in spec.apps:
-            own = [Bind(host=Path(b["host"]), writable=bool(b.get("writable"))) for b in app.binds
-                   if not any(_within(b["host"], s) for s in shares)]
-            handles.append(sb.launch(app.argv, binds=own + share_binds))
+        prepare_home(sb.home, [app.argv for app in spec.apps], [str(s) for s in spec.shares])  # no first-start dialogs
+        sb.give_to_apps(sb.home / ".config")
+        handles = [sb.launch(app.argv, binds=[*own, *share_binds]) for app, own in zip(spec.apps, app_binds)]
         capturer = Capturer(sb)
         worker = None
         try:
@@ -130,15 +139,11 @@ def max_starting() -> int:
     return max(2, 2 * (os.cpu_count() or 1))
 
 
-def _within(path: str, folder: str) -> bool:
-    p, f = Path(path), Path(folder)
-    return p == f or f in p.parents
-
-
 def make_spec(size: tuple[int, int] = (1280, 800), apps: Sequence[str | AppSpec] = (), *,
-              shares: Sequence[str | Path] = (), isolation: str = "bwrap", network: bool = False) -> SessionSpec:
+              shares: Sequence[str | Path] = (), isolation: Literal["bwrap", "none"] = "bwrap",
+              network: bool = False) -> SessionSpec:
     """A SessionSpec from plain command strings (same rules as `--app`) and share folders."""
-    return SessionSpec(size=tuple(size), isolation=isolation, network=network,
+    return SessionSpec(size=(int(size[0]), int(size[1])), isolation=isolation, network=network,
                        shares=[str(Path(s).resolve()) for s in shares],
                        apps=[a if isinstance(a, AppSpec) else app_from_command(a) for a in apps])
 
@@ -152,7 +157,7 @@ class SandboxPool:
     """
 
     def __init__(self, size: tuple[int, int] = (1280, 800), apps: Sequence[str | AppSpec] = (), *,
-                 warm: int = 1, max: int = 4, shares: Sequence[str | Path] = (), isolation: str = "bwrap",
+                 warm: int = 1, max: int = 4, shares: Sequence[str | Path] = (), isolation: Literal["bwrap", "none"] = "bwrap",
                  network: bool = False, fresh_shares: bool = False, ready_timeout: float = 20.0,
                  spec: SessionSpec | None = None, builders: int | None = None,
                  start_gate: threading.Semaphore | None = None):

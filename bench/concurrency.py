@@ -77,6 +77,7 @@ def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
     cmd = [sys.executable, "-m", "deskpilot.agent.cli", "eval", str(SUITE), "--parallel", str(n), "--repeat", str(repeat),
            "--out", str(out), "--base-url", url, "--no-thinking", "--quiet", "--warm", "1"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = _busy()
     load0 = os.getloadavg()[0]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, env=_env(), stderr=subprocess.PIPE, text=True)
@@ -86,6 +87,7 @@ def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
     wall = time.monotonic() - start
     sampler.stop.set()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = _busy() - busy0  # CPU seconds the whole machine was busy (us and everyone else)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"eval at {n} failed ({proc.returncode}): {err[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -111,6 +113,8 @@ def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
         "tasks_per_min": round(len(results) / wall * 60, 2), "steps_per_s": round(steps / wall, 3),
         "steady_steps_per_s": steady_rate(out, results, n),
         "cpu_per_sandbox": round(cpu / sandbox_s, 3) if sandbox_s else None,
+        "cpu_ms_per_step": round(cpu / steps * 1000, 1), "cpu_s": round(cpu, 1),
+        "others_cpu_share": round(max(0.0, machine - cpu) / (wall * (os.cpu_count() or 1)), 2),
         "mem_per_sandbox_mb": round(statistics.median(s[1] / s[0] for s in up), 1) if up else None,
         "overhead_ms_per_step": round(statistics.mean(overhead), 1),
         "cpu_work_ms_per_step": round(statistics.mean(cpu_work), 1),
@@ -118,6 +122,12 @@ def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
         "step_p50_ms": summary["step_latency_ms"]["p50"], "step_p90_ms": summary["step_latency_ms"]["p90"],
         "load_start": round(load0, 2), "load_max": round(max([s[2] for s in sampler.samples] or [load0]), 2),
     }
+
+
+def _busy() -> float:
+    """CPU seconds all CPUs of the machine have been busy so far."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
 
 
 def steady_rate(out: Path, results: list[dict], n: int) -> float | None:
@@ -167,9 +177,9 @@ def main() -> None:
     base = rows[0]["steps_per_s"] / rows[0]["parallel"]
     print(f"\nsimulated model: {args.delay:g} s per call; machine: {os.cpu_count()} CPUs; baseline: {rows[0]['parallel']} "
           f"sandbox = {base:.3f} steps/s each")
-    print("| parallel | attempts | wall s | tasks/min | steps/s | ratio | steady ratio | CPU/sandbox | MB/sandbox "
-          "| runtime ms/step (CPU work) | model call ms | step p50/p90 ms | load start/max |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| parallel | attempts | wall s | tasks/min | steps/s | ratio | steady ratio | CPU/sandbox | CPU ms/step "
+          "| MB/sandbox | runtime ms/step (CPU work) | model call ms | step p50/p90 ms | load start/max | others' CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     for r in rows:
         ratio = r["steps_per_s"] / (base * r["parallel"])
@@ -180,9 +190,14 @@ def main() -> None:
             failed = True
         print(f"| {r['parallel']} | {r['attempts']} ({r['passed']} passed) | {r['wall_s']} | {r['tasks_per_min']} | "
               f"{r['steps_per_s']} | {ratio:.2f} | {steady if steady is None else f'{steady:.2f}'} | "
-              f"{r['cpu_per_sandbox']} | {r['mem_per_sandbox_mb']} | {r['overhead_ms_per_step']} "
+              f"{r['cpu_per_sandbox']} | {r['cpu_ms_per_step']} | {r['mem_per_sandbox_mb']} | {r['overhead_ms_per_step']} "
               f"({r['cpu_work_ms_per_step']}) | {r['model_call_ms']} | {r['step_p50_ms']}/{r['step_p90_ms']} | "
-              f"{r['load_start']}/{r['load_max']} |")
+              f"{r['load_start']}/{r['load_max']} | {r['others_cpu_share']:.0%} |")
+    cpu_step = statistics.median(r["cpu_ms_per_step"] for r in rows) / 1000
+    step_s = rows[0]["parallel"] / rows[0]["steps_per_s"]
+    print(f"CPU bound: {cpu_step * 1000:.0f} ms of CPU per step (sandbox start-up included) and {step_s:.2f} s per step "
+          f"at 1 sandbox -> {os.cpu_count()} idle CPUs carry at most {(os.cpu_count() or 1) / cpu_step:.1f} steps/s, "
+          f"i.e. ideal scaling up to ~{(os.cpu_count() or 1) / cpu_step * step_s:.0f} parallel sandboxes")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     print("gates (steady ratio, else overall): " + ", ".join(f">= {g:.2f} at {n}" for n, g in GATES.items())

@@ -53,7 +53,7 @@ def test_bundled_example_suite_passes_with_its_checks(tmp_path):
     suite = load_suite(EXAMPLE)
     assert len(suite.tasks) >= 10 and sorted(r["id"] for r in lines) == sorted(t.id for t in suite.tasks)
     assert all(r["passed"] and r["checks_passed"] == r["checks_total"] >= 1 for r in lines)
-    assert {"tk", "xterm", "gtk"} <= {tag for r in lines for tag in r["tags"]}
+    assert {"tk", "xterm", "gtk", "office"} <= {tag for r in lines for tag in r["tags"]}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["success_rate"] == 1.0 and summary["attempts"] == len(suite.tasks)
     assert summary["by_tag"]["xterm"]["attempts"] == 3 and summary["step_latency_ms"]["p50"] > 0
@@ -61,11 +61,14 @@ def test_bundled_example_suite_passes_with_its_checks(tmp_path):
     for r in lines:
         assert f'href="{r["run_dir"]}/report.html"' in index
         run = load_run(out / r["run_dir"])
-        assert run.end is not None and run.end.status.value == "DONE" and len(run.steps) == r["steps"]
+        assert run.end is not None and run.end.status.value == "PASSED" and len(run.steps) == r["steps"]
+        assert r["status"] == "PASSED"
     # the apps' output stays with each run; the suite's own data folder is untouched
     assert "Second line" in (out / "runs" / "mousepad-append~1" / "shares" / "data" / "notes.txt").read_text()
     assert (EXAMPLE.parent / "data" / "notes.txt").read_text() == "First line\n"
     assert not (EXAMPLE.parent / "data" / "hello.txt").exists()
+    assert '"Total",455,485,510' in (out / "runs" / "calc-totals~1" / "shares" / "data" / "sales.csv").read_text()
+    assert "Total" not in (EXAMPLE.parent / "data" / "sales.csv").read_text()
 
 
 def test_failed_checks_tags_pass_at_k_and_resume(tmp_path):
@@ -105,6 +108,7 @@ def test_pass_at_k_estimator():
     ("tasks:\n  - id: a\n    task: t\n    desktop: {shares: [nothere]}\n", ":4: tasks[0].desktop.shares[0]:"),
     ("tasks:\n  - id: a\n   task: t\n", ":3: not valid YAML"),
     ("tasks: []\n", ":1: tasks: List should have at least 1 item"),
+    ("tasks:\n  - id: a\n    task: t\n    ready: {window: W, quiet: -1}\n", ":4: tasks[0].ready.quiet:"),
 ])
 def test_suite_errors_name_the_line(tmp_path, text, where):
     path = tmp_path / "suite.yaml"
@@ -176,28 +180,3 @@ def test_ctrl_c_stops_cleanly_with_the_summary_so_far_and_resume_finishes(tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["attempts"] == 3 and not summary["interrupted"]
     assert (out / "runs" / "slow~1.interrupted1" / "trajectory.jsonl").is_file()  # kept aside, not lost
-
-
-def test_builtin_checks_until_the_checks_package_is_there(tmp_path, monkeypatch):
-    """The harness's own minimal checks (used when agent/checks is absent) pass and fail on real files."""
-    from deskpilot.agent.eval import checks as ec
-
-    monkeypatch.setattr(ec, "_external", lambda: None)
-    (tmp_path / "out.json").write_text(json.dumps({"a": {"b": [1, 2]}}))
-    (tmp_path / "log.txt").write_text("saved 3 rows\n")
-
-    class FakeDesk:  # files only: no screen needed
-        def host_path(self, p):
-            return Path(p)
-
-    cases = [({"file": str(tmp_path / "out.json"), "json": {"path": "a.b[1]", "equals": 2}}, True),
-             ({"file": str(tmp_path / "out.json"), "json": {"path": "a.b[1]", "equals": 3}}, False),
-             ({"file": str(tmp_path / "log.txt"), "regex": r"saved \d+ rows"}, True),
-             ({"file": str(tmp_path / "log.txt"), "contains": "error"}, False),
-             ({"file": str(tmp_path / "nope.txt"), "exists": False}, True)]
-    for check, _ in cases:
-        ec.validate_check(check)
-    results = ec.run_checks(FakeDesk(), [c for c, _ in cases])
-    assert [r.passed for r in results] == [want for _, want in cases]
-    with pytest.raises(ValueError, match="unknown check"):
-        ec.validate_check({"smell": "x"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +92,7 @@ def cluster(tmp_path_factory):
                     os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 90) -> None:
@@ -155,3 +157,16 @@ def test_suite_on_a_ray_cluster_with_a_worker_killed_mid_task(cluster, tmp_path)
     while any("slow-attempt-marker" in _cmdline(int(p)) for p in os.listdir("/proc") if p.isdigit()):
         assert time.monotonic() < deadline, "the killed attempt's app is still running"
         time.sleep(0.2)
+
+
+def test_no_cluster_at_the_address_is_one_line_in_seconds(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
+    port = _free_port()  # nothing listens there
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", f"127.0.0.1:{port}",
+                           "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 2 and time.monotonic() - started < 30
+    assert proc.stderr.strip() == (f"error: no Ray cluster answers at 127.0.0.1:{port} (Connection refused): "
+                                   "start one with `ray start --head`, or use --ray auto")

@@ -95,8 +95,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 
 def eval_suite(
     suite: Path = typer.Argument(..., help="Suite file (YAML or JSON)"),
-    parallel: int = typer.Option(4, "--parallel", "-j", help="Sandboxes (attempts) at once"),
-    repeat: int = typer.Option(1, "--repeat", help="Attempts per task (pass@k)"),
+    parallel: int = typer.Option(4, "--parallel", "-j", min=1, max=512, help="Sandboxes (attempts) at once"),
+    repeat: int = typer.Option(1, "--repeat", min=1, max=1000, help="Attempts per task (pass@k)"),
     out: Path | None = typer.Option(None, help="Output folder [default: evals/DATE-SUITE]"),
     resume: bool = typer.Option(False, "--resume", help="Skip attempts already in OUT/results.jsonl"),
     base_url: str | None = typer.Option(None, help="OpenAI-compatible server shared by all attempts; "
@@ -124,8 +124,6 @@ def eval_suite(
         out_dir = (out or default_run_dir(loaded.name, Path("evals"))).resolve()
     except _user_errors() as err:
         raise fail(str(err)) from None
-    except ValueError as err:  # pydantic: out-of-range option
-        raise fail(f"invalid option: {str(err).splitlines()[-2].strip() if len(str(err).splitlines()) > 1 else err}") from None
     progress = EvalProgress(quiet)
     if not quiet:
         where = f"Ray ({ray})" if ray else f"{parallel} sandbox(es) at once"

@@ -73,6 +73,7 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
             finally:
                 desk.close()
                 backend.close()
+        if result.run_dir:
             finish_run(out / result.run_dir)
         result.worker = worker
         buf = io.BytesIO()
@@ -96,6 +97,34 @@ class _Ledger:
         return self.runs.get(key, [])
 
 
+def _auto_address() -> str:
+    """What `ray.init(address='auto')` would use: RAY_ADDRESS, else the cluster `ray start` left on this node."""
+    named = os.environ.get("RAY_ADDRESS")
+    if named:
+        return named
+    try:
+        found = (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").read_text().split()
+    except OSError:
+        found = []
+    if not found:
+        raise ConfigError("--ray auto found no Ray cluster on this node: start one with `ray start --head`, "
+                          "or give --ray HOST:PORT")
+    return found[0]
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at HOST:PORT (Ray itself retries for long)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return
+    except ValueError:
+        raise ConfigError(f"--ray takes 'auto' or HOST:PORT of a Ray cluster's head, got {address!r}") from None
+    except OSError as err:
+        raise ConfigError(f"no Ray cluster answers at {address} ({err.strerror or err}): "
+                          f"start one with `ray start --head`, or use --ray auto") from None
+
+
 def _unpack(data: bytes, out: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
         tar.extractall(out, filter="data")  # refuses absolute paths, links out of the folder, devices
@@ -115,6 +144,8 @@ class RayEvaluation:
 
     def _connect(self):
         ray = _ray()
+        if not ray.is_initialized():
+            _reachable(self.address if self.address != "auto" else _auto_address())
         if not ray.is_initialized():
             try:
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)

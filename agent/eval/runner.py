@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deskpilot.agent.eval.checks import run_checks
+from deskpilot.agent.eval.checks import for_desk, results_of
 from deskpilot.agent.eval.results import (
     AttemptResult,
     append_result,
@@ -121,17 +121,20 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
+    if task.ready is not None:
+        await asyncio.to_thread(wait_ready, desk, task.ready)
     agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=cfg.loop, on_event=event,
-                  capturer=desk.capturer, executor=desk.executor, run_info=info, report=False)
+                  capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
+                  checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
     try:
-        result = await agent.arun(task.task)
+        result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
     except BaseException:  # interrupted: the run folder still gets its report
         agent.close()
         with contextlib.suppress(Exception):
             build_report(run_dir)
         raise
     await asyncio.to_thread(agent.close)  # file closes and fsyncs: not on the loop's time
-    checks = await asyncio.to_thread(run_checks, desk, task.checks, run_dir)
+    checks = results_of(task.checks, result.checks)
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
             await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
@@ -140,8 +143,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     passed = sum(c.passed for c in checks)
     return AttemptResult(
         id=task.id, attempt=attempt, status=result.status.value,
-        passed=result.status.value == "DONE" and passed == len(checks),
-        checks_passed=passed, checks_total=len(checks), checks=checks, reason=result.reason,
+        passed=result.status.value in ("DONE", "PASSED") and passed == len(task.checks),
+        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=result.reason,
         steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
         completion_tokens=int(totals.get("completion_tokens", 0)),
         image_tokens=int(totals.get("image_tokens", 0)), image_tokens_default=int(totals.get("image_tokens_default", 0)),
@@ -150,6 +153,23 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
         tags=task.tags, run_dir=str(run_dir.relative_to(out)),
     )
+
+
+def wait_ready(desk, ready) -> None:
+    """A task's own readiness: its window is up, then the screen stays unchanged for `quiet` seconds."""
+    from deskpilot.agent.screens import same_frame
+    from deskpilot.errors import SandboxError
+
+    deadline = time.monotonic() + ready.timeout
+    desk.sandbox.wait_for_window(ready.window, timeout=ready.timeout)
+    last, since = desk.capturer.grab().image, time.monotonic()
+    while time.monotonic() - since < ready.quiet:
+        if time.monotonic() > deadline:
+            raise SandboxError(f"the screen never stayed still for {ready.quiet:g} s after {ready.window!r} appeared")
+        time.sleep(0.1)
+        frame = desk.capturer.grab().image
+        if not same_frame(last, frame):
+            last, since = frame, time.monotonic()
 
 
 def finish_run(run_dir: Path) -> None:
@@ -164,7 +184,7 @@ def failed_attempt(task: SuiteTask, attempt: int, out: Path, error: BaseExceptio
     run_dir = attempt_dir(out, task.id, attempt)
     return AttemptResult(id=task.id, attempt=attempt, status="ERROR", passed=False, checks_total=len(task.checks),
                          reason=str(error) or error.__class__.__name__, wall_s=round(wall_s, 3), tags=task.tags,
-                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "report.html").is_file() else "")
+                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "trajectory.jsonl").is_file() else "")
 
 
 def plan(suite: Suite, repeat: int, out: Path, resume: bool) -> tuple[list[tuple[SuiteTask, int]], list[AttemptResult]]:
@@ -226,8 +246,9 @@ class Evaluation:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * self.settings.parallel + 4))
         me = asyncio.current_task()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, me.cancel)
+        if me is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, me.cancel)
         self.out.mkdir(parents=True, exist_ok=True)
         todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
         planned = len(todo) + len(self.results)
@@ -239,10 +260,11 @@ class Evaluation:
         started = time.monotonic()
 
         async def one(task: SuiteTask, attempt: int) -> None:
-            async with gate:
+            async with gate:  # `parallel` desks in use at most; the report is built after
                 self._queue.remove((task, attempt))
                 t0 = time.monotonic()
                 self.progress({"event": "start", "task": task.id, "attempt": attempt})
+                result = None
                 try:
                     spec = task_spec(task)
                     key = spec.model_dump_json()
@@ -251,12 +273,13 @@ class Evaluation:
                         result = await run_attempt(task, attempt, self.out, self.cfg, desk,
                                                    task_backend(task, shared), desk_s=time.monotonic() - t0,
                                                    on_event=self.progress)
-                    await asyncio.to_thread(finish_run, self.out / result.run_dir)  # the desk is free already
                 except (DeskpilotError, OSError) as err:
                     result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
-                append_result(self.out, result)
-                self.results.append(result)
-                self.progress({"event": "result", "result": result})
+            if result.run_dir:
+                await asyncio.to_thread(finish_run, self.out / result.run_dir)
+            append_result(self.out, result)
+            self.results.append(result)
+            self.progress({"event": "result", "result": result})
 
         self._queue = list(todo)
         jobs = [asyncio.ensure_future(one(t, a)) for t, a in todo]

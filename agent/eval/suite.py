@@ -46,6 +46,20 @@ def _desktop() -> DesktopSpec:
     return DesktopSpec(size="1280x800")
 
 
+class Ready(BaseModel):
+    """Wait before the first step: for a window with this title, then for the screen to be still.
+
+    For apps that show a splash or a blank window first (LibreOffice): the
+    desk counts as ready once any window is up and still.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: str = Field(min_length=1)
+    quiet: float = Field(default=1.0, ge=0, le=60)  # seconds without a screen change
+    timeout: float = Field(default=60.0, gt=0, le=600)
+
+
 class SuiteTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +68,7 @@ class SuiteTask(BaseModel):
     desktop: DesktopSpec = Field(default_factory=_desktop)  # the run spec's desktop section
     max_steps: int = Field(default=15, ge=1, le=1000)
     tags: list[str] = Field(default_factory=list)
+    ready: Ready | None = None
     script: list[str] | str | None = None  # replies instead of a model, or a JSON file of them
     checks: list[Check] = Field(default_factory=list)
 
