@@ -115,6 +115,18 @@ def _task(tid: str, script: list[str], app_arg: str = "") -> dict:
             "max_steps": 6, "tags": ["ray"], "script": script, "checks": [{"window_title": "Counter: 2"}]}
 
 
+def _slow_worker(marker: str) -> int | None:
+    """The Ray worker process running the slow attempt (its app carries a marker argument)."""
+    for name in os.listdir("/proc"):
+        if name.isdigit() and "slow-attempt-marker" in _cmdline(int(name)):
+            pid = int(name)
+            while pid > 1 and not _cmdline(pid).startswith("ray::"):
+                pid = _ppid(pid)
+            if pid > 1 and "attempt_on_worker" in _cmdline(pid) and _ours(pid, marker):
+                return pid
+    return None
+
+
 def test_suite_on_a_ray_cluster_with_a_worker_killed_mid_task(cluster, tmp_path):
     address, env, marker = cluster
     two = [_box("left_click(start_box='[350,600]')")] * 2
@@ -130,18 +142,16 @@ def test_suite_on_a_ray_cluster_with_a_worker_killed_mid_task(cluster, tmp_path)
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and driver.poll() is None:
-        for name in os.listdir("/proc"):
-            if name.isdigit() and "slow-attempt-marker" in _cmdline(int(name)):
-                pid = int(name)
-                while pid > 1 and not _cmdline(pid).startswith("ray::"):
-                    pid = _ppid(pid)
-                if pid > 1 and "attempt_on_worker" in _cmdline(pid) and _ours(pid, marker):
-                    victim = pid
-                    break
+        found = _slow_worker(marker)
+        if found is not None:
+            time.sleep(1.0)  # in the middle of the attempt (its WAIT)
+            try:
+                os.kill(found, signal.SIGKILL)
+                victim = found
+            except ProcessLookupError:  # the pid seen was a passing process: look again
+                pass
         time.sleep(0.2)
     assert victim is not None, f"never saw the slow attempt running on a Ray worker: {driver.poll()} {driver.stderr.read() if driver.poll() is not None else ''}"
-    time.sleep(1.0)  # in the middle of the attempt (its WAIT)
-    os.kill(victim, signal.SIGKILL)
     _, err = driver.communicate(timeout=180)
     assert driver.returncode == 0, err
     summary = json.loads((out / "summary.json").read_text())
