@@ -180,3 +180,30 @@ def test_no_cluster_at_the_address_is_one_line_in_seconds(tmp_path):
     assert proc.returncode == 2 and time.monotonic() - started < 30
     assert proc.stderr.strip() == (f"error: no Ray cluster answers at 127.0.0.1:{port} (Connection refused): "
                                    "start one with `ray start --head`, or use --ray auto")
+
+
+@pytest.mark.parametrize("with_filter", [True, False])
+def test_run_folders_unpack_safely_with_or_without_tar_filters(tmp_path, monkeypatch, with_filter):
+    """Debian 12's Python 3.11.2 has no tarfile extraction filters: the fallback checks entries itself."""
+    import io
+    import tarfile
+
+    from deskpilot.agent.eval.ray_runner import _unpack
+    from deskpilot.errors import DeskpilotError
+
+    def archive(*names: str) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                info.size = 1
+                tar.addfile(info, io.BytesIO(b"x"))
+        return buf.getvalue()
+
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    _unpack(archive("run/step_001.png", "run/report.html"), tmp_path)
+    assert (tmp_path / "run" / "report.html").read_bytes() == b"x"
+    with pytest.raises((DeskpilotError, tarfile.TarError)):
+        _unpack(archive("../outside.txt"), tmp_path / "deeper")
+    assert not (tmp_path / "outside.txt").exists()

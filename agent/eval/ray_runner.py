@@ -126,8 +126,19 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def _unpack(data: bytes, out: Path) -> None:
+    """Unpack a run folder sent back by a worker: plain files and folders inside `out` only."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(out, filter="data")  # refuses absolute paths, links out of the folder, devices
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 (Debian 12's 3.11.2 lacks it)
+            tar.extractall(out, filter="data")  # refuses absolute paths, links out of the folder, devices
+            return
+        root = out.resolve()
+        members = []
+        for member in tar.getmembers():
+            target = (root / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+                raise ConfigError(f"a worker sent back an unsafe archive entry: {member.name!r}")
+            members.append(member)
+        tar.extractall(out, members=members)
 
 
 class RayEvaluation:
