@@ -233,10 +233,23 @@ class Worker:
         self.gui.click(a.x, a.y, button=a.button)
 
     def _do_double_click(self, a) -> None:
-        self.gui.doubleClick(a.x, a.y)
+        self._clicks(a, 2)
 
     def _do_triple_click(self, a) -> None:
-        self.gui.tripleClick(a.x, a.y)
+        self._clicks(a, 3)
+
+    def _clicks(self, a, count: int) -> None:
+        """`count` clicks at one point, each through the WM's click grab before the next is sent.
+
+        Sent back to back, a later click could land while the window manager
+        still held the pointer frozen for the first, and was lost (seen on a
+        fresh machine: a double click arriving as one click). A few ms apart
+        they stay well inside the toolkit's multi-click time.
+        """
+        self.gui.moveTo(a.x, a.y)
+        for _ in range(count):
+            self.gui.click(a.x, a.y)
+            self.wait_released()
 
     def _do_input_text(self, a) -> None:
         """Mobile input_text: click the field, clear it if asked, type, press Enter."""
