@@ -50,7 +50,7 @@ from deskpilot.agent.tokens import PrefixTracker, default_image_tokens
 from deskpilot.agent.trajectory import Trajectory, now_iso
 from deskpilot.errors import DeskpilotError, UsageError
 from deskpilot.model_backend.types import ChatRequest, Reply, TextPart
-from deskpilot.perception.encode import freeze
+from deskpilot.perception.encode import encode_png, freeze
 from deskpilot.perception.observation import Observation
 
 
@@ -238,7 +238,7 @@ class Agent:
             self._grab()  # makes the capturer if needed
             display, xauth = _display_of(self.sandbox, self._capturer)
             self._settler = Settler.open(self._capturer, settings, display=display, xauthority=xauth,
-                                         use_damage=s.settle == "auto")
+                                         use_damage=s.settle == "auto", prepare=_prepare_frame)
         return self._settler
 
     def close(self) -> None:
@@ -412,10 +412,12 @@ class Agent:
         step, timings = self._step, {}
         step_started = time.monotonic()
         t = time.perf_counter()
-        obs = self._grab()
-        freeze(obs.image)  # saved, then sent (and later shrunk into history): encode it once
-        if self._settler is not None:
-            self._settler.frame_taken()
+        obs = self._settler.take_frame() if self._settler is not None else None  # grabbed while settling
+        if obs is None:
+            obs = self._grab()
+            freeze(obs.image)  # saved, then sent (and later shrunk into history): encode it once
+            if self._settler is not None:
+                self._settler.frame_taken()
         timings["capture"] = _ms(t)
         t = time.perf_counter()
         shot = self.trajectory.save_screenshot(obs.image, f"step_{step:03d}.png")
@@ -630,6 +632,11 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _prepare_frame(obs: Observation) -> None:
+    """What the next step does first with its frame, done while the screen settles (agent.settle)."""
+    encode_png(freeze(obs.image))
 
 
 def _confirm_verdict(answer) -> tuple[str, str]:

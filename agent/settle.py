@@ -38,6 +38,16 @@ label or a tooltip is still seen, at the cost of the full wait), when:
   whole Text widget when its caret blinks).
 Otherwise what the action draws at once counts. Ignoring only ever makes a
 wait longer, never shorter.
+
+Early frame: a quiet period is idle time, so when the caller passes
+``prepare`` (the loop encodes the PNG the model will get), the waiter grabs
+the screen DURING the quiet period, late enough for ``prepare`` to finish
+before the period ends, and hands that frame over (``take_frame``) if nothing
+but carets was drawn after the grab began, up to the moment it is taken:
+then the screen still shows exactly that frame (the X server reports every
+drawing; one that raced the grab arrives after it and throws the frame away,
+which only costs a fresh grab). This hides the capture and the PNG encoding
+of the next step behind the wait the step needs anyway.
 """
 
 from __future__ import annotations
@@ -58,6 +68,8 @@ SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own:
 BLINK_SHARE = 0.05  # areas up to 5% are learned as blinkers (Tk redraws a whole Text widget for its caret)
 LOOKS_KEPT, AREAS_KEPT = 4, 32
 NEAR = 48  # px around a pointer action's point where its own small reactions appear
+EARLY_TRIES = 2  # early frames grabbed per wait at most (a discarded one costs a grab and an encode)
+EARLY_MIN_S = 0.002  # never grab before this much quiet
 
 
 class SettleSettings(BaseModel):
@@ -149,8 +161,10 @@ class Settler:
     """Per-run waiter: ``frame_taken()`` after each capture, ``before_act()`` and ``after_act()`` around each action."""
 
     def __init__(self, grab: Callable[[], Observation], watcher: DamageWatcher | None,
-                 settings: SettleSettings | None = None, region_hash: Callable[[Rect], bytes] | None = None) -> None:
+                 settings: SettleSettings | None = None, region_hash: Callable[[Rect], bytes] | None = None,
+                 prepare: Callable[[Observation], object] | None = None) -> None:
         self.grab = grab
+        self.prepare = prepare  # given: grab (and prepare) the next frame during the quiet period
         self.watcher = watcher
         self.settings = settings or SettleSettings()
         screen = watcher.size if watcher is not None else (1920, 1080)
@@ -161,10 +175,14 @@ class Settler:
         self.learned_quiet = self.settings.quiet_s
         self._last_server_ms: int | None = None  # X time of the last counted drawing of the last wait
         self._points: list[tuple[int, int]] = []
+        self._early: Observation | None = None  # grabbed in the last quiet period, nothing drawn since
+        self._early_cost = 0.008  # s a grab plus prepare takes (learned)
+        self.early_frames = self.early_dropped = 0
 
     @classmethod
     def open(cls, capturer, settings: SettleSettings | None = None, *, display: str | None = None,
-             xauthority=None, use_damage: bool = True) -> "Settler":
+             xauthority=None, use_damage: bool = True,
+             prepare: Callable[[Observation], object] | None = None) -> "Settler":
         """DAMAGE-based when the display has it (and ``use_damage``), frame comparison otherwise.
 
         ``capturer`` is a perception.Capturer (its display is watched unless ``display`` is given).
@@ -177,7 +195,7 @@ class Settler:
                 watcher = DamageWatcher(display, xauthority)
             except DamageUnavailable:
                 watcher = None
-        return cls(capturer.grab, watcher, settings, _region_hasher(capturer))
+        return cls(capturer.grab, watcher, settings, _region_hasher(capturer), prepare)
 
     @property
     def method(self) -> str:
@@ -191,11 +209,31 @@ class Settler:
     # -- around a step -------------------------------------------------------------
     def frame_taken(self) -> None:
         """Call right after grabbing the frame the model will see: what changed before it is not news."""
+        self._early = None
         if self.watcher is not None:
-            idle = self.watcher.poll()
-            self.ignore.learn(d.rect for d in idle)
-            self._late_drawing(idle)
+            self._idle(self.watcher.poll())
         self._changed_since_frame = False
+
+    def take_frame(self) -> Observation | None:
+        """The frame grabbed early in the last wait if the screen still shows it (see the module docstring).
+
+        Taking it counts as ``frame_taken()``; None: grab a fresh frame and call ``frame_taken()``.
+        """
+        early, self._early = self._early, None
+        if early is None or self.watcher is None:
+            return None
+        idle = self.watcher.poll()
+        self._idle(idle)
+        if any(not self.ignore.fixed(d.rect) for d in idle):
+            self.early_dropped += 1
+            return None
+        self._changed_since_frame = False
+        self.early_frames += 1
+        return early
+
+    def _idle(self, idle) -> None:
+        self.ignore.learn(d.rect for d in idle)
+        self._late_drawing(idle)
 
     LATE_WINDOW_MS = 300
 
@@ -211,6 +249,7 @@ class Settler:
 
     def before_act(self, action=None) -> None:
         """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
+        self._early = None
         self._points = list(action.points()) if action is not None else []
         self._acted_at = time.monotonic()
         if self.watcher is not None:
@@ -258,7 +297,9 @@ class Settler:
         first: float | None = None  # the first counted change: ends the first-change wait
         tentative: float | None = None  # the first small late change
         last = gap = 0.0
-        bursts = ignored = 0
+        bursts = ignored = tries = 0
+        early: Observation | None = None  # grabbed at `early_at`; good while nothing is counted after it
+        early_at = 0.0
         while True:
             now = time.monotonic()
             quiet = min(s.quiet_max_s, max(self.learned_quiet, 2 * gap))
@@ -270,7 +311,15 @@ class Settler:
                 until = first_at
             if now >= cap_at or now >= until:
                 break
-            events = self.watcher.poll(min(until, cap_at) - now)
+            wake = min(until, cap_at)
+            if first is not None and early is None and self.prepare is not None and tries < EARLY_TRIES:
+                grab_at = last + max(EARLY_MIN_S, quiet - 1.3 * self._early_cost)
+                if now >= grab_at:
+                    tries += 1
+                    early_at, early = now, self._grab_early()
+                    continue
+                wake = min(wake, grab_at)
+            events = self.watcher.poll(wake - now)
             kinds = [(d, self._kind(d.rect, d.when, start)) for d in events]
             ignored += sum(kind == "ignored" for _, kind in kinds)
             if first is None:
@@ -285,6 +334,7 @@ class Settler:
             else:
                 counted = [d for d, kind in kinds if kind != "ignored"]  # once changing, any drawing delays quiet
             if counted:
+                early = None  # drawn after (or racing) the early grab: that frame may be out of date
                 self.ignore.forget(d.rect for d in counted)
                 big = [d for d in counted if not self.ignore.small(d.rect)]
                 if big:
@@ -296,6 +346,7 @@ class Settler:
                 last = counted[-1].when
                 bursts += 1
         end = time.monotonic()
+        self._early = early if early is not None and early_at >= last and end < cap_at else None
         seen = first if first is not None else tentative
         return SettleResult(
             method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
@@ -303,6 +354,17 @@ class Settler:
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
             quiet_ms=round(self.learned_quiet * 1000, 1),
         )
+
+    def _grab_early(self) -> Observation | None:
+        start = time.monotonic()
+        try:
+            frame = self.grab()
+            if self.prepare is not None:
+                self.prepare(frame)
+        except Exception:  # a failed early grab only means the loop grabs as usual (and reports any error then)
+            return None
+        self._early_cost = 0.7 * self._early_cost + 0.3 * (time.monotonic() - start)
+        return frame
 
     def _changed_box(self, a: Observation, b: Observation) -> list[Rect]:
         if a.size != b.size:

@@ -28,7 +28,10 @@ With --budgets, also a table for the xterm scene per --image-budget and
 --history-images: image tokens per step against the unbudgeted cost, the
 estimated prompt tokens, the share reusable from the previous step's prompt,
 and what resizing costs the step.
-Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late] [--budgets]
+With --verify, every frame grabbed early (during the quiet period) and handed
+to the next step is compared with a fresh grab (which costs a grab per step):
+any difference is printed and fails the gate.
+Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late] [--budgets] [--verify]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from deskpilot.agent import settle as settle_module
 from deskpilot.agent.loop import Agent, LoopSettings
 from deskpilot.agent.policy import Policy
 from deskpilot.agent.trajectory import load_run
@@ -76,6 +80,28 @@ class EncodingSimulator(ScriptedBackend):
 
 def thousandths(x: int, y: int, size: tuple[int, int]) -> str:
     return f"[{round(x * 1000 / size[0])},{round(y * 1000 / size[1])}]"
+
+
+EARLY = {"used": 0, "differed": 0}
+
+
+def verify_early_frames() -> None:
+    """Wrap Settler.take_frame: count early frames and compare each with a fresh grab."""
+    from PIL import ImageChops
+
+    take = settle_module.Settler.take_frame
+
+    def checked(self):
+        frame = take(self)
+        if frame is not None:
+            EARLY["used"] += 1
+            box = ImageChops.difference(frame.image, self.grab().image).getbbox()
+            if box:
+                EARLY["differed"] += 1
+                print(f"  early frame differs from a fresh grab in {box}", file=sys.stderr)
+        return frame
+
+    settle_module.Settler.take_frame = checked
 
 
 def typing_replies() -> list[str]:
@@ -132,7 +158,7 @@ def run_way(sb, capturer, replies, way: str, steps: int, out: Path, point, **loo
 
     settings = LoopSettings(thinking=False, **WAYS[way], **loop)
     policy = Policy(max_steps=steps, stuck_repeats=10_000)
-    backend = EncodingSimulator(replies, loop=True)
+    backend = EncodingSimulator(replies, loop=True, keep_requests=False)
     with Agent(backend, sb, run_dir=out, policy=policy, settings=settings, capturer=capturer, on_event=on_event) as agent:
         asyncio.run(agent.arun("benchmark"))
     run = load_run(out)
@@ -194,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", default=",".join(SCENES))
     parser.add_argument("--ways", default=",".join(WAYS))
     parser.add_argument("--budgets", action="store_true", help="also the image-budget table (xterm scene)")
+    parser.add_argument("--verify", action="store_true", help="compare each early frame with a fresh grab")
     args = parser.parse_args(argv)
+    if args.verify:
+        verify_early_frames()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     scenes = [s for s in args.scenes.split(",") if s]
     ways = [w for w in args.ways.split(",") if w]
@@ -218,11 +247,14 @@ def main(argv: list[str] | None = None) -> int:
                     walls, parts, stale, flagged = run_way(sb, capturer, replies, way, steps + 1,
                                                             Path(tmp) / f"{scene}-{way}", point)
                     med = statistics.median(walls)
+                    early = f"  early frames {EARLY['used']} ({EARLY['differed']} differed)" if args.verify else ""
+                    failed = failed or EARLY["differed"] > 0
+                    EARLY.update(used=0, differed=0)
                     shown = " ".join(f"{k} {v:.1f}" for k, v in parts.items() if k != "tokens")
                     stale_text = "-" if stale is None else f"{stale}/{len(walls)}"
                     print(f"{scene:6s} {way:8s} {med:8.1f} {p90(walls):8.1f}  {shown}  {stale_text}"
-                          + (f"  (flagged changed-before-act {flagged})" if flagged else ""), flush=True)
-                    if way == "damage" and (stale or (scene == "xterm" and med > TARGET_MS)):
+                          + (f"  (flagged changed-before-act {flagged})" if flagged else "") + early, flush=True)
+                    if way == "damage" and (stale or (scene == "xterm" and med > TARGET_MS and not args.verify)):
                         failed = True
         if args.budgets and "xterm" in scenes:
             budget_table(size, args.steps, Path(tmp))

@@ -11,17 +11,25 @@ from deskpilot.model_backend.types import ChatRequest, Reply
 
 
 class ScriptedBackend:
-    """Returns the given replies in order and records every request it gets."""
+    """Returns the given replies in order and records every request it gets.
 
-    def __init__(self, replies: Sequence[str | Reply], *, loop: bool = False):
+    ``keep_requests=False`` keeps only the count: each request holds the
+    step's screenshots, so a long scripted run (CLI ``--script``, eval suites,
+    benchmarks) would otherwise keep every frame of the run in memory (~8 MB
+    each at 1920x1080) and make each new frame cost fresh page faults.
+    """
+
+    def __init__(self, replies: Sequence[str | Reply], *, loop: bool = False, keep_requests: bool = True):
         self.replies = [r if isinstance(r, Reply) else Reply(content=r) for r in replies]
         self.loop = loop
+        self.keep_requests = keep_requests
+        self.calls = 0
         self.requests: list[ChatRequest] = []
         if loop and not self.replies:
             raise BackendError("scripted backend needs at least one reply to loop over")
 
     @classmethod
-    def from_file(cls, path: str | Path, *, loop: bool = False) -> "ScriptedBackend":
+    def from_file(cls, path: str | Path, *, loop: bool = False, keep_requests: bool = True) -> "ScriptedBackend":
         """A JSON list of reply strings, or a recorded run's trajectory.jsonl."""
         path = Path(path)
         try:
@@ -29,13 +37,15 @@ class ScriptedBackend:
         except OSError as exc:
             raise BackendError(f"cannot read script {path}: {exc.strerror}") from None
         replies = _from_jsonl(text, path) if path.suffix == ".jsonl" else _from_json(text, path)
-        return cls(replies, loop=loop)
+        return cls(replies, loop=loop, keep_requests=keep_requests)
 
     def complete(self, request: ChatRequest) -> Reply:
-        used = len(self.requests)
+        used = self.calls
         if used >= len(self.replies) and not self.loop:
             raise BackendError(f"scripted backend has no more replies ({used} used)")
-        self.requests.append(request)
+        self.calls += 1
+        if self.keep_requests:
+            self.requests.append(request)
         return self.replies[used % len(self.replies)].model_copy()
 
     async def acomplete(self, request: ChatRequest) -> Reply:

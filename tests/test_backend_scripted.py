@@ -90,3 +90,11 @@ def test_bad_scripts_give_one_line_errors(tmp_path, name, text, msg):
 def test_missing_script_file(tmp_path):
     with pytest.raises(BackendError, match="cannot read script"):
         ScriptedBackend.from_file(tmp_path / "nope.json")
+
+
+def test_counts_without_keeping_requests():
+    """A long scripted run must not keep every request (and its screenshots) alive."""
+    b = ScriptedBackend(["a", "b"], loop=True, keep_requests=False)
+    replies = [b.complete(req("hi")).content for _ in range(5)]
+    assert replies == ["a", "b", "a", "b", "a"]
+    assert b.calls == 5 and b.requests == []

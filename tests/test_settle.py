@@ -202,3 +202,55 @@ def test_an_area_blinking_between_known_looks_is_tentative():
     assert settler._kind(text, start + 0.01, start) == "tentative"  # caret on again: a blink
     looks["now"] = b"typed"
     assert settler._kind(text, start + 0.01, start) == "counted"
+
+
+def test_early_frame_is_the_screen_after_the_wait(desk):
+    """The frame grabbed during the quiet period is handed over only while the screen still shows it."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "300")
+    x, y = centre(ready["canvas"])
+    prepared = []
+    settler = Settler.open(cap, SettleSettings(first_change_s=1.5), prepare=prepared.append)
+    try:
+        time.sleep(0.3)
+        for _ in range(3):  # each click toggles the canvas 300 ms later
+            result = act(settler, ex, Click(x=x, y=y))
+            assert result.changed and result.settled
+            frame = settler.take_frame()
+            assert frame is not None and frame is prepared[-1]
+            fresh = cap.grab()
+            assert frame.timestamp > time.monotonic() - result.wait_ms / 1000 - 0.05  # grabbed during this wait
+            assert frame.image.getpixel((x, y)) == fresh.image.getpixel((x, y))  # the late reaction is in it
+            box = ready["canvas"]
+            crop = (box[0], box[1], box[0] + box[2], box[1] + box[3])
+            assert frame.image.crop(crop).tobytes() == fresh.image.crop(crop).tobytes()
+        assert settler.take_frame() is None  # handed over once
+        # a change after the wait (the next click's late reaction) makes the early frame out of date
+        result = act(settler, ex, Click(x=x, y=y))
+        colour = cap.grab().image.getpixel((x, y))
+        ex.perform(Click(x=x, y=y))
+        time.sleep(0.45)
+        assert cap.grab().image.getpixel((x, y)) != colour
+        assert settler.take_frame() is None and settler.early_dropped == 1
+    finally:
+        settler.close()
+
+
+def test_no_early_frame_without_prepare_or_after_nothing_changed(desk):
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "0")
+    x, y = centre(ready["canvas"])
+    plain = Settler.open(cap)
+    try:
+        time.sleep(0.3)
+        assert act(plain, ex, Click(x=x, y=y)).changed
+        assert plain.take_frame() is None  # nobody asked for early frames
+    finally:
+        plain.close()
+    early = Settler.open(cap, SettleSettings(first_change_s=0.3), prepare=lambda obs: None)
+    try:
+        cx, cy, cw, ch = ready["canvas"]
+        assert act(early, ex, Hover(x=cx + cw + 300, y=cy)).bursts == 0  # at most the caret blinked (tentative)
+        assert early.take_frame() is None  # no change counted, no quiet period to grab in
+    finally:
+        early.close()

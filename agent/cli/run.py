@@ -40,7 +40,7 @@ def make_backend(cfg: RunConfig):
     if spec.script is not None:
         if not spec.script.is_file():
             raise ConfigError(f"script file {spec.script} does not exist")
-        return ScriptedBackend.from_file(spec.script)
+        return ScriptedBackend.from_file(spec.script, keep_requests=False)
     if spec.base_url:
         return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
                                        timeout=cfg.policy.step_timeout_s)

@@ -91,7 +91,7 @@ def task_backend(task: SuiteTask, shared):
     replies = task.replies()
     if not replies:
         raise ConfigError(f"task {task.id} has no script and no model was given (--base-url)")
-    return ScriptedBackend(replies)
+    return ScriptedBackend(replies, keep_requests=False)
 
 
 def task_spec(task: SuiteTask):
