@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deskpilot.actions import forkserver
 from deskpilot.actions.errors import ActionError, ExecutorError
 from deskpilot.actions.keys import KEY_NAMES
 from deskpilot.actions.models import (
@@ -56,7 +57,7 @@ class Executor:
         self.display = display
         self.xauthority = Path(xauthority) if xauthority else None
         self.screen_size = screen_size
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen | forkserver.ForkedWorker | None = None
         self._stderr: Any = None  # a temporary file once the worker starts
         self._lock = threading.Lock()
         self._start()
@@ -117,7 +118,9 @@ class Executor:
     def _send(self, action: Action) -> None:
         with self._lock:
             if self._proc is not None and self._proc.poll() is not None:
-                self._fail(f"died (exit code {self._proc.returncode}); the next action restarts it")
+                forked = isinstance(self._proc, forkserver.ForkedWorker)  # its exit code is its server's to read
+                how = "exited" if forked else f"exit code {self._proc.returncode}"
+                self._fail(f"died ({how}); the next action restarts it")
             if self._proc is None:
                 self._start()
             line = json.dumps({"action": action.model_dump(mode="json")}) + "\n"
@@ -155,10 +158,18 @@ class Executor:
         if self.xauthority:
             env["XAUTHORITY"] = str(self.xauthority)
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "deskpilot.actions._worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
-        )
+        self._proc = None
+        if forkserver.enabled():  # a fork of a pre-imported process: ~10x less CPU than a fresh Python
+            try:
+                changes = {k: env.get(k) for k in ("DISPLAY", "XDG_SESSION_TYPE", "XAUTHORITY")}
+                self._proc = forkserver.fork_worker(changes, self._stderr)
+            except OSError:
+                self._proc = None  # no fork server here: a fresh interpreter, as before
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "deskpilot.actions._worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+            )
         hello = self._read(START_TIMEOUT_S)
         if not hello.get("ready"):
             self._stop()
