@@ -117,7 +117,9 @@ deadline = time.monotonic() + 30
 while pool.stats["idle"] < 2 and time.monotonic() < deadline:
     time.sleep(0.05)
 desks = list(pool._desks.values())
-print(json.dumps({"pids": [p for d in desks for p in [d.sandbox.xvfb_pid, d.sandbox.wm.pid, d.executor.pid] + [a.pid for a in d.apps]],
+from deskpilot.actions import forkserver
+pids = [p for d in desks for p in [d.sandbox.xvfb_pid, d.sandbox.wm.pid, d.executor.pid] + [a.pid for a in d.apps]]
+print(json.dumps({"pids": pids + [forkserver._server.proc.pid],
                   "dirs": [str(d.sandbox.dir) for d in desks], "displays": [d.sandbox.display for d in desks],
                   "inodes": [os.stat("/tmp/.X11-unix/X" + d.sandbox.display[1:]).st_ino for d in desks]}), flush=True)
 time.sleep(60)
@@ -132,7 +134,8 @@ def test_sigkill_of_the_owner_leaves_nothing_behind():
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert len(info["dirs"]) == 3 and len(info["pids"]) == 12  # Xvfb, openbox, input worker, xterm per desk
+    # Xvfb, openbox, input worker, xterm per desk, and the fork server of the input workers
+    assert len(info["dirs"]) == 3 and len(info["pids"]) == 13
     _wait_gone(info["pids"], info["dirs"])
     # a display number may already serve a newer sandbox (other tests, other users): the old socket is
     # gone when the path is gone or is another file
