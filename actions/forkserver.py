@@ -26,6 +26,7 @@ Disable with DESKPILOT_INPUT_FORKSERVER=0 (fresh interpreters, as before).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -149,6 +150,14 @@ _server: ForkServer | None = None
 _lock = threading.Lock()
 
 
+@atexit.register
+def _shutdown() -> None:
+    """At a normal exit: stop the server and reap it (its CPU then counts as ours in rusage)."""
+    server = _server
+    if server is not None and server.owner == os.getpid():
+        server.close()
+
+
 def fork_worker(env: dict[str, str | None], stderr: IO[bytes]) -> ForkedWorker:
     """Fork a worker from this process's fork server (started, or restarted, as needed)."""
     global _server
@@ -237,9 +246,9 @@ def serve(fd: int) -> None:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 3)
         except OSError:
-            return
+            break
         if not msg:
-            return  # the owner closed the socket or died
+            break  # the owner closed the socket or died
         try:
             request = json.loads(msg)
             if len(fds) != 3:
@@ -261,9 +270,10 @@ def serve(fd: int) -> None:
         try:
             socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
         except OSError:
-            return
+            break
         finally:
             os.close(pidfd)
+    _reap()  # workers that already exited: their CPU goes into our rusage, and on to the owner's
 
 
 if __name__ == "__main__":

@@ -55,9 +55,17 @@ class Sampler(threading.Thread):
         self.root, self.every = root, every
         self.samples: list[tuple[int, float, float]] = []  # (sandboxes, PSS MB without the eval process, load)
         self.stop = threading.Event()
+        self.eval_cpu = 0.0  # the eval process alone (its event loop and threads), last seen
+
+    def _eval_cpu(self) -> None:
+        try:
+            self.eval_cpu = _own_cpu(psutil.Process(self.root))
+        except psutil.Error:
+            pass
 
     def run(self) -> None:
         while not self.stop.wait(self.every):
+            self._eval_cpu()
             try:
                 procs = psutil.Process(self.root).children(recursive=True)
             except psutil.NoSuchProcess:
@@ -72,11 +80,17 @@ class Sampler(threading.Thread):
             self.samples.append((xvfb, pss / 2**20, os.getloadavg()[0]))
 
 
-def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
+def _own_cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return t.user + t.system
+
+
+def run_level(n: int, url: str, repeat: int, tmp: Path, sim: psutil.Process) -> dict:
     out = tmp / f"p{n}"
     cmd = [sys.executable, "-m", "deskpilot.agent.cli", "eval", str(SUITE), "--parallel", str(n), "--repeat", str(repeat),
            "--out", str(out), "--base-url", url, "--no-thinking", "--quiet", "--warm", "1"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sim0 = _own_cpu(sim)
     busy0 = _busy()
     load0 = os.getloadavg()[0]
     start = time.monotonic()
@@ -88,6 +102,7 @@ def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
     sampler.stop.set()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine = _busy() - busy0  # CPU seconds the whole machine was busy (us and everyone else)
+    sim_cpu = _own_cpu(sim) - sim0  # the model server's share (on a GPU host in real use)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"eval at {n} failed ({proc.returncode}): {err[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -114,7 +129,9 @@ def run_level(n: int, url: str, repeat: int, tmp: Path) -> dict:
         "steady_steps_per_s": steady_rate(out, results, n),
         "cpu_per_sandbox": round(cpu / sandbox_s, 3) if sandbox_s else None,
         "cpu_ms_per_step": round(cpu / steps * 1000, 1), "cpu_s": round(cpu, 1),
-        "others_cpu_share": round(max(0.0, machine - cpu) / (wall * (os.cpu_count() or 1)), 2),
+        "others_cpu_share": round(max(0.0, machine - cpu - sim_cpu) / (wall * (os.cpu_count() or 1)), 2),
+        "simulator_cpu_share": round(sim_cpu / (wall * (os.cpu_count() or 1)), 2),
+        "eval_process_cpu_s": round(sampler.eval_cpu, 1),
         "mem_per_sandbox_mb": round(statistics.median(s[1] / s[0] for s in up), 1) if up else None,
         "overhead_ms_per_step": round(statistics.mean(overhead), 1),
         "cpu_work_ms_per_step": round(statistics.mean(cpu_work), 1),
@@ -168,7 +185,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as tmp:
             for n in levels:
                 repeat = max(1, math.ceil(3 * n / 10)) if n > 1 else 1
-                row = run_level(n, url, repeat, Path(tmp))
+                row = run_level(n, url, repeat, Path(tmp), psutil.Process(sim.pid))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
@@ -178,8 +195,9 @@ def main() -> None:
     print(f"\nsimulated model: {args.delay:g} s per call; machine: {os.cpu_count()} CPUs; baseline: {rows[0]['parallel']} "
           f"sandbox = {base:.3f} steps/s each")
     print("| parallel | attempts | wall s | tasks/min | steps/s | ratio | steady ratio | CPU/sandbox | CPU ms/step "
-          "| MB/sandbox | runtime ms/step (CPU work) | model call ms | step p50/p90 ms | load start/max | others' CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| MB/sandbox | runtime ms/step (CPU work) | model call ms | step p50/p90 ms | load start/max | others' CPU "
+          "| simulator CPU | eval process CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     for r in rows:
         ratio = r["steps_per_s"] / (base * r["parallel"])
@@ -192,7 +210,8 @@ def main() -> None:
               f"{r['steps_per_s']} | {ratio:.2f} | {steady if steady is None else f'{steady:.2f}'} | "
               f"{r['cpu_per_sandbox']} | {r['cpu_ms_per_step']} | {r['mem_per_sandbox_mb']} | {r['overhead_ms_per_step']} "
               f"({r['cpu_work_ms_per_step']}) | {r['model_call_ms']} | {r['step_p50_ms']}/{r['step_p90_ms']} | "
-              f"{r['load_start']}/{r['load_max']} | {r['others_cpu_share']:.0%} |")
+              f"{r['load_start']}/{r['load_max']} | {r['others_cpu_share']:.0%} | {r['simulator_cpu_share']:.0%} | "
+              f"{r['eval_process_cpu_s']} |")
     cpu_step = statistics.median(r["cpu_ms_per_step"] for r in rows) / 1000
     step_s = rows[0]["parallel"] / rows[0]["steps_per_s"]
     print(f"CPU bound: {cpu_step * 1000:.0f} ms of CPU per step (sandbox start-up included) and {step_s:.2f} s per step "
