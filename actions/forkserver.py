@@ -175,8 +175,8 @@ def fork_worker(env: dict[str, str | None], stderr: IO[bytes]) -> ForkedWorker:
 
 def _preload() -> None:
     """Everything the worker imports that does not bind to a display at import time."""
-    import Xlib.display  # noqa: F401
-    import Xlib.ext.xtest  # noqa: F401
+    import Xlib.display
+    import Xlib.ext.xtest
     import Xlib.XK  # noqa: F401
     import pymsgbox  # noqa: F401
     import pyperclip  # noqa: F401

@@ -28,11 +28,19 @@ _ENV = jinja2.Environment(
 _LABELS = dict(LEGEND) | {"left": "click"}
 
 
+INLINE_PNG_MAX = 512 * 1024  # larger PNGs (photos, gradients) are inlined as JPEG instead
+
+
 def _inline(path: Path) -> tuple[str | None, int, int]:
+    """A data URL of a screenshot. A UI screen's PNG is small: its own bytes go in as they
+    are (no decode and re-encode: ~20 ms of CPU per step saved, and smaller than a JPEG)."""
     if not path.is_file():
         return None, 0, 0
     try:
         with Image.open(path) as img:
+            if img.format == "PNG" and path.stat().st_size <= INLINE_PNG_MAX:
+                data = base64.b64encode(path.read_bytes()).decode()
+                return "data:image/png;base64," + data, img.width, img.height
             rgb = img.convert("RGB")
     except OSError:
         return None, 0, 0

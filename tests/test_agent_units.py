@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 
 import pytest
 from PIL import Image, ImageDraw
 
-from deskpilot.actions.models import Click, Drag, Key, Type
+from deskpilot.actions.models import Click, Done, Drag, Key, Type
 from deskpilot.agent.config import ConfigError, load_config, parse_size
 from deskpilot.agent.policy import Policy, Region
 from deskpilot.agent.records import EndRecord, PolicyDecision, Status, StepRecord
@@ -141,10 +142,26 @@ def test_report_is_self_contained_and_escapes_model_text(tmp_path):
     traj.close()
     html = build_report(tmp_path).read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
-    assert "data:image/jpeg;base64," in html
+    assert "data:image/png;base64," + base64.b64encode((tmp_path / "step_001.png").read_bytes()).decode() in html
     assert 'cx="160" cy="100"' in html  # the click point drawn where the pixels say
     assert "Not performed: region" in html and "DONE" in html and "42" in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+
+
+def test_report_inlines_a_large_png_as_jpeg(tmp_path):
+    import random
+
+    traj = Trajectory(tmp_path)
+    traj.write_settings({"task": "photo"})
+    noise = Image.frombytes("RGB", (640, 400), random.Random(1).randbytes(640 * 400 * 3))
+    traj.save_screenshot(noise, "step_001.png")
+    assert (tmp_path / "step_001.png").stat().st_size > 512 * 1024
+    traj.append(StepRecord(step=1, time=now_iso(), screenshot="step_001.png", screen_size=(640, 400),
+                           action=Done().model_dump(mode="json"), performed=True))
+    traj.append(EndRecord(time=now_iso(), status=Status.DONE, steps=1))
+    traj.close()
+    html = build_report(tmp_path).read_text()
+    assert "data:image/jpeg;base64," in html and "data:image/png;base64," not in html
 
 
 def test_report_of_an_unfinished_run(tmp_path):
