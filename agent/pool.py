@@ -2,7 +2,9 @@
 
 Why it lives in the agent layer: a *ready* desktop means its apps are started
 and their first window has settled (`session.wait_until_ready`), which needs
-capture. A desk is used by exactly one task and then closed (reset =
+capture. A desk is a library Session (``deskpilot.Sandbox``: the same
+object a user gets from ``with deskpilot.Sandbox(...)``, with its capturer and
+input worker already started). It is used by exactly one task and then closed (reset =
 replace): an app's state, its private HOME and /tmp, and (with
 ``fresh_shares``) its shared folders never reach the next task.
 
@@ -25,59 +27,17 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from deskpilot.agent.session import AppSpec, SessionSpec, app_from_command
-
-if TYPE_CHECKING:
-    from deskpilot.actions.executor import Executor
-    from deskpilot.perception import Capturer
-    from deskpilot.sandbox import Sandbox
-
+from deskpilot.agent.session import AppSpec, Session, SessionSpec, app_from_command
 from deskpilot.errors import SandboxError, UsageError
 
-
-@dataclass
-class Desk:
-    """One ready desktop, handed to one task: sandbox, app handles, a capturer.
-
-    ``shares`` maps each shared folder as the task names it to the host folder
-    that really backs it (a private copy when the pool makes fresh shares).
-    """
-
-    sandbox: Sandbox
-    apps: list
-    capturer: Capturer
-    spec: SessionSpec
-    shares: dict[str, Path] = field(default_factory=dict)
-    started_s: float = 0.0  # how long it took to become ready
-    share_binds: list = field(default_factory=list)
-    executor: Executor | None = None  # the input worker, started with the desk (its start is the costliest part)
-
-    def launch(self, argv: Sequence[str]):
-        """Start another program in this desk, seeing the shares the apps see."""
-        return self.sandbox.launch(argv, binds=self.share_binds)
-
-    def host_path(self, path: str | Path) -> Path:
-        """Where a path the apps see lives on the host (inside a fresh share: its copy)."""
-        path = Path(path)
-        for inside, host in self.shares.items():
-            if path == Path(inside) or Path(inside) in path.parents:
-                return host / path.relative_to(inside)
-        return path
-
-    def close(self) -> None:
-        for part in (self.executor, self.capturer):
-            if part is not None:
-                with contextlib.suppress(Exception):
-                    part.close()
-        self.sandbox.close()
+Desk = Session  # what a pool hands out: a library Session (deskpilot.Sandbox), ready to work on
 
 
 def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: float = 20.0,
-               executor: bool = True) -> Desk:
+               executor: bool = True) -> Session:
     """Start one sandbox with its apps and wait until it is ready to be looked at.
 
     Shares are bound after an app's own read-only binds, so a writable share
@@ -131,7 +91,8 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
     except BaseException:
         sb.close()
         raise
-    return Desk(sb, handles, capturer, spec, shares, round(time.monotonic() - started, 3), share_binds, worker)
+    return Session.adopt(spec, sb, handles, capturer=capturer, executor=worker, shares=shares, share_binds=share_binds,
+                         started_s=round(time.monotonic() - started, 3))
 
 
 def max_starting() -> int:

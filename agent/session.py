@@ -190,12 +190,42 @@ class Session:
         self._capturer = None
         self._executor = None
         self._settler = None
+        self.shares: dict[str, Path] = {s: Path(s) for s in spec.shares}  # as the apps see it -> on the host
+        self._share_binds: list = []  # the shares are bound for the whole sandbox here
+        self.started_s = 0.0
         try:
             wait_until_ready(self.sandbox, self.capturer, timeout=ready_timeout, handles=self.apps,
                              has_apps=bool(spec.apps))
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def adopt(cls, spec: SessionSpec, sandbox, apps: list, *, capturer=None, executor=None,
+              shares: dict[str, Path] | None = None, share_binds: Sequence = (), started_s: float = 0.0) -> "Session":
+        """A Session around a desktop someone else started and made ready (the sandbox pool).
+
+        ``shares`` maps each shared folder as the apps see it to the host folder
+        backing it (a private copy in a pool's fresh desk); ``share_binds`` are
+        added to every later `launch` so new apps see the same folders.
+        The spec is copied: `launch` records new apps in this session's spec only.
+        """
+        self = cls.__new__(cls)
+        self.spec = spec.model_copy(deep=True)
+        self.sandbox, self.apps = sandbox, list(apps)
+        self._capturer, self._executor, self._settler = capturer, executor, None
+        self.shares = dict(shares) if shares is not None else {s: Path(s) for s in spec.shares}
+        self._share_binds = list(share_binds)
+        self.started_s = started_s
+        return self
+
+    def host_path(self, path: "str | os.PathLike[str]") -> Path:
+        """Where a path the apps see lives on the host (inside a pool's private share copy: in the copy)."""
+        path = Path(path)
+        for inside, host in self.shares.items():
+            if path == Path(inside) or Path(inside) in path.parents:
+                return host / path.relative_to(inside)
+        return path
 
     # -- what it is -------------------------------------------------------------
     @property
@@ -316,7 +346,7 @@ class Session:
         extra = plan_binds(app.binds, self.spec.shares)
         prepare_home(self.sandbox.home, [app.argv], self.spec.shares)
         self.sandbox.give_to_apps(self.sandbox.home / ".config")
-        handle = self.sandbox.launch(app.argv, binds=extra)
+        handle = self.sandbox.launch(app.argv, binds=[*extra, *self._share_binds])  # shares last: never hidden
         self.apps.append(handle)
         self.spec.apps.append(app)
         if wait:

@@ -207,3 +207,69 @@ def test_run_folders_unpack_safely_with_or_without_tar_filters(tmp_path, monkeyp
     with pytest.raises((DeskpilotError, tarfile.TarError)):
         _unpack(archive("../outside.txt"), tmp_path / "deeper")
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_shared_out_and_one_cap_on_model_calls_for_the_whole_cluster(cluster, tmp_path):
+    """--ray-shared-out: workers write run folders into --out; --model-concurrency 1 holds across both nodes."""
+    import urllib.request
+
+    address, env, _ = cluster
+    two = [_box("left_click(start_box='[350,600]')")] * 2
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "ray-shared", "tasks": [_task(t, two + [_box("DONE()")]) for t in "abc"]}))
+    sim = subprocess.Popen([sys.executable, str(REPO / "bench" / "glm_simulator.py"), "--suite", str(suite),
+                            "--delay", "0.3"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        url = sim.stdout.readline().split()[-1]
+        out = tmp_path / "out"
+        proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", address,
+                               "--parallel", "3", "--model-concurrency", "1", "--base-url", url, "--no-thinking",
+                               "--ray-shared-out", "--out", str(out), "--quiet"], env=env, capture_output=True,
+                              text=True, timeout=240)
+        stats = json.loads(urllib.request.urlopen(url.removesuffix("/v1") + "/stats").read())
+    finally:
+        sim.kill()
+        sim.wait()
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] == 3 and summary["ray"]["shared_out"] is True
+    results = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len({r["worker"].split("(node ")[1] for r in results}) == 2  # the attempts ran on both nodes
+    assert stats["requests"] == 9 and stats["max_in_flight"] == 1  # one call at a time, cluster-wide
+    assert summary["ray"]["model_calls"] == {"limit": 1, "calls": 9, "peak": 1, "expired": 0}
+    for r in results:  # written on the workers, straight into --out
+        assert (out / r["run_dir"] / "report.html").is_file() and (out / r["run_dir"] / "step_003.png").is_file()
+
+
+def test_shared_out_needs_ray(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray-shared-out",
+                           "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 2 and "--ray-shared-out goes with --ray" in proc.stderr
+
+
+def test_model_slots_free_a_dead_holders_slot_when_its_lease_runs_out():
+    """The cluster-wide cap's actor class, run here on a plain event loop."""
+    import asyncio
+
+    from deskpilot.agent.eval.ray_runner import ModelSlots
+
+    async def scenario() -> tuple[float, float, dict]:
+        slots = ModelSlots(limit=1, lease_s=0.4)
+        first = await slots.acquire()
+        t0 = time.monotonic()
+        second = asyncio.ensure_future(slots.acquire())
+        await asyncio.sleep(0.1)
+        assert not second.done()  # the one slot is held
+        await slots.release(first)
+        await second
+        waited_release = time.monotonic() - t0
+        t1 = time.monotonic()
+        await slots.acquire()  # `second` is never released (its holder "died"): the lease frees it
+        return waited_release, time.monotonic() - t1, slots.stats()
+
+    waited_release, waited_lease, stats = asyncio.run(scenario())
+    assert waited_release < 0.35 and 0.25 <= waited_lease < 2.0
+    assert stats == {"limit": 1, "calls": 3, "peak": 1, "expired": 1}

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import deskpilot
 from deskpilot.agent.pool import SandboxPool
 
 from deskpilot.errors import SandboxError
@@ -58,6 +59,7 @@ def test_warm_desks_are_handed_out_fast_and_replaced_after_use(tmp_path):
         assert desk.sandbox.wait_for_window("", timeout=1)  # the app's window is already up
         assert desk.capturer.grab().size == (640, 400)
         assert desk.executor.alive  # the input worker started with the desk
+        assert isinstance(desk, deskpilot.Sandbox)  # the library's session, not a pool-only object
         first = desk.sandbox
         xvfb = first.xvfb_pid
         pool.release(desk)
@@ -90,12 +92,12 @@ def test_fresh_shares_keep_one_task_from_seeing_another(tmp_path):
     (share / "in.txt").write_text("original\n")
     with SandboxPool(size=(320, 240), apps=[], warm=1, max=2, shares=[share], fresh_shares=True) as pool:
         with pool.lease() as desk:
-            app = desk.launch(["/bin/sh", "-c", f"echo changed > {share}/in.txt; echo new > {share}/out.txt"])
+            app = desk.launch(["/bin/sh", "-c", f"echo changed > {share}/in.txt; echo new > {share}/out.txt"], wait=False)
             assert app.wait(10) == 0
             assert desk.host_path(share / "out.txt").read_text() == "new\n"
             assert desk.host_path(share / "in.txt").read_text() == "changed\n"
         with pool.lease() as desk:
-            app = desk.launch(["/bin/cat", f"{share}/in.txt"])
+            app = desk.launch(["/bin/cat", f"{share}/in.txt"], wait=False)
             assert app.wait(10) == 0
             assert Path(app.stdout_path).read_text() == "original\n"
             assert not desk.host_path(share / "out.txt").exists()
@@ -145,3 +147,16 @@ def test_sigkill_of_the_owner_leaves_nothing_behind():
         while _inode(path) == inode:
             assert time.monotonic() < deadline, f"socket {path} of the killed owner's sandbox is left behind"
             time.sleep(0.1)
+
+
+def test_a_desk_is_a_library_session_and_launching_in_it_stays_in_it(tmp_path):
+    with SandboxPool(size=(640, 400), apps=["xterm -title first"], warm=1, max=2) as pool:
+        with pool.lease() as desk:
+            desk.launch("xterm -title second")  # waits for its window, as deskpilot.Sandbox.launch does
+            assert desk.sandbox.wait_for_window("second", timeout=1)
+            assert [a.argv[-1] for a in desk.spec.apps] == ["first", "second"]
+            desk.click(5, 5)  # the library's computer-control methods work on a pool desk
+            assert desk.screenshot().size == (640, 400)
+        assert [a.argv[-1] for a in pool.spec.apps] == ["first"]  # the next desk starts what the pool says
+        with pool.lease() as desk:
+            assert len(desk.apps) == 1

@@ -107,6 +107,8 @@ def eval_suite(
     model_concurrency: int | None = typer.Option(None, help="Model calls in flight at most [default: --parallel]"),
     warm: int = typer.Option(1, help="Desks kept ready per distinct desktop"),
     ray: str | None = typer.Option(None, "--ray", help="Run each attempt as a Ray task: 'auto' or a cluster address"),
+    ray_shared_out: bool = typer.Option(False, "--ray-shared-out", help="With --ray: --out is on a file system "
+                                        "every node mounts at the same path; workers write run folders there"),
     config: Path | None = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
 ) -> None:
@@ -115,6 +117,8 @@ def eval_suite(
     from deskpilot.agent.eval.runner import EvalSettings, Evaluation
     from deskpilot.agent.eval.suite import load_suite
 
+    if ray_shared_out and not ray:
+        raise fail("--ray-shared-out goes with --ray (a local evaluation writes to --out anyway)")
     try:
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking},
                           config_file=config)
@@ -132,7 +136,8 @@ def eval_suite(
         if ray:
             from deskpilot.agent.eval.ray_runner import RayEvaluation
 
-            summary = RayEvaluation(loaded, cfg, out_dir, settings, progress=progress, address=ray).run()
+            summary = RayEvaluation(loaded, cfg, out_dir, settings, progress=progress, address=ray,
+                                    shared_out=ray_shared_out).run()
         else:
             summary = asyncio.run(Evaluation(loaded, cfg, out_dir, settings, progress=progress).run())
     except _user_errors() as err:

@@ -12,10 +12,15 @@ retried.
 Every node needs the deskpilot package and the system packages (Xvfb,
 openbox, bubblewrap and the suite's apps) and must see the suite's folder at
 the same path (a shared file system, or the same checkout on every node).
-The model is one shared endpoint (``--base-url``, e.g. vLLM on GPU nodes).
-The run folders come back to the driver as tar archives and are unpacked
-into ``--out``; results.jsonl, summary.json and index.html are written there
-as for a local evaluation.
+The model is one shared endpoint (``--base-url``, e.g. vLLM on GPU nodes);
+``--model-concurrency`` caps the calls in flight across the whole cluster
+through a second small actor (``ModelSlots``, a semaphore with leases, so a
+slot held by a worker that died is freed when its lease runs out). The run
+folders come back to the driver as tar archives and are unpacked into
+``--out``; with ``--ray-shared-out`` (``--out`` on a file system every node
+mounts at the same path) workers write them there directly and nothing is
+shipped. results.jsonl, summary.json and index.html are written by the
+driver as for a local evaluation.
 """
 
 from __future__ import annotations
@@ -46,12 +51,95 @@ def _ray():
     return ray
 
 
-def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key: str) -> tuple[dict, bytes]:
-    """Runs on a Ray worker: one attempt on a fresh local desk; returns its result and run folder (tar)."""
+class ModelSlots:
+    """Actor: at most `limit` model calls in flight on the whole cluster (an async semaphore with leases).
+
+    A worker takes a slot (a token) before each call and gives it back after.
+    A worker that dies holding one cannot give it back: a slot is held at most
+    `lease_s` (longer than a model call may take), then it is free again.
+    """
+
+    def __init__(self, limit: int, lease_s: float) -> None:
+        self.limit, self.lease_s = limit, lease_s
+        self.held: dict[int, float] = {}  # token -> when its lease runs out
+        self.cond = asyncio.Condition()
+        self.tokens = self.calls = self.peak = self.expired = 0
+
+    async def acquire(self) -> int:
+        async with self.cond:
+            while True:
+                now = time.monotonic()
+                for token, until in list(self.held.items()):
+                    if until < now:  # its holder died (or hung) past the lease
+                        del self.held[token]
+                        self.expired += 1
+                if len(self.held) < self.limit:
+                    break
+                try:
+                    await asyncio.wait_for(self.cond.wait(), max(0.05, min(self.held.values()) - now))
+                except asyncio.TimeoutError:
+                    pass
+            self.tokens += 1
+            self.held[self.tokens] = now + self.lease_s
+            self.calls += 1
+            self.peak = max(self.peak, len(self.held))
+            return self.tokens
+
+    async def release(self, token: int) -> None:
+        async with self.cond:
+            if self.held.pop(token, None) is not None:
+                self.cond.notify()
+
+    def stats(self) -> dict[str, int]:
+        return {"limit": self.limit, "calls": self.calls, "peak": self.peak, "expired": self.expired}
+
+
+class ClusterLimitedBackend:
+    """A worker's backend whose calls each hold one of the cluster's model slots."""
+
+    def __init__(self, backend, slots) -> None:
+        self.backend, self.slots = backend, slots
+
+    async def acomplete(self, request):
+        token = await self.slots.acquire.remote()
+        try:
+            return await self.backend.acomplete(request)
+        finally:
+            self.slots.release.remote(token)
+
+    def complete(self, request):
+        import ray
+
+        token = ray.get(self.slots.acquire.remote())
+        try:
+            return self.backend.complete(request)
+        finally:
+            self.slots.release.remote(token)
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+
+def _set_aside(folder: Path) -> None:
+    """A run folder left by a worker lost mid-attempt (shared --out): keep it, out of the retry's way."""
+    if folder.exists():
+        n = 1
+        while (aside := folder.with_name(f"{folder.name}.lost{n}")).exists():
+            n += 1
+        folder.rename(aside)
+
+
+def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key: str, slots=None,
+                      shared_out: str | None = None) -> tuple[dict, bytes]:
+    """Runs on a Ray worker: one attempt on a fresh local desk; returns its result and run folder (tar).
+
+    With `shared_out` the run folder is written there (a path every node
+    sees) and no archive is returned.
+    """
     import ray
 
     from deskpilot.agent.config import RunSpec
-    from deskpilot.agent.eval.runner import make_backend
+    from deskpilot.agent.eval.runner import attempt_dir, make_backend
     from deskpilot.agent.pool import build_desk
 
     worker = f"{socket.gethostname()}:{os.getpid()} (node {ray.get_runtime_context().get_node_id()[:8]})"
@@ -59,14 +147,21 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
     task = SuiteTask.model_validate(task_data)
     cfg = RunSpec.model_validate(cfg_data)
     with tempfile.TemporaryDirectory(prefix="deskpilot-ray-") as tmp:
-        out = Path(tmp)
+        out = Path(shared_out or tmp)
         started = time.monotonic()
         try:
+            if not out.is_dir():
+                raise DeskpilotError(f"--out {out} is not visible on {socket.gethostname()}: "
+                                     f"--ray-shared-out needs a path every node mounts")
+            if shared_out:
+                _set_aside(attempt_dir(out, task.id, attempt))
             desk = build_desk(task_spec(task), fresh_shares=True)
         except (DeskpilotError, OSError) as err:
-            result = failed_attempt(task, attempt, out, err, time.monotonic() - started)
+            result = failed_attempt(task, attempt, out if out.is_dir() else Path(tmp), err, time.monotonic() - started)
         else:
             backend = make_backend(cfg) if cfg.backend.base_url else task_backend(task, None)
+            if slots is not None and cfg.backend.base_url:
+                backend = ClusterLimitedBackend(backend, slots)
             try:
                 result = asyncio.run(run_attempt(task, attempt, out, cfg, desk, backend,
                                                  desk_s=time.monotonic() - started))
@@ -76,6 +171,8 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
         if result.run_dir:
             finish_run(out / result.run_dir)
         result.worker = worker
+        if shared_out:
+            return result.model_dump(mode="json"), b""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             if (out / "runs").is_dir():
@@ -146,8 +243,9 @@ class RayEvaluation:
 
     def __init__(self, suite: Suite, cfg, out: Path, settings: EvalSettings | None = None,
                  progress: Callable[[dict], None] | None = None, address: str = "auto",
-                 retries: int = RETRIES):
-        self.suite, self.cfg, self.out = suite, cfg, Path(out)
+                 retries: int = RETRIES, shared_out: bool = False):
+        self.suite, self.cfg, self.out = suite, cfg, Path(out).resolve()
+        self.shared_out = shared_out  # workers write run folders into --out themselves
         self.settings = settings or EvalSettings()
         self.progress = progress or (lambda e: None)
         self.address, self.retries = address, retries
@@ -172,6 +270,11 @@ class RayEvaluation:
         todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
         planned = len(todo) + len(self.results)
         ledger = ray.remote(num_cpus=0)(_Ledger).remote()
+        slots = None
+        if self.cfg.backend.base_url:  # one cap on model calls for the whole cluster
+            limit = self.settings.model_concurrency or self.settings.parallel
+            slots = ray.remote(num_cpus=0)(ModelSlots).remote(limit, float(self.cfg.policy.step_timeout_s) + 30.0)
+        shared = str(self.out) if self.shared_out else None
         remote = ray.remote(attempt_on_worker).options(num_cpus=1, max_retries=self.retries, retry_exceptions=False)
         cfg_data = self.cfg.model_dump(mode="json")
         self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
@@ -183,7 +286,8 @@ class RayEvaluation:
             while waiting or running:
                 while waiting and len(running) < self.settings.parallel:
                     task, attempt = waiting.pop(0)
-                    ref = remote.remote(task.model_dump(mode="json"), attempt, cfg_data, ledger, f"{task.id}~{attempt}")
+                    ref = remote.remote(task.model_dump(mode="json"), attempt, cfg_data, ledger, f"{task.id}~{attempt}",
+                                        slots, shared)
                     running[ref] = (task, attempt)
                     self.progress({"event": "start", "task": task.id, "attempt": attempt})
                 done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
@@ -195,10 +299,16 @@ class RayEvaluation:
             for ref in running:
                 ray.cancel(ref, force=True)
         finally:
-            ray.kill(ledger)
+            calls = ray.get(slots.stats.remote()) if slots is not None else None
+            for actor in (ledger, slots):
+                if actor is not None:
+                    ray.kill(actor)
         summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
                             interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
-        summary["ray"] = {"address": self.address, "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
+        summary["ray"] = {"address": self.address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+                          "shared_out": self.shared_out}
+        if calls is not None:
+            summary["ray"]["model_calls"] = calls
         write_summary(self.out, summary)
         write_index(self.out, self.results, summary)
         self.progress({"event": "summary", "summary": summary})
@@ -209,7 +319,8 @@ class RayEvaluation:
         try:
             data, archive = ray.get(ref)
             result = AttemptResult.model_validate(data)
-            _unpack(archive, self.out)
+            if archive:  # nothing to unpack when the worker wrote to the shared --out
+                _unpack(archive, self.out)
         except ray.exceptions.RayError as err:  # retries used up, or the task itself failed
             first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
             result = failed_attempt(task, attempt, self.out, DeskpilotError(f"Ray: {first}"), time.monotonic() - started)
