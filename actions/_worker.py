@@ -199,7 +199,9 @@ class Worker:
         pyautogui.FAILSAFE = False
         pyautogui.MINIMUM_DURATION = 0
         self.gui = pyautogui
-        self.keyboard = Keyboard(xdisplay.Display())
+        # pyautogui's own connection to the display (one fewer to open); a fresh one if it has none
+        shared = getattr(getattr(pyautogui, "platformModule", None), "_display", None)
+        self.keyboard = Keyboard(shared if isinstance(shared, xdisplay.Display) else xdisplay.Display())
 
     def size(self) -> tuple[int, int]:
         width, height = self.gui.size()

@@ -175,9 +175,17 @@ def fork_worker(env: dict[str, str | None], stderr: IO[bytes]) -> ForkedWorker:
 
 def _preload() -> None:
     """Everything the worker imports that does not bind to a display at import time."""
+    import importlib
+
     import Xlib.display
+    import Xlib.ext
     import Xlib.ext.xtest
-    import Xlib.XK  # noqa: F401
+    import Xlib.support.unix_connect
+    import Xlib.xauth
+    import Xlib.XK
+
+    for _name, module in Xlib.ext.__extensions__:  # imported by the first Display(): ~10 ms per child otherwise
+        importlib.import_module(f"Xlib.ext.{module}")
     import pymsgbox  # noqa: F401
     import pyperclip  # noqa: F401
     import pyscreeze  # noqa: F401  (numpy, OpenCV, PIL: most of pyautogui's import time)
@@ -216,6 +224,11 @@ def _child(request: dict, fds: list[int], sock: socket.socket, server: int) -> N
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        # pyautogui imports mouseinfo (a GUI tool the worker never opens) only to offer mouseInfo();
+        # it opens a display connection of its own at import: ~10 ms per child for nothing
+        import types
+
+        sys.modules.setdefault("mouseinfo", types.ModuleType("mouseinfo"))
         from deskpilot.actions import _worker
 
         code = _worker.main()
