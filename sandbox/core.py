@@ -294,7 +294,10 @@ class Sandbox:
             cmd, full_env = iso.plain_argv(argv, []), iso.plain_env(self._layout, env)
         self.wm = self._spawn(cmd, argv, full_env, home if self.isolation == "none" else None)
         self._apps.remove(self.wm)
-        wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None)
+        with self._lock:  # the sandbox's own X connection, kept for wait_for_window (one connect, not two)
+            if self._x is None:
+                self._x = x11.connect(self.display, self.xauthority)
+            wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None, conn=self._x)
 
     def give_to_apps(self, path: Path) -> None:
         """Hand a file or folder tree we wrote inside the sandbox (e.g. in its HOME) to the apps' user."""

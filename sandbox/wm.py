@@ -67,13 +67,15 @@ def safe_config(stock: Path = STOCK_RC, *, maximize: bool = False) -> str:
     return ET.tostring(tree.getroot(), encoding="unicode")
 
 
-def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0) -> None:
+def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0, conn=None) -> None:
     """Block until a window manager owns the display, then paint the desktop background.
 
-    SandboxError if the manager dies or is slow.
+    SandboxError if the manager dies or is slow. ``conn``: an open connection
+    to use (and leave open), else one is opened and closed here.
     """
     deadline = time.monotonic() + timeout
-    conn = connect(display, xauthority)
+    own = conn is None
+    conn = connect(display, xauthority) if own else conn
     try:
         while not wm_running(conn):
             if not alive():
@@ -85,7 +87,8 @@ def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0) ->
     except xerror.XError as exc:
         raise SandboxError(f"X error while waiting for openbox: {exc}") from None
     finally:
-        conn.close()
+        if own:
+            conn.close()
 
 
 def paint_background(conn, rgb: tuple[int, int, int] = BACKGROUND) -> None:
