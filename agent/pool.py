@@ -45,8 +45,8 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
     ``fresh_shares`` each share is copied into the sandbox's own folder and the
     copy is shown at the share's path (the task's changes stay private, and the
     reaper deletes the copy with the sandbox). The input worker is started
-    here too (~0.35 s of CPU: a Python process importing pyautogui), so a warm
-    desk is ready to act at once.
+    here too (a fork of the pre-imported fork server, ~10 ms of CPU; see
+    actions/forkserver.py), so a warm desk is ready to act at once.
     """
     from deskpilot.agent.session import wait_until_ready
     from deskpilot.perception import Capturer
