@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from deskpilot.agent.cli.live_option import LiveCommand, live_option, live_port_option
+from deskpilot.agent.cli.live_option import live_port as live_port_of
 from deskpilot.agent.cli.run import _user_errors, console, fail
 
 workflow_app = typer.Typer(help="Run or validate workflow files (YAML).", no_args_is_help=True,
@@ -36,7 +38,7 @@ def check(
                   soft_wrap=True)
 
 
-@workflow_app.command("run")
+@workflow_app.command("run", cls=LiveCommand)
 def run(
     flow_file: Path = typer.Argument(..., help="The workflow file (YAML)"),
     var: list[str] = typer.Option([], "--var", help="A variable name=value (repeatable); overrides vars:"),
@@ -48,8 +50,8 @@ def run(
     script: Optional[Path] = typer.Option(None, help="JSON list of replies for the agent steps, in order"),
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
-    live: bool = typer.Option(False, "--live", help="Watch the sandbox in a browser: a 127.0.0.1 page at a secret URL"),
-    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
+    live: Optional[int] = live_option(),
+    live_port: int = live_port_option(),
 ) -> None:
     """Run a workflow in a fresh sandbox; exit 0 only if every step and check passed."""
     import signal
@@ -78,10 +80,10 @@ def run(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
     view = None
-    if live:
+    if live is not None:
         from deskpilot.agent.live import LiveView
 
-        view = LiveView(port=live_port).start()
+        view = LiveView(port=live_port_of(live, live_port)).start()
         console.print(f"live view: {view.url}", soft_wrap=True)
     try:
         result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=cfg.loop,
