@@ -52,6 +52,9 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     live: Optional[int] = live_option(),
     live_port: int = live_port_option(),
+    record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
+                                          help="Save a video of the workflow's desktops with the actions drawn "
+                                               "(.mp4, .webm or .gif; sized like the first desktop)"),
 ) -> None:
     """Run a workflow in a fresh sandbox; exit 0 only if every step and check passed."""
     import signal
@@ -75,20 +78,31 @@ def run(
                                 prompt_template=cfg.backend.prompt_template)
 
         run_dir = out or default_run_dir(flow.name, None)
+        if record is not None:
+            from deskpilot.agent.live.record import check_target
+
+            check_target(record)
     except _user_errors() as err:
         raise fail(str(err)) from None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
-    view = None
+    view = recorder = None
     if live is not None:
         from deskpilot.agent.live import LiveView
 
         view = LiveView(port=live_port_of(live, live_port)).start()
         console.print(f"live view: {view.url}", soft_wrap=True)
+    if record is not None:
+        from deskpilot.agent.live.record import Recorder
+
+        recorder = Recorder(record)
+    from deskpilot.agent.live import Watchers
+
+    watchers = Watchers(view, recorder)
     try:
         result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=cfg.loop,
                               instructions=cfg.instructions, say=say, make_dialect=dialect_for, policy=cfg.policy,
-                              watch=view)
+                              watch=watchers if watchers.sinks else None)
     except _user_errors() as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
@@ -99,6 +113,10 @@ def run(
             backend.close()
         if view is not None:
             view.stop()
+        if recorder is not None:
+            written = recorder.close()
+            if written is not None:
+                console.print(f"video: {written} ({recorder.frames} frames)", soft_wrap=True)
     colour = "green" if result.ok else "red"
     verdict = "passed" if result.ok else ("error" if result.error else "failed")
     console.print(f"[{colour}]{verdict}[/{colour}]: {escape(flow.name)}, {len(result.steps)} step(s) in "
