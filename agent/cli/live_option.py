@@ -13,7 +13,7 @@ cannot be declared that way. Instead the commands that have `--live` use
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 import typer
 from typer.core import TyperCommand
@@ -52,6 +52,12 @@ def live_port_option() -> Any:
                         help="Old spelling: the port of --live (0: any free port)")
 
 
+@overload
+def live_port(live: int, old_port: int = 0) -> int: ...
+@overload
+def live_port(live: None, old_port: int = 0) -> None: ...
+@overload
+def live_port(live: Optional[int], old_port: int = 0) -> Optional[int]: ...
 def live_port(live: Optional[int], old_port: int = 0) -> Optional[int]:
     """The port to serve on (0: any free one), or None without --live."""
     if live is None:
