@@ -220,6 +220,13 @@ class Agent:
             self._capturer = Capturer(self.sandbox)
         return self._capturer.grab()
 
+    def _prepare_frame(self, obs: Observation) -> None:
+        """What the next step does first with its frame, done while the screen settles (agent.settle)."""
+        encode_png(freeze(obs.image))  # the saved screenshot
+        prepare = getattr(self.dialect, "prepare_image", None)
+        if prepare is not None:
+            prepare(obs.image)  # the image as sent (fitted to the budget, encoded)
+
     def _exec(self):
         if self._executor is None:
             from deskpilot.actions.executor import Executor
@@ -238,7 +245,7 @@ class Agent:
             self._grab()  # makes the capturer if needed
             display, xauth = _display_of(self.sandbox, self._capturer)
             self._settler = Settler.open(self._capturer, settings, display=display, xauthority=xauth,
-                                         use_damage=s.settle == "auto", prepare=_prepare_frame)
+                                         use_damage=s.settle == "auto", prepare=self._prepare_frame)
         return self._settler
 
     def close(self) -> None:
@@ -632,11 +639,6 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
-
-
-def _prepare_frame(obs: Observation) -> None:
-    """What the next step does first with its frame, done while the screen settles (agent.settle)."""
-    encode_png(freeze(obs.image))
 
 
 def _confirm_verdict(answer) -> tuple[str, str]:

@@ -19,22 +19,13 @@ if not _os.path.isdir(_os.path.join(_here, "agent")):
     if _os.path.isfile(_os.path.join(_root, "agent", "__init__.py")):
         __path__.append(_root)  # type: ignore[name-defined]
 
+from deskpilot.agent import _EXPORTS as _AGENT_EXPORTS  # noqa: E402  (after the path above; loads nothing more)
+
 _EXPORTS: dict[str, str] = {
-    # a desktop to work on, and the agent that works on it
+    # a desktop to work on; the agent, its results and what comes after a run (deskpilot.agent's names)
     "Sandbox": "deskpilot.agent.session",
     "Session": "deskpilot.agent.session",
-    "Agent": "deskpilot.agent.loop",
-    "LoopSettings": "deskpilot.agent.loop",
-    "Policy": "deskpilot.agent.policy",
-    "Region": "deskpilot.agent.policy",
-    "RunResult": "deskpilot.agent.records",
-    "Status": "deskpilot.agent.records",
-    "StepRecord": "deskpilot.agent.records",
-    # after a run
-    "load_run": "deskpilot.agent.trajectory",
-    "build_report": "deskpilot.agent.report",
-    "replay": "deskpilot.agent.replay",
-    "ReplayResult": "deskpilot.agent.replay",
+    **_AGENT_EXPORTS,
     # models
     "Backend": "deskpilot.model_backend",
     "OpenAICompatibleBackend": "deskpilot.model_backend",

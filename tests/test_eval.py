@@ -108,6 +108,7 @@ def test_pass_at_k_estimator():
     ("tasks:\n  - id: a\n    task: t\n    desktop: {shares: [nothere]}\n", ":4: tasks[0].desktop.shares[0]:"),
     ("tasks:\n  - id: a\n   task: t\n", ":3: not valid YAML"),
     ("tasks: []\n", ":1: tasks: List should have at least 1 item"),
+    ("tasks:\n  - id: a\n    task: t\n    task: u\n", ":4: 'task' is given twice"),
     ("tasks:\n  - id: a\n    task: t\n    ready: {window: W, quiet: -1}\n", ":4: tasks[0].ready.quiet:"),
 ])
 def test_suite_errors_name_the_line(tmp_path, text, where):

@@ -206,3 +206,41 @@ def test_history_copy_of_the_last_screenshot_is_shrunk_from_what_was_sent():
         derived = [p.image for p in request.messages[0].content if hasattr(p, "image")][0]
         assert abs(derived.width - direct.width) <= FACTOR and abs(derived.height - direct.height) <= FACTOR, size
         assert image_tokens(derived.width, derived.height) <= 300
+
+
+def test_prepared_screenshot_is_what_the_prompt_sends():
+    """prepare_image (run while the screen settles) gives the same image the prompt would fit itself."""
+    from deskpilot.perception.resize import smart_resize
+
+    screen = Image.new("RGB", (1920, 1080), "white")
+    dialect = GLM45VDialect(max_pixels=budget_pixels(1200))
+    dialect.prepare_image(screen)
+    prepared = dialect._fitted[1]
+    sent = [p.image for p in dialect.build_request("t", Observation(image=screen, timestamp=0), []).messages[0].content
+            if hasattr(p, "image")][-1]
+    assert sent is prepared and sent.size == smart_resize(1920, 1080, max_pixels=budget_pixels(1200))
+    other = Image.new("RGB", (1920, 1080), "black")  # a frame that was not prepared is fitted on the spot
+    sent = [p.image for p in dialect.build_request("t", Observation(image=other, timestamp=1), []).messages[0].content
+            if hasattr(p, "image")][-1]
+    assert sent is not prepared and sent.getpixel((0, 0)) == (0, 0, 0)
+
+
+def test_a_run_sends_the_budgeted_copy_of_each_saved_screenshot(tmp_path):
+    """With early frames and ahead-of-time fitting, what the model gets is still the saved screenshot, fitted."""
+    import deskpilot
+    from deskpilot.agent.dialects.glm45v_images import fit_budget
+    from deskpilot.agent.loop import LoopSettings
+
+    def box(call):
+        return f"Next.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+    replies = [box("type(content='echo one')"), box("key(keys='enter')"), box("type(content='ls')"), box("DONE()")]
+    backend = deskpilot.ScriptedBackend(replies)
+    with deskpilot.Sandbox(size=(1280, 800), apps=["xterm"]) as desk:
+        agent = deskpilot.Agent(backend, desk, run_dir=tmp_path / "run", settings=LoopSettings(image_budget="600"))
+        assert agent.run("echo").ok
+    for step, request in enumerate(backend.requests, start=1):
+        sent = [p.image for p in request.messages[0].content if hasattr(p, "image")][-1]
+        with Image.open(tmp_path / "run" / f"step_{step:03d}.png") as saved:
+            expected = fit_budget(saved.convert("RGB"), budget_pixels(600))
+            assert sent.size == expected.size and sent.tobytes() == expected.tobytes(), step

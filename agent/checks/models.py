@@ -177,34 +177,36 @@ def _check_box(value):
     return value
 
 
-class TextVisible(_Check):
+class _OnScreenText(_Check):
+    """Text checks read by OCR, optionally only inside a region [x1, y1, x2, y2]."""
+
+    region: Box | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value):
+        return _check_box(value)
+
+    def _where(self) -> str:
+        return f" in {list(self.region)}" if self.region else ""
+
+
+class TextVisible(_OnScreenText):
     """OCR finds the text on the settled screen (case and spacing ignored)."""
 
     kind = "text_visible"
     text_visible: str = Field(min_length=1)
-    region: Box | None = None
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value):
-        return _check_box(value)
 
     def describe(self) -> str:
-        return f"text {_short(self.text_visible)} is visible" + (f" in {list(self.region)}" if self.region else "")
+        return f"text {_short(self.text_visible)} is visible{self._where()}"
 
 
-class TextAbsent(_Check):
+class TextAbsent(_OnScreenText):
     kind = "text_absent"
     text_absent: str = Field(min_length=1)
-    region: Box | None = None
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value):
-        return _check_box(value)
 
     def describe(self) -> str:
-        return f"text {_short(self.text_absent)} is not visible" + (f" in {list(self.region)}" if self.region else "")
+        return f"text {_short(self.text_absent)} is not visible{self._where()}"
 
 
 class WindowTitle(_Check):

@@ -38,7 +38,9 @@ def _register() -> None:
     from deskpilot.agent.cli import run as cli_run
     from deskpilot.agent.cli import workflow_cmd as cli_workflow
 
-    app.command("run")(cli_run.run)
+    from deskpilot.agent.cli.live_option import LiveCommand
+
+    app.command("run", cls=LiveCommand)(cli_run.run)
     app.command("demo")(cli_run.demo)
     app.command("report")(cli_inspect.report)
     app.command("replay")(cli_inspect.replay)
@@ -47,9 +49,9 @@ def _register() -> None:
     app.command("parse")(cli_parse.parse)
     app.command("serve")(cli_backend.serve)
     app.command("tiny-checkpoint")(cli_backend.tiny_checkpoint)
-    app.command("mcp")(cli_mcp.mcp)
+    app.command("mcp", cls=LiveCommand)(cli_mcp.mcp)
     app.add_typer(cli_workflow.workflow_app, name="workflow")
-    app.command("eval")(cli_eval.eval_suite)
+    app.command("eval", cls=LiveCommand)(cli_eval.eval_suite)
 
 
 _register()

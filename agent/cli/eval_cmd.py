@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
+from deskpilot.agent.cli.live_option import live_option, live_port_option
+from deskpilot.agent.cli.live_option import live_port as live_port_of
 from deskpilot.agent.cli.run import _user_errors, fail
 from deskpilot.agent.config import load_config
 from rich.console import Console
@@ -75,6 +77,20 @@ class EvalProgress:
             self._live = None
 
 
+class _tee:
+    """Progress events to the terminal and to the live board."""
+
+    def __init__(self, progress: EvalProgress, board):
+        self.progress, self.board = progress, board
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.progress(event)
+        self.board(event)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     rate = summary["success_rate"]
     line = (f"{summary['passed']}/{summary['attempts']} attempts passed"
@@ -111,6 +127,8 @@ def eval_suite(
                                         "every node mounts at the same path; workers write run folders there"),
     config: Path | None = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
+    live: Optional[int] = live_option("every running attempt's desktop (a grid)", "; local runs only, not with --ray"),
+    live_port: int = live_port_option(),
 ) -> None:
     """Run every task of SUITE (each on a fresh sandbox), check the outcomes, and summarize."""
     from deskpilot.agent.cli.run import default_run_dir
@@ -128,7 +146,16 @@ def eval_suite(
         out_dir = (out or default_run_dir(loaded.name, Path("evals"))).resolve()
     except _user_errors() as err:
         raise fail(str(err)) from None
-    progress = EvalProgress(quiet)
+    progress: Any = EvalProgress(quiet)
+    board = None
+    if live is not None:
+        if ray:
+            raise fail("--live shows the desktops of a local evaluation; with --ray they run on other machines")
+        from deskpilot.agent.live.board import LiveBoard
+
+        board = LiveBoard(port=live_port_of(live, live_port)).start()
+        console.print(f"live view: {board.url}", soft_wrap=True)
+        progress = _tee(progress, board)
     if not quiet:
         where = f"Ray ({ray})" if ray else f"{parallel} sandbox(es) at once"
         console.print(f"{loaded.name}: {len(loaded.tasks)} task(s) x {repeat} on {where}; writing to {out_dir}")
@@ -147,6 +174,9 @@ def eval_suite(
         progress.stop()
         console.print(f"[yellow]interrupted[/yellow]; finished attempts are in {out_dir / 'results.jsonl'}")
         raise typer.Exit(130) from None
+    finally:
+        if board is not None:
+            board.stop()
     if not quiet:
         _print_summary(summary, out_dir)
     if summary["interrupted"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -84,13 +84,18 @@ def _query_setup(image: Path, base_url, model, script, flavor, dialect=None):
     return obs, make_backend(cfg), make_dialect(cfg.backend.dialect)
 
 
-def locate(
-    image: Path = typer.Argument(..., help="A screenshot file"),
-    description: str = typer.Argument(..., help="What to find, e.g. 'the Save button'"),
-    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-    flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
-    dialect: Optional[str] = typer.Option(None, help="glm-4.5v (default), glm-4.1v or glm-5v"),
-) -> None:
+# the model options locate and ask share (run has the same ones, with their defaults shown)
+ImageArg = Annotated[Path, typer.Argument(help="A screenshot file")]
+BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")]
+Model = Annotated[Optional[str], typer.Option(help="Served model name")]
+Flavor = Annotated[Optional[str], typer.Option(help="Server kind: auto, vllm, sglang, zai, openai, transformers")]
+Script = Annotated[Optional[Path], typer.Option(help="JSON list of recorded replies to use instead of a model")]
+DialectOpt = Annotated[Optional[str], typer.Option(help="glm-4.5v (default), glm-4.1v or glm-5v")]
+
+
+def locate(image: ImageArg, description: str = typer.Argument(..., help="What to find, e.g. 'the Save button'"),
+           base_url: BaseUrl = None, model: Model = None, flavor: Flavor = None, script: Script = None,
+           dialect: DialectOpt = None) -> None:
     """Print the pixel box (x1, y1, x2, y2) of DESCRIPTION in IMAGE, and its centre, as JSON."""
     from deskpilot.actions.parse import ParseError
     from deskpilot.agent.queries import run_locate
@@ -105,13 +110,9 @@ def locate(
     print(json.dumps({"box": [x1, y1, x2, y2], "center": [(x1 + x2) // 2, (y1 + y2) // 2]}))
 
 
-def ask(
-    image: Path = typer.Argument(..., help="A screenshot file"),
-    question: str = typer.Argument(..., help="A question about the screen"),
-    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-    flavor: Optional[str] = typer.Option(None), script: Optional[Path] = typer.Option(None),
-    dialect: Optional[str] = typer.Option(None, help="glm-4.5v (default), glm-4.1v or glm-5v"),
-) -> None:
+def ask(image: ImageArg, question: str = typer.Argument(..., help="A question about the screen"),
+        base_url: BaseUrl = None, model: Model = None, flavor: Flavor = None, script: Script = None,
+        dialect: DialectOpt = None) -> None:
     """Print the model's answer to QUESTION about IMAGE."""
     from deskpilot.agent.queries import run_ask
 

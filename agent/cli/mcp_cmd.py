@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from deskpilot.agent.cli.live_option import live_option, live_port_option
+from deskpilot.agent.cli.live_option import live_port as live_port_of
 from deskpilot.agent.cli.run import _user_errors, console, fail
 from deskpilot.agent.config import load_config
 
@@ -28,8 +30,8 @@ def mcp(
     max_steps: Optional[int] = typer.Option(None, help="Step limit of run_task [default: 30]"),
     script: Optional[Path] = typer.Option(None, help="JSON list of recorded replies instead of a model (tests, demos)"),
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
-    live: bool = typer.Option(False, "--live", help="Watch the sandbox in a browser: a 127.0.0.1 page at a secret URL"),
-    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
+    live: Optional[int] = live_option(),
+    live_port: int = live_port_option(),
 ) -> None:
     """Serve a sandboxed desktop as MCP tools: screenshot, click, type, key, scroll, drag, launch_app,
     and with a model (--base-url) locate, ask and run_task. Every session is recorded in a run folder."""
@@ -63,10 +65,10 @@ def mcp(
     except ImportError:
         raise fail("the MCP server needs the [mcp] extra: pip install 'deskpilot[mcp]'") from None
     live_view = None
-    if live:
+    if live is not None:
         from deskpilot.agent.live import LiveView
 
-        live_view = LiveView(port=live_port).start()
+        live_view = LiveView(port=live_port_of(live, live_port)).start()
         options.live = live_view
         console.print(f"live view: {live_view.url}", soft_wrap=True)
     try:

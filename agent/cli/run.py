@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from deskpilot.agent.config import ConfigError, RunConfig, load_config
+from deskpilot.agent.cli.live_option import live_option, live_port_option
+from deskpilot.agent.cli.live_option import live_port as live_port_of
 
 console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # no wrapping in logs and pipes
 EXIT = {"DONE": 0, "FAIL": 1, "MAX_STEPS": 1, "STOPPED": 1, "ERROR": 2, "PASSED": 0, "FAILED": 1}
@@ -264,8 +266,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object on stdout (status, answer, "
                                   "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
-    live: bool = typer.Option(False, "--live", help="Watch the screen in a browser: a 127.0.0.1 page at a secret URL"),
-    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
+    live: Optional[int] = live_option("the screen"),
+    live_port: int = live_port_option(),
     record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
                                           help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
     expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
@@ -308,7 +310,7 @@ def run(
             check_target(record)
     except _user_errors() as err:
         raise fail(str(err)) from None
-    result = run_or_exit(cfg, task, spec, run_dir, quiet, live=live_port if live else None, record=record)
+    result = run_or_exit(cfg, task, spec, run_dir, quiet, live=live_port_of(live, live_port), record=record)
     from deskpilot.agent.cli.output import exit_code, print_result
 
     print_result(result, run_dir, console, as_json=json_out)

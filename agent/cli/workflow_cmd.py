@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from deskpilot.agent.cli.live_option import LiveCommand, live_option, live_port_option
+from deskpilot.agent.cli.live_option import live_port as live_port_of
 from deskpilot.agent.cli.run import _user_errors, console, fail
 
 workflow_app = typer.Typer(help="Run or validate workflow files (YAML).", no_args_is_help=True,
@@ -36,7 +38,7 @@ def check(
                   soft_wrap=True)
 
 
-@workflow_app.command("run")
+@workflow_app.command("run", cls=LiveCommand)
 def run(
     flow_file: Path = typer.Argument(..., help="The workflow file (YAML)"),
     var: list[str] = typer.Option([], "--var", help="A variable name=value (repeatable); overrides vars:"),
@@ -48,8 +50,11 @@ def run(
     script: Optional[Path] = typer.Option(None, help="JSON list of replies for the agent steps, in order"),
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
-    live: bool = typer.Option(False, "--live", help="Watch the sandbox in a browser: a 127.0.0.1 page at a secret URL"),
-    live_port: int = typer.Option(0, "--live-port", help="Port of the --live page (0: any free port)"),
+    live: Optional[int] = live_option(),
+    live_port: int = live_port_option(),
+    record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
+                                          help="Save a video of the workflow's desktops with the actions drawn "
+                                               "(.mp4, .webm or .gif; sized like the first desktop)"),
 ) -> None:
     """Run a workflow in a fresh sandbox; exit 0 only if every step and check passed."""
     import signal
@@ -73,20 +78,31 @@ def run(
                                 prompt_template=cfg.backend.prompt_template)
 
         run_dir = out or default_run_dir(flow.name, None)
+        if record is not None:
+            from deskpilot.agent.live.record import check_target
+
+            check_target(record)
     except _user_errors() as err:
         raise fail(str(err)) from None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     say = (lambda line: None) if quiet else (lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
-    view = None
-    if live:
+    view = recorder = None
+    if live is not None:
         from deskpilot.agent.live import LiveView
 
-        view = LiveView(port=live_port).start()
+        view = LiveView(port=live_port_of(live, live_port)).start()
         console.print(f"live view: {view.url}", soft_wrap=True)
+    if record is not None:
+        from deskpilot.agent.live.record import Recorder
+
+        recorder = Recorder(record)
+    from deskpilot.agent.live import Watchers
+
+    watchers = Watchers(view, recorder)
     try:
         result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=cfg.loop,
                               instructions=cfg.instructions, say=say, make_dialect=dialect_for, policy=cfg.policy,
-                              watch=view)
+                              watch=watchers if watchers.sinks else None)
     except _user_errors() as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:
@@ -97,6 +113,10 @@ def run(
             backend.close()
         if view is not None:
             view.stop()
+        if recorder is not None:
+            written = recorder.close()
+            if written is not None:
+                console.print(f"video: {written} ({recorder.frames} frames)", soft_wrap=True)
     colour = "green" if result.ok else "red"
     verdict = "passed" if result.ok else ("error" if result.error else "failed")
     console.print(f"[{colour}]{verdict}[/{colour}]: {escape(flow.name)}, {len(result.steps)} step(s) in "

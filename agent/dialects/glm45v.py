@@ -23,6 +23,7 @@ from deskpilot.agent.dialects.base import HistoryEntry, ParsedStep
 from deskpilot.agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
 from deskpilot.agent.dialects.render import builtin_template, image_marker, load_template, render_parts, scrub
 from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, TextPart
+from deskpilot.perception.encode import data_url
 from deskpilot.perception.observation import Observation
 from deskpilot.perception.resize import MAX_PIXELS, MIN_PIXELS
 
@@ -89,6 +90,12 @@ class GLM45VDialect:
         self._shrunk[id(image)] = (image, small)
         return small
 
+    def prepare_image(self, image: Any) -> None:
+        """Fit and encode the next screenshot ahead of time (the loop calls this while the screen settles)."""
+        fitted = fit_budget(image, self.options.max_pixels)
+        data_url(fitted, self.options.image_format)  # what an HTTP backend sends (kept with the frozen image)
+        self._fitted = (image, fitted)
+
     def prompt_variables(self, task: str, observation: Observation, history: list[HistoryEntry],
                          memory: list[Any] | None) -> tuple[dict[str, Any], list[Any]]:
         """The template variables and the images their markers stand for (current one last)."""
@@ -108,7 +115,8 @@ class GLM45VDialect:
                 action = f"{action} {entry.note}".strip()
             steps.append({"n": index + 1, "thought": strip_tokens(entry.thought).strip(), "action": action,
                           "note": entry.note, "image": marker})
-        current = fit_budget(observation.image, opts.max_pixels)
+        prepared = self._fitted if self._fitted is not None and self._fitted[0] is observation.image else None
+        current = prepared[1] if prepared is not None else fit_budget(observation.image, opts.max_pixels)
         self._fitted = (observation.image, current)
         images.append(current)
         variables = {

@@ -116,7 +116,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         if kind in ("thinking", "end"):
             marks.append(time.monotonic())
         if on_event is not None and kind is not None:
-            on_event({"event": kind, "step": getattr(e, "step", None), "task": task.id, "attempt": attempt})
+            on_event({"event": kind, "step": getattr(e, "step", None), "task": task.id, "attempt": attempt,
+                      "loop_event": e})  # the typed event itself, for watchers that show thoughts and actions
 
     policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
@@ -270,6 +271,7 @@ class Evaluation:
                     key = spec.model_dump_json()
                     async with self._pool(spec, key).alease() as desk:
                         self._look_ahead()
+                        self.progress({"event": "desk", "task": task.id, "attempt": attempt, "desk": desk})
                         result = await run_attempt(task, attempt, self.out, self.cfg, desk,
                                                    task_backend(task, shared), desk_s=time.monotonic() - t0,
                                                    on_event=self.progress)

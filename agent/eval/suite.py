@@ -15,9 +15,9 @@ import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from deskpilot.agent.config import DesktopSpec
 from deskpilot.agent.eval.checks import validate_check
+from deskpilot.agent.yamllines import line_of, load_yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -114,22 +114,6 @@ class Suite(BaseModel):
 
 # -- loading ---------------------------------------------------------------------
 
-def _positions(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Field path -> 1-based line, for every key and list item of a composed YAML document."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = path + (getattr(key, "value", None),)
-            out[sub] = key.start_mark.line + 1
-            _positions(value, sub, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[path + (i,)] = item.start_mark.line + 1
-            _positions(item, path + (i,), out)
-    return out
-
-
 def _where(loc: tuple) -> str:
     text = ""
     for part in loc:
@@ -137,7 +121,8 @@ def _where(loc: tuple) -> str:
     return text or "suite"
 
 
-def _read(path: Path) -> tuple[Any, dict[tuple, int]]:
+def _read(path: Path) -> Any:
+    """The suite's data; mappings and lists know their lines (agent.yamllines), JSON too."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -150,25 +135,29 @@ def _read(path: Path) -> tuple[Any, dict[tuple, int]]:
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            node = None  # JSON that PyYAML cannot read (tabs): no line numbers, still valid
-        return data, (_positions(node) if node is not None else {})
+            return load_yaml(text, str(path))  # the same data, with lines
+        except ConfigError:
+            return data  # JSON that YAML cannot read (tabs): no line numbers, still valid
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
-    return data, (_positions(node) if node is not None else {})
+        return load_yaml(text, str(path))
+    except ConfigError as err:  # "FILE: not valid YAML at line N, column C: ..." -> "FILE:N: not valid YAML: ..."
+        found = re.search(r"at line (\d+), column \d+: (.*)$", str(err))
+        if found is not None:
+            raise ConfigError(f"{path}:{found.group(1)}: not valid YAML: {found.group(2)}") from None
+        found = re.match(r"line (\d+): (.*)$", str(err))  # a key given twice
+        raise ConfigError(f"{path}:{found.group(1)}: {found.group(2)}" if found else f"{path}: {err}") from None
+
+
+def _at(path: Path, data: Any, loc: tuple) -> str:
+    """'FILE:LINE' for a field path (as deep as the data reaches), 'FILE' without lines."""
+    line = line_of(data, loc)
+    return f"{path}:{line}" if line else str(path)
 
 
 def load_suite(path: str | Path) -> Suite:
     """Read, validate and resolve a suite file; one-line ConfigError with the line on any mistake."""
     path = Path(path)
-    data, lines = _read(path)
+    data = _read(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a suite is a mapping with a 'tasks' list")
     try:
@@ -176,12 +165,11 @@ def load_suite(path: str | Path) -> Suite:
     except ValidationError as err:
         first = err.errors()[0]
         loc = tuple(first["loc"])
-        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown field"
-        raise ConfigError(f"{path}{f':{line}' if line else ''}: {_where(loc)}: {message}") from None
-    return _resolve(suite, path.resolve().parent, lines, path)
+        raise ConfigError(f"{_at(path, data, loc)}: {_where(loc)}: {message}") from None
+    return _resolve(suite, path.resolve().parent, data, path)
 
 
 def _resolve_arg(arg: str, base: Path) -> str:
@@ -194,7 +182,7 @@ def _resolve_arg(arg: str, base: Path) -> str:
     return arg
 
 
-def _resolve(suite: Suite, base: Path, lines: dict, path: Path) -> Suite:
+def _resolve(suite: Suite, base: Path, data: Any, path: Path) -> Suite:
     from deskpilot.agent.session import app_from_command
 
     for n, task in enumerate(suite.tasks):
@@ -212,19 +200,18 @@ def _resolve(suite: Suite, base: Path, lines: dict, path: Path) -> Suite:
             except ConfigError:
                 raise
             except Exception as err:  # UsageError: not installed / does not exist
-                line = lines.get(("tasks", n, "desktop", "apps", a))
-                raise ConfigError(f"{path}{f':{line}' if line else ''}: tasks[{n}].desktop.apps[{a}]: {err}") from None
+                where = _at(path, data, ("tasks", n, "desktop", "apps", a))
+                raise ConfigError(f"{where}: tasks[{n}].desktop.apps[{a}]: {err}") from None
         d.apps = apps
         for s, share in enumerate(d.shares):
             if not share.is_dir():
-                line = lines.get(("tasks", n, "desktop", "shares", s))
-                raise ConfigError(f"{path}{f':{line}' if line else ''}: tasks[{n}].desktop.shares[{s}]: "
-                                  f"{share} is not a folder")
+                raise ConfigError(f"{_at(path, data, ('tasks', n, 'desktop', 'shares', s))}: "
+                                  f"tasks[{n}].desktop.shares[{s}]: {share} is not a folder")
         if isinstance(task.script, str):
             task.script = str(base / task.script)
             if not Path(task.script).is_file():
-                line = lines.get(("tasks", n, "script"))
-                raise ConfigError(f"{path}{f':{line}' if line else ''}: tasks[{n}].script: {task.script} does not exist")
+                raise ConfigError(f"{_at(path, data, ('tasks', n, 'script'))}: tasks[{n}].script: "
+                                  f"{task.script} does not exist")
         task.checks = [{k: (str(base / v) if k in PATH_KEYS and isinstance(v, str) else v) for k, v in c.items()}
                        for c in task.checks]
     suite.path = path.resolve()

@@ -8,7 +8,27 @@ from typing import Any, Callable, Iterator
 
 from deskpilot.agent.live.server import LiveView
 
-__all__ = ["LiveView", "watch"]
+__all__ = ["LiveView", "Watchers", "watch"]
+
+
+class Watchers:
+    """Several watchers (a live page, a recorder) behind the one interface a workflow run drives:
+    `attach(sandbox)` when a desktop opens, `detach()` before it closes, `publish(event)`."""
+
+    def __init__(self, *sinks: Any):
+        self.sinks = [s for s in sinks if s is not None]
+
+    def attach(self, sandbox) -> None:
+        for sink in self.sinks:
+            sink.attach(sandbox)
+
+    def detach(self) -> None:
+        for sink in self.sinks:
+            sink.detach()
+
+    def publish(self, event: Any) -> None:
+        for sink in self.sinks:
+            sink.publish(event)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,11 @@
 Encoding is PyAV's (FFmpeg; the `[video]` extra): H.264 in .mp4, VP9 in
 .webm, a palette GIF in .gif. Frames are placed by wall-clock time, so the
 video plays at the speed the run happened; a still screen repeats frames.
+
+One recorder may follow several desktops in turn (a workflow opens one per
+`foreach` row, say): `detach()` then `attach(other)` continues the same
+video. Its size is the first desktop's; a desktop of another size is scaled
+to fit and padded with black, so nothing is cut off or stretched.
 """
 
 from __future__ import annotations
@@ -51,16 +56,29 @@ class Recorder:
         self._started = 0.0
         self._last_index = -1
         self._marked_at = 0.0
+        self._note = ""  # a line from another driver (a workflow's step), shown like an action
         self._grabber: FrameGrabber | None = None
 
     def attach(self, sandbox) -> None:
-        self._started = time.monotonic()
+        """Record `sandbox` from now on (after `detach()`, the same video goes on)."""
+        self.detach()
+        if not self._started:
+            self._started = time.monotonic()
         self._grabber = FrameGrabber(sandbox, self.fps, self._on_frame, name="deskpilot-record")
+
+    def detach(self) -> None:
+        """Stop looking at the current desktop (before it closes); the file stays open."""
+        if self._grabber is not None:
+            self._grabber.stop()
+            self._grabber = None
 
     def publish(self, event: Any) -> None:
         self.state.update(event)
-        if self.state.snapshot()["points"] or self.state.snapshot()["action"]:
-            self._marked_at = time.monotonic()
+        st = self.state.snapshot()
+        if isinstance(event, dict) and event.get("event") == "note":
+            self._note, self._marked_at = str(event.get("text", "")), time.monotonic()
+        elif st["points"] or st["action"]:
+            self._note, self._marked_at = "", time.monotonic()
 
     def _open(self, size: tuple[int, int]) -> None:
         import av
@@ -74,13 +92,15 @@ class Recorder:
 
     def _scaled(self, image: Image.Image) -> Image.Image:
         w, h = image.size
+        if self._stream is not None and (self._stream.width, self._stream.height) != (w, h):
+            return _fit(image, (self._stream.width, self._stream.height))
         scale = min(1.0, self.max_width / w)
         nw, nh = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2  # encoders want even sizes
         return image.resize((nw, nh)) if (nw, nh) != (w, h) else image
 
     def _draw(self, image: Image.Image) -> Image.Image:
         st = self.state.snapshot()
-        if time.monotonic() - self._marked_at > _MARK_S or not (st["points"] or st["action"]):
+        if time.monotonic() - self._marked_at > _MARK_S or not (st["points"] or st["action"] or self._note):
             return image
         image = image.copy()
         draw = ImageDraw.Draw(image)
@@ -90,7 +110,7 @@ class Recorder:
             draw.ellipse((x - r, y - r, x + r, y + r), outline=colour, width=max(2, r // 3))
         if len(st["points"]) == 2:
             draw.line([tuple(st["points"][0]), tuple(st["points"][1])], fill="#2e7d32", width=max(2, r // 3))
-        label = (f"step {st['step']}: " if st["step"] else "") + st["action"][:100]
+        label = self._note[:100] if self._note else (f"step {st['step']}: " if st["step"] else "") + st["action"][:100]
         draw.rectangle((0, image.height - 2 * r - 8, image.width, image.height), fill="#1d2330")
         draw.text((r, image.height - 2 * r - 4), label, fill="white")
         return image
@@ -114,9 +134,7 @@ class Recorder:
 
     def close(self) -> Path | None:
         """Stop grabbing, flush the encoder, close the file; the path, or None if nothing was recorded."""
-        if self._grabber is not None:
-            self._grabber.stop()
-            self._grabber = None
+        self.detach()
         with self._lock:
             if self._container is None:
                 return None
@@ -125,3 +143,12 @@ class Recorder:
             self._container.close()
             self._container = None
         return self.path
+
+
+def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` scaled to fit inside `size` (aspect kept), centred on black."""
+    scale = min(size[0] / image.width, size[1] / image.height)
+    inner = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    canvas = Image.new("RGB", size)
+    canvas.paste(image.resize(inner), ((size[0] - inner[0]) // 2, (size[1] - inner[1]) // 2))
+    return canvas

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from deskpilot.agent.workflow.spec import STEP_KINDS, AgentStep, ForeachStep, Workflow
 from deskpilot.agent.workflow.variables import references, strings_in, substitute
-from deskpilot.agent.workflow.yamllines import LineDict, LineList, line_of, load_yaml
+from deskpilot.agent.yamllines import LineDict, LineList, line_of, load_yaml
 from deskpilot.errors import ConfigError
 
 

@@ -249,6 +249,8 @@ class WorkflowRun:
                 if step.sandbox == "per_row":
                     self.close_desktop()
                     self.desk = outer
+                    if outer is not None and self.watch is not None:  # back to the desktop the rows interrupted
+                        self.watch.attach(outer.sandbox)
             for name in (s.answer for s in step.steps if isinstance(s, AgentStep) and s.answer):
                 values[f"{name}_{r}"] = row_values.get(name, "")
 
