@@ -147,6 +147,7 @@ class ForkServer:
 
 
 _server: ForkServer | None = None
+_failed = 0  # pid of a process where the server could not start (it then stops trying)
 _lock = threading.Lock()
 
 
@@ -159,39 +160,55 @@ def _shutdown() -> None:
 
 
 def fork_worker(env: dict[str, str | None], stderr: IO[bytes]) -> ForkedWorker:
-    """Fork a worker from this process's fork server (started, or restarted, as needed)."""
-    global _server
+    """Fork a worker from this process's fork server (started, or restarted, as needed).
+
+    OSError if there is no server to be had here: the caller starts a fresh
+    interpreter instead (and, once a server failed to start, so do later calls).
+    """
+    global _server, _failed
     with _lock:
-        if _server is None or not _server.alive():
-            _server = ForkServer()
+        if _failed == os.getpid():
+            raise OSError("the input fork server could not start in this process")
         try:
-            return _server.fork(env, stderr)
-        except OSError:  # the server died between two requests: one fresh try
-            _server = ForkServer()
-            return _server.fork(env, stderr)
+            if _server is None or not _server.alive():
+                _server = ForkServer()
+            try:
+                return _server.fork(env, stderr)
+            except OSError:  # the server died between two requests: one fresh try
+                _server = ForkServer()
+                return _server.fork(env, stderr)
+        except OSError:
+            _failed = os.getpid()
+            raise
 
 
 # -- the server side -----------------------------------------------------------------------------
 
+PRELOAD = (
+    "Xlib.display", "Xlib.ext.xtest", "Xlib.support.unix_connect", "Xlib.xauth", "Xlib.XK",
+    "pymsgbox", "pyperclip", "pytweening",
+    "pyscreeze",  # numpy, OpenCV, PIL: most of pyautogui's import time
+    "deskpilot.actions._worker",
+)  # fmt: skip
+
+
 def _preload() -> None:
-    """Everything the worker imports that does not bind to a display at import time."""
+    """Everything the worker imports that does not bind to a display at import time (best effort:
+    a module missing here is simply imported, or found missing, by the child as before)."""
     import importlib
 
-    import Xlib.display
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
     import Xlib.ext
-    import Xlib.ext.xtest
-    import Xlib.support.unix_connect
-    import Xlib.xauth
-    import Xlib.XK
 
     for _name, module in Xlib.ext.__extensions__:  # imported by the first Display(): ~10 ms per child otherwise
-        importlib.import_module(f"Xlib.ext.{module}")
-    import pymsgbox  # noqa: F401
-    import pyperclip  # noqa: F401
-    import pyscreeze  # noqa: F401  (numpy, OpenCV, PIL: most of pyautogui's import time)
-    import pytweening  # noqa: F401
-
-    import deskpilot.actions._worker  # noqa: F401
+        try:
+            importlib.import_module(f"Xlib.ext.{module}")
+        except ImportError:
+            continue
 
 
 def _reap(*_: object) -> None:

@@ -79,6 +79,23 @@ def test_disabled_by_the_environment(sb, monkeypatch):
         ex.perform(Click(x=5, y=5))
 
 
+def test_without_a_fork_server_workers_are_fresh_interpreters_and_it_is_tried_once(sb, monkeypatch):
+    tries = []
+
+    def cannot_start():
+        tries.append(1)
+        raise OSError("the input fork server did not start")
+
+    monkeypatch.setattr(forkserver, "_server", None)
+    monkeypatch.setattr(forkserver, "_failed", 0)
+    monkeypatch.setattr(forkserver, "ForkServer", cannot_start)
+    for _ in range(2):
+        with Executor.for_sandbox(sb) as ex:
+            assert psutil.Process(ex.pid).ppid() == os.getpid()
+            ex.perform(Click(x=5, y=5))
+    assert tries == [1]
+
+
 OWNER = """
 import json, sys, time
 from deskpilot.sandbox import Sandbox
