@@ -273,3 +273,18 @@ def test_model_slots_free_a_dead_holders_slot_when_its_lease_runs_out():
     waited_release, waited_lease, stats = asyncio.run(scenario())
     assert waited_release < 0.35 and 0.25 <= waited_lease < 2.0
     assert stats == {"limit": 1, "calls": 3, "peak": 1, "expired": 1}
+
+
+def test_a_lost_attempts_folder_is_set_aside_for_its_retry(tmp_path):
+    """With --ray-shared-out a retried attempt starts clean; the lost one's folder stays, renamed."""
+    from deskpilot.agent.eval.ray_runner import _set_aside
+
+    folder = tmp_path / "runs" / "slow~1"
+    for n in (1, 2):
+        folder.mkdir(parents=True)
+        (folder / "step_001.png").write_bytes(b"try %d" % n)
+        _set_aside(folder)
+    assert not folder.exists()
+    assert (tmp_path / "runs" / "slow~1.lost1" / "step_001.png").read_bytes() == b"try 1"
+    assert (tmp_path / "runs" / "slow~1.lost2" / "step_001.png").read_bytes() == b"try 2"
+    _set_aside(folder)  # nothing there: nothing to do
