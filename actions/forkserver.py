@@ -14,7 +14,11 @@ Lifetime: the server is started through ``sandbox.spawn`` (parent-death signal
 SIGKILL, set on the long-lived spawner thread) in a session of its own; each
 child gets SIGKILL when the server dies, and exits by itself at EOF on its
 stdin when the owner closes it or dies. So a SIGKILLed owner leaves nothing:
-owner -> server (death signal) -> children (death signal, and EOF). The owner
+owner -> server (death signal) -> children (death signal, and EOF). The price:
+if the server itself crashed, every worker would go with it (each executor
+then says its worker died, and the next action starts a new one); the server
+does nothing but fork, and a worker started the old way had no death signal
+at all (only the EOF). The owner
 holds a pidfd for each child (opened by the server before it can reap it, so
 a reused pid is never signalled).
 
@@ -138,7 +142,7 @@ class ForkServer:
         return ForkedWorker(int(json.loads(msg)["pid"]), fds[0], os.fdopen(in_w, "wb"), os.fdopen(out_r, "rb"))
 
     def close(self) -> None:
-        self.sock.close()  # EOF: the server exits; its children keep running until their owners close them
+        self.sock.close()  # EOF: the server exits, and workers still running die with it (at exit only)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
