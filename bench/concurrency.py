@@ -16,7 +16,7 @@ model call; split into CPU work and waiting for the screen to settle) and the
 client-side overhead of a model call (measured call time minus the delay).
 
 Exits 1 unless the steady ratio is at least 0.90 at 8 and 0.75 at 32.
-Usage: python bench/concurrency.py [--levels 1,4,8,16,32] [--delay 2] [--json FILE]
+Usage: python bench/concurrency.py [--levels 1,4,8,16,32] [--delay 2] [--warm 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def _own_cpu(p: psutil.Process) -> float:
     return t.user + t.system
 
 
-def run_level(n: int, url: str, repeat: int, tmp: Path, sim: psutil.Process) -> dict:
+def run_level(n: int, url: str, repeat: int, tmp: Path, sim: psutil.Process, warm: int = 1) -> dict:
     out = tmp / f"p{n}"
     cmd = [sys.executable, "-m", "deskpilot.agent.cli", "eval", str(SUITE), "--parallel", str(n), "--repeat", str(repeat),
-           "--out", str(out), "--base-url", url, "--no-thinking", "--quiet", "--warm", "1"]
+           "--out", str(out), "--base-url", url, "--no-thinking", "--quiet", "--warm", str(warm)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     sim0 = _own_cpu(sim)
     busy0 = _busy()
@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,8,16,32")
     parser.add_argument("--delay", type=float, default=2.0, help="simulated model seconds per step")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--warm", type=int, default=1, help="eval --warm: idle desks kept ready per distinct desktop")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     sim = subprocess.Popen([sys.executable, str(HERE / "glm_simulator.py"), "--suite", str(SUITE), "--delay",
@@ -185,7 +186,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as tmp:
             for n in levels:
                 repeat = max(1, math.ceil(3 * n / 10)) if n > 1 else 1
-                row = run_level(n, url, repeat, Path(tmp), psutil.Process(sim.pid))
+                row = run_level(n, url, repeat, Path(tmp), psutil.Process(sim.pid), args.warm)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
