@@ -39,6 +39,12 @@ label or a tooltip is still seen, at the cost of the full wait), when:
 Otherwise what the action draws at once counts. Ignoring only ever makes a
 wait longer, never shorter.
 
+After a click, while only small areas have changed (a button's pressed
+look, a list item's highlight), the quiet period is at least
+``click_quiet_s`` (50 ms): LibreOffice closes a drop-down list 15-40 ms after
+the highlight of the item clicked, and the next click must not land on the
+list that is still open. A big change (the click's effect) ends that.
+
 Early frame: a quiet period is idle time, so when the caller passes
 ``prepare`` (the loop encodes the PNG the model will get), the waiter grabs
 the screen DURING the quiet period, late enough for ``prepare`` to finish
@@ -60,6 +66,7 @@ from typing import Callable, Iterable, Literal
 from PIL import ImageChops
 from pydantic import BaseModel, Field
 
+from deskpilot.actions.models import Click, DoubleClick, Drag, TripleClick
 from deskpilot.perception.damage import DamageUnavailable, DamageWatcher, Rect
 from deskpilot.perception.observation import Observation
 
@@ -68,6 +75,7 @@ SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own:
 BLINK_SHARE = 0.05  # areas up to 5% are learned as blinkers (Tk redraws a whole Text widget for its caret)
 LOOKS_KEPT, AREAS_KEPT = 4, 32
 NEAR = 48  # px around a pointer action's point where its own small reactions appear
+CLICKS = (Click, DoubleClick, TripleClick, Drag)
 EARLY_TRIES = 2  # early frames grabbed per wait at most (a discarded one costs a grab and an encode)
 EARLY_MIN_S = 0.002  # never grab before this much quiet
 
@@ -79,6 +87,7 @@ class SettleSettings(BaseModel):
     quiet_s: float = Field(default=0.015, gt=0, description="no drawing for this long = settled")
     prompt_s: float = Field(default=0.1, ge=0, description="drawing this soon after the action is its doing")
     quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched and learned quiet period")
+    click_quiet_s: float = Field(default=0.05, ge=0, description="quiet period after a click while only small areas changed")
     cap_s: float = Field(default=2.0, ge=0, description="never wait longer in all")
     frame_interval_s: float = Field(default=0.02, gt=0, description="frame-comparison fallback: time between grabs")
     ignore: list[tuple[int, int, int, int]] = Field(default_factory=list, description="x, y, width, height never counted")
@@ -175,6 +184,7 @@ class Settler:
         self.learned_quiet = self.settings.quiet_s
         self._last_server_ms: int | None = None  # X time of the last counted drawing of the last wait
         self._points: list[tuple[int, int]] = []
+        self._clicked = False
         self._early: Observation | None = None  # grabbed in the last quiet period, nothing drawn since
         self._early_cost = 0.008  # s a grab plus prepare takes (learned)
         self.early_frames = self.early_dropped = 0
@@ -251,6 +261,7 @@ class Settler:
         """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
         self._early = None
         self._points = list(action.points()) if action is not None else []
+        self._clicked = isinstance(action, CLICKS)
         self._acted_at = time.monotonic()
         if self.watcher is not None:
             drained = self.watcher.poll()
@@ -298,11 +309,14 @@ class Settler:
         tentative: float | None = None  # the first small late change
         last = gap = 0.0
         bursts = ignored = tries = 0
+        big_seen = False
         early: Observation | None = None  # grabbed at `early_at`; good while nothing is counted after it
         early_at = 0.0
         while True:
             now = time.monotonic()
             quiet = min(s.quiet_max_s, max(self.learned_quiet, 2 * gap))
+            if self._clicked and not big_seen:  # a pressed look or a highlight: the click's effect may follow
+                quiet = max(quiet, s.click_quiet_s)
             if first is not None:
                 until = last + quiet
             elif tentative is not None:
@@ -339,6 +353,7 @@ class Settler:
                 big = [d for d in counted if not self.ignore.small(d.rect)]
                 if big:
                     self._last_server_ms = big[-1].server_ms
+                    big_seen = True
                 if first is None:
                     first = counted[0].when
                 else:

@@ -254,3 +254,20 @@ def test_no_early_frame_without_prepare_or_after_nothing_changed(desk):
         assert early.take_frame() is None  # no change counted, no quiet period to grab in
     finally:
         early.close()
+
+
+def test_a_click_whose_pressed_look_comes_first_waits_for_its_effect(desk):
+    """A small pressed look at once, the effect 35 ms later: the click's longer quiet period sees the effect."""
+    sb, cap, ex = desk
+    ready = launch(sb, "--delay-ms", "35", "--press-mark")
+    x, y = centre(ready["canvas"])
+    settler = Settler.open(cap, SettleSettings(first_change_s=1.0))
+    try:
+        time.sleep(0.3)
+        for _ in range(3):
+            colour = cap.grab().image.getpixel((x + 40, y))
+            result = act(settler, ex, Click(x=x, y=y))
+            assert cap.grab().image.getpixel((x + 40, y)) != colour, result  # the effect, not just the mark
+            assert result.first_change_ms < 30 and result.bursts >= 2
+    finally:
+        settler.close()

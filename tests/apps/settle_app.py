@@ -4,7 +4,8 @@
 canvas and a focused entry (its caret blinks, Tk's default 600/300 ms). A
 click on the canvas paints it red (white again on the next click)
 ``--delay-ms`` after the press, and nothing before (with ``--second-paint-ms
-M``, a green band follows M ms after that); ``--animate`` moves a 120x100 block every 8 ms forever. Prints one
+M``, a green band follows M ms after that; with ``--press-mark``, a small
+black square appears under the pointer AT ONCE, as a pressed look); ``--animate`` moves a 120x100 block every 8 ms forever. Prints one
 ``{"ev": "ready", "canvas": [x, y, w, h], "entry": [...]}`` line (root
 coordinates), then ``{"ev": "painted"}`` when the late reaction is drawn.
 """
@@ -25,6 +26,7 @@ def main():
     ap.add_argument("--delay-ms", type=int, default=300)
     ap.add_argument("--animate", action="store_true")
     ap.add_argument("--second-paint-ms", type=int, default=0, help="after the reaction, paint a band again this much later")
+    ap.add_argument("--press-mark", action="store_true", help="a small square under the pointer at once on a press")
     args = ap.parse_args()
     root = tk.Tk()
     root.title("settle-app")
@@ -51,7 +53,14 @@ def main():
         band.append(canvas.create_rectangle(0, 60, 400, 160, fill="green", outline=""))
         root.update_idletasks()
 
-    canvas.bind("<ButtonPress-1>", lambda e: root.after(args.delay_ms, paint))
+    def press(event):
+        if args.press_mark:
+            canvas.delete("mark")
+            canvas.create_rectangle(event.x - 6, event.y - 6, event.x + 6, event.y + 6, fill="black", tags="mark")
+            root.update_idletasks()
+        root.after(args.delay_ms, paint)
+
+    canvas.bind("<ButtonPress-1>", press)
 
     def move(x=[0]):
         x[0] = (x[0] + 7) % 280
