@@ -213,12 +213,15 @@ class Agent:
     def run_dir(self) -> Path:
         return self.trajectory.run_dir
 
-    def _grab(self) -> Observation:
+    def _capture(self) -> "Capturer":
         if self._capturer is None:
             from deskpilot.perception import Capturer
 
             self._capturer = Capturer(self.sandbox)
-        return self._capturer.grab()
+        return self._capturer
+
+    def _grab(self) -> Observation:
+        return self._capture().grab()
 
     def _prepare_frame(self, obs: Observation) -> None:
         """What the next step does first with its frame, done while the screen settles (agent.settle)."""
@@ -242,9 +245,9 @@ class Agent:
             s = self.settings
             settings = SettleSettings(first_change_s=s.settle_first_change_s, quiet_s=s.settle_quiet_s,
                                       cap_s=s.settle_cap_s, ignore=s.settle_ignore)
-            self._grab()  # makes the capturer if needed
-            display, xauth = _display_of(self.sandbox, self._capturer)
-            self._settler = Settler.open(self._capturer, settings, display=display, xauthority=xauth,
+            capturer = self._capture()
+            display, xauth = _display_of(self.sandbox, capturer)
+            self._settler = Settler.open(capturer, settings, display=display, xauthority=xauth,
                                          use_damage=s.settle == "auto", prepare=self._prepare_frame)
         return self._settler
 
