@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,6 +91,14 @@ def test_typed_text_round_trips(text, quote):
     escaped = text.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
     step = parse_glm_reply(f"{B}type(content={quote}{escaped}{quote}){E}", None, width=100, height=100)
     assert step.action.text == text
+
+
+@pytest.mark.parametrize("text", ["</THINK>", "<THINK>", "<think>a</think>", "x </think> y"])
+def test_think_tags_typed_inside_the_box_are_text(text):
+    """Found by the property above: a think tag the model types is not the end of its thinking."""
+    for quote in "'\"":
+        step = parse_glm_reply(f"<think>plan</think>{B}type(content={quote}{text}{quote}){E}", None, width=100, height=100)
+        assert step.action.text == text
 
 
 VALID = [
