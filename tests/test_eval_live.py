@@ -30,10 +30,9 @@ def slow_counter(tid: str, presses: int, expect: int) -> dict:
     script = []
     for n in range(presses):
         script.append(box("left_click(start_box='[350,600]')", f"Press Add one (press {n + 1} of {presses})."))
-        if n < presses - 1:
-            script.append(box("WAIT()", "Let the counter show it."))
+        script.append(box("WAIT()", "Let the counter show it."))  # after the last press too: it is watched
     script.append(box("DONE()", "Done."))
-    return {"id": tid, "task": f"Press Add one {presses} times", "max_steps": 10, "script": script,
+    return {"id": tid, "task": f"Press Add one {presses} times", "max_steps": 12, "script": script,
             "desktop": {"size": "640x400", "apps": [f"python3 {COUNTER}"]},
             "checks": [{"window_title": f"Counter: {expect}"}]}
 
@@ -80,8 +79,8 @@ def test_eval_live_shows_every_running_desktop(tmp_path):
             running = browser.eval("window.deskpilotBoard.state")
             assert running["running"] == 2 and all(t["attached"] and t["width"] == 640 for t in running["tiles"])
             # each press changes that desktop's screen: the tile gets new frames
-            _wait(browser, "window.deskpilotBoard.frames['alpha~1'] || 0", lambda n: n >= 2)  # 2+: it changed
-            assert browser.eval("window.deskpilotBoard.frames['beta~1'] || 0") >= 2
+            _wait(browser, "window.deskpilotBoard.frames['alpha~1'] || 0", lambda n: n >= 3)
+            _wait(browser, "window.deskpilotBoard.frames['beta~1'] || 0", lambda n: n >= 2)
             thoughts = browser.eval("Array.from(document.querySelectorAll('#grid .tile pre.thought')).map(n => n.textContent)")
             assert any("Press Add one" in t or "Let the counter" in t for t in thoughts), thoughts
             # the end: counts, and the finished attempts with their status
