@@ -310,8 +310,7 @@ class Settler:
         last = gap = 0.0
         bursts = ignored = tries = 0
         big_seen = False
-        early: Observation | None = None  # grabbed at `early_at`; good while nothing is counted after it
-        early_at = 0.0
+        early: Observation | None = None  # grabbed in this quiet period; dropped when anything is counted after it
         while True:
             now = time.monotonic()
             quiet = min(s.quiet_max_s, max(self.learned_quiet, 2 * gap))
@@ -330,7 +329,7 @@ class Settler:
                 grab_at = last + max(EARLY_MIN_S, quiet - 1.3 * self._early_cost)
                 if now >= grab_at:
                     tries += 1
-                    early_at, early = now, self._grab_early()
+                    early = self._grab_early()
                     continue
                 wake = min(wake, grab_at)
             events = self.watcher.poll(wake - now)
@@ -361,7 +360,7 @@ class Settler:
                 last = counted[-1].when
                 bursts += 1
         end = time.monotonic()
-        self._early = early if early is not None and early_at >= last and end < cap_at else None
+        self._early = early if end < cap_at else None
         seen = first if first is not None else tentative
         return SettleResult(
             method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,

@@ -98,6 +98,17 @@ class Chromium:
                 raise TimeoutError(f"{url} did not finish loading")
             time.sleep(0.05)
 
+    def wait_for(self, expression: str, ok, timeout: float = 15.0) -> Any:
+        """Evaluate ``expression`` until ``ok(value)``; the test fails naming the last value at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expression)
+            if ok(value):
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"{expression[:80]}... stayed {value!r}")
+            time.sleep(0.1)
+
     def eval(self, expression: str, timeout: float = 30.0) -> Any:
         result = self.call("Runtime.evaluate", session=True, timeout=timeout, expression=expression,
                            returnByValue=True, awaitPromise=True)

@@ -37,17 +37,6 @@ def slow_counter(tid: str, presses: int, expect: int) -> dict:
             "checks": [{"window_title": f"Counter: {expect}"}]}
 
 
-def _wait(browser: Chromium, expression: str, ok, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = browser.eval(expression)
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{expression[:80]}... stayed {value!r}")
-        time.sleep(0.1)
-
-
 @needs_chromium
 def test_eval_live_shows_every_running_desktop(tmp_path):
     suite = tmp_path / "suite.json"
@@ -73,18 +62,18 @@ def test_eval_live_shows_every_running_desktop(tmp_path):
             assert denied.value.code == 404
             browser.goto(url)
             # both attempts run at once: two tiles, each with frames from its own desktop
-            _wait(browser, "document.querySelectorAll('#grid .tile img[src]').length", lambda n: n == 2)
+            browser.wait_for("document.querySelectorAll('#grid .tile img[src]').length", lambda n: n == 2, timeout=30.0)
             names = browser.eval("Array.from(document.querySelectorAll('#grid .tile .name')).map(n => n.textContent)")
             assert sorted(names) == ["alpha ~1", "beta ~1"]
             running = browser.eval("window.deskpilotBoard.state")
             assert running["running"] == 2 and all(t["attached"] and t["width"] == 640 for t in running["tiles"])
             # each press changes that desktop's screen: the tile gets new frames
-            _wait(browser, "window.deskpilotBoard.frames['alpha~1'] || 0", lambda n: n >= 3)
-            _wait(browser, "window.deskpilotBoard.frames['beta~1'] || 0", lambda n: n >= 2)
+            browser.wait_for("window.deskpilotBoard.frames['alpha~1'] || 0", lambda n: n >= 3, timeout=30.0)
+            browser.wait_for("window.deskpilotBoard.frames['beta~1'] || 0", lambda n: n >= 2, timeout=30.0)
             thoughts = browser.eval("Array.from(document.querySelectorAll('#grid .tile pre.thought')).map(n => n.textContent)")
             assert any("Press Add one" in t or "Let the counter" in t for t in thoughts), thoughts
             # the end: counts, and the finished attempts with their status
-            final = _wait(browser, "window.deskpilotBoard.state", lambda st: st and st["over"])
+            final = browser.wait_for("window.deskpilotBoard.state", lambda st: st and st["over"], timeout=30.0)
             assert (final["done"], final["passed"], final["failed"], final["running"]) == (2, 1, 1, 0)
             done = {f["task"]: f["result"] for f in final["finished"]}
             assert done == {"alpha": "PASS", "beta": "FAIL"}

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
@@ -18,6 +15,8 @@ from deskpilot.actions.errors import ExecutorError
 from deskpilot.actions.executor import Executor
 from deskpilot.actions.models import Click, Type
 from deskpilot.sandbox import Sandbox
+
+from conftest import kill_owner_after_report
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +108,6 @@ time.sleep(60)
 
 
 def test_sigkill_of_the_owner_takes_server_and_workers_down():
-    proc = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    try:
-        info = json.loads(proc.stdout.readline())
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    info = kill_owner_after_report(OWNER)
     for pid in [info["server"], *info["workers"]]:
         assert _gone(pid), f"process {pid} outlived its SIGKILLed owner"

@@ -38,17 +38,6 @@ def _pixel_js(x: int, y: int) -> str:
         return Array.from(g.getImageData({x}, {y}, 1, 1).data.slice(0, 3)); }})()"""
 
 
-def _wait(browser: Chromium, expression: str, ok, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = browser.eval(expression)
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{expression[:60]}... stayed {value!r}")
-        time.sleep(0.1)
-
-
 def _close(colour, rgb) -> bool:
     return colour is not None and all(abs(a - b) < 40 for a, b in zip(colour, rgb))  # JPEG
 
@@ -69,20 +58,20 @@ def test_live_page_follows_the_screen_and_the_loop(sandbox, solid_window):
                                                    points=click.points(), action_text="left_click(start_box='[195,250]')")))
         with Chromium(1400, 900) as browser:
             browser.goto(live.url)
-            _wait(browser, _pixel_js(250, 200), lambda c: _close(c, (255, 0, 0)))
+            browser.wait_for(_pixel_js(250, 200), lambda c: _close(c, (255, 0, 0)))
             assert browser.eval("document.getElementById('step').textContent") == "step 3 / 30"
             assert browser.eval("document.getElementById('thought').textContent") == "Press the <b>red</b> box"
             assert browser.eval("document.querySelectorAll('#marks circle').length") == 1
             assert browser.eval("document.querySelector('#marks circle').getAttribute('cx')") == "250"
             # the screen changes: the page follows, at several frames a second
             sandbox.launch(["/usr/bin/python3", "-c", BLINKER])
-            _wait(browser, _pixel_js(850, 200), lambda c: _close(c, (0, 0, 255)) or _close(c, (0, 255, 0)))
+            browser.wait_for(_pixel_js(850, 200), lambda c: _close(c, (0, 0, 255)) or _close(c, (0, 255, 0)))
             before = browser.eval("window.deskpilotLive.frames")
             time.sleep(2.0)
             frames = browser.eval("window.deskpilotLive.frames") - before
             assert frames >= 4, f"only {frames} new frames in 2 s"
             live.publish(RunEnded(status="DONE", answer="42"))
-            _wait(browser, "document.getElementById('phase').textContent", lambda t: t == "DONE")
+            browser.wait_for("document.getElementById('phase').textContent", lambda t: t == "DONE")
             assert "42" in browser.eval("document.getElementById('result').textContent")
     with pytest.raises(urllib.error.URLError):  # stopped: the port is closed
         urllib.request.urlopen(live.url + "state.json", timeout=2)

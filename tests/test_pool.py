@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +10,8 @@ import deskpilot
 from deskpilot.agent.pool import SandboxPool
 
 from deskpilot.errors import SandboxError
+
+from conftest import kill_owner_after_report
 
 
 def _alive(pid: int) -> bool:
@@ -129,13 +126,7 @@ time.sleep(60)
 
 
 def test_sigkill_of_the_owner_leaves_nothing_behind():
-    proc = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    try:
-        info = json.loads(proc.stdout.readline())
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    info = kill_owner_after_report(OWNER)
     # Xvfb, openbox, input worker, xterm per desk, and the fork server of the input workers
     assert len(info["dirs"]) == 3 and len(info["pids"]) == 13
     _wait_gone(info["pids"], info["dirs"])
