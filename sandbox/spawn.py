@@ -6,15 +6,24 @@ sandbox created from a short-lived worker thread would lose its Xvfb when that
 thread ends. So every fork happens on one daemon thread that lives exactly as
 long as the process: the signal then means "the owner process died".
 
-The same pre-exec step can also put the child into a new SysV IPC namespace
-(the sandbox's Xvfb) or into an existing one (its apps), so that MIT-SHM works
+The same start-up can also put the child into a new SysV IPC namespace (the
+sandbox's Xvfb) or into an existing one (its apps), so that MIT-SHM works
 between them and no host segment is reachable.
+
+Why through util-linux's small programs (``setpriv --pdeathsig``, ``unshare
+--ipc``, ``nsenter --ipc``) rather than a Python ``preexec_fn``: any
+``preexec_fn`` makes ``subprocess`` fork() the whole owner process, page tables
+and all (an eval driving 32 desks is ~300 MB; every write it makes after the
+fork then faults), where without one it uses vfork(). Two tiny execs cost less
+than that fork. Where those programs are missing the ``preexec_fn`` is used.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -63,6 +72,33 @@ def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> Callable[[],
     return preexec
 
 
+@functools.lru_cache(maxsize=None)
+def _tool(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> list[str] | None:
+    """The util-linux programs that set the same up before exec'ing argv, or None if one is missing."""
+    tools = {name: _tool(name) for name in ("setpriv", "unshare", "nsenter")}
+    prefix: list[str] = []
+    if sig is not None and tools["setpriv"]:
+        prefix += [tools["setpriv"], f"--pdeathsig={signal.Signals(sig).name}"]
+    if new_ipc and tools["unshare"]:
+        prefix += [tools["unshare"], "--ipc"]
+    if ipc_fd is not None and tools["nsenter"]:  # our own fd, so the app does not inherit it
+        prefix += [tools["nsenter"], f"--ipc=/proc/{os.getpid()}/fd/{ipc_fd}"]
+    wanted = (sig is not None) + new_ipc + (ipc_fd is not None)
+    return prefix if len(prefix) == 2 * wanted else None
+
+
+def _check_program(program: str, env: dict[str, str] | None) -> None:
+    """FileNotFoundError for a missing program, as Popen itself would raise without a prefix."""
+    path = os.environ.get("PATH") if env is None else env.get("PATH", os.defpath)
+    found = shutil.which(program, path=path) if os.sep not in program else program
+    if found is None or not os.access(found, os.X_OK):
+        raise FileNotFoundError(2, "No such file or directory", program)
+
+
 def popen(
     argv: list[str],
     *,
@@ -74,10 +110,15 @@ def popen(
     """``subprocess.Popen`` on the spawner thread; the child gets ``death_signal`` if we die.
 
     ``new_ipc``: the child gets a new IPC namespace; ``ipc_fd``: it joins that one (root only).
-    Either failing makes the child exit with 125 before it runs anything.
+    Either failing makes the child exit non-zero before it runs anything (the reason on its stderr).
     """
     if death_signal is not None or new_ipc or ipc_fd is not None:
-        kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd)
+        prefix = _prefix(death_signal, new_ipc, ipc_fd)
+        if prefix is None:
+            kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd)
+        else:
+            _check_program(argv[0], kwargs.get("env"))
+            argv = prefix + list(argv)
     _ensure_thread()
     future: Future = Future()
     _queue.put((lambda: subprocess.Popen(argv, **kwargs), future))

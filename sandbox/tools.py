@@ -14,6 +14,7 @@ PACKAGES = {
     "xauth": "xauth",
     "unshare": "util-linux",
     "setpriv": "util-linux",
+    "nsenter": "util-linux",
 }
 
 
