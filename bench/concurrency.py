@@ -16,7 +16,7 @@ model call; split into CPU work and waiting for the screen to settle) and the
 client-side overhead of a model call (measured call time minus the delay).
 
 Exits 1 unless the steady ratio is at least 0.90 at 8 and 0.75 at 32.
-Usage: python bench/concurrency.py [--levels 1,4,8,16,32] [--delay 2] [--warm 1] [--json FILE]
+Usage: python bench/concurrency.py [--levels 1,4,8,16,32] [--delay 2] [--waves 3] [--warm 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,8,16,32")
     parser.add_argument("--delay", type=float, default=2.0, help="simulated model seconds per step")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--waves", type=float, default=3.0,
+                        help="attempts per level ~ waves x parallel (more waves: the overall ratio nears the steady one)")
     parser.add_argument("--warm", type=int, default=1, help="eval --warm: idle desks kept ready per distinct desktop")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -185,7 +187,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="deskpilot-bench-") as tmp:
             for n in levels:
-                repeat = max(1, math.ceil(3 * n / 10)) if n > 1 else 1
+                repeat = max(1, math.ceil(args.waves * n / 10)) if n > 1 else 1
                 row = run_level(n, url, repeat, Path(tmp), psutil.Process(sim.pid), args.warm)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -125,8 +125,10 @@ def test_new_ipc_namespace_and_joining_it(way):
             time.sleep(0.2)
             assert _ipc_ns(second.pid) == _ipc_ns(first.pid)
             # the namespace fd is ours, not handed down to the app
-            assert all(os.readlink(f"/proc/{second.pid}/fd/{n}") != os.readlink(f"/proc/self/fd/{fd}")
-                       for n in os.listdir(f"/proc/{second.pid}/fd"))
+            assert all(
+                os.readlink(f"/proc/{second.pid}/fd/{n}") != os.readlink(f"/proc/self/fd/{fd}")
+                for n in os.listdir(f"/proc/{second.pid}/fd")
+            )
             second.kill()
             second.wait()
         finally:
