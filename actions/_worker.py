@@ -79,14 +79,19 @@ class Keyboard:
         return out
 
     def _send_rows(self, keycodes: list[int]) -> None:
-        """One request for the whole changed range: apps then get ONE MappingNotify.
+        """One request for the whole spare range, whichever spares changed.
 
-        Several notifies for scattered keycodes in a row left Tk (libX11/XKB)
-        with stale rows for some of them; a single contiguous update did not.
+        libX11's XRefreshKeyboardMapping re-reads only the keycodes the
+        notifies it has seen name, then forgets every change noted meanwhile,
+        including notifies read while it waited for that reply. With scattered
+        ranges Tk kept stale (empty) rows for spares named only by such a
+        notify and typed them as NoSymbol under load. When every update names
+        the same range, each re-read covers every spare, in a state no older
+        than the last notify it forgot.
         """
         if not keycodes:
             return
-        low, high = min(keycodes), max(keycodes)
+        low, high = min(self.spares), max(self.spares)
         rows = self.rows[low - self.first:high - self.first + 1]
         self.d.change_keyboard_mapping(low, [tuple(r) for r in rows])
 

@@ -7,12 +7,13 @@ import signal
 import time
 
 import pytest
+from Xlib import X
 
 from deskpilot.actions.errors import ActionError, ExecutorError
 from deskpilot.actions.executor import Executor
 from deskpilot.actions.models import Click, Done, DoubleClick, Drag, Fail, Hover, Key, Scroll, Type, Wait
 from apps import launch_probe
-from deskpilot.sandbox import Sandbox
+from deskpilot.sandbox import Sandbox, x11
 
 SIZE = (1280, 800)
 
@@ -133,6 +134,26 @@ def test_type_many_distinct_non_ascii_chars(ex, probe):
     text = "".join(chr(0x4E00 + 7 * i) for i in range(40)) + " αβγδεζηθικλμνξοπρστυφχψω ЖЩЮЯ <>"
     ex.perform(Type(text=text))
     assert probe.wait_content("e2", text, timeout=10)["e2"] == text
+
+
+def test_every_keymap_update_names_the_same_range(sb, ex, probe):
+    """libX11 forgets notifies it reads while re-reading the map (Keyboard._send_rows): each names every spare."""
+    conn = x11.connect(sb.display, sb.xauthority)  # MappingNotify reaches every client
+    try:
+        _clear(ex, probe, "e1")
+        ex.perform(Type(text="ᚠᚢ"))
+        ex.perform(Type(text="ꙮ"))
+        probe.wait_content("e1", "ᚠᚢꙮ")
+        conn.sync()
+        notes = []
+        while conn.pending_events():
+            event = conn.next_event()
+            if event.type == X.MappingNotify and event.request == X.MappingKeyboard:
+                notes.append((event.first_keycode, event.count))
+    finally:
+        conn.close()
+    assert len(notes) >= 2
+    assert len(set(notes)) == 1, notes
 
 
 def test_newlines_and_tabs_in_text_widget(ex, probe):
