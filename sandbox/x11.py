@@ -53,11 +53,16 @@ def find_window(conn: xdisplay.Display, title: str) -> int | None:
 
 
 def mapped_top_levels(conn: xdisplay.Display) -> int:
-    """How many children of the root window are mapped (managed or not)."""
+    """How many children of the root window are mapped (managed or not).
+
+    Override-redirect windows (menus, tooltips, openbox's own 1x1 support
+    window) are not counted: an app that never showed a window reads as 0.
+    """
     count = 0
     for child in conn.screen().root.query_tree().children:
         try:
-            if child.get_attributes().map_state != X.IsUnmapped:
+            attributes = child.get_attributes()
+            if attributes.map_state != X.IsUnmapped and not attributes.override_redirect:
                 count += 1
         except (xerror.BadWindow, xerror.BadMatch):
             continue

@@ -102,6 +102,14 @@ def test_app_window_is_found_by_title(sandbox: Sandbox) -> None:
         sandbox.wait_for_window("no-such-title", timeout=0.3)
 
 
+def test_diagnose_counts_app_windows_not_the_wm_s_own() -> None:
+    with Sandbox(size=(640, 480)) as sb:
+        assert sb.diagnose() == "X server and window manager running; 0 mapped top-level windows, 0 managed"
+        sb.launch(["xterm", "-T", "diag", "-geometry", "20x5+10+10"])
+        sb.wait_for_window("diag")
+        assert sb.diagnose().endswith("; xterm: running; 1 mapped top-level windows, 1 managed")
+
+
 def test_app_has_private_home_and_tmp(sandbox: Sandbox) -> None:
     out = _run(
         sandbox,
