@@ -8,6 +8,10 @@ fingerprint. While they match, the cached reply is used and the model is not
 called; from the first step that does not match, the model decides again for
 the rest of the run, and a successful run rewrites the file. Verifying every
 cached step against the screen is what keeps a stale cache from clicking blind.
+
+Secrets are kept out of the file: replies are stored redacted (``***NAME***``)
+with the names they need, and put back from the run's own secrets when used;
+a run without one of them asks the model from that step on.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from deskpilot.agent.checks.diff import compare_live
+from deskpilot.agent.secrets import redact, restore
+from deskpilot.agent.trajectory import redact_all
 from deskpilot.errors import ConfigError
 from deskpilot.model_backend.types import Reply
 
@@ -35,12 +41,14 @@ class CachedStep(BaseModel):
     content: str
     reasoning: str | None = None
     action: dict[str, Any]
+    secrets: list[str] = Field(default_factory=list)  # names of the secrets redacted out of this step
     screen_png: str  # base64 PNG of the screen the step was decided on
 
 
 class CacheFile(BaseModel):
     version: int = VERSION
     task: str
+    task_secrets: list[str] = Field(default_factory=list)  # names of the secrets redacted out of the task
     screen_size: tuple[int, int]
     steps: list[CachedStep] = Field(default_factory=list)
 
@@ -72,25 +80,30 @@ class RunCache:
         self.hits = 0
         self.following = True
         self.mismatch: str | None = None  # why the cache stopped being followed
+        self.secrets: Mapping[str, str] = {}  # the run's, as last given (the task is stored without them)
         if self.path.is_file():
             try:
                 old = CacheFile.model_validate_json(self.path.read_text(encoding="utf-8"))
             except (ValidationError, ValueError) as err:
                 raise ConfigError(f"cache file {self.path} is not a deskpilot cache: {str(err).splitlines()[0]}") from None
-            if old.task == task and old.version == VERSION:
-                self.old = old
+            if old.version == VERSION and (old.task == task or old.task_secrets):
+                self.old = old  # a task naming secrets is compared at the first lookup, which has them
             else:
                 self.mismatch = "the cache was recorded for another task"
         if self.old is None:
             self.following = False
             self.mismatch = self.mismatch or "no cache yet"
 
-    def lookup(self, step: int, obs, grab=None) -> Reply | None:
+    def lookup(self, step: int, obs, grab=None, secrets: Mapping[str, str] | None = None) -> Reply | None:
         """The cached reply for this step if its screen still matches, else None (and stop following).
 
         With ``grab``, a difference must persist over three frames (a blinking caret does not count).
+        ``secrets`` (name -> value) go back into a reply stored without them.
         """
         if not self.following or self.old is None:
+            return None
+        known = secrets or {}
+        if step == 1 and self.old.task != self.task and not self._same_task(known):
             return None
         entry = self.old.steps[step - 1] if step - 1 < len(self.old.steps) else None
         if entry is None or entry.step != step:
@@ -101,19 +114,46 @@ class RunCache:
             self.following = False
             self.mismatch = f"step {step}: the screen differs from the cached one ({diff.summary()})"
             return None
+        missing = [name for name in entry.secrets if not known.get(name)]
+        if missing:
+            self.following = False
+            self.mismatch = f"step {step}: the cached reply needs secret {', '.join(missing)}, which this run lacks"
+            return None
         self.hits += 1
-        return Reply(content=entry.content, reasoning=entry.reasoning)
+        return Reply(content=restore(entry.content, entry.secrets, known),
+                     reasoning=restore(entry.reasoning, entry.secrets, known))
 
-    def keep(self, step: int, obs, reply: Reply, action) -> None:
-        """Remember what this run did at this step (written by ``finish`` if the run succeeds)."""
-        self.new.append(CachedStep(step=step, content=reply.content, reasoning=reply.reasoning,
-                                   action=action.model_dump(mode="json"), screen_png=_png(obs.image)))
+    def _same_task(self, known: Mapping[str, str]) -> bool:
+        assert self.old is not None
+        missing = [name for name in self.old.task_secrets if not known.get(name)]
+        if missing:
+            self.mismatch = f"the cache's task needs secret {', '.join(missing)}, which this run lacks"
+        elif restore(self.old.task, self.old.task_secrets, known) != self.task:
+            self.mismatch = "the cache was recorded for another task"
+        self.following = not missing and self.mismatch is None
+        return self.following
+
+    def keep(self, step: int, obs, reply: Reply, action, secrets: Mapping[str, str] | None = None) -> None:
+        """Remember what this run did at this step (written by ``finish`` if the run succeeds).
+
+        ``secrets`` (name -> value) are taken out of what is kept, and their names noted.
+        """
+        known = self.secrets = secrets or {}
+        content = redact(reply.content, known)
+        reasoning = redact(reply.reasoning, known) if reply.reasoning is not None else None
+        names = [n for n, v in known.items() if v and (v in reply.content or v in (reply.reasoning or ""))]
+        self.new.append(CachedStep(
+            step=step, content=content, reasoning=reasoning, secrets=sorted(names),
+            action=redact_all(action.model_dump(mode="json"), lambda text: redact(text, known)),
+            screen_png=_png(obs.image)))
 
     def finish(self, run_dir: Path | None = None, *, saved: bool) -> int:
         """Write the file if the run succeeded and anything changed; returns the model calls saved."""
         if saved and self.new and (self.old is None or self.hits < len(self.new)):
             size = _image(self.new[0].screen_png).size
-            data = CacheFile(task=self.task, screen_size=size, steps=self.new).model_dump_json()
+            task = redact(self.task, self.secrets)
+            names = sorted(name for name, value in self.secrets.items() if value and value in self.task)
+            data = CacheFile(task=task, task_secrets=names, screen_size=size, steps=self.new).model_dump_json()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             tmp.write_text(data, encoding="utf-8")

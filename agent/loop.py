@@ -437,7 +437,8 @@ class Agent:
         timings["prompt"] = _ms(t)
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         self._account(record.request, request, obs, len(state.history), totals)
-        cached = self.cache.lookup(step, obs, self._grab) if self.cache is not None else None
+        secrets = getattr(self.dialect, "secrets", None)
+        cached = self.cache.lookup(step, obs, self._grab, secrets) if self.cache is not None else None
         self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
             if cached is not None:
@@ -454,7 +455,7 @@ class Agent:
             raise
         self._fill(record, parsed, reply)
         if self.cache is not None:
-            self.cache.keep(step, obs, reply, parsed.action)
+            self.cache.keep(step, obs, reply, parsed.action, secrets)
         self._decide(record, parsed, obs, state, step)
         record.timings_ms = timings
         t = time.perf_counter()

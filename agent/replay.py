@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
 from deskpilot.agent.checks.diff import compare_live, diff_image
 from deskpilot.agent.session import SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.agent.secrets import restore
 from deskpilot.agent.trajectory import load_run
 
 
@@ -46,19 +47,6 @@ def session_of(run_dir: Path) -> SessionSpec:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "session"
         raise ReplayError(f"{run_dir}: the recorded session is broken at {where}: {first['msg']}") from None
-
-
-def _with_secrets(data, names: list[str], env: dict[str, str]):
-    """Put secret values back where the recording says ***NAME***."""
-    if isinstance(data, str):
-        for name in names:
-            data = data.replace(f"***{name}***", env[name])
-        return data
-    if isinstance(data, dict):
-        return {k: _with_secrets(v, names, env) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_with_secrets(v, names, env) for v in data]
-    return data
 
 
 def _ending(run) -> str:
@@ -114,7 +102,7 @@ def replay(
     if missing:
         raise ReplayError(f"the run used secret(s) {', '.join(missing)}: export them before replaying")
     for rec in steps:
-        rec.action = action_from_json(_with_secrets(rec.action.model_dump(mode="json"), secrets, dict(os.environ)))
+        rec.action = action_from_json(restore(rec.action.model_dump(mode="json"), secrets, dict(os.environ)))
     spec = session or session_of(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir / f"replay-{datetime.now():%Y%m%d-%H%M%S}"
     from deskpilot.actions.executor import Executor

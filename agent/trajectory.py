@@ -39,13 +39,14 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _scrub(value: Any, redact: Callable[[str], str]) -> Any:
+def redact_all(value: Any, redact: Callable[[str], str]) -> Any:
+    """Every string inside ``value`` (dicts, lists) passed through ``redact``."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: _scrub(v, redact) for k, v in value.items()}
+        return {k: redact_all(v, redact) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_scrub(v, redact) for v in value]
+        return [redact_all(v, redact) for v in value]
     return value
 
 
@@ -90,7 +91,7 @@ class Trajectory:
         path = self.run_dir / SETTINGS
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(_scrub(settings, self._redact), indent=2, default=str), encoding="utf-8")
+            tmp.write_text(json.dumps(redact_all(settings, self._redact), indent=2, default=str), encoding="utf-8")
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -121,7 +122,7 @@ class Trajectory:
         self._write(line)
 
     def _line(self, record: BaseModel) -> bytes:
-        data = _scrub(record.model_dump(mode="json"), self._redact)
+        data = redact_all(record.model_dump(mode="json"), self._redact)
         if isinstance(data, dict):
             self._cap(data, data)
         return _encode(json.dumps(data, ensure_ascii=False) + "\n")

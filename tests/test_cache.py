@@ -19,7 +19,8 @@ SIZE = (1280, 800)
 EXPECTED = {"name": "Ada Lovelace", "email": "ada@example.org"}
 
 
-def run_form(tmp_path: Path, name: str, replies: list[str], cache: Path, layout: str = "standard"):
+def run_form(tmp_path: Path, name: str, replies: list[str], cache: Path, layout: str = "standard", dialect=None,
+             task: str = DEMO_TASK):
     share = tmp_path / f"{name}-share"
     share.mkdir()
     saved = share / "form.json"
@@ -28,8 +29,8 @@ def run_form(tmp_path: Path, name: str, replies: list[str], cache: Path, layout:
 
     spec = SessionSpec(size=SIZE, shares=[str(share)], apps=[demo_app(saved, layout)])
     with Session(spec=spec) as desk:
-        with Agent(backend, desk, run_dir=tmp_path / name, cache=RunCache(cache, DEMO_TASK)) as agent:
-            result = agent.run(DEMO_TASK)
+        with Agent(backend, desk, dialect, run_dir=tmp_path / name, cache=RunCache(cache, task)) as agent:
+            result = agent.run(task)
     got = json.loads(saved.read_text()) if saved.is_file() else None
     return result, backend, got
 
@@ -97,3 +98,48 @@ def test_a_cache_for_another_task_is_not_used(first, tmp_path):
     broken.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="is not a deskpilot cache"):
         RunCache(broken, DEMO_TASK)
+
+
+def test_secrets_stay_out_of_the_cache_and_come_back_from_the_run(tmp_path):
+    """The email is a secret here: the file names it, a run with it types it, a run without asks the model."""
+    from deskpilot.agent.dialects import GLM45VDialect
+
+    email = EXPECTED["email"]
+    cache = tmp_path / "form.json"
+    replies = json.loads(DEMO_REPLIES.read_text())
+    with_secret = GLM45VDialect(secrets={"EMAIL": email})
+    result, _, got = run_form(tmp_path, "rec", replies, cache, dialect=with_secret)
+    assert result.status == Status.DONE and got == EXPECTED, result.reason
+    text = cache.read_text()
+    assert email not in text and "***EMAIL***" in text
+    steps = CacheFile.model_validate_json(text).steps
+    assert [s.step for s in steps if s.secrets == ["EMAIL"]] == [4, 5, 6]  # typed, then in the model's memory
+    assert steps[3].action == {"type": "type", "text": "***EMAIL***"}
+
+    result, backend, got = run_form(tmp_path, "again", [], cache, dialect=GLM45VDialect(secrets={"EMAIL": email}))
+    assert result.status == Status.DONE and got == EXPECTED and backend.requests == [], result.reason
+
+    result, backend, got = run_form(tmp_path, "without", replies, cache)
+    assert result.status == Status.DONE and got == EXPECTED, result.reason
+    assert result.totals["model_calls_saved"] == 0 and len(backend.requests) == 6
+    summary = json.loads((tmp_path / "without" / "cache.json").read_text())
+    assert summary["followed_until"] == "the cache's task needs secret EMAIL, which this run lacks"
+
+
+def test_a_step_needing_a_secret_the_run_lacks_goes_to_the_model(tmp_path):
+    """The task names no secret, but the typed email is one: steps 1-3 come from the cache, 4-6 from the model."""
+    from deskpilot.agent.dialects import GLM45VDialect
+
+    cache = tmp_path / "form.json"
+    replies = json.loads(DEMO_REPLIES.read_text())
+    email = EXPECTED["email"]
+    task = "Fill in the contact form and save it."
+    dialect = GLM45VDialect(secrets={"EMAIL": email})
+    result, _, got = run_form(tmp_path, "rec", replies, cache, dialect=dialect, task=task)
+    assert result.status == Status.DONE and got == EXPECTED, result.reason
+    assert CacheFile.model_validate_json(cache.read_text()).task_secrets == []
+    result, backend, got = run_form(tmp_path, "without", replies[3:], cache, task=task)
+    assert result.status == Status.DONE and got == EXPECTED, result.reason
+    assert result.totals["model_calls_saved"] == 3 and len(backend.requests) == 3
+    summary = json.loads((tmp_path / "without" / "cache.json").read_text())
+    assert summary["followed_until"] == "step 4: the cached reply needs secret EMAIL, which this run lacks"

@@ -21,6 +21,7 @@ from deskpilot.agent.dialects import glm45v_text as text
 from deskpilot.agent.dialects.actionspace import CallSpec, desktop_calls, render_action_space, signature_lines
 from deskpilot.agent.dialects.base import HistoryEntry, ParsedStep
 from deskpilot.agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
+from deskpilot.agent.secrets import redact as redact_secrets
 from deskpilot.agent.dialects.render import builtin_template, image_marker, load_template, render_parts, scrub
 from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, TextPart
 from deskpilot.perception.encode import data_url
@@ -181,10 +182,12 @@ class GLM45VDialect:
 
     def redact(self, value: str) -> str:
         """``value`` with every secret replaced by ***NAME***, for logs and reports."""
-        for name, secret in sorted(self.options.secrets.items(), key=lambda kv: len(kv[1]), reverse=True):
-            if secret:
-                value = value.replace(secret, f"***{name}***")
-        return value
+        return redact_secrets(value, self.options.secrets)
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Name -> value of what the model may type but no record may hold (see ``redact``)."""
+        return self.options.secrets
 
     def _single(self, observation: Observation, prompt: str, thinking: bool) -> ChatRequest:
         image = ImagePart(image=fit_budget(observation.image, self.options.max_pixels), format=self.options.image_format)
