@@ -91,10 +91,10 @@ def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> list[str] | N
     return prefix if len(prefix) == 2 * wanted else None
 
 
-def _check_program(program: str, env: dict[str, str] | None) -> None:
+def _check_program(program: str, env: dict[str, str] | None, cwd: str | os.PathLike | None) -> None:
     """FileNotFoundError for a missing program, as Popen itself would raise without a prefix."""
     path = os.environ.get("PATH") if env is None else env.get("PATH", os.defpath)
-    found = shutil.which(program, path=path) if os.sep not in program else program
+    found = shutil.which(program, path=path) if os.sep not in program else os.path.join(cwd or ".", program)
     if found is None or not os.access(found, os.X_OK):
         raise FileNotFoundError(2, "No such file or directory", program)
 
@@ -117,7 +117,7 @@ def popen(
         if prefix is None:
             kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd)
         else:
-            _check_program(argv[0], kwargs.get("env"))
+            _check_program(argv[0], kwargs.get("env"), kwargs.get("cwd"))
             argv = prefix + list(argv)
     _ensure_thread()
     future: Future = Future()

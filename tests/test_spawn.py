@@ -143,3 +143,14 @@ def test_a_missing_program_is_file_not_found(way):
         spawn.popen(["deskpilot-no-such-program-here"])
     with pytest.raises(FileNotFoundError):
         spawn.popen(["/nonexistent/bin/tool"], env={"PATH": "/usr/bin"})
+
+
+def test_a_relative_program_is_found_from_the_child_s_folder(way, tmp_path):
+    (tmp_path / "bin").mkdir()
+    tool = tmp_path / "bin" / "hello"
+    tool.write_text("#!/bin/sh\necho hello-from-$(basename $(pwd))\n")
+    tool.chmod(0o755)
+    child = spawn.popen(["./bin/hello"], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert child.communicate(timeout=10)[0].strip() == f"hello-from-{tmp_path.name}"
+    with pytest.raises(FileNotFoundError):
+        spawn.popen(["./bin/hello"], cwd=tmp_path / "bin")
