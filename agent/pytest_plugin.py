@@ -44,10 +44,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--deskpilot-script", default=None,
                     help="recorded replies instead of a model: a JSON file, or a folder with TESTNAME.json per test")
     group.addoption("--deskpilot-runs", default=None, help="folder for run folders [default: each test's tmp_path]")
+    group.addoption("--deskpilot-update-baselines", action="store_true", default=False,
+                    help="screenshot checks with a missing or different baseline write the current screen as it")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER)
+    if config.getoption("--deskpilot-update-baselines", default=False):
+        from deskpilot.agent.checks.context import UPDATE_ENV
+
+        os.environ[UPDATE_ENV] = "1"  # every check context reads it (xdist workers inherit it)
 
 
 def _slug(text: str) -> str:

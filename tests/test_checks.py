@@ -252,3 +252,29 @@ def test_spreadsheet_and_pdf_checks_on_files_libreoffice_wrote(tmp_path):
     results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
     assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
     assert results[3].message == "B4 is None, expected 1"
+
+
+def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, monkeypatch):
+    """No desktop needed: the 'screen' is an image. A matching baseline is left byte for byte."""
+    red, blue = Image.new("RGB", (64, 48), (200, 0, 0)), Image.new("RGB", (64, 48), (0, 0, 200))
+    check = {"screenshot_matches": "shots/b.png"}
+    monkeypatch.setenv("DESKPILOT_UPDATE_BASELINES", "yes")
+    assert CheckContext().update_baselines
+    monkeypatch.setenv("DESKPILOT_UPDATE_BASELINES", "0")
+    assert not CheckContext().update_baselines
+
+    missing = run_checks([check], CheckContext(base_dir=tmp_path, screen=red, update_baselines=True))[0]
+    assert missing.passed and "was missing" in missing.message
+    path = tmp_path / "shots" / "b.png"
+    with Image.open(path) as img:
+        assert img.convert("RGB").getpixel((5, 5)) == (200, 0, 0)
+    before = path.stat().st_mtime_ns, path.read_bytes()
+    same = run_checks([check], CheckContext(base_dir=tmp_path, screen=red, update_baselines=True))[0]
+    assert same.passed and "matches b.png" in same.message and (path.stat().st_mtime_ns, path.read_bytes()) == before
+    plain = run_checks([check], CheckContext(base_dir=tmp_path, screen=blue))[0]
+    assert not plain.passed and path.read_bytes() == before[1]
+    changed = run_checks([check], CheckContext(base_dir=tmp_path, screen=blue, update_baselines=True))[0]
+    assert changed.passed and changed.message.startswith("baseline b.png differed (")
+    with Image.open(path) as img:
+        assert img.convert("RGB").getpixel((5, 5)) == (0, 0, 200)
+    assert [p.name for p in path.parent.iterdir()] == ["b.png"]  # no temp file left

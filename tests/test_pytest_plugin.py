@@ -79,3 +79,43 @@ def test_a_pilot_without_a_model_says_how_to_give_one(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "the pilot fixture needs a model: --deskpilot-base-url URL or --deskpilot-script FILE" in proc.stdout
+
+
+def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_path):
+    """A tester's loop: no baseline fails; --deskpilot-update-baselines writes it; the next plain run matches it."""
+    from PIL import Image
+
+    test = tmp_path / "test_shot.py"
+    test.write_text(
+        "import os, pytest\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=['xterm -geometry 30x6+0+0 -bg ' + os.environ['SHOT_BG']])\n"
+        "def test_it(pilot):\n"
+        "    pilot.check({'screenshot_matches': 'shots/term.png'})\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("DESKPILOT_UPDATE_BASELINES", None)
+    replies = tmp_path / "replies.json"
+    replies.write_text("[]")  # no model step is taken: checks only
+
+    def run(bg: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.agent.pytest_plugin",
+                               "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
+                               "--deskpilot-script", str(replies), *args],
+                              cwd=tmp_path, env={**env, "SHOT_BG": bg}, capture_output=True, text=True, timeout=120)
+
+    baseline = tmp_path / "shots" / "term.png"
+    proc = run("white")
+    assert proc.returncode == 1 and "term.png does not exist" in proc.stdout, proc.stdout[-2000:]
+    assert not baseline.exists()
+    proc = run("white", "--deskpilot-update-baselines")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    with Image.open(baseline) as img:
+        assert img.size == (320, 240)
+        white = img.convert("RGB").getpixel((250, 200))
+    written = baseline.read_bytes()
+    assert run("white").returncode == 0  # the new baseline matches a plain run
+    proc = run("black")
+    assert proc.returncode == 1 and "differs from term.png" in proc.stdout, proc.stdout[-2000:]
+    assert baseline.read_bytes() == written  # a failing plain run leaves the baseline alone
+    assert run("black", "--deskpilot-update-baselines").returncode == 0
+    with Image.open(baseline) as img:
+        assert img.convert("RGB").getpixel((250, 200)) != white

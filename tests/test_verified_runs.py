@@ -84,3 +84,18 @@ def test_cache_flag_saves_the_model_calls_on_the_second_run(tmp_path, monkeypatc
     assert second.exit_code == 0, second.output
     said = " ".join(second.output.split())
     assert "PASSED after 6 step(s)" in said and "cache: 6 model call(s) saved" in said
+
+
+def test_update_baselines_flag_writes_the_screenshot_baseline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESKPILOT_UPDATE_BASELINES", "0")  # restored afterwards: the flag sets it in-process
+    args, _ = demo_args(tmp_path, ["The form is open.\n<|begin_of_box|>DONE()<|end_of_box|>\nMemory:\n[]"])
+    (tmp_path / "deskpilot.toml").write_text('checks = [{screenshot_matches = "shots/form.png"}]\n')
+    result = runner.invoke(app, ["run", "look at the form", *args, "--out", "run1"])
+    assert result.exit_code == 1 and "form.png does not exist" in " ".join(result.output.split()), result.output
+    result = runner.invoke(app, ["--update-baselines", "run", "look at the form", *args, "--out", "run2"])
+    assert result.exit_code == 0, result.output
+    assert "written from the current screen" in " ".join(result.output.split())
+    assert (tmp_path / "shots" / "form.png").is_file()
+    run = load_run(tmp_path / "run2")
+    assert run.checks[0].passed and run.checks[0].evidence["updated"] is True

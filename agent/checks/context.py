@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,14 @@ from typing import Any, Callable
 from PIL import Image
 
 from deskpilot.errors import UsageError
+
+
+UPDATE_ENV = "DESKPILOT_UPDATE_BASELINES"
+
+
+def updating_baselines() -> bool:
+    """True when the user asked for baselines to be (re)written from the screen."""
+    return os.environ.get(UPDATE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -26,6 +35,9 @@ class CheckContext:
     - ``out_dir``: where diff images are written (the run folder); ``prefix``
       names them (``check_03_diff.png``).
     - ``record``: called with every CheckResult as it is made (the trajectory).
+    - ``update_baselines``: a screenshot check whose baseline is missing or
+      differs writes the current screen as the new baseline and passes
+      (default: ``$DESKPILOT_UPDATE_BASELINES``, set by ``--update-baselines``).
     """
 
     base_dir: Path = field(default_factory=Path.cwd)
@@ -36,6 +48,7 @@ class CheckContext:
     prefix: str = "check"
     record: Callable[[Any], None] | None = None
     index: int = 0  # number of the check being run (set by run_checks)
+    update_baselines: bool = field(default_factory=lambda: updating_baselines())
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None
     _lines: dict | None = None

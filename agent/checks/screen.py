@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 from PIL import Image
@@ -60,6 +62,8 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
     path = m.resolve(check.screenshot_matches, ctx.base_dir)
     live = ctx.screenshot()
     evidence: dict[str, Any] = {"baseline": str(path)}
+    if not path.is_file() and ctx.update_baselines:
+        return _write_baseline(path, live, "was missing", evidence)
     if not path.is_file():
         saved = ctx.save_image(live, "actual")
         evidence["actual"] = saved
@@ -75,12 +79,24 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
         evidence["diff"] = ctx.save_image(diff_image(live, mask, result, check.masks), "diff")
     if passed:
         return True, f"matches {path.name} ({result.summary()})", evidence
+    if ctx.update_baselines:
+        return _write_baseline(path, live, f"differed ({result.summary()})", evidence)
     if result.size_mismatch:
         return False, f"{path.name} is {baseline.width}x{baseline.height}, the screen {live.width}x{live.height}", evidence
     why = (f"largest change {result.largest} px > {check.max_region}" if result.largest > check.max_region
            else f"{result.share:.3%} changed > tolerance {check.tolerance:.3%}")
     shown = f"; diff image {evidence['diff']}" if evidence.get("diff") else ""
     return False, f"differs from {path.name}: {why} ({result.summary()}){shown}", evidence
+
+
+def _write_baseline(path: Path, live: Image.Image, why: str, evidence: dict[str, Any]) -> Outcome:
+    """--update-baselines: the current screen becomes the baseline (written whole or not at all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    live.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    evidence["updated"] = True
+    return True, f"baseline {path.name} {why}: written from the current screen (--update-baselines)", evidence
 
 
 _VERDICT = re.compile(r"^\W*(yes|no)\b[\s,.:;!-]*(.*)$", re.IGNORECASE | re.DOTALL)

@@ -25,8 +25,18 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    update_baselines: bool = typer.Option(
+        False, "--update-baselines",
+        help="Screenshot checks whose baseline is missing or differs write the current screen as the new baseline "
+             "(and pass). Give it before the command: deskpilot --update-baselines run ..."),
 ) -> None:
     """Let a vision-language model operate a sandboxed virtual desktop."""
+    if update_baselines:
+        import os
+
+        from deskpilot.agent.checks.context import UPDATE_ENV
+
+        os.environ[UPDATE_ENV] = "1"  # read by every check context, here and in processes we start
 
 
 def _register() -> None:
