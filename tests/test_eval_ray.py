@@ -182,6 +182,18 @@ def test_no_cluster_at_the_address_is_one_line_in_seconds(tmp_path):
                                    "start one with `ray start --head`, or use --ray auto")
 
 
+def test_update_baselines_is_refused_with_ray(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "--update-baselines", "eval", str(suite),
+                           "--ray", "auto", "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: --update-baselines writes baselines on this machine; "
+                                   "run the suite without --ray to update them")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("with_filter", [True, False])
 def test_run_folders_unpack_safely_with_or_without_tar_filters(tmp_path, monkeypatch, with_filter):
     """Debian 12's Python 3.11.2 has no tarfile extraction filters: the fallback checks entries itself."""

@@ -146,6 +146,10 @@ def eval_suite(
         out_dir = (out or default_run_dir(loaded.name, Path("evals"))).resolve()
     except _user_errors() as err:
         raise fail(str(err)) from None
+    from deskpilot.agent.checks.context import updating_baselines
+
+    if ray and updating_baselines():
+        raise fail("--update-baselines writes baselines on this machine; run the suite without --ray to update them")
     progress: Any = EvalProgress(quiet)
     board = None
     if live is not None:
