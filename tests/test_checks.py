@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,43 @@ def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, mon
     with Image.open(path) as img:
         assert img.convert("RGB").getpixel((5, 5)) == (0, 0, 200)
     assert [p.name for p in path.parent.iterdir()] == ["b.png"]  # no temp file left
+
+
+def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatch):
+    """The share is the app's: a link in it must not make the host read (and report) one of its own files."""
+    from deskpilot.agent.checks import files
+
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret.txt").write_text("root-password-123\n")
+    base = tmp_path / "suite"
+    share = base / "share"
+    share.mkdir(parents=True)
+    (share / "ok.txt").write_text("all good\n")
+    (share / "out.txt").symlink_to(host / "secret.txt")
+    (share / "data").symlink_to(host)
+    os.mkfifo(share / "pipe.txt")
+    ctx = CheckContext(base_dir=base)
+    results = run_checks([
+        {"file": "share/ok.txt", "contains": "good"},
+        {"file": "share/out.txt", "contains": "root"},
+        {"file": "share/data/secret.txt", "regex": "root"},
+        {"file": str(share / "out.txt"), "contains": "root"},
+        {"file": "share/pipe.txt", "contains": "x"},
+        {"file": "share/../share/ok.txt", "json": {"path": "", "equals": 1}},
+    ], ctx)
+    assert [r.passed for r in results] == [True, False, False, False, False, False], [r.line() for r in results]
+    assert results[1].message == f"{share / 'out.txt'} is a symbolic link: checks do not follow links (an app may have made it)"
+    assert results[2].message.startswith(f"{share / 'data'} is a symbolic link")
+    assert results[3].message.startswith(f"{share / 'out.txt'} is a symbolic link")
+    assert results[4].message == f"{share / 'pipe.txt'} is not a file"
+    assert "is not valid JSON" in results[5].message  # '..' that stays inside is read normally
+    assert not any("root-password" in json.dumps(r.model_dump()) for r in results)
+
+    # links ABOVE the check's folder are the user's own: followed
+    (tmp_path / "via").symlink_to(base)
+    assert run_checks([{"file": "share/ok.txt", "contains": "good"}], CheckContext(base_dir=tmp_path / "via"))[0].passed
+
+    monkeypatch.setattr(files, "MAX_BYTES", 4)
+    big = run_checks([{"file": "share/ok.txt", "contains": "good"}], ctx)[0]
+    assert not big.passed and big.message == f"{share / 'ok.txt'} is larger than the 4 bytes a check reads"

@@ -1,10 +1,22 @@
-"""File checks: what an app saved, read back with ordinary libraries."""
+"""File checks: what an app saved, read back with ordinary libraries.
+
+The files were written by apps we do not trust, and we read them as the
+host's user (often root). So a check reads only a regular file of at most
+``MAX_BYTES``, opened without blocking (a FIFO) and without following
+symbolic links below the folder the check's path starts from: an app cannot
+point ``out.txt`` (or ``data/``) at a host file and have it copied into a
+report. Parsers (csv, openpyxl, odfpy, pypdf) get those bytes, not the path.
+"""
 
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,6 +25,11 @@ from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
 _EXCERPT = 300
+MAX_BYTES = 64 * 1024 * 1024
+
+
+class Unreadable(Exception):
+    """The file a check names cannot be read safely; the message says why."""
 
 
 def same(actual: Any, expected: Any) -> bool:
@@ -28,8 +45,45 @@ def same(actual: Any, expected: Any) -> bool:
     return str(actual).strip() == str(expected).strip()
 
 
-def _text(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
+def _links_below(anchor: Path, path: Path) -> Path | None:
+    """The first symbolic link among the folders from ``anchor`` down to ``path`` (exclusive), if any."""
+    try:
+        parts = path.relative_to(anchor).parts[:-1]
+    except ValueError:
+        return None
+    here = anchor
+    for part in parts:
+        here = here / part
+        if here.is_symlink():
+            return here
+    return None
+
+
+def read_file(path: Path, anchor: Path) -> bytes:
+    """The bytes of a regular file, read as described above; ``Unreadable`` says why not."""
+    link = _links_below(anchor, path)
+    if link is not None:
+        raise Unreadable(f"{link} is a symbolic link: checks do not follow links (an app may have made it)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Unreadable(f"{path} does not exist") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Unreadable(f"{path} is a symbolic link: checks do not follow links (an app may have made it)") from None
+        raise Unreadable(f"{path} cannot be read: {err.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"{path} is not a file")
+        data = f.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise Unreadable(f"{path} is larger than the {MAX_BYTES:,} bytes a check reads")
+    return data
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _excerpt(text: str) -> str:
@@ -44,8 +98,8 @@ def exists(check: m.FileExists, path: Path) -> Outcome:
     return False, f"{path} {'exists' if there else 'does not exist'}", evidence
 
 
-def contains(check: m.FileContains, path: Path) -> Outcome:
-    text = _text(path)
+def contains(check: m.FileContains, path: Path, data: bytes) -> Outcome:
+    text = _text(data)
     pos = text.find(check.contains)
     evidence = {"path": str(path), "size": len(text), "excerpt": _excerpt(text)}
     if pos >= 0:
@@ -54,8 +108,8 @@ def contains(check: m.FileContains, path: Path) -> Outcome:
     return False, f"{check.contains!r} is not in {path.name} ({len(text)} chars)", evidence
 
 
-def regex(check: m.FileRegex, path: Path) -> Outcome:
-    text = _text(path)
+def regex(check: m.FileRegex, path: Path, data: bytes) -> Outcome:
+    text = _text(data)
     found = re.search(check.regex, text, re.MULTILINE)
     evidence = {"path": str(path), "size": len(text), "excerpt": _excerpt(text)}
     if found:
@@ -83,9 +137,9 @@ def json_at(document: Any, path: str) -> Any:
     return value
 
 
-def json_value(check: m.FileJson, path: Path) -> Outcome:
+def json_value(check: m.FileJson, path: Path, data: bytes) -> Outcome:
     try:
-        document = json.loads(_text(path))
+        document = json.loads(_text(data))
     except json.JSONDecodeError as err:
         return False, f"{path.name} is not valid JSON (line {err.lineno}: {err.msg})", {"path": str(path)}
     try:
@@ -99,16 +153,14 @@ def json_value(check: m.FileJson, path: Path) -> Outcome:
                   f"{json.dumps(check.json_.equals)[:80]}", evidence
 
 
-def csv_cell(check: m.FileCsvCell, path: Path) -> Outcome:
+def csv_cell(check: m.FileCsvCell, path: Path, data: bytes) -> Outcome:
     at = check.csv_cell
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        sample = f.read(4096)
-        f.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel
-        rows = list(csv.reader(f, dialect))
+    text = _text(data)
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
     col = at.col
     if isinstance(col, str):
         header = [h.strip() for h in rows[0]] if rows else []
@@ -125,12 +177,12 @@ def csv_cell(check: m.FileCsvCell, path: Path) -> Outcome:
     return False, f"row {at.row} col {at.col} is {actual!r}, expected {at.equals!r}", evidence
 
 
-def _xlsx_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
     try:
         import openpyxl
     except ImportError:
         raise UsageError("xlsx checks need the [office] extra: pip install 'deskpilot[office]'") from None
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         names = list(book.sheetnames)
         if sheet is not None and sheet not in names:
@@ -141,7 +193,7 @@ def _xlsx_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]
         book.close()
 
 
-def _ods_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
     try:
         from odf.opendocument import load
         from odf.table import Table, TableRow
@@ -152,7 +204,7 @@ def _ods_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]
 
     letters, row_no = coordinate_from_string(cell)
     col_no = column_index_from_string(letters)
-    doc = load(str(path))
+    doc = load(io.BytesIO(data))
     tables = doc.spreadsheet.getElementsByType(Table)
     names = [t.getAttrNS(TABLENS, "name") for t in tables]
     if sheet is not None and sheet not in names:
@@ -180,11 +232,11 @@ def _ods_cell(path: Path, sheet: str | None, cell: str) -> tuple[Any, list[str]]
     return None, names
 
 
-def sheet_cell(check: m.FileSheetCell, path: Path) -> Outcome:
+def sheet_cell(check: m.FileSheetCell, path: Path, data: bytes) -> Outcome:
     at = check.xlsx_cell
     reader = _ods_cell if path.suffix.lower() == ".ods" else _xlsx_cell
     try:
-        actual, sheets = reader(path, at.sheet, at.cell)
+        actual, sheets = reader(path, data, at.sheet, at.cell)
     except UsageError as err:
         return False, str(err), {"path": str(path)}
     except Exception as err:  # openpyxl/odfpy raise many kinds for a file that is not a spreadsheet
@@ -196,7 +248,7 @@ def sheet_cell(check: m.FileSheetCell, path: Path) -> Outcome:
     return False, f"{where} is {actual!r}, expected {at.equals!r}", evidence
 
 
-def pdf_contains(check: m.FilePdfContains, path: Path) -> Outcome:
+def pdf_contains(check: m.FilePdfContains, path: Path, data: bytes) -> Outcome:
     try:
         from pypdf import PdfReader
     except ImportError:
@@ -204,7 +256,7 @@ def pdf_contains(check: m.FilePdfContains, path: Path) -> Outcome:
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         text = "\n".join(page.extract_text() or "" for page in reader.pages)
     except PyPdfError as err:
         return False, f"cannot read {path.name} as a PDF ({err})", {"path": str(path)}
@@ -215,14 +267,22 @@ def pdf_contains(check: m.FilePdfContains, path: Path) -> Outcome:
     return False, f"{check.pdf_contains!r} is not in the text of {path.name} ({len(reader.pages)} page(s))", evidence
 
 
-EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {
-    "file_exists": exists, "file_contains": contains, "file_regex": regex, "file_json": json_value,
+READERS: dict[str, Callable[[Any, Path, bytes], Outcome]] = {
+    "file_contains": contains, "file_regex": regex, "file_json": json_value,
     "file_csv_cell": csv_cell, "file_xlsx_cell": sheet_cell, "file_pdf_contains": pdf_contains,
 }
 
 
 def evaluate(check: m._FileCheck, base: Path) -> Outcome:
     path = m.resolve(check.file, base)
-    if check.kind != "file_exists" and not path.is_file():
-        return False, f"{path} does not exist" if not path.exists() else f"{path} is not a file", {"path": str(path)}
-    return EVALUATORS[check.kind](check, path)
+    if check.kind == "file_exists":
+        return exists(check, path)  # type: ignore[arg-type]
+    lexical = Path(os.path.normpath(path))
+    anchor = Path(os.path.normpath(base)) if not Path(check.file).expanduser().is_absolute() else lexical.parent
+    if anchor not in lexical.parents:  # the check's path climbs out of its folder ("../x"): links below where it ends
+        anchor = Path(os.path.commonpath([anchor, lexical]))
+    try:
+        data = read_file(lexical, anchor)
+    except Unreadable as err:
+        return False, str(err), {"path": str(path)}
+    return READERS[check.kind](check, path, data)

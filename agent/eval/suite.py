@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from deskpilot.agent.config import DesktopSpec
 from deskpilot.agent.eval.checks import validate_check
-from deskpilot.agent.yamllines import line_of, load_yaml
+from deskpilot.agent.yamllines import line_of, load_yaml, read_user_file
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -123,12 +123,7 @@ def _where(loc: tuple) -> str:
 
 def _read(path: Path) -> Any:
     """The suite's data; mappings and lists know their lines (agent.yamllines), JSON too."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"suite file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"suite file {path} cannot be read: {err.__class__.__name__}") from None
+    text = read_user_file(path, "suite file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from deskpilot.agent.workflow.spec import STEP_KINDS, AgentStep, ForeachStep, Workflow
 from deskpilot.agent.workflow.variables import references, strings_in, substitute
-from deskpilot.agent.yamllines import LineDict, LineList, line_of, load_yaml
+from deskpilot.agent.yamllines import LineDict, LineList, line_of, load_yaml, read_user_file
 from deskpilot.errors import ConfigError
 
 
@@ -67,12 +67,7 @@ def parse_workflow(text: str, source: str = "workflow", cli_vars: Mapping[str, s
 
 def load_workflow(path: str | Path, cli_vars: Mapping[str, str] | None = None) -> Workflow:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkflowError(f"workflow file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise WorkflowError(f"workflow file {path} cannot be read: {err}") from None
+    text = read_user_file(path, "workflow file", WorkflowError)
     return parse_workflow(text, str(path), cli_vars, base_dir=Path.cwd())
 
 
