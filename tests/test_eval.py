@@ -181,3 +181,25 @@ def test_ctrl_c_stops_cleanly_with_the_summary_so_far_and_resume_finishes(tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["attempts"] == 3 and not summary["interrupted"]
     assert (out / "runs" / "slow~1.interrupted1" / "trajectory.jsonl").is_file()  # kept aside, not lost
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "binary", "missing"])
+def test_suite_and_workflow_files_that_cannot_be_read_are_one_line(tmp_path, kind):
+    from deskpilot.agent.workflow.loader import WorkflowError, load_workflow
+    from deskpilot.errors import ConfigError
+
+    path = tmp_path / "suite.yaml"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # reading it would block forever
+    elif kind == "binary":
+        path.write_bytes(b"\xff\xfe\x00tasks")
+    why = {"folder": "is not a regular file", "fifo": "is not a regular file", "binary": "is not UTF-8 text",
+           "missing": "does not exist"}[kind]
+    with pytest.raises(ConfigError) as suite_err:
+        load_suite(path)
+    assert str(suite_err.value) == f"suite file {path} {why}"
+    with pytest.raises(WorkflowError) as flow_err:
+        load_workflow(path)
+    assert str(flow_err.value) == f"workflow file {path} {why}"
