@@ -203,3 +203,22 @@ def test_suite_and_workflow_files_that_cannot_be_read_are_one_line(tmp_path, kin
     with pytest.raises(WorkflowError) as flow_err:
         load_workflow(path)
     assert str(flow_err.value) == f"workflow file {path} {why}"
+
+
+def test_what_an_app_leaves_in_a_share_is_kept_safely(tmp_path):
+    """A FIFO (copying it would block), a link to a host file (kept as a link, never its content), a file."""
+    folder = tmp_path / "s"
+    (folder / "data").mkdir(parents=True)
+    (tmp_path / "host.txt").write_text("host-only\n")
+    (folder / "plant.sh").write_text(f'mkfifo "$1/pipe" && ln -s {tmp_path / "host.txt"} "$1/link.txt" && '
+                                     'echo made > "$1/made.txt" && exec xterm -T planted\n')
+    task = {"id": "plant", "task": "Nothing to do", "desktop": {"size": "640x400", "apps": ["sh plant.sh data"],
+                                                                 "shares": ["data"]},
+            "max_steps": 2, "script": [box("DONE()")], "checks": [{"file": "data/made.txt", "contains": "made"}]}
+    suite = write_suite(folder, [task])
+    out = tmp_path / "out"
+    proc = deskpilot("eval", suite, "--out", out, "--quiet", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    kept = out / "runs" / "plant~1" / "shares" / "data"
+    assert (kept / "made.txt").read_text() == "made\n"
+    assert (kept / "link.txt").is_symlink() and not (kept / "pipe").exists()

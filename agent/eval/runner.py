@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import stat
 import signal
 import threading
 import time
@@ -47,6 +49,20 @@ class EvalSettings(BaseModel):
     model_concurrency: int | None = Field(default=None, ge=1)  # default: parallel
     warm: int = Field(default=1, ge=0)  # idle desks kept ready per distinct desktop
     fresh_shares: bool = True  # each attempt works on its own copy of the shared folders
+
+
+def _special_files(folder: str, names: list[str]) -> list[str]:
+    """What copytree must skip in a share an app wrote: FIFOs, sockets, devices (opening a FIFO blocks)."""
+    skip = []
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+        except OSError:
+            skip.append(name)
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skip.append(name)
+    return skip
 
 
 def attempt_dir(out: Path, task_id: str, attempt: int) -> Path:
@@ -139,7 +155,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
             await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
-                                    symlinks=True, dirs_exist_ok=True)
+                                    symlinks=True, dirs_exist_ok=True, ignore=_special_files)
     totals = result.totals
     passed = sum(c.passed for c in checks)
     return AttemptResult(
