@@ -86,9 +86,12 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
     return sb, handles
 
 
-def _tail(path, lines: int = 3) -> str:
+def _tail(path, lines: int = 3, window: int = 65536) -> str:
+    """The last lines of an app's log, from its last ``window`` bytes (an app may have written gigabytes)."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - window))
+            text = f.read(window).decode("utf-8", errors="replace").strip().splitlines()
     except OSError:
         return ""
     return " | ".join(text[-lines:])

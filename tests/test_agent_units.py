@@ -301,3 +301,13 @@ def test_replay_of_a_broken_session_is_one_line(tmp_path):
     with pytest.raises(ReplayError, match="recorded session is broken") as info:
         session_of(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_an_app_log_tail_reads_only_the_end(tmp_path):
+    from deskpilot.agent.session import _tail
+
+    log = tmp_path / "app.err"
+    with open(log, "wb") as f:
+        f.write(b"x" * 5_000_000 + b"\nfirst\nsecond\nthird\nfourth\n")
+    assert _tail(log) == "second | third | fourth"
+    assert _tail(tmp_path / "missing.err") == ""

@@ -195,3 +195,21 @@ def test_ocr_steps_read_and_click_text_on_screen(tmp_path):
     assert "clicked 'Search'" in result.steps[1].message
     assert "did not appear" in result.steps[3].message and "Find and Replace" in result.steps[3].message
     assert not result.ok
+
+
+def test_foreach_does_not_follow_a_link_an_app_planted_in_its_share(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "rows.csv").write_text("name\nada\n")
+    (tmp_path / "host.csv").write_text("name\nhost-only-secret\n")
+    (tmp_path / "plant.sh").write_text(f'rm "$1" && ln -s {tmp_path / "host.csv"} "$1" && exec xterm -T planted\n')
+    text = ("desktop: {size: 640x400, apps: ['sh plant.sh out/rows.csv'], shares: [out]}\n"
+            "steps:\n"
+            "  - wait_for_window: planted\n"
+            "  - foreach: out/rows.csv\n"
+            "    steps: [{type: '{name}'}]\n")
+    flow = parse_workflow(text, "f.yaml", base_dir=tmp_path)
+    result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert not result.ok
+    assert result.steps[-1].message == (f"foreach: {tmp_path / 'out' / 'rows.csv'} is a symbolic link: "
+                            "checks do not follow links (an app may have made it)")
+    assert "host-only-secret" not in (tmp_path / "run" / "report.html").read_text()

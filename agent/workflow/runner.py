@@ -12,12 +12,14 @@ columns); ``shared`` runs the rows one after another on the current one.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deskpilot.agent.checks.files import Unreadable, read_file
 from deskpilot.agent.workflow import bridge
 from deskpilot.agent.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.agent.workflow.spec import (
@@ -232,11 +234,13 @@ class WorkflowRun:
     def foreach(self, step: ForeachStep, number: str, values: dict[str, str]) -> None:
         path = Path(substitute(step.foreach, values))
         path = path if path.is_absolute() else self.base_dir / path
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                rows = list(csv.DictReader(fh))
-        except OSError as err:
-            raise ConfigError(f"foreach: cannot read {path}: {err.strerror or err}") from None
+        try:  # an earlier step's app may have written it: read like a check reads (no links, no FIFOs)
+            text = read_file(path, self.base_dir if self.base_dir in path.parents else path.parent).decode("utf-8-sig")
+        except Unreadable as err:
+            raise ConfigError(f"foreach: {err}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"foreach: {path} is not UTF-8 text") from None
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         self.say(f"{number:>6} foreach {len(rows)} row(s) of {path.name} ({step.sandbox} desktop)")
         outer = self.desk
         for r, row in enumerate(rows, 1):
