@@ -279,6 +279,15 @@ def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, mon
     with Image.open(path) as img:
         assert img.convert("RGB").getpixel((5, 5)) == (0, 0, 200)
     assert [p.name for p in path.parent.iterdir()] == ["b.png"]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644
+
+    host = tmp_path / "host.txt"  # a link where the baseline goes: replaced, its target untouched
+    host.write_text("host file")
+    planted = tmp_path / "shots" / "c.png"
+    planted.symlink_to(host)
+    wrote = run_checks([{"screenshot_matches": "shots/c.png"}],
+                       CheckContext(base_dir=tmp_path, screen=red, update_baselines=True))[0]
+    assert wrote.passed and host.read_text() == "host file" and not planted.is_symlink()
 
 
 def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatch):

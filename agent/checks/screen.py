@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -92,9 +94,16 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
 def _write_baseline(path: Path, live: Image.Image, why: str, evidence: dict[str, Any]) -> Outcome:
     """--update-baselines: the current screen becomes the baseline (written whole or not at all)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    live.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # a new file: no name an app could plant
+    try:
+        os.fchmod(fd, 0o644)  # a baseline is shared like any source file, not a secret
+        with os.fdopen(fd, "wb") as f:
+            live.save(f, format="PNG")
+        os.replace(tmp, path)  # replaces a link at `path` itself, never what it points to
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     evidence["updated"] = True
     return True, f"baseline {path.name} {why}: written from the current screen (--update-baselines)", evidence
 
