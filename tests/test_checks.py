@@ -288,6 +288,18 @@ def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, mon
     wrote = run_checks([{"screenshot_matches": "shots/c.png"}],
                        CheckContext(base_dir=tmp_path, screen=red, update_baselines=True))[0]
     assert wrote.passed and host.read_text() == "host file" and not planted.is_symlink()
+    planted.unlink()
+    planted.symlink_to(host)
+    read = run_checks([{"screenshot_matches": "shots/c.png"}], CheckContext(base_dir=tmp_path, screen=red))[0]
+    assert not read.passed and read.message.startswith(f"baseline {planted} is a symbolic link")
+
+    (tmp_path / "hostdir").mkdir()  # a folder link: nothing read or written through it, even when updating
+    (tmp_path / "linked").symlink_to(tmp_path / "hostdir")
+    for update in (False, True):
+        through = run_checks([{"screenshot_matches": "linked/d.png"}],
+                             CheckContext(base_dir=tmp_path, screen=red, update_baselines=update))[0]
+        assert not through.passed and through.message.startswith(f"{tmp_path / 'linked'} is a symbolic link")
+    assert list((tmp_path / "hostdir").iterdir()) == []
 
 
 def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatch):

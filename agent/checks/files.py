@@ -45,7 +45,7 @@ def same(actual: Any, expected: Any) -> bool:
     return str(actual).strip() == str(expected).strip()
 
 
-def _links_below(anchor: Path, path: Path) -> Path | None:
+def links_below(anchor: Path, path: Path) -> Path | None:
     """The first symbolic link among the folders from ``anchor`` down to ``path`` (exclusive), if any."""
     try:
         parts = path.relative_to(anchor).parts[:-1]
@@ -61,7 +61,7 @@ def _links_below(anchor: Path, path: Path) -> Path | None:
 
 def read_file(path: Path, anchor: Path) -> bytes:
     """The bytes of a regular file, read as described above; ``Unreadable`` says why not."""
-    link = _links_below(anchor, path)
+    link = links_below(anchor, path)
     if link is not None:
         raise Unreadable(f"{link} is a symbolic link: checks do not follow links (an app may have made it)")
     try:
@@ -273,16 +273,26 @@ READERS: dict[str, Callable[[Any, Path, bytes], Outcome]] = {
 }
 
 
+def locate(named: str, base: Path) -> tuple[Path, Path]:
+    """(path, anchor) of a file a check names: links below the anchor are not followed.
+
+    The anchor is ``base`` for a relative name (the part an app may control
+    starts there), the file's own folder for an absolute one, and the common
+    folder when a relative name climbs out of ``base`` ("../x").
+    """
+    path = Path(os.path.normpath(m.resolve(named, base)))
+    anchor = Path(os.path.normpath(base)) if not Path(named).expanduser().is_absolute() else path.parent
+    if anchor not in path.parents:
+        anchor = Path(os.path.commonpath([anchor, path]))
+    return path, anchor
+
+
 def evaluate(check: m._FileCheck, base: Path) -> Outcome:
-    path = m.resolve(check.file, base)
     if check.kind == "file_exists":
-        return exists(check, path)  # type: ignore[arg-type]
-    lexical = Path(os.path.normpath(path))
-    anchor = Path(os.path.normpath(base)) if not Path(check.file).expanduser().is_absolute() else lexical.parent
-    if anchor not in lexical.parents:  # the check's path climbs out of its folder ("../x"): links below where it ends
-        anchor = Path(os.path.commonpath([anchor, lexical]))
+        return exists(check, m.resolve(check.file, base))  # type: ignore[arg-type]
+    path, anchor = locate(check.file, base)
     try:
-        data = read_file(lexical, anchor)
+        data = read_file(path, anchor)
     except Unreadable as err:
         return False, str(err), {"path": str(path)}
     return READERS[check.kind](check, path, data)

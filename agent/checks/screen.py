@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import tempfile
@@ -14,6 +15,7 @@ from PIL import Image
 from deskpilot.agent.checks import models as m
 from deskpilot.agent.checks.context import CheckContext
 from deskpilot.agent.checks.diff import compare_live, diff_image
+from deskpilot.agent.checks.files import Unreadable, links_below, locate, read_file
 from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
@@ -61,16 +63,24 @@ def window(check: m.WindowTitle, ctx: CheckContext) -> Outcome:
 
 
 def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
-    path = m.resolve(check.screenshot_matches, ctx.base_dir)
+    path, anchor = locate(check.screenshot_matches, ctx.base_dir)
     live = ctx.screenshot()
     evidence: dict[str, Any] = {"baseline": str(path)}
-    if not path.is_file() and ctx.update_baselines:
-        return _write_baseline(path, live, "was missing", evidence)
-    if not path.is_file():
+    link = links_below(anchor, path)
+    if link is not None:  # neither read nor written through a folder link an app may have planted
+        return False, f"{link} is a symbolic link: checks do not follow links (an app may have made it)", evidence
+    try:
+        data = read_file(path, anchor)
+    except Unreadable as err:
+        if ctx.update_baselines:
+            return _write_baseline(path, live, "was missing" if not os.path.lexists(path) else "was unreadable",
+                                   evidence)
+        if os.path.lexists(path):
+            return False, f"baseline {err}", evidence
         saved = ctx.save_image(live, "actual")
         evidence["actual"] = saved
         return False, f"baseline {path} does not exist" + (f"; the current screen is in {saved}" if saved else ""), evidence
-    with Image.open(path) as img:
+    with Image.open(io.BytesIO(data)) as img:
         baseline = img.convert("RGB")
     grab = ctx.screen if callable(ctx.screen) else None
     result, mask = compare_live(baseline, live, grab, threshold=check.threshold, masks=check.masks)
