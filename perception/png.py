@@ -3,8 +3,9 @@
 Screens compress well with the plain "none" row filter at deflate level 1;
 the cost is almost all deflate. ISA-L's deflate (the `isal` package) does
 that about 5x faster than zlib at the same size, so it is used when present.
-Rows are copied, each after its filter byte, into a buffer kept per thread:
-fresh multi-megabyte buffers cost more in page faults than the copy itself.
+Rows are copied, each after its filter byte, into a buffer kept per thread
+(one numpy assignment, not a loop over rows): fresh multi-megabyte buffers
+cost more in page faults than the copy itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import zlib
 
 from types import ModuleType
 
+import numpy as np
 from PIL import Image
 
 _deflate: ModuleType
@@ -33,17 +35,13 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 _local = threading.local()
 
 
-def _scanlines(rgb: Image.Image) -> bytearray:
+def _scanlines(rgb: Image.Image) -> np.ndarray:
     width, height = rgb.size
     line = width * 3
-    size = (line + 1) * height
     buf = getattr(_local, "buf", None)
-    if buf is None or len(buf) != size:
-        buf = _local.buf = bytearray(size)  # filter bytes stay 0 ("none")
-    raw = memoryview(rgb.tobytes())
-    for row in range(height):
-        start = row * (line + 1) + 1
-        buf[start:start + line] = raw[row * line:(row + 1) * line]
+    if buf is None or buf.shape != (height, line + 1):
+        buf = _local.buf = np.zeros((height, line + 1), np.uint8)  # column 0 stays 0: filter "none"
+    buf[:, 1:] = np.frombuffer(rgb.tobytes(), np.uint8).reshape(height, line)  # one copy, not a row loop
     return buf
 
 
