@@ -66,3 +66,13 @@ def test_help_names_the_optional_port():
     out = CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "200"}).output
     assert "--live" in out and "[PORT]" in out and "--ray" in out and "not with --ray" in out
     assert "--live-port" not in out  # hidden: kept for old command lines only
+
+
+def test_root_flags_are_hoisted_in_front_of_the_command():
+    from deskpilot.agent.cli import hoist_global_flags
+
+    assert hoist_global_flags(["deskpilot", "run", "task", "--update-baselines", "--quiet"]) == \
+        ["deskpilot", "--update-baselines", "run", "task", "--quiet"]
+    assert hoist_global_flags(["deskpilot", "run", "--", "--update-baselines"]) == \
+        ["deskpilot", "run", "--", "--update-baselines"]  # after --, it is the task's text
+    assert hoist_global_flags(["deskpilot"]) == ["deskpilot"]

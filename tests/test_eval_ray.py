@@ -182,11 +182,14 @@ def test_no_cluster_at_the_address_is_one_line_in_seconds(tmp_path):
                                    "start one with `ray start --head`, or use --ray auto")
 
 
-def test_update_baselines_is_refused_with_ray(tmp_path):
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_update_baselines_is_refused_with_ray(tmp_path, where):
+    """The root flag is taken before or after the command (argv is reordered before parsing)."""
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
-    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "--update-baselines", "eval", str(suite),
-                           "--ray", "auto", "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True,
+    args = ["eval", str(suite), "--ray", "auto", "--out", str(tmp_path / "out"), "--quiet"]
+    args = ["--update-baselines", *args] if where == "before" else [*args, "--update-baselines"]
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", *args], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: --update-baselines writes baselines on this machine; "

@@ -28,7 +28,7 @@ def _root(
     update_baselines: bool = typer.Option(
         False, "--update-baselines",
         help="Screenshot checks whose baseline is missing or differs write the current screen as the new baseline "
-             "(and pass). Give it before the command: deskpilot --update-baselines run ..."),
+             "(and pass)."),
 ) -> None:
     """Let a vision-language model operate a sandboxed virtual desktop."""
     if update_baselines:
@@ -67,7 +67,24 @@ def _register() -> None:
 _register()
 
 
+GLOBAL_FLAGS = ("--update-baselines",)
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """Move the root's flags in front of the command, so `deskpilot run ... --update-baselines` works too.
+
+    Only before a bare `--` (after it everything is an argument).
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[1:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in argv[1:end] if a not in GLOBAL_FLAGS]
+    return argv[:1] + flags + rest + argv[end:]
+
+
 def main() -> None:
+    import sys
+
+    sys.argv = hoist_global_flags(sys.argv)
     app()
 
 
