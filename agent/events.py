@@ -88,7 +88,23 @@ def event_from_json(data: dict[str, Any] | str) -> Any:
     return EVENT_ADAPTER.validate_python(data)
 
 
+def redacting(handler: EventHandler, redact: Callable[[str], str]) -> EventHandler:
+    """``handler`` fed copies of the events with every secret replaced by ***NAME***.
+
+    Watchers show events (live page) and record them (the --record video burns
+    the action into its frames), so secrets go no further than the run's logs do.
+    """
+    from deskpilot.agent.trajectory import redact_all
+
+    def feed(event: Any) -> None:
+        if isinstance(event, BaseModel):
+            event = event_from_json(redact_all(event.model_dump(mode="json"), redact))
+        handler(event)
+
+    return feed
+
+
 __all__ = [
     "ActionPerformed", "Event", "EventHandler", "ReplyRejected", "RunEnded", "RunStarted", "StepDecided",
-    "StepStarted", "event_from_json",
+    "StepStarted", "event_from_json", "redacting",
 ]

@@ -32,6 +32,7 @@ from deskpilot.agent.events import (
     RunStarted,
     StepDecided,
     StepStarted,
+    redacting,
 )
 from deskpilot.agent.records import (
     FORMAT_VERSION,
@@ -172,6 +173,8 @@ class Agent:
         self.settings = settings or LoopSettings()
         self.confirm = confirm
         self.on_event = on_event or (lambda event: None)
+        if on_event is not None and getattr(dialect, "secrets", None):
+            self.on_event = redacting(on_event, getattr(dialect, "redact"))  # watchers show and record them
         self.run_info = run_info or {}
         self.output_schema = AnswerSchema.coerce(output_schema)
         options = getattr(dialect, "options", None)

@@ -181,7 +181,8 @@ def test_secrets_reach_the_app_but_never_the_logs(tmp_path, form):
         capturer = Capturer(sb)
         wait_until_ready(sb, capturer)
         dialect = GLM45VDialect(secrets={"PASSWORD": secret})
-        with Agent(backend, sb, dialect, run_dir=tmp_path / "run", capturer=capturer) as agent:
+        watched = []
+        with Agent(backend, sb, dialect, run_dir=tmp_path / "run", capturer=capturer, on_event=watched.append) as agent:
             result = agent.run("Log in")
         seen["events"] = app_events(handles[0])
         capturer.close()
@@ -192,6 +193,9 @@ def test_secrets_reach_the_app_but_never_the_logs(tmp_path, form):
     build_report(tmp_path / "run")
     for name in ("trajectory.jsonl", "settings.json", "report.html"):
         assert secret not in (tmp_path / "run" / name).read_text(), name  # ...the logs are not
+    shown = [e.model_dump_json() for e in watched]  # nor what watchers show (live page) or burn in (--record)
+    assert len(shown) >= 5 and not any(secret in e for e in shown)
+    assert any("***PASSWORD***" in e for e in shown if '"kind":"step"' in e)
 
 
 def test_locate_and_ask_in_a_run_are_recorded(tmp_path, form):
