@@ -135,6 +135,13 @@ class RunSpec(BaseSettings):
     def screen(self) -> tuple[int, int]:
         return self.desktop.screen
 
+    def make_dialect(self):
+        """The configured dialect with this run's prompt options (template, instructions, secrets, images)."""
+        from deskpilot.agent.dialects import make_dialect
+
+        return make_dialect(self.backend.dialect, extra_instructions=self.instructions, secrets=self.secrets,
+                            prompt_template=self.backend.prompt_template, **self.loop.image_options())
+
 
 RunConfig = RunSpec  # the name before the spec was nested
 

@@ -222,3 +222,21 @@ def test_what_an_app_leaves_in_a_share_is_kept_safely(tmp_path):
     kept = out / "runs" / "plant~1" / "shares" / "data"
     assert (kept / "made.txt").read_text() == "made\n"
     assert (kept / "link.txt").is_symlink() and not (kept / "pipe").exists()
+
+
+def test_eval_takes_the_dialect_and_keeps_secrets_out_of_results_and_runs(tmp_path):
+    secret = "pw-7Yq2-secret"
+    task = {"id": "typing", "task": "Type the password", "desktop": {"size": "640x400", "apps": ["xterm -T term"]},
+            "max_steps": 3, "script": [box(f"type(content='{secret}')", f"I type {secret}."), box("DONE()")],
+            "checks": [{"window_title": "term"}]}
+    suite = write_suite(tmp_path / "s", [task])
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--out", str(out),
+                           "--quiet", "--secret", "APP_PW", "--dialect", "glm-4.1v"], capture_output=True, text=True,
+                          timeout=120, env={**ENV, "APP_PW": secret})
+    assert proc.returncode == 0, proc.stderr
+    run = out / json.loads((out / "results.jsonl").read_text().splitlines()[0])["run_dir"]
+    assert json.loads((run / "settings.json").read_text())["dialect"] == "glm-4.1v"
+    files = [out / "results.jsonl", out / "summary.json", run / "trajectory.jsonl", run / "settings.json"]
+    assert not [f.name for f in files if secret in f.read_text()]
+    assert "***APP_PW***" in (run / "trajectory.jsonl").read_text()

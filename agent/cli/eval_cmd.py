@@ -120,6 +120,9 @@ def eval_suite(
     model: str | None = typer.Option(None, help="Served model name [default: glm-4.5v]"),
     flavor: str | None = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
     thinking: bool | None = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode [default: on]"),
+    dialect: str | None = typer.Option(None, help="Prompt and answer format: glm-4.5v (default), glm-4.1v, glm-5v"),
+    secret: list[str] = typer.Option([], "--secret", help="Name of an environment variable whose value the model "
+                                     "may use; kept out of logs and results (repeatable)"),
     model_concurrency: int | None = typer.Option(None, help="Model calls in flight at most [default: --parallel]"),
     warm: int = typer.Option(1, help="Desks kept ready per distinct desktop"),
     ray: str | None = typer.Option(None, "--ray", help="Run each attempt as a Ray task: 'auto' or a cluster address"),
@@ -138,8 +141,8 @@ def eval_suite(
     if ray_shared_out and not ray:
         raise fail("--ray-shared-out goes with --ray (a local evaluation writes to --out anyway)")
     try:
-        cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking},
-                          config_file=config)
+        cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
+                           "dialect": dialect}, config_file=config, secret_names=secret)
         loaded = load_suite(suite)
         settings = EvalSettings(parallel=parallel, repeat=repeat, resume=resume, model_concurrency=model_concurrency,
                                 warm=warm)

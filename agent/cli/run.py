@@ -52,10 +52,7 @@ def make_backend(cfg: RunConfig):
 
 def make_dialect_for(cfg: RunConfig):
     """The configured dialect with the run's prompt options (template, notes, secrets)."""
-    from deskpilot.agent.dialects import make_dialect
-
-    return make_dialect(cfg.backend.dialect, extra_instructions=cfg.instructions, secrets=cfg.secrets,
-                        prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
+    return cfg.make_dialect()
 
 
 def make_policy(cfg: RunConfig):

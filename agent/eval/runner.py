@@ -140,7 +140,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
     if task.ready is not None:
         await asyncio.to_thread(wait_ready, desk, task.ready)
-    agent = Agent(backend, desk.sandbox, run_dir=run_dir, policy=policy, settings=cfg.loop, on_event=event,
+    agent = Agent(backend, desk.sandbox, cfg.make_dialect(), run_dir=run_dir, policy=policy, settings=cfg.loop,
+                  on_event=event,
                   capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
                   checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
     try:
@@ -151,7 +152,8 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
             build_report(run_dir)
         raise
     await asyncio.to_thread(agent.close)  # file closes and fsyncs: not on the loop's time
-    checks = results_of(task.checks, result.checks)
+    redact = getattr(agent.dialect, "redact", str)  # results.jsonl holds no more than the run's logs
+    checks = [c.model_copy(update={"detail": redact(c.detail)}) for c in results_of(task.checks, result.checks)]
     for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
         if host != Path(inside):
             await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
@@ -161,7 +163,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     return AttemptResult(
         id=task.id, attempt=attempt, status=result.status.value,
         passed=result.status.value in ("DONE", "PASSED") and passed == len(task.checks),
-        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=result.reason,
+        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=redact(result.reason),
         steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
         completion_tokens=int(totals.get("completion_tokens", 0)),
         image_tokens=int(totals.get("image_tokens", 0)), image_tokens_default=int(totals.get("image_tokens_default", 0)),
