@@ -75,7 +75,7 @@ def run(
 
         def dialect_for(instructions: str, secrets: dict[str, str]):
             return make_dialect(cfg.backend.dialect, extra_instructions=instructions, secrets=secrets,
-                                prompt_template=cfg.backend.prompt_template)
+                                prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
 
         run_dir = out or default_run_dir(flow.name, None)
         if record is not None:
