@@ -27,8 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from deskpilot.agent.checks.diff import compare_live
-from deskpilot.agent.secrets import redact, restore
-from deskpilot.agent.trajectory import redact_all
+from deskpilot.agent.secrets import map_strings, redact, restore
 from deskpilot.errors import ConfigError
 from deskpilot.model_backend.types import Reply
 
@@ -144,7 +143,7 @@ class RunCache:
         names = [n for n, v in known.items() if v and (v in reply.content or v in (reply.reasoning or ""))]
         self.new.append(CachedStep(
             step=step, content=content, reasoning=reasoning, secrets=sorted(names),
-            action=redact_all(action.model_dump(mode="json"), lambda text: redact(text, known)),
+            action=map_strings(action.model_dump(mode="json"), lambda text: redact(text, known)),
             screen_png=_png(obs.image)))
 
     def finish(self, run_dir: Path | None = None, *, saved: bool) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import stat
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -32,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from deskpilot.agent.loop import LoopSettings
 from deskpilot.agent.policy import Policy
+from deskpilot.agent.yamllines import read_user_file
 from deskpilot.errors import ConfigError
 
 ENV_PREFIX = "DESKPILOT_"
@@ -135,11 +135,15 @@ class RunSpec(BaseSettings):
     def screen(self) -> tuple[int, int]:
         return self.desktop.screen
 
-    def make_dialect(self):
-        """The configured dialect with this run's prompt options (template, instructions, secrets, images)."""
+    def make_dialect(self, *, instructions: str | None = None, secrets: dict[str, str] | None = None):
+        """The configured dialect with this run's prompt options (template, instructions, secrets, images).
+
+        A workflow's agent steps pass their own ``instructions`` and ``secrets``.
+        """
         from deskpilot.agent.dialects import make_dialect
 
-        return make_dialect(self.backend.dialect, extra_instructions=self.instructions, secrets=self.secrets,
+        return make_dialect(self.backend.dialect, extra_instructions=self.instructions if instructions is None
+                            else instructions, secrets=self.secrets if secrets is None else secrets,
                             prompt_template=self.backend.prompt_template, **self.loop.image_options())
 
 
@@ -257,18 +261,9 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    text = read_user_file(path, "config file")  # a folder or a FIFO (would block forever): one line
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as err:
-        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
-    if not stat.S_ISREG(mode):  # a folder, a FIFO (would block forever), a device
-        raise ConfigError(f"config file {path} is not a regular file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, PermissionError) as err:
-        raise ConfigError(f"config file {path} cannot be read: {err.__class__.__name__}") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
     if "deskpilot" in data:

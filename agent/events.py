@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable, Literal, Union
 from pydantic import BaseModel, Field, TypeAdapter
 
 from deskpilot.agent.records import StepRecord
+from deskpilot.agent.secrets import map_strings
 
 
 def _now() -> str:
@@ -94,11 +95,9 @@ def redacting(handler: EventHandler, redact: Callable[[str], str]) -> EventHandl
     Watchers show events (live page) and record them (the --record video burns
     the action into its frames), so secrets go no further than the run's logs do.
     """
-    from deskpilot.agent.trajectory import redact_all
-
     def feed(event: Any) -> None:
         if isinstance(event, BaseModel):
-            event = event_from_json(redact_all(event.model_dump(mode="json"), redact))
+            event = event_from_json(map_strings(event.model_dump(mode="json"), redact))
         handler(event)
 
     return feed

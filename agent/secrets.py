@@ -6,7 +6,18 @@ the secrets of the run that uses it (a cache, a replay).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
+
+
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """Every string inside ``value`` (dicts, lists, tuples as lists) passed through ``fn``."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [map_strings(v, fn) for v in value]
+    return value
 
 
 def redact(text: str, secrets: Mapping[str, str]) -> str:
@@ -19,12 +30,11 @@ def redact(text: str, secrets: Mapping[str, str]) -> str:
 
 def restore(data: Any, names: Iterable[str], secrets: Mapping[str, str]) -> Any:
     """Every ***NAME*** of ``names`` inside ``data`` (strings, dicts, lists) back to its value."""
-    if isinstance(data, str):
+    names = list(names)
+
+    def put_back(text: str) -> str:
         for name in names:
-            data = data.replace(f"***{name}***", secrets[name])
-        return data
-    if isinstance(data, dict):
-        return {k: restore(v, names, secrets) for k, v in data.items()}
-    if isinstance(data, list):
-        return [restore(v, names, secrets) for v in data]
-    return data
+            text = text.replace(f"***{name}***", secrets[name])
+        return text
+
+    return map_strings(data, put_back)

@@ -22,6 +22,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from deskpilot.errors import RunFolderError
+from deskpilot.agent.secrets import map_strings
 from deskpilot.agent.records import ActedRecord, CheckRecord, EndRecord, ErrorRecord, QueryRecord, StepRecord
 from deskpilot.perception.encode import encode_png
 
@@ -37,17 +38,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def redact_all(value: Any, redact: Callable[[str], str]) -> Any:
-    """Every string inside ``value`` (dicts, lists) passed through ``redact``."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_all(v, redact) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact_all(v, redact) for v in value]
-    return value
 
 
 def _encode(line: str) -> bytes:
@@ -91,7 +81,7 @@ class Trajectory:
         path = self.run_dir / SETTINGS
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(redact_all(settings, self._redact), indent=2, default=str), encoding="utf-8")
+            tmp.write_text(json.dumps(map_strings(settings, self._redact), indent=2, default=str), encoding="utf-8")
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -122,7 +112,7 @@ class Trajectory:
         self._write(line)
 
     def _line(self, record: BaseModel) -> bytes:
-        data = redact_all(record.model_dump(mode="json"), self._redact)
+        data = map_strings(record.model_dump(mode="json"), self._redact)
         if isinstance(data, dict):
             self._cap(data, data)
         return _encode(json.dumps(data, ensure_ascii=False) + "\n")

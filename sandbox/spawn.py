@@ -79,16 +79,20 @@ def _tool(name: str) -> str | None:
 
 def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> list[str] | None:
     """The util-linux programs that set the same up before exec'ing argv, or None if one is missing."""
-    tools = {name: _tool(name) for name in ("setpriv", "unshare", "nsenter")}
+    wanted: list[tuple[str, str]] = []
+    if sig is not None:
+        wanted.append(("setpriv", f"--pdeathsig={signal.Signals(sig).name}"))
+    if new_ipc:
+        wanted.append(("unshare", "--ipc"))
+    if ipc_fd is not None:  # our own fd, so the app does not inherit it
+        wanted.append(("nsenter", f"--ipc=/proc/{os.getpid()}/fd/{ipc_fd}"))
     prefix: list[str] = []
-    if sig is not None and tools["setpriv"]:
-        prefix += [tools["setpriv"], f"--pdeathsig={signal.Signals(sig).name}"]
-    if new_ipc and tools["unshare"]:
-        prefix += [tools["unshare"], "--ipc"]
-    if ipc_fd is not None and tools["nsenter"]:  # our own fd, so the app does not inherit it
-        prefix += [tools["nsenter"], f"--ipc=/proc/{os.getpid()}/fd/{ipc_fd}"]
-    wanted = (sig is not None) + new_ipc + (ipc_fd is not None)
-    return prefix if len(prefix) == 2 * wanted else None
+    for name, arg in wanted:
+        tool = _tool(name)
+        if tool is None:
+            return None
+        prefix += [tool, arg]
+    return prefix
 
 
 def _check_program(program: str, env: dict[str, str] | None, cwd: str | os.PathLike | None) -> None:

@@ -48,7 +48,7 @@ class CheckContext:
     prefix: str = "check"
     record: Callable[[Any], None] | None = None
     index: int = 0  # number of the check being run (set by run_checks)
-    update_baselines: bool = field(default_factory=lambda: updating_baselines())
+    update_baselines: bool = field(default_factory=updating_baselines)
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None
     _lines: dict | None = None

@@ -32,6 +32,10 @@ class Unreadable(Exception):
     """The file a check names cannot be read safely; the message says why."""
 
 
+def link_refused(path: Path) -> str:
+    return f"{path} is a symbolic link: checks do not follow links (an app may have made it)"
+
+
 def same(actual: Any, expected: Any) -> bool:
     """Cell/value equality the way a person means it: 42 == "42.0", " x " == "x"."""
     if isinstance(expected, bool) or isinstance(actual, bool):
@@ -63,14 +67,14 @@ def read_file(path: Path, anchor: Path) -> bytes:
     """The bytes of a regular file, read as described above; ``Unreadable`` says why not."""
     link = links_below(anchor, path)
     if link is not None:
-        raise Unreadable(f"{link} is a symbolic link: checks do not follow links (an app may have made it)")
+        raise Unreadable(link_refused(link))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise Unreadable(f"{path} does not exist") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise Unreadable(f"{path} is a symbolic link: checks do not follow links (an app may have made it)") from None
+            raise Unreadable(link_refused(path)) from None
         raise Unreadable(f"{path} cannot be read: {err.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)

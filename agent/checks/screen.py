@@ -15,7 +15,7 @@ from PIL import Image
 from deskpilot.agent.checks import models as m
 from deskpilot.agent.checks.context import CheckContext
 from deskpilot.agent.checks.diff import compare_live, diff_image
-from deskpilot.agent.checks.files import Unreadable, links_below, locate, read_file
+from deskpilot.agent.checks.files import Unreadable, link_refused, links_below, locate, read_file
 from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
@@ -68,7 +68,7 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
     evidence: dict[str, Any] = {"baseline": str(path)}
     link = links_below(anchor, path)
     if link is not None:  # neither read nor written through a folder link an app may have planted
-        return False, f"{link} is a symbolic link: checks do not follow links (an app may have made it)", evidence
+        return False, link_refused(link), evidence
     try:
         data = read_file(path, anchor)
     except Unreadable as err:

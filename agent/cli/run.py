@@ -50,11 +50,6 @@ def make_backend(cfg: RunConfig):
                       "or --script FILE (recorded replies)")
 
 
-def make_dialect_for(cfg: RunConfig):
-    """The configured dialect with the run's prompt options (template, notes, secrets)."""
-    return cfg.make_dialect()
-
-
 def make_policy(cfg: RunConfig):
     return cfg.policy
 
@@ -143,7 +138,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     from deskpilot.agent.session import Session
 
     backend = make_backend(cfg)
-    dialect = make_dialect_for(cfg)
+    dialect = cfg.make_dialect()
     output_schema = AnswerSchema.from_file(cfg.output_schema) if cfg.output_schema is not None else None
     settings = cfg.loop
     claim_run_dir(run_dir, create=False)

@@ -61,7 +61,6 @@ def run(
 
     from deskpilot.agent.cli.run import _raise_interrupt, make_backend
     from deskpilot.agent.config import load_config
-    from deskpilot.agent.dialects import make_dialect
     from deskpilot.agent.rundir import default_run_dir
     from deskpilot.agent.workflow import load_workflow, run_workflow
     from deskpilot.agent.workflow.runner import _needs_agent, result_exit_code
@@ -74,8 +73,7 @@ def run(
         backend = make_backend(cfg) if _needs_agent(flow.steps) else None
 
         def dialect_for(instructions: str, secrets: dict[str, str]):
-            return make_dialect(cfg.backend.dialect, extra_instructions=instructions, secrets=secrets,
-                                prompt_template=cfg.backend.prompt_template, **cfg.loop.image_options())
+            return cfg.make_dialect(instructions=instructions, secrets=secrets)
 
         run_dir = out or default_run_dir(flow.name, None)
         if record is not None:

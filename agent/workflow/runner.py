@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deskpilot.agent.checks.files import Unreadable, read_file
+from deskpilot.agent.checks.files import Unreadable, locate, read_file
 from deskpilot.agent.workflow import bridge
 from deskpilot.agent.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.agent.workflow.spec import (
@@ -232,10 +232,9 @@ class WorkflowRun:
             raise CheckFailed(f"{len(failed)} of {len(step.checks)} check(s) failed: " + "; ".join(failed))
 
     def foreach(self, step: ForeachStep, number: str, values: dict[str, str]) -> None:
-        path = Path(substitute(step.foreach, values))
-        path = path if path.is_absolute() else self.base_dir / path
+        path, anchor = locate(substitute(step.foreach, values), self.base_dir)
         try:  # an earlier step's app may have written it: read like a check reads (no links, no FIFOs)
-            text = read_file(path, self.base_dir if self.base_dir in path.parents else path.parent).decode("utf-8-sig")
+            text = read_file(path, anchor).decode("utf-8-sig")
         except Unreadable as err:
             raise ConfigError(f"foreach: {err}") from None
         except UnicodeDecodeError:
