@@ -1,5 +1,8 @@
 """Maps the repository's top-level folders to subpackages of `deskpilot`.
 
+The doors (cli, mcp, live, eval, workflow, demo, the pytest plugin) live in
+`deskpilot/` itself; the five folders of the design card sit beside it.
+
 pyproject.toml holds the metadata; this file only lists the packages, so a
 new sub-package (a folder with an __init__.py) is picked up without edits.
 """
@@ -8,7 +11,7 @@ from setuptools import find_packages, setup
 
 TOP = ["agent", "perception", "actions", "model_backend", "sandbox"]
 package_dir = {"deskpilot": "deskpilot", **{f"deskpilot.{t}": t for t in TOP}}
-packages = ["deskpilot"]
+packages = ["deskpilot"] + [f"deskpilot.{sub}" for sub in find_packages("deskpilot")]  # the doors
 for top in TOP:
     packages.append(f"deskpilot.{top}")
     packages += [f"deskpilot.{top}.{sub}" for sub in find_packages(top)]

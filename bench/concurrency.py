@@ -38,7 +38,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SUITE = REPO / "agent" / "eval" / "example" / "suite.yaml"
+SUITE = REPO / "deskpilot" / "eval" / "example" / "suite.yaml"
 GATES = {8: 0.90, 32: 0.75}
 CPU_WORK = ("capture", "screenshot_save", "prompt", "parse", "record", "act")
 
@@ -87,7 +87,7 @@ def _own_cpu(p: psutil.Process) -> float:
 
 def run_level(n: int, url: str, repeat: int, tmp: Path, sim: psutil.Process, warm: int = 1) -> dict:
     out = tmp / f"p{n}"
-    cmd = [sys.executable, "-m", "deskpilot.agent.cli", "eval", str(SUITE), "--parallel", str(n), "--repeat", str(repeat),
+    cmd = [sys.executable, "-m", "deskpilot.cli", "eval", str(SUITE), "--parallel", str(n), "--repeat", str(repeat),
            "--out", str(out), "--base-url", url, "--no-thinking", "--quiet", "--warm", str(warm)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     sim0 = _own_cpu(sim)

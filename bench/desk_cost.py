@@ -1,6 +1,6 @@
 """Where the CPU of starting (and closing) one pool desk goes, process by process.
 
-A desk (agent/pool.py `build_desk`) is: a sandbox directory with a cookie and
+A desk (agent/desk/pool.py `build_desk`) is: a sandbox directory with a cookie and
 a reaper process, Xvfb, openbox under bubblewrap, the task's app under
 bubblewrap, a capturer, a settle watch until the first window is still, the
 input worker, and (for eval) private copies of the shared folders. The
@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 HERE = Path(__file__).resolve().parent
-EXAMPLE = HERE.parent / "agent" / "eval" / "example"
+EXAMPLE = HERE.parent / "deskpilot" / "eval" / "example"
 APPS = {
     "tk": (f"python3 {EXAMPLE / 'counter.py'}", []),
     "tk+share": (f"python3 {EXAMPLE / 'todo.py'} {EXAMPLE / 'data' / 'todo.txt'}", [EXAMPLE / "data"]),
@@ -77,9 +77,9 @@ def _children_cpu() -> float:
 
 def one_desk(spec, fresh_shares: bool) -> dict[str, float]:
     from deskpilot.actions.executor import Executor
-    from deskpilot.agent.apps import plan_binds
-    from deskpilot.agent.office import prepare_home
-    from deskpilot.agent.session import wait_until_ready
+    from deskpilot.agent.desk.apps import plan_binds
+    from deskpilot.agent.desk.office import prepare_home
+    from deskpilot.agent.desk.session import wait_until_ready
     from deskpilot.perception import Capturer
     from deskpilot.sandbox import Bind, Sandbox
     import shutil
@@ -144,7 +144,7 @@ def main() -> int:
     ap.add_argument("--apps", default="tk,tk+share,xterm")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from deskpilot.agent.pool import make_spec
+    from deskpilot.agent.desk.pool import make_spec
 
     report = {}
     for name in args.apps.split(","):

@@ -10,7 +10,7 @@ that task's reply for the step, split like vLLM's glm45 reasoning parser
 (<think> text in reasoning_content). Usage is estimated (a fixed cost per
 image plus text length / 4), marked as such in the reply's model name.
 
-    python bench/glm_simulator.py --suite agent/eval/example/suite.yaml --delay 2 --port 0
+    python bench/glm_simulator.py --suite deskpilot/eval/example/suite.yaml --delay 2 --port 0
     -> prints "SIMULATOR listening on http://127.0.0.1:PORT/v1" and serves until killed
 
 GET /stats returns {"requests", "in_flight", "max_in_flight"}: how many calls
@@ -39,7 +39,7 @@ MODEL_NAME = "glm-4.5v-SIMULATOR"
 def load_scripts(suite: Path) -> dict[str, list[str]]:
     """task text -> scripted replies, from a deskpilot suite file."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from deskpilot.agent.eval.suite import load_suite
+    from deskpilot.eval.suite import load_suite
 
     return {t.task: t.replies() or [] for t in load_suite(suite).tasks}
 

@@ -1,6 +1,6 @@
 """What one step of the agent loop costs outside the model, per way of waiting after an action.
 
-The full loop runs (deskpilot.agent.loop.Agent): capture, save the PNG, build
+The full loop runs (deskpilot.agent.loop.agent.Agent): capture, save the PNG, build
 the GLM-4.5V prompt, encode its images as an HTTP backend would (data URLs),
 parse the reply, check the policy, act, wait for the screen, record (fsync).
 The backend is a zero-latency simulator: scripted GLM-4.5V replies, answered
@@ -48,9 +48,9 @@ from pathlib import Path
 from PIL import Image
 
 from deskpilot.agent import settle as settle_module
-from deskpilot.agent.loop import Agent, LoopSettings
-from deskpilot.agent.policy import Policy
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.loop.agent import Agent, LoopSettings
+from deskpilot.agent.loop.policy import Policy
+from deskpilot.agent.records.trajectory import load_run
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.model_backend.messages import request_to_openai_messages
 from deskpilot.perception import Capturer

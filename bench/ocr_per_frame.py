@@ -29,8 +29,8 @@ LINES = [f"Line {n:02d}: invoice {1000 + n * 37} total {n * 12.5:.2f} EUR" for n
 
 
 def frames_of(size, folder: Path, count: int):
-    from deskpilot.agent.screens import settle_blocking
-    from deskpilot.agent.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
+    from deskpilot.agent.desk.screens import settle_blocking
+    from deskpilot.agent.desk.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
     from deskpilot.perception import Capturer
 
     text = folder / "lines.txt"

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import deskpilot
-from deskpilot.agent.workflow.runner import _wait_quiet
+from deskpilot.workflow.runner import _wait_quiet
 
 APPS = [("xterm", "xterm -title bench-xterm", "bench-xterm"), ("mousepad", "mousepad", "Mousepad"),
         ("calc", "localc", "LibreOffice Calc"), ("writer", "lowriter", "LibreOffice Writer")]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from deskpilot.actions.executor import Executor
 from deskpilot.actions.models import Click, Key, Type
-from deskpilot.agent.settle import caret_shaped
+from deskpilot.agent.desk.settle import caret_shaped
 from deskpilot.perception.damage import DamageWatcher
 from deskpilot.sandbox import Sandbox
 

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from deskpilot.agent.live import LiveView
-from deskpilot.agent.live.record import Recorder
+from deskpilot.live import LiveView
+from deskpilot.live.record import Recorder
 from deskpilot.perception import Capturer, encode_png
 from deskpilot.sandbox import Sandbox
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os as _os
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # In a source checkout the subpackages sit beside this folder, not in it.
 _here = _os.path.dirname(__file__)
@@ -23,8 +23,8 @@ from deskpilot.agent import _EXPORTS as _AGENT_EXPORTS  # noqa: E402  (after the
 
 _EXPORTS: dict[str, str] = {
     # a desktop to work on; the agent, its results and what comes after a run (deskpilot.agent's names)
-    "Sandbox": "deskpilot.agent.session",
-    "Session": "deskpilot.agent.session",
+    "Sandbox": "deskpilot.agent.desk.session",
+    "Session": "deskpilot.agent.desk.session",
     **_AGENT_EXPORTS,
     # models
     "Backend": "deskpilot.model_backend",

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli import app
-from deskpilot.agent.report import build_report
-from deskpilot.agent.trajectory import load_run
+from deskpilot.cli import app
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.records.trajectory import load_run
 
 runner = CliRunner()
-DESKPILOT = [sys.executable, "-m", "deskpilot.agent.cli"]
+DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
 
 
 def box(call: str) -> str:
@@ -50,7 +50,7 @@ def test_replay_reproduces_the_recorded_run(demo_run):
 
 
 def test_replay_detects_a_changed_app(demo_run):
-    from deskpilot.agent.session import DEMO_APP
+    from deskpilot.demo import DEMO_APP
 
     changed = f"/usr/bin/python3 {DEMO_APP} --save-to {demo_run / 'output' / 'x.json'} --layout changed"
     result = runner.invoke(app, ["replay", str(demo_run), "--app", changed])
@@ -141,7 +141,7 @@ def test_an_app_that_dies_at_start_is_reported_with_its_output(tmp_path):
 
 
 def test_secrets_stay_off_the_terminal_and_replay_needs_them(tmp_path, monkeypatch):
-    from deskpilot.agent.session import DEMO_APP
+    from deskpilot.demo import DEMO_APP
 
     secret = "S3cr3t-pässwörd!"
     monkeypatch.setenv("MYPW", secret)

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from deskpilot.actions.models import Click
-from deskpilot.agent.loop import Agent, LoopSettings
-from deskpilot.agent.policy import Policy, Region
-from deskpilot.agent.records import Status
-from deskpilot.agent.report import build_report
-from deskpilot.agent.session import DEMO_REPLIES, DEMO_TASK, SessionSpec, app_from_command, demo_app, open_sandbox, wait_until_ready
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.loop.agent import Agent, LoopSettings
+from deskpilot.agent.loop.policy import Policy, Region
+from deskpilot.agent.records.models import Status
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.desk.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
+from deskpilot.demo import DEMO_REPLIES, DEMO_TASK, demo_app
+from deskpilot.agent.records.trajectory import load_run
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.perception import Capturer
 

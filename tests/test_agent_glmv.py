@@ -9,10 +9,11 @@ import json
 from pydantic import BaseModel
 
 from deskpilot.agent.dialects.render import prompt_text
-from deskpilot.agent.loop import Agent
-from deskpilot.agent.records import Status
-from deskpilot.agent.session import SessionSpec, demo_app, open_sandbox, wait_until_ready
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.loop.agent import Agent
+from deskpilot.agent.records.models import Status
+from deskpilot.agent.desk.session import SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.demo import demo_app
+from deskpilot.agent.records.trajectory import load_run
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.perception import Capturer
 
@@ -96,7 +97,7 @@ def test_an_answer_that_never_matches_ends_as_error_after_one_retry(tmp_path):
 
 
 def test_answer_schema_checks_and_one_line_errors(tmp_path):
-    from deskpilot.agent.answers import AnswerSchema
+    from deskpilot.agent.loop.answers import AnswerSchema
     from deskpilot.errors import ConfigError
 
     schema = AnswerSchema({"type": "array", "items": {"type": "integer"}})
@@ -124,7 +125,7 @@ def test_answer_schema_checks_and_one_line_errors(tmp_path):
 def test_cli_run_with_dialect_template_and_output_schema(tmp_path):
     from typer.testing import CliRunner
 
-    from deskpilot.agent.cli import app
+    from deskpilot.cli import app
 
     schema = tmp_path / "count.json"
     schema.write_text(json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from deskpilot.agent.loop import Agent, LoopSettings
-from deskpilot.agent.records import Status
-from deskpilot.agent.report import build_report
-from deskpilot.agent.session import SessionSpec, demo_app, open_sandbox, wait_until_ready
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.loop.agent import Agent, LoopSettings
+from deskpilot.agent.records.models import Status
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.desk.session import SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.demo import demo_app
+from deskpilot.agent.records.trajectory import load_run
 from backend_fixtures import tiny_checkpoint, tiny_server  # noqa: F401 (fixtures)
 from deskpilot.model_backend import OpenAICompatibleBackend
 from deskpilot.perception import Capturer, image_tokens
@@ -69,7 +70,7 @@ def test_demo_takes_runs_endpoint_options_against_transformers_serve(tmp_path, t
     """`deskpilot demo` with a live endpoint and no --flavor: the 422 is handled, the run records it."""
     from typer.testing import CliRunner
 
-    from deskpilot.agent.cli import app
+    from deskpilot.cli import app
 
     base_url, model = tiny_server
     out = tmp_path / "demo"

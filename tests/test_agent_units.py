@@ -8,12 +8,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from deskpilot.actions.models import Click, Done, Drag, Key, Type
-from deskpilot.agent.config import ConfigError, load_config, parse_size
-from deskpilot.agent.policy import Policy, Region
-from deskpilot.agent.records import EndRecord, PolicyDecision, Status, StepRecord
-from deskpilot.agent.report import build_report
-from deskpilot.agent.screens import same_frame, similarity
-from deskpilot.agent.trajectory import Trajectory, load_run, now_iso
+from deskpilot.agent.config.spec import ConfigError, load_config, parse_size
+from deskpilot.agent.loop.policy import Policy, Region
+from deskpilot.agent.records.models import EndRecord, PolicyDecision, Status, StepRecord
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.desk.screens import same_frame, similarity
+from deskpilot.agent.records.trajectory import Trajectory, load_run, now_iso
 
 
 # -- policy ------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_report_of_an_unfinished_run(tmp_path):
 
 def test_run_state_holds_only_the_screenshots_the_prompt_can_show():
     from deskpilot.actions.step import ParsedStep
-    from deskpilot.agent.state import RunState
+    from deskpilot.agent.loop.state import RunState
     from deskpilot.perception.observation import Observation
 
     state = RunState(keep_images=2)
@@ -226,7 +226,7 @@ def test_load_run_survives_a_torn_utf8_character_and_reports_bad_settings(tmp_pa
 
 
 def test_relative_file_arguments_of_an_app_are_made_absolute_and_visible(tmp_path, monkeypatch):
-    from deskpilot.agent.session import app_from_command
+    from deskpilot.agent.desk.session import app_from_command
 
     (tmp_path / "tool.py").write_text("print('hi')\n")
     monkeypatch.chdir(tmp_path)
@@ -237,7 +237,7 @@ def test_relative_file_arguments_of_an_app_are_made_absolute_and_visible(tmp_pat
 
 # -- the nested run spec -----------------------------------------------------------
 def test_config_file_takes_flag_names_and_sections(tmp_path):
-    from deskpilot.agent.config import RunSpec
+    from deskpilot.agent.config.spec import RunSpec
 
     cfg_file = tmp_path / "deskpilot.toml"
     cfg_file.write_text('max-steps = 4\nstep-timeout = 12\ndeny-regions = ["0,0,10,10"]\n'
@@ -282,7 +282,7 @@ def test_config_fifo_or_folder_is_refused_without_blocking(tmp_path):
 
 @pytest.mark.parametrize("settings", ["[1, 2]", '{"loop": 5, "task": "t"}', '{"session": "x"}'])
 def test_broken_settings_json_is_one_line(tmp_path, settings):
-    from deskpilot.agent.report import build_report
+    from deskpilot.agent.records.report import build_report
     from deskpilot.errors import RunFolderError
 
     (tmp_path / "trajectory.jsonl").write_text("")
@@ -293,7 +293,7 @@ def test_broken_settings_json_is_one_line(tmp_path, settings):
 
 
 def test_replay_of_a_broken_session_is_one_line(tmp_path):
-    from deskpilot.agent.replay import session_of
+    from deskpilot.agent.records.replay import session_of
     from deskpilot.errors import ReplayError
 
     (tmp_path / "trajectory.jsonl").write_text("")
@@ -304,7 +304,7 @@ def test_replay_of_a_broken_session_is_one_line(tmp_path):
 
 
 def test_an_app_log_tail_reads_only_the_end(tmp_path):
-    from deskpilot.agent.session import _tail
+    from deskpilot.agent.desk.session import _tail
 
     log = tmp_path / "app.err"
     with open(log, "wb") as f:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from deskpilot.agent.cache import CacheFile, RunCache
-from deskpilot.agent.loop import Agent
-from deskpilot.agent.records import Status
-from deskpilot.agent.session import DEMO_REPLIES, DEMO_TASK, Session, demo_app
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.records.cache import CacheFile, RunCache
+from deskpilot.agent.loop.agent import Agent
+from deskpilot.agent.records.models import Status
+from deskpilot.agent.desk.session import Session
+from deskpilot.demo import DEMO_REPLIES, DEMO_TASK, demo_app
+from deskpilot.agent.records.trajectory import load_run
 from deskpilot.errors import ConfigError
 from deskpilot.model_backend import ScriptedBackend
 
@@ -25,7 +26,7 @@ def run_form(tmp_path: Path, name: str, replies: list[str], cache: Path, layout:
     share.mkdir()
     saved = share / "form.json"
     backend = ScriptedBackend(replies)
-    from deskpilot.agent.session import SessionSpec
+    from deskpilot.agent.desk.session import SessionSpec
 
     spec = SessionSpec(size=SIZE, shares=[str(share)], apps=[demo_app(saved, layout)])
     with Session(spec=spec) as desk:

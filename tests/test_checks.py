@@ -165,7 +165,7 @@ def test_diff_catches_a_changed_word_that_a_global_score_misses():
 @pytest.fixture(scope="module")
 def mousepad(tmp_path_factory):
     from deskpilot.actions.executor import Executor
-    from deskpilot.agent.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
+    from deskpilot.agent.desk.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
     from deskpilot.perception import Capturer
 
     folder = tmp_path_factory.mktemp("mousepad")
@@ -190,7 +190,7 @@ def mousepad(tmp_path_factory):
 
 def test_screen_checks_on_mousepad(mousepad):
     from deskpilot.actions.models import Key, Type
-    from deskpilot.agent.screens import settle_blocking
+    from deskpilot.agent.desk.screens import settle_blocking
     from deskpilot.perception.ocr import wait_for_text
 
     sb, capturer, executor, folder = mousepad

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import typer
 
-from deskpilot.agent.cli import app
-from deskpilot.agent.cli.live_option import expand_live, live_port
+from deskpilot.cli import app
+from deskpilot.cli.live_option import expand_live, live_port
 
 COMMANDS = {  # command path -> the positional arguments it needs
     ("run",): ["open xterm"],
@@ -69,7 +69,7 @@ def test_help_names_the_optional_port():
 
 
 def test_root_flags_are_hoisted_in_front_of_the_command():
-    from deskpilot.agent.cli import hoist_global_flags
+    from deskpilot.cli import hoist_global_flags
 
     assert hoist_global_flags(["deskpilot", "run", "task", "--update-baselines", "--quiet"]) == \
         ["deskpilot", "--update-baselines", "run", "task", "--quiet"]

@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from backend_fixtures import free_port
-from deskpilot.agent.cli.output import exit_code
-from deskpilot.agent.records import RunResult, Status
+from deskpilot.cli.output import exit_code
+from deskpilot.agent.records.models import RunResult, Status
 from deskpilot.errors import BackendUnreachable
 from deskpilot.model_backend import OpenAICompatibleBackend
 from deskpilot.model_backend.types import ChatRequest, Message, TextPart
 
-DESKPILOT = [sys.executable, "-m", "deskpilot.agent.cli"]
+DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
 
 
 def box(call: str, thought: str = "Next.") -> str:
@@ -88,16 +88,16 @@ def test_unreachable_and_refusing_servers_are_their_own_kind():
                                              ("y\n", "yes"), ("q\n", "quit")])
 def test_confirm_offers_yes_no_quit_defaulting_to_no(monkeypatch, typed, expected):
     from deskpilot.actions.models import Click
-    from deskpilot.agent.cli.run import ask_on_terminal
+    from deskpilot.cli.run import ask_on_terminal
 
     monkeypatch.setattr(sys, "stdin", io.StringIO(typed))
     assert ask_on_terminal(1, Click(x=1, y=2), "Click it.") == expected
 
 
 def test_declining_an_action_skips_it_and_tells_the_model_why(tmp_path):
-    from deskpilot.agent.loop import Agent
-    from deskpilot.agent.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
-    from deskpilot.agent.trajectory import load_run
+    from deskpilot.agent.loop.agent import Agent
+    from deskpilot.agent.desk.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
+    from deskpilot.agent.records.trajectory import load_run
     from deskpilot.model_backend import ScriptedBackend
     from deskpilot.perception import Capturer
 
@@ -124,7 +124,7 @@ def test_declining_an_action_skips_it_and_tells_the_model_why(tmp_path):
 
 
 def test_the_spinner_shows_how_long_the_model_has_been_thinking():
-    from deskpilot.agent.cli.output import Elapsed
+    from deskpilot.cli.output import Elapsed
 
     spinner = Elapsed("step 2/30: asking the model…")
     spinner.started -= 42.3

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli.parse_cmd import parse
+from deskpilot.cli.parse_cmd import parse
 
 REPLY = "Drag the file.\n<|begin_of_box|>left_drag(start_box='[100,200]', end_box='[[900,800]]', element_info='a.txt')<|end_of_box|>\nMemory:\n[{\"file\": \"a.txt\"}]"
 
@@ -61,7 +61,7 @@ def test_bad_size_exits_2(app, args):
 
 
 def test_through_the_deskpilot_hub():
-    command = [sys.executable, "-m", "deskpilot.agent.cli", "parse", "--width", "2560", "--height", "1440"]
+    command = [sys.executable, "-m", "deskpilot.cli", "parse", "--width", "2560", "--height", "1440"]
     ok = subprocess.run(command, input=REPLY, capture_output=True, text=True, timeout=60)
     if ok.returncode != 0 and "ModuleNotFoundError" in ok.stderr:
         pytest.skip("the hub's other command modules are not written yet")

@@ -14,7 +14,7 @@ import pytest
 from PIL import ImageChops
 
 import deskpilot
-from deskpilot.agent.screens import similarity
+from deskpilot.agent.desk.screens import similarity
 from deskpilot.sandbox import x11
 from deskpilot.sandbox.wm import BACKGROUND
 
@@ -67,7 +67,7 @@ def test_a_gtk_menu_renders_completely_and_the_window_behind_comes_back():
 def test_libreoffice_menu_renders_completely_and_the_sheet_behind_comes_back():
     with deskpilot.Sandbox(size=(1280, 800), apps=["localc"], ready_timeout=60) as desk:
         desk.sandbox.wait_for_window("LibreOffice Calc", timeout=60)
-        from deskpilot.agent.workflow.runner import _wait_quiet
+        from deskpilot.workflow.runner import _wait_quiet
 
         _wait_quiet(desk, 2.0, deadline=time.monotonic() + 60)
         _open_menu_and_close(desk, (15, 28), min_height=440)  # File: 25 entries, ~480 px

@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from deskpilot.agent.eval.results import pass_at_k
-from deskpilot.agent.eval.suite import load_suite
-from deskpilot.agent.trajectory import load_run
+from deskpilot.eval.results import pass_at_k
+from deskpilot.eval.suite import load_suite
+from deskpilot.agent.records.trajectory import load_run
 
 from deskpilot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "agent" / "eval" / "example" / "suite.yaml"
-COUNTER = REPO / "agent" / "eval" / "example" / "counter.py"
+EXAMPLE = REPO / "deskpilot" / "eval" / "example" / "suite.yaml"
+COUNTER = REPO / "deskpilot" / "eval" / "example" / "counter.py"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
@@ -28,7 +28,7 @@ def box(call: str, thought: str = "Next step.") -> str:
 
 
 def deskpilot(*args, timeout=240, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "deskpilot.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=ENV, **kw)
 
 
@@ -164,7 +164,7 @@ def test_ctrl_c_stops_cleanly_with_the_summary_so_far_and_resume_finishes(tmp_pa
     slow = {**counter_task("slow", 2), "script": [box("WAIT()"), box("DONE()")], "checks": []}
     suite = write_suite(tmp_path / "s", [counter_task("fast", 2), slow, {**counter_task("later", 2)}])
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--parallel", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--parallel", "1",
                              "--out", str(out), "--quiet"], env=ENV, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (out / "runs" / "slow~1" / "step_001.png").exists():
@@ -185,7 +185,7 @@ def test_ctrl_c_stops_cleanly_with_the_summary_so_far_and_resume_finishes(tmp_pa
 
 @pytest.mark.parametrize("kind", ["folder", "fifo", "binary", "missing"])
 def test_suite_and_workflow_files_that_cannot_be_read_are_one_line(tmp_path, kind):
-    from deskpilot.agent.workflow.loader import WorkflowError, load_workflow
+    from deskpilot.workflow.loader import WorkflowError, load_workflow
     from deskpilot.errors import ConfigError
 
     path = tmp_path / "suite.yaml"
@@ -231,7 +231,7 @@ def test_eval_takes_the_dialect_and_keeps_secrets_out_of_results_and_runs(tmp_pa
             "checks": [{"window_title": "term"}]}
     suite = write_suite(tmp_path / "s", [task])
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--out", str(out),
                            "--quiet", "--secret", "APP_PW", "--dialect", "glm-4.1v"], capture_output=True, text=True,
                           timeout=120, env={**ENV, "APP_PW": secret})
     assert proc.returncode == 0, proc.stderr

@@ -17,7 +17,7 @@ import pytest
 from chromium import Chromium, needs_chromium
 
 REPO = Path(__file__).resolve().parents[1]
-COUNTER = REPO / "agent" / "eval" / "example" / "counter.py"
+COUNTER = REPO / "deskpilot" / "eval" / "example" / "counter.py"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
@@ -45,7 +45,7 @@ def test_eval_live_shows_every_running_desktop(tmp_path):
         slow_counter("beta", 2, expect=99),  # its check fails: the page counts a failure
     ]}))
     with Chromium(1400, 900) as browser:
-        proc = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--parallel", "2",
+        proc = subprocess.Popen([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--parallel", "2",
                                  "--out", str(tmp_path / "out"), "--live"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         try:
@@ -91,6 +91,6 @@ def test_eval_live_shows_every_running_desktop(tmp_path):
 def test_eval_live_refuses_ray(tmp_path):
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"name": "x", "tasks": [slow_counter("a", 1, 1)]}))
-    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", "auto", "--live"],
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--ray", "auto", "--live"],
                           capture_output=True, text=True, env=ENV, timeout=60)
     assert proc.returncode == 2 and "with --ray" in proc.stderr

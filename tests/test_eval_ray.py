@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 REPO = Path(__file__).resolve().parents[1]
-COUNTER = REPO / "agent" / "eval" / "example" / "counter.py"
+COUNTER = REPO / "deskpilot" / "eval" / "example" / "counter.py"
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -137,7 +137,7 @@ def test_suite_on_a_ray_cluster_with_a_worker_killed_mid_task(cluster, tmp_path)
         _task("slow", two + [_box("WAIT()"), _box("DONE()")], app_arg="slow-attempt-marker"),
     ]}))
     out = tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", address,
+    driver = subprocess.Popen([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--ray", address,
                                "--parallel", "3", "--out", str(out), "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
     victim = None
     deadline = time.monotonic() + 120
@@ -174,7 +174,7 @@ def test_no_cluster_at_the_address_is_one_line_in_seconds(tmp_path):
     suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
     port = _free_port()  # nothing listens there
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", f"127.0.0.1:{port}",
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--ray", f"127.0.0.1:{port}",
                            "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == 2 and time.monotonic() - started < 30
@@ -189,7 +189,7 @@ def test_update_baselines_is_refused_with_ray(tmp_path, where):
     suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
     args = ["eval", str(suite), "--ray", "auto", "--out", str(tmp_path / "out"), "--quiet"]
     args = ["--update-baselines", *args] if where == "before" else [*args, "--update-baselines"]
-    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.cli", *args], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: --update-baselines writes baselines on this machine; "
@@ -203,7 +203,7 @@ def test_run_folders_unpack_safely_with_or_without_tar_filters(tmp_path, monkeyp
     import io
     import tarfile
 
-    from deskpilot.agent.eval.ray_runner import _unpack
+    from deskpilot.eval.ray_runner import _unpack
     from deskpilot.errors import DeskpilotError
 
     def archive(*names: str) -> bytes:
@@ -237,7 +237,7 @@ def test_shared_out_and_one_cap_on_model_calls_for_the_whole_cluster(cluster, tm
     try:
         url = sim.stdout.readline().split()[-1]
         out = tmp_path / "out"
-        proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray", address,
+        proc = subprocess.run([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--ray", address,
                                "--parallel", "3", "--model-concurrency", "1", "--base-url", url, "--no-thinking",
                                "--ray-shared-out", "--out", str(out), "--quiet"], env=env, capture_output=True,
                               text=True, timeout=240)
@@ -259,7 +259,7 @@ def test_shared_out_and_one_cap_on_model_calls_for_the_whole_cluster(cluster, tm
 def test_shared_out_needs_ray(tmp_path):
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"tasks": [_task("a", [_box("DONE()")])]}))
-    proc = subprocess.run([sys.executable, "-m", "deskpilot.agent.cli", "eval", str(suite), "--ray-shared-out",
+    proc = subprocess.run([sys.executable, "-m", "deskpilot.cli", "eval", str(suite), "--ray-shared-out",
                            "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == 2 and "--ray-shared-out goes with --ray" in proc.stderr
@@ -269,7 +269,7 @@ def test_model_slots_free_a_dead_holders_slot_when_its_lease_runs_out():
     """The cluster-wide cap's actor class, run here on a plain event loop."""
     import asyncio
 
-    from deskpilot.agent.eval.ray_runner import ModelSlots
+    from deskpilot.eval.ray_runner import ModelSlots
 
     async def scenario() -> tuple[float, float, dict]:
         slots = ModelSlots(limit=1, lease_s=0.4)
@@ -292,7 +292,7 @@ def test_model_slots_free_a_dead_holders_slot_when_its_lease_runs_out():
 
 def test_a_lost_attempts_folder_is_set_aside_for_its_retry(tmp_path):
     """With --ray-shared-out a retried attempt starts clean; the lost one's folder stays, renamed."""
-    from deskpilot.agent.eval.ray_runner import _set_aside
+    from deskpilot.eval.ray_runner import _set_aside
 
     folder = tmp_path / "runs" / "slow~1"
     for n in (1, 2):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli import app
+from deskpilot.cli import app
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 runner = CliRunner()
@@ -58,7 +58,7 @@ def test_calc_totals(tmp_path, monkeypatch):
     assert [c.value for c in values[6]] == ["Total", 455, 485, 510]
     assert [c.value for c in values[5]] == ["West", 45, 60, 75]  # the data is untouched
     assert sorted(p.name for p in work.iterdir()) == ["sales.csv", "totals.xlsx"]  # no lock files left
-    from deskpilot.agent.workflow.record import read_log
+    from deskpilot.workflow.record import read_log
 
     end = read_log(tmp_path / "run")[-1]
     assert end["vars"]["q1_total"] == "455"  # read off the screen by the agent, checked against the file

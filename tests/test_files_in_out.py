@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deskpilot.agent.apps import parse_command, plan_binds
-from deskpilot.agent.cli import app
+from deskpilot.agent.desk.apps import parse_command, plan_binds
+from deskpilot.cli import app
 from deskpilot.errors import UsageError
 from deskpilot.sandbox import Bind, Sandbox
 

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from deskpilot.actions.models import Click
-from deskpilot.agent.config import ConfigError, load_config
+from deskpilot.agent.config.spec import ConfigError, load_config
 from deskpilot.agent.dialects import GLM45VDialect
 from deskpilot.agent.dialects.base import HistoryEntry
-from deskpilot.agent.tokens import PrefixTracker, default_image_tokens, text_tokens
+from deskpilot.agent.loop.tokens import PrefixTracker, default_image_tokens, text_tokens
 from deskpilot.perception.observation import Observation
 from deskpilot.perception.resize import FACTOR, MAX_PIXELS, MIN_PIXELS, budget_pixels, image_tokens
 
@@ -160,8 +160,8 @@ def test_a_run_records_tokens_savings_prefix_and_settle(tmp_path):
 
     from typer.testing import CliRunner
 
-    from deskpilot.agent.cli import app
-    from deskpilot.agent.trajectory import load_run
+    from deskpilot.cli import app
+    from deskpilot.agent.records.trajectory import load_run
 
     def box(call):
         return f"Next.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
@@ -229,7 +229,7 @@ def test_a_run_sends_the_budgeted_copy_of_each_saved_screenshot(tmp_path):
     """With early frames and ahead-of-time fitting, what the model gets is still the saved screenshot, fitted."""
     import deskpilot
     from deskpilot.agent.dialects.glm45v_images import fit_budget
-    from deskpilot.agent.loop import LoopSettings
+    from deskpilot.agent.loop.agent import LoopSettings
 
     def box(call):
         return f"Next.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"

@@ -22,7 +22,7 @@ DOCUMENTED = {
     "TransformersBackend", "Click", "Type", "Key", "Scroll", "Drag", "Done", "replay", "build_report", "load_run",
     "DeskpilotError", "CheckFailed",
 }
-DESKPILOT = [sys.executable, "-m", "deskpilot.agent.cli"]
+DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
 
 
 def test_the_package_exports_the_documented_names():
@@ -157,7 +157,10 @@ def test_wheel_installs_only_the_deskpilot_package(tmp_path):
     assert {n for n in added if not n.endswith(".dist-info")} == {"deskpilot"}
     assert len([n for n in added if n.endswith(".dist-info")]) == 1
     assert (site / "deskpilot" / "py.typed").is_file()
-    assert (site / "deskpilot" / "agent" / "templates" / "report.html.j2").is_file()
+    assert (site / "deskpilot" / "agent" / "records" / "templates" / "report.html.j2").is_file()
+    for door_file in ("cli/__init__.py", "eval/templates/index.html.j2", "eval/example/suite.yaml",
+                      "live/page.html", "demo/replies.json", "pytest_plugin.py", "mcp/server.py"):
+        assert (site / "deskpilot" / door_file).is_file(), door_file
     # the dependencies come from the test venv; the package itself only from the wheel
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     check = ("import deskpilot, json; print(json.dumps([deskpilot.__file__, sorted(deskpilot.__all__), "
@@ -168,7 +171,7 @@ def test_wheel_installs_only_the_deskpilot_package(tmp_path):
     import json
 
     where, names, module = json.loads(out.stdout)
-    assert where.startswith(str(site)) and DOCUMENTED <= set(names) and module == "deskpilot.agent.loop"
+    assert where.startswith(str(site)) and DOCUMENTED <= set(names) and module == "deskpilot.agent.loop.agent"
     out = subprocess.run([env_dir / "bin" / "deskpilot", "--help"], capture_output=True, text=True, timeout=120,
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert out.returncode == 0 and "replay" in out.stdout, out.stderr

@@ -11,9 +11,9 @@ import pytest
 
 from chromium import Chromium, needs_chromium
 from deskpilot.actions.models import Click
-from deskpilot.agent.events import RunEnded, StepDecided, StepStarted
-from deskpilot.agent.live import LiveView
-from deskpilot.agent.records import StepRecord
+from deskpilot.agent.loop.events import RunEnded, StepDecided, StepStarted
+from deskpilot.live import LiveView
+from deskpilot.agent.records.models import StepRecord
 
 BLINKER = """
 import tkinter
@@ -79,7 +79,7 @@ def test_live_page_follows_the_screen_and_the_loop(sandbox, solid_window):
 
 def test_record_a_video_of_the_screen(sandbox, solid_window, tmp_path):
     av = pytest.importorskip("av")
-    from deskpilot.agent.live.record import Recorder
+    from deskpilot.live.record import Recorder
 
     target = tmp_path / "run.mp4"
     recorder = Recorder(target, fps=10)
@@ -110,7 +110,7 @@ def test_run_with_live_and_record_from_the_cli(tmp_path):
 
     from typer.testing import CliRunner
 
-    from deskpilot.agent.cli import app
+    from deskpilot.cli import app
 
     script = tmp_path / "replies.json"
     script.write_text(json.dumps([
@@ -144,7 +144,7 @@ steps:
   - type: "echo watched"
   - sleep: 3
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.agent.cli", "workflow", "run", str(flow), "--live",
+    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.cli", "workflow", "run", str(flow), "--live",
                              "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None

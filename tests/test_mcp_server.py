@@ -28,8 +28,8 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from backend_fixtures import free_port
-from deskpilot.agent.session import DEMO_APP
-from deskpilot.agent.trajectory import load_run
+from deskpilot.demo import DEMO_APP
+from deskpilot.agent.records.trajectory import load_run
 
 REPLIES = [
     "The Save button <|begin_of_box|>[440,555,560,605]<|end_of_box|>",  # locate
@@ -44,7 +44,7 @@ def _server_args(tmp_path: Path, *extra: str) -> list[str]:
     script = tmp_path / "replies.json"
     script.write_text(json.dumps(REPLIES))
     app = f"/usr/bin/python3 {DEMO_APP} --save-to {out / 'form.json'}"
-    return ["-m", "deskpilot.agent.cli", "mcp", "--size", "1280x800", "--app", app, "--share", str(out),
+    return ["-m", "deskpilot.cli", "mcp", "--size", "1280x800", "--app", app, "--share", str(out),
             "--out", str(tmp_path / "runs"), "--script", str(script), *extra]
 
 
@@ -160,8 +160,8 @@ def test_mcp_over_http_one_sandbox_per_session_with_a_live_view(tmp_path):
 
 
 def test_sandboxes_of_vanished_sessions_are_reaped(tmp_path):
-    from deskpilot.agent.mcp.desk import McpOptions
-    from deskpilot.agent.mcp.server import Desks
+    from deskpilot.mcp.desk import McpOptions
+    from deskpilot.mcp.server import Desks
 
     class Request:  # what the SDK hands a tool: the HTTP request with the session header
         def __init__(self, sid):
@@ -181,7 +181,7 @@ def test_sandboxes_of_vanished_sessions_are_reaped(tmp_path):
 
 
 def test_a_sandbox_that_never_starts_still_ends_its_run_folder(tmp_path):
-    from deskpilot.agent.mcp.desk import DeskSession, McpOptions
+    from deskpilot.mcp.desk import DeskSession, McpOptions
 
     desk = DeskSession(McpOptions(size=(640, 480), apps=["/bin/false"], out=tmp_path))
 

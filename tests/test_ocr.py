@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from deskpilot.agent.session import Session, SessionSpec, demo_app
+from deskpilot.agent.desk.session import Session, SessionSpec
+
+from deskpilot.demo import demo_app
 from deskpilot.errors import CheckFailed
 from deskpilot.perception import ocr
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import deskpilot
-from deskpilot.agent.pool import SandboxPool
+from deskpilot.agent.desk.pool import SandboxPool
 
 from deskpilot.errors import SandboxError
 
@@ -109,7 +109,7 @@ def test_an_app_that_cannot_start_is_reported_not_retried_forever():
 
 OWNER = """
 import json, os, sys, time
-from deskpilot.agent.pool import SandboxPool
+from deskpilot.agent.desk.pool import SandboxPool
 pool = SandboxPool(size=(320, 240), apps=["xterm"], warm=2, max=4)
 leased = pool.acquire()
 deadline = time.monotonic() + 30

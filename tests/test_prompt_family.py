@@ -15,7 +15,7 @@ from deskpilot.actions.parse import parse_glm_reply
 from deskpilot.actions.parsing.desktop import _SIGNATURES, canonical_name
 from deskpilot.agent.dialects import DIALECT_NAMES, GLM41VDialect, GLM45VDialect, GLM5VDialect, HistoryEntry, make_dialect
 from deskpilot.agent.dialects.render import prompt_text
-from deskpilot.agent.loop import Agent, LoopSettings
+from deskpilot.agent.loop.agent import Agent, LoopSettings
 from deskpilot.errors import ConfigError
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.model_backend.types import ImagePart, TextPart

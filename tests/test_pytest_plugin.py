@@ -19,7 +19,7 @@ EXAMPLE = ROOT / "examples" / "pytest_form"
 def run_pytest(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """pytest on the example, with only the plugins named here (no cross-talk with this session's)."""
     full_env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT), **(env or {})}
-    cmd = [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "deskpilot.agent.pytest_plugin",
+    cmd = [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "deskpilot.pytest_plugin",
            "-p", "pytest_timeout", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "base"),
            "--junitxml", str(tmp_path / "junit.xml"), "--deskpilot-script", str(EXAMPLE / "replies"), *args]
     return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=240)
@@ -33,7 +33,7 @@ def properties(junit: Path) -> dict[str, dict[str, str]]:
 
 def test_plugin_is_registered_as_a_pytest11_entry_point():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert data["project"]["entry-points"]["pytest11"] == {"deskpilot": "deskpilot.agent.pytest_plugin"}
+    assert data["project"]["entry-points"]["pytest11"] == {"deskpilot": "deskpilot.pytest_plugin"}
 
 
 def test_example_passes_on_two_xdist_workers_without_cross_talk(tmp_path):
@@ -74,7 +74,7 @@ def test_a_pilot_without_a_model_says_how_to_give_one(tmp_path):
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
     env.pop("DESKPILOT_SCRIPT", None)
     env.pop("DESKPILOT_BASE_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.agent.pytest_plugin",
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
                            "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
@@ -97,7 +97,7 @@ def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_pa
     replies.write_text("[]")  # no model step is taken: checks only
 
     def run(bg: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.agent.pytest_plugin",
+        return subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
                                "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
                                "--deskpilot-script", str(replies), *args],
                               cwd=tmp_path, env={**env, "SHOT_BG": bg}, capture_output=True, text=True, timeout=120)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deskpilot.agent.loop import Agent, LoopSettings
-from deskpilot.agent.records import ActedRecord, EndRecord, Status, StepRecord
-from deskpilot.agent.replay import replay
-from deskpilot.agent.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
-from deskpilot.agent.trajectory import Trajectory, now_iso
+from deskpilot.agent.loop.agent import Agent, LoopSettings
+from deskpilot.agent.records.models import ActedRecord, EndRecord, Status, StepRecord
+from deskpilot.agent.records.replay import replay
+from deskpilot.agent.desk.session import AppSpec, SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.agent.records.trajectory import Trajectory, now_iso
 from deskpilot.errors import ReplayError
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.perception import Capturer
@@ -88,8 +88,8 @@ def test_a_dry_run_recording_is_refused(tmp_path):
 
 def test_only_performed_steps_are_replayed(tmp_path):
     """A recording whose step 2 failed to act: replay does step 1 only, and says where it ended."""
-    from deskpilot.agent.replay import _ending, _replayable
-    from deskpilot.agent.trajectory import load_run
+    from deskpilot.agent.records.replay import _ending, _replayable
+    from deskpilot.agent.records.trajectory import load_run
 
     traj = Trajectory(tmp_path / "run")
     traj.write_settings({"task": "t", "session": SessionSpec(size=SIZE).model_dump(mode="json")})

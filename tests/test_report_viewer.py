@@ -11,10 +11,10 @@ from PIL import Image, ImageDraw
 
 from chromium import Chromium, needs_chromium
 from deskpilot.actions.models import Click, DoubleClick, Done, Drag, Key, Scroll, Type
-from deskpilot.agent.records import CheckRecord, EndRecord, PolicyDecision, QueryRecord, Status, StepRecord
-from deskpilot.agent.report import build_report
-from deskpilot.agent.report_marks import COLOURS
-from deskpilot.agent.trajectory import Trajectory, now_iso
+from deskpilot.agent.records.models import CheckRecord, EndRecord, PolicyDecision, QueryRecord, Status, StepRecord
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.records.marks import COLOURS
+from deskpilot.agent.records.trajectory import Trajectory, now_iso
 
 SIZE = (1280, 800)
 GARBAGE = "x" * 6000 + " <|begin_of_box|>" + "é" * 3000

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli.backend_cmds import serve
+from deskpilot.cli.backend_cmds import serve
 from backend_fixtures import free_port, offline_env, tiny_checkpoint  # noqa: F401 (fixture)
 from deskpilot.model_backend import ChatRequest, Message, OpenAICompatibleBackend, TextPart
 
@@ -124,7 +124,7 @@ def _port_open(port: int) -> bool:
 def test_serve_transformers_comes_up_healthy_and_stops_on_ctrl_c(tiny_checkpoint, tmp_path):
     """The real `deskpilot serve` command, as a user runs it."""
     port = free_port()
-    cmd = [sys.executable, "-m", "deskpilot.agent.cli", "serve", "--engine", "transformers", "--model", str(tiny_checkpoint),
+    cmd = [sys.executable, "-m", "deskpilot.cli", "serve", "--engine", "transformers", "--model", str(tiny_checkpoint),
            "--port", str(port), "--ready-timeout", "120", "--log-file", str(tmp_path / "server.log")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=offline_env(tmp_path))
     try:

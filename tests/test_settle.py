@@ -13,8 +13,8 @@ import pytest
 
 from deskpilot.actions.executor import Executor
 from deskpilot.actions.models import Click, Hover, Type
-from deskpilot.agent.screens import settle_blocking
-from deskpilot.agent.settle import SettleSettings, Settler, caret_shaped, wait_quiet
+from deskpilot.agent.desk.screens import settle_blocking
+from deskpilot.agent.desk.settle import SettleSettings, Settler, caret_shaped, wait_quiet
 from deskpilot.perception import Capturer
 from deskpilot.perception.damage import DamageWatcher, Rect
 from deskpilot.sandbox import Bind

@@ -82,7 +82,7 @@ def test_cli_tiny_checkpoint(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from deskpilot.agent.cli.backend_cmds import tiny_checkpoint as cmd
+    from deskpilot.cli.backend_cmds import tiny_checkpoint as cmd
 
     app = typer.Typer()
     app.command()(cmd)

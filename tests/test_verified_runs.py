@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli import app
-from deskpilot.agent.session import DEMO_APP, DEMO_REPLIES
-from deskpilot.agent.trajectory import load_run
+from deskpilot.cli import app
+from deskpilot.demo import DEMO_APP, DEMO_REPLIES
+from deskpilot.agent.records.trajectory import load_run
 
 runner = CliRunner()
 

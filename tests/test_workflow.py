@@ -13,9 +13,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli import app
-from deskpilot.agent.workflow import WorkflowError, parse_workflow, run_workflow
-from deskpilot.agent.workflow.record import read_log
+from deskpilot.cli import app
+from deskpilot.workflow import WorkflowError, parse_workflow, run_workflow
+from deskpilot.workflow.record import read_log
 from deskpilot.errors import ConfigError
 
 runner = CliRunner()

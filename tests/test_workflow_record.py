@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from deskpilot.agent.cli import app
+from deskpilot.cli import app
 
 COLOUR_APP = """
 import sys, tkinter

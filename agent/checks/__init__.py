@@ -30,7 +30,7 @@ The public surface, for other modules:
 """
 
 from deskpilot.agent.checks.context import CheckContext
-from deskpilot.agent.checks.diff import ImageDiff, compare, diff_image
+from deskpilot.agent.desk.diff import ImageDiff, compare, diff_image
 from deskpilot.agent.checks.models import Check, expect_file_flag, kind_of, parse_check, parse_checks
 from deskpilot.agent.checks.runner import CheckResult, failure_summary, run_check, run_checks
 

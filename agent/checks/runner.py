@@ -69,9 +69,9 @@ def verify_run(agent) -> tuple[Any, str]:
     Each result is written to the trajectory as a ``check`` record before the
     end record; diff images go into the run folder.
     """
-    from deskpilot.agent.records import CheckRecord, Status
-    from deskpilot.agent.screens import settle_blocking
-    from deskpilot.agent.trajectory import now_iso
+    from deskpilot.agent.records.models import CheckRecord, Status
+    from deskpilot.agent.desk.screens import settle_blocking
+    from deskpilot.agent.records.trajectory import now_iso
 
     def settled():
         return settle_blocking(agent._grab, first_delay=0.0, interval=0.05, cap=2.0)[0].image

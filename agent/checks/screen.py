@@ -14,7 +14,7 @@ from PIL import Image
 
 from deskpilot.agent.checks import models as m
 from deskpilot.agent.checks.context import CheckContext
-from deskpilot.agent.checks.diff import compare_live, diff_image
+from deskpilot.agent.desk.diff import compare_live, diff_image
 from deskpilot.agent.checks.files import Unreadable, link_refused, links_below, locate, read_file
 from deskpilot.errors import UsageError
 

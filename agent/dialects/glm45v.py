@@ -21,7 +21,7 @@ from deskpilot.agent.dialects import glm45v_text as text
 from deskpilot.agent.dialects.actionspace import CallSpec, desktop_calls, render_action_space, signature_lines
 from deskpilot.agent.dialects.base import HistoryEntry, ParsedStep
 from deskpilot.agent.dialects.glm45v_images import fit_budget, shrink, tokens_for
-from deskpilot.agent.secrets import redact as redact_secrets
+from deskpilot.agent.records.secrets import redact as redact_secrets
 from deskpilot.agent.dialects.render import builtin_template, image_marker, load_template, render_parts, scrub
 from deskpilot.model_backend.types import ChatRequest, ImagePart, Message, TextPart
 from deskpilot.perception.encode import data_url

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from deskpilot.agent.session import DEMO_APP, DEMO_TASK
+from deskpilot.demo import DEMO_APP, DEMO_TASK
 
 FORM = f"/usr/bin/python3 {DEMO_APP} --save-to {{share}}/form.json --layout {os.environ.get('FORM_LAYOUT', 'standard')}"
 

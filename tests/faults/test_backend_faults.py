@@ -12,10 +12,10 @@ import json
 import time
 
 import pytest
-from deskpilot.agent.cli import app
+from deskpilot.cli import app
 from deskpilot.agent.dialects import GLM45VDialect
-from deskpilot.agent.queries import run_ask, run_locate
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.loop.queries import run_ask, run_locate
+from deskpilot.agent.records.trajectory import load_run
 from deskpilot.model_backend import OpenAICompatibleBackend
 from deskpilot.perception.observation import Observation
 from fault_server import FaultServer, closed_port_url, completion, garbage, hang, http

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from deskpilot.agent.report import build_report
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.records.trajectory import load_run
 
-DESKPILOT = [sys.executable, "-m", "deskpilot.agent.cli"]
+DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
 KILLS = 40 if os.environ.get("DESKPILOT_LONG_FUZZ") == "1" else 4
 STEPS = 12
 

@@ -130,11 +130,11 @@ class SlowParsingDialect:
 
 
 def test_the_step_time_limit_holds_while_a_reply_is_parsed(tmp_path):
-    from deskpilot.agent.loop import Agent
-    from deskpilot.agent.policy import Policy
-    from deskpilot.agent.records import Status
-    from deskpilot.agent.session import SessionSpec, open_sandbox
-    from deskpilot.agent.trajectory import load_run
+    from deskpilot.agent.loop.agent import Agent
+    from deskpilot.agent.loop.policy import Policy
+    from deskpilot.agent.records.models import Status
+    from deskpilot.agent.desk.session import SessionSpec, open_sandbox
+    from deskpilot.agent.records.trajectory import load_run
     from deskpilot.model_backend import ScriptedBackend
 
     seen: dict[str, float] = {}

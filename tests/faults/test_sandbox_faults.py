@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from deskpilot.agent.loop import Agent, LoopSettings
-from deskpilot.agent.records import Status
-from deskpilot.agent.report import build_report
-from deskpilot.agent.session import SessionSpec, demo_app, open_sandbox, wait_until_ready
-from deskpilot.agent.trajectory import load_run
+from deskpilot.agent.loop.agent import Agent, LoopSettings
+from deskpilot.agent.records.models import Status
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.desk.session import SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.demo import demo_app
+from deskpilot.agent.records.trajectory import load_run
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.perception import Capturer
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from deskpilot.agent.records import Attempt, EndRecord, QueryRecord, Status, StepRecord
-from deskpilot.agent.report import build_report
-from deskpilot.agent.trajectory import MAX_STORED_REPLY, Trajectory, load_run, now_iso
+from deskpilot.agent.records.models import Attempt, EndRecord, QueryRecord, Status, StepRecord
+from deskpilot.agent.records.report import build_report
+from deskpilot.agent.records.trajectory import MAX_STORED_REPLY, Trajectory, load_run, now_iso
 from PIL import Image
 
 from deskpilot.errors import RunFolderError

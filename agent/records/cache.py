@@ -1,0 +1,164 @@
+"""Cached runs: do what worked last time without the model, while the screen still agrees.
+
+The first successful run writes its steps to a JSON file: each step's reply
+(so the same parser turns it into the same action) and a fingerprint of the
+screen it was decided on (a PNG, compared with the screenshot check's diff).
+A later run, before each step, compares the live screen with that step's
+fingerprint. While they match, the cached reply is used and the model is not
+called; from the first step that does not match, the model decides again for
+the rest of the run, and a successful run rewrites the file. Verifying every
+cached step against the screen is what keeps a stale cache from clicking blind.
+
+Secrets are kept out of the file: replies are stored redacted (``***NAME***``)
+with the names they need, and put back from the run's own secrets when used;
+a run without one of them asks the model from that step on.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from PIL import Image
+from pydantic import BaseModel, Field, ValidationError
+
+from deskpilot.agent.desk.diff import compare_live
+from deskpilot.agent.records.secrets import map_strings, redact, restore
+from deskpilot.errors import ConfigError
+from deskpilot.model_backend.types import Reply
+
+VERSION = 1
+MAX_REGION = 10  # px in one changed region that persists over three frames (a caret blink does not)
+
+
+class CachedStep(BaseModel):
+    step: int
+    content: str
+    reasoning: str | None = None
+    action: dict[str, Any]
+    secrets: list[str] = Field(default_factory=list)  # names of the secrets redacted out of this step
+    screen_png: str  # base64 PNG of the screen the step was decided on
+
+
+class CacheFile(BaseModel):
+    version: int = VERSION
+    task: str
+    task_secrets: list[str] = Field(default_factory=list)  # names of the secrets redacted out of the task
+    screen_size: tuple[int, int]
+    steps: list[CachedStep] = Field(default_factory=list)
+
+
+def _png(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG", optimize=False, compress_level=6)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _image(data: str) -> Image.Image:
+    with Image.open(io.BytesIO(base64.b64decode(data))) as img:
+        return img.convert("RGB")
+
+
+class RunCache:
+    """One cache file, used by one run (``Agent(cache=RunCache(path, task))``).
+
+    A file written for another task or screen size is not used (and is
+    replaced if this run succeeds).
+    """
+
+    def __init__(self, path: Path | str, task: str, *, max_region: int = MAX_REGION):
+        self.path = Path(path)
+        self.task = task
+        self.max_region = max_region
+        self.old: CacheFile | None = None
+        self.new: list[CachedStep] = []
+        self.hits = 0
+        self.following = True
+        self.mismatch: str | None = None  # why the cache stopped being followed
+        self.secrets: Mapping[str, str] = {}  # the run's, as last given (the task is stored without them)
+        if self.path.is_file():
+            try:
+                old = CacheFile.model_validate_json(self.path.read_text(encoding="utf-8"))
+            except (ValidationError, ValueError) as err:
+                raise ConfigError(f"cache file {self.path} is not a deskpilot cache: {str(err).splitlines()[0]}") from None
+            if old.version == VERSION and (old.task == task or old.task_secrets):
+                self.old = old  # a task naming secrets is compared at the first lookup, which has them
+            else:
+                self.mismatch = "the cache was recorded for another task"
+        if self.old is None:
+            self.following = False
+            self.mismatch = self.mismatch or "no cache yet"
+
+    def lookup(self, step: int, obs, grab=None, secrets: Mapping[str, str] | None = None) -> Reply | None:
+        """The cached reply for this step if its screen still matches, else None (and stop following).
+
+        With ``grab``, a difference must persist over three frames (a blinking caret does not count).
+        ``secrets`` (name -> value) go back into a reply stored without them.
+        """
+        if not self.following or self.old is None:
+            return None
+        known = secrets or {}
+        if step == 1 and self.old.task != self.task and not self._same_task(known):
+            return None
+        entry = self.old.steps[step - 1] if step - 1 < len(self.old.steps) else None
+        if entry is None or entry.step != step:
+            self.following, self.mismatch = False, f"the cache ends before step {step}"
+            return None
+        diff, _ = compare_live(_image(entry.screen_png), obs.image, grab)
+        if diff.size_mismatch or diff.largest > self.max_region:
+            self.following = False
+            self.mismatch = f"step {step}: the screen differs from the cached one ({diff.summary()})"
+            return None
+        missing = [name for name in entry.secrets if not known.get(name)]
+        if missing:
+            self.following = False
+            self.mismatch = f"step {step}: the cached reply needs secret {', '.join(missing)}, which this run lacks"
+            return None
+        self.hits += 1
+        return Reply(content=restore(entry.content, entry.secrets, known),
+                     reasoning=restore(entry.reasoning, entry.secrets, known))
+
+    def _same_task(self, known: Mapping[str, str]) -> bool:
+        assert self.old is not None
+        missing = [name for name in self.old.task_secrets if not known.get(name)]
+        if missing:
+            self.mismatch = f"the cache's task needs secret {', '.join(missing)}, which this run lacks"
+        elif restore(self.old.task, self.old.task_secrets, known) != self.task:
+            self.mismatch = "the cache was recorded for another task"
+        self.following = not missing and self.mismatch is None
+        return self.following
+
+    def keep(self, step: int, obs, reply: Reply, action, secrets: Mapping[str, str] | None = None) -> None:
+        """Remember what this run did at this step (written by ``finish`` if the run succeeds).
+
+        ``secrets`` (name -> value) are taken out of what is kept, and their names noted.
+        """
+        known = self.secrets = secrets or {}
+        content = redact(reply.content, known)
+        reasoning = redact(reply.reasoning, known) if reply.reasoning is not None else None
+        names = [n for n, v in known.items() if v and (v in reply.content or v in (reply.reasoning or ""))]
+        self.new.append(CachedStep(
+            step=step, content=content, reasoning=reasoning, secrets=sorted(names),
+            action=map_strings(action.model_dump(mode="json"), lambda text: redact(text, known)),
+            screen_png=_png(obs.image)))
+
+    def finish(self, run_dir: Path | None = None, *, saved: bool) -> int:
+        """Write the file if the run succeeded and anything changed; returns the model calls saved."""
+        if saved and self.new and (self.old is None or self.hits < len(self.new)):
+            size = _image(self.new[0].screen_png).size
+            task = redact(self.task, self.secrets)
+            names = sorted(name for name, value in self.secrets.items() if value and value in self.task)
+            data = CacheFile(task=task, task_secrets=names, screen_size=size, steps=self.new).model_dump_json()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            tmp.write_text(data, encoding="utf-8")
+            os.replace(tmp, self.path)
+        if run_dir is not None:
+            summary = {"cache": str(self.path), "model_calls_saved": self.hits, "steps": len(self.new),
+                       "followed_until": self.mismatch, "rewritten": saved and self.hits < len(self.new)}
+            (Path(run_dir) / "cache.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        return self.hits

@@ -1,0 +1,174 @@
+"""Perform a recorded run again, without a model, checking the screen as it goes."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+
+from deskpilot.actions.models import TERMINAL_TYPES, action_from_json
+from deskpilot.agent.desk.diff import compare_live, diff_image
+from deskpilot.agent.desk.session import SessionSpec, open_sandbox, wait_until_ready
+from deskpilot.agent.records.secrets import restore
+from deskpilot.agent.records.trajectory import load_run
+
+
+from deskpilot.errors import ReplayError
+
+
+MAX_CHANGE = 10  # px in one changed region that persists over three frames: a caret blink passes, a changed digit does not
+
+
+class ReplayResult(BaseModel):
+    ok: bool
+    steps_replayed: int
+    diverged_at: int | None = None
+    largest_change: int | None = None  # px in the largest changed region at the divergence
+    live_image: str | None = None  # the live screen at the divergence
+    diff_image: str | None = None  # the diff against the recording
+    recording_end: str = ""  # how the recorded run ended
+    message: str = ""
+
+
+def session_of(run_dir: Path) -> SessionSpec:
+    run = load_run(run_dir)
+    if "session" not in run.settings:
+        raise ReplayError(f"{run_dir} has no session settings (was it recorded by `deskpilot run`?)")
+    try:
+        recorded = run.settings["session"]
+        if isinstance(recorded, dict):  # runs recorded before windows were maximized keep their sizes
+            recorded = {"maximize": False, **recorded}
+        return SessionSpec.model_validate(recorded)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "session"
+        raise ReplayError(f"{run_dir}: the recorded session is broken at {where}: {first['msg']}") from None
+
+
+def _ending(run) -> str:
+    if run.end is None:
+        last = run.steps[-1].step if run.steps else 0
+        return f"the recording has no end (it stopped after step {last})"
+    why = f" ({run.end.reason})" if run.end.reason else ""
+    return f"the recording ended at step {run.end.steps} with {run.end.status.value}{why}"
+
+
+def _replayable(run) -> list:
+    """Steps that were really performed, then the terminal step; stop at the first that was not."""
+    out = []
+    for rec in run.steps:
+        if rec.action is None or not rec.policy.allowed:
+            continue
+        if rec.action.type in TERMINAL_TYPES:
+            out.append(rec)
+            break
+        if not rec.performed:
+            break  # it failed or was never acted on: nothing after it happened either
+        out.append(rec)
+    return out
+
+
+def replay(
+    run_dir: Path,
+    *,
+    check: bool = True,
+    max_change: int = MAX_CHANGE,
+    session: SessionSpec | None = None,
+    out_dir: Path | None = None,
+    on_step: Callable[[int, int, int | None], None] | None = None,
+) -> ReplayResult:
+    """Replay in a fresh sandbox; stop before the first step whose screen differs from the recording.
+
+    The screens are compared with the screenshot check's diff: a step diverges
+    when a connected change of more than ``max_change`` pixels persists over
+    three frames, so a changed word or a new dialog stops the replay. The live
+    screen and a diff image are then written to ``out_dir`` (default: a
+    ``replay-TIME`` folder in the run folder).
+    """
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    if (run.settings.get("loop") or {}).get("dry_run"):
+        raise ReplayError(f"{run_dir} was recorded with --dry-run: none of its actions were performed, "
+                          "so there is nothing to replay")
+    steps = _replayable(run)
+    if not steps:
+        raise ReplayError(f"{run_dir} has no performed actions to replay ({_ending(run)})")
+    secrets = list(run.settings.get("secrets") or [])
+    missing = [name for name in secrets if name not in os.environ]
+    if missing:
+        raise ReplayError(f"the run used secret(s) {', '.join(missing)}: export them before replaying")
+    for rec in steps:
+        rec.action = action_from_json(restore(rec.action.model_dump(mode="json"), secrets, dict(os.environ)))
+    spec = session or session_of(run_dir)
+    out_dir = Path(out_dir) if out_dir else run_dir / f"replay-{datetime.now():%Y%m%d-%H%M%S}"
+    from deskpilot.actions.executor import Executor
+    from deskpilot.perception import Capturer
+
+    sb, apps = open_sandbox(spec, create_shares=True)
+    with sb:
+        capturer = Capturer(sb)
+        executor = Executor.for_sandbox(sb)
+        try:
+            wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
+            result = _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step)
+        finally:
+            executor.close()
+            capturer.close()
+    end = _ending(run)
+    return result.model_copy(update={"recording_end": end, "message": f"{result.message}; {end}"})
+
+
+def _diverged(rec, frame, recorded, capturer, max_change, out_dir) -> tuple[ReplayResult | None, int]:
+    diff, mask = compare_live(recorded, frame.image, capturer.grab)
+    if not diff.size_mismatch and diff.largest <= max_change:
+        return None, diff.largest
+    out_dir.mkdir(parents=True, exist_ok=True)
+    live = out_dir / f"diverged_step_{rec.step:03d}_live.png"
+    frame.image.save(live)
+    picture = out_dir / f"diverged_step_{rec.step:03d}_diff.png"
+    diff_image(frame.image, mask, diff).save(picture)
+    return ReplayResult(
+        ok=False, steps_replayed=0, diverged_at=rec.step, largest_change=diff.largest,
+        live_image=str(live), diff_image=str(picture),
+        message=(f"step {rec.step}: the screen differs from the recording ({diff.summary()}); "
+                 f"stopped before acting; live screen {live}, diff {picture}"),
+    ), diff.largest
+
+
+def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step) -> ReplayResult:
+    from deskpilot.agent.desk.settle import Settler
+
+    settler = Settler.open(capturer)  # the same event-driven wait as the live loop
+    try:
+        return _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler)
+    finally:
+        settler.close()
+
+
+def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler) -> ReplayResult:
+    done = 0
+    for rec in steps:
+        largest = None
+        frame = capturer.grab()
+        settler.frame_taken()
+        if check and rec.screenshot and (run_dir / rec.screenshot).is_file():
+            with Image.open(run_dir / rec.screenshot) as img:
+                recorded = img.convert("RGB")
+            stop, largest = _diverged(rec, frame, recorded, capturer, max_change, out_dir)
+            if stop is not None:
+                return stop.model_copy(update={"steps_replayed": done})
+        if on_step:
+            on_step(rec.step, len(steps), largest)
+        action = rec.action
+        if action.type in TERMINAL_TYPES:
+            done += 1
+            break
+        settler.before_act(action)
+        executor.perform(action)
+        settler.after_act()
+        done += 1
+    return ReplayResult(ok=True, steps_replayed=done, message=f"replayed {done} step(s) without divergence")

@@ -1,0 +1,85 @@
+"""`deskpilot mcp`: serve a sandboxed desktop to MCP clients (Claude Desktop, IDEs, agents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from deskpilot.cli.live_option import live_option, live_port_option
+from deskpilot.cli.live_option import live_port as live_port_of
+from deskpilot.cli.run import _user_errors, console, fail
+from deskpilot.agent.config.spec import load_config
+
+
+def mcp(
+    transport: str = typer.Option("stdio", help="stdio (the client starts this command) or http (streamable HTTP)"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on with --transport http"),
+    port: int = typer.Option(8765, help="Port to listen on with --transport http"),
+    size: Optional[str] = typer.Option(None, help="Screen size WIDTHxHEIGHT [default: 1280x800]"),
+    app: list[str] = typer.Option([], "--app", help="App to start in each sandbox (repeatable), e.g. --app xterm"),
+    share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable)"),
+    isolation: Optional[str] = typer.Option(None, help="bwrap (default) or none"),
+    network: Optional[bool] = typer.Option(None, "--network", help="Let apps reach the network"),
+    out: Path = typer.Option(Path("runs"), help="Folder for the sessions' run folders"),
+    base_url: Optional[str] = typer.Option(None, help="GUI model server for the locate, ask and run_task tools"),
+    model: Optional[str] = typer.Option(None, help="Served model name [default: glm-4.5v]"),
+    flavor: Optional[str] = typer.Option(None, help="Server kind: vllm, sglang, zai, openai, transformers"),
+    thinking: Optional[bool] = typer.Option(None, "--thinking/--no-thinking", help="Thinking mode for run_task [default: on]"),
+    max_steps: Optional[int] = typer.Option(None, help="Step limit of run_task [default: 30]"),
+    script: Optional[Path] = typer.Option(None, help="JSON list of recorded replies instead of a model (tests, demos)"),
+    config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
+    live: Optional[int] = live_option(),
+    live_port: int = live_port_option(),
+) -> None:
+    """Serve a sandboxed desktop as MCP tools: screenshot, click, type, key, scroll, drag, launch_app,
+    and with a model (--base-url) locate, ask and run_task. Every session is recorded in a run folder."""
+    from deskpilot.mcp.desk import McpOptions
+
+    try:
+        if transport not in ("stdio", "http"):
+            raise typer.BadParameter("--transport is stdio or http")
+        cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
+                           "max_steps": max_steps, "size": size or "1280x800", "script": script,
+                           "isolation": isolation, "network": network, "shares": share, "apps": app},
+                          config_file=config)
+        desktop = cfg.desktop
+        if cfg.backend.script is not None and not cfg.backend.script.is_file():
+            raise FileNotFoundError(f"script file {cfg.backend.script} does not exist")
+        for folder in desktop.shares:
+            if not folder.is_dir():
+                raise NotADirectoryError(f"shared folder {folder} does not exist (or is not a folder)")
+        from deskpilot.agent.desk.session import app_from_command
+
+        for command in desktop.apps:
+            app_from_command(command)  # fail now, not at the client's first call
+        options = McpOptions(size=cfg.screen, apps=desktop.apps, isolation=desktop.isolation, network=desktop.network,
+                             shares=[str(p.resolve()) for p in desktop.shares], out=out, run_config=cfg)
+    except typer.BadParameter as err:
+        raise fail(str(err)) from None
+    except _user_errors() as err:
+        raise fail(str(err)) from None
+    try:
+        from deskpilot.mcp import server
+    except ImportError:
+        raise fail("the MCP server needs the [mcp] extra: pip install 'deskpilot[mcp]'") from None
+    live_view = None
+    if live is not None:
+        from deskpilot.live import LiveView
+
+        live_view = LiveView(port=live_port_of(live, live_port)).start()
+        options.live = live_view
+        console.print(f"live view: {live_view.url}", soft_wrap=True)
+    try:
+        if transport == "stdio":
+            console.print(f"deskpilot MCP server on stdio; sessions are recorded under {out}", soft_wrap=True)
+            server.serve_stdio(options)
+        else:
+            server.serve_http(options, host=host, port=port, on_ready=lambda url: console.print(
+                f"deskpilot MCP server at {url}; sessions are recorded under {out}", soft_wrap=True))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live_view is not None:
+            live_view.stop()

@@ -1,0 +1,342 @@
+"""Runs a suite: every task attempt on its own fresh desktop, many at once, one shared model.
+
+One asyncio event loop drives up to ``parallel`` attempts. Each attempt leases
+a ready desk from a SandboxPool (one pool per distinct desktop), runs a
+normal Agent into its own run folder (``OUT/runs/ID~N``), evaluates the
+task's checks on the live desk, copies its shared folders into the run
+folder, and appends one fsynced line to ``OUT/results.jsonl``. A live model
+(``--base-url``) is one backend shared by all attempts, with a limit on
+concurrent model calls; without one, each attempt answers from its task's
+scripted replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import stat
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deskpilot.eval.checks import for_desk, results_of
+from deskpilot.eval.results import (
+    AttemptResult,
+    append_result,
+    read_results,
+    summarize,
+    write_index,
+    write_summary,
+)
+from deskpilot.eval.suite import Suite, SuiteTask
+from pydantic import BaseModel, Field
+
+from deskpilot.errors import ConfigError, DeskpilotError
+
+
+class EvalSettings(BaseModel):
+    """How to run a suite (the model and loop settings come from the usual RunConfig)."""
+
+    parallel: int = Field(default=4, ge=1, le=512)
+    repeat: int = Field(default=1, ge=1, le=1000)
+    resume: bool = False
+    model_concurrency: int | None = Field(default=None, ge=1)  # default: parallel
+    warm: int = Field(default=1, ge=0)  # idle desks kept ready per distinct desktop
+    fresh_shares: bool = True  # each attempt works on its own copy of the shared folders
+
+
+def _special_files(folder: str, names: list[str]) -> list[str]:
+    """What copytree must skip in a share an app wrote: FIFOs, sockets, devices (opening a FIFO blocks)."""
+    skip = []
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+        except OSError:
+            skip.append(name)
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skip.append(name)
+    return skip
+
+
+def attempt_dir(out: Path, task_id: str, attempt: int) -> Path:
+    return out / "runs" / f"{task_id}~{attempt}"
+
+
+class LimitedBackend:
+    """A shared backend with at most `limit` model calls in flight (the server's batch is finite)."""
+
+    def __init__(self, backend, limit: int):
+        self.backend = backend
+        self._limit = limit
+        self._sem: asyncio.Semaphore | None = None
+
+    async def acomplete(self, request):
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self._limit)
+        async with self._sem:
+            return await self.backend.acomplete(request)
+
+    def complete(self, request):
+        return self.backend.complete(request)
+
+    def close(self) -> None:
+        pass  # the evaluation closes the shared backend once, at the end
+
+
+def make_backend(cfg):
+    from deskpilot.model_backend import OpenAICompatibleBackend
+
+    spec = cfg.backend
+    return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
+                                   timeout=cfg.policy.step_timeout_s)
+
+
+def task_backend(task: SuiteTask, shared):
+    """The shared live backend, else the task's own scripted replies."""
+    if shared is not None:
+        return shared
+    from deskpilot.model_backend import ScriptedBackend
+
+    replies = task.replies()
+    if not replies:
+        raise ConfigError(f"task {task.id} has no script and no model was given (--base-url)")
+    return ScriptedBackend(replies, keep_requests=False)
+
+
+def task_spec(task: SuiteTask):
+    from deskpilot.agent.desk.pool import make_spec
+
+    d = task.desktop
+    return make_spec(d.screen, d.apps, shares=d.shares, isolation=d.isolation, network=d.network)
+
+
+async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backend, *,
+                      desk_s: float = 0.0, on_event: Callable[[dict], None] | None = None) -> AttemptResult:
+    """One attempt on a ready desk: the agent's run, the checks, the shares kept (the caller builds the report)."""
+    from deskpilot.agent.loop.agent import Agent
+    from deskpilot.agent.records.report import build_report
+
+    run_dir = attempt_dir(out, task.id, attempt)
+    started = time.monotonic()
+    marks: list[float] = []
+
+    def event(e) -> None:  # the loop's typed events, passed on as dicts naming the attempt
+        kind = getattr(e, "kind", None)
+        if kind in ("thinking", "end"):
+            marks.append(time.monotonic())
+        if on_event is not None and kind is not None:
+            on_event({"event": kind, "step": getattr(e, "step", None), "task": task.id, "attempt": attempt,
+                      "loop_event": e})  # the typed event itself, for watchers that show thoughts and actions
+
+    policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
+    info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
+            "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
+    if task.ready is not None:
+        await asyncio.to_thread(wait_ready, desk, task.ready)
+    agent = Agent(backend, desk.sandbox, cfg.make_dialect(), run_dir=run_dir, policy=policy, settings=cfg.loop,
+                  on_event=event, capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
+                  checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
+    try:
+        result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
+    except BaseException:  # interrupted: the run folder still gets its report
+        agent.close()
+        with contextlib.suppress(Exception):
+            build_report(run_dir)
+        raise
+    await asyncio.to_thread(agent.close)  # file closes and fsyncs: not on the loop's time
+    redact = getattr(agent.dialect, "redact", str)  # results.jsonl holds no more than the run's logs
+    checks = [c.model_copy(update={"detail": redact(c.detail)}) for c in results_of(task.checks, result.checks)]
+    for inside, host in desk.shares.items():  # what the apps left in the shares stays with the run
+        if host != Path(inside):
+            await asyncio.to_thread(shutil.copytree, host, run_dir / "shares" / Path(inside).name,
+                                    symlinks=True, dirs_exist_ok=True, ignore=_special_files)
+    totals = result.totals
+    passed = sum(c.passed for c in checks)
+    return AttemptResult(
+        id=task.id, attempt=attempt, status=result.status.value,
+        passed=result.status.value in ("DONE", "PASSED") and passed == len(task.checks),
+        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=redact(result.reason),
+        steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
+        completion_tokens=int(totals.get("completion_tokens", 0)),
+        image_tokens=int(totals.get("image_tokens", 0)), image_tokens_default=int(totals.get("image_tokens_default", 0)),
+        prompt_tokens_est=int(totals.get("prompt_tokens_est", 0)), prefix_tokens_est=int(totals.get("prefix_tokens_est", 0)),
+        model_s=round(float(totals.get("model_ms", 0)) / 1000, 3), wall_s=round(time.monotonic() - started + desk_s, 3),
+        desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
+        tags=task.tags, run_dir=str(run_dir.relative_to(out)),
+    )
+
+
+def wait_ready(desk, ready) -> None:
+    """A task's own readiness: its window is up, then nothing is drawn for `quiet` seconds.
+
+    X DAMAGE events (a blinking caret aside), not frames grabbed and compared
+    every 0.1 s: with many desks starting at once those grabs were a few
+    percent of the eval process's CPU. Frames where the display has no DAMAGE.
+    """
+    from deskpilot.agent.desk.screens import same_frame
+    from deskpilot.agent.desk.settle import wait_quiet
+    from deskpilot.errors import SandboxError
+    from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
+
+    deadline = time.monotonic() + ready.timeout
+    desk.sandbox.wait_for_window(ready.window, timeout=ready.timeout)
+    still = f"the screen never stayed still for {ready.quiet:g} s after {ready.window!r} appeared"
+    try:
+        with DamageWatcher.for_sandbox(desk.sandbox) as watcher:
+            if not wait_quiet(watcher, quiet_s=ready.quiet, cap_s=max(0.0, deadline - time.monotonic())):
+                raise SandboxError(still)
+            return
+    except DamageUnavailable:
+        pass
+    last, since = desk.capturer.grab().image, time.monotonic()
+    while time.monotonic() - since < ready.quiet:
+        if time.monotonic() > deadline:
+            raise SandboxError(still)
+        time.sleep(0.1)
+        frame = desk.capturer.grab().image
+        if not same_frame(last, frame):
+            last, since = frame, time.monotonic()
+
+
+def finish_run(run_dir: Path) -> None:
+    """The report of a finished attempt (built after its desk went back to the pool)."""
+    from deskpilot.agent.records.report import build_report
+
+    if (run_dir / "trajectory.jsonl").is_file():
+        build_report(run_dir)
+
+
+def failed_attempt(task: SuiteTask, attempt: int, out: Path, error: BaseException, wall_s: float) -> AttemptResult:
+    run_dir = attempt_dir(out, task.id, attempt)
+    return AttemptResult(id=task.id, attempt=attempt, status="ERROR", passed=False, checks_total=len(task.checks),
+                         reason=str(error) or error.__class__.__name__, wall_s=round(wall_s, 3), tags=task.tags,
+                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "trajectory.jsonl").is_file() else "")
+
+
+def plan(suite: Suite, repeat: int, out: Path, resume: bool) -> tuple[list[tuple[SuiteTask, int]], list[AttemptResult]]:
+    """Attempts still to run (round by round, so early results cover every task) and those done."""
+    done = read_results(out)
+    if done and not resume:
+        raise ConfigError(f"{out} already holds an evaluation ({len(done)} results): use --resume, or another --out")
+    finished = {(r.id, r.attempt) for r in done}
+    todo = [(t, a) for a in range(1, repeat + 1) for t in suite.tasks if (t.id, a) not in finished]
+    for task, attempt in todo:  # a run folder without a result line was interrupted: keep it aside
+        folder = attempt_dir(out, task.id, attempt)
+        if folder.exists():
+            n = 1
+            while (aside := folder.with_name(f"{folder.name}.interrupted{n}")).exists():
+                n += 1
+            folder.rename(aside)
+    known = suite.by_id()
+    return todo, [r for r in done if r.id in known]
+
+
+class Evaluation:
+    """A suite run on this machine. `run()` returns the summary (also written to OUT)."""
+
+    def __init__(self, suite: Suite, cfg, out: Path, settings: EvalSettings | None = None,
+                 progress: Callable[[dict], None] | None = None):
+        self.suite, self.cfg, self.out = suite, cfg, Path(out)
+        self.settings = settings or EvalSettings()
+        self.progress = progress or (lambda e: None)
+        self.results: list[AttemptResult] = []
+        self._pools: dict[str, Any] = {}
+        from deskpilot.agent.desk.pool import max_starting
+
+        self._gate = threading.BoundedSemaphore(max_starting())  # desks starting at once, all pools together
+
+    def _look_ahead(self) -> None:
+        """Warm desks for the attempts next in the queue (their sandboxes start while others run)."""
+        ahead: dict[str, tuple[Any, int]] = {}
+        for task, _ in self._queue[: max(1, self.settings.parallel // 2)]:
+            spec = task_spec(task)
+            key = spec.model_dump_json()
+            ahead[key] = (spec, ahead.get(key, (spec, 0))[1] + 1)
+        for key, pool in self._pools.items():
+            if key not in ahead:
+                pool.set_warm(0)
+        for key, (spec, count) in ahead.items():
+            self._pool(spec, key).set_warm(min(count, self.settings.warm))
+
+    def _pool(self, spec, key: str):
+        """The pool of this desktop; it keeps `warm` desks ready while attempts on it remain."""
+        from deskpilot.agent.desk.pool import SandboxPool
+
+        if key not in self._pools:
+            self._pools[key] = SandboxPool(spec=spec, warm=0, max=self.settings.parallel,
+                                           fresh_shares=self.settings.fresh_shares,
+                                           builders=max(1, min(4, self.settings.warm)), start_gate=self._gate)
+        return self._pools[key]
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * self.settings.parallel + 4))
+        me = asyncio.current_task()
+        if me is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, me.cancel)
+        self.out.mkdir(parents=True, exist_ok=True)
+        todo, self.results = plan(self.suite, self.settings.repeat, self.out, self.settings.resume)
+        planned = len(todo) + len(self.results)
+        shared = None
+        if self.cfg.backend.base_url:
+            shared = LimitedBackend(make_backend(self.cfg), self.settings.model_concurrency or self.settings.parallel)
+        gate = asyncio.Semaphore(self.settings.parallel)
+        self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
+        started = time.monotonic()
+
+        async def one(task: SuiteTask, attempt: int) -> None:
+            async with gate:  # `parallel` desks in use at most; the report is built after
+                self._queue.remove((task, attempt))
+                t0 = time.monotonic()
+                self.progress({"event": "start", "task": task.id, "attempt": attempt})
+                result = None
+                try:
+                    spec = task_spec(task)
+                    key = spec.model_dump_json()
+                    async with self._pool(spec, key).alease() as desk:
+                        self._look_ahead()
+                        self.progress({"event": "desk", "task": task.id, "attempt": attempt, "desk": desk})
+                        result = await run_attempt(task, attempt, self.out, self.cfg, desk,
+                                                   task_backend(task, shared), desk_s=time.monotonic() - t0,
+                                                   on_event=self.progress)
+                except (DeskpilotError, OSError) as err:
+                    result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
+            if result.run_dir:
+                await asyncio.to_thread(finish_run, self.out / result.run_dir)
+            append_result(self.out, result)
+            self.results.append(result)
+            self.progress({"event": "result", "result": result})
+
+        self._queue = list(todo)
+        jobs = [asyncio.ensure_future(one(t, a)) for t, a in todo]
+        interrupted = False
+        try:
+            await asyncio.gather(*jobs)
+        except asyncio.CancelledError:
+            interrupted = True
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)  # each agent writes its end record
+        finally:
+            for pool in self._pools.values():
+                await asyncio.to_thread(pool.close)
+            if shared is not None:
+                with contextlib.suppress(Exception):
+                    await shared.backend.aclose()
+                shared.backend.close()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+        summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
+                            interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
+        write_summary(self.out, summary)
+        write_index(self.out, self.results, summary)
+        self.progress({"event": "summary", "summary": summary})
+        return summary
