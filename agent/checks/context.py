@@ -65,8 +65,8 @@ class CheckContext:
     def ocr_lines(self, region=None) -> list:
         """OCR of the settled screen, read once and shared by every text check.
 
-        A check with a region reads only that crop (much faster), unless the
-        whole screen has been read already.
+        A check with a region gets the lines in it (perception.ocr reads whole frames, incrementally:
+        a crop read alone misreads).
         """
         from deskpilot.perception.ocr import read_text
 
