@@ -160,9 +160,10 @@ class RunSpec(BaseSettings):
         from deskpilot.agent.desk.session import SessionSpec, app_from_command
 
         desktop = self.desktop
+        shares = [str(p.resolve()) for p in desktop.shares]
         return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
-                           maximize=desktop.maximize, shares=[str(p.resolve()) for p in desktop.shares],
-                           apps=[app_from_command(a) for a in desktop.apps])
+                           maximize=desktop.maximize, shares=shares,
+                           apps=[app_from_command(a, shares=shares) for a in desktop.apps])
 
 
 RunConfig = RunSpec  # the name before the spec was nested

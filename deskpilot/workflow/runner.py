@@ -26,7 +26,7 @@ from deskpilot.workflow.spec import (
     AgentStep, CheckStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
     WaitForWindowStep, Workflow,
 )
-from deskpilot.workflow.variables import Redactor, substitute, substitute_all
+from deskpilot.workflow.variables import Redactor, references, substitute, substitute_all
 from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class WorkflowRun:
         self.backend = backend
         self.base_dir = base_dir
         self.values = values
+        self.user_values = dict(values)  # vars, --var, secrets, {cwd}, {run_dir}: what the user gave
         self.secrets = secrets
         self.settings = settings
         self.instructions = instructions
@@ -85,16 +86,32 @@ class WorkflowRun:
         self.desk: Session | None = None
         self.not_run = 0  # top-level steps not run because an earlier one failed
 
+    def from_data(self, template: str, values: Mapping[str, str]) -> bool:
+        """Does ``template`` use a value the user did not give (a CSV row's column, an agent's answer)?
+
+        Such a value is data an app or the model may have written: a path in it
+        is never bound into a sandbox (agent/desk/apps.py).
+        """
+        return any(name not in self.user_values or values.get(name) != self.user_values[name]
+                   for name in references(template))
+
     # -- desktops ---------------------------------------------------------------------
     def open_desktop(self, values: Mapping[str, str]):
         from deskpilot.agent.config.spec import parse_size
         from deskpilot.agent.desk.session import Session, SessionSpec, app_from_command
 
-        d = substitute_all(self.flow.desktop.model_dump(mode="json"), values)
+        written = self.flow.desktop
+        d = substitute_all(written.model_dump(mode="json"), values)
+        for template in written.shares:
+            if self.from_data(str(template), values):
+                raise ConfigError(f"shared folder {template!r} uses a CSV column or an answer: a shared folder "
+                                  f"must be named by you (in the workflow, vars or --var), never by data")
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
                            maximize=d["maximize"], shares=shares,
-                           apps=[app_from_command(a, cwd=self.base_dir) for a in d["apps"]])
+                           apps=[app_from_command(a, cwd=self.base_dir, shares=shares,
+                                                  from_data=self.from_data(template, values))
+                                 for a, template in zip(d["apps"], written.apps)])
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
@@ -159,7 +176,8 @@ class WorkflowRun:
         sub = lambda text: substitute(text, values)  # noqa: E731
         desk: Any = self.desk  # open for every desktop step (run_steps opens it); None for sleep/check/foreach
         if isinstance(step, LaunchStep):
-            desk.launch(sub(step.launch), wait=step.wait, timeout=step.timeout)
+            desk.launch(sub(step.launch), wait=step.wait, timeout=step.timeout,
+                        from_data=self.from_data(step.launch, values), cwd=self.base_dir)
         elif isinstance(step, TypeStep):
             desk.type(sub(step.type))
         elif isinstance(step, KeyStep):
