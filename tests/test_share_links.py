@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -27,7 +29,12 @@ SECRET = "vault-secret-5521"
 
 PLANT = textwrap.dedent("""
     import os, sys
-    share, vault = sys.argv[1], sys.argv[2].removeprefix("target=")  # "target=": not a path deskpilot binds
+    share = sys.argv[1]
+    with open(os.path.join(os.path.dirname(__file__), "target")) as f:  # not an argument: nothing to bind
+        vault = f.read().strip()
+    for name in ("shadowlink", "vaultlink", "secretlink"):  # what the user put there is moved aside
+        if os.path.lexists(os.path.join(share, name)):
+            os.rename(os.path.join(share, name), os.path.join(share, name + ".before"))
     os.symlink("/etc/shadow", os.path.join(share, "shadowlink"))
     os.symlink(vault, os.path.join(share, "vaultlink"))
     os.symlink(os.path.join(vault, "secret.txt"), os.path.join(share, "secretlink"))
@@ -64,8 +71,10 @@ def land(tmp_path: Path) -> dict[str, Path]:
         folder.mkdir()
     (tools / "plant.py").write_text(PLANT)
     (tools / "probe.py").write_text(PROBE)
-    (vault / "secret.txt").write_text(SECRET + "\n")
-    (vault / "secret.txt").chmod(0o600)
+    (tools / "target").write_text(str(vault))
+    for name, text in (("secret.txt", SECRET + "\n"), ("rows.csv", f"path\n{SECRET}\n")):
+        (vault / name).write_text(text)
+        (vault / name).chmod(0o600)
     vault.chmod(0o700)
     return {"share": share, "tools": tools, "vault": vault, "root": tmp_path}
 
@@ -119,7 +128,7 @@ def test_a_later_launch_naming_planted_links_reads_nothing_of_the_host(land) -> 
 
     share, tools, vault = land["share"], land["tools"], land["vault"]
     with Session(size=(320, 240), shares=[share]) as desk:
-        planter = desk.launch(f"/usr/bin/python3 {tools}/plant.py {share} target={vault}", wait=False)
+        planter = desk.launch(f"/usr/bin/python3 {tools}/plant.py {share}", wait=False)
         assert planter.wait(20) == 0, planter.stderr_path.read_text()
         assert (share / "shadowlink").is_symlink() and os.readlink(share / "secretlink") == str(vault / "secret.txt")
         probe = desk.launch(f"/usr/bin/python3 {tools}/probe.py {share}/seen.json {share}/shadowlink "
@@ -139,14 +148,14 @@ def test_workflow_launch_steps_and_foreach_rows_bind_nothing_an_app_named(land) 
 
     root, vault = land["root"], land["vault"]
     (root / "rows.csv").write_text(f"path\n{vault}/secret.txt\n")  # a row names a host path: data, refused
-    text = textwrap.dedent(f"""\
-        desktop: {{size: 480x320, shares: [work]}}
+    text = textwrap.dedent("""\
+        desktop: {size: 480x320, shares: [work]}
         steps:
-          - launch: /usr/bin/python3 tools/plant.py {{cwd}}/work target={vault} --window
+          - launch: /usr/bin/python3 tools/plant.py {cwd}/work --window
           - launch: /usr/bin/python3 tools/probe.py work/seen.json work/shadowlink work/vaultlink/secret.txt --window
           - foreach: rows.csv
             steps:
-              - launch: /usr/bin/python3 tools/probe.py work/row.json {{path}} --window
+              - launch: /usr/bin/python3 tools/probe.py work/row.json {path} --window
         """)
     result = run_workflow(parse_workflow(text, "f.yaml", base_dir=root), root / "run", base_dir=root)
     assert [s.status for s in result.steps] == ["passed", "passed", "error"], [s.message for s in result.steps]
@@ -170,3 +179,103 @@ def test_a_workflow_share_named_by_a_row_is_refused(tmp_path: Path) -> None:
                           tmp_path / "run", base_dir=tmp_path)
     assert not result.ok
     assert "must be named by you" in (result.steps[-1].message or result.error or "")
+
+
+def _no_secret_in(*folders: Path, also: str = "") -> None:
+    assert SECRET not in also
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert SECRET.encode() not in path.read_bytes(), path
+
+
+@needs_root
+def test_checks_never_read_or_write_through_a_planted_folder_link(land) -> None:
+    """File, CSV, exists and screenshot-baseline checks with absolute paths through share/vaultlink."""
+    from deskpilot.agent.checks import CheckContext, run_checks
+    from deskpilot.agent.desk.session import Session
+
+    share, tools, vault = land["share"], land["tools"], land["vault"]
+    (vault / "base.png").write_bytes(b"root's own baseline")
+    (vault / "base.png").chmod(0o600)
+    before = sorted(p.name for p in vault.iterdir())
+    with Session(size=(320, 240), shares=[share]) as desk:
+        planter = desk.launch(f"/usr/bin/python3 {tools}/plant.py {share}", wait=False)
+        assert planter.wait(20) == 0, planter.stderr_path.read_text()
+        ctx = CheckContext(base_dir=land["root"], screen=desk.screenshot, sandbox=desk, update_baselines=True,
+                           out_dir=land["root"] / "evidence")
+        results = run_checks([
+            {"file": f"{share}/vaultlink/secret.txt", "contains": "vault"},
+            {"file": f"{share}/vaultlink/rows.csv", "csv_cell": {"row": 2, "col": 1, "equals": "x"}},
+            {"file": f"{share}/vaultlink/secret.txt", "exists": True},
+            {"screenshot_matches": f"{share}/vaultlink/base.png"},
+            {"screenshot_matches": f"{share}/vaultlink/new/made.png"},
+        ], ctx)
+    assert [r.passed for r in results] == [False] * 5, [r.message for r in results]
+    for r in results[:2] + results[3:]:
+        assert r.message.endswith(f"{share / 'vaultlink'} is a symbolic link: checks do not follow links "
+                                  "(an app may have made it)") or "symbolic link" in r.message, r.message
+    assert sorted(p.name for p in vault.iterdir()) == before  # nothing created in the root-only folder
+    assert (vault / "base.png").read_bytes() == b"root's own baseline" and (vault / "base.png").stat().st_mode & 0o777 == 0o600
+    _no_secret_in(land["root"] / "evidence", also=json.dumps([r.model_dump(mode="json") for r in results]))
+
+
+def _cli(*args: object, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deskpilot.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def _done_script(folder: Path) -> Path:
+    script = folder / "replies.json"
+    script.write_text(json.dumps(["I am done.\n<|begin_of_box|>DONE()<|end_of_box|>\nMemory:\n[]"]))
+    return script
+
+
+@needs_root
+def test_run_expect_file_through_a_planted_link_fails_and_shows_nothing(land) -> None:
+    share, tools, root = land["share"], land["tools"], land["root"]
+    proc = _cli("run", "nothing to do", "--app", f"/usr/bin/python3 {tools}/plant.py {share} --window",
+                "--share", share, "--script", _done_script(root), "--size", "480x320", "--json",
+                "--out", root / "run", "--expect-file", f"{share}/vaultlink/secret.txt:contains:vault")
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "FAILED" and "symbolic link" in result["reason"], result
+    _no_secret_in(root / "run", also=proc.stdout + proc.stderr)
+
+
+@needs_root
+def test_eval_csv_check_through_a_planted_link_puts_nothing_in_results(land) -> None:
+    root, tools = land["root"], land["tools"]
+    suite = root / "suite.json"
+    suite.write_text(json.dumps({"name": "links", "tasks": [{
+        "id": "plant", "task": "Nothing to do", "max_steps": 2,
+        "desktop": {"size": "480x320", "apps": [f"/usr/bin/python3 {tools}/plant.py work --window"],
+                    "shares": ["work"]},
+        "script": ["Done.\n<|begin_of_box|>DONE()<|end_of_box|>\nMemory:\n[]"],
+        "checks": [{"file": "work/vaultlink/rows.csv", "csv_cell": {"row": 2, "col": 1, "equals": "x"}}]}]}))
+    proc = _cli("eval", suite, "--out", root / "out", "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    line = json.loads((root / "out" / "results.jsonl").read_text().splitlines()[0])
+    assert line["status"] == "FAILED" and "symbolic link" in json.dumps(line), json.dumps(line)
+    _no_secret_in(root / "out", also=proc.stdout + proc.stderr)
+
+
+@needs_root
+def test_foreach_csv_through_a_planted_folder_link_is_refused(land) -> None:
+    from deskpilot.workflow import parse_workflow, run_workflow
+
+    root = land["root"]
+    (land["share"] / "vaultlink").mkdir()  # the user's CSV, which the app replaces by a link
+    (land["share"] / "vaultlink" / "rows.csv").write_text("path\nthe user's row\n")
+    text = textwrap.dedent("""\
+        desktop: {size: 480x320, shares: [work]}
+        steps:
+          - launch: /usr/bin/python3 tools/plant.py {cwd}/work --window
+          - foreach: '{cwd}/work/vaultlink/rows.csv'
+            steps: [{type: '{path}'}]
+        """)
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=root), root / "run", base_dir=root)
+    assert [s.status for s in result.steps] == ["passed", "error"], [s.message for s in result.steps]
+    assert result.steps[-1].message == (f"foreach: {land['share'] / 'vaultlink'} is a symbolic link: "
+                                        "checks do not follow links (an app may have made it)")
+    _no_secret_in(root / "run")

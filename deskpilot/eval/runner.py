@@ -142,7 +142,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         await asyncio.to_thread(wait_ready, desk, task.ready)
     agent = Agent(backend, desk.sandbox, cfg.make_dialect(), run_dir=run_dir, policy=policy, settings=cfg.loop,
                   on_event=event, capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
-                  checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
+                  checks=for_desk(desk, task.checks), check_shares=[*desk.shares.values()])  # paths are absolute: resolved when the suite loaded
     try:
         result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
     except BaseException:  # interrupted: the run folder still gets its report

@@ -95,6 +95,16 @@ class WorkflowRun:
         return any(name not in self.user_values or values.get(name) != self.user_values[name]
                    for name in references(template))
 
+    def share_roots(self, values: Mapping[str, str]) -> list[str]:
+        """The workflow's shared folders (links in them are never followed by foreach or checks)."""
+        roots = []
+        for template in self.flow.desktop.shares:
+            try:
+                roots.append(os.path.abspath(self.base_dir / Path(substitute(str(template), values)).expanduser()))
+            except ConfigError:
+                continue
+        return roots + ([str(p) for p in self.desk.shares.values()] if self.desk is not None else [])
+
     # -- desktops ---------------------------------------------------------------------
     def open_desktop(self, values: Mapping[str, str]):
         from deskpilot.agent.config.spec import parse_size
@@ -240,6 +250,7 @@ class WorkflowRun:
         for n, raw in enumerate(step.checks, 1):
             obj = substitute_all(raw, values)
             outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir,
+                                       shares=self.share_roots(values),
                                        prefix=f"check_{number.replace('.', '_')}_{n}")
             result.checks.append({"label": self.redact(outcome.label), "passed": outcome.passed,
                                   "message": self.redact(outcome.message)})
@@ -250,7 +261,7 @@ class WorkflowRun:
             raise CheckFailed(f"{len(failed)} of {len(step.checks)} check(s) failed: " + "; ".join(failed))
 
     def foreach(self, step: ForeachStep, number: str, values: dict[str, str]) -> None:
-        path, anchor = locate(substitute(step.foreach, values), self.base_dir)
+        path, anchor = locate(substitute(step.foreach, values), self.base_dir, self.share_roots(values))
         try:  # an earlier step's app may have written it: read like a check reads (no links, no FIFOs)
             text = read_file(path, anchor).decode("utf-8-sig")
         except Unreadable as err:
