@@ -244,6 +244,11 @@ class Evaluation:
     def __init__(self, suite: Suite, cfg, out: Path, settings: EvalSettings | None = None,
                  progress: Callable[[dict], None] | None = None):
         self.suite, self.cfg, self.out = suite, cfg, Path(out)
+        from deskpilot.agent.config.spec import refuse_unisolated
+
+        for task in suite.tasks:  # a task's own desktop may ask for isolation none
+            refuse_unisolated(task.desktop.isolation, task.desktop.unsafe_no_isolation or cfg.desktop.unsafe_no_isolation,
+                              api_key=cfg.backend.api_key, secrets=cfg.secrets)
         self.settings = settings or EvalSettings()
         self.progress = progress or (lambda e: None)
         self.results: list[AttemptResult] = []
