@@ -117,8 +117,8 @@ class WorkflowRun:
                 raise ConfigError(f"shared folder {template!r} uses a CSV column or an answer: a shared folder "
                                   f"must be named by you (in the workflow, vars or --var), never by data")
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
-        refuse_unisolated(d["isolation"], d["unsafe_no_isolation"], api_key=getattr(self.backend, "api_key", None),
-                          secrets=self.secrets)
+        held = "held" if getattr(self.backend, "api_key_set", False) else None
+        refuse_unisolated(d["isolation"], d["unsafe_no_isolation"], api_key=held, secrets=self.secrets)
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
                            maximize=d["maximize"], shares=shares,
                            apps=[app_from_command(a, cwd=self.base_dir, shares=shares,
