@@ -117,6 +117,11 @@ def test_a_planted_link_in_an_app_command_binds_nothing(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="came from data"):
         parse_command(f"cat {tmp_path}/elsewhere.txt", cwd=tmp_path, shares=[share], from_data=True)
     assert parse_command("cat work/shadowlink", cwd=tmp_path, shares=[share], from_data=True)[1] == []
+    # only the arguments that hold data (a workflow's row values) are held to it
+    _, mixed = parse_command(f"cat {tmp_path}/elsewhere.txt work/x", cwd=tmp_path, shares=[share], from_data={2})
+    assert [b["named"] for b in mixed] == [str(tmp_path / "elsewhere.txt")]
+    with pytest.raises(UsageError, match="came from data"):
+        parse_command(f"cat work/x {tmp_path}/elsewhere.txt", cwd=tmp_path, shares=[share], from_data={2})
     # the user's own path outside the shares is still shown read-only, as before
     assert plan_binds(parse_command(f"cat {tmp_path}/elsewhere.txt", shares=[share])[1], [share]) == [
         Bind(host=tmp_path), Bind(host=share, writable=True)]

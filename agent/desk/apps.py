@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,16 +126,21 @@ def _named_outside(what: str, path: Path, from_data: bool) -> None:
 
 
 def parse_command(command: str, *, cwd: str | Path | None = None, shares: Sequence[str | Path] = (),
-                  from_data: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+                  from_data: bool | Collection[int] = False) -> tuple[list[str], list[dict[str, Any]]]:
     """An app command -> (argv, binds), paths resolved by `resolve_named` against ``shares``.
 
     ``binds`` are dicts ``{"host", "writable", "named"}`` (``named``: the path as
     written, made absolute; `plan_binds` resolves it again against the
     sandbox's shares); a bind with ``"output": True`` is the folder of a file
     the app is to create (allowed only inside a share). Paths inside a share
-    need no bind and get none. ``from_data``: the command (or part of it) was
-    not written by the user, so every path in it must lie inside a share.
+    need no bind and get none. ``from_data``: the command was not written by
+    the user, so every path in it must lie inside a share; or the indexes of
+    the arguments (0 = the program) that hold data (a workflow's row values).
     """
+
+    def data(index: int) -> bool:
+        return from_data is True or (not isinstance(from_data, bool) and index in from_data)
+
     try:
         argv = shlex.split(command)
     except ValueError as exc:
@@ -164,7 +169,7 @@ def parse_command(command: str, *, cwd: str | Path | None = None, shares: Sequen
             real, share = resolve_named(found, shares)
             argv[0] = str(real)
             if share is None and not _system(str(real)):
-                _named_outside("program", found, from_data)
+                _named_outside("program", found, data(0))
                 add(_visible_folder(real), found)
     for i, arg in enumerate(argv[1:], start=1):
         found_arg = _path_argument(arg, base)
@@ -178,7 +183,7 @@ def parse_command(command: str, *, cwd: str | Path | None = None, shares: Sequen
         argv[i] = str(real)
         if share is not None or _system(str(real)):
             continue
-        _named_outside("path", path, from_data)
+        _named_outside("path", path, data(i))
         if exists:
             add(_visible_folder(real), path)
         else:

@@ -6,7 +6,7 @@ import os
 import shlex
 import time
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Collection, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -46,12 +46,12 @@ class SessionSpec(BaseModel):
 
 
 def app_from_command(command: str, *, cwd: str | Path | None = None, shares: Sequence[str | Path] = (),
-                     from_data: bool = False) -> AppSpec:
+                     from_data: "bool | Collection[int]" = False) -> AppSpec:
     """An app command; rules in agent/desk/apps.py (no link inside ``shares`` is followed).
 
-    ``from_data``: the command came (partly) from data, not from the user (a
-    workflow's CSV row or answer, an MCP client): it may name paths inside the
-    shares only.
+    ``from_data``: the command came from data, not from the user (an MCP
+    client), or the indexes of its arguments that did (a workflow's CSV row
+    values or answers): such paths must lie inside the shares.
     """
     from deskpilot.agent.desk.apps import parse_command
 
@@ -135,7 +135,7 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
 
 
 def _app_spec(app: "str | AppSpec | Sequence[str]", shares: Sequence[str | Path] = (),
-              from_data: bool = False, cwd: str | Path | None = None) -> AppSpec:
+              from_data: "bool | Collection[int]" = False, cwd: str | Path | None = None) -> AppSpec:
     if isinstance(app, AppSpec):
         return app
     if isinstance(app, str):
@@ -344,12 +344,13 @@ class Session:
         self.perform(Key.model_validate({"keys": combo}))
 
     def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0,
-               from_data: bool = False, cwd: "str | os.PathLike[str] | None" = None):
+               from_data: "bool | Collection[int]" = False, cwd: "str | os.PathLike[str] | None" = None):
         """Start another app (same parsing and binding rules as --app); returns its handle.
 
-        ``from_data=True`` when the command is not the user's own text (a
-        workflow row or answer, an MCP client's request): then it may name
-        paths inside this desktop's shares only (agent/desk/apps.py).
+        ``from_data=True`` when the command is not the user's own text (an MCP
+        client's request), or the indexes of the arguments that are not (a
+        workflow's row values): those may name paths inside this desktop's
+        shares only (agent/desk/apps.py).
         ``cwd``: what relative paths in the command are relative to (default: ours).
         """
         from deskpilot.agent.desk.apps import plan_binds

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,6 +33,7 @@ from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
 if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
 
+_MARK = "\0"
 _DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
 
 
@@ -92,8 +94,26 @@ class WorkflowRun:
         Such a value is data an app or the model may have written: a path in it
         is never bound into a sandbox (agent/desk/apps.py).
         """
-        return any(name not in self.user_values or values.get(name) != self.user_values[name]
-                   for name in references(template))
+        return bool(self._data_names(template, values))
+
+    def _data_names(self, template: str, values: Mapping[str, str]) -> set[str]:
+        return {name for name in references(template)
+                if name not in self.user_values or values.get(name) != self.user_values[name]}
+
+    def command(self, template: str, values: Mapping[str, str]) -> tuple[list[str], frozenset[int]]:
+        """An app command template -> (argv, indexes of the arguments holding data).
+
+        The data values are wrapped in a NUL mark (which no shell word holds and
+        which splits nothing) for a second split, so each argument knows if a
+        row value or an answer went into it.
+        """
+        names = self._data_names(template, values)
+        marked = {**values, **{n: f"{_MARK}{values[n]}{_MARK}" for n in names if values.get(n)}}
+        try:
+            words = shlex.split(substitute(template, marked))
+        except ValueError as exc:
+            raise ConfigError(f"cannot read app command {substitute(template, values)!r}: {exc}") from None
+        return [w.replace(_MARK, "") for w in words], frozenset(i for i, w in enumerate(words) if _MARK in w)
 
     def share_roots(self, values: Mapping[str, str]) -> list[str]:
         """The workflow's shared folders (links in them are never followed by foreach or checks)."""
@@ -119,11 +139,12 @@ class WorkflowRun:
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
         held = "held" if getattr(self.backend, "api_key_set", False) else None
         refuse_unisolated(d["isolation"], d["unsafe_no_isolation"], api_key=held, secrets=self.secrets)
+        apps = []
+        for written_app in written.apps:
+            argv, data = self.command(written_app, values)
+            apps.append(app_from_command(shlex.join(argv), cwd=self.base_dir, shares=shares, from_data=data))
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
-                           maximize=d["maximize"], shares=shares,
-                           apps=[app_from_command(a, cwd=self.base_dir, shares=shares,
-                                                  from_data=self.from_data(template, values))
-                                 for a, template in zip(d["apps"], written.apps)])
+                           maximize=d["maximize"], shares=shares, apps=apps)
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
@@ -188,8 +209,8 @@ class WorkflowRun:
         sub = lambda text: substitute(text, values)  # noqa: E731
         desk: Any = self.desk  # open for every desktop step (run_steps opens it); None for sleep/check/foreach
         if isinstance(step, LaunchStep):
-            desk.launch(sub(step.launch), wait=step.wait, timeout=step.timeout,
-                        from_data=self.from_data(step.launch, values), cwd=self.base_dir)
+            argv, data = self.command(step.launch, values)
+            desk.launch(argv, wait=step.wait, timeout=step.timeout, from_data=data, cwd=self.base_dir)
         elif isinstance(step, TypeStep):
             desk.type(sub(step.type))
         elif isinstance(step, KeyStep):
