@@ -158,12 +158,13 @@ def test_workflow_launch_steps_and_foreach_rows_bind_nothing_an_app_named(land) 
         steps:
           - launch: /usr/bin/python3 tools/plant.py {cwd}/work --window
           - launch: /usr/bin/python3 tools/probe.py work/seen.json work/shadowlink work/vaultlink/secret.txt --window
+          - wait_for_window: probed seen.json
           - foreach: rows.csv
             steps:
               - launch: /usr/bin/python3 tools/probe.py work/row.json {path} --window
         """)
     result = run_workflow(parse_workflow(text, "f.yaml", base_dir=root), root / "run", base_dir=root)
-    assert [s.status for s in result.steps] == ["passed", "passed", "error"], [s.message for s in result.steps]
+    assert [s.status for s in result.steps] == ["passed", "passed", "passed", "error"], [s.message for s in result.steps]
     seen = json.loads((land["share"] / "seen.json").read_text())
     assert len(seen) == 2 and set(seen.values()) == {"FileNotFoundError"}, seen
     assert not result.ok and result.steps[-1].status == "error"
