@@ -97,6 +97,11 @@ class OpenAICompatibleBackend:
         self._aloop: asyncio.AbstractEventLoop | None = None
         self.dropped_fields: set[str] = set()  # extras this server refused; never sent again
 
+    @property
+    def api_key_set(self) -> bool:
+        """True when a real key (not the placeholder) is held: apps must not be able to read this process."""
+        return self._key != PLACEHOLDER_KEY
+
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.model,

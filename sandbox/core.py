@@ -20,6 +20,7 @@ owned by that uid, everything else they see is read-only to them.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,7 @@ from deskpilot.sandbox.xvfb import start_xvfb
 
 _SUPERVISOR = Path(__file__).with_name("_supervisor.py")
 _DEPTHS = (8, 15, 16, 24, 30)
+SLIRP_DNS = "10.0.2.3"  # slirp4netns's resolver address, forwarded to the host's resolvers
 
 
 class Sandbox:
@@ -100,6 +102,8 @@ class Sandbox:
             raise
         self._finalizer = weakref.finalize(self, self._supervisor.stdin.close)
         self._ipc_fd: int | None = None
+        self._net_fd: int | None = None
+        self._helpers: list[subprocess.Popen] = []  # the network namespace's holder and slirp4netns
         try:
             own_ipc = iso.privileged()
             self._xvfb, number = start_xvfb(self.size, depth, self.xauthority, self._logs / "xvfb.log", new_ipc=own_ipc)
@@ -107,9 +111,16 @@ class Sandbox:
             self._register(f"xvfb {self._xvfb.pid} {number}")
             if own_ipc:
                 self._ipc_fd = _open_ipc_namespace(self._xvfb.pid)
+            resolv = None
+            if network and iso.privileged():
+                self._net_fd = self._own_network()
+                resolv = self.dir / "resolv.conf"
+                resolv.write_text(f"nameserver {SLIRP_DNS}\n")
+                resolv.chmod(0o644)
             self._layout = iso.Layout(
                 display=number, xauthority=self.xauthority, home=self.home, tmp=self.tmp,
                 identity=iso.write_identity(self.dir / "identity"), network=network, binds=tuple(binds),
+                resolv_conf=resolv,
             )  # fmt: skip
             if window_manager:
                 self._start_wm()
@@ -223,6 +234,9 @@ class Sandbox:
         if self._ipc_fd is not None:
             os.close(self._ipc_fd)
             self._ipc_fd = None
+        if getattr(self, "_net_fd", None) is not None:
+            os.close(self._net_fd)  # type: ignore[arg-type]
+            self._net_fd = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -268,7 +282,8 @@ class Sandbox:
             with open(out, "wb") as fout, open(err, "wb") as ferr:
                 try:
                     proc = spawn.popen(
-                        cmd, env=env, cwd=cwd, ipc_fd=self._ipc_fd, pass_fds=fds, stdin=subprocess.DEVNULL,
+                        cmd, env=env, cwd=cwd, ipc_fd=self._ipc_fd, net_fd=self._net_fd, pass_fds=fds,
+                        stdin=subprocess.DEVNULL,
                         stdout=fout, stderr=ferr, start_new_session=True,
                     )  # fmt: skip
                 except FileNotFoundError:
@@ -299,6 +314,51 @@ class Sandbox:
                 self._x = x11.connect(self.display, self.xauthority)
             wm.wait_for_wm(self.display, self.xauthority, alive=lambda: self.wm.poll() is None, conn=self._x)
 
+    def _own_network(self) -> int:
+        """A network namespace for the apps, with outbound access through slirp4netns; returns an fd on it.
+
+        Why: with the host's namespace an app reaches every service listening
+        on the host's 127.0.0.1 (an MCP server, a model server, databases).
+        slirp4netns forwards the apps' connections from the host as ordinary
+        sockets (no privileges on the host's network), and
+        ``--disable-host-loopback`` refuses its gateway address (10.0.2.2)
+        that would otherwise lead to the host's loopback. A holder process
+        keeps the namespace; both are tracked by the reaper.
+        """
+        holder = spawn.popen([require("unshare"), "--net", "--", "/bin/sh", "-c", "echo ready; exec sleep infinity"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        self._helpers.append(holder)
+        self._register(f"pid {holder.pid}")
+        assert holder.stdout is not None
+        if holder.stdout.readline() != b"ready\n":  # unshare has made the namespace once the shell runs
+            raise SandboxError("could not make a network namespace for the apps (unshare --net failed)")
+        holder.stdout.close()
+        net_fd = os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        ready_r, ready_w = os.pipe()
+        log = self._logs / "slirp4netns.log"
+        try:
+            with open(log, "wb") as out:
+                slirp = spawn.popen([require("slirp4netns"), "--configure", "--mtu=65520", "--disable-host-loopback",
+                                     "--enable-sandbox", "--enable-seccomp", f"--ready-fd={ready_w}", str(holder.pid),
+                                     "tap0"], stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(ready_w,),
+                                    start_new_session=True)  # fmt: skip
+            self._helpers.append(slirp)
+            self._register(f"pid {slirp.pid}")
+            os.close(ready_w)
+            ready_w = -1
+            if not select.select([ready_r], [], [], 20)[0] or os.read(ready_r, 1) != b"1":
+                said = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise SandboxError(f"slirp4netns did not bring the apps' network up: {said[0]}")
+        except BaseException:
+            os.close(net_fd)
+            raise
+        finally:
+            os.close(ready_r)
+            if ready_w >= 0:
+                os.close(ready_w)
+        return net_fd
+
     def give_to_apps(self, path: Path) -> None:
         """Hand a file or folder tree we wrote inside the sandbox (e.g. in its HOME) to the apps' user."""
         path = Path(path)
@@ -320,6 +380,7 @@ class Sandbox:
         """Collect exit codes of our children (the reaper already killed them)."""
         procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
         procs += [self._xvfb] if hasattr(self, "_xvfb") else []
+        procs += getattr(self, "_helpers", [])
         for proc in procs:
             try:
                 proc.wait(timeout=2)

@@ -140,6 +140,7 @@ class Layout(BaseModel):
     identity: Path  # folder holding the apps' passwd and group files
     network: bool = False
     binds: tuple[Bind, ...] = ()
+    resolv_conf: Path | None = None  # the apps' /etc/resolv.conf in their own network namespace
 
 
 def write_identity(folder: Path) -> Path:
@@ -221,6 +222,8 @@ def bwrap_argv(
         args.append("--unshare-net")
     args += ["--die-with-parent", "--new-session", "--hostname", "deskpilot"]
     args += _system_view(layout.network)
+    if layout.resolv_conf is not None:  # the host's may name its loopback resolver, out of the apps' reach
+        args += ["--ro-bind", str(layout.resolv_conf), "/etc/resolv.conf"]
     args += ["--ro-bind", str(layout.identity / "passwd"), "/etc/passwd"]
     args += ["--ro-bind", str(layout.identity / "group"), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev", "--dir", "/run", "--perms", "0755", "--dir", "/run/deskpilot"]

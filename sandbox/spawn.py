@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 _PR_SET_PDEATHSIG = 1
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 _queue: SimpleQueue[tuple[Callable[[], Any], Future]] = SimpleQueue()
 _lock = threading.Lock()
@@ -56,7 +57,7 @@ def _ensure_thread() -> None:
             _thread.start()
 
 
-def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> Callable[[], None]:
+def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | None = None) -> Callable[[], None]:
     parent = os.getpid()
 
     def preexec() -> None:
@@ -68,6 +69,8 @@ def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> Callable[[],
             os._exit(125)
         if ipc_fd is not None and _libc.setns(ipc_fd, CLONE_NEWIPC) != 0:
             os._exit(125)
+        if net_fd is not None and _libc.setns(net_fd, CLONE_NEWNET) != 0:
+            os._exit(125)
 
     return preexec
 
@@ -77,7 +80,7 @@ def _tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> list[str] | None:
+def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | None = None) -> list[str] | None:
     """The util-linux programs that set the same up before exec'ing argv, or None if one is missing."""
     wanted: list[tuple[str, str]] = []
     if sig is not None:
@@ -86,6 +89,8 @@ def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None) -> list[str] | N
         wanted.append(("unshare", "--ipc"))
     if ipc_fd is not None:  # our own fd, so the app does not inherit it
         wanted.append(("nsenter", f"--ipc=/proc/{os.getpid()}/fd/{ipc_fd}"))
+    if net_fd is not None:
+        wanted.append(("nsenter", f"--net=/proc/{os.getpid()}/fd/{net_fd}"))
     prefix: list[str] = []
     for name, arg in wanted:
         tool = _tool(name)
@@ -109,17 +114,19 @@ def popen(
     death_signal: int | None = signal.SIGKILL,
     new_ipc: bool = False,
     ipc_fd: int | None = None,
+    net_fd: int | None = None,
     **kwargs: Any,
 ) -> subprocess.Popen:
     """``subprocess.Popen`` on the spawner thread; the child gets ``death_signal`` if we die.
 
-    ``new_ipc``: the child gets a new IPC namespace; ``ipc_fd``: it joins that one (root only).
+    ``new_ipc``: the child gets a new IPC namespace; ``ipc_fd``: it joins that one (root only);
+    ``net_fd``: it joins that network namespace (root only).
     Either failing makes the child exit non-zero before it runs anything (the reason on its stderr).
     """
-    if death_signal is not None or new_ipc or ipc_fd is not None:
-        prefix = _prefix(death_signal, new_ipc, ipc_fd)
+    if death_signal is not None or new_ipc or ipc_fd is not None or net_fd is not None:
+        prefix = _prefix(death_signal, new_ipc, ipc_fd, net_fd)
         if prefix is None:
-            kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd)
+            kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd, net_fd)
         else:
             _check_program(argv[0], kwargs.get("env"), kwargs.get("cwd"))
             argv = prefix + list(argv)

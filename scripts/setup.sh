@@ -11,6 +11,8 @@ APT_PACKAGES=(
   mousepad                    # a GTK app for the checks tests
   chromium                    # tests look at report.html and the live view in a real browser
   libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
+  slirp4netns                 # --network: the apps' own network namespace, no way to the host's loopback
+  iproute2                    # tests: a network namespace standing in for the outside world
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"
 

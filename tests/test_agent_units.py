@@ -232,7 +232,7 @@ def test_relative_file_arguments_of_an_app_are_made_absolute_and_visible(tmp_pat
     monkeypatch.chdir(tmp_path)
     spec = app_from_command("python3 tool.py --flag value")
     assert spec.argv == ["python3", str(tmp_path / "tool.py"), "--flag", "value"]
-    assert spec.binds == [{"host": str(tmp_path), "writable": False}]
+    assert spec.binds == [{"host": str(tmp_path), "writable": False, "named": str(tmp_path / "tool.py")}]
 
 
 # -- the nested run spec -----------------------------------------------------------

@@ -35,6 +35,8 @@ class CheckContext:
     - ``out_dir``: where diff images are written (the run folder); ``prefix``
       names them (``check_03_diff.png``).
     - ``record``: called with every CheckResult as it is made (the trajectory).
+    - ``shares``: host folders the apps can write (links in them are never
+      followed); the sandbox's own shares are added (`share_roots`).
     - ``update_baselines``: a screenshot check whose baseline is missing or
       differs writes the current screen as the new baseline and passes
       (default: ``$DESKPILOT_UPDATE_BASELINES``, set by ``--update-baselines``).
@@ -49,9 +51,20 @@ class CheckContext:
     record: Callable[[Any], None] | None = None
     index: int = 0  # number of the check being run (set by run_checks)
     update_baselines: bool = field(default_factory=updating_baselines)
+    shares: "list[str | os.PathLike[str]]" = field(default_factory=list)
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None
     _lines: dict | None = None
+
+    def share_roots(self) -> list[str | os.PathLike[str]]:
+        """Every folder an app may have written: ``shares`` and those of ``sandbox`` (a desk or a Sandbox)."""
+        roots = list(self.shares)
+        desk_shares = getattr(self.sandbox, "shares", None)
+        if isinstance(desk_shares, dict):  # a desk: as the apps see them -> the host folders behind them
+            roots += [*desk_shares, *desk_shares.values()]
+        layout = getattr(self.sandbox, "_layout", None)
+        roots += [b.host for b in getattr(layout, "binds", ()) if b.writable]
+        return roots
 
     def screenshot(self) -> Image.Image:
         if self._frame is None:

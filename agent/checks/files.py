@@ -3,9 +3,14 @@
 The files were written by apps we do not trust, and we read them as the
 host's user (often root). So a check reads only a regular file of at most
 ``MAX_BYTES``, opened without blocking (a FIFO) and without following
-symbolic links below the folder the check's path starts from: an app cannot
-point ``out.txt`` (or ``data/``) at a host file and have it copied into a
-report. Parsers (csv, openpyxl, odfpy, pypdf) get those bytes, not the path.
+symbolic links below its anchor: an app cannot point ``out.txt`` (or
+``data/``) at a host file and have it copied into a report. The anchor
+(`locate`) is the highest of: the folder a relative path starts from, the
+shared folder the path lies in (apps can plant links anywhere in a share),
+the file's own folder. The walk from the anchor down opens one folder at a
+time with ``O_NOFOLLOW`` (no window for an app to swap a folder for a link),
+for reads and for baseline writes alike. Parsers (csv, openpyxl, odfpy,
+pypdf) get those bytes, not the path.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from deskpilot.agent.checks import models as m
 from deskpilot.errors import UsageError
@@ -63,19 +68,60 @@ def links_below(anchor: Path, path: Path) -> Path | None:
     return None
 
 
+_WALK = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_folder(path: Path, anchor: Path, *, create: bool = False) -> int:
+    """An ``O_PATH`` fd on the folder holding ``path``, reached from ``anchor`` one folder at a time.
+
+    No link below ``anchor`` is followed (``Unreadable`` names it); with
+    ``create``, missing folders are made on the way (baseline writes).
+    """
+    try:
+        parts = path.parent.relative_to(anchor).parts
+    except ValueError:
+        raise Unreadable(f"{path} is not below {anchor}") from None
+    try:
+        fd = os.open(anchor, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the anchor is the user's: followed
+    except FileNotFoundError:
+        raise Unreadable(f"{path} does not exist") from None
+    except OSError as err:
+        raise Unreadable(f"{path} cannot be read: {err.strerror}") from None
+    here = anchor
+    try:
+        for part in parts:
+            here = here / part
+            try:
+                if create and not os.path.lexists(here):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                step = os.open(part, _WALK, dir_fd=fd)
+            except FileNotFoundError:
+                raise Unreadable(f"{path} does not exist") from None
+            except OSError as err:
+                if here.is_symlink():
+                    raise Unreadable(link_refused(here)) from None
+                raise Unreadable(f"{path} cannot be read: {err.strerror}") from None
+            os.close(fd)
+            fd = step
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_file(path: Path, anchor: Path) -> bytes:
     """The bytes of a regular file, read as described above; ``Unreadable`` says why not."""
-    link = links_below(anchor, path)
-    if link is not None:
-        raise Unreadable(link_refused(link))
+    folder = open_folder(path, anchor)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
     except FileNotFoundError:
         raise Unreadable(f"{path} does not exist") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise Unreadable(link_refused(path)) from None
         raise Unreadable(f"{path} cannot be read: {err.strerror}") from None
+    finally:
+        os.close(folder)
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -94,9 +140,25 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + f"... ({len(text)} chars)"
 
 
-def exists(check: m.FileExists, path: Path) -> Outcome:
-    there = path.exists()
-    evidence = {"path": str(path), "exists": there, "size": path.stat().st_size if path.is_file() else None}
+def _lstat(path: Path, anchor: Path) -> os.stat_result | None:
+    """The file's own status (a link is not followed), reached as `read_file` would; None if not there."""
+    try:
+        folder = open_folder(path, anchor)
+    except Unreadable:
+        return None
+    try:
+        return os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+
+
+def exists(check: m.FileExists, path: Path, anchor: Path) -> Outcome:
+    info = _lstat(path, anchor)
+    there = info is not None
+    size = info.st_size if info is not None and stat.S_ISREG(info.st_mode) else None
+    evidence = {"path": str(path), "exists": there, "size": size}
     if there == check.exists:
         return True, f"{path} {'exists' if there else 'does not exist'}", evidence
     return False, f"{path} {'exists' if there else 'does not exist'}", evidence
@@ -277,24 +339,40 @@ READERS: dict[str, Callable[[Any, Path, bytes], Outcome]] = {
 }
 
 
-def locate(named: str, base: Path) -> tuple[Path, Path]:
+def _share_above(path: Path, shares: Iterable[str | os.PathLike[str]]) -> Path | None:
+    """The highest folder above ``path`` that is a share (as named, or resolved: a link to it counts)."""
+    reals = {os.path.realpath(s) for s in shares}
+    if not reals:
+        return None
+    for folder in reversed(path.parents):  # top down: the share is met before anything planted in it
+        if str(folder) in reals or os.path.realpath(folder) in reals:
+            return folder
+    return None
+
+
+def locate(named: str, base: Path, shares: Iterable[str | os.PathLike[str]] = ()) -> tuple[Path, Path]:
     """(path, anchor) of a file a check names: links below the anchor are not followed.
 
     The anchor is ``base`` for a relative name (the part an app may control
     starts there), the file's own folder for an absolute one, and the common
-    folder when a relative name climbs out of ``base`` ("../x").
+    folder when a relative name climbs out of ``base`` ("../x"); but never
+    below the shared folder the path lies in (``shares``: the host folders
+    the apps can write), since an app can plant a link anywhere in it.
     """
     path = Path(os.path.normpath(m.resolve(named, base)))
     anchor = Path(os.path.normpath(base)) if not Path(named).expanduser().is_absolute() else path.parent
     if anchor not in path.parents:
         anchor = Path(os.path.commonpath([anchor, path]))
+    share = _share_above(path, shares)
+    if share is not None and len(share.parts) < len(anchor.parts):
+        anchor = share
     return path, anchor
 
 
-def evaluate(check: m._FileCheck, base: Path) -> Outcome:
+def evaluate(check: m._FileCheck, base: Path, shares: Iterable[str | os.PathLike[str]] = ()) -> Outcome:
+    path, anchor = locate(check.file, base, shares)
     if check.kind == "file_exists":
-        return exists(check, m.resolve(check.file, base))  # type: ignore[arg-type]
-    path, anchor = locate(check.file, base)
+        return exists(check, path, anchor)  # type: ignore[arg-type]
     try:
         data = read_file(path, anchor)
     except Unreadable as err:

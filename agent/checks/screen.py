@@ -6,7 +6,8 @@ import contextlib
 import io
 import os
 import re
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ from PIL import Image
 from deskpilot.agent.checks import models as m
 from deskpilot.agent.checks.context import CheckContext
 from deskpilot.agent.desk.diff import compare_live, diff_image
-from deskpilot.agent.checks.files import Unreadable, link_refused, links_below, locate, read_file
+from deskpilot.agent.checks.files import Unreadable, link_refused, links_below, locate, open_folder, read_file
 from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
@@ -63,7 +64,7 @@ def window(check: m.WindowTitle, ctx: CheckContext) -> Outcome:
 
 
 def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
-    path, anchor = locate(check.screenshot_matches, ctx.base_dir)
+    path, anchor = locate(check.screenshot_matches, ctx.base_dir, ctx.share_roots())
     live = ctx.screenshot()
     evidence: dict[str, Any] = {"baseline": str(path)}
     link = links_below(anchor, path)
@@ -73,8 +74,8 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
         data = read_file(path, anchor)
     except Unreadable as err:
         if ctx.update_baselines:
-            return _write_baseline(path, live, "was missing" if not os.path.lexists(path) else "was unreadable",
-                                   evidence)
+            return _write_baseline(path, anchor, live,
+                                   "was missing" if not os.path.lexists(path) else "was unreadable", evidence)
         if os.path.lexists(path):
             return False, f"baseline {err}", evidence
         saved = ctx.save_image(live, "actual")
@@ -92,7 +93,7 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
     if passed:
         return True, f"matches {path.name} ({result.summary()})", evidence
     if ctx.update_baselines:
-        return _write_baseline(path, live, f"differed ({result.summary()})", evidence)
+        return _write_baseline(path, anchor, live, f"differed ({result.summary()})", evidence)
     if result.size_mismatch:
         return False, f"{path.name} is {baseline.width}x{baseline.height}, the screen {live.width}x{live.height}", evidence
     why = (f"largest change {result.largest} px > {check.max_region}" if result.largest > check.max_region
@@ -101,19 +102,37 @@ def screenshot(check: m.ScreenshotMatches, ctx: CheckContext) -> Outcome:
     return False, f"differs from {path.name}: {why} ({result.summary()}){shown}", evidence
 
 
-def _write_baseline(path: Path, live: Image.Image, why: str, evidence: dict[str, Any]) -> Outcome:
-    """--update-baselines: the current screen becomes the baseline (written whole or not at all)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # a new file: no name an app could plant
+def _write_baseline(path: Path, anchor: Path, live: Image.Image, why: str, evidence: dict[str, Any]) -> Outcome:
+    """--update-baselines: the current screen becomes the baseline (written whole or not at all).
+
+    Reached from the anchor folder by folder without following links (as
+    reads are), written to a new file beside it and renamed over it: a link
+    at ``path`` is replaced, never followed. A baseline that was there keeps
+    its permissions; a new one is 0644, shared like any source file.
+    """
     try:
-        os.fchmod(fd, 0o644)  # a baseline is shared like any source file, not a secret
-        with os.fdopen(fd, "wb") as f:
-            live.save(f, format="PNG")
-        os.replace(tmp, path)  # replaces a link at `path` itself, never what it points to
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        folder = open_folder(path, anchor, create=True)
+    except Unreadable as err:
+        return False, f"baseline not written: {err}", evidence
+    tmp = f".{path.name}.{secrets.token_hex(6)}"
+    try:
+        try:
+            old = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+            mode = stat.S_IMODE(old.st_mode) if stat.S_ISREG(old.st_mode) else 0o644
+        except FileNotFoundError:
+            mode = 0o644
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                live.save(f, format="PNG")
+            os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
     evidence["updated"] = True
     return True, f"baseline {path.name} {why}: written from the current screen (--update-baselines)", evidence
 

@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -49,6 +49,8 @@ class DesktopSpec(BaseModel):
     isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
     maximize: bool = True  # apps' normal windows start maximized
+    # isolation "none" with an API key or secrets: the apps run as you and can read them (refuse_unisolated)
+    unsafe_no_isolation: bool = False
 
     @field_validator("size", mode="before")
     @classmethod
@@ -61,6 +63,24 @@ class DesktopSpec(BaseModel):
     @property
     def screen(self) -> tuple[int, int]:
         return parse_size(self.size)
+
+
+def refuse_unisolated(isolation: str, consent: bool, *, api_key: str | None, secrets: Any) -> None:
+    """ConfigError for ``isolation="none"`` while an API key or a secret is held, unless the user consented.
+
+    Why: without bubblewrap the apps are ordinary processes of the same user
+    (root, often): they can read ``/proc/PID/environ`` of deskpilot (where
+    ``DESKPILOT_API_KEY`` and ``--secret`` values live), its memory and every
+    file it can. ``none`` protects nothing; it is for debugging on a machine
+    with nothing to lose.
+    """
+    from deskpilot.model_backend.errors import KEY_ENV_VARS
+
+    api_key = api_key or next((os.environ[v] for v in KEY_ENV_VARS if os.environ.get(v)), None)
+    if isolation == "none" and not consent and (api_key or secrets):
+        held = "an API key" if api_key else "secrets"
+        raise ConfigError(f"--isolation none runs the apps as you, able to read {held} from this process: "
+                          f"use bwrap, or add --unsafe-no-isolation if you accept that")
 
 
 class BackendSpec(BaseModel):
@@ -107,6 +127,12 @@ class RunSpec(BaseSettings):
     output_schema: Path | None = None  # JSON Schema the DONE answer must match (checked, one retry)
     secrets: dict[str, str] = Field(default_factory=dict, repr=False)
     cache: Path | None = None  # cached-run file (deskpilot.agent.records.cache)
+
+    @model_validator(mode="after")
+    def _isolated_secrets(self) -> "RunSpec":
+        refuse_unisolated(self.desktop.isolation, self.desktop.unsafe_no_isolation, api_key=self.backend.api_key,
+                          secrets=self.secrets)
+        return self
 
     @field_validator("checks")
     @classmethod
@@ -160,9 +186,10 @@ class RunSpec(BaseSettings):
         from deskpilot.agent.desk.session import SessionSpec, app_from_command
 
         desktop = self.desktop
+        shares = [str(p.resolve()) for p in desktop.shares]
         return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
-                           maximize=desktop.maximize, shares=[str(p.resolve()) for p in desktop.shares],
-                           apps=[app_from_command(a) for a in desktop.apps])
+                           maximize=desktop.maximize, shares=shares,
+                           apps=[app_from_command(a, shares=shares) for a in desktop.apps])
 
 
 RunConfig = RunSpec  # the name before the spec was nested
@@ -299,9 +326,10 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _message(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "settings"
     text = first["msg"].removeprefix("Value error, ")
-    return f"invalid setting {where}: {text}"
+    if not first["loc"]:  # a rule across settings: its own sentence says what is wrong
+        return text
+    return f"invalid setting {'.'.join(str(p) for p in first['loc'])}: {text}"
 
 
 def load_config(cli: dict[str, Any], *, config_file: Path | None = None, env: dict[str, str] | None = None,

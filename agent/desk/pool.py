@@ -104,9 +104,9 @@ def make_spec(size: tuple[int, int] = (1280, 800), apps: Sequence[str | AppSpec]
               shares: Sequence[str | Path] = (), isolation: Literal["bwrap", "none"] = "bwrap",
               network: bool = False) -> SessionSpec:
     """A SessionSpec from plain command strings (same rules as `--app`) and share folders."""
-    return SessionSpec(size=(int(size[0]), int(size[1])), isolation=isolation, network=network,
-                       shares=[str(Path(s).resolve()) for s in shares],
-                       apps=[a if isinstance(a, AppSpec) else app_from_command(a) for a in apps])
+    resolved = [str(Path(s).resolve()) for s in shares]
+    return SessionSpec(size=(int(size[0]), int(size[1])), isolation=isolation, network=network, shares=resolved,
+                       apps=[a if isinstance(a, AppSpec) else app_from_command(a, shares=resolved) for a in apps])
 
 
 class SandboxPool:

@@ -6,7 +6,7 @@ import os
 import shlex
 import time
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Collection, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -45,11 +45,17 @@ class SessionSpec(BaseModel):
     maximize: bool = True  # apps' normal windows start maximized
 
 
-def app_from_command(command: str, *, cwd: str | Path | None = None) -> AppSpec:
-    """A user's `--app "CMD ARGS"` (their own text, never model output); rules in agent/desk/apps.py."""
+def app_from_command(command: str, *, cwd: str | Path | None = None, shares: Sequence[str | Path] = (),
+                     from_data: "bool | Collection[int]" = False) -> AppSpec:
+    """An app command; rules in agent/desk/apps.py (no link inside ``shares`` is followed).
+
+    ``from_data``: the command came from data, not from the user (an MCP
+    client), or the indexes of its arguments that did (a workflow's CSV row
+    values or answers): such paths must lie inside the shares.
+    """
     from deskpilot.agent.desk.apps import parse_command
 
-    argv, binds = parse_command(command, cwd=cwd)
+    argv, binds = parse_command(command, cwd=cwd, shares=shares, from_data=from_data)
     return AppSpec(argv=argv, binds=binds)
 
 
@@ -128,13 +134,14 @@ def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_app
         settle_blocking(capturer.grab, first_delay=0.2, interval=0.1, cap=min(5.0, remaining))
 
 
-def _app_spec(app: "str | AppSpec | Sequence[str]") -> AppSpec:
+def _app_spec(app: "str | AppSpec | Sequence[str]", shares: Sequence[str | Path] = (),
+              from_data: "bool | Collection[int]" = False, cwd: str | Path | None = None) -> AppSpec:
     if isinstance(app, AppSpec):
         return app
     if isinstance(app, str):
-        return app_from_command(app)
+        return app_from_command(app, cwd=cwd, shares=shares, from_data=from_data)
     if isinstance(app, (list, tuple)) and app and all(isinstance(a, str) for a in app):
-        return app_from_command(shlex.join(app))
+        return app_from_command(shlex.join(app), cwd=cwd, shares=shares, from_data=from_data)
     raise UsageError(f"an app is a command string such as 'xterm' or a list of arguments, got {app!r}")
 
 
@@ -181,8 +188,9 @@ class Session:
         if isinstance(shares, (str, os.PathLike)):
             shares = [shares]
         if spec is None:
+            folders = [os.path.abspath(s) for s in shares]
             spec = SessionSpec(size=_size(size), isolation=isolation, network=network, maximize=maximize,
-                               shares=[os.path.abspath(s) for s in shares], apps=[_app_spec(a) for a in apps])
+                               shares=folders, apps=[_app_spec(a, folders) for a in apps])
         self.spec = spec
         self.sandbox, self.apps = open_sandbox(spec, create_shares=create_shares)
         self._capturer = None
@@ -335,12 +343,20 @@ class Session:
 
         self.perform(Key.model_validate({"keys": combo}))
 
-    def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0):
-        """Start another app (same parsing and binding rules as --app); returns its handle."""
+    def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0,
+               from_data: "bool | Collection[int]" = False, cwd: "str | os.PathLike[str] | None" = None):
+        """Start another app (same parsing and binding rules as --app); returns its handle.
+
+        ``from_data=True`` when the command is not the user's own text (an MCP
+        client's request), or the indexes of the arguments that are not (a
+        workflow's row values): those may name paths inside this desktop's
+        shares only (agent/desk/apps.py).
+        ``cwd``: what relative paths in the command are relative to (default: ours).
+        """
         from deskpilot.agent.desk.apps import plan_binds
         from deskpilot.agent.desk.office import prepare_home
 
-        app = _app_spec(command)
+        app = _app_spec(command, self.spec.shares, from_data, Path(cwd) if cwd is not None else None)
         extra = plan_binds(app.binds, self.spec.shares)
         prepare_home(self.sandbox.home, [app.argv], self.spec.shares)
         self.sandbox.give_to_apps(self.sandbox.home / ".config")

@@ -152,6 +152,7 @@ class Agent:
         checks: list | None = None,
         check_base: Path | str | None = None,
         cache=None,
+        check_shares: "list[str | Path] | None" = None,
     ) -> None:
         if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
             from deskpilot.agent.dialects import make_dialect
@@ -193,6 +194,7 @@ class Agent:
         self._output: Any = None
         self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
         self.check_base = Path(check_base) if check_base is not None else Path.cwd()
+        self.check_shares = list(check_shares or [])  # host folders the apps write (beyond the sandbox's own)
         self.check_results: list = []
         self.cache = cache  # a deskpilot.agent.records.cache.RunCache: cached actions while the screen matches
 

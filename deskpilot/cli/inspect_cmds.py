@@ -38,7 +38,7 @@ def replay(
     try:
         spec = session_of(run_dir)
         if app:
-            spec.apps = [app_from_command(a) for a in app]
+            spec.apps = [app_from_command(a, shares=spec.shares) for a in app]
         if isolation:
             if isolation not in ("bwrap", "none"):
                 raise ConfigError(f"--isolation is bwrap or none, got {isolation!r}")

@@ -212,6 +212,8 @@ def run(
     share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable) \\[default: none]"),
     isolation: Optional[str] = typer.Option(None, help=f"bwrap or none {_default('desktop.isolation')}"),
     network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let apps reach the network \\[default: no]"),
+    unsafe_no_isolation: Optional[bool] = typer.Option(
+        None, "--unsafe-no-isolation", help="Allow --isolation none while an API key or secret is set (apps can read them)"),
     maximize: Optional[bool] = typer.Option(None, "--maximize/--no-maximize", help="Start app windows maximized \\[default: maximized]"),
     out: Optional[Path] = typer.Option(None, help="Run folder \\[default: runs/DATE-TASK]"),
     dry_run: Optional[bool] = typer.Option(None, "--dry-run", help="Parse and record, never act \\[default: off]"),
@@ -253,7 +255,7 @@ def run(
              "dialect": dialect, "prompt_template": prompt_template, "output_schema": output_schema,
              "max_steps": max_steps, "step_timeout": step_timeout, "run_timeout": run_timeout,
              "stuck_repeats": stuck_repeats, "parse_retries": parse_retries, "size": size, "shares": share,
-             "isolation": isolation, "network": network, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
+             "isolation": isolation, "network": network, "unsafe_no_isolation": unsafe_no_isolation, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
              "cache": cache, "image_budget": image_budget, "history_images": history_images},

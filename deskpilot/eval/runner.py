@@ -142,7 +142,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         await asyncio.to_thread(wait_ready, desk, task.ready)
     agent = Agent(backend, desk.sandbox, cfg.make_dialect(), run_dir=run_dir, policy=policy, settings=cfg.loop,
                   on_event=event, capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
-                  checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
+                  checks=for_desk(desk, task.checks), check_shares=[*desk.shares.values()])  # paths are absolute: resolved when the suite loaded
     try:
         result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
     except BaseException:  # interrupted: the run folder still gets its report
@@ -244,6 +244,11 @@ class Evaluation:
     def __init__(self, suite: Suite, cfg, out: Path, settings: EvalSettings | None = None,
                  progress: Callable[[dict], None] | None = None):
         self.suite, self.cfg, self.out = suite, cfg, Path(out)
+        from deskpilot.agent.config.spec import refuse_unisolated
+
+        for task in suite.tasks:  # a task's own desktop may ask for isolation none
+            refuse_unisolated(task.desktop.isolation, task.desktop.unsafe_no_isolation or cfg.desktop.unsafe_no_isolation,
+                              api_key=cfg.backend.api_key, secrets=cfg.secrets)
         self.settings = settings or EvalSettings()
         self.progress = progress or (lambda e: None)
         self.results: list[AttemptResult] = []

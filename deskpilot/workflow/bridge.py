@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from deskpilot.errors import UsageError
 
@@ -34,13 +34,14 @@ def validate_check(obj: Any) -> None:
 
 
 def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path | None = None,
-              ask=None, prefix: str = "check") -> Outcome:
+              ask=None, prefix: str = "check", shares: Sequence[str] = ()) -> Outcome:
     """One check against files (relative to ``base_dir``) and, when there is one, the desktop."""
     from deskpilot.agent.checks import CheckContext
     from deskpilot.agent.checks import run_check as run_one
 
     ctx = CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
-                       sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix)
+                       sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix,
+                       shares=list(shares))
     result = run_one(obj, ctx)
     return Outcome(result.passed, result.label, result.message, dict(result.evidence))
 

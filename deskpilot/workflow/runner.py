@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,12 +27,13 @@ from deskpilot.workflow.spec import (
     AgentStep, CheckStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
     WaitForWindowStep, Workflow,
 )
-from deskpilot.workflow.variables import Redactor, substitute, substitute_all
+from deskpilot.workflow.variables import Redactor, references, substitute, substitute_all
 from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
 
 if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
 
+_MARK = "\0"
 _DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
 
 
@@ -75,6 +77,7 @@ class WorkflowRun:
         self.backend = backend
         self.base_dir = base_dir
         self.values = values
+        self.user_values = dict(values)  # vars, --var, secrets, {cwd}, {run_dir}: what the user gave
         self.secrets = secrets
         self.settings = settings
         self.instructions = instructions
@@ -85,16 +88,63 @@ class WorkflowRun:
         self.desk: Session | None = None
         self.not_run = 0  # top-level steps not run because an earlier one failed
 
+    def from_data(self, template: str, values: Mapping[str, str]) -> bool:
+        """Does ``template`` use a value the user did not give (a CSV row's column, an agent's answer)?
+
+        Such a value is data an app or the model may have written: a path in it
+        is never bound into a sandbox (agent/desk/apps.py).
+        """
+        return bool(self._data_names(template, values))
+
+    def _data_names(self, template: str, values: Mapping[str, str]) -> set[str]:
+        return {name for name in references(template)
+                if name not in self.user_values or values.get(name) != self.user_values[name]}
+
+    def command(self, template: str, values: Mapping[str, str]) -> tuple[list[str], frozenset[int]]:
+        """An app command template -> (argv, indexes of the arguments holding data).
+
+        The data values are wrapped in a NUL mark (which no shell word holds and
+        which splits nothing) for a second split, so each argument knows if a
+        row value or an answer went into it.
+        """
+        names = self._data_names(template, values)
+        marked = {**values, **{n: f"{_MARK}{values[n]}{_MARK}" for n in names if values.get(n)}}
+        try:
+            words = shlex.split(substitute(template, marked))
+        except ValueError as exc:
+            raise ConfigError(f"cannot read app command {substitute(template, values)!r}: {exc}") from None
+        return [w.replace(_MARK, "") for w in words], frozenset(i for i, w in enumerate(words) if _MARK in w)
+
+    def share_roots(self, values: Mapping[str, str]) -> list[str]:
+        """The workflow's shared folders (links in them are never followed by foreach or checks)."""
+        roots = []
+        for template in self.flow.desktop.shares:
+            try:
+                roots.append(os.path.abspath(self.base_dir / Path(substitute(str(template), values)).expanduser()))
+            except ConfigError:
+                continue
+        return roots + ([str(p) for p in self.desk.shares.values()] if self.desk is not None else [])
+
     # -- desktops ---------------------------------------------------------------------
     def open_desktop(self, values: Mapping[str, str]):
-        from deskpilot.agent.config.spec import parse_size
+        from deskpilot.agent.config.spec import parse_size, refuse_unisolated
         from deskpilot.agent.desk.session import Session, SessionSpec, app_from_command
 
-        d = substitute_all(self.flow.desktop.model_dump(mode="json"), values)
+        written = self.flow.desktop
+        d = substitute_all(written.model_dump(mode="json"), values)
+        for template in written.shares:
+            if self.from_data(str(template), values):
+                raise ConfigError(f"shared folder {template!r} uses a CSV column or an answer: a shared folder "
+                                  f"must be named by you (in the workflow, vars or --var), never by data")
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
+        held = "held" if getattr(self.backend, "api_key_set", False) else None
+        refuse_unisolated(d["isolation"], d["unsafe_no_isolation"], api_key=held, secrets=self.secrets)
+        apps = []
+        for written_app in written.apps:
+            argv, data = self.command(written_app, values)
+            apps.append(app_from_command(shlex.join(argv), cwd=self.base_dir, shares=shares, from_data=data))
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
-                           maximize=d["maximize"], shares=shares,
-                           apps=[app_from_command(a, cwd=self.base_dir) for a in d["apps"]])
+                           maximize=d["maximize"], shares=shares, apps=apps)
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
@@ -159,7 +209,8 @@ class WorkflowRun:
         sub = lambda text: substitute(text, values)  # noqa: E731
         desk: Any = self.desk  # open for every desktop step (run_steps opens it); None for sleep/check/foreach
         if isinstance(step, LaunchStep):
-            desk.launch(sub(step.launch), wait=step.wait, timeout=step.timeout)
+            argv, data = self.command(step.launch, values)
+            desk.launch(argv, wait=step.wait, timeout=step.timeout, from_data=data, cwd=self.base_dir)
         elif isinstance(step, TypeStep):
             desk.type(sub(step.type))
         elif isinstance(step, KeyStep):
@@ -222,6 +273,7 @@ class WorkflowRun:
         for n, raw in enumerate(step.checks, 1):
             obj = substitute_all(raw, values)
             outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir,
+                                       shares=self.share_roots(values),
                                        prefix=f"check_{number.replace('.', '_')}_{n}")
             result.checks.append({"label": self.redact(outcome.label), "passed": outcome.passed,
                                   "message": self.redact(outcome.message)})
@@ -232,7 +284,7 @@ class WorkflowRun:
             raise CheckFailed(f"{len(failed)} of {len(step.checks)} check(s) failed: " + "; ".join(failed))
 
     def foreach(self, step: ForeachStep, number: str, values: dict[str, str]) -> None:
-        path, anchor = locate(substitute(step.foreach, values), self.base_dir)
+        path, anchor = locate(substitute(step.foreach, values), self.base_dir, self.share_roots(values))
         try:  # an earlier step's app may have written it: read like a check reads (no links, no FIFOs)
             text = read_file(path, anchor).decode("utf-8-sig")
         except Unreadable as err:
