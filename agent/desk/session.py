@@ -335,7 +335,7 @@ class Session:
 
         self.perform(Key.model_validate({"keys": combo}))
 
-    def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0):
+    def launch(self, command: "str | AppSpec | Sequence[str]", *, wait: bool = True, timeout: float = 20.0):
         """Start another app (same parsing and binding rules as --app); returns its handle."""
         from deskpilot.agent.desk.apps import plan_binds
         from deskpilot.agent.desk.office import prepare_home
