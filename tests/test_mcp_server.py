@@ -360,7 +360,7 @@ url, token, name, calls = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 
 async def main():
     http = httpx2.AsyncClient(headers={"Authorization": "Bearer " + token, "Deskpilot-Session": name})
-    async with Client(streamable_http_client(url, http_client=http, terminate_on_close=False), mode="legacy") as c:
+    async with Client(streamable_http_client(url, http_client=http), mode="legacy") as c:  # ends its session
         for call in calls:
             tool, _, arg = call.partition("=")
             args = {"text": arg} if tool == "type" else dict(zip("xy", map(int, arg.split(","))))
@@ -381,7 +381,7 @@ def test_a_named_desktop_is_shared_by_client_processes(tmp_path):
 
         client_process("click=640,240", "type=Ada")  # one process types the name ...
         assert len(server.xvfbs()) == 1
-        client_process("click=640,464")  # ... another one, later, saves the same form
+        client_process("click=640,464")  # ... another one, after the first ended its session, saves the same form
         saved = tmp_path / "shared" / "form.json"
         assert json.loads(_wait(saved.is_file, "the saved form") and saved.read_text())["name"] == "Ada"
         assert len(server.xvfbs()) == 1  # one desktop for both
@@ -474,3 +474,30 @@ def test_launch_app_binds_no_host_path(tmp_path):
         server.stop()
     folder = _session_folder(tmp_path)
     assert "TOP-SECRET" not in (folder / "trajectory.jsonl").read_text()
+
+
+def test_client_commands_name_only_paths_in_the_shares(tmp_path):
+    from deskpilot.errors import UsageError
+    from deskpilot.mcp.launch import client_argv
+
+    share = tmp_path / "share"
+    (share / "sub").mkdir(parents=True)
+    (share / "notes.txt").write_text("x")
+    (share / "link").symlink_to("/root")  # a link planted by an app: named, never followed on the host
+    s = str(share)
+    assert client_argv("xterm -e bash", [s]) == ["xterm", "-e", "bash"]
+    assert client_argv("mousepad notes.txt", [s]) == ["mousepad", f"{s}/notes.txt"]
+    assert client_argv("mousepad sub/new.txt", [s]) == ["mousepad", f"{s}/sub/new.txt"]
+    assert client_argv("cat link/.bashrc", [s]) == ["cat", f"{s}/link/.bashrc"]
+    assert client_argv(f"cat {s}/sub/../notes.txt /etc/hostname", [s]) == ["cat", f"{s}/notes.txt", "/etc/hostname"]
+    assert client_argv("chromium --app=https://example.org/a/b", [s])[1] == "--app=https://example.org/a/b"
+    for command, said in [("cat /root/.bashrc", "is outside the shared folders"),
+                          (f"cat {s}/../elsewhere.txt", "is outside the shared folders"),
+                          ("cat ../share/../../x", "is outside the shared folders"),
+                          ("/root/tool", "is outside the shared folders"), ("~/x", "is outside"),
+                          ("no-such-program-here", "not installed"), ("", "empty"), ("'unclosed", "cannot read")]:
+        with pytest.raises(UsageError, match=said):
+            client_argv(command, [s])
+    with pytest.raises(UsageError, match="without --share"):
+        client_argv("cat /tmp/x", [])
+    assert client_argv("mousepad notes.txt", []) == ["mousepad", "notes.txt"]  # no share: a plain word

@@ -36,7 +36,7 @@ def _visible(path: str, shares: Sequence[str]) -> bool:
 
 def _refuse(arg: str, shares: Sequence[str]) -> UsageError:
     where = ", ".join(shares) if shares else "none: the server was started without --share"
-    return UsageError(f"launch_app: {arg!r} is outside the shared folders ({where}); "
+    return UsageError(f"{arg!r} is outside the shared folders ({where}); "
                       f"an MCP client can only name files in them")
 
 
@@ -62,17 +62,17 @@ def client_argv(command: str, shares: Sequence[str]) -> list[str]:
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise UsageError(f"launch_app: cannot read the command {command!r}: {exc}") from None
+        raise UsageError(f"cannot read the command {command!r}: {exc}") from None
     if not argv:
-        raise UsageError("launch_app needs a command, e.g. xterm")
+        raise UsageError("the command is empty (give a program, e.g. xterm)")
     roots = [os.path.normpath(os.path.abspath(s)) for s in shares]
     out: list[str] = []
     for i, arg in enumerate(argv):
         if "\0" in arg:
-            raise UsageError("launch_app: the command contains a NUL character")
+            raise UsageError("the command contains a NUL character")
         if i == 0 and "/" not in arg:
             if shutil.which(arg) is None:
-                raise UsageError(f"launch_app: {arg!r} is not installed (not found on PATH)")
+                raise UsageError(f"{arg!r} is not installed (not found on PATH)")
             out.append(arg)
         elif arg.startswith("-") or "://" in arg or "\n" in arg:
             out.append(arg)  # options and URLs are not paths
@@ -84,9 +84,9 @@ def client_argv(command: str, shares: Sequence[str]) -> list[str]:
         else:
             resolved = _relative(arg, roots)
             if i == 0 and resolved is None:
-                raise UsageError(f"launch_app: program {arg!r} is not in the shared folders")
+                raise UsageError(f"program {arg!r} is not in the shared folders")
             out.append(resolved if resolved is not None else arg)
     if "/" in out[0] and not os.path.lexists(out[0]):
-        raise UsageError(f"launch_app: program {out[0]!r} does not exist")
+        raise UsageError(f"program {out[0]!r} does not exist")
     return out
 
