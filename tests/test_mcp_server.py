@@ -146,10 +146,15 @@ class McpHttp:
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
     def client(self, url: str | None = None, *, token: str | None = None, headers: dict[str, str] | None = None,
-               leave_without_ending: bool = False, mode: str = "legacy") -> Client:
-        """The SDK client with the bearer token (and any other headers)."""
+               leave_without_ending: bool = False, mode: str = "legacy", session_ids: list | None = None) -> Client:
+        """The SDK client with the bearer token (and any other headers); `session_ids` collects its session id."""
         sent = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
-        http = httpx2.AsyncClient(headers=sent, timeout=httpx2.Timeout(30, read=300))
+
+        async def seen(response) -> None:
+            if session_ids is not None and response.headers.get("mcp-session-id"):
+                session_ids.append(response.headers["mcp-session-id"])
+
+        http = httpx2.AsyncClient(headers=sent, timeout=httpx2.Timeout(30, read=300), event_hooks={"response": [seen]})
         transport = streamable_http_client(url or self.url, http_client=http, terminate_on_close=not leave_without_ending)
         return Client(transport, mode=mode)
 
@@ -286,6 +291,10 @@ def test_http_token_from_the_environment_or_a_file_is_not_printed(tmp_path):
 
 
 def test_mcp_cli_refuses_bad_http_settings_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from deskpilot.cli import app as cli_app
+
     short = tmp_path / "short"
     short.write_text("abc")
     for extra, said in [(["--port", "70000"], "a port is 1 to 65535"), (["--port", "-1"], "a port is 1 to 65535"),
@@ -295,10 +304,10 @@ def test_mcp_cli_refuses_bad_http_settings_in_one_line(tmp_path):
                         (["--max-sessions", "0"], "--max-sessions is at least 1"),
                         (["--idle-timeout", "0"], "--idle-timeout is a number of seconds above 0"),
                         (["--session-name", "a b"], "--session-name")]:
-        done = subprocess.run([sys.executable, *_bare_args(tmp_path), "--transport", "http", *extra],
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 2 and said in done.stderr, (extra, done.stderr)
-        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        done = CliRunner().invoke(cli_app, [*_bare_args(tmp_path)[2:], "--transport", "http", *extra])
+        assert done.exit_code == 2 and said in done.stderr, (extra, done.stderr)
+        assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_a_vanished_clients_desktop_is_closed_after_the_idle_timeout(tmp_path):
@@ -335,8 +344,13 @@ def test_max_sessions_refuses_one_more_desktop(tmp_path):
     server = McpHttp(_bare_args(tmp_path, "--max-sessions", "1"))
     try:
         async def main():
-            async with server.client() as first:
+            first_id: list[str] = []
+            async with server.client(session_ids=first_id) as first:
                 assert not (await first.call_tool("screenshot", {})).is_error
+                async with httpx2.AsyncClient(timeout=30) as raw:  # ending someone's session needs the token too
+                    answer = await raw.delete(server.url, headers={"mcp-session-id": first_id[0]})
+                    assert answer.status_code == 401
+                assert not (await first.call_tool("screenshot", {})).is_error and len(server.xvfbs()) == 1
                 async with server.client() as second:
                     refused = await second.call_tool("screenshot", {})
                     assert refused.is_error and "(--max-sessions 1)" in _text(refused)
