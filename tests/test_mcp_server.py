@@ -311,7 +311,7 @@ def test_mcp_cli_refuses_bad_http_settings_in_one_line(tmp_path):
 
 
 def test_a_vanished_clients_desktop_is_closed_after_the_idle_timeout(tmp_path):
-    server = McpHttp(_bare_args(tmp_path, "--idle-timeout", "2"))
+    server = McpHttp(_bare_args(tmp_path, "--idle-timeout", "3"))
     try:
         async def leave_without_ending():
             async with server.client(leave_without_ending=True) as client:  # like the Inspector CLI: no DELETE
@@ -322,15 +322,16 @@ def test_a_vanished_clients_desktop_is_closed_after_the_idle_timeout(tmp_path):
         _wait(lambda: not server.xvfbs(), "the idle desktop's Xvfb to go", timeout=30)
         folder = _wait(lambda: [f for f in (tmp_path / "runs").glob("*mcp*") if (f / "report.html").is_file()],
                        "the run folder to be ended")[0]
-        assert "no call for 2 s" in load_run(folder).end.reason
+        assert "no call for 3 s" in load_run(folder).end.reason
 
         async def a_busy_client_keeps_its_desktop():
             async with server.client() as client:
-                for _ in range(3):  # calls 1.2 s apart: never 2 s idle
+                for _ in range(4):  # calls 1 s apart: never 3 s idle
                     assert not (await client.call_tool("screenshot", {})).is_error
-                    await anyio.sleep(1.2)
+                    await anyio.sleep(1.0)
                 assert len(server.xvfbs()) == 1
-                await anyio.sleep(3.5)  # now idle: closed, and the session is told so
+                # now idle: closed, and the session is told so
+                await anyio.to_thread.run_sync(lambda: _wait(lambda: not server.xvfbs(), "the idle desktop to go"))
                 late = await client.call_tool("screenshot", {})
                 assert late.is_error and "start a new MCP session" in _text(late)
 

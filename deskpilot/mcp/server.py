@@ -274,18 +274,17 @@ def http_app(options: McpOptions, rules: SessionRules, token: str, *, host: str 
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
 
     async def asgi(scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "DELETE":
-            sid = dict(scope["headers"]).get(b"mcp-session-id")
-            status: list[int] = []
+        sid = dict(scope["headers"]).get(b"mcp-session-id") if scope["type"] == "http" else None
+        if sid and scope["method"] == "DELETE":
 
-            async def watch(message):
-                if message["type"] == "http.response.start":
-                    status.append(message["status"])
+            async def close_first(message):
+                # only a session the SDK really ended (token and owner checked); closed before the
+                # client hears so, so a client ending one session and starting another finds room
+                if message["type"] == "http.response.start" and message["status"] < 400:
+                    await desks.close(f"mcp:{sid.decode('latin-1')}")
                 await send(message)
 
-            await inner(scope, receive, watch)
-            if sid and status and status[0] < 400:  # only a session the SDK really ended (token, owner checked)
-                await desks.close(f"mcp:{sid.decode('latin-1')}")
+            await inner(scope, receive, close_first)
             return
         await inner(scope, receive, send)
 
