@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -516,3 +517,35 @@ def test_client_commands_name_only_paths_in_the_shares(tmp_path):
     with pytest.raises(UsageError, match="without --share"):
         client_argv("cat /tmp/x", [])
     assert client_argv("mousepad notes.txt", []) == ["mousepad", "notes.txt"]  # no share: a plain word
+
+
+def test_a_desktop_is_not_closed_for_idleness_in_the_middle_of_a_call(tmp_path):
+    from deskpilot.mcp.desk import DeskSession, McpOptions, SessionRules
+    from deskpilot.mcp.server import Desks
+
+    desks = Desks(McpOptions(size=(320, 240), out=tmp_path), SessionRules(http=True, idle_timeout_s=0.3))
+    desk = desks._desks["mcp:slow"] = DeskSession(desks.options)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_call():  # on the desk's thread, sandbox open: longer than the idle timeout
+        started.set()
+        time.sleep(1.5)
+        finished.set()
+        return desk.screenshot_png()
+
+    async def main():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(desk.call, "slow", {}, slow_call)
+            await anyio.to_thread.run_sync(started.wait)
+            sweeps = 0
+            while not finished.is_set():  # the reaper's sweeps while the call runs
+                assert await desks.reap(0.3) == []
+                sweeps += 1
+                await anyio.sleep(0.1)
+            assert sweeps >= 3
+        assert desks.sessions == [desk]  # the call is over: idle from now on
+        await anyio.sleep(0.4)
+        assert await desks.reap(0.3) == ["mcp:slow"] and desks.sessions == []
+
+    anyio.run(main)
+    assert "no call for 0.3 s" in load_run(desk.run_dir).end.reason

@@ -85,13 +85,19 @@ class Desks:
 
     async def reap(self, max_idle_s: float) -> list[str | None]:
         """Close the desktops without a call for `max_idle_s` (none in the middle of a call)."""
-        now = time.monotonic()
-        idle = [key for key, desk in list(self._desks.items()) if desk.busy == 0 and now - desk.last_used > max_idle_s]
-        for key in idle:
+        def idle(desk: DeskSession) -> bool:
+            return desk.busy == 0 and time.monotonic() - desk.last_used > max_idle_s
+
+        closed: list[str | None] = []
+        for key in [k for k, desk in list(self._desks.items()) if idle(desk)]:
+            desk = self._desks.get(key)
+            if desk is None or not idle(desk):  # a call came in while an earlier desktop was closing
+                continue
             if key is not None and key.startswith("mcp:"):
                 self._expired.add(key)
+            closed.append(key)
             await self.close(key, f"closed after no call for {max_idle_s:g} s (--idle-timeout)")
-        return idle
+        return closed
 
     async def close(self, key: str | None, reason: str = "the MCP session ended") -> None:
         desk = self._desks.pop(key, None)
