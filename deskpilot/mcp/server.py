@@ -149,7 +149,8 @@ def build_server(options: McpOptions, rules: SessionRules | None = None,
         # the issuer URL is required by the settings model; with no OAuth provider it is never served
         auth = {"token_verifier": StaticTokenVerifier(token),
                 "auth": AuthSettings(issuer_url=url, resource_server_url=None)}
-    app = MCPServer("deskpilot", instructions=INSTRUCTIONS, **auth)
+    # WARNING: the SDK logs every session opened at INFO (one per call from clients that reconnect per call)
+    app = MCPServer("deskpilot", instructions=INSTRUCTIONS, log_level="WARNING", **auth)
     desks = Desks(options, rules)
 
     def act(name: str, action_factory, args: dict[str, Any]):
