@@ -343,7 +343,7 @@ class Session:
 
         self.perform(Key.model_validate({"keys": combo}))
 
-    def launch(self, command: "str | Sequence[str]", *, wait: bool = True, timeout: float = 20.0,
+    def launch(self, command: "str | AppSpec | Sequence[str]", *, wait: bool = True, timeout: float = 20.0,
                from_data: "bool | Collection[int]" = False, cwd: "str | os.PathLike[str] | None" = None):
         """Start another app (same parsing and binding rules as --app); returns its handle.
 

@@ -11,12 +11,26 @@ from deskpilot.cli.live_option import live_option, live_port_option
 from deskpilot.cli.live_option import live_port as live_port_of
 from deskpilot.cli.run import _user_errors, console, fail
 from deskpilot.agent.config.spec import load_config
+from deskpilot.errors import UsageError
 
 
 def mcp(
     transport: str = typer.Option("stdio", help="stdio (the client starts this command) or http (streamable HTTP)"),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on with --transport http"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on with --transport http (0.0.0.0: every "
+                             "address; anyone with the token can then drive the desktop)"),
     port: int = typer.Option(8765, help="Port to listen on with --transport http"),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the bearer token HTTP "
+                                              "clients must send [default: $DESKPILOT_MCP_TOKEN, else a random "
+                                              "one printed at start]"),
+    idle_timeout: float = typer.Option(300.0, "--idle-timeout", help="HTTP: close a desktop after this many "
+                                       "seconds without a tool call"),
+    max_sessions: int = typer.Option(4, "--max-sessions", help="HTTP: desktops open at once at most; more "
+                                     "are refused"),
+    session_name: Optional[str] = typer.Option(None, "--session-name", help="HTTP: requests without a "
+                                               "'Deskpilot-Session: NAME' header share the desktop NAME, which "
+                                               "outlives client processes (for clients that reconnect per call)"),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="HTTP: another name clients may use in "
+                                           "the Host header (repeatable), e.g. the machine's DNS name"),
     size: Optional[str] = typer.Option(None, help="Screen size WIDTHxHEIGHT [default: 1280x800]"),
     app: list[str] = typer.Option([], "--app", help="App to start in each sandbox (repeatable), e.g. --app xterm"),
     share: list[Path] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable)"),
@@ -40,6 +54,7 @@ def mcp(
     try:
         if transport not in ("stdio", "http"):
             raise typer.BadParameter("--transport is stdio or http")
+        http = _http_settings(transport, host, port, token_file, idle_timeout, max_sessions, session_name)
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
                            "max_steps": max_steps, "size": size or "1280x800", "script": script,
                            "isolation": isolation, "network": network, "shares": share, "apps": app},
@@ -76,10 +91,61 @@ def mcp(
             console.print(f"deskpilot MCP server on stdio; sessions are recorded under {out}", soft_wrap=True)
             server.serve_stdio(options)
         else:
-            server.serve_http(options, host=host, port=port, on_ready=lambda url: console.print(
-                f"deskpilot MCP server at {url}; sessions are recorded under {out}", soft_wrap=True))
+            assert http is not None
+            rules, (token, origin) = http
+            if not is_loopback(host):
+                console.print(f"[yellow]warning:[/yellow] listening on {host}: anyone who can reach port {port} "
+                              "and holds the token can drive the desktop (see the screen, type, start apps)",
+                              soft_wrap=True)
+            said = f"token: {token}" if origin == "random" else f"token from {origin}"
+
+            def ready(url: str) -> None:
+                console.print(f"deskpilot MCP server at {url}; {said} (send 'Authorization: Bearer TOKEN'); "
+                              f"sessions are recorded under {out}", soft_wrap=True, markup=False)
+
+            server.serve_http(options, rules, token, host=host, port=port, allowed_hosts=tuple(allowed_host),
+                              on_ready=ready)
     except KeyboardInterrupt:
         pass
     finally:
         if live_view is not None:
             live_view.stop()
+
+
+def is_loopback(host: str) -> bool:
+    from deskpilot.mcp.access import is_loopback as loopback
+
+    return loopback(host)
+
+
+def _http_settings(transport: str, host: str, port: int, token_file: Optional[Path], idle_timeout: float,
+                   max_sessions: int, session_name: Optional[str]):
+    """(SessionRules, (token, where from)) for --transport http, checked; None for stdio."""
+    import math
+    import socket
+
+    if transport != "http":
+        for given, flag in ((token_file, "--token-file"), (session_name, "--session-name")):
+            if given is not None:
+                raise UsageError(f"{flag} is for --transport http")
+        return None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is 1 to 65535")
+    if not (math.isfinite(idle_timeout) and idle_timeout > 0):
+        raise UsageError("--idle-timeout is a number of seconds above 0")
+    if max_sessions < 1:
+        raise UsageError("--max-sessions is at least 1")
+    try:
+        socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        raise UsageError(f"--host {host!r} is not an address of this machine (e.g. 127.0.0.1 or 0.0.0.0)") from None
+    from deskpilot.mcp.access import load_token
+    from deskpilot.mcp.desk import SessionRules, check_session_name
+
+    if session_name is not None:
+        try:
+            check_session_name(session_name)
+        except ValueError as err:
+            raise UsageError(f"--session-name: {err}") from None
+    rules = SessionRules(http=True, idle_timeout_s=idle_timeout, max_sessions=max_sessions, session_name=session_name)
+    return rules, load_token(token_file)

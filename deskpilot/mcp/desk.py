@@ -11,6 +11,7 @@ like any run.
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,24 @@ class McpOptions(BaseModel):
     live: Any = None  # a LiveView to publish frames and events to
 
 
+SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class SessionRules(BaseModel):
+    """How the desktops of one server are handed out and taken back."""
+
+    http: bool = False  # stdio: one client, one desktop, no limits
+    idle_timeout_s: float | None = 300.0  # close a desktop after this long without a call
+    max_sessions: int | None = 4  # open desktops at most
+    session_name: str | None = None  # the named desktop of requests without the header
+
+
+def check_session_name(name: str) -> str:
+    if not SESSION_NAME.fullmatch(name):
+        raise ValueError(f"session name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
 class McpCallRecord(BaseModel):
     """One tool call as the client made it, and what came back."""
 
@@ -54,18 +73,21 @@ class McpCallRecord(BaseModel):
     ms: float = 0.0
 
 
-def _new_run_dir(base: Path) -> Path:
+def _new_run_dir(base: Path, name: str | None = None) -> Path:
     from deskpilot.agent.records.rundir import default_run_dir
 
-    return default_run_dir("mcp", base)
+    return default_run_dir(f"mcp-{name}" if name else "mcp", base)
 
 
 class DeskSession:
     """The sandbox of one MCP session; opened lazily, closed when the client goes."""
 
-    def __init__(self, options: McpOptions):
+    def __init__(self, options: McpOptions, name: str | None = None):
         self.options = options
-        self.run_dir = _new_run_dir(options.out)
+        self.name = name  # a named desktop (shared across client processes), else None
+        self.run_dir = _new_run_dir(options.out, name)
+        self.busy = 0  # tool calls in progress: a desktop is never closed for idleness during one
+        self.last_used = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskpilot-mcp")
         self._desk: Session | None = None  # a deskpilot.Sandbox, once opened
         self._backend: Any = None
@@ -79,8 +101,13 @@ class DeskSession:
         if self._closed:
             raise UsageError("this MCP session's sandbox is closed")
         started = time.perf_counter()
-        future = self._pool.submit(self._recorded, tool, arguments, fn, summary, started)
-        return await asyncio.wrap_future(future)
+        self.busy += 1
+        try:
+            future = self._pool.submit(self._recorded, tool, arguments, fn, summary, started)
+            return await asyncio.wrap_future(future)
+        finally:
+            self.busy -= 1
+            self.last_used = time.monotonic()
 
     def _recorded(self, tool, arguments, fn, summary, started):
         error, result = None, None
@@ -163,7 +190,12 @@ class DeskSession:
         return f"{text}: done"
 
     def launch(self, command: str) -> str:
-        handle = self.desk.launch(command, timeout=15)  # parsed into argv like --app, never a shell line
+        """Start a client's command: argv only (never a shell line), no host path bound (mcp/launch.py)."""
+        from deskpilot.agent.desk.session import AppSpec
+        from deskpilot.mcp.launch import client_argv
+
+        argv = client_argv(command, self.options.shares)
+        handle = self.desk.launch(AppSpec(argv=argv), timeout=15)
         return f"started {shlex.join(handle.argv)}"
 
     def find_text(self, text: str) -> list[dict[str, Any]]:
@@ -231,15 +263,15 @@ class DeskSession:
             self.options.live.publish(event)
 
     # -- the end ---------------------------------------------------------------------
-    async def aclose(self) -> None:
-        """End the record, write the report, stop the sandbox (on the session thread)."""
+    async def aclose(self, reason: str = "the MCP session ended") -> None:
+        """End the record (saying why), write the report, stop the sandbox (on the session thread)."""
         if self._closed:
             return
         self._closed = True
-        await asyncio.wrap_future(self._pool.submit(self._close))
+        await asyncio.wrap_future(self._pool.submit(self._close, reason))
         self._pool.shutdown(wait=False)
 
-    def _close(self) -> None:
+    def _close(self, reason: str) -> None:
         if self.trajectory is None:  # no tool was ever called: nothing was started or recorded
             return
         from deskpilot.agent.records.report import build_report
@@ -254,8 +286,7 @@ class DeskSession:
             started = self._desk is not None
             self.record.append(EndRecord(time=now_iso(), status=Status.STOPPED if started else Status.ERROR,
                                          steps=self._step, screenshot=final,
-                                         reason="the MCP session ended" if started
-                                         else "the MCP session ended; its sandbox never started"))
+                                         reason=reason if started else f"{reason}; its sandbox never started"))
             self.record.close()
             build_report(self.run_dir)
         finally:
