@@ -120,6 +120,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         return ask_on_terminal(step, action, dialect.redact(thought))
 
     confirm = confirm_on_terminal if cfg.confirm else None
+    cache = RunCache(cfg.cache, task) if cfg.cache else None  # a bad cache path: one line before the sandbox starts
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
@@ -141,7 +142,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                                  if cfg.backend.prompt_template else None,
                                  "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
                        checks=parse_checks(cfg.checks), check_base=Path.cwd(),
-                       cache=RunCache(cfg.cache, task) if cfg.cache else None) as agent:
+                       cache=cache) as agent:
                 result = agent.run(task)
     finally:
         backend.close()

@@ -10,31 +10,18 @@ from __future__ import annotations
 
 import base64
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 from PIL import Image
 
+from bombs import write_huge_png
 from deskpilot.actions.models import Click
 from deskpilot.agent.records.models import EndRecord, QueryRecord, Status, StepRecord
 from deskpilot.agent.records.trajectory import Trajectory, now_iso
 
 DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
-
-
-def _huge_png(path: Path, side: int = 15000) -> None:
-    """A valid 1-bit PNG of side x side pixels (225 Mpx) that is only ~30 kB on disk."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer = zlib.compressobj(9)
-    row = b"\x00" * (1 + (side + 7) // 8)
-    body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
 def _step(traj: Trajectory, n: int, screenshot: str) -> None:
@@ -59,7 +46,7 @@ def test_report_inlines_only_regular_files_inside_the_run_folder(tmp_path: Path)
     _step(traj, 4, "link.png")
     os.mkfifo(run / "fifo.png")  # opening it for reading would block forever
     _step(traj, 5, "fifo.png")
-    _huge_png(run / "huge.png")
+    write_huge_png(run / "huge.png")
     _step(traj, 6, "huge.png")
     traj.append(QueryRecord(kind="locate", time=now_iso(), query="q", screenshot="link.png", result=[1, 2, 3, 4]))
     traj.append(EndRecord(time=now_iso(), status=Status.DONE, steps=6, screenshot="fifo.png"))
