@@ -37,9 +37,14 @@ def resolve_api_key(api_key: str | None) -> str:
 def normalize_base_url(base_url: str) -> str:
     """Accept `http://host:8000` as well as `http://host:8000/v1`."""
     url = base_url.rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsing the port is the check: "http://h:99999" raises here)
+    except ValueError as err:
+        raise BackendError(f"base URL '{base_url}' is not a valid URL: {err}") from None
+    if parts.scheme not in ("http", "https"):
         raise BackendError(f"base URL '{base_url}' needs a scheme, e.g. http://127.0.0.1:8000/v1")
-    return url + "/v1" if urlsplit(url).path in ("", "/") else url
+    return url + "/v1" if parts.path in ("", "/") else url
 
 
 def extra_body(request: ChatRequest, flavor: Flavor) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -40,6 +41,13 @@ def mcp(
     try:
         if transport not in ("stdio", "http"):
             raise typer.BadParameter("--transport is stdio or http")
+        if not 1 <= port <= 65535:
+            raise typer.BadParameter(f"--port {port} is not a port number (1-65535)")
+        if transport == "http":
+            try:
+                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as err:
+                raise typer.BadParameter(f"--host {host!r} is not an address to listen on: {err}") from None
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
                            "max_steps": max_steps, "size": size or "1280x800", "script": script,
                            "isolation": isolation, "network": network, "shares": share, "apps": app},

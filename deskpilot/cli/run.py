@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from deskpilot.agent.config.spec import ConfigError, RunConfig, load_config
+from deskpilot.agent.config.spec import ConfigError, RunConfig, load_config, require_utf8
 from deskpilot.cli.live_option import live_option, live_port_option
 from deskpilot.cli.live_option import live_port as live_port_of
 
@@ -248,6 +248,7 @@ def run(
     3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
     """
     try:
+        require_utf8(task, "the task")
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "script": script,
              "thinking": thinking, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
