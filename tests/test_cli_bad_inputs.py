@@ -55,6 +55,8 @@ def _case(name: str, tmp: Path, busy_port: int) -> tuple[list, int, str]:
                                    "is not an address to listen on"),
         "--live on a busy port": (["run", "t", "--script", str(script), "--live", str(busy_port), "--out", out, *RUN],
                                   2, "Address already in use"),
+        "eval --live on a busy port": (["eval", str(tmp / "suite.yaml"), "--live", str(busy_port), "--out", out,
+                                        "--quiet"], 2, "Address already in use"),
         "non-UTF-8 --script": (["run", "t", "--script", str(tmp / "latin1.json"), *RUN], 2, "is not UTF-8 text"),
         "non-UTF-8 task": (["run", b"caf\xe9", "--script", str(script), *RUN], 2, "the task b'caf\\xe9' is not UTF-8"),
         "non-UTF-8 --app": (["run", "t", "--app", b"xterm -title caf\xe9", "--script", str(script), *RUN], 2,
@@ -73,10 +75,12 @@ def _case(name: str, tmp: Path, busy_port: int) -> tuple[list, int, str]:
     }
     (tmp / "latin1.json").write_bytes(json.dumps(["caf\u00e9"]).encode("latin-1").replace(b"\\u00e9", b"\xe9"))
     (tmp / "self.j2").write_text("{% include 'self.j2' %}")
+    (tmp / "suite.yaml").write_text(json.dumps({"tasks": [{"id": "a", "task": "t", "script": REPLIES}]}))
     return cases[name]
 
 
 NAMES = ["bad IPv6 base URL", "mcp --port -1", "mcp --port 70000", "mcp --host with spaces", "--live on a busy port",
+         "eval --live on a busy port",
          "non-UTF-8 --script", "non-UTF-8 task", "non-UTF-8 --app", "recursive template", "FIFO --prompt-template",
          "FIFO --output-schema", "folder as --cache", "225-Mpx screenshot in report"]
 
