@@ -147,9 +147,10 @@ def _bounded(work: Callable[[], T], folder: str) -> T:
 
     A trace function sees every line the template's compiled code runs (only
     frames of the template and of files it included from ``folder``; library
-    code is left untraced), so even an empty
-    loop checks the clock on each turn. The previous tracer (a debugger,
-    coverage) is put back afterwards.
+    code is left untraced), so even an empty loop checks the clock on each
+    turn. A signal or a thread could not do this: the loop runs in whatever
+    thread renders, and a thread cannot be stopped from outside. The previous
+    tracer (a debugger, coverage) is put back afterwards.
     """
     deadline = time.monotonic() + RENDER_SECONDS
 
