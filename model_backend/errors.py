@@ -9,6 +9,7 @@ import openai
 
 from deskpilot.errors import BackendUnreachable
 from deskpilot.model_backend.base import BackendError
+from deskpilot.model_backend.capped import ReplyTooLarge
 
 KEY_ENV_VARS = ("DESKPILOT_API_KEY", "OPENAI_API_KEY")
 _PINNED = re.compile(r"pinned to '([^']+)'")
@@ -110,6 +111,9 @@ def translate(exc: openai.OpenAIError, *, base_url: str, timeout: float, tries: 
     ``tries`` is the most the SDK would send; the message counts what it did send.
     """
     tries = tries_taken(exc, tries)
+    if isinstance(exc, ReplyTooLarge):
+        return BackendError(f"model server at {base_url}: its {exc} (1 try, not retried): a model's reply is far "
+                            "smaller, so this is a misbehaving server or not a model server")
     if isinstance(exc, openai.APITimeoutError):
         return BackendError(f"model server at {base_url} did not answer within {timeout:g} s ({_times(tries)})")
     if isinstance(exc, openai.APIConnectionError):

@@ -14,6 +14,7 @@ import openai
 
 from deskpilot.model_backend import errors, validate
 from deskpilot.model_backend.base import BackendError
+from deskpilot.model_backend.capped import MAX_REPLY_BYTES, AsyncCappedClient, CappedClient
 from deskpilot.model_backend.messages import ImageFormat, request_to_openai_messages
 from deskpilot.model_backend.types import ChatRequest, Reply
 
@@ -36,9 +37,14 @@ def resolve_api_key(api_key: str | None) -> str:
 def normalize_base_url(base_url: str) -> str:
     """Accept `http://host:8000` as well as `http://host:8000/v1`."""
     url = base_url.rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsing the port is the check: "http://h:99999" raises here)
+    except ValueError as err:
+        raise BackendError(f"base URL '{base_url}' is not a valid URL: {err}") from None
+    if parts.scheme not in ("http", "https"):
         raise BackendError(f"base URL '{base_url}' needs a scheme, e.g. http://127.0.0.1:8000/v1")
-    return url + "/v1" if urlsplit(url).path in ("", "/") else url
+    return url + "/v1" if parts.path in ("", "/") else url
 
 
 def extra_body(request: ChatRequest, flavor: Flavor) -> dict[str, Any]:
@@ -81,18 +87,24 @@ class OpenAICompatibleBackend:
     vLLM needs are sent, and if a server refuses some of them by name (as
     `transformers serve` does with HTTP 422), the call is repeated once
     without them and the backend remembers not to send them again.
+
+    A reply is read up to ``max_reply_bytes`` (16 MB; see capped.py), then the
+    call fails with one line saying so, without retrying.
     """
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, flavor: Flavor = "auto",
-                 timeout: float = 120.0, max_retries: int = 3, image_format: ImageFormat = "png"):
+                 timeout: float = 120.0, max_retries: int = 3, image_format: ImageFormat = "png",
+                 max_reply_bytes: int = MAX_REPLY_BYTES):
         if flavor not in FLAVORS:
             raise BackendError(f"unknown flavor '{flavor}': choose one of {', '.join(FLAVORS)}")
         self.base_url = normalize_base_url(base_url)
         self.model, self.flavor, self.timeout = model, flavor, timeout
         self.max_retries, self.image_format = max_retries, image_format
         self._key = resolve_api_key(api_key)
+        self.max_reply_bytes = max_reply_bytes
         self._client = openai.OpenAI(base_url=self.base_url, api_key=self._key, timeout=timeout,
-                                     max_retries=max_retries)
+                                     max_retries=max_retries,
+                                     http_client=CappedClient(max_reply_bytes, timeout=timeout))
         self._aclient: openai.AsyncOpenAI | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
         self.dropped_fields: set[str] = set()  # extras this server refused; never sent again
@@ -150,7 +162,8 @@ class OpenAICompatibleBackend:
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aloop is not loop:
             self._aclient = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, timeout=self.timeout,
-                                               max_retries=self.max_retries)
+                                               max_retries=self.max_retries,
+                                               http_client=AsyncCappedClient(self.max_reply_bytes, timeout=self.timeout))
             self._aloop = loop
         return self._aclient
 

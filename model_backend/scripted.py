@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -33,9 +34,13 @@ class ScriptedBackend:
         """A JSON list of reply strings, or a recorded run's trajectory.jsonl."""
         path = Path(path)
         try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block forever, a folder fail later
+                raise BackendError(f"script {path} is not a regular file")
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise BackendError(f"cannot read script {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise BackendError(f"script {path} is not UTF-8 text") from None
         replies = _from_jsonl(text, path) if path.suffix == ".jsonl" else _from_json(text, path)
         return cls(replies, loop=loop, keep_requests=keep_requests)
 

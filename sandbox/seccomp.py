@@ -10,6 +10,12 @@ and every open/openat/creat/mknod/mknodat whose mode has S_ISUID or S_ISGID,
 makes openat2 (whose mode cannot be inspected) fail with ENOSYS so libc falls
 back to openat, and refuses the x32 syscall ABI on x86-64.
 
+io_uring is refused too (io_uring_setup, io_uring_enter, io_uring_register fail
+with ENOSYS, as container runtimes' default profiles do): its IORING_OP_OPENAT
+carries the mode in a shared-memory ring the filter never sees, so an app made a
+set-user-ID root file in a share through it. Programs that use io_uring fall
+back to plain syscalls on ENOSYS.
+
 The program is classic BPF, built here from a table of syscall numbers
 (x86-64 and aarch64); bubblewrap loads it with ``--seccomp FD``. On other
 architectures ``program()`` returns None and no filter is used.
@@ -37,10 +43,12 @@ def _arg(index: int) -> int:
     return 16 + 8 * index  # low 32 bits of seccomp_data.args[index] (little-endian)
 
 
-# machine -> (AUDIT_ARCH, {syscall number: index of its mode argument}, openat2, refuse x32)
+# machine -> (AUDIT_ARCH, {syscall number: index of its mode argument}, refused with ENOSYS, refuse x32)
+# refused: openat2 (437) and io_uring_setup/enter/register (425-427), the same numbers on both
+_REFUSED = (437, 425, 426, 427)
 _TABLES = {
-    "x86_64": (0xC000003E, {90: 1, 91: 1, 268: 2, 452: 2, 2: 2, 257: 3, 85: 1, 133: 1, 259: 2}, 437, True),
-    "aarch64": (0xC00000B7, {52: 1, 53: 2, 452: 2, 56: 3, 33: 2}, 437, False),
+    "x86_64": (0xC000003E, {90: 1, 91: 1, 268: 2, 452: 2, 2: 2, 257: 3, 85: 1, 133: 1, 259: 2}, _REFUSED, True),
+    "aarch64": (0xC00000B7, {52: 1, 53: 2, 452: 2, 56: 3, 33: 2}, _REFUSED, False),
 }
 
 
@@ -53,11 +61,12 @@ def program(machine: str | None = None) -> bytes | None:
     table = _TABLES.get(machine or platform.machine())
     if table is None:
         return None
-    arch, modes, openat2, x32 = table
+    arch, modes, refused, x32 = table
     out = [_ins(_LD_W_ABS, _ARCH), _ins(_JEQ, arch, 1, 0), _ins(_RET, _ERRNO | errno.EPERM)]
     if x32:
         out += [_ins(_LD_W_ABS, _NR), _ins(_JGE, _X32_BIT, 0, 1), _ins(_RET, _ERRNO | errno.ENOSYS)]
-    out += [_ins(_LD_W_ABS, _NR), _ins(_JEQ, openat2, 0, 1), _ins(_RET, _ERRNO | errno.ENOSYS)]
+    for nr in refused:
+        out += [_ins(_LD_W_ABS, _NR), _ins(_JEQ, nr, 0, 1), _ins(_RET, _ERRNO | errno.ENOSYS)]
     for nr, index in modes.items():
         out += [
             _ins(_LD_W_ABS, _NR),

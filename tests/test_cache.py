@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from bombs import huge_png
 from deskpilot.agent.records.cache import CacheFile, RunCache
 from deskpilot.agent.loop.agent import Agent
 from deskpilot.agent.records.models import Status
@@ -144,3 +147,41 @@ def test_a_step_needing_a_secret_the_run_lacks_goes_to_the_model(tmp_path):
     assert result.totals["model_calls_saved"] == 3 and len(backend.requests) == 3
     summary = json.loads((tmp_path / "without" / "cache.json").read_text())
     assert summary["followed_until"] == "step 4: the cached reply needs secret EMAIL, which this run lacks"
+
+
+def _tamper(cache: Path, target: Path, step: int, **fields) -> Path:
+    data = json.loads(cache.read_text())
+    data["steps"][step - 1].update(fields)
+    target.write_text(json.dumps(data))
+    return target
+
+
+@pytest.mark.parametrize("step,fields,why", [
+    (1, {"screen_png": "not base64 at all!"}, "the cached screen is unusable: not base64"),
+    (2, {"screen_png": base64.b64encode(huge_png()).decode()}, "the cached screen is unusable: more than 40000000 pixels"),
+    (2, {"screen_png": base64.b64encode(b"GIF89a but not really").decode()}, "the cached screen is unusable: not a readable image"),
+    (3, {"content": "no action in here at all"}, "the cached reply does not parse"),
+])
+def test_a_tampered_cache_entry_is_a_miss_and_the_model_decides(first, tmp_path, caplog, step, fields, why):
+    """Issue 26: these ended the run with a traceback (screens) or ERROR (reply); now the model takes over."""
+    _, cache, _, _ = first
+    copy = _tamper(cache, tmp_path / "tampered.json", step, **fields)
+    replies = json.loads(DEMO_REPLIES.read_text())
+    result, backend, got = run_form(tmp_path, "run", replies[step - 1:], copy)
+    assert result.status == Status.DONE and got == EXPECTED, result.reason
+    assert result.totals["model_calls_saved"] == step - 1 and len(backend.requests) == 7 - step
+    summary = json.loads((tmp_path / "run" / "cache.json").read_text())
+    assert summary["followed_until"].startswith(f"step {step}: {why}")
+    assert any(why in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert summary["rewritten"] is True and CacheFile.model_validate_json(copy.read_text()).steps[step - 1].content != "no action in here at all"
+
+
+def test_a_folder_or_fifo_as_the_cache_is_refused_when_opened(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; name a file"):
+        RunCache(tmp_path, DEMO_TASK)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        RunCache(tmp_path / "fifo", DEMO_TASK)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        RunCache(tmp_path / "file" / "sub" / "cache.json", DEMO_TASK)

@@ -14,6 +14,7 @@ from deskpilot.actions.models import ACTION_ADAPTER, Scroll
 from deskpilot.actions.parse import parse_glm_reply
 from deskpilot.actions.parsing.desktop import _SIGNATURES, canonical_name
 from deskpilot.agent.dialects import DIALECT_NAMES, GLM41VDialect, GLM45VDialect, GLM5VDialect, HistoryEntry, make_dialect
+from deskpilot.agent.dialects import render
 from deskpilot.agent.dialects.render import prompt_text
 from deskpilot.agent.loop.agent import Agent, LoopSettings
 from deskpilot.errors import ConfigError
@@ -184,16 +185,44 @@ def test_user_template_replaces_the_wording(tmp_path):
 
 @pytest.mark.parametrize("source,message", [
     ("{% for x in history %}", "mine.j2, line 1: Unexpected end of template"),
-    ("{{ nosuch }}", "prompt template: 'nosuch' is undefined"),
+    ("{{ nosuch }}", "mine.j2: 'nosuch' is undefined"),
+    ("{{ 1 / 0 }}", "mine.j2: ZeroDivisionError: division by zero"),
+    # issue 26: a user's template runs sandboxed and bounded
+    ("{{ cycler.__init__.__globals__.os.system('touch PWNED') }}", "not allowed in a template: access to attribute"),
+    ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "not allowed in a template"),
+    ("{% include '/etc/passwd' %}", "/etc/passwd (only files in"),
+    ("{% include '../outside.j2' %}", "../outside.j2 (only files in"),
+    ("{% include 'mine.j2' %}", "recursion too deep"),
+    ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion too deep"),
+    ("{{ 'x' * 10**9 }}", "repeating 1 item(s) 1000000000 times is too big"),
+    ("{{ 7 ** 99999999 }}", "7 ** 99999999 is too big for a prompt"),
+    ("{{ 'x'|center(10**9) }}", "passed to a filter: too big"),
+    ("{{ task.ljust(10**9) }}", "passed to a call: too big"),
+    ("{% for i in range(100000) %}{{ 'y' * 20 }}{% endfor %}", "the prompt grew past 1000000 characters"),
+    ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", "still rendering after 1 s"),
 ])
-def test_bad_templates_are_one_line_errors(tmp_path, source, message):
-    path = tmp_path / "mine.j2"
+def test_bad_templates_are_one_line_errors(tmp_path, monkeypatch, source, message):
+    monkeypatch.setattr(render, "RENDER_SECONDS", 1.0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outside.j2").write_text("OUTSIDE")
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    path = folder / "mine.j2"
     path.write_text(source)
     with pytest.raises(ConfigError) as info:
         GLM45VDialect(prompt_template=path).build_request("t", _obs(), [], None)
     assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "PWNED").exists()
     with pytest.raises(ConfigError, match="does not exist"):
         GLM45VDialect(prompt_template=tmp_path / "none.j2")
+
+
+def test_a_template_includes_files_of_its_own_folder(tmp_path):
+    (tmp_path / "part.j2").write_text("PART for {{ task }}")
+    path = tmp_path / "mine.j2"
+    path.write_text("{% include 'part.j2' %}|{{ screenshot }}")
+    text = prompt_text(GLM45VDialect(prompt_template=path).build_request("Do X", _obs(), [], None).messages)
+    assert text == "PART for Do X|<image 1280x800>"
 
 
 def test_sampling_defaults_and_overrides():

@@ -332,9 +332,23 @@ def _message(err: ValidationError) -> str:
     return f"invalid setting {'.'.join(str(p) for p in first['loc'])}: {text}"
 
 
+def require_utf8(value: str, what: str) -> str:
+    """``value`` if it is UTF-8 text; else one line. Bytes that are not UTF-8 reach Python as lone
+    surrogates, which crash later wherever the text is written (the trajectory, the report)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what} {os.fsencode(value)!r} is not UTF-8 text (another encoding?)") from None
+    return value
+
+
 def load_config(cli: dict[str, Any], *, config_file: Path | None = None, env: dict[str, str] | None = None,
                 secret_names: list[str] | tuple[str, ...] = ()) -> RunSpec:
     """Layer the three sources; `cli` holds only what the user gave (flat names, None = not given)."""
+    for key, value in cli.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str):
+                require_utf8(item, {"apps": "--app", "shares": "--share"}.get(key, "--" + key.replace("_", "-")))
     env = dict(os.environ if env is None else env)
     if config_file is None:
         named = env.get(ENV_PREFIX + "CONFIG")
@@ -361,4 +375,5 @@ def load_config(cli: dict[str, Any], *, config_file: Path | None = None, env: di
         _current.reset(token)
 
 
-__all__ = ["BackendSpec", "ConfigError", "DesktopSpec", "RunConfig", "RunSpec", "load_config", "nest", "parse_size"]
+__all__ = ["BackendSpec", "ConfigError", "DesktopSpec", "RunConfig", "RunSpec", "load_config", "nest", "parse_size",
+           "require_utf8"]

@@ -8,13 +8,14 @@ those marks onto the dicts and lists they build, so a validation error about
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from deskpilot.agent.records.userfiles import read_user_file
 from deskpilot.errors import ConfigError
+
+__all__ = ["LineDict", "LineList", "line_of", "load_yaml", "read_user_file"]
 
 
 class LineDict(dict):
@@ -107,25 +108,3 @@ def line_of(data: Any, loc: tuple[Any, ...], skip: frozenset[str] = frozenset())
         else:
             break
     return line
-
-
-def read_user_file(path: Path, what: str, error: type[ConfigError] = ConfigError) -> str:
-    """The text of a file the user named (``what``: "suite file"), or one line saying why not.
-
-    Only regular files are read: a folder fails at once, and a FIFO or a
-    device (``/dev/stdin``) would block or never end.
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
-    except OSError as err:
-        raise error(f"{what} {path} cannot be read: {err.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise error(f"{what} {path} is not a regular file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise error(f"{what} {path} is not UTF-8 text") from None
-    except OSError as err:
-        raise error(f"{what} {path} cannot be read: {err.strerror}") from None

@@ -446,9 +446,9 @@ class Agent:
         cached = self.cache.lookup(step, obs, self._grab, secrets) if self.cache is not None else None
         self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
-            if cached is not None:
+            parsed = self._parse_cached(cached, obs, step) if cached is not None else None
+            if parsed is not None and cached is not None:
                 reply, record.cached = cached, True
-                parsed = self.dialect.parse(reply.content, reply.reasoning, obs.width, obs.height)
             else:
                 parsed, reply = await self._ask_until_parsed(
                     request, obs, record, timings, totals, step_started,
@@ -547,6 +547,15 @@ class Agent:
                                       "parse") from None
                 failed.append(self.dialect.failed_attempt(reply.content, message))
                 request = rebuild(failed)
+
+    def _parse_cached(self, cached: Reply, obs: Observation, step: int) -> ParsedStep | None:
+        """A cached reply parsed, or None (a cache miss: the model is asked) if the file's text no longer parses."""
+        try:
+            return self.dialect.parse(cached.content, cached.reasoning, obs.width, obs.height)
+        except ParseError as err:
+            if self.cache is not None:
+                self.cache.reject(step, f"the cached reply does not parse ({getattr(err, 'message', None) or err})")
+            return None
 
     async def _parse(self, reply: Reply, obs: Observation, step_started: float) -> ParsedStep:
         """Parse in a worker thread, so the step time limit still holds while it runs."""

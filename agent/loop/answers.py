@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from deskpilot.agent.records.userfiles import read_user_file
 from deskpilot.errors import ConfigError
 
 NOTE = ("When the task is complete, give the answer as JSON in DONE(answer='...'), matching this JSON schema: "
@@ -36,12 +37,9 @@ class AnswerSchema:
     @classmethod
     def from_file(cls, path: Path | str) -> "AnswerSchema":
         path = Path(path)
+        text = read_user_file(path, "output schema")  # a folder or a FIFO (would block forever): one line
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"output schema {path} does not exist") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-            raise ConfigError(f"output schema {path} cannot be read: {err.__class__.__name__}") from None
+            data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ConfigError(f"output schema {path} is not JSON: {err.msg} (line {err.lineno})") from None
         if not isinstance(data, dict):

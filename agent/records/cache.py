@@ -12,14 +12,25 @@ cached step against the screen is what keeps a stale cache from clicking blind.
 Secrets are kept out of the file: replies are stored redacted (``***NAME***``)
 with the names they need, and put back from the run's own secrets when used;
 a run without one of them asks the model from that step on.
+
+A cache file is plain JSON anyone can edit, so nothing in it is trusted: a
+cached screen that is not base64, not an image, or bigger than ``MAX_PIXELS``
+(checked from its header, before decoding), or a cached reply that no longer
+parses, is a cache miss from that step on, with a warning; the model decides.
+A path that is a folder (or a FIFO) is refused when the cache is opened,
+before the run starts.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
+import logging
 import os
+import stat
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,10 +39,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from deskpilot.agent.desk.diff import compare_live
 from deskpilot.agent.records.secrets import map_strings, redact, restore
+from deskpilot.agent.records.userfiles import read_user_file
 from deskpilot.errors import ConfigError
 from deskpilot.model_backend.types import Reply
 
 VERSION = 1
+MAX_PIXELS = 40_000_000  # an 8K screen is 33 Mpx
+_log = logging.getLogger(__name__)
 MAX_REGION = 10  # px in one changed region that persists over three frames (a caret blink does not)
 
 
@@ -59,8 +73,23 @@ def _png(image: Image.Image) -> str:
 
 
 def _image(data: str) -> Image.Image:
-    with Image.open(io.BytesIO(base64.b64decode(data))) as img:
-        return img.convert("RGB")
+    """A cached screen, or ValueError saying why it cannot be one (the file may have been edited)."""
+    if len(data) > MAX_PIXELS * 4:  # base64 of a PNG of that many RGB pixels, uncompressed: about this
+        raise ValueError(f"{len(data)} characters of base64, too big for a screen")
+    try:
+        raw = base64.b64decode(data, validate=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise ValueError(f"{img.width}x{img.height} pixels, more than a screen")
+                return img.convert("RGB")
+    except binascii.Error as err:
+        raise ValueError(f"not base64 ({err})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"more than {MAX_PIXELS} pixels") from None
+    except OSError as err:  # not an image, or a broken one
+        raise ValueError(f"not a readable image ({err})") from None
 
 
 class RunCache:
@@ -80,9 +109,10 @@ class RunCache:
         self.following = True
         self.mismatch: str | None = None  # why the cache stopped being followed
         self.secrets: Mapping[str, str] = {}  # the run's, as last given (the task is stored without them)
+        self._refuse_a_bad_path()
         if self.path.is_file():
             try:
-                old = CacheFile.model_validate_json(self.path.read_text(encoding="utf-8"))
+                old = CacheFile.model_validate_json(read_user_file(self.path, "cache file"))
             except (ValidationError, ValueError) as err:
                 raise ConfigError(f"cache file {self.path} is not a deskpilot cache: {str(err).splitlines()[0]}") from None
             if old.version == VERSION and (old.task == task or old.task_secrets):
@@ -92,6 +122,32 @@ class RunCache:
         if self.old is None:
             self.following = False
             self.mismatch = self.mismatch or "no cache yet"
+
+    def _refuse_a_bad_path(self) -> None:
+        """A folder, FIFO or device as the cache, or a file as its folder: one line now, not after the run."""
+        try:
+            mode = self.path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            parent = next((p for p in self.path.parents if p.exists()), None)
+            if parent is not None and not parent.is_dir():
+                raise ConfigError(f"cache file {self.path} cannot be created: {parent} is not a folder") from None
+            return
+        except OSError as err:
+            raise ConfigError(f"cache file {self.path} cannot be read: {err.strerror}") from None
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ConfigError(f"cache file {self.path} is {kind}; name a file (it is created if missing)")
+
+    def miss(self, step: int, why: str) -> None:
+        """Stop following the cache at this step because its entry is unusable; the model decides from here."""
+        self.following = False
+        self.mismatch = f"step {step}: {why}; the model decides from here"
+        _log.warning("cache %s, %s", self.path, self.mismatch)
+
+    def reject(self, step: int, why: str) -> None:
+        """The reply ``lookup`` just gave is not used after all (it does not parse): a miss, not a hit."""
+        self.hits -= 1
+        self.miss(step, why)
 
     def lookup(self, step: int, obs, grab=None, secrets: Mapping[str, str] | None = None) -> Reply | None:
         """The cached reply for this step if its screen still matches, else None (and stop following).
@@ -108,7 +164,12 @@ class RunCache:
         if entry is None or entry.step != step:
             self.following, self.mismatch = False, f"the cache ends before step {step}"
             return None
-        diff, _ = compare_live(_image(entry.screen_png), obs.image, grab)
+        try:
+            cached_screen = _image(entry.screen_png)
+        except ValueError as bad:
+            self.miss(step, f"the cached screen is unusable: {bad}")
+            return None
+        diff, _ = compare_live(cached_screen, obs.image, grab)
         if diff.size_mismatch or diff.largest > self.max_region:
             self.following = False
             self.mismatch = f"step {step}: the screen differs from the cached one ({diff.summary()})"
@@ -153,10 +214,13 @@ class RunCache:
             task = redact(self.task, self.secrets)
             names = sorted(name for name, value in self.secrets.items() if value and value in self.task)
             data = CacheFile(task=task, task_secrets=names, screen_size=size, steps=self.new).model_dump_json()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-            tmp.write_text(data, encoding="utf-8")
-            os.replace(tmp, self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+                tmp.write_text(data, encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError as err:  # the run itself is recorded; only the cache is not
+                _log.warning("cache file %s not written: %s", self.path, err.strerror or err)
         if run_dir is not None:
             summary = {"cache": str(self.path), "model_calls_saved": self.hits, "steps": len(self.new),
                        "followed_until": self.mismatch, "rewritten": saved and self.hits < len(self.new)}

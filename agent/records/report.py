@@ -7,16 +7,14 @@ full size one click away.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from PIL import Image
 
+from deskpilot.agent.records.images import inline_image
 from deskpilot.agent.records.marks import COLOURS, LEGEND, action_marks, box_marks, kind_of
 from deskpilot.agent.records.trajectory import LoadedRun, load_run
 
@@ -26,27 +24,6 @@ _ENV = jinja2.Environment(
     autoescape=True,  # model text is untrusted: never let it become markup
 )
 _LABELS = dict(LEGEND) | {"left": "click"}
-
-
-INLINE_PNG_MAX = 512 * 1024  # larger PNGs (photos, gradients) are inlined as JPEG instead
-
-
-def _inline(path: Path) -> tuple[str | None, int, int]:
-    """A data URL of a screenshot. A UI screen's PNG is small: its own bytes go in as they
-    are (no decode and re-encode: ~20 ms of CPU per step saved, and smaller than a JPEG)."""
-    if not path.is_file():
-        return None, 0, 0
-    try:
-        with Image.open(path) as img:
-            if img.format == "PNG" and path.stat().st_size <= INLINE_PNG_MAX:
-                data = base64.b64encode(path.read_bytes()).decode()
-                return "data:image/png;base64," + data, img.width, img.height
-            rgb = img.convert("RGB")
-    except OSError:
-        return None, 0, 0
-    buf = io.BytesIO()
-    rgb.save(buf, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), rgb.width, rgb.height
 
 
 def checks_of(run_dir: Path) -> list[dict[str, Any]]:
@@ -99,8 +76,8 @@ def _replay_diffs(run_dir: Path) -> dict[int, list[dict[str, Any]]]:
             except (IndexError, ValueError):
                 continue
             live = diff.with_name(diff.name.replace("_diff.png", "_live.png"))
-            found.setdefault(step, []).append({"name": folder.name, "diff": _inline(diff)[0],
-                                               "live": _inline(live)[0] if live.is_file() else None})
+            found.setdefault(step, []).append({"name": folder.name, "diff": inline_image(run_dir, diff).url,
+                                               "live": inline_image(run_dir, live).url if live.exists() else None})
     return found
 
 
@@ -134,7 +111,8 @@ def _failing_step(run: LoadedRun, status: str) -> int | None:
 
 
 def _step_view(rec, run_dir: Path, dry: bool, failing: int | None) -> dict[str, Any]:
-    image, w, h = _inline(run_dir / rec.screenshot) if rec.screenshot else (None, 0, 0)
+    shot = inline_image(run_dir, rec.screenshot) if rec.screenshot else None
+    image, w, h = (shot.url, shot.width, shot.height) if shot else (None, 0, 0)
     w, h = (w, h) if image else tuple(rec.screen_size)
     action = rec.action.model_dump(mode="json") if hasattr(rec.action, "model_dump") else rec.action
     action_type = (action or {}).get("type")
@@ -154,6 +132,7 @@ def _step_view(rec, run_dir: Path, dry: bool, failing: int | None) -> dict[str, 
     return dict(
         rec.model_dump(mode="json"),
         image=image, width=w, height=h, kind=kind_of(action), outcome=outcome,
+        image_missing=shot.missing if shot else "",
         kind_label=_LABELS.get(kind_of(action)) or (action_type or "no action"),
         failing=rec.step == failing, planned=dry or not rec.policy.allowed,
         marks=action_marks(action, rec.points, w, h) if image else [],
@@ -163,7 +142,8 @@ def _step_view(rec, run_dir: Path, dry: bool, failing: int | None) -> dict[str, 
 
 
 def _local(run_dir: Path, path: str) -> Path:
-    """An evidence file: where it was written, or beside the report if the folder moved."""
+    """An evidence file: where it was written, or beside the report if the folder moved.
+    Only files inside the run folder are inlined (inline_image refuses the rest)."""
     return Path(path) if Path(path).is_file() else run_dir / Path(path).name
 
 
@@ -180,19 +160,22 @@ def build_report(run_dir: Path) -> Path:
         view["replays"] = replays.get(view["step"], [])
     queries = []
     for q in run.queries:
-        image, w, h = _inline(run.run_dir / q.screenshot) if q.screenshot else (None, 0, 0)
+        shot = inline_image(run.run_dir, q.screenshot) if q.screenshot else None
+        image, w, h = (shot.url, shot.width, shot.height) if shot else (None, 0, 0)
         marks = box_marks(q.result, q.query, w, h) if image and q.kind == "locate" else []
         queries.append(dict(q.model_dump(mode="json"), image=image, width=w, height=h, marks=marks,
+                            image_missing=shot.missing if shot else "",
                             result_json=json.dumps(q.result, ensure_ascii=False)))
     final = None
     if end and end.screenshot:
-        image, w, h = _inline(run.run_dir / end.screenshot)
-        final = {"image": image, "width": w, "height": h} if image else None
+        shot = inline_image(run.run_dir, end.screenshot)
+        final = {"image": shot.url, "width": shot.width, "height": shot.height, "missing": shot.missing}
     checks = []
     for c in run.checks:
         diff = c.evidence.get("diff")
         checks.append(dict(c.model_dump(mode="json"), evidence_json=json.dumps(c.evidence, ensure_ascii=False, indent=1),
-                           diff_image=_inline(_local(run.run_dir, diff))[0] if isinstance(diff, str) else None))
+                           diff_image=inline_image(run.run_dir, _local(run.run_dir, diff)).url
+                           if isinstance(diff, str) else None))
     html = _ENV.get_template("report.html.j2").render(
         task=run.settings.get("task", "(unknown task)"),
         status=status, dry=dry,

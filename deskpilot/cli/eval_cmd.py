@@ -160,7 +160,10 @@ def eval_suite(
             raise fail("--live shows the desktops of a local evaluation; with --ray they run on other machines")
         from deskpilot.live.board import LiveBoard
 
-        board = LiveBoard(port=live_port_of(live, live_port)).start()
+        try:
+            board = LiveBoard(port=live_port_of(live, live_port)).start()
+        except _user_errors() as err:  # a busy port
+            raise fail(str(err)) from None
         console.print(f"live view: {board.url}", soft_wrap=True)
         progress = _tee(progress, board)
     if not quiet:

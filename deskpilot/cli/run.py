@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from deskpilot.agent.config.spec import ConfigError, RunConfig, load_config
+from deskpilot.agent.config.spec import ConfigError, RunConfig, load_config, require_utf8
 from deskpilot.cli.live_option import live_option, live_port_option
 from deskpilot.cli.live_option import live_port as live_port_of
 
@@ -120,6 +120,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         return ask_on_terminal(step, action, dialect.redact(thought))
 
     confirm = confirm_on_terminal if cfg.confirm else None
+    cache = RunCache(cfg.cache, task) if cfg.cache else None  # a bad cache path: one line before the sandbox starts
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
@@ -141,7 +142,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                                  if cfg.backend.prompt_template else None,
                                  "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
                        checks=parse_checks(cfg.checks), check_base=Path.cwd(),
-                       cache=RunCache(cfg.cache, task) if cfg.cache else None) as agent:
+                       cache=cache) as agent:
                 result = agent.run(task)
     finally:
         backend.close()
@@ -249,6 +250,7 @@ def run(
     3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
     """
     try:
+        require_utf8(task, "the task")
         cfg = load_config(
             {"apps": app, "base_url": base_url, "model": model, "flavor": flavor, "script": script,
              "thinking": thinking, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,

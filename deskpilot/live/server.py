@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
+from deskpilot.errors import ConfigError
 from deskpilot.live.frames import FrameGrabber
 from deskpilot.live.state import LiveState
 
@@ -118,7 +119,11 @@ class LiveServer:
         class Handler(_Handler):
             live = server
 
-        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+        try:
+            self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+        except OSError as err:  # a busy port, an address not on this machine: the user's to change
+            raise ConfigError(f"live view cannot listen on {self.host}:{self.port}: {err.strerror or err}; "
+                              "choose another port (--live PORT; --live alone picks a free one)") from None
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, name="deskpilot-live", daemon=True).start()

@@ -7,11 +7,10 @@ each agent step's own report.
 
 from __future__ import annotations
 
-import base64
-import io
 from html import escape
 from pathlib import Path
 
+from deskpilot.agent.records.images import inline_image
 from deskpilot.workflow.record import read_log
 
 _STYLE = """
@@ -23,18 +22,12 @@ img{max-width:360px;border:1px solid #ccc}code{background:#f3f3f3;padding:0 .2em
 """
 
 
-def _thumb(path: Path) -> str:
-    if not path.is_file():
-        return ""
-    from PIL import Image
-
-    with Image.open(path) as opened:
-        image = opened.convert("RGB")
-        image.thumbnail((720, 720))
-        buf = io.BytesIO()
-        image.save(buf, "JPEG", quality=70)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="screen after the step" src="data:image/jpeg;base64,{data}">'
+def _thumb(run_dir: Path, name: str) -> str:
+    """A small inline copy of a step's screen; only files inside the run folder (see inline_image)."""
+    shot = inline_image(run_dir, name, thumbnail=720, quality=70)
+    if shot.url is None:
+        return f'<span class="skipped">(no screenshot: {escape(shot.missing)})</span>'
+    return f'<img alt="screen after the step" src="{shot.url}">'
 
 
 def build_workflow_report(run_dir: str | Path) -> Path:
@@ -63,7 +56,7 @@ def build_workflow_report(run_dir: str | Path) -> Path:
         if rec.get("agent_run"):
             link = f"{rec['agent_run']}/report.html"
             detail += f'<br><a href="{escape(link)}">agent run report</a>'
-        shot = _thumb(run_dir / rec["screenshot"]) if rec.get("screenshot") else ""
+        shot = _thumb(run_dir, str(rec["screenshot"])) if rec.get("screenshot") else ""
         rows.append(f'<tr><td>{escape(rec["number"])}</td><td>{escape(rec["label"])}</td>'
                     f'<td class="{escape(rec["status"])}">{escape(rec["status"])}</td>'
                     f'<td>{rec.get("seconds", 0):.1f} s</td><td>{detail}</td><td>{shot}</td></tr>')

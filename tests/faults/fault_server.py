@@ -47,6 +47,43 @@ def garbage(data: bytes) -> Answer:
     return lambda conn: conn.sendall(data)
 
 
+def huge(total: int, *, gzip: bool = False, sent: list[int] | None = None) -> Answer:
+    """A 200 answer declaring ``total`` bytes of chat completion (one long content string), written
+    a MiB at a time until done or the client hangs up; ``sent`` gets the bytes written.
+    With ``gzip``, the body is a gzip stream of that many bytes (about 1000 times smaller on the wire)."""
+    import zlib
+
+    head = b'{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"'
+    tail = b'"},"finish_reason":"stop"}]}'
+    piece = b"a" * (1024 * 1024)
+
+    def body():
+        yield head
+        left = total - len(head) - len(tail)
+        while left > 0:
+            yield piece[:left]
+            left -= len(piece)
+        yield tail
+
+    def send(conn: socket.socket) -> None:
+        packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gzip else None
+        extra = "Content-Encoding: gzip\r\n" if gzip else f"Content-Length: {total}\r\n"
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Connection: close\r\n\r\n".encode())
+        count = 0
+        try:
+            for chunk in body():
+                data = packer.compress(chunk) if packer else chunk
+                conn.sendall(data)
+                count += len(data)
+            if packer:
+                conn.sendall(packer.flush())
+        finally:
+            if sent is not None:
+                sent.append(count)
+
+    return send
+
+
 def completion(content, reasoning=None, usage=None, **message_extra) -> dict:
     """A chat.completion body; any field may be given a wrong type on purpose."""
     message = {"role": "assistant", "content": content, **message_extra}

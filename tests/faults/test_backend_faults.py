@@ -18,7 +18,7 @@ from deskpilot.agent.loop.queries import run_ask, run_locate
 from deskpilot.agent.records.trajectory import load_run
 from deskpilot.model_backend import OpenAICompatibleBackend
 from deskpilot.perception.observation import Observation
-from fault_server import FaultServer, closed_port_url, completion, garbage, hang, http
+from fault_server import FaultServer, closed_port_url, completion, garbage, hang, http, huge
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -184,3 +184,81 @@ def test_a_run_against_a_broken_server_ends_cleanly_with_a_complete_run_folder(n
     assert run.steps[0].error and expected in run.steps[0].error
     assert (out / run.steps[0].screenshot).is_file() and (out / "settings.json").is_file()
     assert expected.split(" (")[0] in (out / "report.html").read_text()
+
+
+# ---- a reply too big to hold (issue 26: a 50 MB reply took `run` to 685 MB RSS) ----------------------------------
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip bomb"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_huge_reply_is_not_read_past_the_cap(gzip, mode):
+    import asyncio
+
+    from deskpilot.model_backend.types import ChatRequest, Message, TextPart
+
+    sent: list[int] = []
+    request = ChatRequest(messages=[Message(role="user", content=[TextPart(text="hi")])])
+    with FaultServer([huge(64 * 1024 * 1024, gzip=gzip, sent=sent)]) as server:
+        backend = OpenAICompatibleBackend(server.base_url, "glm-4.5v", max_reply_bytes=2 * 1024 * 1024)
+        try:
+            with pytest.raises(BackendError) as info:
+                if mode == "sync":
+                    backend.complete(request)
+                else:
+                    asyncio.run(backend.acomplete(request))
+        finally:
+            backend.close()
+        deadline = time.monotonic() + 30
+        while not sent and time.monotonic() < deadline:  # the server notices the hang-up
+            time.sleep(0.05)
+    message = str(info.value)
+    assert "its answer passed 2 MB; stopped reading it there (1 try, not retried)" in message, message
+    assert "\n" not in message and server.hits == 1
+    assert sent and sent[0] < 24 * 1024 * 1024  # what crossed the wire: the cap plus socket buffers, not 64 MB
+
+
+def test_a_reply_under_the_cap_still_works():
+    with FaultServer([http(200, GOOD)]) as server:
+        backend = OpenAICompatibleBackend(server.base_url, "glm-4.5v", max_reply_bytes=64 * 1024)
+        from deskpilot.model_backend.types import ChatRequest, Message, TextPart
+
+        reply = backend.complete(ChatRequest(messages=[Message(role="user", content=[TextPart(text="hi")])]))
+        backend.close()
+    assert reply.content == DONE
+
+
+def _run_measured(args: list[str], folder, limit: float = 120) -> tuple[int, str, int]:
+    """Run a command; its exit code, its output, and its own peak RSS in MiB (wait4 on that child)."""
+    import os
+    import subprocess
+
+    log = folder / "cli-output.txt"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + limit
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{args} still running after {limit} s")
+        time.sleep(0.1)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
+    return proc.returncode, log.read_text(), usage.ru_maxrss // 1024
+
+
+def test_run_against_a_server_sending_64_mb_stays_small_and_says_why(tmp_path):
+    """The real CLI in a subprocess against a 64 MB reply: before, it read all of it (a 50 MB reply: 685 MB RSS)."""
+    import sys
+
+    out = tmp_path / "run"
+    with FaultServer([huge(64 * 1024 * 1024)]) as server:
+        code, output, peak_mib = _run_measured([sys.executable, "-m", "deskpilot.cli", "run", "do it", "--base-url",
+                                                server.base_url, "--size", "320x240", "--out", str(out), "--quiet"],
+                                               tmp_path)
+    assert code == 2, output
+    assert "Traceback" not in output and "passed 16 MB; stopped reading it there" in output, output
+    assert peak_mib < 400, f"peak RSS {peak_mib} MiB"
+    run = load_run(out)
+    assert run.end is not None and "passed 16 MB" in run.end.reason and "passed 16 MB" in run.steps[0].error
+    assert server.hits == 1
