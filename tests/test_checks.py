@@ -26,6 +26,7 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     ({"file": "a", "regex": "("}, "not a valid regular expression"),
     ({"text_visible": "a", "region": [5, 5, 1, 1]}, "x1 < x2"),
     ({"file": "t.xlsx", "xlsx_cell": {"cell": "14B", "equals": 1}}, "written like B14"),
+    ({"file": "t.xlsx", "xlsx_cell": {"cell": "B1"}}, "needs equals: VALUE or formula"),
     ({"screenshot_matches": "b.png", "tolerance": 2}, "tolerance"),
     ({"nothing": 1}, "needs exactly one of file, text_visible"),
     ("Saved", "a check is an object"),
@@ -41,6 +42,8 @@ def test_checks_round_trip_and_cli_shorthand():
             {"file": "d.json", "json": {"path": "a.b[0]", "equals": 3}},
             {"file": "t.csv", "csv_cell": {"row": 2, "col": "Total", "equals": 42}},
             {"file": "t.xlsx", "xlsx_cell": {"sheet": "S", "cell": "B14", "equals": 1}},
+            {"file": "t.xlsx", "xlsx_cell": {"cell": "C10", "formula": "=SUM(C2:C9)"}},
+            {"file": "t.xlsx", "xlsx_cell": {"cell": "C10", "equals": None, "formula": "=SUM(C2:C9)"}},
             {"file": "r.pdf", "pdf_contains": "Invoice"}, {"text_visible": "Saved", "region": [0, 0, 9, 9]},
             {"text_absent": "Error"}, {"window_title": "Mousepad", "focused": True},
             {"screenshot_matches": "b.png", "masks": [[0, 0, 5, 5]]}, {"expect": "the file was saved"}]
@@ -253,6 +256,31 @@ def test_spreadsheet_and_pdf_checks_on_files_libreoffice_wrote(tmp_path):
     results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
     assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
     assert results[3].message == "B4 is None, expected 1"
+
+
+def test_formula_checks_tell_a_formula_from_a_typed_number(tmp_path):
+    """LibreOffice writes both files: C4 holds a formula, C5 the same number typed in; equals cannot tell them apart."""
+    import subprocess
+
+    (tmp_path / "t.csv").write_text("Item,Qty,Price\napples,3,1.5\npears,10,0.25\nTotal,,=SUM(C2:C3)\nTyped,,1.75\n")
+    for fmt in ("ods", "xlsx"):
+        subprocess.run(["localc", f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
+                        "--convert-to", fmt, "--outdir", str(tmp_path), str(tmp_path / "t.csv")],
+                       check=True, capture_output=True, timeout=120)
+    cases = []
+    for fmt in ("ods", "xlsx"):
+        cases += [({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "=SUM(C2:C3)"}}, True),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "= sum(c2:c3)", "equals": 1.75}}, True),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "=SUM(C2:C3)", "equals": 2}}, False),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "=SUM(C2:C9)"}}, False),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C5", "equals": 1.75}}, True),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C5", "formula": "=SUM(C2:C3)"}}, False)]
+    results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
+    assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
+    assert results[5].message == "C5 holds the value 1.75, not a formula (expected =SUM(C2:C3))"
+    assert results[9].message.startswith("C4 has formula of:=SUM([.C2:.C3]), expected =SUM(C2:C9)") or \
+        results[9].message.startswith("C4 has formula =SUM(C2:C3), expected =SUM(C2:C9)"), results[9].message
+    assert results[0].evidence["formula"].startswith("of:=SUM(")  # ODF's own spelling, kept as evidence
 
 
 def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, monkeypatch):

@@ -181,12 +181,13 @@ def csv_cell(check: m.FileCsvCell, path: Path, data: bytes) -> Outcome:
     return False, f"row {at.row} col {at.col} is {actual!r}, expected {at.equals!r}", evidence
 
 
-def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str, *, formula: bool = False) -> tuple[Any, list[str]]:
+    """The cell's saved value, or with ``formula`` what was typed in it (``=SUM(C2:C9)`` or a plain value)."""
     try:
         import openpyxl
     except ImportError:
         raise UsageError("xlsx checks need the [office] extra: pip install 'deskpilot[office]'") from None
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=not formula)
     try:
         names = list(book.sheetnames)
         if sheet is not None and sheet not in names:
@@ -197,7 +198,7 @@ def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[A
         book.close()
 
 
-def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str, *, formula: bool = False) -> tuple[Any, list[str]]:
     try:
         from odf.opendocument import load
         from odf.table import Table, TableRow
@@ -225,6 +226,9 @@ def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[An
                 continue
             c += int(tc.getAttrNS(TABLENS, "number-columns-repeated") or 1)
             if c >= col_no:
+                typed = tc.getAttrNS(TABLENS, "formula")
+                if formula and typed:
+                    return typed, names
                 kind = tc.getAttrNS(OFFICENS, "value-type")
                 if kind in ("float", "percentage", "currency"):
                     return float(tc.getAttrNS(OFFICENS, "value")), names
@@ -236,20 +240,45 @@ def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[An
     return None, names
 
 
+_ODF_RANGE = re.compile(r"\[\$?[^.\[\]]*\.([A-Z$]+[0-9$]+)(?::\$?[^.\[\]]*\.([A-Z$]+[0-9$]+))?\]", re.IGNORECASE)
+
+
+def plain_formula(text: str) -> str:
+    """A formula in one spelling for comparing: ``of:=SUM([.C2:.C9])`` and ``= sum(C2:C9)`` -> ``=SUM(C2:C9)``.
+
+    ODF (.ods) writes ``of:`` and ``[.C2:.C9]`` references with ``;`` between
+    arguments; OOXML (.xlsx) writes ``C2:C9`` and ``,``. Spaces and case do
+    not matter (text inside quotes is compared as it is).
+    """
+    text = text.strip().removeprefix("of:").removeprefix("msoxl:")
+    text = _ODF_RANGE.sub(lambda g: g.group(1) + (":" + g.group(2) if g.group(2) else ""), text)
+    parts = re.split(r'("[^"]*")', text)  # keep quoted text as written
+    text = "".join(p if p.startswith('"') else re.sub(r"\s+", "", p).upper().replace(";", ",") for p in parts)
+    return text if text.startswith("=") else "=" + text
+
+
 def sheet_cell(check: m.FileSheetCell, path: Path, data: bytes) -> Outcome:
     at = check.xlsx_cell
     reader = _ods_cell if path.suffix.lower() == ".ods" else _xlsx_cell
     try:
         actual, sheets = reader(path, data, at.sheet, at.cell)
+        typed = reader(path, data, at.sheet, at.cell, formula=True)[0] if at.formula is not None else None
     except UsageError as err:
         return False, str(err), {"path": str(path)}
     except Exception as err:  # openpyxl/odfpy raise many kinds for a file that is not a spreadsheet
         return False, f"cannot read {path.name} as a spreadsheet ({type(err).__name__}: {err})", {"path": str(path)}
     evidence = {"path": str(path), "sheets": sheets, "cell": at.cell, "actual": actual}
     where = f"{at.sheet + '!' if at.sheet else ''}{at.cell}"
-    if same(actual, at.equals):
-        return True, f"{where} is {actual!r}", evidence
-    return False, f"{where} is {actual!r}, expected {at.equals!r}", evidence
+    if at.formula is not None:
+        evidence["formula"] = typed if isinstance(typed, str) and typed.strip().startswith(("=", "of:")) else None
+        if evidence["formula"] is None:
+            return False, f"{where} holds the value {typed!r}, not a formula (expected {at.formula})", evidence
+        if plain_formula(typed) != plain_formula(at.formula):
+            return False, f"{where} has formula {typed}, expected {at.formula}", evidence
+    if at.wants_value() and not same(actual, at.equals):
+        return False, f"{where} is {actual!r}, expected {at.equals!r}", evidence
+    said = f"{where} is {actual!r}" + (f" from {typed}" if at.formula is not None else "")
+    return True, said, evidence
 
 
 def pdf_contains(check: m.FilePdfContains, path: Path, data: bytes) -> Outcome:
