@@ -270,9 +270,10 @@ def sheet_cell(check: m.FileSheetCell, path: Path, data: bytes) -> Outcome:
     evidence = {"path": str(path), "sheets": sheets, "cell": at.cell, "actual": actual}
     where = f"{at.sheet + '!' if at.sheet else ''}{at.cell}"
     if at.formula is not None:
-        evidence["formula"] = typed if isinstance(typed, str) and typed.strip().startswith(("=", "of:")) else None
-        if evidence["formula"] is None:
+        if not (isinstance(typed, str) and typed.strip().startswith(("=", "of:"))):
+            evidence["formula"] = None
             return False, f"{where} holds the value {typed!r}, not a formula (expected {at.formula})", evidence
+        evidence["formula"] = typed
         if plain_formula(typed) != plain_formula(at.formula):
             return False, f"{where} has formula {typed}, expected {at.formula}", evidence
     if at.wants_value() and not same(actual, at.equals):

@@ -459,7 +459,10 @@ class Agent:
         self._fill(record, parsed, reply)
         if self.cache is not None:
             self.cache.keep(step, obs, reply, parsed.action, secrets)
-        self._decide(record, parsed, obs, state, step)
+        stuck = False
+        if self.policy.check(parsed.action)[0]:  # compares frames (and may grab two more) only on a repeat
+            stuck = await asyncio.to_thread(state.is_stuck, parsed.action, obs, self.policy.stuck_repeats, self._grab)
+        self._decide(record, parsed, obs, state, step, stuck=stuck)
         record.timings_ms = timings
         t = time.perf_counter()
         self._record(record)
@@ -574,10 +577,11 @@ class Agent:
         record.element_info = parsed.element_info
         record.memory = parsed.memory
 
-    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "RunState", step: int) -> None:
+    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "RunState", step: int,
+                *, stuck: bool = False) -> None:
         t = time.perf_counter()
         allowed, reason = self.policy.check(parsed.action)
-        if allowed and state.is_stuck(parsed.action, obs, self.policy.stuck_repeats):
+        if allowed and stuck:
             record.policy = PolicyDecision(allowed=False, reason=f"stuck: the same action {self.policy.stuck_repeats} times with no screen change")
             record.timings_ms["policy"] = _ms(t)
             self._record(record)
