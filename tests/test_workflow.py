@@ -213,3 +213,41 @@ def test_foreach_does_not_follow_a_link_an_app_planted_in_its_share(tmp_path):
     assert result.steps[-1].message == (f"foreach: {tmp_path / 'out' / 'rows.csv'} is a symbolic link: "
                             "checks do not follow links (an app may have made it)")
     assert "host-only-secret" not in (tmp_path / "run" / "report.html").read_text()
+
+
+COUNTER = __import__("pathlib").Path(__file__).resolve().parent.parent / "deskpilot" / "eval" / "example" / "counter.py"
+
+
+def test_an_expect_check_step_asks_the_workflows_model(tmp_path, monkeypatch):
+    """`check: {expect: ...}` gets the workflow's backend (here --script replies) and the real screen it judges."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow.yaml").write_text(
+        "name: judged\n"
+        f"desktop: {{size: 800x600, apps: ['python3 {COUNTER}']}}\n"
+        "steps:\n"
+        "  - wait_for_window: 'Counter: 0'\n"
+        "  - check: [{expect: the counter shows 0}, {window_title: 'Counter: 0'}]\n"
+        "  - check: {expect: the counter shows 7}\n"
+    )
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps(["<think>A big 0 in the middle.</think>yes, the counter reads 0.",
+                                  "no, it reads 0, not 7."]))
+    result = runner.invoke(app, ["workflow", "check", "flow.yaml"])
+    assert result.exit_code == 0 and "note: expect checks (step 2, 3) ask a model" in result.output, result.output
+    result = runner.invoke(app, ["workflow", "run", "flow.yaml", "--script", str(script), "--out", "run"])
+    assert result.exit_code == 1, result.output
+    steps = [r for r in read_log(tmp_path / "run") if r["record"] == "step"]
+    assert [s["status"] for s in steps] == ["passed", "passed", "failed"]
+    assert steps[1]["checks"][0]["message"] == "model says yes: the counter reads 0."
+    assert "model says no: it reads 0, not 7." in steps[2]["message"]
+    asked = [json.loads(line) for line in (tmp_path / "run" / "check_2" / "trajectory.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in asked] == ["ask"] and (tmp_path / "run" / "check_2" / "query_001.png").is_file()
+
+
+def test_expect_checks_need_a_model_before_anything_starts(tmp_path):
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    flow = parse_workflow("steps:\n  - sleep: 0\n  - foreach: rows.csv\n    steps:\n      - check: {expect: it is saved}\n",
+                          "f.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"step 2\.1 has an expect check, which asks a model: give one"):
+        run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert not (tmp_path / "run").exists()

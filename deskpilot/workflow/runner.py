@@ -11,6 +11,7 @@ columns); ``shared`` runs the rows one after another on the current one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -41,6 +42,26 @@ class _Stop(Exception):
 
 def _needs_agent(steps) -> bool:
     return any(isinstance(s, AgentStep) or (isinstance(s, ForeachStep) and _needs_agent(s.steps)) for s in steps)
+
+
+def _asks_model(check: Any) -> bool:
+    return isinstance(check, dict) and "file" not in check and "expect" in check
+
+
+def expect_steps(steps, prefix: str = "") -> list[str]:
+    """Numbers of the check steps with an ``expect`` check: it asks the model, so the run needs one."""
+    found: list[str] = []
+    for i, step in enumerate(steps, 1):
+        if isinstance(step, CheckStep) and any(_asks_model(c) for c in step.checks):
+            found.append(f"{prefix}{i}")
+        elif isinstance(step, ForeachStep):
+            found += expect_steps(step.steps, f"{prefix}{i}.")
+    return found
+
+
+def needs_model(steps) -> bool:
+    """Agent steps, or check steps with ``expect``: the workflow needs a backend (--base-url or --script)."""
+    return _needs_agent(steps) or bool(expect_steps(steps))
 
 
 def _label(step, values: Mapping[str, str]) -> str:
@@ -218,10 +239,26 @@ class WorkflowRun:
         raise CheckFailed(f"agent ended {run.status.value}" + (f": {run.reason}" if run.reason else ""))
 
     def check(self, step: CheckStep, number: str, values: dict[str, str], result: StepResult) -> None:
+        with contextlib.ExitStack() as stack:
+            ask = self._asker(step, number, stack)
+            self._run_checks(step, number, values, result, ask)
+
+    def _asker(self, step: CheckStep, number: str, stack: contextlib.ExitStack):
+        """``expect`` checks ask the workflow's model about the screen; the exchange goes to RUN/check_N/."""
+        if self.backend is None or self.desk is None or not any(_asks_model(c) for c in step.checks):
+            return None
+        from deskpilot.agent.loop.agent import Agent
+
+        agent = stack.enter_context(Agent(self.backend, self.desk, self.make_dialect(self.instructions, self.secrets),
+                                          run_dir=self.run_dir / f"check_{number.replace('.', '_')}", report=False,
+                                          run_info={"workflow": self.flow.name, "workflow_step": number}))
+        return agent.ask
+
+    def _run_checks(self, step: CheckStep, number: str, values: dict[str, str], result: StepResult, ask) -> None:
         failed = []
         for n, raw in enumerate(step.checks, 1):
             obj = substitute_all(raw, values)
-            outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir,
+            outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir, ask=ask,
                                        prefix=f"check_{number.replace('.', '_')}_{n}")
             result.checks.append({"label": self.redact(outcome.label), "passed": outcome.passed,
                                   "message": self.redact(outcome.message)})
@@ -323,6 +360,9 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
         raise ConfigError(f"secret {missing[0]} is not set: export {missing[0]}=... before running")
     if backend is None and _needs_agent(flow.steps):
         raise ConfigError("this workflow has agent steps: give a model (--base-url URL) or recorded replies (--script FILE)")
+    if backend is None and (asking := expect_steps(flow.steps)):
+        raise ConfigError(f"step {asking[0]} has an expect check, which asks a model: give one (--base-url URL) "
+                          f"or recorded replies (--script FILE)")
     secrets = {name: env[name] for name in flow.secrets}
     base = Path(base_dir or Path.cwd()).resolve()
     run_dir = Path(run_dir)
