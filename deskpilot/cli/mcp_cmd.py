@@ -82,4 +82,4 @@ def mcp(
         pass
     finally:
         if live_view is not None:
-            live_view.stop()
+            live_view.finish(linger=0)  # the server is shutting down: nothing to show

@@ -114,8 +114,8 @@ def run(
     finally:
         if backend is not None:
             backend.close()
-        if view is not None:
-            view.stop()
+        if view is not None:  # a watching page keeps the final screen and result a few seconds
+            view.finish(say=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
         if recorder is not None:
             written = recorder.close()
             if written is not None:
