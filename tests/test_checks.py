@@ -368,3 +368,33 @@ def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatc
     monkeypatch.setattr(files, "MAX_BYTES", 4)
     big = run_checks([{"file": "share/ok.txt", "contains": "good"}], ctx)[0]
     assert not big.passed and big.message == f"{share / 'ok.txt'} is larger than the 4 bytes a check reads"
+
+
+def test_modified_during_run_fails_an_old_file_and_is_the_default_for_new_ones(tmp_path):
+    """An output left by an earlier run passes a plain check; modified_during_run tells it from a fresh one."""
+    import os
+
+    from deskpilot.agent.checks.files import existing, file_clock
+
+    old, fresh = tmp_path / "old.pdf.txt", tmp_path / "fresh.txt"
+    old.write_text("Invoice 41")
+    os.utime(old, (old.stat().st_atime - 3600, old.stat().st_mtime - 3600))  # from an earlier run
+    checks = [{"file": "old.pdf.txt", "contains": "Invoice"},
+              {"file": "old.pdf.txt", "contains": "Invoice", "modified_during_run": True},
+              {"file": "fresh.txt", "contains": "new"},  # did not exist at the start: must be new (default)
+              {"file": "fresh.txt", "exists": True, "modified_during_run": True},
+              {"file": "gone.txt", "exists": False, "modified_during_run": True}]
+    before = existing(checks, tmp_path)
+    started = file_clock(tmp_path)
+    fresh.write_text("new")
+    ctx = CheckContext(base_dir=tmp_path, run_started_ns=started, existed=before)
+    results = run_checks(checks, ctx)
+    assert [r.passed for r in results] == [True, False, True, True, True], [r.line() for r in results]
+    assert results[1].message.startswith(f"{old} was not written during this run: last modified 36")
+    assert results[1].evidence["modified_during_run"] is False
+    assert before == {str(old)}
+    # fresh.txt was there before a second run started and not written since: only an explicit request fails it
+    os.utime(fresh, (fresh.stat().st_atime - 10, fresh.stat().st_mtime - 10))
+    again = CheckContext(base_dir=tmp_path, run_started_ns=file_clock(tmp_path), existed=existing(checks, tmp_path))
+    assert [r.passed for r in run_checks(checks[2:4], again)] == [True, False]
+    assert parse_check(checks[1]).spec() == checks[1]

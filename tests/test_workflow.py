@@ -251,3 +251,47 @@ def test_expect_checks_need_a_model_before_anything_starts(tmp_path):
     with pytest.raises(ConfigError, match=r"step 2\.1 has an expect check, which asks a model: give one"):
         run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
     assert not (tmp_path / "run").exists()
+
+
+@needs_mousepad
+def test_a_dialog_with_the_focus_gets_no_typing_and_old_outputs_fail(tmp_path):
+    """Save As opens a dialog that takes the focus: a `type` step guarded by `window:` fails and types nothing.
+    An output left by an earlier run fails `modified_during_run`; the file this run wrote passes by default."""
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.txt").write_text("from last week\n")
+    stamp = (out / "report.txt").stat()
+    os.utime(out / "report.txt", (stamp.st_atime - 3600, stamp.st_mtime - 3600))
+    text = (
+        "name: guarded\n"
+        "desktop: {size: 1024x700, apps: ['mousepad out/notes.txt'], shares: [out]}\n"
+        "steps:\n"
+        "  - wait_for_window: notes.txt\n"
+        "  - type: 'first line'\n"
+        "    window: notes.txt\n"
+        "  - key: ctrl+s\n"
+        "    window: notes.txt\n"
+        "  - wait_for_window: notes.txt - Mousepad\n"
+        "  - check:\n"
+        "      - {file: out/notes.txt, contains: first line}\n"
+        "      - {file: out/report.txt, contains: last week}\n"
+        "  - key: ctrl+shift+s\n"
+        "  - wait_for_window: Save As\n"
+        "  - type: ' second line'\n"
+        "    window: notes.txt\n"
+    )
+    flow = parse_workflow(text, "guarded.yaml", base_dir=tmp_path)
+    result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed"] * 7 + ["failed"], [(s.label, s.message) for s in result.steps]
+    guard = result.steps[-1]
+    assert guard.message.startswith("not sent: the focused window is 'Save As', not one titled 'notes.txt'")
+    assert (out / "notes.txt").read_text().rstrip("\n") == "first line"  # nothing typed anywhere after
+
+    stale = parse_workflow("steps:\n  - check:\n      - {file: out/report.txt, contains: last week, modified_during_run: true}\n"
+                           "      - {file: out/notes.txt, exists: true}\n", "stale.yaml", base_dir=tmp_path)
+    result = run_workflow(stale, tmp_path / "run2", base_dir=tmp_path)
+    assert not result.ok
+    assert result.steps[0].checks[0]["message"].startswith(f"{out / 'report.txt'} was not written during this run")
+    assert result.steps[0].checks[1]["passed"]  # it existed before this run: no default

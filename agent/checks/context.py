@@ -35,6 +35,9 @@ class CheckContext:
     - ``out_dir``: where diff images are written (the run folder); ``prefix``
       names them (``check_03_diff.png``).
     - ``record``: called with every CheckResult as it is made (the trajectory).
+    - ``run_started_ns``: when the run started, on the file system's clock
+      (``files.file_clock``); ``existed``: the checked files that existed then.
+      File checks use them for ``modified_during_run``.
     - ``update_baselines``: a screenshot check whose baseline is missing or
       differs writes the current screen as the new baseline and passes
       (default: ``$DESKPILOT_UPDATE_BASELINES``, set by ``--update-baselines``).
@@ -48,6 +51,8 @@ class CheckContext:
     prefix: str = "check"
     record: Callable[[Any], None] | None = None
     index: int = 0  # number of the check being run (set by run_checks)
+    run_started_ns: int | None = None
+    existed: set[str] | None = None
     update_baselines: bool = field(default_factory=updating_baselines)
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -321,7 +322,62 @@ def locate(named: str, base: Path) -> tuple[Path, Path]:
     return path, anchor
 
 
-def evaluate(check: m._FileCheck, base: Path) -> Outcome:
+def file_clock(folder: Path) -> int:
+    """The file system's "now" in ns: the mtime of a file made in ``folder`` just now.
+
+    A run's start is stamped this way, not with time.time(): file times come
+    from the kernel's coarse clock, which lags time.time() by up to a tick,
+    so a file written just after the start could look older than it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".deskpilot-clock-", dir=folder)
+    try:
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def existing(checks, base: Path) -> set[str]:
+    """The files the file checks name that exist now (noted when a run starts)."""
+    found = set()
+    for check in checks:
+        check = m.parse_check(check)
+        if isinstance(check, m._FileCheck):
+            path = Path(os.path.normpath(m.resolve(check.file, base)))
+            if os.path.lexists(path):
+                found.add(str(path))
+    return found
+
+
+def _written_during(check: m._FileCheck, base: Path, since_ns: int | None,
+                    existed: set[str] | None) -> Outcome | None:
+    """A failed Outcome when the file must be new from this run and is not; None when that holds or is not asked."""
+    path = Path(os.path.normpath(m.resolve(check.file, base)))
+    wanted = check.modified_during_run
+    if wanted is None:  # the default: files that were not there when the run started are its outputs
+        wanted = existed is not None and str(path) not in existed
+    if not wanted or (check.kind == "file_exists" and not check.exists):  # type: ignore[attr-defined]
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None  # missing: the check itself says so
+    if since_ns is None:
+        return False, f"modified_during_run: {path} cannot be checked without a run start", {"path": str(path)}
+    if info.st_mtime_ns >= since_ns:
+        return None
+    age = (since_ns - info.st_mtime_ns) / 1e9
+    evidence = {"path": str(path), "modified_during_run": False, "older_by_s": round(age, 3)}
+    return False, (f"{path} was not written during this run: last modified {age:.1f} s before it started "
+                   f"(an old file)"), evidence
+
+
+def evaluate(check: m._FileCheck, base: Path, *, since_ns: int | None = None, existed: set[str] | None = None) -> Outcome:
+    """One file check; with ``since_ns`` (the run's start, file_clock) also whether it was written since."""
+    stale = _written_during(check, base, since_ns, existed)
+    if stale is not None:
+        return stale
     if check.kind == "file_exists":
         return exists(check, m.resolve(check.file, base))  # type: ignore[arg-type]
     path, anchor = locate(check.file, base)

@@ -45,7 +45,12 @@ def _short(text: Any, limit: int = 60) -> str:
 
 
 class _FileCheck(_Check):
+    """A check on a file. ``modified_during_run: true`` also asks that the file was written after the
+    run started (an old output left from an earlier run fails); unset, it holds for files that did not
+    exist when the run started (runs, evaluations and workflows note which ones at their start)."""
+
     file: str
+    modified_during_run: bool | None = None
 
     def _required(self) -> dict[str, Any]:
         return {"file": self.file}
@@ -102,7 +107,8 @@ class FileJson(_FileCheck):
         return f"file {self.file} has {self.json_.path or '(document)'} == {_short(self.json_.equals)}"
 
     def spec(self) -> dict[str, Any]:
-        return {"file": self.file, "json": self.json_.model_dump(mode="json")} | ({"name": self.name} if self.name else {})
+        return ({"file": self.file, "json": self.json_.model_dump(mode="json")} | ({"name": self.name} if self.name else {})
+                | ({"modified_during_run": self.modified_during_run} if self.modified_during_run is not None else {}))
 
 
 class CsvAt(BaseModel):
@@ -183,7 +189,8 @@ class FileSheetCell(_FileCheck):
         cell = self.xlsx_cell.model_dump(mode="json", exclude_none=True)
         if self.xlsx_cell.wants_value():
             cell["equals"] = self.xlsx_cell.equals
-        return {"file": self.file, "xlsx_cell": cell} | ({"name": self.name} if self.name else {})
+        return ({"file": self.file, "xlsx_cell": cell} | ({"name": self.name} if self.name else {})
+                | ({"modified_during_run": self.modified_during_run} if self.modified_during_run is not None else {}))
 
 
 class FilePdfContains(_FileCheck):

@@ -33,7 +33,8 @@ def run_check(check: Any, ctx: CheckContext) -> CheckResult:
     started = time.perf_counter()
     try:
         if isinstance(check, _FileCheck):
-            passed, message, evidence = files.evaluate(check, ctx.base_dir)
+            passed, message, evidence = files.evaluate(check, ctx.base_dir, since_ns=ctx.run_started_ns,
+                                                       existed=ctx.existed)
         else:
             passed, message, evidence = screen.EVALUATORS[check.kind](check, ctx)
     except (DeskpilotError, OSError, ValueError) as err:  # a broken file or a missing extra fails the check
@@ -83,6 +84,8 @@ def verify_run(agent) -> tuple[Any, str]:
         agent.check_results.append(result)
 
     ctx = CheckContext(base_dir=agent.check_base, screen=settled, sandbox=agent.sandbox,
-                       ask=agent.ask if agent.backend is not None else None, out_dir=agent.run_dir, record=record)
+                       ask=agent.ask if agent.backend is not None else None, out_dir=agent.run_dir, record=record,
+                       run_started_ns=getattr(agent, "files_started_ns", None),
+                       existed=getattr(agent, "files_before", None))
     summary = failure_summary(run_checks(agent.checks, ctx))
     return (Status.FAILED, summary) if summary else (Status.PASSED, "")

@@ -193,6 +193,8 @@ class Agent:
         self._output: Any = None
         self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
         self.check_base = Path(check_base) if check_base is not None else Path.cwd()
+        self.files_started_ns: int | None = None  # set when the run starts (file checks' modified_during_run)
+        self.files_before: set[str] | None = None
         self.check_results: list = []
         self.cache = cache  # a deskpilot.agent.records.cache.RunCache: cached actions while the screen matches
 
@@ -297,6 +299,11 @@ class Agent:
             raise UsageError("an Agent runs one task (one run folder); make a new Agent for the next task")
         self._open_trajectory(task)
         self.trajectory.write_settings(self._settings_dump(task))
+        if self.checks:  # what "written during this run" means for the file checks (modified_during_run)
+            from deskpilot.agent.checks.files import existing, file_clock
+
+            self.files_started_ns = file_clock(self.run_dir)
+            self.files_before = existing(self.checks, self.check_base)
         self.on_event(RunStarted(task=task, run_dir=str(self.run_dir), max_steps=self.policy.max_steps))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deskpilot.agent.checks.files import Unreadable, locate, read_file
+from deskpilot.agent.checks.files import Unreadable, file_clock, locate, read_file
+from deskpilot.agent.checks.models import resolve
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
@@ -105,6 +106,9 @@ class WorkflowRun:
         self.results: list[StepResult] = []
         self.desk: Session | None = None
         self.not_run = 0  # top-level steps not run because an earlier one failed
+        self.started_ns = file_clock(run_dir)  # check files modified before this are not this run's outputs
+        self.noted: set[str] = set()  # check files whose existence at the start was noted
+        self.existed: set[str] = set()  # ... and those that existed then (default of modified_during_run)
 
     # -- desktops ---------------------------------------------------------------------
     def open_desktop(self, values: Mapping[str, str]):
@@ -128,7 +132,25 @@ class WorkflowRun:
             desk.close()
 
     # -- steps ------------------------------------------------------------------------------
+    def note_outputs(self, steps, values: Mapping[str, str]) -> None:
+        """Before a list of steps runs: which files its check steps name exist already (first sighting wins)."""
+        for step in steps:
+            if not isinstance(step, CheckStep):
+                continue
+            for raw in step.checks:
+                try:
+                    obj = substitute_all(raw, values)
+                except ConfigError:  # a variable an agent step sets later: noted when the check runs
+                    continue
+                if isinstance(obj, dict) and "file" in obj:
+                    path = str(Path(os.path.normpath(resolve(str(obj["file"]), self.base_dir))))
+                    if path not in self.noted:
+                        self.noted.add(path)
+                        if os.path.lexists(path):
+                            self.existed.add(path)
+
     def run_steps(self, steps, prefix: str, values: dict[str, str]) -> None:
+        self.note_outputs(steps, values)
         for i, step in enumerate(steps, 1):
             number = f"{prefix}{i}"
             if not prefix:
@@ -182,8 +204,10 @@ class WorkflowRun:
         if isinstance(step, LaunchStep):
             desk.launch(sub(step.launch), wait=step.wait, timeout=step.timeout)
         elif isinstance(step, TypeStep):
+            self.guard_focus(step, values)
             desk.type(sub(step.type))
         elif isinstance(step, KeyStep):
+            self.guard_focus(step, values)
             desk.key(sub(step.key))
         elif isinstance(step, SleepStep):
             time.sleep(step.sleep)
@@ -208,6 +232,18 @@ class WorkflowRun:
             return
         if isinstance(step, _DESKTOP_STEPS):
             result.screenshot = self.snapshot(number)
+
+    def guard_focus(self, step, values: Mapping[str, str]) -> None:
+        """A step's ``window:``: CheckFailed (nothing typed) unless the focused window's title contains it."""
+        if step.window is None:
+            return
+        from deskpilot.agent.checks import CheckContext
+
+        title = substitute(step.window, values)
+        titles, active = CheckContext(sandbox=self.desk).window_titles()
+        if active is None or title not in active:
+            raise CheckFailed(f"not sent: the focused window is {active!r}, not one titled {title!r} "
+                              f"(windows: {titles})")
 
     def agent(self, step: AgentStep, number: str, values: dict[str, str], result: StepResult) -> None:
         from deskpilot.agent.loop.answers import AnswerSchema
@@ -259,7 +295,8 @@ class WorkflowRun:
         for n, raw in enumerate(step.checks, 1):
             obj = substitute_all(raw, values)
             outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir, ask=ask,
-                                       prefix=f"check_{number.replace('.', '_')}_{n}")
+                                       prefix=f"check_{number.replace('.', '_')}_{n}", since_ns=self.started_ns,
+                                       existed=self.existed)
             result.checks.append({"label": self.redact(outcome.label), "passed": outcome.passed,
                                   "message": self.redact(outcome.message)})
             if not outcome.passed:
