@@ -79,3 +79,33 @@ def test_batch_letters_one_pdf_per_row(tmp_path, monkeypatch):
     expected = {"1": ("Grace Hopper", "Arlington"), "2": ("Ada Lovelace", "London"), "3": ("Alan Turing", "Wilmslow")}
     for key, (name, city) in expected.items():
         assert pdf_text(work / f"letter-{key}.pdf") == f"Dear {name}, Your membership in {city} is confirmed."
+
+
+@needs_office
+def test_batch_letters_over_last_runs_pdfs_stops_instead_of_passing_on_them(tmp_path, monkeypatch):
+    """A re-run: letter-1.pdf is there from before, with the very text the check asks for. LibreOffice asks
+    "replace?" and exports nothing; the check must not pass on the old PDF, and no row types into the dialog."""
+    import os
+
+    from test_checks import tiny_pdf
+
+    from deskpilot.workflow.record import read_log
+
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(EXAMPLES / "batch-letters" / "members.csv", work / "members.csv")
+    old = work / "letter-1.pdf"
+    old.write_bytes(tiny_pdf("Dear Grace Hopper, Your membership in Arlington is confirmed."))
+    os.utime(old, (old.stat().st_atime - 3600, old.stat().st_mtime - 3600))
+    before = old.read_bytes()
+    flow = EXAMPLES / "batch-letters" / "workflow.yaml"
+    result = runner.invoke(app, ["workflow", "run", str(flow), "--script", str(EXAMPLES / "batch-letters" / "replies.json"),
+                                 "--out", "run", "--quiet"])
+    assert result.exit_code == 1, result.output
+    steps = [r for r in read_log(tmp_path / "run") if r["record"] == "step"]
+    failed = steps[-1]
+    assert failed["number"] == "2.1.6" and failed["status"] == "failed", [(s["number"], s["message"]) for s in steps]
+    assert f"{old} was not written during this run" in failed["message"]
+    assert old.read_bytes() == before
+    assert sorted(p.name for p in work.iterdir()) == ["letter-1.pdf", "members.csv"]  # no stray file from row 2
