@@ -398,3 +398,20 @@ def test_modified_during_run_fails_an_old_file_and_is_the_default_for_new_ones(t
     again = CheckContext(base_dir=tmp_path, run_started_ns=file_clock(tmp_path), existed=existing(checks, tmp_path))
     assert [r.passed for r in run_checks(checks[2:4], again)] == [True, False]
     assert parse_check(checks[1]).spec() == checks[1]
+
+
+def test_a_file_check_after_done_waits_for_the_app_to_finish_writing(tmp_path):
+    """LibreOffice redraws before it writes the file: the check reads it again until it holds (up to a limit)."""
+    import threading
+
+    out = tmp_path / "sales.csv"
+    out.write_text("region,q1\n")
+    check = {"file": "sales.csv", "contains": "Total"}
+    assert not run_checks([check], CheckContext(base_dir=tmp_path))[0].passed  # no wait: reads the old file
+    writer = threading.Timer(0.5, lambda: out.write_text("region,q1\nTotal,455\n"))
+    writer.start()
+    result = run_checks([check], CheckContext(base_dir=tmp_path, file_wait_s=10))[0]
+    writer.join()
+    assert result.passed and 0.4 < result.ms / 1000 < 10, result.line()
+    late = run_checks([{"file": "sales.csv", "contains": "never"}], CheckContext(base_dir=tmp_path, file_wait_s=0.3))[0]
+    assert not late.passed and late.ms >= 300

@@ -37,7 +37,9 @@ class CheckContext:
     - ``record``: called with every CheckResult as it is made (the trajectory).
     - ``run_started_ns``: when the run started, on the file system's clock
       (``files.file_clock``); ``existed``: the checked files that existed then.
-      File checks use them for ``modified_during_run``.
+      File checks use them for ``modified_during_run``. ``file_wait_s``: a
+      failing file check is read again until it holds, up to this long (apps
+      write files after their screen has settled).
     - ``update_baselines``: a screenshot check whose baseline is missing or
       differs writes the current screen as the new baseline and passes
       (default: ``$DESKPILOT_UPDATE_BASELINES``, set by ``--update-baselines``).
@@ -53,6 +55,7 @@ class CheckContext:
     index: int = 0  # number of the check being run (set by run_checks)
     run_started_ns: int | None = None
     existed: set[str] | None = None
+    file_wait_s: float = 0.0  # a failing file check is read again until it holds, for up to this long
     update_baselines: bool = field(default_factory=updating_baselines)
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None

@@ -41,10 +41,11 @@ def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path |
     """
     from deskpilot.agent.checks import CheckContext
     from deskpilot.agent.checks import run_check as run_one
+    from deskpilot.agent.checks.runner import FILE_WAIT_S
 
     ctx = CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
                        sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix,
-                       run_started_ns=since_ns, existed=existed)
+                       run_started_ns=since_ns, existed=existed, file_wait_s=FILE_WAIT_S)
     result = run_one(obj, ctx)
     return Outcome(result.passed, result.label, result.message, dict(result.evidence))
 
