@@ -5,6 +5,7 @@
     │   ├── ConfigError                 a setting, flag, config or spec file
     │   └── RunFolderError              a run folder that is missing, broken or already used
     ├── SandboxError (RuntimeError)     the desktop could not start, or an app would not
+    │   └── DeskStartError              its display or window manager failed (a machine fault; pools retry)
     ├── CaptureError (RuntimeError)     the screen could not be read
     ├── BackendError (RuntimeError)     a model call failed (status_code, retryable)
     ├── ParseError (ValueError)         a model reply is not an action (message is for the model)
@@ -41,6 +42,22 @@ class RunFolderError(UsageError):
 
 class SandboxError(DeskpilotError, RuntimeError):
     """A one-line, user-facing message, e.g. ``Xvfb not found: apt-get install xvfb``."""
+
+
+class DeskStartError(SandboxError):
+    """The display (Xvfb) or its window manager (openbox) failed to start.
+
+    A fault of the machine at that moment (load, a race), not of the task or
+    the user: a pool retries it on a fresh desk. ``logs`` holds their logs
+    (file name -> text), read before the sandbox's folder was deleted, so the
+    evidence outlives the sandbox. ``failures`` lists every failed start of
+    one retried build (this one last).
+    """
+
+    def __init__(self, message: str, *, logs: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.logs = dict(logs or {})
+        self.failures: list[DeskStartError] = [self]
 
 
 class CaptureError(DeskpilotError, RuntimeError):

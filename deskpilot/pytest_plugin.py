@@ -60,6 +60,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "test"
 
 
+def run_name(count: int, what: str) -> str:
+    """``01-Compute_6_times_7_with_the_calculator``: numbered, cut, no trailing dot."""
+    from deskpilot.agent.records.rundir import trim_name
+
+    return f"{count:02d}-{trim_name(_slug(what)[:40]) or 'test'}"
+
+
 @pytest.fixture
 def desktop_share(tmp_path: Path) -> Path:
     """A folder of this test's own, bound read-write into its desktop (``{share}`` in app commands)."""
@@ -132,7 +139,7 @@ class Pilot:
 
     def _run_dir(self, what: str) -> Path:
         self._count += 1
-        return self.runs / f"{self._count:02d}-{_slug(what)[:40]}"
+        return self.runs / run_name(self._count, what)
 
     def do(self, task: str, *, cache: str | os.PathLike | None = None, checks: Any = (),
            max_steps: int = 30, **loop: Any):

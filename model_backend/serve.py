@@ -41,8 +41,12 @@ SGLANG_RECIPE = ["--tool-call-parser", "glm45", "--reasoning-parser", "glm45"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _WORKDIRS: dict[int, Path] = {}  # server pid -> its alias folder
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_.]*(?:Error|Exception)):\s*(.+)$")
+# GLM-4.5V's parsers (`--tool-call-parser glm45`, `--reasoning-parser glm45`) and its
+# architecture (Glm4vMoe): vLLM 0.10.0 rejects the parser flag, 0.10.1.1 accepts it.
+VLLM_NEEDS = {"vllm": "0.10.1.1", "transformers": "4.55"}
+VLLM_INSTALL = "pip install -U 'deskpilot[vllm]'"
 INSTALL_HINTS = {
-    "vllm": "vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)",
+    "vllm": f"vllm is not installed (no `vllm` on PATH): {VLLM_INSTALL} (needs NVIDIA GPUs)",
     "sglang": "sglang is not installed: pip install 'sglang[all]' (needs NVIDIA GPUs)",
     "transformers": "`transformers serve` is not installed: pip install 'deskpilot[transformers]'",
 }
@@ -124,11 +128,39 @@ def _executable(engine: Engine, *, required: bool) -> list[str]:
     return [found or name, "serve"]
 
 
+def check_vllm_versions() -> None:
+    """Refuse, in one line, a vLLM (or transformers) too old for GLM-4.5V, before starting it.
+
+    An old vLLM would start, load for minutes, then stop on an unknown
+    ``--tool-call-parser glm45``. Versions are read from the installed
+    packages' metadata of this Python (where ``deskpilot[vllm]`` puts them);
+    a ``vllm`` found only elsewhere on PATH cannot be read and is trusted.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package, needed in VLLM_NEEDS.items():
+        try:
+            have = version(package)
+        except PackageNotFoundError:
+            continue
+        from packaging.version import InvalidVersion, Version  # a dependency of vllm and transformers
+
+        try:
+            old = Version(have) < Version(needed)
+        except InvalidVersion:
+            continue
+        if old:
+            raise BackendError(f"{package} {have} is installed, GLM-4.5V under vLLM needs {package}>={needed} "
+                               f"(the glm45 tool-call and reasoning parsers): {VLLM_INSTALL}")
+
+
 def build_command(opts: ServeOptions, *, require_engine: bool = True) -> list[str]:
     """The server's argv, recipe flags included; extra args go last."""
     _check_tp(opts)
     model = opts.model_id()
     head = _executable(opts.engine, required=require_engine)
+    if opts.engine is Engine.vllm and require_engine:
+        check_vllm_versions()
     port = ["--port", str(opts.port), "--host", opts.host]
     if opts.engine is Engine.vllm:
         body = [model, "--tensor-parallel-size", str(opts.tensor_parallel_size), *VLLM_RECIPE,

@@ -37,10 +37,11 @@ from deskpilot.sandbox import isolation as iso
 from deskpilot.sandbox import spawn, wm, x11
 from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
-from deskpilot.sandbox.errors import SandboxError
+from deskpilot.sandbox.errors import DeskStartError, SandboxError
 from deskpilot.sandbox.tools import require
 from deskpilot.sandbox.xauth import write_cookie
 from deskpilot.sandbox.xvfb import start_xvfb
+from Xlib.error import DisplayError as XDisplayError, XError
 
 _SUPERVISOR = Path(__file__).with_name("_supervisor.py")
 _DEPTHS = (8, 15, 16, 24, 30)
@@ -124,6 +125,10 @@ class Sandbox:
             )  # fmt: skip
             if window_manager:
                 self._start_wm()
+        except (SandboxError, OSError, XDisplayError, XError) as exc:
+            logs = self._read_logs()  # before close() deletes them: the evidence of a machine fault
+            self.close()
+            raise DeskStartError(_start_failure(exc, logs), logs=logs) from exc
         except BaseException:
             self.close()
             raise
@@ -250,6 +255,18 @@ class Sandbox:
         return f"Sandbox(display={getattr(self, 'display', '?')!r}, size={self.size}, {self.isolation}, {state})"
 
     # -- internals --------------------------------------------------------
+
+    def _read_logs(self, limit: int = 64 * 1024) -> dict[str, str]:
+        """The display's and window manager's logs (the last ``limit`` bytes of each), by file name."""
+        logs: dict[str, str] = {}
+        for path in sorted(self._logs.glob("*")) if self._logs.is_dir() else []:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(max(0, path.stat().st_size - limit))
+                    logs[path.name] = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+        return logs
 
     def _check_open(self) -> None:
         if self._closed:
@@ -418,3 +435,13 @@ def _start_supervisor(root: Path) -> subprocess.Popen:
         death_signal=None, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True, start_new_session=True,
     )  # fmt: skip
+
+
+def _start_failure(exc: BaseException, logs: dict[str, str]) -> str:
+    """One line: what failed, and the first and last thing the window manager said (if anything)."""
+    said = [line.strip() for name, text in logs.items() if name.endswith(".err") for line in text.splitlines()]
+    said = [line for line in said if line]
+    message = str(exc) or type(exc).__name__
+    if not said:
+        return message
+    return f"{message}: {said[0][:160]}" + (f" ... {said[-1][:160]}" if len(said) > 1 else "")

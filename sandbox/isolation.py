@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -255,12 +256,30 @@ def bwrap_argv(
     return [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(spec)]
 
 
+_APP_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@functools.cache
+def user_shell() -> str:
+    """The shell terminals in the sandbox start (xterm reads ``$SHELL``).
+
+    The user's own ``$SHELL`` when it is a system shell the sandbox can see
+    (under /bin or /usr), else bash where installed, else /bin/sh. Without it
+    xterm falls back to the passwd entry, which inside the sandbox is ``sh``:
+    no history, no line editing, ``ctrl+l`` printed as ``^L``.
+    """
+    mine = os.environ.get("SHELL", "")
+    if mine.startswith(("/bin/", "/usr/")) and os.access(mine, os.X_OK):
+        return mine
+    return shutil.which("bash", path=_APP_PATH) or "/bin/sh"
+
+
 def app_env(layout: Layout, extra: dict[str, str] | None, *, isolated: bool) -> dict[str, str]:
     """The app's whole environment: nothing of the host's but locale (no API keys, no secrets)."""
     env = {key: os.environ[key] for key in _BASE_ENV_KEYS if key in os.environ}
     home, xauthority = (INSIDE_HOME, INSIDE_XAUTHORITY) if isolated else (layout.home, layout.xauthority)
     env.update(
-        PATH="/usr/local/bin:/usr/bin:/bin", HOME=str(home), USER="user", LOGNAME="user",
+        PATH=_APP_PATH, HOME=str(home), USER="user", LOGNAME="user", SHELL=user_shell(),
         TMPDIR="/tmp" if isolated else str(layout.tmp), DISPLAY=f":{layout.display}", XAUTHORITY=str(xauthority),
     )  # fmt: skip
     env.update(extra or {})

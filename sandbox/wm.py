@@ -79,7 +79,7 @@ def wait_for_wm(display: str, xauthority: Path, alive, timeout: float = 10.0, co
     try:
         while not wm_running(conn):
             if not alive():
-                raise SandboxError("openbox exited during startup (see its log in the sandbox dir)")
+                raise SandboxError("openbox exited during startup")
             if time.monotonic() > deadline:
                 raise SandboxError(f"openbox did not start within {timeout:.0f} s")
             time.sleep(0.01)

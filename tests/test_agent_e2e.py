@@ -310,3 +310,36 @@ def test_skip_mode_tells_the_model_instead_of_stopping(tmp_path, form):
     history = " ".join(p.text for p in backend.requests[1].messages[0].content if p.type == "text")
     assert "not performed" in history and "denied region" in history
     assert not any(e["event"] == "click" for e in seen["events"])
+
+
+COUNTER = Path(__file__).resolve().parent.parent / "deskpilot" / "eval" / "example" / "counter.py"
+
+
+def test_a_repeated_action_with_a_small_effect_is_not_stuck(tmp_path):
+    """Pressing 'Add one' four times changes one small number each time: that is progress, not a stuck loop."""
+    press = box("left_click(start_box='[350,600]', element_info='Add one button')")
+    titles: list[str] = []
+
+    def inspect(sb, handles):
+        from deskpilot.sandbox import x11
+
+        conn = x11.connect(sb.display, sb.xauthority)
+        try:
+            titles.extend(x11.window_title(conn, wid) for wid in x11.client_windows(conn))
+        finally:
+            conn.close()
+
+    result, _ = drive(tmp_path, [press] * 4 + [box("DONE()")], task="press 'Add one' four times",
+                      apps=[app_from_command(f"python3 {COUNTER} --small")],
+                      policy=Policy(stuck_repeats=3, max_steps=8), inspect=inspect)
+    assert result.status == Status.DONE, result.reason
+    assert "Counter: 4" in titles, titles
+
+
+def test_a_repeated_action_on_an_unchanged_screen_is_still_stuck(tmp_path):
+    """The same press where nothing reacts (the empty background of the counter) is stopped at the third."""
+    empty = box("left_click(start_box='[500,900]', element_info='empty background')")
+    result, _ = drive(tmp_path, [empty], apps=[app_from_command(f"python3 {COUNTER} --small")], loop_replies=True,
+                      policy=Policy(stuck_repeats=3, max_steps=8))
+    assert result.status == Status.STOPPED and "stuck" in result.reason
+    assert result.steps == 3

@@ -311,3 +311,24 @@ def test_an_app_log_tail_reads_only_the_end(tmp_path):
         f.write(b"x" * 5_000_000 + b"\nfirst\nsecond\nthird\nfourth\n")
     assert _tail(log) == "second | third | fourth"
     assert _tail(tmp_path / "missing.err") == ""
+
+
+def test_status_prints_as_its_name() -> None:
+    assert str(Status.DONE) == "DONE" and f"{Status.FAILED}" == "FAILED" and f"{Status.ERROR:>6}" == " ERROR"
+    assert Status("PASSED") is Status.PASSED and Status.DONE == "DONE"
+
+
+def test_run_folder_names_drop_trailing_punctuation(tmp_path) -> None:
+    from deskpilot.agent.records.rundir import default_run_dir
+
+    name = default_run_dir("Compute 6 times 7 with the calculator.", tmp_path).name
+    assert name.endswith("-compute-6-times-7-with-the-calculator"), name
+    assert default_run_dir("What is 6*7?!", tmp_path).name.endswith("-what-is-6-7")
+    assert default_run_dir("...", tmp_path).name.endswith("-run")
+
+
+def test_pytest_run_folder_names_drop_trailing_punctuation() -> None:
+    from deskpilot.pytest_plugin import run_name
+
+    assert run_name(1, "Compute 6 times 7 with the calculator.") == "01-Compute_6_times_7_with_the_calculator"
+    assert run_name(12, "?") == "12-test"

@@ -26,6 +26,7 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     ({"file": "a", "regex": "("}, "not a valid regular expression"),
     ({"text_visible": "a", "region": [5, 5, 1, 1]}, "x1 < x2"),
     ({"file": "t.xlsx", "xlsx_cell": {"cell": "14B", "equals": 1}}, "written like B14"),
+    ({"file": "t.xlsx", "xlsx_cell": {"cell": "B1"}}, "needs equals: VALUE or formula"),
     ({"screenshot_matches": "b.png", "tolerance": 2}, "tolerance"),
     ({"nothing": 1}, "needs exactly one of file, text_visible"),
     ("Saved", "a check is an object"),
@@ -41,6 +42,8 @@ def test_checks_round_trip_and_cli_shorthand():
             {"file": "d.json", "json": {"path": "a.b[0]", "equals": 3}},
             {"file": "t.csv", "csv_cell": {"row": 2, "col": "Total", "equals": 42}},
             {"file": "t.xlsx", "xlsx_cell": {"sheet": "S", "cell": "B14", "equals": 1}},
+            {"file": "t.xlsx", "xlsx_cell": {"cell": "C10", "formula": "=SUM(C2:C9)"}},
+            {"file": "t.xlsx", "xlsx_cell": {"cell": "C10", "equals": None, "formula": "=SUM(C2:C9)"}},
             {"file": "r.pdf", "pdf_contains": "Invoice"}, {"text_visible": "Saved", "region": [0, 0, 9, 9]},
             {"text_absent": "Error"}, {"window_title": "Mousepad", "focused": True},
             {"screenshot_matches": "b.png", "masks": [[0, 0, 5, 5]]}, {"expect": "the file was saved"}]
@@ -255,6 +258,31 @@ def test_spreadsheet_and_pdf_checks_on_files_libreoffice_wrote(tmp_path):
     assert results[3].message == "B4 is None, expected 1"
 
 
+def test_formula_checks_tell_a_formula_from_a_typed_number(tmp_path):
+    """LibreOffice writes both files: C4 holds a formula, C5 the same number typed in; equals cannot tell them apart."""
+    import subprocess
+
+    (tmp_path / "t.csv").write_text("Item,Qty,Price\napples,3,1.5\npears,10,0.25\nTotal,,=SUM(C2:C3)\nTyped,,1.75\n")
+    for fmt in ("ods", "xlsx"):
+        subprocess.run(["localc", f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
+                        "--convert-to", fmt, "--outdir", str(tmp_path), str(tmp_path / "t.csv")],
+                       check=True, capture_output=True, timeout=120)
+    cases = []
+    for fmt in ("ods", "xlsx"):
+        cases += [({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "=SUM(C2:C3)"}}, True),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "= sum(c2:c3)", "equals": 1.75}}, True),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "=SUM(C2:C3)", "equals": 2}}, False),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C4", "formula": "=SUM(C2:C9)"}}, False),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C5", "equals": 1.75}}, True),
+                  ({"file": f"t.{fmt}", "xlsx_cell": {"cell": "C5", "formula": "=SUM(C2:C3)"}}, False)]
+    results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
+    assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
+    assert results[5].message == "C5 holds the value 1.75, not a formula (expected =SUM(C2:C3))"
+    assert results[9].message.startswith("C4 has formula of:=SUM([.C2:.C3]), expected =SUM(C2:C9)") or \
+        results[9].message.startswith("C4 has formula =SUM(C2:C3), expected =SUM(C2:C9)"), results[9].message
+    assert results[0].evidence["formula"].startswith("of:=SUM(")  # ODF's own spelling, kept as evidence
+
+
 def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, monkeypatch):
     """No desktop needed: the 'screen' is an image. A matching baseline is left byte for byte."""
     red, blue = Image.new("RGB", (64, 48), (200, 0, 0)), Image.new("RGB", (64, 48), (0, 0, 200))
@@ -340,3 +368,50 @@ def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatc
     monkeypatch.setattr(files, "MAX_BYTES", 4)
     big = run_checks([{"file": "share/ok.txt", "contains": "good"}], ctx)[0]
     assert not big.passed and big.message == f"{share / 'ok.txt'} is larger than the 4 bytes a check reads"
+
+
+def test_modified_during_run_fails_an_old_file_and_is_the_default_for_new_ones(tmp_path):
+    """An output left by an earlier run passes a plain check; modified_during_run tells it from a fresh one."""
+    import os
+
+    from deskpilot.agent.checks.files import existing, file_clock
+
+    old, fresh = tmp_path / "old.pdf.txt", tmp_path / "fresh.txt"
+    old.write_text("Invoice 41")
+    os.utime(old, (old.stat().st_atime - 3600, old.stat().st_mtime - 3600))  # from an earlier run
+    checks = [{"file": "old.pdf.txt", "contains": "Invoice"},
+              {"file": "old.pdf.txt", "contains": "Invoice", "modified_during_run": True},
+              {"file": "fresh.txt", "contains": "new"},  # did not exist at the start: must be new (default)
+              {"file": "fresh.txt", "exists": True, "modified_during_run": True},
+              {"file": "gone.txt", "exists": False, "modified_during_run": True}]
+    before = existing(checks, tmp_path)
+    started = file_clock(tmp_path)
+    fresh.write_text("new")
+    ctx = CheckContext(base_dir=tmp_path, run_started_ns=started, existed=before)
+    results = run_checks(checks, ctx)
+    assert [r.passed for r in results] == [True, False, True, True, True], [r.line() for r in results]
+    assert results[1].message.startswith(f"{old} was not written during this run: last modified 36")
+    assert results[1].evidence["modified_during_run"] is False
+    assert before == {str(old)}
+    # fresh.txt was there before a second run started and not written since: only an explicit request fails it
+    os.utime(fresh, (fresh.stat().st_atime - 10, fresh.stat().st_mtime - 10))
+    again = CheckContext(base_dir=tmp_path, run_started_ns=file_clock(tmp_path), existed=existing(checks, tmp_path))
+    assert [r.passed for r in run_checks(checks[2:4], again)] == [True, False]
+    assert parse_check(checks[1]).spec() == checks[1]
+
+
+def test_a_file_check_after_done_waits_for_the_app_to_finish_writing(tmp_path):
+    """LibreOffice redraws before it writes the file: the check reads it again until it holds (up to a limit)."""
+    import threading
+
+    out = tmp_path / "sales.csv"
+    out.write_text("region,q1\n")
+    check = {"file": "sales.csv", "contains": "Total"}
+    assert not run_checks([check], CheckContext(base_dir=tmp_path))[0].passed  # no wait: reads the old file
+    writer = threading.Timer(0.5, lambda: out.write_text("region,q1\nTotal,455\n"))
+    writer.start()
+    result = run_checks([check], CheckContext(base_dir=tmp_path, file_wait_s=10))[0]
+    writer.join()
+    assert result.passed and 0.4 < result.ms / 1000 < 10, result.line()
+    late = run_checks([{"file": "sales.csv", "contains": "never"}], CheckContext(base_dir=tmp_path, file_wait_s=0.3))[0]
+    assert not late.passed and late.ms >= 300

@@ -45,10 +45,22 @@ def counter_task(tid: str, presses: int, tags=("tk",)) -> dict:
             "max_steps": 6, "tags": list(tags), "script": script, "checks": [{"window_title": "Counter: 2"}]}
 
 
+def failed_attempts(out: Path) -> str:
+    """Why attempts failed, from results.jsonl: what a failing test must say (--quiet prints nothing)."""
+    path = out / "results.jsonl"
+    if not path.is_file():
+        return f"no {path}"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    return "\n".join(f"{r['id']}~{r['attempt']} {r['status']}: {r['reason']} "
+                     f"[{'; '.join(c['detail'] for c in r['checks'] if not c['passed'])}] "
+                     f"(run folder: {out / r['run_dir'] if r['run_dir'] else 'none'})"
+                     for r in lines if not r["passed"]) or "every attempt passed"
+
+
 def test_bundled_example_suite_passes_with_its_checks(tmp_path):
     out = tmp_path / "eval"
     proc = deskpilot("eval", EXAMPLE, "--parallel", "4", "--out", out, "--quiet")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, f"{proc.stderr}\nfailed attempts:\n{failed_attempts(out)}"
     lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     suite = load_suite(EXAMPLE)
     assert len(suite.tasks) >= 10 and sorted(r["id"] for r in lines) == sorted(t.id for t in suite.tasks)
@@ -240,3 +252,57 @@ def test_eval_takes_the_dialect_and_keeps_secrets_out_of_results_and_runs(tmp_pa
     files = [out / "results.jsonl", out / "summary.json", run / "trajectory.jsonl", run / "settings.json"]
     assert not [f.name for f in files if secret in f.read_text()]
     assert "***APP_PW***" in (run / "trajectory.jsonl").read_text()
+
+
+def test_failed_attempts_are_named_in_the_failure_message(tmp_path):
+    suite = write_suite(tmp_path / "s", [counter_task("one", 1)])
+    out = tmp_path / "out"
+    proc = deskpilot("eval", suite, "--parallel", "1", "--out", out, "--quiet")
+    assert proc.returncode == 1 and proc.stderr == ""  # --quiet: nothing to go on but results.jsonl
+    message = failed_attempts(out)
+    assert message.startswith("one~1 FAILED: 1 of 1 check(s) failed") and "Counter: 2" in message
+    assert f"run folder: {out / 'runs' / 'one~1'}" in message
+
+
+def test_a_desktop_that_fails_to_start_is_retried_and_its_logs_kept(tmp_path, monkeypatch):
+    """The window manager of the first two desks exits during startup (fault injection, see test_pool): the
+    attempt runs on the third, passes, and its run folder keeps both failed desks' logs; summary and index count them."""
+    from typer.testing import CliRunner
+
+    from deskpilot.cli import app
+    from test_pool import _BrokenWindowManager
+
+    _BrokenWindowManager(monkeypatch, 2)
+    suite = write_suite(tmp_path / "s", [counter_task("two", 2)])
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["eval", str(suite), "--parallel", "1", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, f"{res.output}\n{failed_attempts(out)}"
+    result = json.loads((out / "results.jsonl").read_text())
+    assert result["passed"] and result["status"] == "PASSED" and result["desk_start_failures"] == 2
+    assert all(e.startswith("openbox exited during startup: /bin/ls: unrecognized option") for e in result["desk_start_errors"])
+    logs = out / result["run_dir"] / "desk-start-failures"
+    assert sorted(p.name for p in logs.iterdir() if p.name.startswith("1-")) == \
+        ["1-00-ls.err", "1-00-ls.out", "1-reason.txt", "1-xvfb.log"]
+    assert "unrecognized option '--sm-disable'" in (logs / "2-00-ls.err").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["desk_start_failures"] == {"count": 2, "attempts": ["two~1"]}
+    assert summary["by_status"] == {"PASSED": 1}
+    assert "desktops that failed to start (retried on a fresh one): 2 (two~1)" in (out / "index.html").read_text()
+
+
+def test_a_desktop_that_never_starts_is_an_error_that_keeps_the_logs(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from deskpilot.cli import app
+    from test_pool import _BrokenWindowManager
+
+    _BrokenWindowManager(monkeypatch, 100)
+    suite = write_suite(tmp_path / "s", [counter_task("two", 2)])
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["eval", str(suite), "--parallel", "1", "--out", str(out), "--quiet"])
+    assert res.exit_code == 1, res.output
+    result = json.loads((out / "results.jsonl").read_text())
+    assert result["status"] == "ERROR" and result["desk_start_failures"] == 3
+    assert result["reason"].startswith("the desktop failed to start 3 time(s) (logs in desk-start-failures/): "
+                                       "openbox exited during startup")
+    assert (out / result["run_dir"] / "desk-start-failures" / "3-00-ls.err").is_file()

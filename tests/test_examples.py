@@ -79,3 +79,56 @@ def test_batch_letters_one_pdf_per_row(tmp_path, monkeypatch):
     expected = {"1": ("Grace Hopper", "Arlington"), "2": ("Ada Lovelace", "London"), "3": ("Alan Turing", "Wilmslow")}
     for key, (name, city) in expected.items():
         assert pdf_text(work / f"letter-{key}.pdf") == f"Dear {name}, Your membership in {city} is confirmed."
+
+
+
+@needs_office
+def test_a_rerun_over_old_outputs_meets_replace_and_fails_instead_of_passing(tmp_path, monkeypatch):
+    """A re-run: letter-1.odt is there from before. Save As meets LibreOffice's "file already exists,
+    replace?" and saves nothing; a plain check would pass on the old file, modified_during_run does not,
+    and the next row's typing never happens (nothing stray is written)."""
+    import os
+
+    from deskpilot.workflow.record import read_log
+
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "rows.csv").write_text("id,name\n1,Grace Hopper\n2,Ada Lovelace\n")
+    old = work / "letter-1.odt"
+    old.write_bytes(b"last week's letter")
+    os.utime(old, (old.stat().st_atime - 3600, old.stat().st_mtime - 3600))
+    (tmp_path / "flow.yaml").write_text(
+        "name: rerun\n"
+        "desktop: {size: 1280x800, apps: [lowriter], shares: [work]}\n"
+        "steps:\n"
+        "  - wait_for_window: LibreOffice Writer\n"
+        "    quiet: 2\n"
+        "  - foreach: work/rows.csv\n"
+        "    steps:\n"
+        "      - key: ctrl+a\n"
+        "        window: LibreOffice Writer\n"
+        "      - type: 'Dear {name}'\n"
+        "        window: LibreOffice Writer\n"
+        "      - key: ctrl+shift+s\n"
+        "        window: LibreOffice Writer\n"
+        "      - wait_for_window: Save\n"  # GTK's dialog; LibreOffice's own is "Save As"
+        "        quiet: 1\n"
+        "      - type: \"letter-{id}.odt\\n\"\n"  # Enter: saves, or meets "replace?"
+        "      - wait_for_window: LibreOffice\n"
+        "        quiet: 2\n"
+        "      - check:\n"
+        "          - {file: 'work/letter-{id}.odt', exists: true}\n"
+        "          - {file: 'work/letter-{id}.odt', exists: true, modified_during_run: true}\n"
+        "          - {window_title: Save, focused: true}\n"  # the question is still open
+    )
+    result = runner.invoke(app, ["workflow", "run", "flow.yaml", "--out", "run", "--quiet"])
+    assert result.exit_code == 1, result.output
+    steps = [r for r in read_log(tmp_path / "run") if r["record"] == "step"]
+    failed = steps[-1]
+    assert failed["number"] == "2.1.7" and failed["status"] == "failed", [(s["number"], s["message"]) for s in steps]
+    assert failed["checks"][0]["passed"]  # the old file is there: a plain check passes on it
+    assert failed["checks"][1]["message"].startswith(f"{old} was not written during this run")
+    assert failed["checks"][2]["passed"], failed["checks"][2]  # "already exists. Do you want to replace it?"
+    assert old.read_bytes() == b"last week's letter"
+    assert sorted(p.name for p in work.iterdir()) == ["letter-1.odt", "rows.csv"]  # row 2 never typed anywhere

@@ -164,3 +164,44 @@ steps:
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == 0
+
+
+@needs_chromium
+def test_the_page_keeps_the_final_screen_and_result_after_the_run(sandbox, solid_window):
+    """The run ends: a watching page still gets the last frame and the result for a few seconds, then stops asking."""
+    import json
+    import threading
+
+    live = LiveView(fps=8).start()
+    live.attach(sandbox)
+    solid_window(sandbox, (100, 100, 300, 200), (255, 0, 0))
+    with Chromium(1400, 900) as browser:
+        browser.goto(live.url)
+        browser.wait_for(_pixel_js(250, 200), lambda c: _close(c, (255, 0, 0)))
+        live.publish(RunEnded(status="DONE", answer="42"))
+        said: list[str] = []
+        stopper = threading.Thread(target=lambda: said.append(f"waited {live.finish(linger=4, say=said.append):.1f}"))
+        stopper.start()
+        browser.wait_for("document.getElementById('fps').textContent",
+                         lambda t: t == "the run has ended: this is its final screen")
+        assert stopper.is_alive()  # still serving: the run's process would still be up
+        state = json.loads(urllib.request.urlopen(live.url + "state.json", timeout=2).read())
+        assert state["ended"] and state["status"] == "DONE" and state["answer"] == "42" and not state["attached"]
+        frame = urllib.request.urlopen(live.url + "frame.jpg", timeout=2)
+        assert frame.status == 200 and frame.headers["Content-Type"] == "image/jpeg"
+        polls = browser.eval("window.deskpilotLive.polls")
+        assert browser.eval("document.getElementById('phase').textContent") == "DONE"
+        assert _close(browser.eval(_pixel_js(250, 200)), (255, 0, 0))  # the final frame stays on the page
+        stopper.join(10)
+        assert browser.eval("window.deskpilotLive.polls") == polls  # ended: it stopped asking
+    assert said[0] == "live view: the final screen and result stay on the page for 4 s"
+    assert said[1].startswith("waited 4.")
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(live.url + "state.json", timeout=2)
+
+
+def test_a_run_nobody_watches_ends_without_waiting(sandbox):
+    live = LiveView().start()
+    live.attach(sandbox)
+    started = time.monotonic()
+    assert live.finish(linger=30) == 0.0 and time.monotonic() - started < 5

@@ -151,3 +151,54 @@ def test_a_desk_is_a_library_session_and_launching_in_it_stays_in_it(tmp_path):
         assert [a.argv[-1] for a in pool.spec.apps] == ["first"]  # the next desk starts what the pool says
         with pool.lease() as desk:
             assert len(desk.apps) == 1
+
+
+class _BrokenWindowManager:
+    """Fault injection: the first ``n`` sandboxes start `/bin/ls --sm-disable` as their window manager.
+
+    A real program that really exits during startup with a message on stderr,
+    as openbox did under load; every later sandbox gets the real openbox.
+    Each Sandbox asks for "openbox" twice (a presence check, then the start):
+    run builds one at a time (warm=0, one lease) so the count is exact.
+    """
+
+    def __init__(self, monkeypatch, n: int):
+        import threading
+
+        from deskpilot.sandbox import core
+
+        self.calls, self.n, self._lock, real = 0, n, threading.Lock(), core.require
+
+        def require(program: str) -> str:
+            if program != "openbox":
+                return real(program)
+            with self._lock:
+                self.calls += 1
+                broken = self.calls <= 2 * self.n and self.calls % 2 == 0
+            return "/bin/ls" if broken else real(program)
+
+        monkeypatch.setattr(core, "require", require)
+
+
+def test_a_desk_whose_window_manager_fails_to_start_is_retried_with_its_logs(monkeypatch):
+    _BrokenWindowManager(monkeypatch, 2)
+    with SandboxPool(size=(320, 240), apps=["xterm"], warm=0, max=1) as pool:
+        with pool.lease(timeout=60) as desk:
+            assert desk.sandbox.wm.poll() is None and "openbox" in desk.sandbox.wm.argv[0]
+            failures = desk.start_failures
+        assert pool.stats["start_failures"] == 2
+    assert len(failures) == 2
+    for failure in failures:
+        assert str(failure).startswith("openbox exited during startup: /bin/ls: unrecognized option '--sm-disable'")
+        assert any("unrecognized option" in text for name, text in failure.logs.items() if name.endswith("ls.err"))
+        assert "xvfb.log" in failure.logs
+
+
+def test_a_desk_that_never_starts_gives_up_after_the_retries(monkeypatch):
+    from deskpilot.errors import DeskStartError
+
+    _BrokenWindowManager(monkeypatch, 100)
+    with SandboxPool(size=(320, 240), warm=0, max=1, start_retries=1) as pool:
+        with pytest.raises(DeskStartError, match="openbox exited during startup") as info:
+            pool.acquire(timeout=60)
+        assert pool.stats["start_failures"] == 2 and len(info.value.failures) == 2

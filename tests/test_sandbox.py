@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import shutil
 import textwrap
 import threading
 import time
@@ -347,3 +348,22 @@ def test_exit_code_of_a_missing_program_is_127(sandbox: Sandbox) -> None:
     app = sandbox.launch(["/usr/bin/no-such-program-here"])
     assert app.wait(10) == 127
     assert "no-such-program-here" in app.stderr_path.read_text()
+
+
+def test_terminals_start_the_users_shell_not_sh(sandbox: Sandbox) -> None:
+    """xterm runs $SHELL: bash (where installed), so history, line editing and ctrl+l work."""
+    assert shutil.which("bash")
+    xterm = sandbox.launch(["xterm", "-T", "shell-probe", "-geometry", "40x10+10+10"])
+    sandbox.wait_for_window("shell-probe")
+    deadline = time.monotonic() + 10
+    shells: set[str] = set()
+    while time.monotonic() < deadline and not shells:
+        for pid in _children(xterm.pid):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in ("bash", "sh", "dash", "zsh"):
+                shells.add(comm)
+        time.sleep(0.05)
+    assert shells and shells <= {"bash", "zsh"}, f"xterm started {shells or 'no shell'}"

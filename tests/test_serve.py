@@ -112,7 +112,45 @@ def test_server_dying_is_reported_in_one_line(tmp_path):
 def test_missing_engine_gives_install_hint():
     res = invoke("--port", str(free_port()))
     assert res.exit_code == 2
-    assert res.output.strip() == "error: vllm is not installed (no `vllm` on PATH): pip install vllm (needs NVIDIA GPUs)"
+    assert res.output.strip() == ("error: vllm is not installed (no `vllm` on PATH): "
+                                  "pip install -U 'deskpilot[vllm]' (needs NVIDIA GPUs)")
+
+
+def _stand_in_vllm(tmp_path, monkeypatch, vllm: str, transformers: str) -> None:
+    """Simulator (no GPU here): a `vllm` on PATH and package metadata saying which versions are installed."""
+    bin_dir, site = tmp_path / "bin", tmp_path / "site"
+    bin_dir.mkdir()
+    exe = bin_dir / "vllm"
+    exe.write_text("#!/bin/sh\nexit 3\n")
+    exe.chmod(0o755)
+    for name, version in (("vllm", vllm), ("transformers", transformers)):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    monkeypatch.syspath_prepend(str(site))  # found before the real transformers
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # no vllm beside this "venv"
+
+
+@pytest.mark.parametrize("vllm, transformers, words", [
+    ("0.10.0", "4.56.1", "error: vllm 0.10.0 is installed, GLM-4.5V under vLLM needs vllm>=0.10.1.1 "
+                         "(the glm45 tool-call and reasoning parsers): pip install -U 'deskpilot[vllm]'"),
+    ("0.10.1.1", "4.54.0", "error: transformers 4.54.0 is installed, GLM-4.5V under vLLM needs transformers>=4.55 "),
+])
+def test_an_old_vllm_is_refused_before_it_starts(tmp_path, monkeypatch, vllm, transformers, words):
+    _stand_in_vllm(tmp_path, monkeypatch, vllm, transformers)
+    res = invoke("--port", str(free_port()), "--ready-timeout", "5")
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(words) and res.output.count("\n") == 1, res.output
+
+
+def test_a_new_enough_vllm_passes_the_check(tmp_path, monkeypatch):
+    from deskpilot.model_backend.serve import check_vllm_versions
+
+    _stand_in_vllm(tmp_path, monkeypatch, "0.10.1.1", "4.56.1")
+    check_vllm_versions()  # no error
+    res = invoke("--port", str(free_port()), "--ready-timeout", "5", "--log-file", str(tmp_path / "log"))
+    assert "needs vllm" not in res.output and "starting: " in res.output  # got as far as starting the stand-in
 
 
 def _port_open(port: int) -> bool:

@@ -213,3 +213,85 @@ def test_foreach_does_not_follow_a_link_an_app_planted_in_its_share(tmp_path):
     assert result.steps[-1].message == (f"foreach: {tmp_path / 'out' / 'rows.csv'} is a symbolic link: "
                             "checks do not follow links (an app may have made it)")
     assert "host-only-secret" not in (tmp_path / "run" / "report.html").read_text()
+
+
+COUNTER = __import__("pathlib").Path(__file__).resolve().parent.parent / "deskpilot" / "eval" / "example" / "counter.py"
+
+
+def test_an_expect_check_step_asks_the_workflows_model(tmp_path, monkeypatch):
+    """`check: {expect: ...}` gets the workflow's backend (here --script replies) and the real screen it judges."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow.yaml").write_text(
+        "name: judged\n"
+        f"desktop: {{size: 800x600, apps: ['python3 {COUNTER}']}}\n"
+        "steps:\n"
+        "  - wait_for_window: 'Counter: 0'\n"
+        "  - check: [{expect: the counter shows 0}, {window_title: 'Counter: 0'}]\n"
+        "  - check: {expect: the counter shows 7}\n"
+    )
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps(["<think>A big 0 in the middle.</think>yes, the counter reads 0.",
+                                  "no, it reads 0, not 7."]))
+    result = runner.invoke(app, ["workflow", "check", "flow.yaml"])
+    assert result.exit_code == 0 and "note: expect checks (step 2, 3) ask a model" in result.output, result.output
+    result = runner.invoke(app, ["workflow", "run", "flow.yaml", "--script", str(script), "--out", "run"])
+    assert result.exit_code == 1, result.output
+    steps = [r for r in read_log(tmp_path / "run") if r["record"] == "step"]
+    assert [s["status"] for s in steps] == ["passed", "passed", "failed"]
+    assert steps[1]["checks"][0]["message"] == "model says yes: the counter reads 0."
+    assert "model says no: it reads 0, not 7." in steps[2]["message"]
+    asked = [json.loads(line) for line in (tmp_path / "run" / "check_2" / "trajectory.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in asked] == ["ask"] and (tmp_path / "run" / "check_2" / "query_001.png").is_file()
+
+
+def test_expect_checks_need_a_model_before_anything_starts(tmp_path):
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    flow = parse_workflow("steps:\n  - sleep: 0\n  - foreach: rows.csv\n    steps:\n      - check: {expect: it is saved}\n",
+                          "f.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"step 2\.1 has an expect check, which asks a model: give one"):
+        run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert not (tmp_path / "run").exists()
+
+
+@needs_mousepad
+def test_a_dialog_with_the_focus_gets_no_typing_and_old_outputs_fail(tmp_path):
+    """Save As opens a dialog that takes the focus: a `type` step guarded by `window:` fails and types nothing.
+    An output left by an earlier run fails `modified_during_run`; the file this run wrote passes by default."""
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.txt").write_text("from last week\n")
+    stamp = (out / "report.txt").stat()
+    os.utime(out / "report.txt", (stamp.st_atime - 3600, stamp.st_mtime - 3600))
+    text = (
+        "name: guarded\n"
+        "desktop: {size: 1024x700, apps: ['mousepad out/notes.txt'], shares: [out]}\n"
+        "steps:\n"
+        "  - wait_for_window: notes.txt\n"
+        "  - type: 'first line'\n"
+        "    window: notes.txt\n"
+        "  - key: ctrl+s\n"
+        "    window: notes.txt\n"
+        "  - wait_for_window: notes.txt - Mousepad\n"
+        "  - check:\n"
+        "      - {file: out/notes.txt, contains: first line}\n"
+        "      - {file: out/report.txt, contains: last week}\n"
+        "  - key: ctrl+shift+s\n"
+        "  - wait_for_window: Save As\n"
+        "  - type: ' second line'\n"
+        "    window: notes.txt\n"
+    )
+    flow = parse_workflow(text, "guarded.yaml", base_dir=tmp_path)
+    result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed"] * 7 + ["failed"], [(s.label, s.message) for s in result.steps]
+    guard = result.steps[-1]
+    assert guard.message.startswith("not sent: the focused window is 'Save As', not one titled 'notes.txt'")
+    assert (out / "notes.txt").read_text().rstrip("\n") == "first line"  # nothing typed anywhere after
+
+    stale = parse_workflow("steps:\n  - check:\n      - {file: out/report.txt, contains: last week, modified_during_run: true}\n"
+                           "      - {file: out/notes.txt, exists: true}\n", "stale.yaml", base_dir=tmp_path)
+    result = run_workflow(stale, tmp_path / "run2", base_dir=tmp_path)
+    assert not result.ok
+    assert result.steps[0].checks[0]["message"].startswith(f"{out / 'report.txt'} was not written during this run")
+    assert result.steps[0].checks[1]["passed"]  # it existed before this run: no default

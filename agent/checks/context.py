@@ -37,6 +37,11 @@ class CheckContext:
     - ``record``: called with every CheckResult as it is made (the trajectory).
     - ``shares``: host folders the apps can write (links in them are never
       followed); the sandbox's own shares are added (`share_roots`).
+    - ``run_started_ns``: when the run started, on the file system's clock
+      (``files.file_clock``); ``existed``: the checked files that existed then.
+      File checks use them for ``modified_during_run``. ``file_wait_s``: a
+      failing file check is read again until it holds, up to this long (apps
+      write files after their screen has settled).
     - ``update_baselines``: a screenshot check whose baseline is missing or
       differs writes the current screen as the new baseline and passes
       (default: ``$DESKPILOT_UPDATE_BASELINES``, set by ``--update-baselines``).
@@ -50,6 +55,9 @@ class CheckContext:
     prefix: str = "check"
     record: Callable[[Any], None] | None = None
     index: int = 0  # number of the check being run (set by run_checks)
+    run_started_ns: int | None = None
+    existed: set[str] | None = None
+    file_wait_s: float = 0.0  # a failing file check is read again until it holds, for up to this long
     update_baselines: bool = field(default_factory=updating_baselines)
     shares: "list[str | os.PathLike[str]]" = field(default_factory=list)
     ocr_ms: float = 0.0

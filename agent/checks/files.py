@@ -22,6 +22,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -243,12 +244,13 @@ def csv_cell(check: m.FileCsvCell, path: Path, data: bytes) -> Outcome:
     return False, f"row {at.row} col {at.col} is {actual!r}, expected {at.equals!r}", evidence
 
 
-def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str, *, formula: bool = False) -> tuple[Any, list[str]]:
+    """The cell's saved value, or with ``formula`` what was typed in it (``=SUM(C2:C9)`` or a plain value)."""
     try:
         import openpyxl
     except ImportError:
         raise UsageError("xlsx checks need the [office] extra: pip install 'deskpilot[office]'") from None
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=not formula)
     try:
         names = list(book.sheetnames)
         if sheet is not None and sheet not in names:
@@ -259,7 +261,7 @@ def _xlsx_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[A
         book.close()
 
 
-def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[Any, list[str]]:
+def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str, *, formula: bool = False) -> tuple[Any, list[str]]:
     try:
         from odf.opendocument import load
         from odf.table import Table, TableRow
@@ -287,6 +289,9 @@ def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[An
                 continue
             c += int(tc.getAttrNS(TABLENS, "number-columns-repeated") or 1)
             if c >= col_no:
+                typed = tc.getAttrNS(TABLENS, "formula")
+                if formula and typed:
+                    return typed, names
                 kind = tc.getAttrNS(OFFICENS, "value-type")
                 if kind in ("float", "percentage", "currency"):
                     return float(tc.getAttrNS(OFFICENS, "value")), names
@@ -298,20 +303,46 @@ def _ods_cell(path: Path, data: bytes, sheet: str | None, cell: str) -> tuple[An
     return None, names
 
 
+_ODF_RANGE = re.compile(r"\[\$?[^.\[\]]*\.([A-Z$]+[0-9$]+)(?::\$?[^.\[\]]*\.([A-Z$]+[0-9$]+))?\]", re.IGNORECASE)
+
+
+def plain_formula(text: str) -> str:
+    """A formula in one spelling for comparing: ``of:=SUM([.C2:.C9])`` and ``= sum(C2:C9)`` -> ``=SUM(C2:C9)``.
+
+    ODF (.ods) writes ``of:`` and ``[.C2:.C9]`` references with ``;`` between
+    arguments; OOXML (.xlsx) writes ``C2:C9`` and ``,``. Spaces and case do
+    not matter (text inside quotes is compared as it is).
+    """
+    text = text.strip().removeprefix("of:").removeprefix("msoxl:")
+    text = _ODF_RANGE.sub(lambda g: g.group(1) + (":" + g.group(2) if g.group(2) else ""), text)
+    parts = re.split(r'("[^"]*")', text)  # keep quoted text as written
+    text = "".join(p if p.startswith('"') else re.sub(r"\s+", "", p).upper().replace(";", ",") for p in parts)
+    return text if text.startswith("=") else "=" + text
+
+
 def sheet_cell(check: m.FileSheetCell, path: Path, data: bytes) -> Outcome:
     at = check.xlsx_cell
     reader = _ods_cell if path.suffix.lower() == ".ods" else _xlsx_cell
     try:
         actual, sheets = reader(path, data, at.sheet, at.cell)
+        typed = reader(path, data, at.sheet, at.cell, formula=True)[0] if at.formula is not None else None
     except UsageError as err:
         return False, str(err), {"path": str(path)}
     except Exception as err:  # openpyxl/odfpy raise many kinds for a file that is not a spreadsheet
         return False, f"cannot read {path.name} as a spreadsheet ({type(err).__name__}: {err})", {"path": str(path)}
     evidence = {"path": str(path), "sheets": sheets, "cell": at.cell, "actual": actual}
     where = f"{at.sheet + '!' if at.sheet else ''}{at.cell}"
-    if same(actual, at.equals):
-        return True, f"{where} is {actual!r}", evidence
-    return False, f"{where} is {actual!r}, expected {at.equals!r}", evidence
+    if at.formula is not None:
+        if not (isinstance(typed, str) and typed.strip().startswith(("=", "of:"))):
+            evidence["formula"] = None
+            return False, f"{where} holds the value {typed!r}, not a formula (expected {at.formula})", evidence
+        evidence["formula"] = typed
+        if plain_formula(typed) != plain_formula(at.formula):
+            return False, f"{where} has formula {typed}, expected {at.formula}", evidence
+    if at.wants_value() and not same(actual, at.equals):
+        return False, f"{where} is {actual!r}, expected {at.equals!r}", evidence
+    said = f"{where} is {actual!r}" + (f" from {typed}" if at.formula is not None else "")
+    return True, said, evidence
 
 
 def pdf_contains(check: m.FilePdfContains, path: Path, data: bytes) -> Outcome:
@@ -369,7 +400,63 @@ def locate(named: str, base: Path, shares: Iterable[str | os.PathLike[str]] = ()
     return path, anchor
 
 
-def evaluate(check: m._FileCheck, base: Path, shares: Iterable[str | os.PathLike[str]] = ()) -> Outcome:
+def file_clock(folder: Path) -> int:
+    """The file system's "now" in ns: the mtime of a file made in ``folder`` just now.
+
+    A run's start is stamped this way, not with time.time(): file times come
+    from the kernel's coarse clock, which lags time.time() by up to a tick,
+    so a file written just after the start could look older than it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".deskpilot-clock-", dir=folder)
+    try:
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def existing(checks, base: Path) -> set[str]:
+    """The files the file checks name that exist now (noted when a run starts)."""
+    found = set()
+    for check in checks:
+        check = m.parse_check(check)
+        if isinstance(check, m._FileCheck):
+            path = Path(os.path.normpath(m.resolve(check.file, base)))
+            if os.path.lexists(path):
+                found.add(str(path))
+    return found
+
+
+def _written_during(check: m._FileCheck, base: Path, since_ns: int | None,
+                    existed: set[str] | None) -> Outcome | None:
+    """A failed Outcome when the file must be new from this run and is not; None when that holds or is not asked."""
+    path = Path(os.path.normpath(m.resolve(check.file, base)))
+    wanted = check.modified_during_run
+    if wanted is None:  # the default: files that were not there when the run started are its outputs
+        wanted = existed is not None and str(path) not in existed
+    if not wanted or (check.kind == "file_exists" and not check.exists):  # type: ignore[attr-defined]
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None  # missing: the check itself says so
+    if since_ns is None:
+        return False, f"modified_during_run: {path} cannot be checked without a run start", {"path": str(path)}
+    if info.st_mtime_ns >= since_ns:
+        return None
+    age = (since_ns - info.st_mtime_ns) / 1e9
+    evidence = {"path": str(path), "modified_during_run": False, "older_by_s": round(age, 3)}
+    return False, (f"{path} was not written during this run: last modified {age:.1f} s before it started "
+                   f"(an old file)"), evidence
+
+
+def evaluate(check: m._FileCheck, base: Path, shares: Iterable[str | os.PathLike[str]] = (), *,
+             since_ns: int | None = None, existed: set[str] | None = None) -> Outcome:
+    """One file check; with ``since_ns`` (the run's start, file_clock) also whether it was written since."""
+    stale = _written_during(check, base, since_ns, existed)
+    if stale is not None:
+        return stale
     path, anchor = locate(check.file, base, shares)
     if check.kind == "file_exists":
         return exists(check, path, anchor)  # type: ignore[arg-type]

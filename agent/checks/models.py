@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from deskpilot.errors import ConfigError
 
@@ -44,7 +45,12 @@ def _short(text: Any, limit: int = 60) -> str:
 
 
 class _FileCheck(_Check):
+    """A check on a file. ``modified_during_run: true`` also asks that the file was written after the
+    run started (an old output left from an earlier run fails); unset, it holds for files that did not
+    exist when the run started (runs, evaluations and workflows note which ones at their start)."""
+
     file: str
+    modified_during_run: bool | None = None
 
     def _required(self) -> dict[str, Any]:
         return {"file": self.file}
@@ -101,7 +107,8 @@ class FileJson(_FileCheck):
         return f"file {self.file} has {self.json_.path or '(document)'} == {_short(self.json_.equals)}"
 
     def spec(self) -> dict[str, Any]:
-        return {"file": self.file, "json": self.json_.model_dump(mode="json")} | ({"name": self.name} if self.name else {})
+        return ({"file": self.file, "json": self.json_.model_dump(mode="json")} | ({"name": self.name} if self.name else {})
+                | ({"modified_during_run": self.modified_during_run} if self.modified_during_run is not None else {}))
 
 
 class CsvAt(BaseModel):
@@ -136,10 +143,27 @@ _CELL_RE = re.compile(r"^([A-Za-z]{1,3})([1-9][0-9]{0,6})$")
 
 
 class SheetAt(BaseModel):
+    """A cell and what it should hold: its value (``equals``), its formula, or both.
+
+    The value is what the app last calculated and saved; a number typed over
+    a formula has the same value, so ``formula: "=SUM(C2:C9)"`` asks for the
+    formula itself (compared without spaces, case or ODF's ``[.C2:.C9]`` form).
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     sheet: str | None = None  # default: the first sheet
     cell: str
-    equals: Scalar
+    equals: Scalar = None
+    formula: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> "SheetAt":
+        if "equals" not in self.model_fields_set and self.formula is None:
+            raise ValueError("a cell check needs equals: VALUE or formula: \"=...\"")
+        return self
+
+    def wants_value(self) -> bool:
+        return "equals" in self.model_fields_set
 
     @field_validator("cell")
     @classmethod
@@ -157,7 +181,16 @@ class FileSheetCell(_FileCheck):
 
     def describe(self) -> str:
         c = self.xlsx_cell
-        return f"file {self.file} {c.sheet + '!' if c.sheet else ''}{c.cell} == {_short(c.equals)}"
+        wants = [f"== {_short(c.equals)}"] if c.wants_value() else []
+        wants += [f"has formula {c.formula}"] if c.formula is not None else []
+        return f"file {self.file} {c.sheet + '!' if c.sheet else ''}{c.cell} {' and '.join(wants)}"
+
+    def spec(self) -> dict[str, Any]:
+        cell = self.xlsx_cell.model_dump(mode="json", exclude_none=True)
+        if self.xlsx_cell.wants_value():
+            cell["equals"] = self.xlsx_cell.equals
+        return ({"file": self.file, "xlsx_cell": cell} | ({"name": self.name} if self.name else {})
+                | ({"modified_during_run": self.modified_during_run} if self.modified_during_run is not None else {}))
 
 
 class FilePdfContains(_FileCheck):

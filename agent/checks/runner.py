@@ -28,12 +28,28 @@ class CheckResult(BaseModel):
         return f"{'PASS' if self.passed else 'FAIL'} {self.label}: {self.message}"
 
 
+def _file_check(check: _FileCheck, ctx: CheckContext) -> tuple[bool, str, dict[str, Any]]:
+    """A file check, read again until it holds or ``ctx.file_wait_s`` has passed.
+
+    Apps save asynchronously: LibreOffice's Ctrl+S redraws the screen (which
+    is what the loop waits for) before the file is written, so a check made
+    at once can read the old file. A check that holds returns at once.
+    """
+    deadline = time.monotonic() + ctx.file_wait_s
+    while True:
+        passed, message, evidence = files.evaluate(check, ctx.base_dir, ctx.share_roots(),
+                                                   since_ns=ctx.run_started_ns, existed=ctx.existed)
+        if passed or time.monotonic() >= deadline:
+            return passed, message, evidence
+        time.sleep(0.1)
+
+
 def run_check(check: Any, ctx: CheckContext) -> CheckResult:
     check = parse_check(check)
     started = time.perf_counter()
     try:
         if isinstance(check, _FileCheck):
-            passed, message, evidence = files.evaluate(check, ctx.base_dir, ctx.share_roots())
+            passed, message, evidence = _file_check(check, ctx)
         else:
             passed, message, evidence = screen.EVALUATORS[check.kind](check, ctx)
     except (DeskpilotError, OSError, ValueError) as err:  # a broken file or a missing extra fails the check
@@ -63,6 +79,9 @@ def failure_summary(results: list[CheckResult]) -> str:
     return head + "; ".join(f"{r.label}: {r.message}" for r in failed)
 
 
+FILE_WAIT_S = 5.0  # after DONE, how long a file check may wait for the app to finish writing
+
+
 def verify_run(agent) -> tuple[Any, str]:
     """After the model said DONE: run the agent's checks on the settled screen -> (PASSED|FAILED, reason).
 
@@ -84,6 +103,8 @@ def verify_run(agent) -> tuple[Any, str]:
 
     ctx = CheckContext(base_dir=agent.check_base, screen=settled, sandbox=agent.sandbox,
                        ask=agent.ask if agent.backend is not None else None, out_dir=agent.run_dir, record=record,
-                       shares=list(getattr(agent, "check_shares", [])))
+                       shares=list(getattr(agent, "check_shares", [])),
+                       run_started_ns=getattr(agent, "files_started_ns", None),
+                       existed=getattr(agent, "files_before", None), file_wait_s=FILE_WAIT_S)
     summary = failure_summary(run_checks(agent.checks, ctx))
     return (Status.FAILED, summary) if summary else (Status.PASSED, "")

@@ -8,6 +8,12 @@ input worker already started). It is used by exactly one task and then closed (r
 replace): an app's state, its private HOME and /tmp, and (with
 ``fresh_shares``) its shared folders never reach the next task.
 
+A desk whose display or window manager fails to start (``DeskStartError``:
+a machine fault under load, not the task's) is retried on a fresh sandbox up
+to ``start_retries`` times; the desk handed out lists those failures, with
+their logs, in ``start_failures`` (an evaluation keeps them in the attempt's
+run folder), and ``stats["start_failures"]`` counts them.
+
 Bounded: at most ``max`` desks exist at once (idle + starting + in use +
 closing). Teardown: ``close()`` (or leaving the ``with`` block, or process
 exit) closes every desk, in use or not; if the owner is SIGKILLed, each
@@ -31,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from deskpilot.agent.desk.session import AppSpec, Session, SessionSpec, app_from_command
-from deskpilot.errors import SandboxError, UsageError
+from deskpilot.errors import DeskStartError, SandboxError, UsageError
 
 Desk = Session  # what a pool hands out: a library Session (deskpilot.Sandbox), ready to work on
 
@@ -121,13 +127,15 @@ class SandboxPool:
                  warm: int = 1, max: int = 4, shares: Sequence[str | Path] = (), isolation: Literal["bwrap", "none"] = "bwrap",
                  network: bool = False, fresh_shares: bool = False, ready_timeout: float = 20.0,
                  spec: SessionSpec | None = None, builders: int | None = None,
-                 start_gate: threading.Semaphore | None = None):
+                 start_gate: threading.Semaphore | None = None, start_retries: int = 2):
         if max < 1:
             raise UsageError(f"a pool needs max >= 1, got {max}")
         if not 0 <= warm <= max:
             raise UsageError(f"warm must be between 0 and max ({max}), got {warm}")
         self.spec = spec or make_spec(size, apps, shares=shares, isolation=isolation, network=network)
         self.max, self.fresh_shares, self.ready_timeout = max, fresh_shares, ready_timeout
+        self.start_retries = start_retries
+        self.start_failures = 0  # desks whose display or window manager failed to start (retried)
         self._warm = warm
         # desks starting at once (shared by pools): 32 Pythons importing at once starve each other
         self._gate = start_gate or threading.BoundedSemaphore(max_starting())
@@ -154,7 +162,8 @@ class SandboxPool:
     def stats(self) -> dict[str, int]:
         with self._cond:
             return {"idle": len(self._idle), "leased": len(self._live) - len(self._idle),
-                    "starting": self._starting, "closing": self._closing, "started": self.started}
+                    "starting": self._starting, "closing": self._closing, "started": self.started,
+                    "start_failures": self.start_failures}
 
     def set_warm(self, warm: int) -> None:
         """Change how many idle desks to keep (0: build only on demand)."""
@@ -166,10 +175,27 @@ class SandboxPool:
             threading.Thread(target=self._discard, args=(desk,), name="pool-close", daemon=True).start()
 
     # -- building ----------------------------------------------------------------
+    def _build_retrying(self) -> Desk:
+        """build_desk, again on a fresh sandbox when the display or window manager failed to start."""
+        failures: list[DeskStartError] = []
+        while True:
+            try:
+                with self._gate:
+                    desk = build_desk(self.spec, fresh_shares=self.fresh_shares, ready_timeout=self.ready_timeout)
+            except DeskStartError as exc:
+                failures.append(exc)
+                with self._cond:
+                    self.start_failures += 1
+                if len(failures) > self.start_retries or self._closed:
+                    exc.failures = failures
+                    raise
+                continue
+            desk.start_failures = failures
+            return desk
+
     def _build(self) -> Desk:
         try:
-            with self._gate:
-                desk = build_desk(self.spec, fresh_shares=self.fresh_shares, ready_timeout=self.ready_timeout)
+            desk = self._build_retrying()
         except BaseException:
             with self._cond:
                 self._starting -= 1

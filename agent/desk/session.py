@@ -199,6 +199,7 @@ class Session:
         self.shares: dict[str, Path] = {s: Path(s) for s in spec.shares}  # as the apps see it -> on the host
         self._share_binds: list = []  # the shares are bound for the whole sandbox here
         self.started_s = 0.0
+        self.start_failures: list = []  # DeskStartErrors of desks that failed before this one (a pool retries)
         try:
             wait_until_ready(self.sandbox, self.capturer, timeout=ready_timeout, handles=self.apps,
                              has_apps=bool(spec.apps))
@@ -223,6 +224,7 @@ class Session:
         self.shares = dict(shares) if shares is not None else {s: Path(s) for s in spec.shares}
         self._share_binds = list(share_binds)
         self.started_s = started_s
+        self.start_failures = []
         return self
 
     def host_path(self, path: "str | os.PathLike[str]") -> Path:

@@ -195,6 +195,8 @@ class Agent:
         self.checks = list(checks or [])  # verified after DONE: PASSED/FAILED (deskpilot.agent.checks)
         self.check_base = Path(check_base) if check_base is not None else Path.cwd()
         self.check_shares = list(check_shares or [])  # host folders the apps write (beyond the sandbox's own)
+        self.files_started_ns: int | None = None  # set when the run starts (file checks' modified_during_run)
+        self.files_before: set[str] | None = None
         self.check_results: list = []
         self.cache = cache  # a deskpilot.agent.records.cache.RunCache: cached actions while the screen matches
 
@@ -299,6 +301,11 @@ class Agent:
             raise UsageError("an Agent runs one task (one run folder); make a new Agent for the next task")
         self._open_trajectory(task)
         self.trajectory.write_settings(self._settings_dump(task))
+        if self.checks:  # what "written during this run" means for the file checks (modified_during_run)
+            from deskpilot.agent.checks.files import existing, file_clock
+
+            self.files_started_ns = file_clock(self.run_dir)
+            self.files_before = existing(self.checks, self.check_base)
         self.on_event(RunStarted(task=task, run_dir=str(self.run_dir), max_steps=self.policy.max_steps))
         if not self.settings.dry_run and self.sandbox is not None:
             await asyncio.to_thread(self._exec)  # start the input worker before the clock runs
@@ -461,7 +468,10 @@ class Agent:
         self._fill(record, parsed, reply)
         if self.cache is not None:
             self.cache.keep(step, obs, reply, parsed.action, secrets)
-        self._decide(record, parsed, obs, state, step)
+        stuck = False
+        if self.policy.check(parsed.action)[0]:  # compares frames (and may grab two more) only on a repeat
+            stuck = await asyncio.to_thread(state.is_stuck, parsed.action, obs, self.policy.stuck_repeats, self._grab)
+        self._decide(record, parsed, obs, state, step, stuck=stuck)
         record.timings_ms = timings
         t = time.perf_counter()
         self._record(record)
@@ -585,10 +595,11 @@ class Agent:
         record.element_info = parsed.element_info
         record.memory = parsed.memory
 
-    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "RunState", step: int) -> None:
+    def _decide(self, record: StepRecord, parsed: ParsedStep, obs: Observation, state: "RunState", step: int,
+                *, stuck: bool = False) -> None:
         t = time.perf_counter()
         allowed, reason = self.policy.check(parsed.action)
-        if allowed and state.is_stuck(parsed.action, obs, self.policy.stuck_repeats):
+        if allowed and stuck:
             record.policy = PolicyDecision(allowed=False, reason=f"stuck: the same action {self.policy.stuck_repeats} times with no screen change")
             record.timings_ms["policy"] = _ms(t)
             self._record(record)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
 from deskpilot.actions.models import Action
 from deskpilot.actions.step import ParsedStep
 from deskpilot.agent.dialects.base import HistoryEntry
-from deskpilot.agent.desk.screens import similarity
+from deskpilot.agent.desk.diff import compare_live
 from deskpilot.perception.observation import Observation
 
 
@@ -36,12 +36,28 @@ class RunState:
         # No (readable) Memory: section resets memory, as the official agents do.
         self.memory = parsed.memory if parsed.memory is not None else []
 
-    def is_stuck(self, action: Action, obs: Observation, limit: int) -> bool:
+    def is_stuck(self, action: Action, obs: Observation, limit: int, grab: Callable[[], Any] | None = None) -> bool:
+        """True when the same action came ``limit`` times in a row and the screen did not change.
+
+        "Changed" is the rule of replay and the screenshot check: a connected
+        change of more than ``STUCK_CHANGE`` pixels that persists (with
+        ``grab``, over three frames, so a blinking caret is no change). A global
+        similarity score called a counter going 1 -> 2 "no change" on a large
+        screen. Frames are compared only when the action repeats; with
+        ``grab`` this may wait ~0.7 s (call it off the event loop).
+        """
         repeated = action == self._last_action and action.type != "wait"
-        # comparing frames costs ~10 ms at 1080p: only when the action repeats
-        if repeated and self._last_frame is not None and similarity(self._last_frame, obs.image) >= 0.999:
+        if repeated and self._last_frame is not None and not self.screen_changed(self._last_frame, obs.image, grab):
             self._repeats += 1
         else:
             self._repeats = 1
         self._last_action, self._last_frame = action, obs.image
         return self._repeats >= limit
+
+    @staticmethod
+    def screen_changed(before: Image.Image, after: Image.Image, grab: Callable[[], Any] | None = None) -> bool:
+        diff, _ = compare_live(before, after, grab)
+        return diff.size_mismatch or diff.largest > STUCK_CHANGE
+
+
+STUCK_CHANGE = 10  # px in one persisting changed region, as replay's MAX_CHANGE: a changed digit is a change

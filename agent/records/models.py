@@ -13,6 +13,8 @@ FORMAT_VERSION = 2  # of a run folder: settings.json carries it as "format"
 
 
 class Status(str, Enum):
+    """How a run ended; prints as its bare name (``DONE``, not ``Status.DONE``)."""
+
     DONE = "DONE"
     FAIL = "FAIL"
     MAX_STEPS = "MAX_STEPS"
@@ -20,6 +22,12 @@ class Status(str, Enum):
     STOPPED = "STOPPED"
     PASSED = "PASSED"  # DONE, and every check passed
     FAILED = "FAILED"  # DONE, but a check failed
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 class RequestSummary(BaseModel):

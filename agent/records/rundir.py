@@ -10,9 +10,15 @@ from deskpilot.errors import RunFolderError
 RECORD_FILES = ("trajectory.jsonl", "settings.json")
 
 
+def trim_name(name: str) -> str:
+    """A cut folder name without trailing punctuation (``...calculator.`` -> ``...calculator``)."""
+    return name.rstrip("-_.,;:!? ")
+
+
 def default_run_dir(task: str, base: Path | str | None = None) -> Path:
     """`runs/DATE-TASK`, with a ~N suffix when two runs start in the same second."""
-    slug = "".join(c if c.isalnum() else "-" for c in task.lower())[:40].strip("-") or "run"
+    slug = "".join(c if c.isalnum() else "-" for c in task.lower())[:40].strip("-")
+    slug = trim_name(slug) or "run"
     path = Path(base or "runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{slug}"
     n = 2
     while path.exists():

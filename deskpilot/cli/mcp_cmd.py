@@ -109,7 +109,7 @@ def mcp(
         pass
     finally:
         if live_view is not None:
-            live_view.stop()
+            live_view.finish(linger=0)  # the server is shutting down: nothing to show
 
 
 def is_loopback(host: str) -> bool:

@@ -36,6 +36,11 @@ def check(
         raise fail(str(err)) from None
     console.print(f"[green]ok[/green]: {escape(str(flow_file))} ({flow.name}, {len(flow.steps)} step(s))",
                   soft_wrap=True)
+    from deskpilot.workflow.runner import expect_steps
+
+    if asking := expect_steps(flow.steps):  # not an error: `workflow run` is given the model
+        console.print(f"note: expect checks (step {', '.join(asking)}) ask a model: run with --base-url URL "
+                      f"or --script FILE", soft_wrap=True, highlight=False)
 
 
 @workflow_app.command("run", cls=LiveCommand)
@@ -63,14 +68,14 @@ def run(
     from deskpilot.agent.config.spec import load_config
     from deskpilot.agent.records.rundir import default_run_dir
     from deskpilot.workflow import load_workflow, run_workflow
-    from deskpilot.workflow.runner import _needs_agent, result_exit_code
+    from deskpilot.workflow.runner import needs_model, result_exit_code
 
     try:
         cli_vars = _vars(var)
         flow = load_workflow(flow_file, cli_vars)
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
                            "script": script}, config_file=config)
-        backend = cfg.make_backend() if _needs_agent(flow.steps) else None
+        backend = cfg.make_backend() if needs_model(flow.steps) else None  # agent steps, expect checks
 
         def dialect_for(instructions: str, secrets: dict[str, str]):
             return cfg.make_dialect(instructions=instructions, secrets=secrets)
@@ -109,8 +114,8 @@ def run(
     finally:
         if backend is not None:
             backend.close()
-        if view is not None:
-            view.stop()
+        if view is not None:  # a watching page keeps the final screen and result a few seconds
+            view.finish(say=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
         if recorder is not None:
             written = recorder.close()
             if written is not None:

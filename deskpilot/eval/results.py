@@ -46,6 +46,8 @@ class AttemptResult(BaseModel):
     tags: list[str] = Field(default_factory=list)
     run_dir: str = ""  # relative to the --out folder
     tries: int = 1  # executions (more than 1: retried after a lost Ray worker)
+    desk_start_failures: int = 0  # desks whose display or window manager failed to start: retried, not the task's fault
+    desk_start_errors: list[str] = Field(default_factory=list)  # their reasons (logs: RUN/desk-start-failures/)
     worker: str = ""
 
 
@@ -123,6 +125,8 @@ def summarize(results: list[AttemptResult], *, suite: str = "", repeat: int = 1,
                    **_image_tokens(results)},
         "model_s": round(sum(r.model_s for r in results), 2),
         "retried": [f"{r.id}~{r.attempt}" for r in results if r.tries > 1],
+        "desk_start_failures": {"count": sum(r.desk_start_failures for r in results),
+                                "attempts": [f"{r.id}~{r.attempt}" for r in results if r.desk_start_failures]},
         "wall_s": wall_s,
     }
 

@@ -37,7 +37,7 @@ from deskpilot.eval.results import (
 from deskpilot.eval.suite import Suite, SuiteTask
 from pydantic import BaseModel, Field
 
-from deskpilot.errors import ConfigError, DeskpilotError
+from deskpilot.errors import ConfigError, DeskpilotError, DeskStartError
 
 
 class EvalSettings(BaseModel):
@@ -67,6 +67,20 @@ def _special_files(folder: str, names: list[str]) -> list[str]:
 
 def attempt_dir(out: Path, task_id: str, attempt: int) -> Path:
     return out / "runs" / f"{task_id}~{attempt}"
+
+
+DESK_LOGS = "desk-start-failures"
+
+
+def keep_desk_logs(run_dir: Path, failures: list) -> list[str]:
+    """The logs of desks that failed to start for this attempt -> RUN/desk-start-failures/N-FILE; their reasons."""
+    for n, failure in enumerate(failures, 1):
+        folder = run_dir / DESK_LOGS
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{n}-reason.txt").write_text(str(failure) + "\n", encoding="utf-8")
+        for name, text in failure.logs.items():
+            (folder / f"{n}-{name}").write_text(text, encoding="utf-8")
+    return [str(f) for f in failures]
 
 
 class LimitedBackend:
@@ -124,6 +138,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     from deskpilot.agent.records.report import build_report
 
     run_dir = attempt_dir(out, task.id, attempt)
+    desk_failures = await asyncio.to_thread(keep_desk_logs, run_dir, getattr(desk, "start_failures", []))
     started = time.monotonic()
     marks: list[float] = []
 
@@ -170,6 +185,7 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         model_s=round(float(totals.get("model_ms", 0)) / 1000, 3), wall_s=round(time.monotonic() - started + desk_s, 3),
         desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
         tags=task.tags, run_dir=str(run_dir.relative_to(out)),
+        desk_start_failures=len(desk_failures), desk_start_errors=desk_failures,
     )
 
 
@@ -215,9 +231,15 @@ def finish_run(run_dir: Path) -> None:
 
 def failed_attempt(task: SuiteTask, attempt: int, out: Path, error: BaseException, wall_s: float) -> AttemptResult:
     run_dir = attempt_dir(out, task.id, attempt)
+    failures = keep_desk_logs(run_dir, error.failures) if isinstance(error, DeskStartError) else []
+    kept = (run_dir / "trajectory.jsonl").is_file() or (run_dir / DESK_LOGS).is_dir()
+    reason = str(error) or error.__class__.__name__
+    if failures:
+        reason = f"the desktop failed to start {len(failures)} time(s) (logs in {DESK_LOGS}/): {reason}"
     return AttemptResult(id=task.id, attempt=attempt, status="ERROR", passed=False, checks_total=len(task.checks),
-                         reason=str(error) or error.__class__.__name__, wall_s=round(wall_s, 3), tags=task.tags,
-                         run_dir=str(run_dir.relative_to(out)) if (run_dir / "trajectory.jsonl").is_file() else "")
+                         reason=reason, wall_s=round(wall_s, 3), tags=task.tags,
+                         run_dir=str(run_dir.relative_to(out)) if kept else "",
+                         desk_start_failures=len(failures), desk_start_errors=failures)
 
 
 def plan(suite: Suite, repeat: int, out: Path, resume: bool) -> tuple[list[tuple[SuiteTask, int]], list[AttemptResult]]:

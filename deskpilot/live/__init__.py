@@ -59,4 +59,4 @@ def watch(sandbox, *, live: int | None = None, record: Path | None = None,
             if written is not None:
                 say(f"video: {written} ({recorder.frames} frames)")
         if view is not None:
-            view.stop()
+            view.finish(say=say)  # a watching page keeps the final screen and result a few seconds

@@ -31,6 +31,7 @@ from deskpilot.live.frames import FrameGrabber
 from deskpilot.live.state import LiveState
 
 _IDLE_AFTER_S = 3.0  # stop grabbing when no page asked for this long
+LINGER_S = 5.0  # after the run: how long a watched page keeps getting the final frame and result
 
 Reply = tuple[int, bytes, str, dict[str, str]]
 NOT_FOUND: Reply = (404, b"not found", "text/plain", {})
@@ -183,8 +184,28 @@ class LiveView(LiveServer):
         return self.screen.status()
 
     def stop(self) -> None:
+        self.finish()
+
+    def finish(self, linger: float = LINGER_S, say: Callable[[str], None] | None = None) -> float:
+        """Stop watching; a page still open keeps the final frame and result for ``linger`` seconds.
+
+        The run has ended, so the desktop goes (no new frames), but closing the
+        server at once left a watching browser with "connection refused" and
+        no result. The state says ``ended`` (the page then stops asking), and
+        only when a page asked recently is the server kept up: a run nobody
+        watches ends without waiting. Returns the seconds waited.
+        """
         self.detach()
+        self.screen.state.end()
+        waited = 0.0
+        if linger > 0 and self._httpd is not None and self._watched():
+            if say is not None:
+                say(f"live view: the final screen and result stay on the page for {linger:g} s")
+            started = time.monotonic()
+            time.sleep(linger)
+            waited = time.monotonic() - started
         self.close_server()
+        return waited
 
     def route(self, parts: list[str]) -> Reply:
         what = parts[0] if parts else ""

@@ -34,7 +34,7 @@ class LiveState:
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"phase": "starting", "step": 0, "max_steps": 0, "thought": "",
                                        "action": "", "action_type": "", "points": [], "status": "", "reason": "",
-                                       "answer": None, "changed": time.time()}
+                                       "answer": None, "ended": False, "changed": time.time()}
 
     def update(self, event: Any) -> None:
         e = as_dict(event)
@@ -67,6 +67,13 @@ class LiveState:
                 s.update(phase="finished", status=getattr(status, "value", status) or "", reason=e.get("reason", ""),
                          answer=e.get("answer"))
             s["changed"] = time.time()
+
+    def end(self) -> None:
+        """The run is over: nothing more will be drawn or done (the page stops polling)."""
+        with self._lock:
+            self._state.update(ended=True, changed=time.time())
+            if self._state["phase"] != "finished":
+                self._state["phase"] = "ended"
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

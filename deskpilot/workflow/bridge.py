@@ -34,14 +34,20 @@ def validate_check(obj: Any) -> None:
 
 
 def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path | None = None,
-              ask=None, prefix: str = "check", shares: Sequence[str] = ()) -> Outcome:
-    """One check against files (relative to ``base_dir``) and, when there is one, the desktop."""
+              ask=None, prefix: str = "check", shares: Sequence[str] = (), since_ns: int | None = None,
+              existed: set[str] | None = None) -> Outcome:
+    """One check against files (relative to ``base_dir``) and, when there is one, the desktop.
+
+    ``shares``: folders whose links are never followed; ``since_ns``/``existed``: the workflow's start and
+    the checked files there then (modified_during_run).
+    """
     from deskpilot.agent.checks import CheckContext
     from deskpilot.agent.checks import run_check as run_one
+    from deskpilot.agent.checks.runner import FILE_WAIT_S
 
     ctx = CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
                        sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix,
-                       shares=list(shares))
+                       shares=list(shares), run_started_ns=since_ns, existed=existed, file_wait_s=FILE_WAIT_S)
     result = run_one(obj, ctx)
     return Outcome(result.passed, result.label, result.message, dict(result.evidence))
 

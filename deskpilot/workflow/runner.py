@@ -11,6 +11,7 @@ columns); ``shared`` runs the rows one after another on the current one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -20,7 +21,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deskpilot.agent.checks.files import Unreadable, locate, read_file
+from deskpilot.agent.checks.files import Unreadable, file_clock, locate, read_file
+from deskpilot.agent.checks.models import resolve
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
@@ -43,6 +45,26 @@ class _Stop(Exception):
 
 def _needs_agent(steps) -> bool:
     return any(isinstance(s, AgentStep) or (isinstance(s, ForeachStep) and _needs_agent(s.steps)) for s in steps)
+
+
+def _asks_model(check: Any) -> bool:
+    return isinstance(check, dict) and "file" not in check and "expect" in check
+
+
+def expect_steps(steps, prefix: str = "") -> list[str]:
+    """Numbers of the check steps with an ``expect`` check: it asks the model, so the run needs one."""
+    found: list[str] = []
+    for i, step in enumerate(steps, 1):
+        if isinstance(step, CheckStep) and any(_asks_model(c) for c in step.checks):
+            found.append(f"{prefix}{i}")
+        elif isinstance(step, ForeachStep):
+            found += expect_steps(step.steps, f"{prefix}{i}.")
+    return found
+
+
+def needs_model(steps) -> bool:
+    """Agent steps, or check steps with ``expect``: the workflow needs a backend (--base-url or --script)."""
+    return _needs_agent(steps) or bool(expect_steps(steps))
 
 
 def _label(step, values: Mapping[str, str]) -> str:
@@ -87,6 +109,9 @@ class WorkflowRun:
         self.results: list[StepResult] = []
         self.desk: Session | None = None
         self.not_run = 0  # top-level steps not run because an earlier one failed
+        self.started_ns = file_clock(run_dir)  # check files modified before this are not this run's outputs
+        self.noted: set[str] = set()  # check files whose existence at the start was noted
+        self.existed: set[str] = set()  # ... and those that existed then (default of modified_during_run)
 
     def from_data(self, template: str, values: Mapping[str, str]) -> bool:
         """Does ``template`` use a value the user did not give (a CSV row's column, an agent's answer)?
@@ -157,7 +182,25 @@ class WorkflowRun:
             desk.close()
 
     # -- steps ------------------------------------------------------------------------------
+    def note_outputs(self, steps, values: Mapping[str, str]) -> None:
+        """Before a list of steps runs: which files its check steps name exist already (first sighting wins)."""
+        for step in steps:
+            if not isinstance(step, CheckStep):
+                continue
+            for raw in step.checks:
+                try:
+                    obj = substitute_all(raw, values)
+                except ConfigError:  # a variable an agent step sets later: noted when the check runs
+                    continue
+                if isinstance(obj, dict) and "file" in obj:
+                    path = str(Path(os.path.normpath(resolve(str(obj["file"]), self.base_dir))))
+                    if path not in self.noted:
+                        self.noted.add(path)
+                        if os.path.lexists(path):
+                            self.existed.add(path)
+
     def run_steps(self, steps, prefix: str, values: dict[str, str]) -> None:
+        self.note_outputs(steps, values)
         for i, step in enumerate(steps, 1):
             number = f"{prefix}{i}"
             if not prefix:
@@ -212,8 +255,10 @@ class WorkflowRun:
             argv, data = self.command(step.launch, values)
             desk.launch(argv, wait=step.wait, timeout=step.timeout, from_data=data, cwd=self.base_dir)
         elif isinstance(step, TypeStep):
+            self.guard_focus(step, values)
             desk.type(sub(step.type))
         elif isinstance(step, KeyStep):
+            self.guard_focus(step, values)
             desk.key(sub(step.key))
         elif isinstance(step, SleepStep):
             time.sleep(step.sleep)
@@ -238,6 +283,18 @@ class WorkflowRun:
             return
         if isinstance(step, _DESKTOP_STEPS):
             result.screenshot = self.snapshot(number)
+
+    def guard_focus(self, step, values: Mapping[str, str]) -> None:
+        """A step's ``window:``: CheckFailed (nothing typed) unless the focused window's title contains it."""
+        if step.window is None:
+            return
+        from deskpilot.agent.checks import CheckContext
+
+        title = substitute(step.window, values)
+        titles, active = CheckContext(sandbox=self.desk).window_titles()
+        if active is None or title not in active:
+            raise CheckFailed(f"not sent: the focused window is {active!r}, not one titled {title!r} "
+                              f"(windows: {titles})")
 
     def agent(self, step: AgentStep, number: str, values: dict[str, str], result: StepResult) -> None:
         from deskpilot.agent.loop.answers import AnswerSchema
@@ -269,12 +326,28 @@ class WorkflowRun:
         raise CheckFailed(f"agent ended {run.status.value}" + (f": {run.reason}" if run.reason else ""))
 
     def check(self, step: CheckStep, number: str, values: dict[str, str], result: StepResult) -> None:
+        with contextlib.ExitStack() as stack:
+            ask = self._asker(step, number, stack)
+            self._run_checks(step, number, values, result, ask)
+
+    def _asker(self, step: CheckStep, number: str, stack: contextlib.ExitStack):
+        """``expect`` checks ask the workflow's model about the screen; the exchange goes to RUN/check_N/."""
+        if self.backend is None or self.desk is None or not any(_asks_model(c) for c in step.checks):
+            return None
+        from deskpilot.agent.loop.agent import Agent
+
+        agent = stack.enter_context(Agent(self.backend, self.desk, self.make_dialect(self.instructions, self.secrets),
+                                          run_dir=self.run_dir / f"check_{number.replace('.', '_')}", report=False,
+                                          run_info={"workflow": self.flow.name, "workflow_step": number}))
+        return agent.ask
+
+    def _run_checks(self, step: CheckStep, number: str, values: dict[str, str], result: StepResult, ask) -> None:
         failed = []
         for n, raw in enumerate(step.checks, 1):
             obj = substitute_all(raw, values)
-            outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir,
-                                       shares=self.share_roots(values),
-                                       prefix=f"check_{number.replace('.', '_')}_{n}")
+            outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir, ask=ask,
+                                       shares=self.share_roots(values), since_ns=self.started_ns,
+                                       existed=self.existed, prefix=f"check_{number.replace('.', '_')}_{n}")
             result.checks.append({"label": self.redact(outcome.label), "passed": outcome.passed,
                                   "message": self.redact(outcome.message)})
             if not outcome.passed:
@@ -375,6 +448,9 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
         raise ConfigError(f"secret {missing[0]} is not set: export {missing[0]}=... before running")
     if backend is None and _needs_agent(flow.steps):
         raise ConfigError("this workflow has agent steps: give a model (--base-url URL) or recorded replies (--script FILE)")
+    if backend is None and (asking := expect_steps(flow.steps)):
+        raise ConfigError(f"step {asking[0]} has an expect check, which asks a model: give one (--base-url URL) "
+                          f"or recorded replies (--script FILE)")
     secrets = {name: env[name] for name in flow.secrets}
     base = Path(base_dir or Path.cwd()).resolve()
     run_dir = Path(run_dir)

@@ -113,11 +113,18 @@ class ClickTextStep(_Region):
     index: int = Field(default=0, ge=0)
 
 
-class TypeStep(_Step):
+class _FocusGuard(_Step):
+    """``window: TITLE``: act only if the focused window's title contains TITLE, else fail without typing
+    (a dialog that took the focus, "file already exists, replace?", must not get the next row's text)."""
+
+    window: str | None = Field(default=None, min_length=1)
+
+
+class TypeStep(_FocusGuard):
     type: str
 
 
-class KeyStep(_Step):
+class KeyStep(_FocusGuard):
     key: str = Field(min_length=1)
 
     @field_validator("key")
