@@ -1,5 +1,5 @@
 """The one exception type the sandbox raises for problems a user can fix (see deskpilot.errors)."""
 
-from deskpilot.errors import SandboxError
+from deskpilot.errors import SandboxError, WindowNotFound
 
-__all__ = ["SandboxError"]
+__all__ = ["SandboxError", "WindowNotFound"]

@@ -194,6 +194,7 @@ def test_ocr_steps_read_and_click_text_on_screen(tmp_path):
     assert [s.status for s in result.steps] == ["passed"] * 3 + ["failed"]
     assert "clicked 'Search'" in result.steps[1].message
     assert "did not appear" in result.steps[3].message and "Find and Replace" in result.steps[3].message
+    assert set(result.steps[3].evidence) == {"screenshot", "ocr_text"}  # the frame OCR read, and its lines
     assert not result.ok
 
 
@@ -213,3 +214,54 @@ def test_foreach_does_not_follow_a_link_an_app_planted_in_its_share(tmp_path):
     assert result.steps[-1].message == (f"foreach: {tmp_path / 'out' / 'rows.csv'} is a symbolic link: "
                             "checks do not follow links (an app may have made it)")
     assert "host-only-secret" not in (tmp_path / "run" / "report.html").read_text()
+
+
+def _evidence_of(step, run_dir):
+    """The failure files a step names: each exists, is in its message, and its screenshot is a PNG of the desktop."""
+    from PIL import Image
+
+    assert step.evidence, step
+    for name in step.evidence.values():
+        assert (run_dir / name).is_file() and str(run_dir / name) in step.message, (name, step.message)
+    assert step.screenshot == step.evidence["screenshot"]
+    with Image.open(run_dir / step.screenshot) as img:
+        return img.size
+
+
+def test_a_failed_wait_for_window_lists_the_windows_and_leaves_the_screen(tmp_path):
+    text = ("desktop: {size: 480x320, apps: ['xterm -T \"Probe Term\" -geometry 20x4+0+0']}\n"
+            "steps:\n  - wait_for_window: probe term\n    timeout: 0.5\n")
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    step = result.steps[0]
+    assert step.status == "failed" and not result.ok
+    assert "no window titled 'probe term' within 0.5 s; windows: 'Probe Term'" in step.message
+    assert "ignore_case: true" in step.message
+    assert _evidence_of(step, tmp_path / "run") == (480, 320)
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "step 1 (wait_for_window: probe term) failed: no window titled" in report  # the header names it
+    assert 'alt="screen when the step failed"' in report and "step_1_failed.png" in report
+
+
+def test_ignore_case_matches_and_a_failed_check_step_keeps_the_frame_it_saw(tmp_path):
+    text = ("desktop: {size: 480x320, apps: ['xterm -T \"Probe Term\" -geometry 20x4+0+0']}\n"
+            "steps:\n  - wait_for_window: probe TERM\n    ignore_case: true\n    timeout: 20\n    quiet: 0\n"
+            "  - check: [{window_title: Probe}, {window_title: Absent}]\n")
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed", "failed"]
+    assert _evidence_of(result.steps[1], tmp_path / "run") == (480, 320)
+    assert result.steps[1].evidence == {"screenshot": "step_2_failed.png"}
+
+
+@needs_mousepad
+def test_a_failed_click_text_saves_the_frame_it_read_and_the_text(tmp_path):
+    pytest.importorskip("rapidocr")
+    text = ("desktop: {size: 640x400, apps: [mousepad]}\n"
+            "steps:\n  - wait_for_window: Mousepad\n"
+            "  - click_text: no such words here\n    region: [0, 20, 300, 45]\n    timeout: 0\n")
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    step = result.steps[1]
+    assert step.status == "failed" and "did not appear" in step.message
+    assert _evidence_of(step, tmp_path / "run") == (640, 400)
+    ocr = (tmp_path / "run" / step.evidence["ocr_text"]).read_text()
+    assert "Search" in ocr and "[" in ocr  # the lines OCR read, with their boxes
+    assert "step_2_failed.png" in (tmp_path / "run" / "report.html").read_text()

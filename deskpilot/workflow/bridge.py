@@ -33,16 +33,32 @@ def validate_check(obj: Any) -> None:
         raise ValueError(str(err)) from None
 
 
-def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path | None = None,
-              ask=None, prefix: str = "check") -> Outcome:
-    """One check against files (relative to ``base_dir``) and, when there is one, the desktop."""
+def check_context(*, base_dir: Path, desk=None, out_dir: Path | None = None, ask=None, prefix: str = "check"):
+    """What a check step's checks share: files below ``base_dir`` and, when there is one, the desktop."""
     from deskpilot.agent.checks import CheckContext
+
+    return CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
+                        sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix)
+
+
+def run_check(obj: dict[str, Any], ctx) -> tuple[Outcome, Any]:
+    """One check in ``ctx`` (one frame and one OCR read for all checks of a step): its outcome and result."""
     from deskpilot.agent.checks import run_check as run_one
 
-    ctx = CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
-                       sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix)
     result = run_one(obj, ctx)
-    return Outcome(result.passed, result.label, result.message, dict(result.evidence))
+    return Outcome(result.passed, result.label, result.message, dict(result.evidence)), result
+
+
+def save_failure(out_dir: Path, stem: str, *, screen=None, error: Exception | None = None, ctx=None,
+                 results=()):
+    """The screen and text of a failed step, saved once for every kind of step (agent.checks.evidence)."""
+    from deskpilot.agent.checks.evidence import ocr_lines_of, save_check_failure, save_failure_evidence
+
+    if ctx is not None:
+        return save_check_failure(ctx, results, out_dir, stem)
+    frame = getattr(error, "screen", None)
+    return save_failure_evidence(out_dir, stem, screen=frame if frame is not None else screen,
+                                 lines=ocr_lines_of(getattr(error, "evidence", None)))
 
 
 def wait_for_text(desk, text: str, timeout: float, region=None) -> str:

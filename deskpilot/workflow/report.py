@@ -23,7 +23,7 @@ img{max-width:360px;border:1px solid #ccc}code{background:#f3f3f3;padding:0 .2em
 """
 
 
-def _thumb(path: Path) -> str:
+def _thumb(path: Path, alt: str = "screen after the step") -> str:
     if not path.is_file():
         return ""
     from PIL import Image
@@ -34,7 +34,7 @@ def _thumb(path: Path) -> str:
         buf = io.BytesIO()
         image.save(buf, "JPEG", quality=70)
     data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="screen after the step" src="data:image/jpeg;base64,{data}">'
+    return f'<img alt="{escape(alt)}" src="data:image/jpeg;base64,{data}">'
 
 
 def build_workflow_report(run_dir: str | Path) -> Path:
@@ -52,8 +52,12 @@ def build_workflow_report(run_dir: str | Path) -> Path:
             summary += f": {end['error']}"
         if end.get("steps_not_run"):
             summary += f"; {end['steps_not_run']} step(s) not run"
+    steps = [r for r in records if r["record"] == "step"]
+    failing = next((r for r in steps if r.get("status") in ("failed", "error")), None)
+    if failing is not None:  # the header names the step to look at first
+        summary += f"; step {failing['number']} ({failing['label']}) {failing['status']}: {failing.get('message') or ''}"
     rows = []
-    for rec in (r for r in records if r["record"] == "step"):
+    for rec in steps:
         detail = escape(rec.get("message") or "")
         if rec.get("answer") is not None:
             detail += f"<br>answer: <code>{escape(rec['answer'])}</code>"
@@ -63,7 +67,10 @@ def build_workflow_report(run_dir: str | Path) -> Path:
         if rec.get("agent_run"):
             link = f"{rec['agent_run']}/report.html"
             detail += f'<br><a href="{escape(link)}">agent run report</a>'
-        shot = _thumb(run_dir / rec["screenshot"]) if rec.get("screenshot") else ""
+        for what, name in (rec.get("evidence") or {}).items():
+            detail += f'<br>{escape(what.replace("_", " "))}: <a href="{escape(name)}">{escape(name)}</a>'
+        alt = "screen when the step failed" if rec.get("evidence") else "screen after the step"
+        shot = _thumb(run_dir / rec["screenshot"], alt) if rec.get("screenshot") else ""
         rows.append(f'<tr><td>{escape(rec["number"])}</td><td>{escape(rec["label"])}</td>'
                     f'<td class="{escape(rec["status"])}">{escape(rec["status"])}</td>'
                     f'<td>{rec.get("seconds", 0):.1f} s</td><td>{detail}</td><td>{shot}</td></tr>')
