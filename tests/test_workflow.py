@@ -43,6 +43,15 @@ def reply(call: str, thought: str = "Next step.") -> str:
         ("steps: []\n", "line 1: steps: List should have at least 1 item"),
         ("- sleep: 1\n", "a workflow is a mapping"),
         ("steps:\n  - check: {nothing: here}\n", "line 2: check:"),
+        ("steps:\n  - click_txt: Save\n", "line 2: a step is a mapping with exactly one of: launch, agent, click_text,"
+                                         " type, key, wait_for_text, wait_for_window, sleep, check, foreach "
+                                         "(did you mean 'click_text' instead of 'click_txt'?)"),
+        ("steps:\n  - wait_for_window: a\n    ignorecase: true\n",
+         "line 3: ignorecase: unknown option 'ignorecase' (did you mean 'ignore_case' instead of 'ignorecase'?)"),
+        ("desktop: {sise: 800x600}\nsteps: [{sleep: 0}]\n", "(did you mean 'size' instead of 'sise'?)"),
+        ("steps:\n  - sleep: 0\n  - launch: no-such-app-4711 --x\n",
+         "line 3: launch: app 'no-such-app-4711' is not installed (not found on PATH)"),
+        ("steps:\n  - launch: ./missing-tool.sh\n", "line 2: launch: app './missing-tool.sh' does not exist"),
     ],
 )
 def test_broken_files_are_refused_with_the_line(text, message, tmp_path):
@@ -77,6 +86,13 @@ def test_workflow_check_command(tmp_path):
     assert result.exit_code == 2 and "line 2" in result.output
     result = runner.invoke(app, ["workflow", "run", str(flow.with_name("nope.yaml"))])
     assert result.exit_code == 2 and "does not exist" in result.output
+    flow.write_text("steps:\n  - launch: no-such-app-4711\n")
+    result = runner.invoke(app, ["workflow", "check", str(flow)])
+    assert result.exit_code == 2 and "line 2: launch: app 'no-such-app-4711' is not installed" in result.output
+    flow.write_text("steps:\n  - launch: xterm\n  - click_txt: OK\n")
+    result = runner.invoke(app, ["workflow", "check", str(flow)])
+    assert result.exit_code == 2 and "line 3:" in result.output and "did you mean 'click_text'" in result.output
+    assert "Traceback" not in result.output
 
 
 @needs_mousepad
