@@ -11,6 +11,8 @@ import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pytest_form"
@@ -67,18 +69,27 @@ def test_example_fails_with_the_run_folder_when_the_app_changes(tmp_path):
     assert "def do(" not in out  # the plugin's own frames are hidden from the traceback
 
 
-def test_a_pilot_without_a_model_says_how_to_give_one(tmp_path):
+def test_a_pilot_without_a_model_is_a_usage_error_before_any_desktop_starts(tmp_path):
     test = tmp_path / "test_nomodel.py"
     test.write_text("import pytest\n\n@pytest.mark.desktop(size=(640, 480))\n"
-                    "def test_it(pilot):\n    pilot.do('anything')\n")
+                    "def test_it(pilot):\n    pilot.do('anything')\n\n"
+                    "def test_ocr_only(pilot):\n    pilot.find_text('x')\n")
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
     env.pop("DESKPILOT_SCRIPT", None)
     env.pop("DESKPILOT_BASE_URL", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
-                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path)],
+                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "b")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "the pilot fixture needs a model: --deskpilot-base-url URL or --deskpilot-script FILE" in proc.stdout
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage-error exit code
+    assert proc.stderr.strip() == ("ERROR: test_nomodel.py::test_it: the pilot fixture needs a model: "
+                                   "--deskpilot-base-url URL or --deskpilot-script FILE "
+                                   "(or DESKPILOT_BASE_URL / DESKPILOT_SCRIPT)")
+    assert "Traceback" not in proc.stdout + proc.stderr and "failed" not in proc.stdout
+    assert not list((tmp_path / "b").rglob("share"))  # no test ran, no desktop started
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "-k", "ocr_only",
+                           "--collect-only"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4  # deselection comes after: the file as a whole needs a model
 
 
 def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_path):
@@ -119,3 +130,44 @@ def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_pa
     assert run("black", "--deskpilot-update-baselines").returncode == 0
     with Image.open(baseline) as img:
         assert img.convert("RGB").getpixel((250, 200)) != white
+
+
+def test_failures_leave_the_screen_they_saw_named_in_the_message_and_junit_without_deskpilot_frames(tmp_path):
+    """A failed expect_text (OCR) and a failed pilot.check save the screen and what was read; tracebacks stay short."""
+    pytest.importorskip("rapidocr")
+    from PIL import Image
+
+    test = tmp_path / "test_evidence.py"
+    test.write_text(
+        "import pytest\n\n"
+        "APP = ['xterm -T evidence-term -geometry 20x3+0+0']\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
+        "def test_text(pilot):\n"
+        "    pilot.expect_text('words not here', timeout=0, region=(0, 0, 200, 60))\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
+        "def test_window(pilot):\n"
+        "    pilot.check({'window_title': 'evidence-term'}, {'window_title': 'no such window'})\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("DESKPILOT_SCRIPT", None)
+    env.pop("DESKPILOT_BASE_URL", None)  # neither test calls the model: no model needed
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "b"),
+                           "--junitxml", str(tmp_path / "junit.xml"), "--tb=long"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    out = proc.stdout
+    assert proc.returncode == 1 and "2 failed" in out, out[-3000:] + proc.stderr[-2000:]
+    props = properties(tmp_path / "junit.xml")
+    text, window = props["test_text"], props["test_window"]
+    assert set(text) == {"deskpilot_failure_screenshot", "deskpilot_failure_ocr_text"}
+    assert set(window) == {"deskpilot_failure_screenshot"}
+    for path in [*text.values(), *window.values()]:
+        assert Path(path).is_file() and f": {path}" in out, path  # saved and named in the failure message
+    for shot in (text["deskpilot_failure_screenshot"], window["deskpilot_failure_screenshot"]):
+        with Image.open(shot) as img:
+            assert img.size == (320, 240)
+    assert Path(text["deskpilot_failure_screenshot"]).parent.name == "deskpilot"  # the test's runs folder
+    assert Path(window["deskpilot_failure_screenshot"]).parent.name == "checks"  # the folder the message names
+    assert "'words not here' did not appear" in out and "no window titled 'no such window'" in out
+    assert "evidence-te" in Path(text["deskpilot_failure_ocr_text"]).read_text()  # what OCR read there
+    assert str(ROOT) not in out, out  # no frame, no source line of deskpilot's own files
+    assert "__tracebackhide__" not in out and "raise CheckFailed" not in out
