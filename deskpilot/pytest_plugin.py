@@ -45,6 +45,7 @@ import pytest
 
 _MARKER = "desktop(size=(1280, 800), apps=[...], shares=[...], isolation='bwrap', network=False): the deskpilot sandbox for the desktop fixture"
 _RUNS_KEY = pytest.StashKey[list]()
+_NO_MODEL_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -145,12 +146,24 @@ def _calls_the_model(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that needs a model and has none is a usage error now, not a FAILED test after its desktop started."""
+    """A test that needs a model and has none is a usage error now, not a FAILED test after its desktop started.
+
+    An xdist worker cannot stop the session (its controller would crash): there the
+    test errors in setup with the same one line, still before its desktop starts.
+    """
     for item in items:
         if "pilot" in getattr(item, "fixturenames", ()) and _calls_the_model(item):
             problem = _model_problem(config, item)
-            if problem:
+            if problem and hasattr(config, "workerinput"):
+                item.stash[_NO_MODEL_KEY] = problem
+            elif problem:
                 raise pytest.UsageError(f"{item.nodeid}: {problem}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = item.stash.get(_NO_MODEL_KEY, None)
+    if problem:
+        pytest.fail(f"usage error: {problem}", pytrace=False)
 
 
 def _clean(method):

@@ -90,6 +90,13 @@ def test_a_pilot_without_a_model_is_a_usage_error_before_any_desktop_starts(tmp_
                            "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "-k", "ocr_only",
                            "--collect-only"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 4  # deselection comes after: the file as a whole needs a model
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "xdist.plugin", "-n", "1", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
+                           "--basetemp", str(tmp_path / "x"), "-k", "test_it"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "INTERNALERROR" not in proc.stdout, proc.stdout[-2000:]  # a worker cannot stop the session
+    assert "ERROR at setup of test_it" in proc.stdout and "usage error: the pilot fixture needs a model" in proc.stdout
+    assert "Traceback" not in proc.stdout and not list((tmp_path / "x").rglob("share"))
 
 
 def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_path):
