@@ -133,6 +133,9 @@ def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_pa
     assert run("white").returncode == 0  # the new baseline matches a plain run
     proc = run("black")
     assert proc.returncode == 1 and "differs from term.png" in proc.stdout, proc.stdout[-2000:]
+    named = dict(re.findall(r"^E\s+(screenshot|diff): (\S+)$", proc.stdout, re.MULTILINE))
+    assert set(named) == {"screenshot", "diff"}, proc.stdout[-2000:]  # the failure's screen and its diff image
+    assert all(Path(p).is_file() for p in named.values())
     assert baseline.read_bytes() == written  # a failing plain run leaves the baseline alone
     assert run("black", "--deskpilot-update-baselines").returncode == 0
     with Image.open(baseline) as img:

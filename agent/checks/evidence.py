@@ -100,8 +100,7 @@ def save_check_failure(ctx: CheckContext, results: Iterable[Any], out_dir: str |
     lines = None
     if ctx._lines:
         lines = ctx._lines.get(None) if None in ctx._lines else [t for part in ctx._lines.values() for t in part]
-    diffs = [r.evidence[key] for r in results if not r.passed for key in ("diff", "actual")
-             if isinstance(r.evidence.get(key), str)]
+    diffs = [r.evidence["diff"] for r in results if not r.passed and isinstance(r.evidence.get("diff"), str)]
     return save_failure_evidence(out_dir, stem, screen=frame, lines=lines, diffs=diffs)
 
 
