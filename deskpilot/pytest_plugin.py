@@ -96,8 +96,18 @@ def desktop(request: pytest.FixtureRequest, desktop_share: Path):
     apps = [a.replace("{share}", str(desktop_share)) if isinstance(a, str) else a for a in apps]
     base = Path(request.path).parent
     shares = [desktop_share] + [p if Path(p).is_absolute() else base / p for p in options.pop("shares", [])]
-    with Session(size=options.pop("size", (1280, 800)), apps=apps, shares=shares, create_shares=True,
-                 **options) as desk:
+    from deskpilot.errors import DeskpilotError
+
+    try:
+        session = Session(size=options.pop("size", (1280, 800)), apps=apps, shares=shares, create_shares=True,
+                          **options)
+    except DeskpilotError as err:  # one line in the test's setup ERROR, not deskpilot's start-up frames
+        problem = str(err)
+    else:
+        problem = ""
+    if problem:
+        pytest.fail(f"the desktop did not start: {problem}", pytrace=False)
+    with session as desk:
         yield desk
 
 

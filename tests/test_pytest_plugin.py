@@ -181,3 +181,17 @@ def test_failures_leave_the_screen_they_saw_named_in_the_message_and_junit_witho
     assert "evidence-te" in Path(text["deskpilot_failure_ocr_text"]).read_text()  # what OCR read there
     assert str(ROOT) not in out, out  # no frame, no source line of deskpilot's own files
     assert "__tracebackhide__" not in out and "raise CheckFailed" not in out
+
+
+def test_a_desktop_that_cannot_start_is_one_line_in_setup(tmp_path):
+    test = tmp_path / "test_badapp.py"
+    test.write_text("import pytest\n\n@pytest.mark.desktop(size=(320, 240), apps=['no-such-app-4711'])\n"
+                    "def test_it(desktop):\n    pass\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "b")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "1 error" in proc.stdout, proc.stdout[-2000:]
+    assert ("ERROR at setup of test_it ___\nthe desktop did not start: app 'no-such-app-4711' is not installed "
+            "(not found on PATH)\n") in re.sub(r"_{3,}", "___", proc.stdout)
+    assert str(ROOT) not in proc.stdout and "During handling" not in proc.stdout
