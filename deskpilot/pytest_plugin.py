@@ -117,7 +117,7 @@ _MODEL_METHODS = {"do", "expect", "ask", "locate"}  # the pilot methods that cal
 
 
 def _model_problem(config: pytest.Config, node: pytest.Item) -> str | None:
-    """Why this test can have no model ('' never): None when a script or a server is given."""
+    """The one-line reason this test has no model to call; None when recorded replies or a server are given."""
     script = config.getoption("deskpilot_script") or os.environ.get("DESKPILOT_SCRIPT")
     if script:
         path = Path(script)
@@ -155,6 +155,7 @@ def _calls_the_model(item: pytest.Item) -> bool:
                and isinstance(n.func.value, ast.Name) and n.func.value.id == "pilot" for n in ast.walk(tree))
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the tests that will run need a model
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that needs a model and has none is a usage error now, not a FAILED test after its desktop started.
 
