@@ -272,12 +272,14 @@ def test_ignore_case_matches_and_a_failed_check_step_keeps_the_frame_it_saw(tmp_
 def test_a_failed_click_text_saves_the_frame_it_read_and_the_text(tmp_path):
     pytest.importorskip("rapidocr")
     text = ("desktop: {size: 640x400, apps: [mousepad]}\n"
+            "secrets: [WF_SHOWN]\n"
             "steps:\n  - wait_for_window: Mousepad\n"
             "  - click_text: no such words here\n    region: [0, 20, 300, 45]\n    timeout: 0\n")
-    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path,
+                          env={"WF_SHOWN": "Search"})  # a secret that happens to be on screen
     step = result.steps[1]
     assert step.status == "failed" and "did not appear" in step.message
     assert _evidence_of(step, tmp_path / "run") == (640, 400)
     ocr = (tmp_path / "run" / step.evidence["ocr_text"]).read_text()
-    assert "Search" in ocr and "[" in ocr  # the lines OCR read, with their boxes
+    assert "***WF_SHOWN***" in ocr and "Search" not in ocr and "[" in ocr  # the lines OCR read, boxes, redacted
     assert "step_2_failed.png" in (tmp_path / "run" / "report.html").read_text()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, Field
 
@@ -63,13 +63,15 @@ def ocr_lines_of(evidence: Any) -> list[Any] | None:
     return None
 
 
-def save_failure_evidence(out_dir: str | Path, stem: str, *, screen: Any = None,
-                          lines: Iterable[Any] | None = None, diffs: Iterable[str] = ()) -> FailureEvidence:
+def save_failure_evidence(out_dir: str | Path, stem: str, *, screen: Any = None, lines: Iterable[Any] | None = None,
+                          diffs: Iterable[str] = (), redact: Callable[[str], str] | None = None) -> FailureEvidence:
     """Write the screen (and the text read from it) of one failure into ``out_dir``; what was written.
 
     ``screen`` is the frame of the failure, or something to take one from (a
     desktop, a grab callable); ``lines`` the OCR lines read from it (TextBox,
-    their dicts, or plain strings); ``diffs`` paths of diff images already saved.
+    their dicts, or plain strings); ``diffs`` paths of diff images already saved;
+    ``redact`` hides secrets in the text file (a secret shown on screen stays in
+    the picture, as in every screenshot of a run).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,12 +87,14 @@ def save_failure_evidence(out_dir: str | Path, stem: str, *, screen: Any = None,
     if lines is not None:
         path = out / f"{name}_ocr.txt"
         text = "\n".join(_line(item) for item in lines)
+        text = redact(text) if redact is not None else text
         path.write_text((text + "\n") if text else "(OCR read no text)\n", encoding="utf-8")
         evidence.ocr_text = str(path)
     return evidence
 
 
-def save_check_failure(ctx: CheckContext, results: Iterable[Any], out_dir: str | Path, stem: str) -> FailureEvidence:
+def save_check_failure(ctx: CheckContext, results: Iterable[Any], out_dir: str | Path, stem: str,
+                       redact: Callable[[str], str] | None = None) -> FailureEvidence:
     """Evidence for failed checks: the frame they were run on, the OCR lines they read, their diff images.
 
     A check run with no frame taken yet (a file check) saves the screen now, when
@@ -101,7 +105,7 @@ def save_check_failure(ctx: CheckContext, results: Iterable[Any], out_dir: str |
     if ctx._lines:
         lines = ctx._lines.get(None) if None in ctx._lines else [t for part in ctx._lines.values() for t in part]
     diffs = [r.evidence["diff"] for r in results if not r.passed and isinstance(r.evidence.get("diff"), str)]
-    return save_failure_evidence(out_dir, stem, screen=frame, lines=lines, diffs=diffs)
+    return save_failure_evidence(out_dir, stem, screen=frame, lines=lines, diffs=diffs, redact=redact)
 
 
 __all__ = ["FailureEvidence", "ocr_lines_of", "save_check_failure", "save_failure_evidence"]

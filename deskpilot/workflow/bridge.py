@@ -50,15 +50,15 @@ def run_check(obj: dict[str, Any], ctx) -> tuple[Outcome, Any]:
 
 
 def save_failure(out_dir: Path, stem: str, *, screen=None, error: Exception | None = None, ctx=None,
-                 results=()):
+                 results=(), redact=None):
     """The screen and text of a failed step, saved once for every kind of step (agent.checks.evidence)."""
     from deskpilot.agent.checks.evidence import ocr_lines_of, save_check_failure, save_failure_evidence
 
     if ctx is not None:
-        return save_check_failure(ctx, results, out_dir, stem)
+        return save_check_failure(ctx, results, out_dir, stem, redact=redact)
     frame = getattr(error, "screen", None)
     return save_failure_evidence(out_dir, stem, screen=frame if frame is not None else screen,
-                                 lines=ocr_lines_of(getattr(error, "evidence", None)))
+                                 lines=ocr_lines_of(getattr(error, "evidence", None)), redact=redact)
 
 
 def wait_for_text(desk, text: str, timeout: float, region=None) -> str:

@@ -163,7 +163,7 @@ class WorkflowRun:
                 return  # no desktop (a file check, a CSV file): nothing on a screen to show
             evidence = bridge.save_failure(self.run_dir, f"step_{number.replace('.', '_')}_failed",
                                            screen=self.desk.screenshot if self.desk is not None else None,
-                                           error=err)
+                                           error=err, redact=self.redact)
         files = evidence.files()
         result.evidence = {k: os.path.relpath(v, self.run_dir) for k, v in files.items()}
         result.screenshot = result.evidence.get("screenshot")
@@ -261,7 +261,8 @@ class WorkflowRun:
                 failed.append(f"{outcome.label}: {outcome.message}")
         result.message = "; ".join(c["message"] for c in result.checks)
         if failed:
-            evidence = bridge.save_failure(self.run_dir, f"step_{stem}_failed", ctx=ctx, results=results)
+            evidence = bridge.save_failure(self.run_dir, f"step_{stem}_failed", ctx=ctx, results=results,
+                                           redact=self.redact)
             raise CheckFailed(f"{len(failed)} of {len(step.checks)} check(s) failed: " + "; ".join(failed),
                               evidence=evidence)
 
