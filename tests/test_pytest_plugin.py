@@ -155,6 +155,9 @@ def test_failures_leave_the_screen_they_saw_named_in_the_message_and_junit_witho
         "def test_text(pilot):\n"
         "    pilot.expect_text('words not here', timeout=0, region=(0, 0, 200, 60))\n\n"
         "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
+        "def test_click(pilot):\n"
+        "    pilot.click_text('nothing', timeout=0, region=(0, 0, 120, 20))\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
         "def test_window(pilot):\n"
         "    pilot.check({'window_title': 'evidence-term'}, {'window_title': 'no such window'})\n")
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
@@ -165,19 +168,19 @@ def test_failures_leave_the_screen_they_saw_named_in_the_message_and_junit_witho
                            "--junitxml", str(tmp_path / "junit.xml"), "--tb=long"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     out = proc.stdout
-    assert proc.returncode == 1 and "2 failed" in out, out[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 1 and "3 failed" in out, out[-3000:] + proc.stderr[-2000:]
     props = properties(tmp_path / "junit.xml")
-    text, window = props["test_text"], props["test_window"]
-    assert set(text) == {"deskpilot_failure_screenshot", "deskpilot_failure_ocr_text"}
+    text, click, window = props["test_text"], props["test_click"], props["test_window"]
+    assert set(text) == set(click) == {"deskpilot_failure_screenshot", "deskpilot_failure_ocr_text"}
     assert set(window) == {"deskpilot_failure_screenshot"}
-    for path in [*text.values(), *window.values()]:
+    for path in [*text.values(), *click.values(), *window.values()]:
         assert Path(path).is_file() and f": {path}" in out, path  # saved and named in the failure message
     for shot in (text["deskpilot_failure_screenshot"], window["deskpilot_failure_screenshot"]):
         with Image.open(shot) as img:
             assert img.size == (320, 240)
     assert Path(text["deskpilot_failure_screenshot"]).parent.name == "deskpilot"  # the test's runs folder
     assert Path(window["deskpilot_failure_screenshot"]).parent.name == "checks"  # the folder the message names
-    assert "'words not here' did not appear" in out and "no window titled 'no such window'" in out
+    assert "'nothing' did not appear" in out and "'words not here' did not appear" in out and "no window titled 'no such window'" in out
     assert "evidence-te" in Path(text["deskpilot_failure_ocr_text"]).read_text()  # what OCR read there
     assert str(ROOT) not in out, out  # no frame, no source line of deskpilot's own files
     assert "__tracebackhide__" not in out and "raise CheckFailed" not in out
