@@ -49,6 +49,7 @@ def reply(call: str, thought: str = "Next step.") -> str:
         ("steps:\n  - wait_for_window: a\n    ignorecase: true\n",
          "line 3: ignorecase: unknown option 'ignorecase' (did you mean 'ignore_case' instead of 'ignorecase'?)"),
         ("desktop: {sise: 800x600}\nsteps: [{sleep: 0}]\n", "(did you mean 'size' instead of 'sise'?)"),
+        ("name: x\nstep:\n  - sleep: 0\n", "line 2: step: unknown option 'step' (did you mean 'steps' instead of 'step'?)"),
         ("steps:\n  - sleep: 0\n  - launch: no-such-app-4711 --x\n",
          "line 3: launch: app 'no-such-app-4711' is not installed (not found on PATH)"),
         ("steps:\n  - launch: ./missing-tool.sh\n", "line 2: launch: app './missing-tool.sh' does not exist"),

@@ -78,7 +78,10 @@ def parse_workflow(text: str, source: str = "workflow", cli_vars: Mapping[str, s
     try:
         flow = Workflow.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
+        if first["type"] == "missing":  # a misspelt key is both missing and unknown: name the typo
+            first = next((e for e in errors if e["type"] == "extra_forbidden"), first)
         line = line_of(data, tuple(first["loc"]), frozenset(STEP_KINDS))
         where = f"{source} line {line}" if line else source
         raise WorkflowError(f"{where}: {_describe(dict(first))}") from None
