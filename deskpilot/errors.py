@@ -5,7 +5,8 @@
     │   ├── ConfigError                 a setting, flag, config or spec file
     │   └── RunFolderError              a run folder that is missing, broken or already used
     ├── SandboxError (RuntimeError)     the desktop could not start, or an app would not
-    │   └── DeskStartError              its display or window manager failed (a machine fault; pools retry)
+    │   ├── DeskStartError              its display or window manager failed (a machine fault; pools retry)
+    │   └── WindowNotFound              no window with that title appeared (titles: what was there)
     ├── CaptureError (RuntimeError)     the screen could not be read
     ├── BackendError (RuntimeError)     a model call failed (status_code, retryable)
     ├── ParseError (ValueError)         a model reply is not an action (message is for the model)
@@ -64,6 +65,14 @@ class CaptureError(DeskpilotError, RuntimeError):
     """The screen of a display could not be captured."""
 
 
+class WindowNotFound(SandboxError):
+    """No window with the wanted title appeared in time; ``titles`` are the windows that were there."""
+
+    def __init__(self, message: str, titles: list[str]) -> None:
+        super().__init__(message)
+        self.titles = titles
+
+
 class BackendError(DeskpilotError, RuntimeError):
     """A model call failed; the message is short and says what to do about it.
 
@@ -109,14 +118,20 @@ class ReplayError(DeskpilotError, RuntimeError):
 
 
 class CheckFailed(DeskpilotError, AssertionError):
-    """A verification check did not pass; ``evidence`` says what was seen."""
+    """A verification check did not pass; ``evidence`` says what was seen.
 
-    def __init__(self, message: str, *, evidence: Any = None) -> None:
+    ``screen`` is the frame the failure was seen on (a PIL image), when the
+    code that failed had one: the door that reports the failure saves it, so
+    the picture is of the moment of failure, not of a later screen.
+    """
+
+    def __init__(self, message: str, *, evidence: Any = None, screen: Any = None) -> None:
         super().__init__(message)
         self.evidence = evidence
+        self.screen = screen
 
 
 __all__ = [
     "ActionError", "BackendError", "CaptureError", "CheckFailed", "ConfigError", "DeskpilotError",
-    "ExecutorError", "ParseError", "ReplayError", "RunFolderError", "SandboxError", "UsageError",
+    "ExecutorError", "ParseError", "ReplayError", "RunFolderError", "SandboxError", "UsageError", "WindowNotFound",
 ]

@@ -21,13 +21,23 @@ The model comes from ``--deskpilot-base-url`` / ``--deskpilot-model`` or
 runs go to its own folder (``--deskpilot-runs DIR``, default the test's
 tmp_path), so pytest-xdist workers never share a display or a folder. A failure
 names the run folder, its report.html and the last screenshot; the same paths
-are junitxml properties.
+are junitxml properties. A failed ``expect_text``, ``click_text`` or ``check``
+saves the screen it failed on (and the OCR lines or diff it used) into that
+folder and names the files the same way (``deskpilot_failure_screenshot``,
+``deskpilot_failure_ocr_text``, ``deskpilot_failure_diff``). Tracebacks stop at
+the test's own line: deskpilot's frames are hidden. A test that calls
+``pilot.do/expect/ask/locate`` with no model given is a usage error found
+at collection, before any desktop starts.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import os
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,7 @@ import pytest
 
 _MARKER = "desktop(size=(1280, 800), apps=[...], shares=[...], isolation='bwrap', network=False): the deskpilot sandbox for the desktop fixture"
 _RUNS_KEY = pytest.StashKey[list]()
+_NO_MODEL_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,29 +103,101 @@ def desktop(request: pytest.FixtureRequest, desktop_share: Path):
     apps = [a.replace("{share}", str(desktop_share)) if isinstance(a, str) else a for a in apps]
     base = Path(request.path).parent
     shares = [desktop_share] + [p if Path(p).is_absolute() else base / p for p in options.pop("shares", [])]
-    with Session(size=options.pop("size", (1280, 800)), apps=apps, shares=shares, create_shares=True,
-                 **options) as desk:
+    from deskpilot.errors import DeskpilotError
+
+    try:
+        session = Session(size=options.pop("size", (1280, 800)), apps=apps, shares=shares, create_shares=True,
+                          **options)
+    except DeskpilotError as err:  # one line in the test's setup ERROR, not deskpilot's start-up frames
+        problem = str(err)
+    else:
+        problem = ""
+    if problem:
+        pytest.fail(f"the desktop did not start: {problem}", pytrace=False)
+    with session as desk:
         yield desk
+
+
+_NO_MODEL = ("the pilot fixture needs a model: --deskpilot-base-url URL or --deskpilot-script FILE "
+             "(or DESKPILOT_BASE_URL / DESKPILOT_SCRIPT)")
+_MODEL_METHODS = {"do", "expect", "ask", "locate"}  # the pilot methods that call the model
+
+
+def _model_problem(config: pytest.Config, node: pytest.Item) -> str | None:
+    """The one-line reason this test has no model to call; None when recorded replies or a server are given."""
+    script = config.getoption("deskpilot_script") or os.environ.get("DESKPILOT_SCRIPT")
+    if script:
+        path = Path(script)
+        if path.is_dir():
+            path = path / f"{_slug(node.name)}.json"
+        return None if path.is_file() else f"no recorded replies for {node.name}: {path} does not exist"
+    if config.getoption("deskpilot_base_url") or os.environ.get("DESKPILOT_BASE_URL"):
+        return None
+    return _NO_MODEL
 
 
 def _backend(config: pytest.Config, node: pytest.Item):
     from deskpilot.errors import UsageError
     from deskpilot.model_backend import OpenAICompatibleBackend, ScriptedBackend
 
+    problem = _model_problem(config, node)
+    if problem:
+        raise UsageError(problem)
     script = config.getoption("deskpilot_script") or os.environ.get("DESKPILOT_SCRIPT")
     if script:
         path = Path(script)
-        if path.is_dir():
-            path = path / f"{_slug(node.name)}.json"
-        if not path.is_file():
-            raise UsageError(f"no recorded replies for {node.name}: {path} does not exist")
-        return ScriptedBackend.from_file(path)
+        return ScriptedBackend.from_file(path / f"{_slug(node.name)}.json" if path.is_dir() else path)
     base_url = config.getoption("deskpilot_base_url") or os.environ.get("DESKPILOT_BASE_URL")
-    if base_url:
-        model = config.getoption("deskpilot_model") or os.environ.get("DESKPILOT_MODEL") or "glm-4.5v"
-        return OpenAICompatibleBackend(base_url, model, api_key=os.environ.get("DESKPILOT_API_KEY"))
-    raise UsageError("the pilot fixture needs a model: --deskpilot-base-url URL or --deskpilot-script FILE "
-                     "(or DESKPILOT_BASE_URL / DESKPILOT_SCRIPT)")
+    model = config.getoption("deskpilot_model") or os.environ.get("DESKPILOT_MODEL") or "glm-4.5v"
+    return OpenAICompatibleBackend(base_url, model, api_key=os.environ.get("DESKPILOT_API_KEY"))
+
+
+def _calls_the_model(item: pytest.Item) -> bool:
+    """Whether the test's own body calls pilot.do/expect/ask/locate (read with ast; helpers are not followed)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(item, "obj"))))
+    except (AttributeError, OSError, TypeError, SyntaxError):
+        return False
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _MODEL_METHODS
+               and isinstance(n.func.value, ast.Name) and n.func.value.id == "pilot" for n in ast.walk(tree))
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the tests that will run need a model
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs a model and has none is a usage error now, not a FAILED test after its desktop started.
+
+    An xdist worker cannot stop the session (its controller would crash): there the
+    test errors in setup with the same one line, still before its desktop starts.
+    """
+    for item in items:
+        if "pilot" in getattr(item, "fixturenames", ()) and _calls_the_model(item):
+            problem = _model_problem(config, item)
+            if problem and hasattr(config, "workerinput"):
+                item.stash[_NO_MODEL_KEY] = problem
+            elif problem:
+                raise pytest.UsageError(f"{item.nodeid}: {problem}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = item.stash.get(_NO_MODEL_KEY, None)
+    if problem:
+        pytest.fail(f"usage error: {problem}", pytrace=False)
+
+
+def _clean(method):
+    """Run a pilot method so a deskpilot error's traceback starts at the test's line, not in deskpilot."""
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        __tracebackhide__ = True
+        from deskpilot.errors import DeskpilotError
+
+        try:
+            return method(*args, **kwargs)
+        except DeskpilotError as err:
+            raise err.with_traceback(None) from None
+
+    return call
 
 
 class Pilot:
@@ -128,6 +211,8 @@ class Pilot:
         self._backend = None
         self._queries = None
         self._count = 0
+        self._checks = 0
+        self._failures = 0
         self.results: list = []
 
     # -- the model ------------------------------------------------------------------------
@@ -141,6 +226,7 @@ class Pilot:
         self._count += 1
         return self.runs / run_name(self._count, what)
 
+    @_clean
     def do(self, task: str, *, cache: str | os.PathLike | None = None, checks: Any = (),
            max_steps: int = 30, **loop: Any):
         """Run the agent on ``task``; fail the test unless it ends DONE (PASSED with checks)."""
@@ -173,57 +259,95 @@ class Pilot:
             self._queries = Agent(self.backend, self.desktop, run_dir=self.runs / "queries", report=False)
         return self._queries
 
+    @_clean
     def locate(self, description: str) -> tuple[int, int, int, int]:
         """The model's pixel box for what ``description`` names on the current screen."""
         return self._query_agent().locate(description)
 
+    @_clean
     def ask(self, question: str) -> str:
         return self._query_agent().ask(question)
 
     # -- checks -----------------------------------------------------------------------------
+    @_clean
     def check(self, *checks: Any) -> list:
-        """Run checks (the one check syntax) on the settled screen; fail the test if any fails."""
+        """Run checks (the one check syntax) on the settled screen; fail the test if any fails.
+
+        A failure saves the frame the checks saw (and the OCR lines and diff
+        images they used) into the run folder's ``checks/`` and names them.
+        """
         __tracebackhide__ = True
         from deskpilot.agent.checks import CheckContext, failure_summary, run_checks
+        from deskpilot.agent.checks.evidence import save_check_failure
         from deskpilot.errors import CheckFailed
 
         self.desktop.settle()
         needs_model = any(isinstance(c, dict) and "expect" in c for c in checks)
+        self._checks += 1
         ctx = CheckContext(base_dir=self.base, screen=self.desktop.screenshot, sandbox=self.desktop,
                            ask=self.ask if needs_model else None, out_dir=self.runs / "checks",
-                           prefix=f"check{self._count:02d}")
+                           prefix=f"check{self._checks:02d}")
         results = run_checks(checks, ctx)
         summary = failure_summary(results)
         if summary:
-            raise CheckFailed(f"{summary}\n  evidence: {self.runs / 'checks'}", evidence=[r.model_dump() for r in results])
+            evidence = save_check_failure(ctx, results, self.runs / "checks", f"check{self._checks:02d}_failed")
+            self._name_evidence(evidence)
+            raise CheckFailed(f"{summary}\n{evidence.describe()}", evidence=[r.model_dump() for r in results])
         return results
 
     def expect(self, statement: str) -> None:
         """The model must agree with ``statement`` about the current screen."""
+        __tracebackhide__ = True
         self.check({"expect": statement})
 
+    @_clean
     def expect_text(self, text: str, *, timeout: float = 5.0, region=None) -> list:
         """OCR must find ``text`` within ``timeout`` seconds; returns its boxes."""
+        __tracebackhide__ = True
         from deskpilot.perception.ocr import wait_for_text
 
-        return wait_for_text(self.desktop, text, timeout=timeout, region=region)
+        return self._ocr_step("expect_text", wait_for_text, text, timeout=timeout, region=region)
 
+    @_clean
     def find_text(self, text: str, *, region=None) -> list:
         from deskpilot.perception.ocr import find_text
 
         return find_text(self.desktop, text, region=region)
 
+    @_clean
     def click_text(self, text: str, *, timeout: float = 5.0, index: int = 0, region=None):
         """Click the middle of ``text`` (found by OCR, no model)."""
+        __tracebackhide__ = True
         from deskpilot.perception.ocr import click_text
 
-        return click_text(self.desktop, text, timeout=timeout, index=index, region=region)
+        return self._ocr_step("click_text", click_text, text, timeout=timeout, index=index, region=region)
+
+    def _ocr_step(self, what: str, step, text: str, **options: Any):
+        """An OCR step; when it fails, the frame it read and the lines it found are saved and named."""
+        __tracebackhide__ = True
+        from deskpilot.agent.checks.evidence import ocr_lines_of, save_failure_evidence
+        from deskpilot.errors import CheckFailed
+
+        try:
+            return step(self.desktop, text, **options)
+        except CheckFailed as err:
+            self._failures += 1
+            frame = err.screen if err.screen is not None else self.desktop.screenshot
+            evidence = save_failure_evidence(self.runs, f"{what}{self._failures:02d}_failed", screen=frame,
+                                             lines=ocr_lines_of(err.evidence))
+            self._name_evidence(evidence)
+            raise CheckFailed(f"{err}\n{evidence.describe()}", evidence=err.evidence, screen=err.screen) from None
+
+    def _name_evidence(self, evidence) -> None:
+        """The failure's files as junitxml properties (deskpilot_failure_screenshot, ..._ocr_text, ..._diff)."""
+        self.node.user_properties.extend((f"deskpilot_failure_{name}", path) for name, path in evidence.files().items())
 
     # -- the desktop's own actions ---------------------------------------------------------------
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.desktop, name)  # click, type, key, screenshot, scroll, drag, ...
+        attribute = getattr(self.desktop, name)  # click, type, key, screenshot, scroll, drag, ...
+        return _clean(attribute) if callable(attribute) else attribute
 
     def close(self) -> None:
         if self._queries is not None:

@@ -203,14 +203,15 @@ def wait_for_text(source: Any, text: str, *, timeout: float = 10.0, interval: fl
     """Read the screen again until ``text`` shows; CheckFailed after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        lines = read_text(source, region)
+        frame = frame_of(source)  # kept: a failure carries the very frame that was read
+        lines = read_text(frame, region)
         found = match(lines, text)
         if found:
             return found
         if time.monotonic() >= deadline:
             seen = "; ".join(t.text for t in lines[:12]) or "no text at all"
             raise CheckFailed(f"text {text!r} did not appear within {timeout:g} s (screen shows: {seen})",
-                              evidence=[t.model_dump() for t in lines])
+                              evidence=[t.model_dump() for t in lines], screen=frame)
         time.sleep(interval)
 
 
@@ -219,7 +220,8 @@ def click_text(desk: Any, text: str, *, timeout: float = 0.0, index: int = 0,
     """Click the middle of ``text`` on a desktop (one with ``click(x, y)`` or ``perform(action)``)."""
     found = wait_for_text(desk, text, timeout=timeout, region=region)
     if index >= len(found):
-        raise CheckFailed(f"text {text!r} is on screen {len(found)} time(s); no match number {index + 1}")
+        raise CheckFailed(f"text {text!r} is on screen {len(found)} time(s); no match number {index + 1}",
+                          evidence=[t.model_dump() for t in found])
     target = found[index]
     x, y = target.center
     if callable(getattr(desk, "click", None)):

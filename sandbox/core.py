@@ -37,7 +37,7 @@ from deskpilot.sandbox import isolation as iso
 from deskpilot.sandbox import spawn, wm, x11
 from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
-from deskpilot.sandbox.errors import DeskStartError, SandboxError
+from deskpilot.sandbox.errors import DeskStartError, SandboxError, WindowNotFound
 from deskpilot.sandbox.tools import require
 from deskpilot.sandbox.xauth import write_cookie
 from deskpilot.sandbox.xvfb import start_xvfb
@@ -208,16 +208,23 @@ class Sandbox:
             parts.append(f"X not readable ({type(exc).__name__})")
         return "; ".join(parts)
 
-    def wait_for_window(self, title: str, timeout: float = 10.0) -> int:
-        """X id of a managed top-level window whose title contains ``title``."""
+    def wait_for_window(self, title: str, timeout: float = 10.0, *, ignore_case: bool = False) -> int:
+        """X id of a managed top-level window whose title contains ``title``.
+
+        On timeout the error (``WindowNotFound``) lists the titles that were
+        there, since a near miss ("mousepad" for "Mousepad") is the usual cause.
+        """
         self._check_open()
         deadline = time.monotonic() + timeout
         with self._lock:
             if self._x is None:
                 self._x = x11.connect(self.display, self.xauthority)
-            while (wid := x11.find_window(self._x, title)) is None:
+            while (wid := x11.find_window(self._x, title, ignore_case=ignore_case)) is None:
                 if time.monotonic() > deadline:
-                    raise SandboxError(f"no window titled {title!r} appeared on {self.display} within {timeout} s")
+                    titles = x11.window_titles(self._x)
+                    seen = ", ".join(repr(t) for t in titles) if titles else "none"
+                    raise WindowNotFound(f"no window titled {title!r} appeared on {self.display} within "
+                                         f"{timeout:g} s (windows: {seen})", titles)
                 time.sleep(0.02)
         return wid
 

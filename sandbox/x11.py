@@ -44,12 +44,19 @@ def window_title(conn: xdisplay.Display, wid: int) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def find_window(conn: xdisplay.Display, title: str) -> int | None:
-    """First managed top-level window whose title contains ``title``."""
+def find_window(conn: xdisplay.Display, title: str, *, ignore_case: bool = False) -> int | None:
+    """First managed top-level window whose title contains ``title`` (any case with ``ignore_case``)."""
+    wanted = title.casefold() if ignore_case else title
     for wid in client_windows(conn):
-        if title in window_title(conn, wid):
+        name = window_title(conn, wid)
+        if wanted in (name.casefold() if ignore_case else name):
             return wid
     return None
+
+
+def window_titles(conn: xdisplay.Display) -> list[str]:
+    """Titles of the managed top-level windows, in the window manager's order (untitled ones left out)."""
+    return [t for t in (window_title(conn, wid) for wid in client_windows(conn)) if t]
 
 
 def mapped_top_levels(conn: xdisplay.Display) -> int:

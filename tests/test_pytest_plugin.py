@@ -11,6 +11,8 @@ import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pytest_form"
@@ -67,18 +69,34 @@ def test_example_fails_with_the_run_folder_when_the_app_changes(tmp_path):
     assert "def do(" not in out  # the plugin's own frames are hidden from the traceback
 
 
-def test_a_pilot_without_a_model_says_how_to_give_one(tmp_path):
+def test_a_pilot_without_a_model_is_a_usage_error_before_any_desktop_starts(tmp_path):
     test = tmp_path / "test_nomodel.py"
     test.write_text("import pytest\n\n@pytest.mark.desktop(size=(640, 480))\n"
-                    "def test_it(pilot):\n    pilot.do('anything')\n")
+                    "def test_it(pilot):\n    pilot.do('anything')\n\n"
+                    "def test_ocr_only(pilot):\n    pilot.find_text('x')\n")
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
     env.pop("DESKPILOT_SCRIPT", None)
     env.pop("DESKPILOT_BASE_URL", None)
     proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
-                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path)],
+                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "b")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "the pilot fixture needs a model: --deskpilot-base-url URL or --deskpilot-script FILE" in proc.stdout
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage-error exit code
+    assert proc.stderr.strip() == ("ERROR: test_nomodel.py::test_it: the pilot fixture needs a model: "
+                                   "--deskpilot-base-url URL or --deskpilot-script FILE "
+                                   "(or DESKPILOT_BASE_URL / DESKPILOT_SCRIPT)")
+    assert "Traceback" not in proc.stdout + proc.stderr and "failed" not in proc.stdout
+    assert not list((tmp_path / "b").rglob("share"))  # no test ran, no desktop started
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "-k", "ocr_only",
+                           "--collect-only"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a test deselected with -k needs no model
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "xdist.plugin", "-n", "1", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
+                           "--basetemp", str(tmp_path / "x"), "-k", "test_it"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "INTERNALERROR" not in proc.stdout, proc.stdout[-2000:]  # a worker cannot stop the session
+    assert "ERROR at setup of test_it" in proc.stdout and "usage error: the pilot fixture needs a model" in proc.stdout
+    assert "Traceback" not in proc.stdout and not list((tmp_path / "x").rglob("share"))
 
 
 def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_path):
@@ -115,7 +133,68 @@ def test_update_baselines_writes_missing_and_changed_ones_only_when_asked(tmp_pa
     assert run("white").returncode == 0  # the new baseline matches a plain run
     proc = run("black")
     assert proc.returncode == 1 and "differs from term.png" in proc.stdout, proc.stdout[-2000:]
+    named = dict(re.findall(r"^E\s+(screenshot|diff): (\S+)$", proc.stdout, re.MULTILINE))
+    assert set(named) == {"screenshot", "diff"}, proc.stdout[-2000:]  # the failure's screen and its diff image
+    assert all(Path(p).is_file() for p in named.values())
     assert baseline.read_bytes() == written  # a failing plain run leaves the baseline alone
     assert run("black", "--deskpilot-update-baselines").returncode == 0
     with Image.open(baseline) as img:
         assert img.convert("RGB").getpixel((250, 200)) != white
+
+
+def test_failures_leave_the_screen_they_saw_named_in_the_message_and_junit_without_deskpilot_frames(tmp_path):
+    """A failed expect_text (OCR) and a failed pilot.check save the screen and what was read; tracebacks stay short."""
+    pytest.importorskip("rapidocr")
+    from PIL import Image
+
+    test = tmp_path / "test_evidence.py"
+    test.write_text(
+        "import pytest\n\n"
+        "APP = ['xterm -T evidence-term -geometry 20x3+0+0']\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
+        "def test_text(pilot):\n"
+        "    pilot.expect_text('words not here', timeout=0, region=(0, 0, 200, 60))\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
+        "def test_click(pilot):\n"
+        "    pilot.click_text('nothing', timeout=0, region=(0, 0, 120, 20))\n\n"
+        "@pytest.mark.desktop(size=(320, 240), apps=APP)\n"
+        "def test_window(pilot):\n"
+        "    pilot.check({'window_title': 'evidence-term'}, {'window_title': 'no such window'})\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("DESKPILOT_SCRIPT", None)
+    env.pop("DESKPILOT_BASE_URL", None)  # neither test calls the model: no model needed
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "b"),
+                           "--junitxml", str(tmp_path / "junit.xml"), "--tb=long"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    out = proc.stdout
+    assert proc.returncode == 1 and "3 failed" in out, out[-3000:] + proc.stderr[-2000:]
+    props = properties(tmp_path / "junit.xml")
+    text, click, window = props["test_text"], props["test_click"], props["test_window"]
+    assert set(text) == set(click) == {"deskpilot_failure_screenshot", "deskpilot_failure_ocr_text"}
+    assert set(window) == {"deskpilot_failure_screenshot"}
+    for path in [*text.values(), *click.values(), *window.values()]:
+        assert Path(path).is_file() and f": {path}" in out, path  # saved and named in the failure message
+    for shot in (text["deskpilot_failure_screenshot"], window["deskpilot_failure_screenshot"]):
+        with Image.open(shot) as img:
+            assert img.size == (320, 240)
+    assert Path(text["deskpilot_failure_screenshot"]).parent.name == "deskpilot"  # the test's runs folder
+    assert Path(window["deskpilot_failure_screenshot"]).parent.name == "checks"  # the folder the message names
+    assert "'nothing' did not appear" in out and "'words not here' did not appear" in out and "no window titled 'no such window'" in out
+    assert "evidence-te" in Path(text["deskpilot_failure_ocr_text"]).read_text()  # what OCR read there
+    assert str(ROOT) not in out, out  # no frame, no source line of deskpilot's own files
+    assert "__tracebackhide__" not in out and "raise CheckFailed" not in out
+
+
+def test_a_desktop_that_cannot_start_is_one_line_in_setup(tmp_path):
+    test = tmp_path / "test_badapp.py"
+    test.write_text("import pytest\n\n@pytest.mark.desktop(size=(320, 240), apps=['no-such-app-4711'])\n"
+                    "def test_it(desktop):\n    pass\n")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "deskpilot.pytest_plugin",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "b")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "1 error" in proc.stdout, proc.stdout[-2000:]
+    assert ("ERROR at setup of test_it ___\nthe desktop did not start: app 'no-such-app-4711' is not installed "
+            "(not found on PATH)\n") in re.sub(r"_{3,}", "___", proc.stdout)
+    assert str(ROOT) not in proc.stdout and "During handling" not in proc.stdout

@@ -99,8 +99,12 @@ def test_app_window_is_found_by_title(sandbox: Sandbox) -> None:
     app = sandbox.launch(["xterm", "-T", "deskpilot-probe", "-geometry", "40x10+10+10"])
     wid = sandbox.wait_for_window("deskpilot-probe")
     assert wid > 0 and app.poll() is None
-    with pytest.raises(SandboxError, match="no window titled"):
+    with pytest.raises(SandboxError, match="no window titled") as err:
         sandbox.wait_for_window("no-such-title", timeout=0.3)
+    assert "deskpilot-probe" in err.value.titles and "(windows: " in str(err.value)  # what was there instead
+    with pytest.raises(SandboxError):
+        sandbox.wait_for_window("DESKPILOT-Probe", timeout=0.1)
+    assert sandbox.wait_for_window("DESKPILOT-Probe", timeout=5, ignore_case=True) == wid
 
 
 def test_diagnose_counts_app_windows_not_the_wm_s_own() -> None:

@@ -43,6 +43,16 @@ def reply(call: str, thought: str = "Next step.") -> str:
         ("steps: []\n", "line 1: steps: List should have at least 1 item"),
         ("- sleep: 1\n", "a workflow is a mapping"),
         ("steps:\n  - check: {nothing: here}\n", "line 2: check:"),
+        ("steps:\n  - click_txt: Save\n", "line 2: a step is a mapping with exactly one of: launch, agent, click_text,"
+                                         " type, key, wait_for_text, wait_for_window, sleep, check, foreach "
+                                         "(did you mean 'click_text' instead of 'click_txt'?)"),
+        ("steps:\n  - wait_for_window: a\n    ignorecase: true\n",
+         "line 3: ignorecase: unknown option 'ignorecase' (did you mean 'ignore_case' instead of 'ignorecase'?)"),
+        ("desktop: {sise: 800x600}\nsteps: [{sleep: 0}]\n", "(did you mean 'size' instead of 'sise'?)"),
+        ("name: x\nstep:\n  - sleep: 0\n", "line 2: step: unknown option 'step' (did you mean 'steps' instead of 'step'?)"),
+        ("steps:\n  - sleep: 0\n  - launch: no-such-app-4711 --x\n",
+         "line 3: launch: app 'no-such-app-4711' is not installed (not found on PATH)"),
+        ("steps:\n  - launch: ./missing-tool.sh\n", "line 2: launch: app './missing-tool.sh' does not exist"),
     ],
 )
 def test_broken_files_are_refused_with_the_line(text, message, tmp_path):
@@ -77,6 +87,13 @@ def test_workflow_check_command(tmp_path):
     assert result.exit_code == 2 and "line 2" in result.output
     result = runner.invoke(app, ["workflow", "run", str(flow.with_name("nope.yaml"))])
     assert result.exit_code == 2 and "does not exist" in result.output
+    flow.write_text("steps:\n  - launch: no-such-app-4711\n")
+    result = runner.invoke(app, ["workflow", "check", str(flow)])
+    assert result.exit_code == 2 and "line 2: launch: app 'no-such-app-4711' is not installed" in result.output
+    flow.write_text("steps:\n  - launch: xterm\n  - click_txt: OK\n")
+    result = runner.invoke(app, ["workflow", "check", str(flow)])
+    assert result.exit_code == 2 and "line 3:" in result.output and "did you mean 'click_text'" in result.output
+    assert "Traceback" not in result.output
 
 
 @needs_mousepad
@@ -194,6 +211,7 @@ def test_ocr_steps_read_and_click_text_on_screen(tmp_path):
     assert [s.status for s in result.steps] == ["passed"] * 3 + ["failed"]
     assert "clicked 'Search'" in result.steps[1].message
     assert "did not appear" in result.steps[3].message and "Find and Replace" in result.steps[3].message
+    assert set(result.steps[3].evidence) == {"screenshot", "ocr_text"}  # the frame OCR read, and its lines
     assert not result.ok
 
 
@@ -210,8 +228,8 @@ def test_foreach_does_not_follow_a_link_an_app_planted_in_its_share(tmp_path):
     flow = parse_workflow(text, "f.yaml", base_dir=tmp_path)
     result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
     assert not result.ok
-    assert result.steps[-1].message == (f"foreach: {tmp_path / 'out' / 'rows.csv'} is a symbolic link: "
-                            "checks do not follow links (an app may have made it)")
+    assert result.steps[-1].message.startswith(f"foreach: {tmp_path / 'out' / 'rows.csv'} is a symbolic link: "
+                                               "checks do not follow links (an app may have made it); evidence: ")
     assert "host-only-secret" not in (tmp_path / "run" / "report.html").read_text()
 
 
@@ -295,3 +313,54 @@ def test_a_dialog_with_the_focus_gets_no_typing_and_old_outputs_fail(tmp_path):
     assert not result.ok
     assert result.steps[0].checks[0]["message"].startswith(f"{out / 'report.txt'} was not written during this run")
     assert result.steps[0].checks[1]["passed"]  # it existed before this run: no default
+def _evidence_of(step, run_dir):
+    """The failure files a step names: each exists, is in its message, and its screenshot is a PNG of the desktop."""
+    from PIL import Image
+
+    assert step.evidence, step
+    for name in step.evidence.values():
+        assert (run_dir / name).is_file() and str(run_dir / name) in step.message, (name, step.message)
+    assert step.screenshot == step.evidence["screenshot"]
+    with Image.open(run_dir / step.screenshot) as img:
+        return img.size
+
+
+def test_a_failed_wait_for_window_lists_the_windows_and_leaves_the_screen(tmp_path):
+    text = ("desktop: {size: 480x320, apps: ['xterm -T \"Probe Term\" -geometry 20x4+0+0']}\n"
+            "steps:\n  - wait_for_window: probe term\n    timeout: 0.5\n")
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    step = result.steps[0]
+    assert step.status == "failed" and not result.ok
+    assert "no window titled 'probe term' within 0.5 s; windows: 'Probe Term'" in step.message
+    assert "ignore_case: true" in step.message
+    assert _evidence_of(step, tmp_path / "run") == (480, 320)
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "step 1 (wait_for_window: probe term) failed: no window titled" in report  # the header names it
+    assert 'alt="screen when the step failed"' in report and "step_1_failed.png" in report
+
+
+def test_ignore_case_matches_and_a_failed_check_step_keeps_the_frame_it_saw(tmp_path):
+    text = ("desktop: {size: 480x320, apps: ['xterm -T \"Probe Term\" -geometry 20x4+0+0']}\n"
+            "steps:\n  - wait_for_window: probe TERM\n    ignore_case: true\n    timeout: 20\n    quiet: 0\n"
+            "  - check: [{window_title: Probe}, {window_title: Absent}]\n")
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed", "failed"]
+    assert _evidence_of(result.steps[1], tmp_path / "run") == (480, 320)
+    assert result.steps[1].evidence == {"screenshot": "step_2_failed.png"}
+
+
+@needs_mousepad
+def test_a_failed_click_text_saves_the_frame_it_read_and_the_text(tmp_path):
+    pytest.importorskip("rapidocr")
+    text = ("desktop: {size: 640x400, apps: [mousepad]}\n"
+            "secrets: [WF_SHOWN]\n"
+            "steps:\n  - wait_for_window: Mousepad\n"
+            "  - click_text: no such words here\n    region: [0, 20, 300, 45]\n    timeout: 0\n")
+    result = run_workflow(parse_workflow(text, "f.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path,
+                          env={"WF_SHOWN": "Search"})  # a secret that happens to be on screen
+    step = result.steps[1]
+    assert step.status == "failed" and "did not appear" in step.message
+    assert _evidence_of(step, tmp_path / "run") == (640, 400)
+    ocr = (tmp_path / "run" / step.evidence["ocr_text"]).read_text()
+    assert "***WF_SHOWN***" in ocr and "Search" not in ocr and "[" in ocr  # the lines OCR read, boxes, redacted
+    assert "step_2_failed.png" in (tmp_path / "run" / "report.html").read_text()

@@ -113,12 +113,12 @@ class CheckContext:
             raise UsageError("a window_title check needs a desktop with an X display")
         conn = x11.connect(sb.display, getattr(sb, "xauthority", None))
         try:
-            titles = [x11.window_title(conn, wid) for wid in x11.client_windows(conn)]
+            titles = x11.window_titles(conn)
             prop = conn.screen().root.get_full_property(conn.intern_atom("_NET_ACTIVE_WINDOW"), Xatom.WINDOW)
             active = x11.window_title(conn, prop.value[0]) if prop and prop.value[0] else None
         finally:
             conn.close()
-        return [t for t in titles if t], active
+        return titles, active
 
     def save_image(self, image: Image.Image, what: str) -> str | None:
         """Write an evidence image into out_dir; its path (None without an out_dir)."""

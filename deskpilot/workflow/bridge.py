@@ -33,23 +33,39 @@ def validate_check(obj: Any) -> None:
         raise ValueError(str(err)) from None
 
 
-def run_check(obj: dict[str, Any], *, base_dir: Path, desk=None, out_dir: Path | None = None,
-              ask=None, prefix: str = "check", shares: Sequence[str] = (), since_ns: int | None = None,
-              existed: set[str] | None = None) -> Outcome:
-    """One check against files (relative to ``base_dir``) and, when there is one, the desktop.
+def check_context(*, base_dir: Path, desk=None, out_dir: Path | None = None, ask=None, prefix: str = "check",
+                  shares: Sequence[str] = (), since_ns: int | None = None, existed: set[str] | None = None):
+    """What a check step's checks share: files below ``base_dir`` and, when there is one, the desktop.
 
     ``shares``: folders whose links are never followed; ``since_ns``/``existed``: the workflow's start and
     the checked files there then (modified_during_run).
     """
     from deskpilot.agent.checks import CheckContext
-    from deskpilot.agent.checks import run_check as run_one
     from deskpilot.agent.checks.runner import FILE_WAIT_S
 
-    ctx = CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
-                       sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix,
-                       shares=list(shares), run_started_ns=since_ns, existed=existed, file_wait_s=FILE_WAIT_S)
+    return CheckContext(base_dir=base_dir, screen=(desk.observe if desk is not None else None),
+                        sandbox=desk.sandbox if desk is not None else None, ask=ask, out_dir=out_dir, prefix=prefix,
+                        shares=list(shares), run_started_ns=since_ns, existed=existed, file_wait_s=FILE_WAIT_S)
+
+
+def run_check(obj: dict[str, Any], ctx) -> tuple[Outcome, Any]:
+    """One check in ``ctx`` (one frame and one OCR read for all checks of a step): its outcome and result."""
+    from deskpilot.agent.checks import run_check as run_one
+
     result = run_one(obj, ctx)
-    return Outcome(result.passed, result.label, result.message, dict(result.evidence))
+    return Outcome(result.passed, result.label, result.message, dict(result.evidence)), result
+
+
+def save_failure(out_dir: Path, stem: str, *, screen=None, error: Exception | None = None, ctx=None,
+                 results=(), redact=None):
+    """The screen and text of a failed step, saved once for every kind of step (agent.checks.evidence)."""
+    from deskpilot.agent.checks.evidence import ocr_lines_of, save_check_failure, save_failure_evidence
+
+    if ctx is not None:
+        return save_check_failure(ctx, results, out_dir, stem, redact=redact)
+    frame = getattr(error, "screen", None)
+    return save_failure_evidence(out_dir, stem, screen=frame if frame is not None else screen,
+                                 lines=ocr_lines_of(getattr(error, "evidence", None)), redact=redact)
 
 
 def wait_for_text(desk, text: str, timeout: float, region=None) -> str:

@@ -9,13 +9,14 @@ a ``foreach`` reads), and that CSV files named without variables exist.
 from __future__ import annotations
 
 import csv
+import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from deskpilot.workflow.spec import STEP_KINDS, AgentStep, ForeachStep, Workflow
+from deskpilot.workflow.spec import STEP_KINDS, AgentStep, Desktop, ForeachStep, LaunchStep, Workflow
 from deskpilot.workflow.variables import references, strings_in, substitute
 from deskpilot.agent.config.yamllines import LineDict, LineList, line_of, load_yaml, read_user_file
 from deskpilot.errors import ConfigError
@@ -36,12 +37,32 @@ def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in loc_parts if not isinstance(p, int))
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "step_kind":
-        return message
+        given = err["input"] if isinstance(err["input"], dict) else {}
+        return message + _did_you_mean([k for k in given if k != "name"], list(STEP_KINDS))
     if err["type"] == "extra_forbidden":
-        message = f"unknown option {err['loc'][-1]!r}"
+        key = err["loc"][-1]
+        message = f"unknown option {key!r}" + _did_you_mean([key], _options_at(err["loc"], tags))
     elif err["type"] == "missing":
         message = f"{err['loc'][-1]!r} is required"
     return f"{loc}: {message}" if loc else message
+
+
+def _did_you_mean(given: list[Any], known: list[str]) -> str:
+    """' (did you mean 'click_text'?)' for the first misspelt key that is close to a known one (difflib)."""
+    for key in (k for k in given if isinstance(k, str) and k not in known):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]!r} instead of {key!r}?)"
+    return ""
+
+
+def _options_at(loc: tuple[Any, ...], tags: list[int]) -> list[str]:
+    """The option names allowed where an unknown one was found: a step kind's, the desktop's, or the file's."""
+    if tags:
+        return list(STEP_KINDS[loc[tags[-1]]].model_fields)
+    if loc and loc[0] == "desktop":
+        return list(Desktop.model_fields)
+    return list(Workflow.model_fields)
 
 
 def parse_workflow(text: str, source: str = "workflow", cli_vars: Mapping[str, str] | None = None,
@@ -57,7 +78,10 @@ def parse_workflow(text: str, source: str = "workflow", cli_vars: Mapping[str, s
     try:
         flow = Workflow.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
+        if first["type"] == "missing":  # a misspelt key is both missing and unknown: name the typo
+            first = next((e for e in errors if e["type"] == "extra_forbidden"), first)
         line = line_of(data, tuple(first["loc"]), frozenset(STEP_KINDS))
         where = f"{source} line {line}" if line else source
         raise WorkflowError(f"{where}: {_describe(dict(first))}") from None
@@ -74,6 +98,24 @@ def load_workflow(path: str | Path, cli_vars: Mapping[str, str] | None = None) -
 def csv_columns(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
+
+
+def _app_exists(command: str, static: Mapping[str, str], base_dir: Path, complain) -> None:
+    """A launch step's program must be installed (on PATH) or be a file, checked before any desktop starts.
+
+    Commands that use a variable known only while running are checked when they run.
+    """
+    from deskpilot.agent.desk.apps import parse_command
+    from deskpilot.errors import UsageError
+
+    try:
+        text = substitute(command, static)
+    except ConfigError:
+        return
+    try:
+        parse_command(text, cwd=base_dir)
+    except UsageError as err:
+        complain(f"launch: {err}")
 
 
 def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapping[str, str],
@@ -123,6 +165,8 @@ def _check_variables(flow: Workflow, data: LineDict, source: str, cli_vars: Mapp
                     walk(step.steps, node["steps"], set(names) | {"row_number"} | set(csv_columns(csv_path)))
                 continue
             need(strings_in(step.model_dump(exclude={"name"})), names, node)
+            if isinstance(step, LaunchStep):
+                _app_exists(step.launch, static, base_dir, lambda problem, node=node: complain(node, problem))
             if isinstance(step, AgentStep) and step.answer:
                 names.add(step.answer)
 

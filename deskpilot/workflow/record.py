@@ -29,7 +29,8 @@ class StepResult(BaseModel):
     status: Status
     message: str = ""
     seconds: float = 0.0
-    screenshot: str | None = None  # file name in the run folder
+    screenshot: str | None = None  # file name in the run folder (a failed step's: the screen when it failed)
+    evidence: dict[str, str] = Field(default_factory=dict)  # a failure's files: screenshot, ocr_text, diff
     agent_run: str | None = None  # sub-folder holding the agent's own run
     answer: str | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)

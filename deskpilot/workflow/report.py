@@ -22,12 +22,12 @@ img{max-width:360px;border:1px solid #ccc}code{background:#f3f3f3;padding:0 .2em
 """
 
 
-def _thumb(run_dir: Path, name: str) -> str:
+def _thumb(run_dir: Path, name: str, alt: str = "screen after the step") -> str:
     """A small inline copy of a step's screen; only files inside the run folder (see inline_image)."""
     shot = inline_image(run_dir, name, thumbnail=720, quality=70)
     if shot.url is None:
         return f'<span class="skipped">(no screenshot: {escape(shot.missing)})</span>'
-    return f'<img alt="screen after the step" src="{shot.url}">'
+    return f'<img alt="{escape(alt)}" src="{shot.url}">'
 
 
 def build_workflow_report(run_dir: str | Path) -> Path:
@@ -45,8 +45,12 @@ def build_workflow_report(run_dir: str | Path) -> Path:
             summary += f": {end['error']}"
         if end.get("steps_not_run"):
             summary += f"; {end['steps_not_run']} step(s) not run"
+    steps = [r for r in records if r["record"] == "step"]
+    failing = next((r for r in steps if r.get("status") in ("failed", "error")), None)
+    if failing is not None:  # the header names the step to look at first
+        summary += f"; step {failing['number']} ({failing['label']}) {failing['status']}: {failing.get('message') or ''}"
     rows = []
-    for rec in (r for r in records if r["record"] == "step"):
+    for rec in steps:
         detail = escape(rec.get("message") or "")
         if rec.get("answer") is not None:
             detail += f"<br>answer: <code>{escape(rec['answer'])}</code>"
@@ -56,7 +60,10 @@ def build_workflow_report(run_dir: str | Path) -> Path:
         if rec.get("agent_run"):
             link = f"{rec['agent_run']}/report.html"
             detail += f'<br><a href="{escape(link)}">agent run report</a>'
-        shot = _thumb(run_dir, str(rec["screenshot"])) if rec.get("screenshot") else ""
+        for what, name in (rec.get("evidence") or {}).items():
+            detail += f'<br>{escape(what.replace("_", " "))}: <a href="{escape(name)}">{escape(name)}</a>'
+        alt = "screen when the step failed" if rec.get("evidence") else "screen after the step"
+        shot = _thumb(run_dir, str(rec["screenshot"]), alt) if rec.get("screenshot") else ""
         rows.append(f'<tr><td>{escape(rec["number"])}</td><td>{escape(rec["label"])}</td>'
                     f'<td class="{escape(rec["status"])}">{escape(rec["status"])}</td>'
                     f'<td>{rec.get("seconds", 0):.1f} s</td><td>{detail}</td><td>{shot}</td></tr>')

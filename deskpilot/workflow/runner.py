@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deskpilot.agent.checks.evidence import FailureEvidence
 from deskpilot.agent.checks.files import Unreadable, file_clock, locate, read_file
 from deskpilot.agent.checks.models import resolve
 from deskpilot.workflow import bridge
@@ -30,7 +31,7 @@ from deskpilot.workflow.spec import (
     WaitForWindowStep, Workflow,
 )
 from deskpilot.workflow.variables import Redactor, references, substitute, substitute_all
-from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
+from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError, WindowNotFound
 
 if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
@@ -220,8 +221,10 @@ class WorkflowRun:
                 raise
             except CheckFailed as err:
                 result.status, result.message = "failed", str(err)
+                self.keep_evidence(number, result, err)
             except DeskpilotError as err:
                 result.status, result.message = "error", str(err)
+                self.keep_evidence(number, result, err)
             result.seconds = round(time.monotonic() - started, 2)
             if not isinstance(step, ForeachStep) or result.status != "passed":  # rows are recorded one by one
                 self.finish(result)
@@ -240,6 +243,27 @@ class WorkflowRun:
                                                                     and result.status != "passed" else ""))
         if self.watch is not None:
             self.watch.publish({"event": "note", "text": f"workflow step {result.number} {mark}: {result.label}"})
+
+    def keep_evidence(self, number: str, result: StepResult, err: DeskpilotError) -> None:
+        """Save the screen (and text read) of a failed step, name the files in its message and record.
+
+        A check step has saved its own (the frame its checks saw); other steps
+        keep the frame their failure carries, or the screen as it is now.
+        """
+        evidence = getattr(err, "evidence", None)
+        if not isinstance(evidence, FailureEvidence):
+            if self.desk is None and getattr(err, "screen", None) is None:
+                return  # no desktop (a file check, a CSV file): nothing on a screen to show
+            evidence = bridge.save_failure(self.run_dir, f"step_{number.replace('.', '_')}_failed",
+                                           screen=self.desk.screenshot if self.desk is not None else None,
+                                           error=err, redact=self.redact)
+        files = evidence.files()
+        result.evidence = {k: os.path.relpath(v, self.run_dir) for k, v in files.items()}
+        result.screenshot = result.evidence.get("screenshot")
+        if files:
+            result.message += "; evidence: " + ", ".join(files.values())
+        elif evidence.problem:
+            result.message += f"; no screenshot ({evidence.problem})"
 
     def snapshot(self, number: str) -> str | None:
         if self.desk is None:
@@ -265,9 +289,13 @@ class WorkflowRun:
         elif isinstance(step, WaitForWindowStep):
             title = sub(step.wait_for_window)
             try:
-                desk.sandbox.wait_for_window(title, timeout=step.timeout)
-            except DeskpilotError:
-                raise CheckFailed(f"no window titled {title!r} within {step.timeout:g} s") from None
+                desk.sandbox.wait_for_window(title, timeout=step.timeout, ignore_case=step.ignore_case)
+            except WindowNotFound as err:
+                seen = ", ".join(repr(t) for t in err.titles) if err.titles else "none"
+                hint = "" if step.ignore_case else " (ignore_case: true matches any case)"
+                raise CheckFailed(f"no window titled {title!r} within {step.timeout:g} s; windows: {seen}"
+                                  + (hint if any(title.casefold() in t.casefold() for t in err.titles) else "")
+                                  ) from None
             _wait_quiet(desk, step.quiet, deadline=time.monotonic() + step.timeout)
         elif isinstance(step, WaitForTextStep):
             result.message = bridge.wait_for_text(desk, sub(step.wait_for_text), step.timeout, step.region)
@@ -342,19 +370,26 @@ class WorkflowRun:
         return agent.ask
 
     def _run_checks(self, step: CheckStep, number: str, values: dict[str, str], result: StepResult, ask) -> None:
-        failed = []
+        failed, results = [], []
+        stem = number.replace('.', '_')
+        ctx = bridge.check_context(base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir, ask=ask,
+                                   prefix=f"check_{stem}", shares=self.share_roots(values), since_ns=self.started_ns,
+                                   existed=self.existed)
         for n, raw in enumerate(step.checks, 1):
             obj = substitute_all(raw, values)
-            outcome = bridge.run_check(obj, base_dir=self.base_dir, desk=self.desk, out_dir=self.run_dir, ask=ask,
-                                       shares=self.share_roots(values), since_ns=self.started_ns,
-                                       existed=self.existed, prefix=f"check_{number.replace('.', '_')}_{n}")
+            ctx.index = n
+            outcome, checked = bridge.run_check(obj, ctx)
+            results.append(checked)
             result.checks.append({"label": self.redact(outcome.label), "passed": outcome.passed,
                                   "message": self.redact(outcome.message)})
             if not outcome.passed:
                 failed.append(f"{outcome.label}: {outcome.message}")
         result.message = "; ".join(c["message"] for c in result.checks)
         if failed:
-            raise CheckFailed(f"{len(failed)} of {len(step.checks)} check(s) failed: " + "; ".join(failed))
+            evidence = bridge.save_failure(self.run_dir, f"step_{stem}_failed", ctx=ctx, results=results,
+                                           redact=self.redact)
+            raise CheckFailed(f"{len(failed)} of {len(step.checks)} check(s) failed: " + "; ".join(failed),
+                              evidence=evidence)
 
     def foreach(self, step: ForeachStep, number: str, values: dict[str, str]) -> None:
         path, anchor = locate(substitute(step.foreach, values), self.base_dir, self.share_roots(values))

@@ -154,6 +154,7 @@ class WaitForWindowStep(_Step):
     wait_for_window: str = Field(min_length=1)
     timeout: float = Field(default=60.0, gt=0, le=600)
     quiet: float = Field(default=0.5, ge=0, le=60)  # then the screen must stay unchanged this long
+    ignore_case: bool = False  # "mousepad" also matches "Mousepad"
 
 
 class SleepStep(_Step):
