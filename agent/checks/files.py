@@ -299,4 +299,19 @@ def evaluate(check: m._FileCheck, base: Path) -> Outcome:
         data = read_file(path, anchor)
     except Unreadable as err:
         return False, str(err), {"path": str(path)}
-    return READERS[check.kind](check, path, data)
+    if check.kind in READERS:
+        return READERS[check.kind](check, path, data)
+    try:
+        return comparers()[check.kind](check, path, data, base)  # these read a reference file too
+    except Unreadable as err:
+        return False, str(err), {"path": str(path)}
+
+
+def comparers() -> dict[str, Callable[[Any, Path, bytes, Path], Outcome]]:
+    """The checks that compare a file with a reference (OSWorld's metrics), by kind."""
+    from deskpilot.agent.checks import documents, literal, tables
+
+    return {"file_compare_table": tables.compare_table, "file_compare_csv": tables.compare_csv,
+            "file_compare_docx": documents.compare_docx, "file_line_spacing": documents.line_spacing,
+            "file_compare_pdf": documents.compare_pdf, "file_exact_match": literal.exact_match,
+            "file_include_exclude": literal.include_exclude}

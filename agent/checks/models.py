@@ -259,13 +259,22 @@ class Expect(_Check):
         return f"model agrees: {_short(self.expect, 80)}"
 
 
+# The comparison families (OSWorld's metrics) define their checks on the classes above.
+from deskpilot.agent.checks.combine import AnyOf  # noqa: E402
+from deskpilot.agent.checks.documents import CompareDocx, ComparePdf, LineSpacing  # noqa: E402
+from deskpilot.agent.checks.literal import ExactMatch, FileIncludeExclude  # noqa: E402
+from deskpilot.agent.checks.tables import CompareCsv, CompareTable  # noqa: E402
+
 _FILE_KINDS: dict[str, type[_Check]] = {
     "exists": FileExists, "contains": FileContains, "regex": FileRegex, "json": FileJson,
     "csv_cell": FileCsvCell, "xlsx_cell": FileSheetCell, "pdf_contains": FilePdfContains,
+    "compare_table": CompareTable, "compare_csv": CompareCsv, "compare_docx": CompareDocx,
+    "line_spacing": LineSpacing, "compare_pdf": ComparePdf, "exact_match": ExactMatch,
+    "include_exclude": FileIncludeExclude,
 }
 _SCREEN_KINDS: dict[str, type[_Check]] = {
     "text_visible": TextVisible, "text_absent": TextAbsent, "window_title": WindowTitle,
-    "screenshot_matches": ScreenshotMatches, "expect": Expect,
+    "screenshot_matches": ScreenshotMatches, "expect": Expect, "any_of": AnyOf,
 }
 ALL_KINDS: tuple[type[_Check], ...] = (*_FILE_KINDS.values(), *_SCREEN_KINDS.values())
 
@@ -307,6 +316,10 @@ Check = Annotated[
         Annotated[FilePdfContains, Tag("file_pdf_contains")], Annotated[TextVisible, Tag("text_visible")],
         Annotated[TextAbsent, Tag("text_absent")], Annotated[WindowTitle, Tag("window_title")],
         Annotated[ScreenshotMatches, Tag("screenshot_matches")], Annotated[Expect, Tag("expect")],
+        Annotated[CompareTable, Tag("file_compare_table")], Annotated[CompareCsv, Tag("file_compare_csv")],
+        Annotated[CompareDocx, Tag("file_compare_docx")], Annotated[LineSpacing, Tag("file_line_spacing")],
+        Annotated[ComparePdf, Tag("file_compare_pdf")], Annotated[ExactMatch, Tag("file_exact_match")],
+        Annotated[FileIncludeExclude, Tag("file_include_exclude")], Annotated[AnyOf, Tag("any_of")],
     ],
     Discriminator(_tagged),
 ]
