@@ -67,7 +67,9 @@ def verify_run(agent) -> tuple[Any, str]:
     """After the model said DONE: run the agent's checks on the settled screen -> (PASSED|FAILED, reason).
 
     Each result is written to the trajectory as a ``check`` record before the
-    end record; diff images go into the run folder.
+    end record; diff images go into the run folder. An agent may carry a
+    ``before_checks`` callable (set by its owner): it runs first, on the live
+    desk (an OSWorld task's postconfig presses ctrl+s there).
     """
     from deskpilot.agent.records.models import CheckRecord, Status
     from deskpilot.agent.desk.screens import settle_blocking
@@ -82,6 +84,12 @@ def verify_run(agent) -> tuple[Any, str]:
                                             check_kind=dump.pop("kind"), **dump))
         agent.check_results.append(result)
 
+    prepare = getattr(agent, "before_checks", None)  # e.g. an OSWorld task's postconfig (save the file)
+    if prepare is not None:
+        try:
+            prepare()
+        except (DeskpilotError, OSError) as err:
+            return Status.FAILED, f"before the checks: {err}"
     ctx = CheckContext(base_dir=agent.check_base, screen=settled, sandbox=agent.sandbox,
                        ask=agent.ask if agent.backend is not None else None, out_dir=agent.run_dir, record=record)
     summary = failure_summary(run_checks(agent.checks, ctx))

@@ -86,6 +86,7 @@ def _book(data: bytes, name: str):
 
 def _sheet(index: Any, result, expected):
     """(workbook, sheet) for an OSWorld sheet index; UsageError naming what is missing."""
+    key: int | str
     if isinstance(index, int):
         book, which, key = result, "result", index
     elif isinstance(index, str) and index[:2] in ("RI", "RN", "EI", "EN"):
@@ -159,7 +160,8 @@ def _style(prop: str, cell) -> Any:
 
 def matches(value: Any, rule: dict[str, Any]) -> bool:
     """OSWorld's value rule {method, ref}: eq/ne/lt/le/gt/ge, approx:T, re[.FLAG...], range.XY, str_list_eq/str_set_eq."""
-    method, ref = str(rule.get("method", "")), rule.get("ref")
+    method = str(rule.get("method", ""))
+    ref: Any = rule.get("ref")
     if method.startswith("re"):
         flags = 0
         for name in method.split(".")[1:]:

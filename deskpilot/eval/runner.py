@@ -135,14 +135,26 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
             on_event({"event": kind, "step": getattr(e, "step", None), "task": task.id, "attempt": attempt,
                       "loop_event": e})  # the typed event itself, for watchers that show thoughts and actions
 
+    plan = task.osworld
+    if plan is not None:
+        from deskpilot.eval.osworld import attempt as osw
+
+        await asyncio.to_thread(osw.setup, desk, plan, run_dir)
     policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
     if task.ready is not None:
         await asyncio.to_thread(wait_ready, desk, task.ready)
-    agent = Agent(backend, desk.sandbox, cfg.make_dialect(), run_dir=run_dir, policy=policy, settings=cfg.loop,
+    dialect = cfg.make_dialect()
+    checks_here = for_desk(desk, task.checks)  # paths are absolute: resolved when the suite loaded
+    if plan is not None:
+        osw.use_platform(dialect)
+        info["eval"]["osworld"] = {"domain": plan.domain, "infeasible": plan.infeasible}
+    agent = Agent(backend, desk.sandbox, dialect, run_dir=run_dir, policy=policy, settings=cfg.loop,
                   on_event=event, capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
-                  checks=for_desk(desk, task.checks))  # paths are absolute: resolved when the suite loaded
+                  checks=checks_here)
+    if plan is not None and plan.postconfig:
+        agent.before_checks = osw.before_checks(desk, plan, checks_here)  # type: ignore[attr-defined]
     try:
         result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
     except BaseException:  # interrupted: the run folder still gets its report
@@ -159,10 +171,13 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
                                     symlinks=True, dirs_exist_ok=True, ignore=_special_files)
     totals = result.totals
     passed = sum(c.passed for c in checks)
+    status, ok, reason = result.status.value, result.status.value in ("DONE", "PASSED") and passed == len(task.checks), \
+        result.reason
+    if plan is not None:
+        status, ok, reason = osw.verdict(plan, status, reason, passed == len(task.checks))
     return AttemptResult(
-        id=task.id, attempt=attempt, status=result.status.value,
-        passed=result.status.value in ("DONE", "PASSED") and passed == len(task.checks),
-        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=redact(result.reason),
+        id=task.id, attempt=attempt, status=status, passed=ok,
+        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=redact(reason),
         steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
         completion_tokens=int(totals.get("completion_tokens", 0)),
         image_tokens=int(totals.get("image_tokens", 0)), image_tokens_default=int(totals.get("image_tokens_default", 0)),
@@ -203,6 +218,23 @@ def wait_ready(desk, ready) -> None:
         frame = desk.capturer.grab().image
         if not same_frame(last, frame):
             last, since = frame, time.monotonic()
+
+
+def skipped_attempt(task: SuiteTask, attempt: int) -> AttemptResult | None:
+    """The result of a task that cannot run here (an OSWorld task needing what is not implemented), else None."""
+    if task.osworld is None or not task.osworld.skip:
+        return None
+    return AttemptResult(id=task.id, attempt=attempt, status="SKIPPED", passed=False, reason=task.osworld.skip,
+                         tags=task.tags)
+
+
+def suite_info(suite: Suite) -> dict[str, Any]:
+    """Extra summary fields a suite's kind of tasks brings (OSWorld: platform line, app versions)."""
+    if any(t.osworld is not None for t in suite.tasks):
+        from deskpilot.eval.osworld.attempt import summary_info
+
+        return {"osworld": summary_info()}
+    return {}
 
 
 def finish_run(run_dir: Path) -> None:
@@ -255,7 +287,7 @@ class Evaluation:
     def _look_ahead(self) -> None:
         """Warm desks for the attempts next in the queue (their sandboxes start while others run)."""
         ahead: dict[str, tuple[Any, int]] = {}
-        for task, _ in self._queue[: max(1, self.settings.parallel // 2)]:
+        for task, _ in [q for q in self._queue if skipped_attempt(*q) is None][: max(1, self.settings.parallel // 2)]:
             spec = task_spec(task)
             key = spec.model_dump_json()
             ahead[key] = (spec, ahead.get(key, (spec, 0))[1] + 1)
@@ -292,23 +324,23 @@ class Evaluation:
         self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
         started = time.monotonic()
 
+        async def on_desk(task: SuiteTask, attempt: int, t0: float) -> AttemptResult:
+            try:
+                spec = task_spec(task)
+                async with self._pool(spec, spec.model_dump_json()).alease() as desk:
+                    self._look_ahead()
+                    self.progress({"event": "desk", "task": task.id, "attempt": attempt, "desk": desk})
+                    return await run_attempt(task, attempt, self.out, self.cfg, desk, task_backend(task, shared),
+                                             desk_s=time.monotonic() - t0, on_event=self.progress)
+            except (DeskpilotError, OSError) as err:
+                return failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
+
         async def one(task: SuiteTask, attempt: int) -> None:
             async with gate:  # `parallel` desks in use at most; the report is built after
                 self._queue.remove((task, attempt))
                 t0 = time.monotonic()
                 self.progress({"event": "start", "task": task.id, "attempt": attempt})
-                result = None
-                try:
-                    spec = task_spec(task)
-                    key = spec.model_dump_json()
-                    async with self._pool(spec, key).alease() as desk:
-                        self._look_ahead()
-                        self.progress({"event": "desk", "task": task.id, "attempt": attempt, "desk": desk})
-                        result = await run_attempt(task, attempt, self.out, self.cfg, desk,
-                                                   task_backend(task, shared), desk_s=time.monotonic() - t0,
-                                                   on_event=self.progress)
-                except (DeskpilotError, OSError) as err:
-                    result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
+                result = skipped_attempt(task, attempt) or await on_desk(task, attempt, t0)
             if result.run_dir:
                 await asyncio.to_thread(finish_run, self.out / result.run_dir)
             append_result(self.out, result)
@@ -336,6 +368,7 @@ class Evaluation:
                 loop.remove_signal_handler(signal.SIGTERM)
         summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
                             interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
+        summary.update(suite_info(self.suite))
         write_summary(self.out, summary)
         write_index(self.out, self.results, summary)
         self.progress({"event": "summary", "summary": summary})
