@@ -160,7 +160,7 @@ def osworld_checkout(root: Path) -> tuple[Path, Path, Path]:
     url = "https://files.invalid/calc-wrong-1"
     config = [_download(cache, "calc-wrong", url, "/home/user/Documents/q.xlsx", workbook(tmp / "q.xlsx", ROWS))]
     evaluator = {"func": "compare_table",
-                 "expected": _gold(cache, "calc-wrong", workbook(tmp / "q_gold.xlsx", [["Item", "Qty"], ["apples", 4]])),
+                 "expected": _gold(cache, "calc-wrong", workbook(tmp / "q_gold.xlsx", [["Item", "Qty"], ["apples", 4], ["pears", 10]])),
                  "result": {"type": "vm_file", "path": "/home/user/Documents/q.xlsx", "dest": "q.xlsx"},
                  "options": {"rules": [{"type": "sheet_data", "sheet_idx0": "RI0", "sheet_idx1": "EI0"}]}}
     tasks["libreoffice_calc"].append(_task("calc-wrong", "Fix the quantities", config, evaluator, "libreoffice_calc"))

@@ -25,6 +25,7 @@ HOME = "/home/user"
 SLEEP_CAP = 10.0  # seconds: OSWorld waits for a VM; a step here waits for windows and files instead
 RUN_TIMEOUT = 120.0
 WINDOW_TIMEOUT = 120.0  # LibreOffice's first window on a loaded machine
+OPEN_QUIET = 1.5  # seconds without drawing after an opened file's window appears
 APP_FOR = {  # how a file type is opened (OSWorld uses the desktop's default app)
     ".xlsx": "localc", ".xls": "localc", ".ods": "localc", ".csv": "localc",
     ".docx": "lowriter", ".doc": "lowriter", ".odt": "lowriter", ".rtf": "lowriter",
@@ -195,9 +196,12 @@ def perform(desk, step: Step, timeout: float = WINDOW_TIMEOUT) -> None:
     elif step.kind == "launch":
         desk.launch(step.argv, wait=False)
     elif step.kind == "open":
+        from deskpilot.eval.runner import wait_ready
+        from deskpilot.eval.suite import Ready
+
         desk.launch(step.argv, wait=False)
-        desk.sandbox.wait_for_window(step.window, timeout=timeout)
-        desk.settle(cap=5.0)
+        # the title shows before the document is drawn and takes keys: wait until nothing is drawn for a while
+        wait_ready(desk, Ready(window=step.window, quiet=OPEN_QUIET, timeout=timeout))
 
 
 def mtimes(paths: list[str]) -> dict[str, int]:
