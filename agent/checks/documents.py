@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from deskpilot.agent.checks import models as m
+from deskpilot.agent.checks import base as m
 from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
@@ -103,7 +103,7 @@ def paragraphs(data: bytes, path: Path) -> list[str]:
 
 
 def _gold(expected: str, base: Path) -> tuple[Path, bytes]:
-    from deskpilot.agent.checks.files import locate, read_file
+    from deskpilot.agent.checks.reading import locate, read_file
 
     gold, anchor = locate(expected, base)
     return gold, read_file(gold, anchor)

@@ -11,29 +11,20 @@ report. Parsers (csv, openpyxl, odfpy, pypdf) get those bytes, not the path.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Any, Callable
 
 from deskpilot.agent.checks import models as m
+from deskpilot.agent.checks import reading
+from deskpilot.agent.checks.reading import Unreadable, link_refused, links_below, locate  # noqa: F401
 from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
+MAX_BYTES = reading.MAX_BYTES
 _EXCERPT = 300
-MAX_BYTES = 64 * 1024 * 1024
-
-
-class Unreadable(Exception):
-    """The file a check names cannot be read safely; the message says why."""
-
-
-def link_refused(path: Path) -> str:
-    return f"{path} is a symbolic link: checks do not follow links (an app may have made it)"
 
 
 def same(actual: Any, expected: Any) -> bool:
@@ -49,41 +40,9 @@ def same(actual: Any, expected: Any) -> bool:
     return str(actual).strip() == str(expected).strip()
 
 
-def links_below(anchor: Path, path: Path) -> Path | None:
-    """The first symbolic link among the folders from ``anchor`` down to ``path`` (exclusive), if any."""
-    try:
-        parts = path.relative_to(anchor).parts[:-1]
-    except ValueError:
-        return None
-    here = anchor
-    for part in parts:
-        here = here / part
-        if here.is_symlink():
-            return here
-    return None
-
-
 def read_file(path: Path, anchor: Path) -> bytes:
-    """The bytes of a regular file, read as described above; ``Unreadable`` says why not."""
-    link = links_below(anchor, path)
-    if link is not None:
-        raise Unreadable(link_refused(link))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise Unreadable(f"{path} does not exist") from None
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise Unreadable(link_refused(path)) from None
-        raise Unreadable(f"{path} cannot be read: {err.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable(f"{path} is not a file")
-        data = f.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise Unreadable(f"{path} is larger than the {MAX_BYTES:,} bytes a check reads")
-    return data
+    """The bytes of a regular file, read safely (reading.read_file) up to MAX_BYTES; ``Unreadable`` says why not."""
+    return reading.read_file(path, anchor, limit=MAX_BYTES)
 
 
 def _text(data: bytes) -> str:
@@ -275,20 +234,6 @@ READERS: dict[str, Callable[[Any, Path, bytes], Outcome]] = {
     "file_contains": contains, "file_regex": regex, "file_json": json_value,
     "file_csv_cell": csv_cell, "file_xlsx_cell": sheet_cell, "file_pdf_contains": pdf_contains,
 }
-
-
-def locate(named: str, base: Path) -> tuple[Path, Path]:
-    """(path, anchor) of a file a check names: links below the anchor are not followed.
-
-    The anchor is ``base`` for a relative name (the part an app may control
-    starts there), the file's own folder for an absolute one, and the common
-    folder when a relative name climbs out of ``base`` ("../x").
-    """
-    path = Path(os.path.normpath(m.resolve(named, base)))
-    anchor = Path(os.path.normpath(base)) if not Path(named).expanduser().is_absolute() else path.parent
-    if anchor not in path.parents:
-        anchor = Path(os.path.commonpath([anchor, path]))
-    return path, anchor
 
 
 def evaluate(check: m._FileCheck, base: Path) -> Outcome:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deskpilot.agent.checks import models as m
+from deskpilot.agent.checks import base as m
 
 Outcome = tuple[bool, str, dict[str, Any]]
 

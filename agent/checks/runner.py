@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from deskpilot.agent.checks import files, screen
 from deskpilot.agent.checks.context import CheckContext
-from deskpilot.agent.checks.models import _FileCheck, parse_check
+from deskpilot.agent.checks.models import AnyOf, _FileCheck, parse_check
 from deskpilot.errors import DeskpilotError
 
 
@@ -34,6 +34,8 @@ def run_check(check: Any, ctx: CheckContext) -> CheckResult:
     try:
         if isinstance(check, _FileCheck):
             passed, message, evidence = files.evaluate(check, ctx.base_dir)
+        elif isinstance(check, AnyOf):
+            passed, message, evidence = any_of(check, ctx)
         else:
             passed, message, evidence = screen.EVALUATORS[check.kind](check, ctx)
     except (DeskpilotError, OSError, ValueError) as err:  # a broken file or a missing extra fails the check
@@ -43,6 +45,19 @@ def run_check(check: Any, ctx: CheckContext) -> CheckResult:
     if ctx.record is not None:
         ctx.record(result)
     return result
+
+
+def any_of(check: AnyOf, ctx: CheckContext) -> tuple[bool, str, dict[str, Any]]:
+    """``{any_of: [...]}``: passes when one alternative passes; each one's outcome is in the evidence."""
+    from dataclasses import replace
+
+    quiet = replace(ctx, record=None)  # the alternatives are evidence of this check, not checks of the run
+    results = [run_check(item, quiet) for item in check.any_of]
+    evidence = {"alternatives": [r.model_dump(mode="json", include={"label", "passed", "message"}) for r in results]}
+    for r in results:
+        if r.passed:
+            return True, f"{r.label}: {r.message}", evidence
+    return False, "none passed: " + "; ".join(f"{r.label}: {r.message}" for r in results), evidence
 
 
 def run_checks(checks: Iterable[Any], ctx: CheckContext) -> list[CheckResult]:

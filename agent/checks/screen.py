@@ -137,12 +137,6 @@ def expect(check: m.Expect, ctx: CheckContext) -> Outcome:
     return yes, f"model says {'yes' if yes else 'no'}: {reason}", evidence
 
 
-def _any_of(check, ctx: CheckContext) -> Outcome:
-    from deskpilot.agent.checks.combine import any_of
-
-    return any_of(check, ctx)
-
-
 EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {"text_visible": text, "text_absent": text, "window_title": window,
-              "screenshot_matches": screenshot, "expect": expect, "any_of": _any_of}
+              "screenshot_matches": screenshot, "expect": expect}
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deskpilot.agent.checks import models as m
+from deskpilot.agent.checks import base as m
 from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
@@ -215,7 +215,7 @@ def _rule(rule: dict[str, Any], result, expected) -> tuple[bool, str]:
 
 
 def compare_table(check: CompareTable, path: Path, data: bytes, base: Path) -> Outcome:
-    from deskpilot.agent.checks.files import locate, read_file
+    from deskpilot.agent.checks.reading import locate, read_file
 
     spec = check.compare_table
     evidence: dict[str, Any] = {"path": str(path)}
@@ -239,7 +239,7 @@ def _lines(data: bytes) -> list[str]:
 
 
 def compare_csv(check: CompareCsv, path: Path, data: bytes, base: Path) -> Outcome:
-    from deskpilot.agent.checks.files import locate, read_file
+    from deskpilot.agent.checks.reading import locate, read_file
 
     spec = check.compare_csv
     gold, anchor = locate(spec.expected, base)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deskpilot.eval.checks import for_desk, results_of
+from deskpilot.eval.ready import wait_ready
 from deskpilot.eval.results import (
     AttemptResult,
     append_result,
@@ -186,38 +187,6 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
         desk_s=round(desk_s, 3), step_ms=[round((b - a) * 1000, 1) for a, b in zip(marks, marks[1:])],
         tags=task.tags, run_dir=str(run_dir.relative_to(out)),
     )
-
-
-def wait_ready(desk, ready) -> None:
-    """A task's own readiness: its window is up, then nothing is drawn for `quiet` seconds.
-
-    X DAMAGE events (a blinking caret aside), not frames grabbed and compared
-    every 0.1 s: with many desks starting at once those grabs were a few
-    percent of the eval process's CPU. Frames where the display has no DAMAGE.
-    """
-    from deskpilot.agent.desk.screens import same_frame
-    from deskpilot.agent.desk.settle import wait_quiet
-    from deskpilot.errors import SandboxError
-    from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
-
-    deadline = time.monotonic() + ready.timeout
-    desk.sandbox.wait_for_window(ready.window, timeout=ready.timeout)
-    still = f"the screen never stayed still for {ready.quiet:g} s after {ready.window!r} appeared"
-    try:
-        with DamageWatcher.for_sandbox(desk.sandbox) as watcher:
-            if not wait_quiet(watcher, quiet_s=ready.quiet, cap_s=max(0.0, deadline - time.monotonic())):
-                raise SandboxError(still)
-            return
-    except DamageUnavailable:
-        pass
-    last, since = desk.capturer.grab().image, time.monotonic()
-    while time.monotonic() - since < ready.quiet:
-        if time.monotonic() > deadline:
-            raise SandboxError(still)
-        time.sleep(0.1)
-        frame = desk.capturer.grab().image
-        if not same_frame(last, frame):
-            last, since = frame, time.monotonic()
 
 
 def skipped_attempt(task: SuiteTask, attempt: int) -> AttemptResult | None:

@@ -196,7 +196,7 @@ def perform(desk, step: Step, timeout: float = WINDOW_TIMEOUT) -> None:
     elif step.kind == "launch":
         desk.launch(step.argv, wait=False)
     elif step.kind == "open":
-        from deskpilot.eval.runner import wait_ready
+        from deskpilot.eval.ready import wait_ready
         from deskpilot.eval.suite import Ready
 
         desk.launch(step.argv, wait=False)
