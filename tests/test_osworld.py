@@ -241,6 +241,13 @@ def test_osworld_index_runs_in_parallel_with_real_libreoffice_saving_and_skips_b
     again = _results(serial)
     assert sorted(again) == ["infeasible-done", "infeasible-fail", "needs-chrome", "needs-metric"]
     assert all((r["status"], r["passed"]) == verdicts[t] for t, r in again.items())
+    # resume: a second round only; skipped tasks stay skipped, pass@2 over the judged ones
+    proc = deskpilot("eval", index, "--domain", "multi_apps", "--osworld-files", cache, "--scripts", scripts,
+                     "--out", serial, "--resume", "--repeat", "2", "--quiet")
+    lines = [json.loads(x) for x in (serial / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and {x["attempt"] for x in lines[4:]} == {2}, proc.stderr
+    summary = json.loads((serial / "summary.json").read_text())
+    assert summary["attempts"] == 4 and summary["skipped"] == 4 and summary["pass@2"] == 0.5
 
 
 def test_osworld_mistakes_are_one_line(tmp_path):
