@@ -128,8 +128,9 @@ def _gold(cache: Path, tid: str, made: Path) -> dict:
     return {"type": "cloud_file", "path": f"https://files.invalid/{made.name}", "dest": made.name}
 
 
-def osworld_checkout(root: Path) -> tuple[Path, Path, Path]:
-    """(index file, cache, scripts): an OSWorld-shaped tree with Calc, Writer and multi_apps tasks."""
+def osworld_checkout(root: Path, libreoffice: bool = True) -> tuple[Path, Path, Path]:
+    """(index file, cache, scripts): an OSWorld-shaped tree with Calc, Writer and multi_apps tasks
+    (without `libreoffice`: none that opens an app)."""
     examples, cache, scripts, tmp = root / "evaluation_examples" / "examples", root / "cache", root / "scripts", root / "tmp"
     for d in (cache, scripts, tmp):
         d.mkdir(parents=True)
@@ -151,8 +152,9 @@ def osworld_checkout(root: Path) -> tuple[Path, Path, Path]:
         "options": {"rules": [{"type": "sheet_data", "sheet_idx0": 0, "sheet_idx1": "EI0"},
                               {"type": "check_cell", "sheet_idx": 0, "coordinate": "B4",
                                "props": {"value": {"method": "eq", "ref": 13}}}]}}
-    tasks["libreoffice_calc"].append(_task("calc-save", "Put 13 below the last quantity", config, evaluator,
-                                           "libreoffice_calc"))
+    if libreoffice:
+        tasks["libreoffice_calc"].append(_task("calc-save", "Put 13 below the last quantity", config, evaluator,
+                                               "libreoffice_calc"))
     replies["calc-save"] = [box("key(keys='ctrl+end')"), box("key(keys='down')"), box("type(content='13\\n')"),
                             box("DONE()")]
 
