@@ -12,11 +12,11 @@ import pytest
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytest.importorskip("docx")
 
-from test_eval_ray import cluster  # noqa: E402,F401  (the fixture: a head node and a worker node)
-from test_osworld import osworld_checkout  # noqa: E402
+from test_eval_ray import cluster  # noqa: F401  (the fixture: a head node and a worker node)
+from test_osworld import osworld_checkout
 
 
-def test_osworld_tasks_on_a_ray_cluster(cluster, tmp_path):  # noqa: F811
+def test_osworld_tasks_on_a_ray_cluster(cluster, tmp_path):
     address, env, _ = cluster
     index, cache, scripts = osworld_checkout(tmp_path / "osworld", libreoffice=False)
     out = tmp_path / "out"
