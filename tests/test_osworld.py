@@ -53,6 +53,26 @@ def document(path: Path, paragraphs: list[str], spacing: float | None = None) ->
     return path
 
 
+def pdf(path: Path, text: str) -> Path:
+    """A one-page PDF with one line of text (written by hand: the PDF format, not a library)."""
+    stream = f"BT /F1 18 Tf 40 100 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
 ROWS = [["Item", "Qty"], ["apples", 3], ["pears", 10]]
 
 
@@ -68,6 +88,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     (tmp_path / "got.csv").write_text("a,b\n1,2\n")
     (tmp_path / "gold.csv").write_text("A,B \n1,2\n")
     (tmp_path / "out.txt").write_text("hello world\n")
+    pdf(tmp_path / "got.pdf", "Invoice 42")
+    pdf(tmp_path / "gold.pdf", "Invoice 42")
+    pdf(tmp_path / "other.pdf", "Invoice 43")
     data = {"type": "sheet_data", "sheet_idx0": 0, "sheet_idx1": "EI0"}
     cell = {"type": "check_cell", "sheet_idx": "RNSheet1", "coordinate": "B4", "props": {"value": {"method": "eq", "ref": 13}}}
     cases = [
@@ -85,11 +108,15 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
         ({"file": "out.txt", "exact_match": "hello world"}, True),
         ({"file": "out.txt", "include_exclude": {"include": ["hello"], "exclude": ["world"]}}, False),
         ({"any_of": [{"file": "out.txt", "exact_match": "bye"}, {"file": "out.txt", "contains": "world"}]}, True),
+        ({"any_of": [{"file": "out.txt", "exact_match": "bye"}, {"file": "got.pdf", "compare_pdf": {"expected": "other.pdf"}}]}, False),
+        ({"file": "got.pdf", "compare_pdf": {"expected": "gold.pdf"}}, True),
+        ({"file": "got.pdf", "compare_pdf": {"expected": "other.pdf"}}, False),
     ]
     results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
     assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
     assert results[1].message == "rule 1 (sheet_data): sheet 0 vs EI0: B4 is 13.0, expected 14.0"
     assert results[7].message == "paragraph 1 has line spacing 1.5, expected 1.0"
+    assert results[-1].message.startswith("texts differ (similarity 0.9") and results[-2].message == "the same text (10 chars)"
 
 
 def test_pyautogui_text_is_parsed_into_key_presses_never_run(tmp_path):
@@ -106,6 +133,20 @@ def test_pyautogui_text_is_parsed_into_key_presses_never_run(tmp_path):
     run = st.command_steps("ls /home/user/Desktop", True, "/stage/home")
     assert run[0].kind == "run" and run[0].argv == ["/bin/sh", "-c", "ls /stage/home/Desktop"]
     assert st.open_step("/home/user/a.xlsx", "/stage/home").argv == ["localc", "/stage/home/a.xlsx"]
+
+
+def test_the_prompt_says_ubuntu_for_osworld_tasks():
+    from PIL import Image
+
+    from deskpilot.agent.dialects.glm45v import GLM45VDialect
+    from deskpilot.eval.osworld.attempt import use_platform
+    from deskpilot.perception.observation import Observation
+
+    dialect = GLM45VDialect(platform="Windows 11")
+    use_platform(dialect)
+    request = dialect.build_request("Sum column B", Observation(image=Image.new("RGB", (64, 48)), timestamp=0.0), [])
+    text = "".join(p.text for p in request.messages[0].content if getattr(p, "text", None))
+    assert "Ubuntu" in text and "Windows 11" not in text
 
 
 # -- end to end: an OSWorld checkout, its cache, deskpilot eval -----------------------------------
@@ -184,6 +225,13 @@ def osworld_checkout(root: Path, libreoffice: bool = True) -> tuple[Path, Path, 
         tasks["multi_apps"].append(_task(tid, "Make LibreOffice talk to a fax machine", [], {"func": "infeasible"},
                                          "multi_apps"))
         replies[tid] = [box(last)]
+    # a shell command run inside the sandbox (on the attempt's copy of /home/user), judged by exact_match
+    tasks["multi_apps"].append(_task("shell-made", "Leave the file as it is", [
+        {"type": "command", "parameters": {"command": "mkdir -p /home/user/x && echo made > /home/user/x/out.txt",
+                                           "shell": True}}],
+        {"func": "exact_match", "result": {"type": "vm_file", "path": "/home/user/x/out.txt", "dest": "out.txt"},
+         "expected": {"type": "rule", "rules": {"expected": "made"}}}, "multi_apps"))
+    replies["shell-made"] = [box("DONE()")]
     # skipped: a browser step, and a metric not implemented
     tasks["multi_apps"].append(_task("needs-chrome", "Open the site", [
         {"type": "chrome_open_tabs", "parameters": {"urls_to_open": ["https://example.invalid"]}}],
@@ -218,7 +266,8 @@ def test_osworld_index_runs_in_parallel_with_real_libreoffice_saving_and_skips_b
     verdicts = {tid: (r["status"], r["passed"]) for tid, r in got.items()}
     assert verdicts == {"calc-save": ("PASSED", True), "calc-wrong": ("FAILED", False),
                         "writer-same": ("PASSED", True), "infeasible-fail": ("PASSED", True),
-                        "infeasible-done": ("FAILED", False), "needs-chrome": ("SKIPPED", False),
+                        "infeasible-done": ("FAILED", False), "shell-made": ("PASSED", True),
+                        "needs-chrome": ("SKIPPED", False),
                         "needs-metric": ("SKIPPED", False)}, {t: (r["status"], r["reason"]) for t, r in got.items()}
     assert "B2 is 3.0, expected 4.0" in got["calc-wrong"]["reason"]
     # the file was saved by the real LibreOffice (the mapped ctrl+s reached it), and kept with the run
@@ -227,7 +276,11 @@ def test_osworld_index_runs_in_parallel_with_real_libreoffice_saving_and_skips_b
         assert "LibreOffice" in z.read("docProps/app.xml").decode()
     assert openpyxl.load_workbook(saved)["Sheet1"]["B4"].value == 13
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["attempts"] == 5 and summary["passed"] == 3 and summary["skipped"] == 2
+    assert summary["attempts"] == 6 and summary["passed"] == 4 and summary["skipped"] == 2
+    # the command ran inside the sandbox, on the attempt's copy: the staged /home/user is untouched
+    assert (out / got["shell-made"]["run_dir"] / "shares" / "home" / "x" / "out.txt").read_text() == "made\n"
+    assert not (out / "osworld" / "shell-made" / "home" / "x").exists()
+
     assert summary["skipped_by_reason"] == {"a browser step (chrome_open_tabs)": ["needs-chrome"],
                                             "metric compare_pptx_files": ["needs-metric"]}
     assert summary["osworld"]["platform"] == "Ubuntu" and summary["osworld"]["apps"]["libreoffice"].startswith("7.")
@@ -241,15 +294,15 @@ def test_osworld_index_runs_in_parallel_with_real_libreoffice_saving_and_skips_b
                      "--parallel", "1", "--out", serial, "--quiet")
     assert proc.returncode == 1, proc.stderr
     again = _results(serial)
-    assert sorted(again) == ["infeasible-done", "infeasible-fail", "needs-chrome", "needs-metric"]
+    assert sorted(again) == ["infeasible-done", "infeasible-fail", "needs-chrome", "needs-metric", "shell-made"]
     assert all((r["status"], r["passed"]) == verdicts[t] for t, r in again.items())
     # resume: a second round only; skipped tasks stay skipped, pass@2 over the judged ones
     proc = deskpilot("eval", index, "--domain", "multi_apps", "--osworld-files", cache, "--scripts", scripts,
                      "--out", serial, "--resume", "--repeat", "2", "--quiet")
     lines = [json.loads(x) for x in (serial / "results.jsonl").read_text().splitlines()]
-    assert len(lines) == 8 and {x["attempt"] for x in lines[4:]} == {2}, proc.stderr
+    assert len(lines) == 10 and {x["attempt"] for x in lines[5:]} == {2}, proc.stderr
     summary = json.loads((serial / "summary.json").read_text())
-    assert summary["attempts"] == 4 and summary["skipped"] == 4 and summary["pass@2"] == 0.5
+    assert summary["attempts"] == 6 and summary["skipped"] == 4 and summary["pass@2"] == 0.6667
 
 
 def test_osworld_mistakes_are_one_line(tmp_path):

@@ -27,8 +27,8 @@ def test_osworld_tasks_on_a_ray_cluster(cluster, tmp_path):
     got = {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert {t: (r["status"], r["passed"]) for t, r in got.items()} == {
         "calc-wrong": ("FAILED", False), "writer-same": ("PASSED", True), "infeasible-fail": ("PASSED", True),
-        "infeasible-done": ("FAILED", False), "needs-chrome": ("SKIPPED", False), "needs-metric": ("SKIPPED", False)}
+        "infeasible-done": ("FAILED", False), "shell-made": ("PASSED", True), "needs-chrome": ("SKIPPED", False), "needs-metric": ("SKIPPED", False)}
     assert got["needs-chrome"]["worker"] == "" and got["writer-same"]["worker"]  # skipped: never sent to a worker
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["skipped"] == 2 and summary["passed"] == 2 and summary["osworld"]["platform"] == "Ubuntu"
+    assert summary["skipped"] == 2 and summary["passed"] == 3 and summary["osworld"]["platform"] == "Ubuntu"
     assert (out / got["writer-same"]["run_dir"] / "shares" / "home" / "Desktop" / "letter.docx").is_file()
