@@ -325,3 +325,13 @@ def test_a_task_without_its_cached_file_is_skipped_not_failed(tmp_path):
     assert setup_file_name("https://files.invalid/a", "/home/user/a.xlsx") == \
         f"{uuid.uuid5(uuid.NAMESPACE_URL, 'https://files.invalid/a')}_a.xlsx"
     assert task.checks == []
+    # a task file cannot write outside its /home/user, nor name folders with its id
+    evil = OSWorldTask.model_validate(_task("t2", "x", [{"type": "download", "parameters": {"files": [
+        {"url": "https://files.invalid/a", "path": "/home/user/../../escaped.txt"}]}}], {"func": "infeasible"}, "os"))
+    (tmp_path / "cache" / "t2").mkdir(parents=True)
+    (tmp_path / "cache" / "t2" / setup_file_name("https://files.invalid/a", "/home/user/../../escaped.txt")).write_text("x")
+    task = convert(evil, "os", Sources(files=tmp_path / "cache", stage=tmp_path / "stage"))
+    assert task.osworld is not None and task.osworld.skip == "a set-up file outside /home/user"
+    assert not list(tmp_path.rglob("escaped.txt"))
+    with pytest.raises(ValueError):
+        OSWorldTask.model_validate(_task("../..", "x", [], {"func": "infeasible"}, "os"))

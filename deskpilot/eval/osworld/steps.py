@@ -115,7 +115,7 @@ def command_steps(command: Any, shell: bool, share: str) -> list[Step]:
 
 
 def open_step(path: str, share: str) -> Step:
-    target = home_path(path, share)
+    target = os.path.normpath(home_path(path, share))
     app = APP_FOR.get(Path(target).suffix.lower())
     if app is None:
         raise Unsupported(f"opening a {Path(target).suffix or 'suffix-less'} file")

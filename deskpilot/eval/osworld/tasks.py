@@ -13,6 +13,7 @@ needs something not implemented here keeps its place in the suite with
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -36,7 +37,7 @@ class OSWorldTask(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # it names folders: no '/' or '..'
     instruction: str
     snapshot: str = ""
     config: list[dict[str, Any]] = Field(default_factory=list)
@@ -151,7 +152,7 @@ def _stage_setup_file(tid: str, item: dict[str, Any], share: Path, src: Sources)
     url, path = str(item.get("url", "")), str(item.get("path", ""))
     if not url or not path:
         raise st.Unsupported("a download step without url and path")
-    target = Path(st.home_path(path, str(share)))
+    target = Path(os.path.normpath(st.home_path(path, str(share))))
     if share not in target.parents:
         raise st.Unsupported("a set-up file outside /home/user")
     if src.assume_files:
@@ -314,8 +315,8 @@ def convert(task: OSWorldTask, domain: str, src: Sources) -> SuiteTask:
     plan = Plan(domain=domain, share=str(share))
     checks: list[dict[str, Any]] = []
     try:
-        if task.proxy and not src.network:
-            raise st.Unsupported("proxy: true needs the network")
+        if task.proxy:
+            raise st.Unsupported("proxy: true needs the network (the desktops here have none)")
         plan.setup = _steps(task.id, task.config, share, src, post=False)
         if task.evaluator.get("func") == "infeasible":
             plan.infeasible = True
