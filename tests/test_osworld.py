@@ -88,6 +88,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     (tmp_path / "got.csv").write_text("a,b\n1,2\n")
     (tmp_path / "gold.csv").write_text("A,B \n1,2\n")
     (tmp_path / "out.txt").write_text("hello world\n")
+    (tmp_path / "got-Sheet1.csv").write_text("Item,Qty\napples,3\n\n")  # as libreoffice --convert-to prints them
+    (tmp_path / "gold-Sheet1.csv").write_text("Item,Qty\napples,3\n")
+    (tmp_path / "other-Sheet1.csv").write_text("Item,Qty\napples,4\n")
     pdf(tmp_path / "got.pdf", "Invoice 42")
     pdf(tmp_path / "gold.pdf", "Invoice 42")
     pdf(tmp_path / "other.pdf", "Invoice 43")
@@ -109,6 +112,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
         ({"file": "out.txt", "include_exclude": {"include": ["hello"], "exclude": ["world"]}}, False),
         ({"any_of": [{"file": "out.txt", "exact_match": "bye"}, {"file": "out.txt", "contains": "world"}]}, True),
         ({"any_of": [{"file": "out.txt", "exact_match": "bye"}, {"file": "got.pdf", "compare_pdf": {"expected": "other.pdf"}}]}, False),
+        ({"file": "got.xlsx", "compare_table": {"expected": "gold.xlsx", "rules": [{"type": "sheet_print", "sheet_idx0": 0, "sheet_idx1": "EI0"}]}}, True),
+        ({"file": "got.xlsx", "compare_table": {"expected": "other.xlsx", "rules": [{"type": "sheet_print", "sheet_idx0": 0, "sheet_idx1": "EI0"}]}}, False),
+        ({"file": "single.docx", "compare_table": {"rules": [{"type": "sheet_name"}]}}, False),
         ({"file": "got.pdf", "compare_pdf": {"expected": "gold.pdf"}}, True),
         ({"file": "got.pdf", "compare_pdf": {"expected": "other.pdf"}}, False),
     ]
@@ -116,6 +122,8 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
     assert results[1].message == "rule 1 (sheet_data): sheet 0 vs EI0: B4 is 13.0, expected 14.0"
     assert results[7].message == "paragraph 1 has line spacing 1.5, expected 1.0"
+    assert results[-3].message.startswith("cannot read single.docx as a workbook")
+    assert results[-4].message == "rule 1 (sheet_print): printed line 2 differs: 'apples,3' vs 'apples,4'"
     assert results[-1].message.startswith("texts differ (similarity 0.9") and results[-2].message == "the same text (10 chars)"
 
 
@@ -178,7 +186,8 @@ def osworld_checkout(root: Path, libreoffice: bool = True) -> tuple[Path, Path, 
     tasks: dict[str, list[dict]] = {"libreoffice_calc": [], "libreoffice_writer": [], "multi_apps": []}
     replies: dict[str, list[str]] = {}
 
-    # Calc through the real LibreOffice: the agent writes B4, the postconfig saves with ctrl+s
+    # Calc through the real LibreOffice: the agent writes B4, the postconfig saves with ctrl+s and prints CSV
+    (tmp / "stock_gold-Sheet1.csv").write_text("Item,Qty\napples,3\npears,10\n,13\n")
     url = "https://files.invalid/calc-save-1"
     config = [_download(cache, "calc-save", url, "/home/user/stock.xlsx", workbook(tmp / "stock.xlsx", ROWS)),
               {"type": "open", "parameters": {"path": "/home/user/stock.xlsx"}}]
@@ -186,13 +195,21 @@ def osworld_checkout(root: Path, libreoffice: bool = True) -> tuple[Path, Path, 
         {"type": "activate_window", "parameters": {"window_name": "stock.xlsx - LibreOffice Calc", "strict": True}},
         {"type": "sleep", "parameters": {"seconds": 0.5}},
         {"type": "execute", "parameters": {"command": SAVE}},
-        {"type": "sleep", "parameters": {"seconds": 0.5}}],
+        {"type": "sleep", "parameters": {"seconds": 0.5}},
+        {"type": "execute", "parameters": {"command": [  # inside the sandbox, next to the running LibreOffice
+            "libreoffice", "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,UTF-8,,,,false,true,true,false,false,1",
+            "--outdir", "/home/user", "/home/user/stock.xlsx"]}}],
         "func": "compare_table",
-        "expected": _gold(cache, "calc-save", workbook(tmp / "stock_gold.xlsx", ROWS + [[None, 13]])),
-        "result": {"type": "vm_file", "path": "/home/user/stock.xlsx", "dest": "stock.xlsx"},
+        "expected": {**_gold(cache, "calc-save", workbook(tmp / "stock_gold.xlsx", ROWS + [[None, 13]])), "multi": True},
+        "result": {"type": "vm_file", "path": ["/home/user/stock.xlsx", "/home/user/stock-Sheet1.csv"],
+                   "dest": ["stock.xlsx", "stock-Sheet1.csv"], "multi": True},
         "options": {"rules": [{"type": "sheet_data", "sheet_idx0": 0, "sheet_idx1": "EI0"},
+                              {"type": "sheet_print", "sheet_idx0": "RI0", "sheet_idx1": "EI0"},
                               {"type": "check_cell", "sheet_idx": 0, "coordinate": "B4",
                                "props": {"value": {"method": "eq", "ref": 13}}}]}}
+    printed = _gold(cache, "calc-save", tmp / "stock_gold-Sheet1.csv")
+    evaluator["expected"] = {**evaluator["expected"], "path": [evaluator["expected"]["path"], printed["path"]],
+                             "dest": [evaluator["expected"]["dest"], printed["dest"]]}
     if libreoffice:
         tasks["libreoffice_calc"].append(_task("calc-save", "Put 13 below the last quantity", config, evaluator,
                                                "libreoffice_calc"))
@@ -275,6 +292,7 @@ def test_osworld_index_runs_in_parallel_with_real_libreoffice_saving_and_skips_b
     with zipfile.ZipFile(saved) as z:
         assert "LibreOffice" in z.read("docProps/app.xml").decode()
     assert openpyxl.load_workbook(saved)["Sheet1"]["B4"].value == 13
+    assert saved.with_name("stock-Sheet1.csv").read_text().splitlines()[-1] == ",13"  # libreoffice --convert-to, inside
     summary = json.loads((out / "summary.json").read_text())
     assert summary["attempts"] == 6 and summary["passed"] == 4 and summary["skipped"] == 2
     # the command ran inside the sandbox, on the attempt's copy: the staged /home/user is untouched
@@ -335,3 +353,19 @@ def test_a_task_without_its_cached_file_is_skipped_not_failed(tmp_path):
     assert not list(tmp_path.rglob("escaped.txt"))
     with pytest.raises(ValueError):
         OSWorldTask.model_validate(_task("../..", "x", [], {"func": "infeasible"}, "os"))
+    # `multi` getters: the metric gets the first file; the others (a sheet's CSV export) lie next to it
+    urls = ["https://files.invalid/g1", "https://files.invalid/g2"]
+    for dest in ("b_gold.xlsx", "b_gold-Sheet1.csv"):
+        (tmp_path / "cache" / "t3").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cache" / "t3" / dest).write_text(dest)
+    multi = OSWorldTask.model_validate(_task("t3", "x", [], {
+        "func": "compare_table", "options": {"rules": [{"type": "sheet_print", "sheet_idx0": 0, "sheet_idx1": "EI0"}]},
+        "result": {"type": "vm_file", "path": ["/home/user/b.xlsx", "/home/user/b-Sheet1.csv"], "dest": ["b.xlsx", "b-Sheet1.csv"], "multi": True},
+        "expected": {"type": "cloud_file", "path": urls, "dest": ["b_gold.xlsx", "b_gold-Sheet1.csv"], "multi": True}},
+        "libreoffice_calc"))
+    task = convert(multi, "libreoffice_calc", Sources(files=tmp_path / "cache", stage=tmp_path / "stage"))
+    assert task.osworld is not None and not task.osworld.skip
+    spec = task.checks[0]
+    assert spec["file"] == str(tmp_path / "stage" / "t3" / "home" / "b.xlsx")
+    assert spec["compare_table"]["expected"] == str(tmp_path / "stage" / "t3" / "expected" / "b_gold.xlsx")
+    assert (tmp_path / "stage" / "t3" / "expected" / "b_gold-Sheet1.csv").read_text() == "b_gold-Sheet1.csv"

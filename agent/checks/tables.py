@@ -10,7 +10,8 @@ re-implemented on openpyxl alone: a sheet is named like OSWorld names it (an
 int or ``RI0`` is the result's sheet by position, ``RNName`` by name, ``EI0``
 and ``ENName`` the expected file's), values are the ones the app last saved
 (cached formula results), rules run in order and the first that fails fails
-the check. ``sheet_data`` compares the grids of values with numbers rounded
+the check. ``sheet_print`` compares the sheets' CSV exports next to each workbook
+(``BOOK-SHEET.csv``, as OSWorld's postconfig makes them). ``sheet_data`` compares the grids of values with numbers rounded
 to ``precision`` decimals (default 4); unlike OSWorld's pandas reading, 1 and
 1.0 are the same number and trailing empty rows and columns are ignored.
 """
@@ -31,7 +32,7 @@ from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
 
-SHEET_RULES = ("sheet_name", "sheet_data", "check_cell")  # what this module implements
+SHEET_RULES = ("sheet_name", "sheet_data", "sheet_print", "check_cell")  # what this module implements
 CELL_PROPS = ("value", "number_format", "font_name", "font_bold", "font_italic", "font_size", "font_color",
               "fill_type", "bgcolor", "fgcolor")
 VALUE_METHODS = ("eq", "ne", "lt", "le", "gt", "ge", "approx:", "re", "range.", "str_list_eq", "str_set_eq")
@@ -189,8 +190,35 @@ def matches(value: Any, rule: dict[str, Any]) -> bool:
     raise UsageError(f"value rule method {method!r} is not supported (supported: {', '.join(VALUE_METHODS)})")
 
 
-def _rule(rule: dict[str, Any], result, expected) -> tuple[bool, str]:
+def _printed(index: Any, books: dict[str, Any], paths: dict[str, Path | None]) -> list[str]:
+    """A sheet as printed: the CSV export next to its workbook (``BOOK-SHEET.csv``, made by the task's
+    postconfig running ``libreoffice --convert-to csv``), lines stripped, trailing empty lines dropped."""
+    from deskpilot.agent.checks.reading import read_file
+
+    ws = _sheet(index, books["result"], books["expected"])
+    which = "expected" if isinstance(index, str) and index.startswith("E") else "result"
+    book = paths[which]
+    if book is None:
+        raise UsageError(f"sheet {index!r} names the expected workbook, and the check has none")
+    csv = book.with_name(f"{book.stem}-{ws.title}.csv")
+    lines = [line.strip() for line in read_file(csv, csv.parent).decode("utf-8", errors="replace").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _rule(rule: dict[str, Any], result, expected, paths: dict[str, Path | None]) -> tuple[bool, str]:
     kind = rule.get("type")
+    if kind == "sheet_print":
+        books = {"result": result, "expected": expected}
+        got, want = _printed(rule["sheet_idx0"], books, paths), _printed(rule["sheet_idx1"], books, paths)
+        if rule.get("ignore_case"):
+            got, want = [x.lower() for x in got], [x.lower() for x in want]
+        if got == want:
+            return True, f"sheet {rule['sheet_idx0']} prints as sheet {rule['sheet_idx1']} ({len(got)} lines)"
+        at = next((n for n, (x, y) in enumerate(zip(got, want), 1) if x != y), min(len(got), len(want)) + 1)
+        return False, f"printed line {at} differs: {(got[at - 1] if at <= len(got) else '')[:60]!r} vs " \
+                      f"{(want[at - 1] if at <= len(want) else '')[:60]!r}"
     if kind == "sheet_name":
         names = result.sheetnames, (expected.sheetnames if expected is not None else None)
         return names[0] == names[1], f"sheet names {names[0]} vs {names[1]}"
@@ -215,19 +243,24 @@ def _rule(rule: dict[str, Any], result, expected) -> tuple[bool, str]:
 
 
 def compare_table(check: CompareTable, path: Path, data: bytes, base: Path) -> Outcome:
-    from deskpilot.agent.checks.reading import locate, read_file
+    from deskpilot.agent.checks.reading import Unreadable, locate, read_file
 
     spec = check.compare_table
     evidence: dict[str, Any] = {"path": str(path)}
     result = _book(data, path.name)
     expected = None
+    paths: dict[str, Path | None] = {"result": path, "expected": None}
     if spec.expected:
         gold, anchor = locate(spec.expected, base)
         evidence["expected"] = str(gold)
         expected = _book(read_file(gold, anchor), gold.name)
+        paths["expected"] = gold
     seen = []
     for n, rule in enumerate(spec.rules):
-        passed, what = _rule(rule, result, expected)
+        try:
+            passed, what = _rule(rule, result, expected, paths)
+        except Unreadable as err:  # a sheet's CSV export is missing
+            passed, what = False, str(err)
         seen.append(what)
         if not passed:
             return False, f"rule {n + 1} ({rule.get('type')}): {what}", dict(evidence, rules=seen)

@@ -165,10 +165,25 @@ def _stage_setup_file(tid: str, item: dict[str, Any], share: Path, src: Sources)
     shutil.copyfile(cached, target)
 
 
+def _given(getter: dict[str, Any], key: str) -> tuple[list[str], int]:
+    """(all values of `key`, index of the one the metric gets): OSWorld's `multi` getters hand the
+    metric their `gives` (default [0]); the other files only have to lie next to it."""
+    values = getter.get(key)
+    if not getter.get("multi"):
+        return [str(values or "")], 0
+    gives = getter.get("gives", [0])
+    if not isinstance(values, list) or gives != [0] and len(gives) != 1:
+        raise st.Unsupported(f"getter {getter.get('type')} giving several files to one metric")
+    return [str(v) for v in values], int(gives[0])
+
+
 def _reference(tid: str, getter: dict[str, Any], stage: Path, src: Sources) -> str:
     """A cloud_file reference, from the cache (CACHE/TASK_ID/DEST), copied next to the task's stage."""
     if getter.get("multi"):
-        raise st.Unsupported("getter cloud_file with several files")
+        dests, first = _given(getter, "dest")
+        urls, _ = _given(getter, "path")
+        paths = [_reference(tid, {"type": "cloud_file", "path": u, "dest": d}, stage, src) for u, d in zip(urls, dests)]
+        return paths[first]
     dest = str(getter.get("dest") or "")
     target = stage / "expected" / Path(dest).name
     if src.assume_files and dest:
@@ -221,9 +236,8 @@ def _as_list(value: Any, n: int) -> list[Any]:
 def _result_file(getter: Any, share: Path) -> str:
     if not isinstance(getter, dict) or getter.get("type") != "vm_file":
         raise st.Unsupported(f"result getter {getter.get('type') if isinstance(getter, dict) else getter}")
-    if getter.get("multi"):
-        raise st.Unsupported("result getter vm_file with several files")
-    return st.home_path(str(getter.get("path", "")), str(share))
+    paths, first = _given(getter, "path")
+    return os.path.normpath(st.home_path(paths[first], str(share)))
 
 
 def _table_rules(rules: Any) -> list[dict[str, Any]]:
