@@ -157,6 +157,23 @@ def test_the_prompt_says_ubuntu_for_osworld_tasks():
     assert "Ubuntu" in text and "Windows 11" not in text
 
 
+def test_a_launched_app_has_its_window_up_before_the_next_step():
+    from deskpilot.agent.desk.pool import build_desk, make_spec
+    from deskpilot.sandbox import x11
+
+    desk = build_desk(make_spec((640, 400), []))
+    try:
+        st.perform(desk, st.launch_step(["xterm", "-T", "launched-by-setup"], False, "/s"), timeout=60)
+        conn = x11.connect(desk.display, desk.sandbox.xauthority)
+        try:
+            assert x11.find_window(conn, "launched-by-setup") is not None
+        finally:
+            conn.close()
+        st.perform(desk, st.launch_step(["true"], False, "/s"), timeout=60)  # no window: returns when it exits
+    finally:
+        desk.close()
+
+
 # -- end to end: an OSWorld checkout, its cache, deskpilot eval -----------------------------------
 
 def _task(tid: str, instruction: str, config: list, evaluator: dict, domain: str) -> dict:

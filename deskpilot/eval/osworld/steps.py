@@ -179,6 +179,38 @@ def _run(desk, argv: list[str]) -> None:
         raise SandboxError(f"set-up command {' '.join(argv)[:80]!r} exited with code {code}")
 
 
+def _windows(desk) -> set[int]:
+    from deskpilot.sandbox import x11
+
+    conn = x11.connect(desk.display, getattr(desk.sandbox, "xauthority", None))
+    try:
+        return set(x11.client_windows(conn))
+    finally:
+        conn.close()
+
+
+def _launch(desk, argv: list[str], timeout: float) -> None:
+    """Start an app and wait for its first window to be drawn and still (or for it to exit: a helper
+    program without a window). OSWorld sleeps after a launch; a window is what the agent needs."""
+    from deskpilot.eval.ready import wait_ready
+    from deskpilot.eval.suite import Ready
+    from deskpilot.sandbox import x11
+
+    before = _windows(desk)
+    handle = desk.launch(argv, wait=False)
+    deadline = time.monotonic() + timeout
+    while not (new := _windows(desk) - before):
+        if handle.poll() is not None or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    conn = x11.connect(desk.display, getattr(desk.sandbox, "xauthority", None))
+    try:
+        title = x11.window_title(conn, min(new))
+    finally:
+        conn.close()
+    wait_ready(desk, Ready(window=title, quiet=OPEN_QUIET, timeout=max(1.0, deadline - time.monotonic())))
+
+
 def perform(desk, step: Step, timeout: float = WINDOW_TIMEOUT) -> None:
     """One mapped step on the desk; SandboxError (one line) when it cannot be done."""
     if step.kind == "keys":
@@ -194,7 +226,7 @@ def perform(desk, step: Step, timeout: float = WINDOW_TIMEOUT) -> None:
     elif step.kind == "run":
         _run(desk, step.argv)
     elif step.kind == "launch":
-        desk.launch(step.argv, wait=False)
+        _launch(desk, step.argv, timeout)
     elif step.kind == "open":
         from deskpilot.eval.ready import wait_ready
         from deskpilot.eval.suite import Ready
