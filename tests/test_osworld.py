@@ -323,6 +323,7 @@ def test_osworld_index_runs_in_parallel_with_real_libreoffice_saving_and_skips_b
     index_html = (out / "index.html").read_text()
     assert "a browser step (chrome_open_tabs)" in index_html and "metric compare_pptx_files" in index_html
     assert "skipped (not counted): 2" in proc.stdout + proc.stderr
+    assert "SKIP needs-chrome~1  a browser step (chrome_open_tabs)" in proc.stdout + proc.stderr
     # the same tasks, one domain, one at a time: the same verdicts
     serial = tmp_path / "serial"
     proc = deskpilot("eval", index, "--domain", "multi_apps", "--osworld-files", cache, "--scripts", scripts,

@@ -54,9 +54,12 @@ class EvalProgress:
             r = event["result"]
             self.running.pop(f"{r.id}~{r.attempt}", None)
             self.done += 1
+            skipped = r.status == "SKIPPED"  # listed with its reason, neither passed nor failed
             self.passed += r.passed
-            self.failed += not r.passed
-            if not self.quiet:
+            self.failed += not r.passed and not skipped
+            if not self.quiet and skipped:
+                console.print(f"[yellow]SKIP[/yellow] {escape(r.id)}~{r.attempt}  {escape(r.reason)}")
+            elif not self.quiet:
                 mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
                 why = "" if r.passed else f"  {escape(r.reason or self._failed_check(r))}"
                 console.print(f"{mark} {escape(r.id)}~{r.attempt}  {r.status} {r.steps} step(s) "
