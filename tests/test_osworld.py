@@ -85,6 +85,10 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     document(tmp_path / "got.docx", ["Title", "Some  text here."], spacing=1.5)
     document(tmp_path / "gold.docx", ["Title", "Some text here."], spacing=1.5)
     document(tmp_path / "single.docx", ["Title", "Some text here."], spacing=1.0)
+    for name, cell_text in (("t_got.docx", "42"), ("t_gold.docx", " 42 "), ("t_other.docx", "43")):
+        doc = docx.Document()
+        doc.add_table(rows=2, cols=2).cell(1, 1).text = cell_text
+        doc.save(tmp_path / name)
     (tmp_path / "got.csv").write_text("a,b\n1,2\n")
     (tmp_path / "gold.csv").write_text("A,B \n1,2\n")
     (tmp_path / "out.txt").write_text("hello world\n")
@@ -106,6 +110,8 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
         ({"file": "got.docx", "line_spacing": {"expected": "gold.docx"}}, True),  # OSWorld: text compared without blanks
         ({"file": "gold.docx", "line_spacing": {"expected": "single.docx"}}, False),
         ({"file": "gold.docx", "line_spacing": {"expected": "gold.docx"}}, True),
+        ({"file": "t_got.docx", "docx_tables": {"expected": "t_gold.docx"}}, True),
+        ({"file": "t_got.docx", "docx_tables": {"expected": "t_other.docx"}}, False),
         ({"file": "got.csv", "compare_csv": {"expected": "gold.csv"}}, False),
         ({"file": "got.csv", "compare_csv": {"expected": "gold.csv", "strict": False, "ignore_case": True}}, True),
         ({"file": "out.txt", "exact_match": "hello world"}, True),
@@ -122,6 +128,7 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
     assert results[1].message == "rule 1 (sheet_data): sheet 0 vs EI0: B4 is 13.0, expected 14.0"
     assert results[7].message == "paragraph 1 has line spacing 1.5, expected 1.0"
+    assert results[10].message == "table 1 cell (2, 2) is '42', expected '43'"
     assert results[-3].message.startswith("cannot read single.docx as a workbook")
     assert results[-4].message == "rule 1 (sheet_print): printed line 2 differs: 'apples,3' vs 'apples,4'"
     assert results[-1].message.startswith("texts differ (similarity 0.9") and results[-2].message == "the same text (10 chars)"
@@ -130,8 +137,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
 def test_pyautogui_text_is_parsed_into_key_presses_never_run(tmp_path):
     steps = st.command_steps(["python", "-c", "import pyautogui; import time; time.sleep(0.5); "
                               "pyautogui.hotkey('ctrl', 's'); pyautogui.press('down', presses=3); "
-                              "pyautogui.typewrite('hi')"], False, "/s")
-    assert [s.describe() for s in steps] == ["sleep 0.5 s", "press ctrl+s", "press down x3", "type 'hi'"]
+                              "pyautogui.typewrite('hi'); pyautogui.scroll(-2)"], False, "/s")
+    assert [s.describe() for s in steps] == ["sleep 0.5 s", "press ctrl+s", "press down x3", "type 'hi'",
+                                             "scroll down x2"]
     marker = tmp_path / "ran"
     for code in (f"import pyautogui; __import__('os').system('touch {marker}')",
                  f"import os; os.system('touch {marker}')", "import pyautogui; pyautogui.click(10, 10)"):

@@ -1,8 +1,9 @@
-"""Document comparisons: OSWorld's ``compare_docx_files``, ``compare_line_spacing`` and ``compare_pdfs``.
+"""Document comparisons: OSWorld's ``compare_docx_files``, ``compare_line_spacing``, ``compare_docx_tables``, ``compare_pdfs``.
 
     {file: out.docx, compare_docx: {expected: gold.docx, ignore_blanks: true, ignore_case: false}}
     {file: out.docx, line_spacing: {expected: gold.docx}}
     {file: out.pdf, compare_pdf: {expected: gold.pdf}}
+    {file: out.docx, docx_tables: {expected: gold.docx}}
 
 Semantics follow OSWorld's evaluators (metrics/docs.py, metrics/chrome.py),
 written here with python-docx, odfpy and pypdf. Paragraph texts are compared;
@@ -59,6 +60,21 @@ class LineSpacing(m._FileCheck):
 
     def describe(self) -> str:
         return f"document {self.file} has the line spacing of {Path(self.line_spacing.expected).name}"
+
+
+class TablesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: str
+
+
+class DocxTables(m._FileCheck):
+    """The document's tables have the reference's shape and cell texts (OSWorld's compare_docx_tables)."""
+
+    kind = "file_docx_tables"
+    docx_tables: TablesSpec
+
+    def describe(self) -> str:
+        return f"document {self.file} has the tables of {Path(self.docx_tables.expected).name}"
 
 
 class PdfSpec(BaseModel):
@@ -157,6 +173,23 @@ def line_spacing(check: LineSpacing, path: Path, data: bytes, base: Path) -> Out
         if a != b:
             return False, f"paragraph {n} has line spacing {a!r}, expected {b!r}", evidence
     return True, f"{len(got)} paragraphs with the reference's line spacing", evidence
+
+
+def docx_tables(check: DocxTables, path: Path, data: bytes, base: Path) -> Outcome:
+    gold, gold_data = _gold(check.docx_tables.expected, base)
+    got, want = _docx(data, path.name).tables, _docx(gold_data, gold.name).tables
+    evidence: dict[str, Any] = {"path": str(path), "expected": str(gold), "tables": len(got), "expected_tables": len(want)}
+    if len(got) != len(want):
+        return False, f"{len(got)} tables, expected {len(want)}", evidence
+    for n, (a, b) in enumerate(zip(got, want), 1):
+        if (len(a.rows), len(a.columns)) != (len(b.rows), len(b.columns)):
+            return False, f"table {n} is {len(a.rows)}x{len(a.columns)}, expected {len(b.rows)}x{len(b.columns)}", evidence
+        for i in range(len(a.rows)):
+            for j in range(len(a.columns)):
+                x, y = a.cell(i, j).text.strip(), b.cell(i, j).text.strip()
+                if x != y:
+                    return False, f"table {n} cell ({i + 1}, {j + 1}) is {x[:40]!r}, expected {y[:40]!r}", evidence
+    return True, f"{len(got)} table(s) equal", evidence
 
 
 def _pdf_text(data: bytes, name: str) -> str:

@@ -258,5 +258,6 @@ def comparers() -> dict[str, Callable[[Any, Path, bytes, Path], Outcome]]:
 
     return {"file_compare_table": tables.compare_table, "file_compare_csv": tables.compare_csv,
             "file_compare_docx": documents.compare_docx, "file_line_spacing": documents.line_spacing,
+            "file_docx_tables": documents.docx_tables,
             "file_compare_pdf": documents.compare_pdf, "file_exact_match": literal.exact_match,
             "file_include_exclude": literal.include_exclude}

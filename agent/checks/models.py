@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from deskpilot.agent.checks.base import _Check, _FileCheck, _short, resolve  # noqa: F401 (resolve: public here)
 # the comparison families (OSWorld's metrics): their checks build on base.py
-from deskpilot.agent.checks.documents import CompareDocx, ComparePdf, LineSpacing
+from deskpilot.agent.checks.documents import CompareDocx, ComparePdf, DocxTables, LineSpacing
 from deskpilot.agent.checks.literal import ExactMatch, FileIncludeExclude
 from deskpilot.agent.checks.tables import CompareCsv, CompareTable
 from deskpilot.errors import ConfigError
@@ -257,7 +257,7 @@ _FILE_KINDS: dict[str, type[_Check]] = {
     "exists": FileExists, "contains": FileContains, "regex": FileRegex, "json": FileJson,
     "csv_cell": FileCsvCell, "xlsx_cell": FileSheetCell, "pdf_contains": FilePdfContains,
     "compare_table": CompareTable, "compare_csv": CompareCsv, "compare_docx": CompareDocx,
-    "line_spacing": LineSpacing, "compare_pdf": ComparePdf, "exact_match": ExactMatch,
+    "line_spacing": LineSpacing, "docx_tables": DocxTables, "compare_pdf": ComparePdf, "exact_match": ExactMatch,
     "include_exclude": FileIncludeExclude,
 }
 _SCREEN_KINDS: dict[str, type[_Check]] = {
@@ -306,7 +306,7 @@ Check = Annotated[
         Annotated[ScreenshotMatches, Tag("screenshot_matches")], Annotated[Expect, Tag("expect")],
         Annotated[CompareTable, Tag("file_compare_table")], Annotated[CompareCsv, Tag("file_compare_csv")],
         Annotated[CompareDocx, Tag("file_compare_docx")], Annotated[LineSpacing, Tag("file_line_spacing")],
-        Annotated[ComparePdf, Tag("file_compare_pdf")], Annotated[ExactMatch, Tag("file_exact_match")],
+        Annotated[ComparePdf, Tag("file_compare_pdf")], Annotated[DocxTables, Tag("file_docx_tables")], Annotated[ExactMatch, Tag("file_exact_match")],
         Annotated[FileIncludeExclude, Tag("file_include_exclude")], Annotated[AnyOf, Tag("any_of")],
     ],
     Discriminator(_tagged),

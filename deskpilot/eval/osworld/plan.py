@@ -20,6 +20,7 @@ class Step(BaseModel):
     - ``keys``: a key chord pressed through deskpilot's executor (``ctrl+s``),
       ``repeat`` times (from ``pyautogui.hotkey/press``).
     - ``type``: text typed through the executor (``pyautogui.typewrite/write``).
+    - ``scroll``: wheel clicks (``pyautogui.scroll``), at ``at`` or the middle of the screen.
     - ``sleep``: seconds (capped: set-up waits are for apps, not for the clock).
     - ``run``: a command run inside the sandbox, waited for (``execute``/``command``).
     - ``launch``: an app started inside the sandbox, not waited for.
@@ -29,7 +30,7 @@ class Step(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["keys", "type", "sleep", "run", "launch", "open", "activate"]
+    kind: Literal["keys", "type", "scroll", "sleep", "run", "launch", "open", "activate"]
     keys: str = ""
     repeat: int = Field(default=1, ge=1, le=100)
     text: str = ""
@@ -37,12 +38,16 @@ class Step(BaseModel):
     argv: list[str] = Field(default_factory=list)
     window: str = ""
     strict: bool = False  # activate: the title must equal `window`, not just contain it
+    direction: Literal["up", "down"] = "down"  # scroll (``repeat`` wheel clicks)
+    at: tuple[int, int] | None = None  # scroll: where (default: the middle of the screen)
 
     def describe(self) -> str:
         if self.kind == "keys":
             return f"press {self.keys}" + (f" x{self.repeat}" if self.repeat > 1 else "")
         if self.kind == "type":
             return f"type {self.text[:40]!r}"
+        if self.kind == "scroll":
+            return f"scroll {self.direction} x{self.repeat}"
         if self.kind == "sleep":
             return f"sleep {self.seconds:g} s"
         if self.kind == "activate":

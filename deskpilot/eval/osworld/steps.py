@@ -4,7 +4,7 @@ Mapping happens when the task file is read, so a task that needs something
 this machine cannot do is skipped with the reason before any desk starts.
 OSWorld presses keys by running ``python -c "import pyautogui; ..."`` inside
 its VM; here that text is parsed with ``ast`` (never run): recognised calls
-(``hotkey``, ``press``, ``typewrite``/``write``, ``time.sleep``) become
+(``hotkey``, ``press``, ``typewrite``/``write``, ``scroll``, ``time.sleep``) become
 deskpilot executor actions, anything else in it makes the task unsupported.
 Other commands run inside the sandbox, with ``/home/user`` pointed at the
 task's share.
@@ -70,6 +70,10 @@ def _call(call: ast.Call) -> list[Step]:
         if not all(isinstance(k, str) for k in keys):
             raise Unsupported("a pyautogui command with computed arguments")
         return [Step(kind="keys", keys=k, repeat=presses) for k in keys]
+    if name == "pyautogui.scroll" and args and isinstance(args[0], int) and args[0] != 0:
+        x, y = kwargs.get("x", args[1] if len(args) > 2 else None), kwargs.get("y", args[2] if len(args) > 2 else None)
+        at = (int(x), int(y)) if isinstance(x, int) and isinstance(y, int) else None
+        return [Step(kind="scroll", direction="up" if args[0] > 0 else "down", repeat=min(abs(args[0]), 100), at=at)]
     if name in ("pyautogui.typewrite", "pyautogui.write") and args and isinstance(args[0], str):
         return [Step(kind="type", text=args[0])]
     raise Unsupported(f"pyautogui call {func.attr} in a set-up command" if func.value.id == "pyautogui"
@@ -218,6 +222,10 @@ def perform(desk, step: Step, timeout: float = WINDOW_TIMEOUT) -> None:
             desk.key(step.keys)
     elif step.kind == "type":
         desk.type(step.text)
+    elif step.kind == "scroll":
+        width, height = desk.size
+        x, y = step.at or (width // 2, height // 2)
+        desk.scroll(min(x, width - 1), min(y, height - 1), direction=step.direction, amount=step.repeat)
     elif step.kind == "sleep":
         time.sleep(step.seconds)
     elif step.kind == "activate":

@@ -287,6 +287,8 @@ def _check(tid: str, func: str, result: Any, expected: Any, options: Any, share:
         return {"file": file, "compare_docx": {"expected": gold(), **{k: bool(options[k]) for k in keys if k in options}}}
     if func == "compare_line_spacing":
         return {"file": file, "line_spacing": {"expected": gold()}}
+    if func == "compare_docx_tables":
+        return {"file": file, "docx_tables": {"expected": gold()}}
     if func == "compare_pdfs":
         return {"file": file, "compare_pdf": {"expected": gold()}}
     if func == "exact_match":
