@@ -82,6 +82,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     workbook(tmp_path / "got.xlsx", ROWS + [[None, 13]])
     workbook(tmp_path / "gold.xlsx", ROWS + [[None, 13.00001]])
     workbook(tmp_path / "other.xlsx", ROWS + [[None, 14]])
+    book = openpyxl.load_workbook(tmp_path / "other.xlsx")
+    book.active.freeze_panes, book.active.sheet_view.zoomScale = "A2", 150
+    book.save(tmp_path / "frozen.xlsx")
     document(tmp_path / "got.docx", ["Title", "Some  text here."], spacing=1.5)
     document(tmp_path / "gold.docx", ["Title", "Some text here."], spacing=1.5)
     document(tmp_path / "single.docx", ["Title", "Some text here."], spacing=1.0)
@@ -105,6 +108,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
         ({"file": "got.xlsx", "compare_table": {"expected": "other.xlsx", "rules": [data]}}, False),
         ({"file": "got.xlsx", "compare_table": {"rules": [{**cell, "props": {"value": {"method": "approx:0.5", "ref": 13.4}}}]}}, True),
         ({"file": "got.xlsx", "compare_table": {"rules": [{**cell, "props": {"value": {"method": "gt", "ref": 13}}}]}}, False),
+        ({"file": "frozen.xlsx", "compare_table": {"expected": "got.xlsx", "rules": [{"type": "freeze", "sheet_idx0": 0, "sheet_idx1": "EI0"}]}}, False),
+        ({"file": "frozen.xlsx", "compare_table": {"rules": [{"type": "zoom", "sheet_idx": 0, "method": "ge", "ref": 150},
+                                                               {"type": "freeze", "sheet_idx0": 0, "sheet_idx1": "RI0"}]}}, True),
         ({"file": "got.docx", "compare_docx": {"expected": "gold.docx"}}, True),  # blanks ignored by default
         ({"file": "got.docx", "compare_docx": {"expected": "gold.docx", "ignore_blanks": False}}, False),
         ({"file": "got.docx", "line_spacing": {"expected": "gold.docx"}}, True),  # OSWorld: text compared without blanks
@@ -127,8 +133,9 @@ def test_osworld_metrics_are_checks_that_pass_and_fail(tmp_path):
     results = run_checks([c for c, _ in cases], CheckContext(base_dir=tmp_path))
     assert [(r.check, r.passed) for r in results] == cases, [r.line() for r in results]
     assert results[1].message == "rule 1 (sheet_data): sheet 0 vs EI0: B4 is 13.0, expected 14.0"
-    assert results[7].message == "paragraph 1 has line spacing 1.5, expected 1.0"
-    assert results[10].message == "table 1 cell (2, 2) is '42', expected '43'"
+    assert results[4].message == "rule 1 (freeze): frozen at A2 vs None"
+    assert results[9].message == "paragraph 1 has line spacing 1.5, expected 1.0"
+    assert results[12].message == "table 1 cell (2, 2) is '42', expected '43'"
     assert results[-3].message.startswith("cannot read single.docx as a workbook")
     assert results[-4].message == "rule 1 (sheet_print): printed line 2 differs: 'apples,3' vs 'apples,4'"
     assert results[-1].message.startswith("texts differ (similarity 0.9") and results[-2].message == "the same text (10 chars)"

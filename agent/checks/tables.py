@@ -32,7 +32,7 @@ from deskpilot.errors import UsageError
 
 Outcome = tuple[bool, str, dict[str, Any]]
 
-SHEET_RULES = ("sheet_name", "sheet_data", "sheet_print", "check_cell")  # what this module implements
+SHEET_RULES = ("sheet_name", "sheet_data", "sheet_print", "check_cell", "freeze", "zoom")  # what this module implements
 CELL_PROPS = ("value", "number_format", "font_name", "font_bold", "font_italic", "font_size", "font_color",
               "fill_type", "bgcolor", "fgcolor")
 VALUE_METHODS = ("eq", "ne", "lt", "le", "gt", "ge", "approx:", "re", "range.", "str_list_eq", "str_set_eq")
@@ -219,6 +219,13 @@ def _rule(rule: dict[str, Any], result, expected, paths: dict[str, Path | None])
         at = next((n for n, (x, y) in enumerate(zip(got, want), 1) if x != y), min(len(got), len(want)) + 1)
         return False, f"printed line {at} differs: {(got[at - 1] if at <= len(got) else '')[:60]!r} vs " \
                       f"{(want[at - 1] if at <= len(want) else '')[:60]!r}"
+    if kind == "freeze":
+        a = _sheet(rule["sheet_idx0"], result, expected).freeze_panes
+        b = _sheet(rule["sheet_idx1"], result, expected).freeze_panes
+        return a == b, f"frozen at {a} vs {b}"
+    if kind == "zoom":
+        zoom = _sheet(rule["sheet_idx"], result, expected).sheet_view.zoomScale or 100.0
+        return matches(zoom, rule), f"zoom {zoom:g}% {rule.get('method')} {rule.get('ref')!r}"
     if kind == "sheet_name":
         names = result.sheetnames, (expected.sheetnames if expected is not None else None)
         return names[0] == names[1], f"sheet names {names[0]} vs {names[1]}"
