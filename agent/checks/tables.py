@@ -10,7 +10,8 @@ re-implemented on openpyxl alone: a sheet is named like OSWorld names it (an
 int or ``RI0`` is the result's sheet by position, ``RNName`` by name, ``EI0``
 and ``ENName`` the expected file's), values are the ones the app last saved
 (cached formula results), rules run in order and the first that fails fails
-the check. ``sheet_print`` compares the sheets' CSV exports next to each workbook
+the check. ``freeze`` compares frozen panes, ``zoom`` checks a sheet's zoom with a value rule,
+``sheet_print`` compares the sheets' CSV exports next to each workbook
 (``BOOK-SHEET.csv``, as OSWorld's postconfig makes them). ``sheet_data`` compares the grids of values with numbers rounded
 to ``precision`` decimals (default 4); unlike OSWorld's pandas reading, 1 and
 1.0 are the same number and trailing empty rows and columns are ignored.
