@@ -402,3 +402,21 @@ def test_a_task_without_its_cached_file_is_skipped_not_failed(tmp_path):
     assert spec["file"] == str(tmp_path / "stage" / "t3" / "home" / "b.xlsx")
     assert spec["compare_table"]["expected"] == str(tmp_path / "stage" / "t3" / "expected" / "b_gold.xlsx")
     assert (tmp_path / "stage" / "t3" / "expected" / "b_gold-Sheet1.csv").read_text() == "b_gold-Sheet1.csv"
+
+
+def test_one_task_file_a_folder_and_an_index_are_read_alike(tmp_path):
+    from deskpilot.eval.osworld.tasks import is_osworld, load_osworld
+
+    index, cache, scripts = osworld_checkout(tmp_path / "osworld", libreoffice=False)
+    examples = index.parent / "examples"
+    (examples / "multi_apps" / "needs-chrome-win.json").write_text("{}")  # OSWorld's Windows variants: not read
+    src = Sources(files=cache, stage=tmp_path / "stage", scripts=scripts)
+    whole = load_osworld(index, src)
+    folder = load_osworld(examples, src)
+    one = load_osworld(examples / "libreoffice_writer" / "writer-same.json", src)
+    assert sorted(t.id for t in whole.tasks) == sorted(t.id for t in folder.tasks) and len(whole.tasks) == 7
+    assert {t.id: t.tags for t in whole.tasks} == {t.id: t.tags for t in folder.tasks}
+    assert [t.id for t in one.tasks] == ["writer-same"] and one.tasks[0].tags == ["osworld", "libreoffice_writer"]
+    assert one.tasks[0].replies() == [box("DONE()")]
+    assert is_osworld(index) and is_osworld(examples) and not is_osworld(tmp_path / "stage")
+    assert [t.id for t in load_osworld(examples, src, domain="libreoffice_writer").tasks] == ["writer-same"]
