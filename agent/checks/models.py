@@ -8,52 +8,20 @@ text works in a config file, a pytest call, a workflow or an eval suite.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
+from deskpilot.agent.checks.base import _Check, _FileCheck, _short, resolve  # noqa: F401 (resolve: public here)
+# the comparison families (OSWorld's metrics): their checks build on base.py
+from deskpilot.agent.checks.documents import CompareDocx, ComparePdf, DocxTables, LineSpacing
+from deskpilot.agent.checks.literal import ExactMatch, FileIncludeExclude
+from deskpilot.agent.checks.tables import CompareCsv, CompareTable
 from deskpilot.errors import ConfigError
 
 Box = tuple[int, int, int, int]
 Scalar = Union[str, int, float, bool, None]
-
-
-class _Check(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: ClassVar[str]
-    name: str | None = None  # an optional label shown in results
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def label(self) -> str:
-        return self.name or self.describe()
-
-    def spec(self) -> dict[str, Any]:
-        """The object this check was written as (round-trips through parse_check)."""
-        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | self._required()
-
-    def _required(self) -> dict[str, Any]:
-        return {}
-
-
-def _short(text: Any, limit: int = 60) -> str:
-    text = repr(text)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-class _FileCheck(_Check):
-    """A check on a file. ``modified_during_run: true`` also asks that the file was written after the
-    run started (an old output left from an earlier run fails); unset, it holds for files that did not
-    exist when the run started (runs, evaluations and workflows note which ones at their start)."""
-
-    file: str
-    modified_during_run: bool | None = None
-
-    def _required(self) -> dict[str, Any]:
-        return {"file": self.file}
 
 
 class FileExists(_FileCheck):
@@ -292,13 +260,37 @@ class Expect(_Check):
         return f"model agrees: {_short(self.expect, 80)}"
 
 
+class AnyOf(_Check):
+    """One of several checks passes (an OSWorld evaluator's ``conj: or``); every alternative runs."""
+
+    kind = "any_of"
+    any_of: list[dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("any_of")
+    @classmethod
+    def _checks(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in value:
+            parse_check(item)  # a ConfigError is a ValueError: reported with the field
+        return value
+
+    def describe(self) -> str:
+        return f"any of {len(self.any_of)} checks"
+
+    def _required(self) -> dict[str, Any]:
+        return {"any_of": self.any_of}
+
+
+
 _FILE_KINDS: dict[str, type[_Check]] = {
     "exists": FileExists, "contains": FileContains, "regex": FileRegex, "json": FileJson,
     "csv_cell": FileCsvCell, "xlsx_cell": FileSheetCell, "pdf_contains": FilePdfContains,
+    "compare_table": CompareTable, "compare_csv": CompareCsv, "compare_docx": CompareDocx,
+    "line_spacing": LineSpacing, "docx_tables": DocxTables, "compare_pdf": ComparePdf, "exact_match": ExactMatch,
+    "include_exclude": FileIncludeExclude,
 }
 _SCREEN_KINDS: dict[str, type[_Check]] = {
     "text_visible": TextVisible, "text_absent": TextAbsent, "window_title": WindowTitle,
-    "screenshot_matches": ScreenshotMatches, "expect": Expect,
+    "screenshot_matches": ScreenshotMatches, "expect": Expect, "any_of": AnyOf,
 }
 ALL_KINDS: tuple[type[_Check], ...] = (*_FILE_KINDS.values(), *_SCREEN_KINDS.values())
 
@@ -340,6 +332,10 @@ Check = Annotated[
         Annotated[FilePdfContains, Tag("file_pdf_contains")], Annotated[TextVisible, Tag("text_visible")],
         Annotated[TextAbsent, Tag("text_absent")], Annotated[WindowTitle, Tag("window_title")],
         Annotated[ScreenshotMatches, Tag("screenshot_matches")], Annotated[Expect, Tag("expect")],
+        Annotated[CompareTable, Tag("file_compare_table")], Annotated[CompareCsv, Tag("file_compare_csv")],
+        Annotated[CompareDocx, Tag("file_compare_docx")], Annotated[LineSpacing, Tag("file_line_spacing")],
+        Annotated[ComparePdf, Tag("file_compare_pdf")], Annotated[DocxTables, Tag("file_docx_tables")], Annotated[ExactMatch, Tag("file_exact_match")],
+        Annotated[FileIncludeExclude, Tag("file_include_exclude")], Annotated[AnyOf, Tag("any_of")],
     ],
     Discriminator(_tagged),
 ]
@@ -385,8 +381,3 @@ def expect_file_flag(text: str) -> _Check:
         return parse_check({"file": text[: -len(":exists")], "exists": True})
     raise ConfigError(f"--expect-file is PATH:contains:TEXT, PATH:regex:RE, PATH:pdf_contains:TEXT "
                       f"or PATH:exists; got {text!r}")
-
-
-def resolve(path: str, base: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else base / p

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from deskpilot.agent.checks import files, screen
 from deskpilot.agent.checks.context import CheckContext
-from deskpilot.agent.checks.models import _FileCheck, parse_check
+from deskpilot.agent.checks.models import AnyOf, _FileCheck, parse_check
 from deskpilot.errors import DeskpilotError
 
 
@@ -50,6 +50,8 @@ def run_check(check: Any, ctx: CheckContext) -> CheckResult:
     try:
         if isinstance(check, _FileCheck):
             passed, message, evidence = _file_check(check, ctx)
+        elif isinstance(check, AnyOf):
+            passed, message, evidence = any_of(check, ctx)
         else:
             passed, message, evidence = screen.EVALUATORS[check.kind](check, ctx)
     except (DeskpilotError, OSError, ValueError) as err:  # a broken file or a missing extra fails the check
@@ -59,6 +61,19 @@ def run_check(check: Any, ctx: CheckContext) -> CheckResult:
     if ctx.record is not None:
         ctx.record(result)
     return result
+
+
+def any_of(check: AnyOf, ctx: CheckContext) -> tuple[bool, str, dict[str, Any]]:
+    """``{any_of: [...]}``: passes when one alternative passes; each one's outcome is in the evidence."""
+    from dataclasses import replace
+
+    quiet = replace(ctx, record=None)  # the alternatives are evidence of this check, not checks of the run
+    results = [run_check(item, quiet) for item in check.any_of]
+    evidence = {"alternatives": [r.model_dump(mode="json", include={"label", "passed", "message"}) for r in results]}
+    for r in results:
+        if r.passed:
+            return True, f"{r.label}: {r.message}", evidence
+    return False, "none passed: " + "; ".join(f"{r.label}: {r.message}" for r in results), evidence
 
 
 def run_checks(checks: Iterable[Any], ctx: CheckContext) -> list[CheckResult]:
@@ -86,7 +101,9 @@ def verify_run(agent) -> tuple[Any, str]:
     """After the model said DONE: run the agent's checks on the settled screen -> (PASSED|FAILED, reason).
 
     Each result is written to the trajectory as a ``check`` record before the
-    end record; diff images go into the run folder.
+    end record; diff images go into the run folder. An agent may carry a
+    ``before_checks`` callable (set by its owner): it runs first, on the live
+    desk (an OSWorld task's postconfig presses ctrl+s there).
     """
     from deskpilot.agent.records.models import CheckRecord, Status
     from deskpilot.agent.desk.screens import settle_blocking
@@ -101,6 +118,12 @@ def verify_run(agent) -> tuple[Any, str]:
                                             check_kind=dump.pop("kind"), **dump))
         agent.check_results.append(result)
 
+    prepare = getattr(agent, "before_checks", None)  # e.g. an OSWorld task's postconfig (save the file)
+    if prepare is not None:
+        try:
+            prepare()
+        except (DeskpilotError, OSError) as err:
+            return Status.FAILED, f"before the checks: {err}"
     ctx = CheckContext(base_dir=agent.check_base, screen=settled, sandbox=agent.sandbox,
                        ask=agent.ask if agent.backend is not None else None, out_dir=agent.run_dir, record=record,
                        shares=list(getattr(agent, "check_shares", [])),

@@ -158,3 +158,4 @@ def expect(check: m.Expect, ctx: CheckContext) -> Outcome:
 
 EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {"text_visible": text, "text_absent": text, "window_title": window,
               "screenshot_matches": screenshot, "expect": expect}
+

@@ -11,6 +11,7 @@ from deskpilot.cli.live_option import live_option, live_port_option
 from deskpilot.cli.live_option import live_port as live_port_of
 from deskpilot.cli.run import _user_errors, fail
 from deskpilot.agent.config.spec import load_config
+from deskpilot.errors import ConfigError
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -53,9 +54,12 @@ class EvalProgress:
             r = event["result"]
             self.running.pop(f"{r.id}~{r.attempt}", None)
             self.done += 1
+            skipped = r.status == "SKIPPED"  # listed with its reason, neither passed nor failed
             self.passed += r.passed
-            self.failed += not r.passed
-            if not self.quiet:
+            self.failed += not r.passed and not skipped
+            if not self.quiet and skipped:
+                console.print(f"[yellow]SKIP[/yellow] {escape(r.id)}~{r.attempt}  {escape(r.reason)}")
+            elif not self.quiet:
                 mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
                 why = "" if r.passed else f"  {escape(r.reason or self._failed_check(r))}"
                 console.print(f"{mark} {escape(r.id)}~{r.attempt}  {r.status} {r.steps} step(s) "
@@ -103,14 +107,47 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(line)
     for tag, t in summary["by_tag"].items():
         console.print(f"  {escape(tag)}: {t['passed']}/{t['attempts']}")
+    if summary.get("skipped"):
+        console.print(f"skipped (not counted): {summary['skipped']}")
+        for reason, ids in summary["skipped_by_reason"].items():
+            console.print(f"  {len(ids)} x {escape(reason)}")
+    if summary.get("osworld"):
+        console.print(escape(summary["osworld"]["note"]))
     lat = summary["step_latency_ms"]
     console.print(f"mean steps {summary['mean_steps']}, step p50 {lat['p50']} ms p90 {lat['p90']} ms, "
                   f"tokens {summary['tokens']['prompt']} in / {summary['tokens']['completion']} out")
     console.print(f"results: {out / 'results.jsonl'}\nsummary: {out / 'summary.json'}\nindex:   {out / 'index.html'}")
 
 
+def _load(path: Path, out: Path | None, *, domain: str | None, scripts: Path | None, files: Path | None,
+          download: bool) -> tuple[Any, Path]:
+    """(suite, out folder): a deskpilot suite, or OSWorld task files (staged into OUT/osworld/)."""
+    from deskpilot.cli.run import default_run_dir
+    from deskpilot.eval.osworld.tasks import Sources, is_osworld, load_osworld
+    from deskpilot.eval.suite import load_suite
+
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist")
+    if not is_osworld(path):
+        used = [name for name, v in (("--domain", domain), ("--scripts", scripts), ("--osworld-files", files),
+                                     ("--osworld-download", download)) if v]
+        if used:
+            raise ConfigError(f"{', '.join(used)} go(es) with OSWorld task files; {path} is a deskpilot suite")
+        loaded = load_suite(path)
+        return loaded, (out or default_run_dir(loaded.name, Path("evals"))).resolve()
+    for flag, folder in (("--scripts", scripts), ("--osworld-files", files)):
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"{flag} {folder} is not a folder")
+    name = f"osworld-{path.stem if path.is_file() else path.name}" + (f"-{domain}" if domain else "")
+    out_dir = (out or default_run_dir(name, Path("evals"))).resolve()
+    src = Sources(files=files.resolve() if files else None, stage=out_dir / "osworld",
+                  scripts=scripts.resolve() if scripts else None, network=download)
+    return load_osworld(path, src, domain), out_dir
+
+
 def eval_suite(
-    suite: Path = typer.Argument(..., help="Suite file (YAML or JSON)"),
+    suite: Path = typer.Argument(..., help="Suite file (YAML or JSON), or OSWorld task files: one task, "
+                                            "a folder of them, or an index file next to its examples folder"),
     parallel: int = typer.Option(4, "--parallel", "-j", min=1, max=512, help="Sandboxes (attempts) at once"),
     repeat: int = typer.Option(1, "--repeat", min=1, max=1000, help="Attempts per task (pass@k)"),
     out: Path | None = typer.Option(None, help="Output folder [default: evals/DATE-SUITE]"),
@@ -129,24 +166,28 @@ def eval_suite(
     ray_shared_out: bool = typer.Option(False, "--ray-shared-out", help="With --ray: --out is on a file system "
                                         "every node mounts at the same path; workers write run folders there"),
     config: Path | None = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
+    domain: str | None = typer.Option(None, help="OSWorld: only the tasks of this domain (e.g. libreoffice_calc)"),
+    scripts: Path | None = typer.Option(None, help="OSWorld: folder of TASK_ID.json reply lists (runs without a model)"),
+    osworld_files: Path | None = typer.Option(None, "--osworld-files", help="OSWorld: its file cache folder "
+                                              "(CACHE/TASK_ID/...), as OSWorld's own runs leave it"),
+    osworld_download: bool = typer.Option(False, "--osworld-download", help="OSWorld: download files missing from "
+                                          "--osworld-files on this host (never inside a sandbox)"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     live: Optional[int] = live_option("every running attempt's desktop (a grid)", "; local runs only, not with --ray"),
     live_port: int = live_port_option(),
 ) -> None:
     """Run every task of SUITE (each on a fresh sandbox), check the outcomes, and summarize."""
-    from deskpilot.cli.run import default_run_dir
     from deskpilot.eval.runner import EvalSettings, Evaluation
-    from deskpilot.eval.suite import load_suite
 
     if ray_shared_out and not ray:
         raise fail("--ray-shared-out goes with --ray (a local evaluation writes to --out anyway)")
     try:
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
                            "dialect": dialect}, config_file=config, secret_names=secret)
-        loaded = load_suite(suite)
         settings = EvalSettings(parallel=parallel, repeat=repeat, resume=resume, model_concurrency=model_concurrency,
                                 warm=warm)
-        out_dir = (out or default_run_dir(loaded.name, Path("evals"))).resolve()
+        loaded, out_dir = _load(suite, out, domain=domain, scripts=scripts, files=osworld_files,
+                                download=osworld_download)
     except _user_errors() as err:
         raise fail(str(err)) from None
     from deskpilot.agent.checks.context import updating_baselines

@@ -29,8 +29,12 @@ def validate_check(check: Any) -> None:
 
 
 def for_desk(desk, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The checks with `file` paths inside a share moved to the desk's copy of that share."""
-    return [{k: (str(desk.host_path(v)) if k == "file" else v) for k, v in c.items()} for c in checks]
+    """The checks with `file` paths inside a share moved to the desk's copy of that share (in any_of too)."""
+    def moved(c: dict[str, Any]) -> dict[str, Any]:
+        return {k: (str(desk.host_path(v)) if k == "file" else for_desk(desk, v) if k == "any_of" else v)
+                for k, v in c.items()}
+
+    return [moved(c) for c in checks]
 
 
 def results_of(checks: list[dict[str, Any]], run_checks: list[dict[str, Any]]) -> list[CheckResult]:

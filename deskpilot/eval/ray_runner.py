@@ -36,7 +36,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskpilot.eval.results import AttemptResult, append_result, summarize, write_index, write_summary
-from deskpilot.eval.runner import EvalSettings, failed_attempt, finish_run, plan, run_attempt, task_backend, task_spec
+from deskpilot.eval.runner import (
+    EvalSettings,
+    failed_attempt,
+    finish_run,
+    plan,
+    run_attempt,
+    skipped_attempt,
+    suite_info,
+    task_backend,
+    task_spec,
+)
 from deskpilot.eval.suite import Suite, SuiteTask
 from deskpilot.errors import ConfigError, DeskpilotError
 
@@ -286,6 +296,11 @@ class RayEvaluation:
             while waiting or running:
                 while waiting and len(running) < self.settings.parallel:
                     task, attempt = waiting.pop(0)
+                    if (skipped := skipped_attempt(task, attempt)) is not None:  # listed, never sent to a worker
+                        append_result(self.out, skipped)
+                        self.results.append(skipped)
+                        self.progress({"event": "result", "result": skipped})
+                        continue
                     ref = remote.remote(task.model_dump(mode="json"), attempt, cfg_data, ledger, f"{task.id}~{attempt}",
                                         slots, shared)
                     running[ref] = (task, attempt)
@@ -305,6 +320,7 @@ class RayEvaluation:
                     ray.kill(actor)
         summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
                             interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
+        summary.update(suite_info(self.suite))
         summary["ray"] = {"address": self.address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
                           "shared_out": self.shared_out}
         if calls is not None:

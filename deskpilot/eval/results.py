@@ -19,6 +19,7 @@ from deskpilot.eval.checks import CheckResult
 from pydantic import BaseModel, Field, ValidationError
 
 RESULTS, SUMMARY, INDEX = "results.jsonl", "summary.json", "index.html"
+SKIPPED = "SKIPPED"  # an attempt's status when its task cannot run here (the reason says why)
 
 
 class AttemptResult(BaseModel):
@@ -26,7 +27,7 @@ class AttemptResult(BaseModel):
 
     id: str
     attempt: int
-    status: str  # the run's end status (DONE, FAIL, MAX_STEPS, STOPPED, ERROR)
+    status: str  # the run's end status (DONE, FAIL, MAX_STEPS, STOPPED, ERROR; PASSED/FAILED; SKIPPED)
     passed: bool  # DONE and every check passed
     checks_passed: int = 0
     checks_total: int = 0
@@ -90,6 +91,15 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def summarize(results: list[AttemptResult], *, suite: str = "", repeat: int = 1, planned: int | None = None,
               interrupted: bool = False, wall_s: float | None = None) -> dict[str, Any]:
+    """The numbers of an evaluation. SKIPPED attempts (a task needing what is not implemented) are
+    listed by reason and counted in neither the passes nor the rates."""
+    skipped = [r for r in results if r.status == SKIPPED]
+    results = [r for r in results if r.status != SKIPPED]
+    by_reason: dict[str, list[str]] = {}
+    for r in skipped:
+        by_reason.setdefault(r.reason, [])
+        if r.id not in by_reason[r.reason]:
+            by_reason[r.reason].append(r.id)
     by_task: dict[str, list[AttemptResult]] = {}
     tags: dict[str, list[AttemptResult]] = {}
     for r in results:
@@ -109,7 +119,9 @@ def summarize(results: list[AttemptResult], *, suite: str = "", repeat: int = 1,
     return {
         "suite": suite,
         "attempts": len(results),
-        "planned": planned if planned is not None else len(results),
+        "planned": planned if planned is not None else len(results) + len(skipped),
+        "skipped": len(skipped),
+        "skipped_by_reason": {k: sorted(v) for k, v in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
         "interrupted": interrupted,
         "tasks": len(by_task),
         "passed": sum(r.passed for r in results),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deskpilot.eval.checks import for_desk, results_of
+from deskpilot.eval.ready import wait_ready
 from deskpilot.eval.results import (
     AttemptResult,
     append_result,
@@ -150,14 +151,26 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
             on_event({"event": kind, "step": getattr(e, "step", None), "task": task.id, "attempt": attempt,
                       "loop_event": e})  # the typed event itself, for watchers that show thoughts and actions
 
+    plan = task.osworld
+    if plan is not None:
+        from deskpilot.eval.osworld import attempt as osw
+
+        await asyncio.to_thread(osw.setup, desk, plan, run_dir)
     policy = cfg.policy.model_copy(update={"max_steps": task.max_steps})
     info = {"session": desk.spec.model_dump(mode="json"), "model": cfg.backend.model, "base_url": cfg.backend.base_url,
             "eval": {"task": task.id, "attempt": attempt, "tags": task.tags, "checks": task.checks}}
     if task.ready is not None:
         await asyncio.to_thread(wait_ready, desk, task.ready)
-    agent = Agent(backend, desk.sandbox, cfg.make_dialect(), run_dir=run_dir, policy=policy, settings=cfg.loop,
+    dialect = cfg.make_dialect()
+    checks_here = for_desk(desk, task.checks)  # paths are absolute: resolved when the suite loaded
+    if plan is not None:
+        osw.use_platform(dialect)
+        info["eval"]["osworld"] = {"domain": plan.domain, "infeasible": plan.infeasible}
+    agent = Agent(backend, desk.sandbox, dialect, run_dir=run_dir, policy=policy, settings=cfg.loop,
                   on_event=event, capturer=desk.capturer, executor=desk.executor, run_info=info, report=False,
-                  checks=for_desk(desk, task.checks), check_shares=[*desk.shares.values()])  # paths are absolute: resolved when the suite loaded
+                  checks=checks_here, check_shares=[*desk.shares.values()])
+    if plan is not None and plan.postconfig:
+        agent.before_checks = osw.before_checks(desk, plan, checks_here)  # type: ignore[attr-defined]
     try:
         result = await agent.arun(task.task)  # checks run inside, after DONE: PASSED or FAILED
     except BaseException:  # interrupted: the run folder still gets its report
@@ -174,10 +187,13 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
                                     symlinks=True, dirs_exist_ok=True, ignore=_special_files)
     totals = result.totals
     passed = sum(c.passed for c in checks)
+    status, ok, reason = result.status.value, result.status.value in ("DONE", "PASSED") and passed == len(task.checks), \
+        result.reason
+    if plan is not None:
+        status, ok, reason = osw.verdict(plan, status, reason, passed == len(task.checks))
     return AttemptResult(
-        id=task.id, attempt=attempt, status=result.status.value,
-        passed=result.status.value in ("DONE", "PASSED") and passed == len(task.checks),
-        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=redact(result.reason),
+        id=task.id, attempt=attempt, status=status, passed=ok,
+        checks_passed=passed, checks_total=len(task.checks), checks=checks, reason=redact(reason),
         steps=result.steps, prompt_tokens=int(totals.get("prompt_tokens", 0)),
         completion_tokens=int(totals.get("completion_tokens", 0)),
         image_tokens=int(totals.get("image_tokens", 0)), image_tokens_default=int(totals.get("image_tokens_default", 0)),
@@ -189,36 +205,21 @@ async def run_attempt(task: SuiteTask, attempt: int, out: Path, cfg, desk, backe
     )
 
 
-def wait_ready(desk, ready) -> None:
-    """A task's own readiness: its window is up, then nothing is drawn for `quiet` seconds.
+def skipped_attempt(task: SuiteTask, attempt: int) -> AttemptResult | None:
+    """The result of a task that cannot run here (an OSWorld task needing what is not implemented), else None."""
+    if task.osworld is None or not task.osworld.skip:
+        return None
+    return AttemptResult(id=task.id, attempt=attempt, status="SKIPPED", passed=False, reason=task.osworld.skip,
+                         tags=task.tags)
 
-    X DAMAGE events (a blinking caret aside), not frames grabbed and compared
-    every 0.1 s: with many desks starting at once those grabs were a few
-    percent of the eval process's CPU. Frames where the display has no DAMAGE.
-    """
-    from deskpilot.agent.desk.screens import same_frame
-    from deskpilot.agent.desk.settle import wait_quiet
-    from deskpilot.errors import SandboxError
-    from deskpilot.perception.damage import DamageUnavailable, DamageWatcher
 
-    deadline = time.monotonic() + ready.timeout
-    desk.sandbox.wait_for_window(ready.window, timeout=ready.timeout)
-    still = f"the screen never stayed still for {ready.quiet:g} s after {ready.window!r} appeared"
-    try:
-        with DamageWatcher.for_sandbox(desk.sandbox) as watcher:
-            if not wait_quiet(watcher, quiet_s=ready.quiet, cap_s=max(0.0, deadline - time.monotonic())):
-                raise SandboxError(still)
-            return
-    except DamageUnavailable:
-        pass
-    last, since = desk.capturer.grab().image, time.monotonic()
-    while time.monotonic() - since < ready.quiet:
-        if time.monotonic() > deadline:
-            raise SandboxError(still)
-        time.sleep(0.1)
-        frame = desk.capturer.grab().image
-        if not same_frame(last, frame):
-            last, since = frame, time.monotonic()
+def suite_info(suite: Suite) -> dict[str, Any]:
+    """Extra summary fields a suite's kind of tasks brings (OSWorld: platform line, app versions)."""
+    if any(t.osworld is not None for t in suite.tasks):
+        from deskpilot.eval.osworld.attempt import summary_info
+
+        return {"osworld": summary_info()}
+    return {}
 
 
 def finish_run(run_dir: Path) -> None:
@@ -282,7 +283,7 @@ class Evaluation:
     def _look_ahead(self) -> None:
         """Warm desks for the attempts next in the queue (their sandboxes start while others run)."""
         ahead: dict[str, tuple[Any, int]] = {}
-        for task, _ in self._queue[: max(1, self.settings.parallel // 2)]:
+        for task, _ in [q for q in self._queue if skipped_attempt(*q) is None][: max(1, self.settings.parallel // 2)]:
             spec = task_spec(task)
             key = spec.model_dump_json()
             ahead[key] = (spec, ahead.get(key, (spec, 0))[1] + 1)
@@ -319,23 +320,23 @@ class Evaluation:
         self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
         started = time.monotonic()
 
+        async def on_desk(task: SuiteTask, attempt: int, t0: float) -> AttemptResult:
+            try:
+                spec = task_spec(task)
+                async with self._pool(spec, spec.model_dump_json()).alease() as desk:
+                    self._look_ahead()
+                    self.progress({"event": "desk", "task": task.id, "attempt": attempt, "desk": desk})
+                    return await run_attempt(task, attempt, self.out, self.cfg, desk, task_backend(task, shared),
+                                             desk_s=time.monotonic() - t0, on_event=self.progress)
+            except (DeskpilotError, OSError) as err:
+                return failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
+
         async def one(task: SuiteTask, attempt: int) -> None:
             async with gate:  # `parallel` desks in use at most; the report is built after
                 self._queue.remove((task, attempt))
                 t0 = time.monotonic()
                 self.progress({"event": "start", "task": task.id, "attempt": attempt})
-                result = None
-                try:
-                    spec = task_spec(task)
-                    key = spec.model_dump_json()
-                    async with self._pool(spec, key).alease() as desk:
-                        self._look_ahead()
-                        self.progress({"event": "desk", "task": task.id, "attempt": attempt, "desk": desk})
-                        result = await run_attempt(task, attempt, self.out, self.cfg, desk,
-                                                   task_backend(task, shared), desk_s=time.monotonic() - t0,
-                                                   on_event=self.progress)
-                except (DeskpilotError, OSError) as err:
-                    result = failed_attempt(task, attempt, self.out, err, time.monotonic() - t0)
+                result = skipped_attempt(task, attempt) or await on_desk(task, attempt, t0)
             if result.run_dir:
                 await asyncio.to_thread(finish_run, self.out / result.run_dir)
             append_result(self.out, result)
@@ -363,6 +364,7 @@ class Evaluation:
                 loop.remove_signal_handler(signal.SIGTERM)
         summary = summarize(self.results, suite=self.suite.name, repeat=self.settings.repeat, planned=planned,
                             interrupted=interrupted, wall_s=round(time.monotonic() - started, 2))
+        summary.update(suite_info(self.suite))
         write_summary(self.out, summary)
         write_index(self.out, self.results, summary)
         self.progress({"event": "summary", "summary": summary})

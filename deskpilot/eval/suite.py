@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from deskpilot.agent.config.spec import DesktopSpec
 from deskpilot.eval.checks import validate_check
+from deskpilot.eval.osworld.plan import Plan
 from deskpilot.agent.config.yamllines import line_of, load_yaml, read_user_file
 from pydantic import (
     AfterValidator,
@@ -71,6 +72,7 @@ class SuiteTask(BaseModel):
     ready: Ready | None = None
     script: list[str] | str | None = None  # replies instead of a model, or a JSON file of them
     checks: list[Check] = Field(default_factory=list)
+    osworld: Plan | None = None  # an OSWorld task's set-up, postconfig and skip reason (deskpilot.eval.osworld)
 
     @field_validator("id")
     @classmethod
