@@ -332,7 +332,7 @@ def test_update_baselines_only_rewrites_what_is_missing_or_differs(tmp_path, mon
 
 def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatch):
     """The share is the app's: a link in it must not make the host read (and report) one of its own files."""
-    from deskpilot.agent.checks import files
+    from deskpilot.agent.checks import reading
 
     host = tmp_path / "host"
     host.mkdir()
@@ -365,7 +365,7 @@ def test_file_checks_do_not_follow_links_an_app_could_plant(tmp_path, monkeypatc
     (tmp_path / "via").symlink_to(base)
     assert run_checks([{"file": "share/ok.txt", "contains": "good"}], CheckContext(base_dir=tmp_path / "via"))[0].passed
 
-    monkeypatch.setattr(files, "MAX_BYTES", 4)
+    monkeypatch.setattr(reading, "MAX_BYTES", 4)  # the one safe reader (checks.reading) holds the cap
     big = run_checks([{"file": "share/ok.txt", "contains": "good"}], ctx)[0]
     assert not big.passed and big.message == f"{share / 'ok.txt'} is larger than the 4 bytes a check reads"
 
