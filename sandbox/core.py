@@ -38,6 +38,7 @@ from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import SandboxError
 from deskpilot.sandbox.tools import require
+from deskpilot.sandbox.vnc import VncServer, start_vnc
 from deskpilot.sandbox.xauth import write_cookie
 from deskpilot.sandbox.xvfb import start_xvfb
 
@@ -84,6 +85,7 @@ class Sandbox:
         self._apps: list[App] = []
         self._x = None
         self.wm: App | None = None
+        self.vnc: VncServer | None = None
         self._spawn_lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="deskpilot-sandbox-", dir=root_dir))
         self.home, self.tmp, self._logs = (self.dir / n for n in ("home", "tmp", "logs"))
@@ -205,6 +207,21 @@ class Sandbox:
                 time.sleep(0.02)
         return wid
 
+    def start_vnc(self, port: int | None = None, *, view_only: bool = False) -> VncServer:
+        """A VNC server on this display (127.0.0.1, one-time password); one per sandbox.
+
+        It is registered with the reaper like an app: it ends with the sandbox,
+        also when the owner is SIGKILLed. ``port`` None: x11vnc picks a free one from 5900.
+        """
+        with self._spawn_lock:
+            self._check_open()
+            if self.vnc is not None and self.vnc.alive():
+                return self.vnc
+            server = start_vnc(self.display, self.xauthority, self.dir, port=port, view_only=view_only, ipc_fd=self._ipc_fd)
+            self._register(f"pid {server.pid}")
+            self.vnc = server
+        return server
+
     def close(self) -> None:
         """Stop everything the sandbox started and delete its directory."""
         with self._spawn_lock, self._lock:
@@ -320,6 +337,7 @@ class Sandbox:
         """Collect exit codes of our children (the reaper already killed them)."""
         procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
         procs += [self._xvfb] if hasattr(self, "_xvfb") else []
+        procs += [self.vnc._proc] if self.vnc is not None else []
         for proc in procs:
             try:
                 proc.wait(timeout=2)

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   mousepad                    # a GTK app for the checks tests
   chromium                    # tests look at report.html and the live view in a real browser
   libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
+  x11vnc novnc websockify     # --vnc: a person watches or takes over a sandbox (issue 23)
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"
 
