@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from deskpilot.agent.config.spec import ConfigError, RunConfig, load_config
-from deskpilot.cli.live_option import live_option, live_port_option
+from deskpilot.cli.live_option import live_option, live_port_option, view_only_option, vnc_option, vnc_settings
 from deskpilot.cli.live_option import live_port as live_port_of
 
 console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # no wrapping in logs and pipes
@@ -231,6 +231,8 @@ def run(
                                   "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
     live: Optional[int] = live_option("the screen"),
     live_port: int = live_port_option(),
+    vnc: Optional[int] = vnc_option(),
+    view_only: bool = view_only_option(),
     record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
                                           help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
     expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
@@ -256,7 +258,8 @@ def run(
              "isolation": isolation, "network": network, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
-             "cache": cache, "image_budget": image_budget, "history_images": history_images},
+             "cache": cache, "image_budget": image_budget, "history_images": history_images,
+             **vnc_settings(vnc, view_only)},
             config_file=config, secret_names=secret)
         from deskpilot.agent.checks import expect_file_flag
 

@@ -1,0 +1,83 @@
+"""`--vnc` on the commands: the one stderr line, a client typing into the run's desk, nothing left after."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vnc_client import connect, type_text
+
+DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
+URL = re.compile(r"^vnc://:([A-Za-z0-9]{8})@127\.0\.0\.1:(\d+)$")
+
+
+def box(call: str) -> str:
+    return f"Acting.\n<|begin_of_box|>{call}<|end_of_box|>"
+
+
+def _read_url(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str, int, list[str]]:
+    """Read stderr lines until the vnc:// line; returns (password, port, lines seen)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            line = proc.stderr.readline().decode().rstrip("\n")
+            if not line and proc.poll() is not None:
+                break
+            seen.append(line)
+            if found := URL.match(line):
+                return found.group(1), int(found.group(2)), seen
+    raise AssertionError(f"no vnc:// line on stderr: {seen[-10:]}")
+
+
+def _wait_file(path: Path, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    return path.read_text()
+
+
+def test_run_vnc_prints_one_line_and_a_client_types_into_the_desk(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps([box("WAIT()")] * 40))
+    out = tmp_path / "run"
+    proc = subprocess.Popen(DESKPILOT + ["run", "wait for the person", "--app", "xterm", "--share", str(share),
+                                         "--script", str(script), "--size", "800x600", "--out", str(out), "--vnc"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        password, port, _ = _read_url(proc)
+        client = connect(port, password)
+        try:
+            client.mouseMove(400, 300)
+            client.mousePress(1)
+            type_text(client, f"echo typed over vnc > {share}/f")
+            client.keyPress("enter")
+            assert _wait_file(share / "f").strip() == "typed over vnc"
+        finally:
+            client.disconnect()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the VNC server outlived the run"
+    leaked = [p for p in out.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+    assert leaked == [], f"the VNC password was written into the run folder: {leaked}"
+
+
+def test_view_only_without_vnc_is_a_one_line_usage_error(tmp_path):
+    done = subprocess.run(DESKPILOT + ["run", "x", "--script", str(tmp_path / "r.json"), "--view-only"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--view-only goes with --vnc" in done.stderr
+    assert "Traceback" not in done.stderr
