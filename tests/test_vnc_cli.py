@@ -81,3 +81,58 @@ def test_view_only_without_vnc_is_a_one_line_usage_error(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--view-only goes with --vnc" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+WORKFLOW = """
+name: person-in-the-loop
+desktop:
+  size: 800x600
+  apps: ["xterm"]
+  shares: ["{share}"]
+steps:
+  - wait_for_window: "xterm"
+  - wait_for_window: "vnc-done"
+    timeout: 120
+  - check: {{file: "{share}/f", contains: "from vnc"}}
+"""
+
+
+def test_workflow_run_vnc_lets_a_person_do_a_step(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(WORKFLOW.format(share=share))
+    proc = subprocess.Popen(DESKPILOT + ["workflow", "run", str(flow), "--out", str(tmp_path / "run"), "--vnc"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        password, port, _ = _read_url(proc)
+        client = connect(port, password)
+        try:
+            client.mouseMove(400, 300)
+            client.mousePress(1)
+            type_text(client, f"echo from vnc > {share}/f; xterm -T vnc-done")
+            client.keyPress("enter")
+        finally:
+            client.disconnect()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, (out + err).decode()[-2000:]
+    assert b"passed" in out + err
+
+
+def test_eval_vnc_gives_each_desk_its_line_and_refuses_a_fixed_port(tmp_path):
+    counter = Path(__file__).resolve().parents[1] / "deskpilot" / "eval" / "example" / "counter.py"
+    script = [box("left_click(start_box='[350,600]')"), box("DONE()")]
+    task = {"id": "one", "task": "Press Add one once", "desktop": {"size": "640x400", "apps": [f"python3 {counter}"]},
+            "max_steps": 4, "script": script, "checks": [{"window_title": "Counter: 1"}]}
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "mini", "tasks": [task]}))
+    done = subprocess.run(DESKPILOT + ["eval", str(suite), "--out", str(tmp_path / "ev"), "-j", "1", "--warm", "0",
+                                       "--vnc"], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    assert len([ln for ln in done.stderr.splitlines() if URL.match(ln)]) == 1
+    fixed = subprocess.run(DESKPILOT + ["eval", str(suite), "--vnc", "5999"], capture_output=True, text=True, timeout=60)
+    assert fixed.returncode == 2 and "without a port number" in fixed.stderr

@@ -64,9 +64,11 @@ class WorkflowRun:
 
     def __init__(self, flow: Workflow, run_dir: Path, *, backend=None, base_dir: Path, values: dict[str, str],
                  secrets: dict[str, str], settings=None, instructions: str = "",
-                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None, watch=None) -> None:
+                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None, watch=None,
+                 vnc=None) -> None:
         from deskpilot.agent.loop.policy import Policy
 
+        self.vnc = vnc  # a VncOption: every desktop of the workflow gets a VNC server
         self.watch = watch  # a live view: attach(sandbox), detach(), publish(event)
         self.make_dialect = make_dialect or _default_dialect
         self.policy = policy or Policy()
@@ -94,7 +96,7 @@ class WorkflowRun:
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
                            maximize=d["maximize"], shares=shares,
-                           apps=[app_from_command(a, cwd=self.base_dir) for a in d["apps"]])
+                           apps=[app_from_command(a, cwd=self.base_dir) for a in d["apps"]], vnc=self.vnc)
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
@@ -308,12 +310,13 @@ def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mappin
 def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars: Mapping[str, str] | None = None,
                  base_dir: str | Path | None = None, settings=None, instructions: str = "",
                  env: Mapping[str, str] | None = None, say: Callable[[str], None] | None = None,
-                 report: bool = True, make_dialect=None, policy=None, watch=None) -> WorkflowResult:
+                 report: bool = True, make_dialect=None, policy=None, watch=None, vnc=None) -> WorkflowResult:
     """Run a validated workflow; returns how it went (``ok`` only if every step and check passed).
 
     ``make_dialect(instructions, secrets)`` builds each agent step's dialect
     (default GLM-4.5V); ``policy`` is the base policy of agent steps (their
-    ``max_steps`` replaces its own); ``settings`` the loop settings.
+    ``max_steps`` replaces its own); ``settings`` the loop settings; ``vnc`` a
+    ``VncOption`` giving each desktop a VNC server (its line goes to stderr).
     """
     from deskpilot.agent.records.rundir import claim_run_dir
 
@@ -331,7 +334,7 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
     run_dir = claim_run_dir(run_dir)
     run = WorkflowRun(flow, run_dir, backend=backend, base_dir=base,
                       values=values, secrets=secrets, settings=settings, instructions=instructions, say=say,
-                      make_dialect=make_dialect, policy=policy, watch=watch)
+                      make_dialect=make_dialect, policy=policy, watch=watch, vnc=vnc)
     started = time.monotonic()
     run.log.write("start", workflow=flow.model_dump(mode="json"), vars={k: v for k, v in values.items()
                                                                         if k not in secrets})
