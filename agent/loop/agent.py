@@ -39,6 +39,7 @@ from deskpilot.agent.records.models import (
     ActedRecord,
     Attempt,
     EndRecord,
+    HumanRecord,
     PolicyDecision,
     RequestSummary,
     RunResult,
@@ -152,6 +153,7 @@ class Agent:
         checks: list | None = None,
         check_base: Path | str | None = None,
         cache=None,
+        handover=None,
     ) -> None:
         if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
             from deskpilot.agent.dialects import make_dialect
@@ -188,6 +190,7 @@ class Agent:
         self._run_dir = Path(run_dir) if run_dir is not None else None
         self._trajectory: Trajectory | None = None
         self._history: list[StepRecord] = []
+        self.trajectory_humans: list[HumanRecord] = []  # a person's turns at the desk (take over, hand back)
         self._step = 0
         self._queries = 0
         self._output: Any = None
@@ -195,6 +198,7 @@ class Agent:
         self.check_base = Path(check_base) if check_base is not None else Path.cwd()
         self.check_results: list = []
         self.cache = cache  # a deskpilot.agent.records.cache.RunCache: cached actions while the screen matches
+        self.handover = handover  # a deskpilot.agent.loop.handover.Handover: a person may take the desk between steps
 
     # -- parts -----------------------------------------------------------------
     def _open_trajectory(self, name: str) -> Trajectory:
@@ -316,6 +320,9 @@ class Agent:
                 if problem := self._sandbox_problem():  # X server, window manager or an app died
                     status, reason = Status.ERROR, problem
                     break
+                if self.handover is not None and self.handover.pending():
+                    await self._human_turn(state)
+                    continue  # the limits are checked again: the person's time counts
                 self._step += 1
                 parsed = await self._one_step(task, state, totals)
                 if isinstance(parsed.action, Done):
@@ -350,6 +357,26 @@ class Agent:
             succeeded = status in (Status.DONE, Status.PASSED) and not self.settings.dry_run  # dry: nothing was done
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
+
+    async def _human_turn(self, state: RunState) -> None:
+        """A person has the desk: send nothing until they hand it back, then tell the model what happened."""
+        assert self.handover is not None
+        started, n = time.monotonic(), len(self.trajectory_humans) + 1
+        before = await asyncio.to_thread(self._grab)
+        shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
+        self.handover.begin()
+        note = None
+        while note is None:  # short waits, so Ctrl-C and cancellation still reach the run
+            note = await asyncio.to_thread(self.handover.wait, 0.25)
+        after = await asyncio.to_thread(self._grab)
+        line = human_history_line(note)
+        state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=line,
+                                          screenshot=after.image))
+        record = HumanRecord(after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3),
+                             note=note, screenshot_before=shot_before, history_line=line,
+                             screenshot_after=self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png"))
+        self.trajectory.append(record)
+        self.trajectory_humans.append(record)
 
     def _sandbox_problem(self, wait: float = 0.0) -> str | None:
         """What broke in the desktop, if anything; ``wait``: after an error, give a dying
@@ -646,6 +673,11 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def human_history_line(note: str) -> str:
+    """What the model's history says about a person's turn (GLM-4.5V style: one action line)."""
+    return f"The user took over and did: {note}" if note else "The user took over and handed back without a note."
 
 
 def _confirm_verdict(answer) -> tuple[str, str]:

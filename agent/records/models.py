@@ -121,6 +121,19 @@ class CheckRecord(BaseModel):
     ms: float = 0.0
 
 
+class HumanRecord(BaseModel):
+    """A person had the desk between two agent steps (taken over from the live page, handed back)."""
+
+    kind: Literal["human"] = "human"
+    after_step: int  # the agent's last step before the person took over
+    time: str
+    seconds: float = 0.0
+    note: str = ""  # what the person said they did, as the model is told
+    screenshot_before: str | None = None
+    screenshot_after: str | None = None
+    history_line: str = ""  # the exact line the model's history got
+
+
 class EndRecord(BaseModel):
     kind: Literal["end"] = "end"
     time: str

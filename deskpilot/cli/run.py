@@ -126,23 +126,25 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     try:
         from deskpilot.live import watch
 
-        with Session(spec=spec) as desk, \
-                watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher:
-            def on_event(event) -> None:
-                progress(event)
-                watcher(event)
+        with Session(spec=spec) as desk:
+            handover = person_handover(desk.sandbox, spec) if live is not None else None
+            with watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True),
+                       handover=handover) as watcher:
+                def on_event(event) -> None:
+                    progress(event)
+                    watcher(event)
 
-            with Agent(backend, desk, dialect, run_dir=run_dir, policy=cfg.policy, settings=settings,
-                       confirm=confirm, on_event=on_event, output_schema=output_schema,
-                       run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
-                                 "script": str(cfg.backend.script) if cfg.backend.script else None,
-                                 "flavor": cfg.backend.flavor,
-                                 "prompt_template": str(cfg.backend.prompt_template)
-                                 if cfg.backend.prompt_template else None,
-                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
-                       checks=parse_checks(cfg.checks), check_base=Path.cwd(),
-                       cache=RunCache(cfg.cache, task) if cfg.cache else None) as agent:
-                result = agent.run(task)
+                with Agent(backend, desk, dialect, run_dir=run_dir, policy=cfg.policy, settings=settings,
+                           confirm=confirm, on_event=on_event, output_schema=output_schema,
+                           run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
+                                     "script": str(cfg.backend.script) if cfg.backend.script else None,
+                                     "flavor": cfg.backend.flavor,
+                                     "prompt_template": str(cfg.backend.prompt_template)
+                                     if cfg.backend.prompt_template else None,
+                                     "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
+                           checks=parse_checks(cfg.checks), check_base=Path.cwd(),
+                           cache=RunCache(cfg.cache, task) if cfg.cache else None, handover=handover) as agent:
+                    result = agent.run(task)
     finally:
         backend.close()
         if (run_dir / "trajectory.jsonl").is_file() and not (run_dir / "report.html").is_file():
@@ -152,6 +154,21 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                 console.print(f"[yellow]warning:[/yellow] could not write {run_dir / 'report.html'}: "
                               f"{exc.strerror or exc}; `deskpilot report {run_dir}` rebuilds it")
     return result
+
+
+def person_handover(sandbox, spec):
+    """The live page's take-over: a VNC server on the desk that takes input only while the person has it."""
+    from deskpilot.agent.loop.handover import Handover
+
+    server = sandbox.vnc
+    if server is None:  # a person taking over needs a way in: any VNC client, with this line
+        server = sandbox.start_vnc(view_only=True)
+        sys.stderr.write(server.url + "\n")
+    server.set_view_only(True)  # the agent acts: nobody else types
+    handover = Handover()
+    if not (spec.vnc is not None and spec.vnc.view_only):  # --view-only: watching only, also on take-over
+        handover.listen(lambda holder: server.set_view_only(holder != "person"))
+    return handover
 
 
 def _raise_interrupt(_signum, _frame) -> None:

@@ -1,0 +1,76 @@
+"""A person taking the desk from the agent and handing it back, between steps.
+
+The live page (or any other door) calls ``take()`` and later
+``give_back(note)``; the loop checks ``pending()`` at each step boundary, so a
+person never drives while an action is on its way: the step in flight
+finishes, then the loop sends nothing until the desk is handed back.
+Listeners hear ``"person"`` when the person has the desk and ``"agent"`` when
+the agent has it again (the VNC server opens and closes its input on them).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Literal
+
+Holder = Literal["agent", "asked", "person"]
+
+
+class Handover:
+    """Who has the desk: the agent, a person who asked for it, or the person."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: Holder = "agent"
+        self._note = ""
+        self._back = threading.Event()
+        self._listeners: list[Callable[[str], None]] = []
+
+    @property
+    def holder(self) -> Holder:
+        return self._holder
+
+    def listen(self, callback: Callable[[str], None]) -> None:
+        """``callback("person")`` when the person gets the desk, ``callback("agent")`` when it is handed back."""
+        self._listeners.append(callback)
+
+    def take(self) -> Holder:
+        """A person asks for the desk; they get it at the next step boundary."""
+        with self._lock:
+            if self._holder == "agent":
+                self._holder = "asked"
+                self._back.clear()
+            return self._holder
+
+    def give_back(self, note: str = "") -> bool:
+        """The person is done; ``note`` (what they did) goes into the model's history. False if not taken."""
+        with self._lock:
+            if self._holder == "agent" or self._back.is_set():  # not taken, or already handed back
+                return False
+            self._note = note.strip()
+            self._back.set()
+            return True
+
+    # -- the loop's side -------------------------------------------------------
+    def pending(self) -> bool:
+        return self._holder == "asked"
+
+    def begin(self) -> None:
+        """The loop is at a step boundary: open the person's input, then say they have the desk."""
+        self._tell("person")
+        with self._lock:
+            self._holder = "person"
+
+    def wait(self, timeout: float) -> str | None:
+        """The person's note once handed back, or None while they still drive."""
+        if not self._back.wait(timeout):
+            return None
+        self._tell("agent")  # input closed before the agent acts again
+        with self._lock:
+            note, self._note = self._note, ""
+            self._holder = "agent"
+        return note
+
+    def _tell(self, holder: str) -> None:
+        for callback in list(self._listeners):
+            callback(holder)
