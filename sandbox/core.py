@@ -38,7 +38,7 @@ from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import SandboxError
 from deskpilot.sandbox.tools import require
-from deskpilot.sandbox.vnc import VncServer, start_vnc
+from deskpilot.sandbox.vnc import VncServer, WebAccess, start_vnc
 from deskpilot.sandbox.xauth import write_cookie
 from deskpilot.sandbox.xvfb import start_xvfb
 
@@ -86,6 +86,7 @@ class Sandbox:
         self._x = None
         self.wm: App | None = None
         self.vnc: VncServer | None = None
+        self.vnc_web: WebAccess | None = None
         self._spawn_lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="deskpilot-sandbox-", dir=root_dir))
         self.home, self.tmp, self._logs = (self.dir / n for n in ("home", "tmp", "logs"))
@@ -222,6 +223,19 @@ class Sandbox:
             self.vnc = server
         return server
 
+    def start_vnc_web(self) -> WebAccess:
+        """noVNC for a browser page (websockify, 127.0.0.1, token-guarded), on this sandbox's VNC server."""
+        with self._spawn_lock:
+            self._check_open()
+            if self.vnc is None:
+                raise SandboxError("start_vnc first: noVNC needs the sandbox's VNC server")
+            if self.vnc_web is None:
+                proc, web = self.vnc.start_web(self.dir)
+                self._web_proc = proc
+                self._register(f"pid {proc.pid}")
+                self.vnc_web = web
+        return self.vnc_web
+
     def close(self) -> None:
         """Stop everything the sandbox started and delete its directory."""
         with self._spawn_lock, self._lock:
@@ -338,6 +352,7 @@ class Sandbox:
         procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
         procs += [self._xvfb] if hasattr(self, "_xvfb") else []
         procs += [self.vnc._proc] if self.vnc is not None else []
+        procs += [self._web_proc] if self.vnc_web is not None else []
         for proc in procs:
             try:
                 proc.wait(timeout=2)

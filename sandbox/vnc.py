@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import select
+import socket
 import string
 import subprocess
 import threading
@@ -38,6 +39,7 @@ from deskpilot.sandbox.errors import SandboxError
 from deskpilot.sandbox.tools import require
 
 HOST = "127.0.0.1"
+NOVNC = Path("/usr/share/novnc")  # Debian's novnc package: vnc.html and its scripts
 _ALPHABET = string.ascii_letters + string.digits
 _PORT_LINE = re.compile(r"^PORT=(\d+)\s*$")
 
@@ -76,6 +78,21 @@ def vnc_argv(display: str, xauthority: Path, passwd_file: Path, log: Path, port:
     if view_only:
         argv.append("-viewonly")
     return argv
+
+
+class WebAccess(BaseModel):
+    """noVNC in a browser: websockify serves its page and proxies a token-guarded WebSocket to x11vnc."""
+
+    model_config = ConfigDict(frozen=True)
+
+    port: int
+    token: str
+    pid: int
+
+    def url(self, password: str, *, view_only: bool = False) -> str:
+        """The noVNC page that connects by itself (the password and token ride in the query string)."""
+        return (f"http://{HOST}:{self.port}/vnc.html?autoconnect=1&resize=off&reconnect=1"
+                f"&view_only={int(view_only)}&password={password}&path=websockify%3Ftoken%3D{self.token}")
 
 
 class VncServer:
@@ -124,6 +141,34 @@ class VncServer:
             return subprocess.run(argv, capture_output=True, text=True, timeout=20, env=env)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(argv, 1, "", "x11vnc remote control timed out")
+
+    def start_web(self, folder: Path, timeout: float = 20.0) -> tuple[subprocess.Popen, WebAccess]:
+        """websockify on 127.0.0.1 serving noVNC; its WebSocket reaches x11vnc only with a random token.
+
+        The caller registers the process with the sandbox's reaper (``Sandbox.start_vnc_web``).
+        """
+        if not (NOVNC / "vnc.html").is_file():
+            raise SandboxError("noVNC is not installed (Debian package novnc; scripts/setup.sh installs it)")
+        token = secrets.token_urlsafe(18)
+        tokens = folder / "websockify.tokens"
+        fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{token}: {HOST}:{self.access.port}\n")
+        log = self.log.with_name("websockify.log")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # Debian's python3, not ours
+        for _ in range(5):  # a free port now; another program may take it before websockify binds it
+            port = _free_port()
+            with open(log, "ab") as out:
+                proc = spawn.popen(
+                    [require("websockify"), "--web", str(NOVNC), "--token-plugin", "TokenFile",
+                     "--token-source", str(tokens), f"{HOST}:{port}"],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
+                )  # fmt: skip
+            if _wait_listening(proc, port, timeout):
+                return proc, WebAccess(port=port, token=token, pid=proc.pid)
+            proc.kill()
+            proc.wait()
+        raise SandboxError(f"websockify did not start (see {log.name})")
 
     def stop(self) -> None:
         if self._proc.poll() is None:
@@ -190,6 +235,24 @@ def _last_error(log: Path) -> str:
         return "no log"
     wanted = [ln for ln in lines if any(w in ln.lower() for w in ("error", "fail", "unable", "could not", "bind"))]
     return (wanted or lines or ["no log"])[-1][-200:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, timeout: float) -> bool:
+    """True once something accepts on ``port`` while ``proc`` lives (websockify prints nothing reliable)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            if s.connect_ex((HOST, port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def _drain(proc: subprocess.Popen) -> None:

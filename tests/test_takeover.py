@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from apps import launch_probe
+from chromium import Chromium, needs_chromium
 from deskpilot.agent.desk.session import SessionSpec
 from deskpilot.agent.dialects.render import prompt_text
 from deskpilot.agent.loop.agent import Agent
@@ -128,3 +129,61 @@ def test_hand_back_refuses_bad_notes(body, code):
                                            headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(bad_token, timeout=20)
+
+
+@needs_chromium
+def test_take_over_in_the_page_drives_the_desk_through_novnc_in_headless_chromium(tmp_path):
+    with Sandbox(size=SIZE) as sb:
+        probe = launch_probe(sb, title="novnc-probe")
+        backend = ScriptedBackend([box("WAIT()")] * 2 + [box("DONE()")])
+        handover = person_handover(sb, SessionSpec(size=SIZE))
+        assert handover.viewer_url and sb.vnc_web is not None
+        with LiveView(handover=handover) as view, Chromium(1400, 1000) as browser:
+            view.attach(sb)
+            browser.goto(view.url)
+            browser.wait_for("window.deskpilotLive.state && window.deskpilotLive.state.handover", lambda v: v == "agent")
+            assert browser.eval("document.getElementById('viewer').hidden") is True
+            agent = Agent(backend, sb, run_dir=tmp_path / "run", handover=handover,
+                          on_event=lambda e: e.kind == "step" and e.step == 1 and browser_click_later.set())
+            browser_click_later = threading.Event()
+            result: list = []
+            runner = threading.Thread(target=lambda: result.append(agent.run("wait")))
+            runner.start()
+            try:
+                assert browser_click_later.wait(60)
+                browser.eval("document.getElementById('takeover').click()")
+                browser.wait_for("window.deskpilotLive.state.handover", lambda v: v == "person", timeout=60)
+                browser.wait_for("document.getElementById('viewer').hidden", lambda v: v is False)
+                rect = browser.eval("(function(){var v=document.getElementById('viewer'); v.scrollIntoView();"
+                                    "var r=v.getBoundingClientRect(); return [r.left, r.top, r.width, r.height];})()")
+                assert rect[2:] == list(SIZE)  # the desktop at 1:1
+                x, y, w, h = probe.widgets["e1"]
+                px, py = rect[0] + x + w / 2, rect[1] + y + h / 2
+                mark = probe.log.mark()
+                deadline = time.monotonic() + 25
+                while not [e for e in probe.log.since(mark) if e["ev"] == "motion" and e["w"] == "e1"]:
+                    assert time.monotonic() < deadline, "noVNC never moved the pointer onto the field"
+                    for dx in (0, 1):  # a move must change position to be sent
+                        browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=px + dx, y=py)
+                    time.sleep(0.2)
+                for kind in ("mousePressed", "mouseReleased"):
+                    browser.call("Input.dispatchMouseEvent", session=True, type=kind, x=px, y=py, button="left",
+                                 clickCount=1)
+                probe.log.wait_for(lambda e: e["ev"] == "press" and e["w"] == "e1", mark, timeout=20)
+                for char in "page":
+                    browser.call("Input.dispatchKeyEvent", session=True, type="keyDown", key=char, text=char,
+                                 code=f"Key{char.upper()}", windowsVirtualKeyCode=ord(char.upper()))
+                    browser.call("Input.dispatchKeyEvent", session=True, type="keyUp", key=char,
+                                 code=f"Key{char.upper()}", windowsVirtualKeyCode=ord(char.upper()))
+                probe.log.wait_for(lambda e: e["ev"] == "content" and e["e1"] == "page", mark, timeout=20)
+                browser.eval("document.getElementById('note').value = 'typed page'")
+                browser.eval("document.getElementById('handback').click()")
+                runner.join(120)
+            finally:
+                if handover.holder != "agent":
+                    handover.give_back("")
+                runner.join(120)
+                agent.close()
+            browser.wait_for("document.getElementById('viewer').hidden", lambda v: v is True, timeout=30)
+        assert result and result[0].status.value == "DONE"
+        assert "The user took over and did: typed page" in prompt_text(backend.requests[1].messages)

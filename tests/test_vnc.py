@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -134,19 +135,44 @@ import json, sys
 from deskpilot.sandbox import Sandbox
 box = Sandbox(size=(320, 240))
 server = box.start_vnc()
-print(json.dumps({"pid": server.pid, "port": server.access.port, "dir": str(box.dir)}), flush=True)
+web = box.start_vnc_web()
+print(json.dumps({"pid": server.pid, "web": web.pid, "port": server.access.port, "web_port": web.port,
+                  "dir": str(box.dir)}), flush=True)
 sys.stdin.read()
 """
 
 
-def test_owner_sigkill_leaves_no_vnc_server():
+def test_owner_sigkill_leaves_no_vnc_server_and_no_websockify():
     info = kill_owner_after_report(OWNER)
     deadline = time.monotonic() + 15
-    while (os.path.exists(f"/proc/{info['pid']}") and not _zombie(info["pid"])) or Path(info["dir"]).exists():
-        assert time.monotonic() < deadline, "x11vnc or the sandbox folder outlived the owner"
+    while any(_alive(info[k]) for k in ("pid", "web")) or Path(info["dir"]).exists():
+        assert time.monotonic() < deadline, "x11vnc, websockify or the sandbox folder outlived the owner"
         time.sleep(0.05)
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", info["port"])) != 0
+    for port in (info["port"], info["web_port"]):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_novnc_websocket_needs_the_token(sb, vnc):
+    web = sb.start_vnc_web()
+    page = urllib.request.urlopen(f"http://127.0.0.1:{web.port}/vnc.html", timeout=20).read()
+    assert b"noVNC" in page
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    for path, wanted in ((f"/websockify?token={web.token}", 101), ("/websockify?token=wrong", None), ("/websockify", None)):
+        with socket.create_connection(("127.0.0.1", web.port), timeout=20) as conn:
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in upgrade.items())
+            conn.sendall((request + "\r\n").encode())
+            status_line = conn.recv(4096).split(b"\r\n")[0]
+            if wanted == 101:
+                assert b" 101 " in status_line, status_line
+                assert b"RFB 003." in conn.recv(64)  # x11vnc greets through the proxy (in a WebSocket frame)
+            else:
+                assert b" 101 " not in status_line or conn.recv(12) == b"", (path, status_line)
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}") and not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

@@ -25,6 +25,7 @@ class Handover:
         self._note = ""
         self._back = threading.Event()
         self._listeners: list[Callable[[str], None]] = []
+        self.viewer_url: str | None = None  # where the person drives in a browser (noVNC), if anywhere
 
     @property
     def holder(self) -> Holder:

@@ -166,8 +166,15 @@ def person_handover(sandbox, spec):
         sys.stderr.write(server.url + "\n")
     server.set_view_only(True)  # the agent acts: nobody else types
     handover = Handover()
-    if not (spec.vnc is not None and spec.vnc.view_only):  # --view-only: watching only, also on take-over
+    view_only = spec.vnc is not None and spec.vnc.view_only  # --view-only: watching only, also on take-over
+    if not view_only:
         handover.listen(lambda holder: server.set_view_only(holder != "person"))
+    from deskpilot.errors import SandboxError
+
+    try:
+        handover.viewer_url = sandbox.start_vnc_web().url(server.access.password, view_only=view_only)
+    except SandboxError as err:  # no noVNC here: a VNC client still works with the printed line
+        console.print(f"[yellow]warning:[/yellow] no take-over in the page: {escape(str(err))}", soft_wrap=True)
     return handover
 
 

@@ -183,6 +183,8 @@ class LiveView(LiveServer):
         status = self.screen.status()
         if self.handover is not None:
             status["handover"] = self.handover.holder
+            if self.handover.holder == "person" and self.handover.viewer_url:
+                status["viewer"] = self.handover.viewer_url  # noVNC; the page itself is token-guarded
         return status
 
     def stop(self) -> None:
@@ -258,7 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Content-Security-Policy",
-                         "default-src 'self'; img-src 'self' blob:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+                         "default-src 'self'; img-src 'self' blob:; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                         "frame-src http://127.0.0.1:*")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
