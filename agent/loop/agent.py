@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 from pydantic import BaseModel, Field, field_validator
 
-from deskpilot.actions.models import Action, Done, Fail, Wait
+from deskpilot.actions.models import Action, AskUser, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
 from deskpilot.agent.loop.answers import AnswerSchema
 from deskpilot.agent.loop.background import in_daemon_thread
@@ -154,6 +154,7 @@ class Agent:
         check_base: Path | str | None = None,
         cache=None,
         handover=None,
+        ask_user=None,
     ) -> None:
         if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
             from deskpilot.agent.dialects import make_dialect
@@ -199,6 +200,7 @@ class Agent:
         self.check_results: list = []
         self.cache = cache  # a deskpilot.agent.records.cache.RunCache: cached actions while the screen matches
         self.handover = handover  # a deskpilot.agent.loop.handover.Handover: a person may take the desk between steps
+        self.ask_user = ask_user  # (step, question) -> the person's answer, or None: nobody there (NEEDS_USER)
 
     # -- parts -----------------------------------------------------------------
     def _open_trajectory(self, name: str) -> Trajectory:
@@ -358,6 +360,20 @@ class Agent:
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
 
+    async def _ask_person(self, step: int, parsed: ParsedStep, obs: Observation, state: RunState) -> None:
+        """The model asked the person: wait for the answer (page or terminal), or end the run NEEDS_USER."""
+        question = getattr(parsed.action, "question", "") or "(no question given)"
+        answer = await asyncio.to_thread(self.ask_user, step, question) if self.ask_user is not None else None
+        if answer is None:
+            raise _StepFailed(Status.NEEDS_USER, f"the model asks the user: {question}")
+        line = f"(the user answered: {answer})"
+        state.remember(parsed, obs, note=line)
+        options = getattr(self.dialect, "options", None)
+        if options is not None and hasattr(options, "user_response"):
+            options.user_response = answer  # GLM-5V: its latest-user-response block
+        self.trajectory.append(HumanRecord(after_step=step, time=now_iso(), question=question, note=answer,
+                                           history_line=line))
+
     async def _human_turn(self, state: RunState) -> None:
         """A person has the desk: send nothing until they hand it back, then tell the model what happened."""
         assert self.handover is not None
@@ -499,6 +515,9 @@ class Agent:
             return parsed
         if isinstance(parsed.action, (Done, Fail)):
             return parsed
+        if isinstance(parsed.action, AskUser):
+            await self._ask_person(step, parsed, obs, state)
+            return parsed
         if not self.settings.dry_run:
             await self._act(step, parsed.action)
         state.remember(parsed, obs)
@@ -609,7 +628,7 @@ class Agent:
             record.timings_ms["policy"] = _ms(t)
             self._record(record)
             raise _StepFailed(Status.STOPPED, record.policy.reason)
-        if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail)):
+        if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail, AskUser)):
             verdict, why = _confirm_verdict(self.confirm(step, parsed.action, parsed.thought))
             if verdict == "no":  # skip this action; the model is told why and goes on
                 reason = "declined by the user" + (f": {why}" if why else "")

@@ -11,9 +11,21 @@ the agent has it again (the VNC server opens and closes its input on them).
 from __future__ import annotations
 
 import threading
-from typing import Callable, Literal
+import itertools
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel
 
 Holder = Literal["agent", "asked", "person"]
+
+
+class Question(BaseModel):
+    """Something the run needs a person to answer: an action to approve, or the model's question."""
+
+    id: int
+    kind: Literal["confirm", "ask"]
+    text: str  # the model's thought (confirm) or its question (ask)
+    action: str = ""  # the action waiting for approval
 
 
 class Handover:
@@ -26,6 +38,10 @@ class Handover:
         self._back = threading.Event()
         self._listeners: list[Callable[[str], None]] = []
         self.viewer_url: str | None = None  # where the person drives in a browser (noVNC), if anywhere
+        self._ids = itertools.count(1)
+        self._question: Question | None = None
+        self._answer: dict[str, Any] | None = None
+        self._answered = threading.Event()
 
     @property
     def holder(self) -> Holder:
@@ -51,6 +67,41 @@ class Handover:
             self._note = note.strip()
             self._back.set()
             return True
+
+    # -- questions: the first answer wins (the page or the terminal) ----------------
+    @property
+    def question(self) -> Question | None:
+        """The open question, if any (the page shows it)."""
+        return self._question
+
+    def post_question(self, kind: Literal["confirm", "ask"], text: str, action: str = "") -> Question:
+        with self._lock:
+            self._question = Question(id=next(self._ids), kind=kind, text=text, action=action)
+            self._answer = None
+            self._answered.clear()
+            return self._question
+
+    def answer(self, question_id: int, reply: dict[str, Any]) -> bool:
+        """Answer the open question; False if it is not open (answered already, or another one)."""
+        with self._lock:
+            if self._question is None or self._question.id != question_id:
+                return False
+            self._answer, self._question = dict(reply), None
+            self._answered.set()
+            return True
+
+    def wait_answer(self, question_id: int, timeout: float) -> dict[str, Any] | None:
+        """The answer to ``question_id`` once given, else None after ``timeout``."""
+        if not self._answered.wait(timeout):
+            return None
+        with self._lock:
+            return self._answer if self._question is None or self._question.id != question_id else None
+
+    def withdraw(self, question_id: int) -> None:
+        """Close a question nobody will answer any more (the run ends)."""
+        with self._lock:
+            if self._question is not None and self._question.id == question_id:
+                self._question = None
 
     # -- the loop's side -------------------------------------------------------
     def pending(self) -> bool:

@@ -20,6 +20,7 @@ class Status(str, Enum):
     STOPPED = "STOPPED"
     PASSED = "PASSED"  # DONE, and every check passed
     FAILED = "FAILED"  # DONE, but a check failed
+    NEEDS_USER = "NEEDS_USER"  # the model asked the person something and nobody was there to answer
 
 
 class RequestSummary(BaseModel):
@@ -128,7 +129,8 @@ class HumanRecord(BaseModel):
     after_step: int  # the agent's last step before the person took over
     time: str
     seconds: float = 0.0
-    note: str = ""  # what the person said they did, as the model is told
+    note: str = ""  # what the person said they did (or answered), as the model is told
+    question: str = ""  # the model's question, when this turn was an answer (CALL_USER)
     screenshot_before: str | None = None
     screenshot_after: str | None = None
     history_line: str = ""  # the exact line the model's history got

@@ -115,11 +115,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     claim_run_dir(run_dir, create=False)
     progress = Progress(quiet, redact=dialect.redact)
 
-    def confirm_on_terminal(step: int, action, thought: str) -> bool:
-        progress.pause()
-        return ask_on_terminal(step, action, dialect.redact(thought))
-
-    confirm = confirm_on_terminal if cfg.confirm else None
+    terminal = sys.stdin.isatty()
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
                       f"recording to {run_dir}")
@@ -127,7 +123,11 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
         from deskpilot.live import watch
 
         with Session(spec=spec) as desk:
+            from deskpilot.cli.person import make_ask_user, make_confirm, person_handover
+
             handover = person_handover(desk.sandbox, spec) if live is not None else None
+            confirm = make_confirm(handover, terminal, dialect.redact, progress.pause) if cfg.confirm else None
+            ask_user = make_ask_user(handover, terminal, progress.pause)
             with watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True),
                        handover=handover) as watcher:
                 def on_event(event) -> None:
@@ -143,7 +143,8 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                                      if cfg.backend.prompt_template else None,
                                      "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
                            checks=parse_checks(cfg.checks), check_base=Path.cwd(),
-                           cache=RunCache(cfg.cache, task) if cfg.cache else None, handover=handover) as agent:
+                           cache=RunCache(cfg.cache, task) if cfg.cache else None, handover=handover,
+                           ask_user=ask_user) as agent:
                     result = agent.run(task)
     finally:
         backend.close()
@@ -154,28 +155,6 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
                 console.print(f"[yellow]warning:[/yellow] could not write {run_dir / 'report.html'}: "
                               f"{exc.strerror or exc}; `deskpilot report {run_dir}` rebuilds it")
     return result
-
-
-def person_handover(sandbox, spec):
-    """The live page's take-over: a VNC server on the desk that takes input only while the person has it."""
-    from deskpilot.agent.loop.handover import Handover
-
-    server = sandbox.vnc
-    if server is None:  # a person taking over needs a way in: any VNC client, with this line
-        server = sandbox.start_vnc(view_only=True)
-        sys.stderr.write(server.url + "\n")
-    server.set_view_only(True)  # the agent acts: nobody else types
-    handover = Handover()
-    view_only = spec.vnc is not None and spec.vnc.view_only  # --view-only: watching only, also on take-over
-    if not view_only:
-        handover.listen(lambda holder: server.set_view_only(holder != "person"))
-    from deskpilot.errors import SandboxError
-
-    try:
-        handover.viewer_url = sandbox.start_vnc_web().url(server.access.password, view_only=view_only)
-    except SandboxError as err:  # no noVNC here: a VNC client still works with the printed line
-        console.print(f"[yellow]warning:[/yellow] no take-over in the page: {escape(str(err))}", soft_wrap=True)
-    return handover
 
 
 def _raise_interrupt(_signum, _frame) -> None:
@@ -270,7 +249,8 @@ def run(
     only if the model said DONE and every check passed, FAILED otherwise.
     The result goes to stdout (one line, or one JSON object with --json), progress to stderr.
     Exit codes: 0 DONE or PASSED; 1 FAIL, FAILED, MAX_STEPS or STOPPED; 2 usage error or other ERROR;
-    3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
+    3 the model's replies never parsed; 4 the model server is unreachable or refused;
+    5 NEEDS_USER (the model asked the person a question and none was attached: no terminal, no page); 130 interrupted.
     """
     try:
         cfg = load_config(
@@ -290,8 +270,8 @@ def run(
         flagged = ([{"text_visible": t} for t in expect_text] + [expect_file_flag(f).spec() for f in expect_file]
                    + [{"expect": e} for e in expect])
         cfg = cfg.model_copy(update={"checks": cfg.checks + flagged})
-        if cfg.confirm and not sys.stdin.isatty():
-            raise ConfigError("--confirm needs a terminal to ask on")
+        if cfg.confirm and not sys.stdin.isatty() and live is None and not live_port:
+            raise ConfigError("--confirm needs a terminal or the live page (--live) to ask on")
         spec = cfg.session_spec()
         run_dir = cfg.out or default_run_dir(task, None)
         if record is not None:

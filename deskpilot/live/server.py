@@ -185,6 +185,8 @@ class LiveView(LiveServer):
             status["handover"] = self.handover.holder
             if self.handover.holder == "person" and self.handover.viewer_url:
                 status["viewer"] = self.handover.viewer_url  # noVNC; the page itself is token-guarded
+            if (question := self.handover.question) is not None:
+                status["question"] = question.model_dump()
         return status
 
     def stop(self) -> None:
@@ -194,8 +196,10 @@ class LiveView(LiveServer):
     def post(self, parts: list[str], body: dict[str, Any]) -> Reply:
         """Take over (``takeover``) or hand back (``handback``, ``{"note": ...}``); only with a handover."""
         what = parts[0] if parts else ""
-        if self.handover is None or what not in ("takeover", "handback"):
+        if self.handover is None or what not in ("takeover", "handback", "answer"):
             return NOT_FOUND
+        if what == "answer":
+            return self._answer(body)
         if what == "takeover":
             holder = self.handover.take()
         else:
@@ -216,6 +220,27 @@ class LiveView(LiveServer):
         if what == "frame.jpg":
             return self.screen.frame_reply()
         return NOT_FOUND
+
+
+    def _answer(self, body: dict[str, Any]) -> Reply:
+        """An approval (verdict yes / no + reason / quit) or an answer (text) to the open question."""
+        assert self.handover is not None
+        question = self.handover.question
+        if question is None or body.get("id") != question.id:
+            return 409, b"that question is closed (answered already, or the run moved on)", "text/plain", {}
+        if question.kind == "confirm":
+            verdict, reason = body.get("verdict"), body.get("reason", "")
+            if verdict not in ("yes", "no", "quit") or not isinstance(reason, str) or len(reason) > 2000:
+                return 400, b"verdict is yes, no or quit; reason is text", "text/plain", {}
+            reply: dict[str, Any] = {"verdict": verdict, "reason": reason}
+        else:
+            text = body.get("text")
+            if not isinstance(text, str) or len(text) > 2000:
+                return 400, b"text is the answer, at most 2000 characters", "text/plain", {}
+            reply = {"text": text}
+        if not self.handover.answer(question.id, reply):
+            return 409, b"that question was answered already", "text/plain", {}
+        return 200, json.dumps({"answered": question.id}).encode(), "application/json", {}
 
 
 class _Handler(BaseHTTPRequestHandler):
