@@ -23,7 +23,7 @@ from deskpilot.agent.checks.files import Unreadable, locate, read_file
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
-    AgentStep, CheckStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
+    AgentStep, CheckStep, ClickStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
     WaitForWindowStep, Workflow,
 )
 from deskpilot.workflow.variables import Redactor, substitute, substitute_all
@@ -32,7 +32,7 @@ from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
 if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
 
-_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
+_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, ClickStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
 
 
 class _Stop(Exception):
@@ -180,6 +180,14 @@ class WorkflowRun:
         elif isinstance(step, ClickTextStep):
             result.message = bridge.click_text(desk, sub(step.click_text), step.timeout, step.index, step.region)
             desk.settle()
+        elif isinstance(step, ClickStep):
+            width, height = desk.size
+            x, y = (min(dim - 1, round(v * dim / 1000)) for v, dim in zip(step.click, (width, height)))
+            if step.double:
+                desk.double_click(x, y)
+            else:
+                desk.click(x, y, button=step.button)
+            result.message = f"clicked ({x}, {y})"
         elif isinstance(step, AgentStep):
             self.agent(step, number, values, result)
         elif isinstance(step, CheckStep):
