@@ -17,7 +17,7 @@ from deskpilot.agent.desk.session import SessionSpec
 from deskpilot.agent.dialects.render import prompt_text
 from deskpilot.agent.loop.agent import Agent
 from deskpilot.agent.records.trajectory import load_run
-from deskpilot.cli.run import person_handover
+from deskpilot.cli.person import person_handover
 from deskpilot.live import LiveView
 from deskpilot.model_backend import ScriptedBackend
 from deskpilot.sandbox import Sandbox
@@ -110,6 +110,10 @@ def test_take_over_pauses_the_agent_records_the_human_turn_and_tells_the_model(t
         assert len(run.humans) == 1 and [s.step for s in run.steps] == [1, 2, 3]
         human = run.humans[0]
         assert human.after_step == 1 and human.note == "typed person into the second field"
+        clicks = [i for i in human.inputs if i["kind"] == "button_press"]
+        assert clicks and (clicks[0]["x"], clicks[0]["y"]) == (x2 + w2 // 2, y2 + h2 // 2)  # from the X server
+        keys = [i["key"] for i in human.inputs if i["kind"] == "key_press"]
+        assert keys.count("<char>") == len("person") and "p" not in keys  # typed characters are masked
         for shot in (human.screenshot_before, human.screenshot_after):
             assert shot and (tmp_path / "run" / shot).is_file()
         lines = [json.loads(line) for line in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]

@@ -380,16 +380,20 @@ class Agent:
         started, n = time.monotonic(), len(self.trajectory_humans) + 1
         before = await asyncio.to_thread(self._grab)
         shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
+        inputs = _start_input_log(self.sandbox)
         self.handover.begin()
         note = None
-        while note is None:  # short waits, so Ctrl-C and cancellation still reach the run
-            note = await asyncio.to_thread(self.handover.wait, 0.25)
+        try:
+            while note is None:  # short waits, so Ctrl-C and cancellation still reach the run
+                note = await asyncio.to_thread(self.handover.wait, 0.25)
+        finally:
+            logged = _stop_input_log(inputs)
         after = await asyncio.to_thread(self._grab)
         line = human_history_line(note)
         state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=line,
                                           screenshot=after.image))
         record = HumanRecord(after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3),
-                             note=note, screenshot_before=shot_before, history_line=line,
+                             note=note, screenshot_before=shot_before, history_line=line, inputs=logged,
                              screenshot_after=self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png"))
         self.trajectory.append(record)
         self.trajectory_humans.append(record)
@@ -692,6 +696,35 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _start_input_log(sandbox):
+    """Record the person's input on the desk (X RECORD), or None where the display cannot be recorded."""
+    if sandbox is None:
+        return None
+    from deskpilot.perception.inputs import InputRecorder
+
+    try:
+        return InputRecorder(sandbox.display, sandbox.xauthority).start()
+    except Exception:  # no RECORD extension, display gone: the turn is still recorded, without its inputs
+        return None
+
+
+def _stop_input_log(recorder) -> list[dict[str, Any]]:
+    """The person's keys and clicks for the trajectory; typed characters masked (a person may type a password)."""
+    if recorder is None:
+        return []
+    logged = []
+    for event in recorder.stop():
+        if event.kind not in ("key_press", "button_press"):
+            continue
+        item: dict[str, Any] = {"kind": event.kind, "x": event.x, "y": event.y, "state": event.state}
+        if event.kind == "button_press":
+            item["button"] = event.detail
+        else:
+            item["key"] = "<char>" if event.char and not event.state & 0x4C else event.keysym  # ctrl/alt/super keep names
+        logged.append(item)
+    return logged
 
 
 def human_history_line(note: str) -> str:

@@ -134,6 +134,7 @@ class HumanRecord(BaseModel):
     screenshot_before: str | None = None
     screenshot_after: str | None = None
     history_line: str = ""  # the exact line the model's history got
+    inputs: list[dict[str, Any]] = Field(default_factory=list)  # the person's keys and clicks, from the X server
 
 
 class EndRecord(BaseModel):
