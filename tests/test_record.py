@@ -54,7 +54,7 @@ def test_record_on_mousepad_writes_a_workflow_that_reproduces_the_file(tmp_path)
     proc = subprocess.Popen(DESKPILOT + ["record", "--out", "flow.yaml", "--app", "mousepad work/notes.txt",
                                          "--share", "work", "--size", "1024x700", "--run-dir", "rec"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, bufsize=0)  # unbuffered: select() sees every line
     try:
         lines = _wait_lines(proc, lambda seen: any(line.startswith("recording:") for line in seen))
         password, port = next(URL.match(line).groups() for line in lines if URL.match(line))

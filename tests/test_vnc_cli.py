@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from vnc_client import connect, type_text
 
 DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
@@ -55,7 +57,7 @@ def test_run_vnc_prints_one_line_and_a_client_types_into_the_desk(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(DESKPILOT + ["run", "wait for the person", "--app", "xterm", "--share", str(share),
                                          "--script", str(script), "--size", "800x600", "--out", str(out), "--vnc"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, bufsize=0)  # unbuffered: select() sees every line
     try:
         password, port, _ = _read_url(proc)
         client = connect(port, password)
@@ -103,7 +105,7 @@ def test_workflow_run_vnc_lets_a_person_do_a_step(tmp_path):
     flow = tmp_path / "flow.yaml"
     flow.write_text(WORKFLOW.format(share=share))
     proc = subprocess.Popen(DESKPILOT + ["workflow", "run", str(flow), "--out", str(tmp_path / "run"), "--vnc"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, bufsize=0)  # unbuffered: select() sees every line
     try:
         password, port, _ = _read_url(proc)
         client = connect(port, password)
@@ -136,3 +138,61 @@ def test_eval_vnc_gives_each_desk_its_line_and_refuses_a_fixed_port(tmp_path):
     assert len([ln for ln in done.stderr.splitlines() if URL.match(ln)]) == 1
     fixed = subprocess.run(DESKPILOT + ["eval", str(suite), "--vnc", "5999"], capture_output=True, text=True, timeout=60)
     assert fixed.returncode == 2 and "without a port number" in fixed.stderr
+
+
+def test_mcp_vnc_prints_the_line_when_a_client_opens_its_sandbox(tmp_path):
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp.client.client import Client
+
+    from backend_fixtures import free_port
+
+    port = free_port()
+    server = subprocess.Popen(DESKPILOT + ["mcp", "--transport", "http", "--port", str(port), "--size", "640x480",
+                                           "--app", "xterm", "--out", str(tmp_path / "runs"), "--vnc", "--view-only"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, bufsize=0)  # unbuffered: select() sees every line
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any("MCP server at" in line for line in seen):
+            assert time.monotonic() < deadline and server.poll() is None, seen
+            seen.append(server.stderr.readline().decode())
+
+        async def main():
+            async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+                await client.call_tool("screenshot", {})
+                password, vnc_port, _ = await anyio.to_thread.run_sync(_read_url, server)
+                vnc = connect(vnc_port, password)
+                try:
+                    from vnc_client import framebuffer
+
+                    assert framebuffer(vnc).size == (640, 480)
+                finally:
+                    vnc.disconnect()
+                command = _cmdline(str(_listener(vnc_port)))
+                assert "x11vnc" in command and "-viewonly" in command  # --view-only reached the server
+
+        anyio.run(main)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _listener(port: int) -> int:
+    """The pid holding the 127.0.0.1 listening socket on ``port``."""
+    inode = next(line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                 if line.split()[1] == f"0100007F:{port:04X}" and line.split()[3] == "0A")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
+                return int(pid)
+        except OSError:
+            continue
+    raise AssertionError(f"no process listens on 127.0.0.1:{port}")
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
