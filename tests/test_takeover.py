@@ -119,6 +119,9 @@ def test_take_over_pauses_the_agent_records_the_human_turn_and_tells_the_model(t
         lines = [json.loads(line) for line in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]
         kinds = [line["kind"] for line in lines if line["kind"] in ("step", "human")]
         assert kinds == ["step", "human", "step", "step"]
+        html = (tmp_path / "run" / "report.html").read_text()
+        assert "A person&#39;s turns" in html or "A person's turns" in html
+        assert "The user took over and did: typed person into the second field" in html
 
 
 @pytest.mark.parametrize("body,code", [({"note": 5}, 400), ({"note": "x" * 2001}, 400)])

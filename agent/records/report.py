@@ -184,6 +184,10 @@ def build_report(run_dir: Path) -> Path:
         marks = box_marks(q.result, q.query, w, h) if image and q.kind == "locate" else []
         queries.append(dict(q.model_dump(mode="json"), image=image, width=w, height=h, marks=marks,
                             result_json=json.dumps(q.result, ensure_ascii=False)))
+    humans = []
+    for h in run.humans:  # a person's turns: take-over, answers, a recorded demonstration
+        shots = [_inline(run.run_dir / shot) for shot in (h.screenshot_before, h.screenshot_after) if shot]
+        humans.append(dict(h.model_dump(mode="json"), shots=[{"image": i, "width": w, "height": hh} for i, w, hh in shots if i]))
     final = None
     if end and end.screenshot:
         image, w, h = _inline(run.run_dir / end.screenshot)
@@ -204,7 +208,7 @@ def build_report(run_dir: Path) -> Path:
         totals_text=_totals_text(len(steps), end.totals if end else {}),
         checks=checks, checks_failed=sum(1 for c in checks if not c["passed"]),
         steps=steps, failing=failing, final=final,
-        queries=queries, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
+        queries=queries, humans=humans, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
         skipped=run.skipped_lines,
         cached_steps=sum(1 for rec in run.steps if rec.cached),
     )
