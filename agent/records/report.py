@@ -185,9 +185,10 @@ def build_report(run_dir: Path) -> Path:
         queries.append(dict(q.model_dump(mode="json"), image=image, width=w, height=h, marks=marks,
                             result_json=json.dumps(q.result, ensure_ascii=False)))
     humans = []
-    for h in run.humans:  # a person's turns: take-over, answers, a recorded demonstration
-        shots = [_inline(run.run_dir / shot) for shot in (h.screenshot_before, h.screenshot_after) if shot]
-        humans.append(dict(h.model_dump(mode="json"), shots=[{"image": i, "width": w, "height": hh} for i, w, hh in shots if i]))
+    for turn in run.humans:  # a person's turns: take-over, answers, a recorded demonstration
+        shots = [_inline(run.run_dir / shot) for shot in (turn.screenshot_before, turn.screenshot_after) if shot]
+        humans.append(dict(turn.model_dump(mode="json"),
+                           shots=[{"image": img, "width": sw, "height": sh} for img, sw, sh in shots if img]))
     final = None
     if end and end.screenshot:
         image, w, h = _inline(run.run_dir / end.screenshot)
