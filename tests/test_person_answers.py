@@ -170,3 +170,36 @@ def test_confirm_without_terminal_or_page_is_a_usage_error(tmp_path):
                            "--confirm"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--confirm needs a terminal or the live page" in done.stderr
 
+
+
+def test_run_live_confirm_without_a_terminal_is_answered_in_the_page(tmp_path):
+    import re
+    import select
+
+    script = tmp_path / "r.json"
+    script.write_text(json.dumps([box("left_click(start_box='[500,500]')"), box("DONE()")]))
+    proc = subprocess.Popen([sys.executable, "-m", "deskpilot.cli", "run", "click once", "--app", "xterm",
+                             "--script", str(script), "--size", "640x480", "--out", str(tmp_path / "run"),
+                             "--live", "--confirm", "--json"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        said, url = "", None
+        deadline = time.monotonic() + 90
+        while url is None:
+            assert time.monotonic() < deadline and proc.poll() is None, said[-1500:]
+            if select.select([proc.stderr], [], [], 1.0)[0]:
+                said += proc.stderr.readline().decode()
+                if found := re.search(r"live view: (http://127\.0\.0\.1:\d+/\S+/)", said):
+                    url = found.group(1)
+        view = type("View", (), {"url": url})  # the page's address is all post() needs
+        question = open_question(view)
+        assert question["kind"] == "confirm" and '"click"' in question["action"]
+        assert post(view, "answer", {"id": question["id"], "verdict": "yes"}) == 200
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()[-1500:]
+    assert json.loads(out)["status"] == "DONE"
+    assert load_run(tmp_path / "run").steps[0].performed
