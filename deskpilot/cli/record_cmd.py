@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from deskpilot.cli.live_option import live_option, live_port_option, vnc_option
+from deskpilot.cli.live_option import live_option, live_port_option
 from deskpilot.cli.live_option import live_port as live_port_of
 from deskpilot.cli.run import _raise_interrupt, _user_errors, console, fail
 
@@ -28,7 +28,9 @@ def record(
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     live: Optional[int] = live_option("the sandbox (and drive it with noVNC; 'Hand back' ends the recording)"),
     live_port: int = live_port_option(),
-    vnc: Optional[int] = vnc_option(),
+    vnc: Optional[int] = typer.Option(None, "--vnc", metavar="[PORT]", min=0, max=65535,
+                                      help="Port of the VNC server (always on while recording: 127.0.0.1, a one-time "
+                                           "password, its vnc:// line on stderr) \\[default: the first free from 5900]"),
 ) -> None:
     """Record what a person does on a fresh sandbox and write it as a workflow.
 
