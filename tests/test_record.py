@@ -122,3 +122,9 @@ def test_compile_uses_click_text_and_the_element_hook_first():
                           element_step=lambda item: {"click_element": "button 'OK'"} if item.event.x == 50 else None)
     assert [c.step for c in steps] == [{"click_text": "Save"}, {"click_element": "button 'OK'"}]
     assert json.dumps([c.step for c in steps])  # plain data, ready for YAML
+
+
+def test_record_refuses_other_outputs_in_one_line(tmp_path):
+    done = subprocess.run(DESKPILOT + ["record", "--out", "test_notes.py"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "give --out NAME.yaml" in done.stderr and "Traceback" not in done.stderr
