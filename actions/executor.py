@@ -23,6 +23,7 @@ from deskpilot.actions.errors import ActionError, ExecutorError
 from deskpilot.actions.keys import KEY_NAMES
 from deskpilot.actions.models import (
     Action,
+    AskUser,
     Click,
     Done,
     DoubleClick,
@@ -40,7 +41,7 @@ from deskpilot.actions.xkeys import KeysymError, key_keysym, text_keysyms
 
 __all__ = ["ActionError", "Executor", "ExecutorError"]
 
-_KNOWN = (Click, DoubleClick, TripleClick, Hover, Drag, Scroll, Key, Type, InputText, Wait, Done, Fail)
+_KNOWN = (Click, DoubleClick, TripleClick, Hover, Drag, Scroll, Key, Type, InputText, Wait, Done, Fail, AskUser)
 START_TIMEOUT_S = 20.0
 
 
@@ -111,7 +112,7 @@ class Executor:
         start = time.perf_counter()
         if isinstance(action, Wait):
             time.sleep(action.seconds)
-        elif not isinstance(action, (Done, Fail)):
+        elif not isinstance(action, (Done, Fail, AskUser)):
             self._send(action)
         return (time.perf_counter() - start) * 1000
 

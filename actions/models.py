@@ -151,8 +151,15 @@ class Fail(_Base):
     reason: str = ""
 
 
+class AskUser(_Base):
+    """The model asks the person a question (UI-TARS' CALL_USER, GLM-5V's ask-user turn); nothing is sent."""
+
+    type: Literal["ask_user"] = "ask_user"
+    question: str = ""
+
+
 Action = Annotated[
-    Union[Click, DoubleClick, TripleClick, Hover, Drag, Scroll, Key, Type, InputText, Wait, Done, Fail],
+    Union[Click, DoubleClick, TripleClick, Hover, Drag, Scroll, Key, Type, InputText, Wait, Done, Fail, AskUser],
     Field(discriminator="type"),
 ]
 

@@ -39,6 +39,7 @@ from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import DeskStartError, SandboxError, WindowNotFound
 from deskpilot.sandbox.tools import require
+from deskpilot.sandbox.vnc import VncServer, WebAccess, start_vnc
 from deskpilot.sandbox.xauth import write_cookie
 from deskpilot.sandbox.xvfb import start_xvfb
 from Xlib.error import DisplayError as XDisplayError, XError
@@ -87,6 +88,8 @@ class Sandbox:
         self._apps: list[App] = []
         self._x = None
         self.wm: App | None = None
+        self.vnc: VncServer | None = None
+        self.vnc_web: WebAccess | None = None
         self._spawn_lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="deskpilot-sandbox-", dir=root_dir))
         self.home, self.tmp, self._logs = (self.dir / n for n in ("home", "tmp", "logs"))
@@ -227,6 +230,34 @@ class Sandbox:
                                          f"{timeout:g} s (windows: {seen})", titles)
                 time.sleep(0.02)
         return wid
+
+    def start_vnc(self, port: int | None = None, *, view_only: bool = False) -> VncServer:
+        """A VNC server on this display (127.0.0.1, one-time password); one per sandbox.
+
+        It is registered with the reaper like an app: it ends with the sandbox,
+        also when the owner is SIGKILLed. ``port`` None: x11vnc picks a free one from 5900.
+        """
+        with self._spawn_lock:
+            self._check_open()
+            if self.vnc is not None and self.vnc.alive():
+                return self.vnc
+            server = start_vnc(self.display, self.xauthority, self.dir, port=port, view_only=view_only, ipc_fd=self._ipc_fd)
+            self._register(f"pid {server.pid}")
+            self.vnc = server
+        return server
+
+    def start_vnc_web(self) -> WebAccess:
+        """noVNC for a browser page (websockify, 127.0.0.1, token-guarded), on this sandbox's VNC server."""
+        with self._spawn_lock:
+            self._check_open()
+            if self.vnc is None:
+                raise SandboxError("start_vnc first: noVNC needs the sandbox's VNC server")
+            if self.vnc_web is None:
+                proc, web = self.vnc.start_web(self.dir)
+                self._web_proc = proc
+                self._register(f"pid {proc.pid}")
+                self.vnc_web = web
+        return self.vnc_web
 
     def close(self) -> None:
         """Stop everything the sandbox started and delete its directory."""
@@ -405,6 +436,8 @@ class Sandbox:
         procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
         procs += [self._xvfb] if hasattr(self, "_xvfb") else []
         procs += getattr(self, "_helpers", [])
+        procs += [self.vnc._proc] if self.vnc is not None else []
+        procs += [self._web_proc] if self.vnc_web is not None else []
         for proc in procs:
             try:
                 proc.wait(timeout=2)

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
   slirp4netns                 # --network: the apps' own network namespace, no way to the host's loopback
   iproute2                    # tests: a network namespace standing in for the outside world
+  x11vnc novnc websockify     # --vnc: a person watches or takes over a sandbox (issue 23)
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"
 

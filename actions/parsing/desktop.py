@@ -14,6 +14,7 @@ from deskpilot.actions.models import (
     DoubleClick,
     Drag,
     Fail,
+    AskUser,
     Hover,
     Key,
     Scroll,
@@ -41,11 +42,13 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
     "wait": (),
     "done": ("answer",),
     "fail": ("reason",),
+    "call_user": ("question",),
 }
 _ALIASES = {
     "click": "left_click", "double_click": "left_double_click", "drag": "left_drag",
     "triple_click": "left_triple_click",
     "hotkey": "key", "press": "key",
+    "ask_user": "call_user",
 }
 _KEYWORDS = {
     "start_point": "start_box", "point": "start_box", "box": "start_box", "coordinate": "start_box",
@@ -53,7 +56,7 @@ _KEYWORDS = {
 }
 CALL_NAMES: frozenset[str] = frozenset(_SIGNATURES) | frozenset(_ALIASES)
 ACTION_LIST = ("left_click, right_click, middle_click, hover, left_double_click, left_triple_click, left_drag, key, "
-               "type, scroll, WAIT, DONE, FAIL")
+               "type, scroll, WAIT, DONE, FAIL")  # CALL_USER is accepted too, though no built-in prompt offers it
 _POINTER = {"left_click": "click", "right_click": "click", "middle_click": "click", "hover": "hover",
             "left_double_click": "double", "left_triple_click": "triple"}
 
@@ -82,7 +85,7 @@ def _arguments(call: Call, name: str) -> dict[str, Any]:
         key = key.lower()
         if key not in order:
             key = _KEYWORDS.get(key, key)
-        if key not in order and name in ("done", "fail") and order[0] not in named:
+        if key not in order and name in ("done", "fail", "call_user") and order[0] not in named:
             key = order[0]  # DONE(text='...'), FAIL(message='...')
         named.setdefault(key, value)
     return named
@@ -195,6 +198,8 @@ def _keyboard_or_end(name: str, named: dict[str, Any]) -> Action:
         return Type(text=typed_text(_text(named["content"], "content")))
     if name == "wait":
         return Wait(seconds=5)
+    if name == "call_user":
+        return AskUser(question=_text(named.get("question"), "question"))
     if name == "done":
         answer = named.get("answer")
         return Done(answer=None if answer is None else _text(answer, "answer"))

@@ -51,6 +51,8 @@ class DesktopSpec(BaseModel):
     maximize: bool = True  # apps' normal windows start maximized
     # isolation "none" with an API key or secrets: the apps run as you and can read them (refuse_unisolated)
     unsafe_no_isolation: bool = False
+    vnc: int | None = Field(None, ge=0, le=65535)  # a VNC server for a person: None off, 0 any free port
+    vnc_view_only: bool = False
 
     @field_validator("size", mode="before")
     @classmethod
@@ -183,13 +185,14 @@ class RunSpec(BaseSettings):
 
     def session_spec(self):
         """The desktop part of the spec, with apps parsed and shares made absolute."""
-        from deskpilot.agent.desk.session import SessionSpec, app_from_command
+        from deskpilot.agent.desk.session import SessionSpec, VncOption, app_from_command
 
         desktop = self.desktop
         shares = [str(p.resolve()) for p in desktop.shares]
+        vnc = None if desktop.vnc is None else VncOption(port=desktop.vnc, view_only=desktop.vnc_view_only)
         return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
                            maximize=desktop.maximize, shares=shares,
-                           apps=[app_from_command(a, shares=shares) for a in desktop.apps])
+                           apps=[app_from_command(a, shares=shares) for a in desktop.apps], vnc=vnc)
 
 
 RunConfig = RunSpec  # the name before the spec was nested

@@ -70,6 +70,9 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # the same rules as open_sandbox
     sb = Sandbox(size=(spec.size[0], spec.size[1]), isolation=spec.isolation, network=spec.network, maximize=spec.maximize)
     try:
+        from deskpilot.agent.desk.session import start_vnc_for
+
+        start_vnc_for(sb, spec)
         shares: dict[str, Path] = {}
         for n, share in enumerate(spec.shares):
             host = Path(share)

@@ -34,6 +34,13 @@ class AppSpec(BaseModel):
     binds: list[dict[str, Any]] = Field(default_factory=list)  # {"host": str, "writable": bool}
 
 
+class VncOption(BaseModel):
+    """`--vnc [PORT]` / `--view-only`: a VNC server on the desk for a person (port 0: any free one)."""
+
+    port: int = Field(0, ge=0, le=65535)
+    view_only: bool = False
+
+
 class SessionSpec(BaseModel):
     """Everything needed to bring the same desktop up again (kept for replay)."""
 
@@ -43,6 +50,22 @@ class SessionSpec(BaseModel):
     shares: list[str] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
     maximize: bool = True  # apps' normal windows start maximized
+    vnc: VncOption | None = Field(None, exclude=True)  # how a person may look in; not part of the desktop itself
+
+
+def start_vnc_for(sb, spec: SessionSpec) -> None:
+    """Start the VNC server ``spec`` asks for and print its one line (vnc://:PASSWORD@127.0.0.1:PORT) on stderr.
+
+    stderr, not a log: the password is for the person at this terminal, and
+    is never written into the run's records.
+    """
+    if spec.vnc is None:
+        return
+    import sys
+
+    server = sb.start_vnc(spec.vnc.port or None, view_only=spec.vnc.view_only)
+    sys.stderr.write(server.url + "\n")
+    sys.stderr.flush()
 
 
 def app_from_command(command: str, *, cwd: str | Path | None = None, shares: Sequence[str | Path] = (),
@@ -77,6 +100,7 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
                  maximize=spec.maximize)
     handles = []
     try:
+        start_vnc_for(sb, spec)
         from deskpilot.agent.desk.office import prepare_home
 
         prepare_home(sb.home, [app.argv for app in spec.apps], spec.shares)  # no first-start dialogs

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 from pydantic import BaseModel, Field, field_validator
 
-from deskpilot.actions.models import Action, Done, Fail, Wait
+from deskpilot.actions.models import Action, AskUser, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
 from deskpilot.agent.loop.answers import AnswerSchema
 from deskpilot.agent.loop.background import in_daemon_thread
@@ -39,6 +39,7 @@ from deskpilot.agent.records.models import (
     ActedRecord,
     Attempt,
     EndRecord,
+    HumanRecord,
     PolicyDecision,
     RequestSummary,
     RunResult,
@@ -153,6 +154,8 @@ class Agent:
         check_base: Path | str | None = None,
         cache=None,
         check_shares: "list[str | Path] | None" = None,
+        handover=None,
+        ask_user=None,
     ) -> None:
         if dialect is None or isinstance(dialect, str):  # a name: "glm-4.5v", "glm-4.1v", "glm-5v"
             from deskpilot.agent.dialects import make_dialect
@@ -189,6 +192,7 @@ class Agent:
         self._run_dir = Path(run_dir) if run_dir is not None else None
         self._trajectory: Trajectory | None = None
         self._history: list[StepRecord] = []
+        self.trajectory_humans: list[HumanRecord] = []  # a person's turns at the desk (take over, hand back)
         self._step = 0
         self._queries = 0
         self._output: Any = None
@@ -199,6 +203,8 @@ class Agent:
         self.files_before: set[str] | None = None
         self.check_results: list = []
         self.cache = cache  # a deskpilot.agent.records.cache.RunCache: cached actions while the screen matches
+        self.handover = handover  # a deskpilot.agent.loop.handover.Handover: a person may take the desk between steps
+        self.ask_user = ask_user  # (step, question) -> the person's answer, or None: nobody there (NEEDS_USER)
 
     # -- parts -----------------------------------------------------------------
     def _open_trajectory(self, name: str) -> Trajectory:
@@ -325,6 +331,9 @@ class Agent:
                 if problem := self._sandbox_problem():  # X server, window manager or an app died
                     status, reason = Status.ERROR, problem
                     break
+                if self.handover is not None and self.handover.pending():
+                    await self._human_turn(state)
+                    continue  # the limits are checked again: the person's time counts
                 self._step += 1
                 parsed = await self._one_step(task, state, totals)
                 if isinstance(parsed.action, Done):
@@ -359,6 +368,44 @@ class Agent:
             succeeded = status in (Status.DONE, Status.PASSED) and not self.settings.dry_run  # dry: nothing was done
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
+
+    async def _ask_person(self, step: int, parsed: ParsedStep, obs: Observation, state: RunState) -> None:
+        """The model asked the person: wait for the answer (page or terminal), or end the run NEEDS_USER."""
+        question = getattr(parsed.action, "question", "") or "(no question given)"
+        answer = await asyncio.to_thread(self.ask_user, step, question) if self.ask_user is not None else None
+        if answer is None:
+            raise _StepFailed(Status.NEEDS_USER, f"the model asks the user: {question}")
+        line = f"(the user answered: {answer})"
+        state.remember(parsed, obs, note=line)
+        options = getattr(self.dialect, "options", None)
+        if options is not None and hasattr(options, "user_response"):
+            options.user_response = answer  # GLM-5V: its latest-user-response block
+        self.trajectory.append(HumanRecord(after_step=step, time=now_iso(), question=question, note=answer,
+                                           history_line=line))
+
+    async def _human_turn(self, state: RunState) -> None:
+        """A person has the desk: send nothing until they hand it back, then tell the model what happened."""
+        assert self.handover is not None
+        started, n = time.monotonic(), len(self.trajectory_humans) + 1
+        before = await asyncio.to_thread(self._grab)
+        shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
+        inputs = _start_input_log(self.sandbox)
+        self.handover.begin()
+        note = None
+        try:
+            while note is None:  # short waits, so Ctrl-C and cancellation still reach the run
+                note = await asyncio.to_thread(self.handover.wait, 0.25)
+        finally:
+            logged = _stop_input_log(inputs)
+        after = await asyncio.to_thread(self._grab)
+        line = human_history_line(note)
+        state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=line,
+                                          screenshot=after.image))
+        record = HumanRecord(after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3),
+                             note=note, screenshot_before=shot_before, history_line=line, inputs=logged,
+                             screenshot_after=self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png"))
+        self.trajectory.append(record)
+        self.trajectory_humans.append(record)
 
     def _sandbox_problem(self, wait: float = 0.0) -> str | None:
         """What broke in the desktop, if anything; ``wait``: after an error, give a dying
@@ -484,6 +531,9 @@ class Agent:
             return parsed
         if isinstance(parsed.action, (Done, Fail)):
             return parsed
+        if isinstance(parsed.action, AskUser):
+            await self._ask_person(step, parsed, obs, state)
+            return parsed
         if not self.settings.dry_run:
             await self._act(step, parsed.action)
         state.remember(parsed, obs)
@@ -604,7 +654,7 @@ class Agent:
             record.timings_ms["policy"] = _ms(t)
             self._record(record)
             raise _StepFailed(Status.STOPPED, record.policy.reason)
-        if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail)):
+        if allowed and self.confirm is not None and not isinstance(parsed.action, (Done, Fail, AskUser)):
             verdict, why = _confirm_verdict(self.confirm(step, parsed.action, parsed.thought))
             if verdict == "no":  # skip this action; the model is told why and goes on
                 reason = "declined by the user" + (f": {why}" if why else "")
@@ -668,6 +718,40 @@ class Agent:
             "screen_size": list(self.sandbox.size) if self.sandbox is not None else None,
             **self.run_info,
         }
+
+
+def _start_input_log(sandbox):
+    """Record the person's input on the desk (X RECORD), or None where the display cannot be recorded."""
+    if sandbox is None:
+        return None
+    from deskpilot.perception.inputs import InputRecorder
+
+    try:
+        return InputRecorder(sandbox.display, sandbox.xauthority).start()
+    except Exception:  # no RECORD extension, display gone: the turn is still recorded, without its inputs
+        return None
+
+
+def _stop_input_log(recorder) -> list[dict[str, Any]]:
+    """The person's keys and clicks for the trajectory; typed characters masked (a person may type a password)."""
+    if recorder is None:
+        return []
+    logged = []
+    for event in recorder.stop():
+        if event.kind not in ("key_press", "button_press"):
+            continue
+        item: dict[str, Any] = {"kind": event.kind, "x": event.x, "y": event.y, "state": event.state}
+        if event.kind == "button_press":
+            item["button"] = event.detail
+        else:
+            item["key"] = "<char>" if event.char and not event.state & 0x4C else event.keysym  # ctrl/alt/super keep names
+        logged.append(item)
+    return logged
+
+
+def human_history_line(note: str) -> str:
+    """What the model's history says about a person's turn (GLM-4.5V style: one action line)."""
+    return f"The user took over and did: {note}" if note else "The user took over and handed back without a note."
 
 
 def _confirm_verdict(answer) -> tuple[str, str]:

@@ -22,6 +22,7 @@ class Status(str, Enum):
     STOPPED = "STOPPED"
     PASSED = "PASSED"  # DONE, and every check passed
     FAILED = "FAILED"  # DONE, but a check failed
+    NEEDS_USER = "NEEDS_USER"  # the model asked the person something and nobody was there to answer
 
     def __str__(self) -> str:
         return self.value
@@ -127,6 +128,21 @@ class CheckRecord(BaseModel):
     message: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
     ms: float = 0.0
+
+
+class HumanRecord(BaseModel):
+    """A person had the desk between two agent steps (taken over from the live page, handed back)."""
+
+    kind: Literal["human"] = "human"
+    after_step: int  # the agent's last step before the person took over
+    time: str
+    seconds: float = 0.0
+    note: str = ""  # what the person said they did (or answered), as the model is told
+    question: str = ""  # the model's question, when this turn was an answer (CALL_USER)
+    screenshot_before: str | None = None
+    screenshot_after: str | None = None
+    history_line: str = ""  # the exact line the model's history got
+    inputs: list[dict[str, Any]] = Field(default_factory=list)  # the person's keys and clicks, from the X server
 
 
 class EndRecord(BaseModel):

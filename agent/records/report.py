@@ -166,6 +166,11 @@ def build_report(run_dir: Path) -> Path:
         queries.append(dict(q.model_dump(mode="json"), image=image, width=w, height=h, marks=marks,
                             image_missing=shot.missing if shot else "",
                             result_json=json.dumps(q.result, ensure_ascii=False)))
+    humans = []
+    for turn in run.humans:  # a person's turns: take-over, answers, a recorded demonstration
+        shots = [inline_image(run.run_dir, shot) for shot in (turn.screenshot_before, turn.screenshot_after) if shot]
+        humans.append(dict(turn.model_dump(mode="json"),
+                           shots=[{"image": s.url, "width": s.width, "height": s.height} for s in shots if s.url]))
     final = None
     if end and end.screenshot:
         shot = inline_image(run.run_dir, end.screenshot)
@@ -187,7 +192,7 @@ def build_report(run_dir: Path) -> Path:
         totals_text=_totals_text(len(steps), end.totals if end else {}),
         checks=checks, checks_failed=sum(1 for c in checks if not c["passed"]),
         steps=steps, failing=failing, final=final,
-        queries=queries, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
+        queries=queries, humans=humans, legend=[(COLOURS[k], label) for k, label in LEGEND], colours=COLOURS,
         skipped=run.skipped_lines,
         cached_steps=sum(1 for rec in run.steps if rec.cached),
     )

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ValidationError
 
 from deskpilot.errors import RunFolderError
 from deskpilot.agent.records.secrets import map_strings
-from deskpilot.agent.records.models import ActedRecord, CheckRecord, EndRecord, ErrorRecord, QueryRecord, StepRecord
+from deskpilot.agent.records.models import (
+    ActedRecord, CheckRecord, EndRecord, ErrorRecord, HumanRecord, QueryRecord, StepRecord,
+)
 from deskpilot.perception.encode import encode_png
 
 TRAJECTORY = "trajectory.jsonl"
@@ -175,6 +177,7 @@ class LoadedRun:
     steps: list[StepRecord] = field(default_factory=list)
     queries: list[QueryRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
+    humans: list[HumanRecord] = field(default_factory=list)  # a person's turns at the desk
     end: EndRecord | None = None
     skipped_lines: int = 0
     errors: list[ErrorRecord] = field(default_factory=list)  # records the writer had to replace
@@ -262,6 +265,8 @@ def load_run(run_dir: Path) -> LoadedRun:
                 run.queries.append(QueryRecord.model_validate(data))
             elif kind == "check":
                 run.checks.append(CheckRecord.model_validate(data))
+            elif kind == "human":
+                run.humans.append(HumanRecord.model_validate(data))
             elif kind == "end":
                 run.end = EndRecord.model_validate(data)
             elif kind == "error":

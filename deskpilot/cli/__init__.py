@@ -45,6 +45,7 @@ def _register() -> None:
     from deskpilot.cli import inspect_cmds as cli_inspect
     from deskpilot.cli import mcp_cmd as cli_mcp
     from deskpilot.cli import parse_cmd as cli_parse
+    from deskpilot.cli import record_cmd as cli_record
     from deskpilot.cli import run as cli_run
     from deskpilot.cli import workflow_cmd as cli_workflow
 
@@ -62,6 +63,7 @@ def _register() -> None:
     app.command("mcp", cls=LiveCommand)(cli_mcp.mcp)
     app.add_typer(cli_workflow.workflow_app, name="workflow")
     app.command("eval", cls=LiveCommand)(cli_eval.eval_suite)
+    app.command("record", cls=LiveCommand)(cli_record.record)
 
 
 _register()

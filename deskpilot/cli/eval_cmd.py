@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from deskpilot.cli.live_option import live_option, live_port_option
+from deskpilot.cli.live_option import live_option, live_port_option, view_only_option, vnc_option, vnc_settings
 from deskpilot.cli.live_option import live_port as live_port_of
 from deskpilot.cli.run import _user_errors, fail
 from deskpilot.agent.config.spec import load_config
@@ -175,6 +175,8 @@ def eval_suite(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     live: Optional[int] = live_option("every running attempt's desktop (a grid)", "; local runs only, not with --ray"),
     live_port: int = live_port_option(),
+    vnc: Optional[int] = vnc_option("every desk (each its own port and password; local runs only)"),
+    view_only: bool = view_only_option(),
 ) -> None:
     """Run every task of SUITE (each on a fresh sandbox), check the outcomes, and summarize."""
     from deskpilot.eval.runner import EvalSettings, Evaluation
@@ -183,9 +185,13 @@ def eval_suite(
         raise fail("--ray-shared-out goes with --ray (a local evaluation writes to --out anyway)")
     try:
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
-                           "dialect": dialect}, config_file=config, secret_names=secret)
+                           "dialect": dialect, **vnc_settings(vnc, view_only)}, config_file=config, secret_names=secret)
+        if vnc is not None and ray:
+            raise ConfigError("--vnc serves the desks of a local evaluation; with --ray they run on other machines")
+        if vnc:  # desks (also warm ones) overlap in time
+            raise ConfigError("eval gives each desk its own VNC port: use --vnc without a port number")
         settings = EvalSettings(parallel=parallel, repeat=repeat, resume=resume, model_concurrency=model_concurrency,
-                                warm=warm)
+                                warm=warm, vnc=cfg.session_spec().vnc)
         loaded, out_dir = _load(suite, out, domain=domain, scripts=scripts, files=osworld_files,
                                 download=osworld_download)
     except _user_errors() as err:

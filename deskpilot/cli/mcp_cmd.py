@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from deskpilot.cli.live_option import live_option, live_port_option
+from deskpilot.cli.live_option import live_option, live_port_option, view_only_option, vnc_option, vnc_settings
 from deskpilot.cli.live_option import live_port as live_port_of
 from deskpilot.cli.run import _user_errors, console, fail
 from deskpilot.agent.config.spec import load_config
@@ -46,6 +46,8 @@ def mcp(
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     live: Optional[int] = live_option(),
     live_port: int = live_port_option(),
+    vnc: Optional[int] = vnc_option("each client's sandbox"),
+    view_only: bool = view_only_option(),
 ) -> None:
     """Serve a sandboxed desktop as MCP tools: screenshot, click, type, key, scroll, drag, launch_app,
     and with a model (--base-url) locate, ask and run_task. Every session is recorded in a run folder."""
@@ -57,7 +59,8 @@ def mcp(
         http = _http_settings(transport, host, port, token_file, idle_timeout, max_sessions, session_name)
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
                            "max_steps": max_steps, "size": size or "1280x800", "script": script,
-                           "isolation": isolation, "network": network, "shares": share, "apps": app},
+                           "isolation": isolation, "network": network, "shares": share, "apps": app,
+                           **vnc_settings(vnc, view_only)},
                           config_file=config)
         desktop = cfg.desktop
         if cfg.backend.script is not None and not cfg.backend.script.is_file():

@@ -23,11 +23,14 @@ from typing import Any
 from rich.text import Text
 
 EXIT_DONE, EXIT_NOT_DONE, EXIT_ERROR, EXIT_UNPARSED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_NEEDS_USER = 5
 _BY_STATUS = {"DONE": EXIT_DONE, "PASSED": EXIT_DONE, "FAIL": EXIT_NOT_DONE, "FAILED": EXIT_NOT_DONE,
-              "MAX_STEPS": EXIT_NOT_DONE, "STOPPED": EXIT_NOT_DONE, "ERROR": EXIT_ERROR}
+              "MAX_STEPS": EXIT_NOT_DONE, "STOPPED": EXIT_NOT_DONE, "ERROR": EXIT_ERROR,
+              "NEEDS_USER": EXIT_NEEDS_USER}
 _BY_ERROR = {"parse": EXIT_UNPARSED, "unreachable": EXIT_UNREACHABLE}
 EXIT_CODES_HELP = ("Exit codes: 0 DONE or PASSED; 1 FAIL, FAILED, MAX_STEPS or STOPPED; 2 usage error or other ERROR; "
-                   "3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.")
+                   "3 the model's replies never parsed; 4 the model server is unreachable or refused; 5 NEEDS_USER (the model "
+                   "asked a question and no person was attached: no terminal, no live page); 130 interrupted.")
 
 
 def exit_code(result) -> int:

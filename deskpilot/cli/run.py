@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from deskpilot.agent.config.spec import ConfigError, RunConfig, load_config, require_utf8
-from deskpilot.cli.live_option import live_option, live_port_option
+from deskpilot.cli.live_option import live_option, live_port_option, view_only_option, vnc_option, vnc_settings
 from deskpilot.cli.live_option import live_port as live_port_of
 
 console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # no wrapping in logs and pipes
@@ -115,11 +115,7 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     claim_run_dir(run_dir, create=False)
     progress = Progress(quiet, redact=dialect.redact)
 
-    def confirm_on_terminal(step: int, action, thought: str) -> bool:
-        progress.pause()
-        return ask_on_terminal(step, action, dialect.redact(thought))
-
-    confirm = confirm_on_terminal if cfg.confirm else None
+    terminal = sys.stdin.isatty()
     cache = RunCache(cfg.cache, task) if cfg.cache else None  # a bad cache path: one line before the sandbox starts
     if not quiet:
         console.print(f"starting a {spec.size[0]}x{spec.size[1]} sandbox ({spec.isolation}); "
@@ -127,23 +123,30 @@ def execute_run(cfg: RunConfig, task: str, spec, run_dir: Path, *, quiet: bool =
     try:
         from deskpilot.live import watch
 
-        with Session(spec=spec) as desk, \
-                watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True)) as watcher:
-            def on_event(event) -> None:
-                progress(event)
-                watcher(event)
+        with Session(spec=spec) as desk:
+            from deskpilot.cli.person import make_ask_user, make_confirm, person_handover
 
-            with Agent(backend, desk, dialect, run_dir=run_dir, policy=cfg.policy, settings=settings,
-                       confirm=confirm, on_event=on_event, output_schema=output_schema,
-                       run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
-                                 "script": str(cfg.backend.script) if cfg.backend.script else None,
-                                 "flavor": cfg.backend.flavor,
-                                 "prompt_template": str(cfg.backend.prompt_template)
-                                 if cfg.backend.prompt_template else None,
-                                 "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
-                       checks=parse_checks(cfg.checks), check_base=Path.cwd(),
-                       cache=cache) as agent:
-                result = agent.run(task)
+            handover = person_handover(desk.sandbox, spec) if live is not None else None
+            confirm = make_confirm(handover, terminal, dialect.redact, progress.pause) if cfg.confirm else None
+            ask_user = make_ask_user(handover, terminal, progress.pause)
+            with watch(desk.sandbox, live=live, record=record, say=lambda m: console.print(m, soft_wrap=True),
+                       handover=handover) as watcher:
+                def on_event(event) -> None:
+                    progress(event)
+                    watcher(event)
+
+                with Agent(backend, desk, dialect, run_dir=run_dir, policy=cfg.policy, settings=settings,
+                           confirm=confirm, on_event=on_event, output_schema=output_schema,
+                           run_info={"model": cfg.backend.model, "base_url": cfg.backend.base_url,
+                                     "script": str(cfg.backend.script) if cfg.backend.script else None,
+                                     "flavor": cfg.backend.flavor,
+                                     "prompt_template": str(cfg.backend.prompt_template)
+                                     if cfg.backend.prompt_template else None,
+                                     "instructions": cfg.instructions, "secrets": sorted(cfg.secrets)},
+                           checks=parse_checks(cfg.checks), check_base=Path.cwd(),
+                           cache=cache, handover=handover,
+                           ask_user=ask_user) as agent:
+                    result = agent.run(task)
     finally:
         backend.close()
         if (run_dir / "trajectory.jsonl").is_file() and not (run_dir / "report.html").is_file():
@@ -234,6 +237,8 @@ def run(
                                   "reason, steps, run_dir, report, error_kind, exit_code, totals, checks)"),
     live: Optional[int] = live_option("the screen"),
     live_port: int = live_port_option(),
+    vnc: Optional[int] = vnc_option(),
+    view_only: bool = view_only_option(),
     record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
                                           help="Save a video of the screen with the actions drawn (.mp4, .webm or .gif)"),
     expect_text: list[str] = typer.Option([], "--expect-text", help="Check after DONE: this text is on screen (OCR)"),
@@ -247,7 +252,8 @@ def run(
     only if the model said DONE and every check passed, FAILED otherwise.
     The result goes to stdout (one line, or one JSON object with --json), progress to stderr.
     Exit codes: 0 DONE or PASSED; 1 FAIL, FAILED, MAX_STEPS or STOPPED; 2 usage error or other ERROR;
-    3 the model's replies never parsed; 4 the model server is unreachable or refused; 130 interrupted.
+    3 the model's replies never parsed; 4 the model server is unreachable or refused;
+    5 NEEDS_USER (the model asked the person a question and none was attached: no terminal, no page); 130 interrupted.
     """
     try:
         require_utf8(task, "the task")
@@ -260,15 +266,16 @@ def run(
              "isolation": isolation, "network": network, "unsafe_no_isolation": unsafe_no_isolation, "maximize": maximize, "out": out, "dry_run": dry_run, "confirm": confirm,
              "allow_keys": allow_key or None, "deny_keys": deny_key, "allow_regions": allow_region or None,
              "deny_regions": deny_region, "on_violation": on_violation, "instructions": instructions,
-             "cache": cache, "image_budget": image_budget, "history_images": history_images},
+             "cache": cache, "image_budget": image_budget, "history_images": history_images,
+             **vnc_settings(vnc, view_only)},
             config_file=config, secret_names=secret)
         from deskpilot.agent.checks import expect_file_flag
 
         flagged = ([{"text_visible": t} for t in expect_text] + [expect_file_flag(f).spec() for f in expect_file]
                    + [{"expect": e} for e in expect])
         cfg = cfg.model_copy(update={"checks": cfg.checks + flagged})
-        if cfg.confirm and not sys.stdin.isatty():
-            raise ConfigError("--confirm needs a terminal to ask on")
+        if cfg.confirm and not sys.stdin.isatty() and live is None and not live_port:
+            raise ConfigError("--confirm needs a terminal or the live page (--live) to ask on")
         spec = cfg.session_spec()
         run_dir = cfg.out or default_run_dir(task, None)
         if record is not None:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from deskpilot.cli.live_option import LiveCommand, live_option, live_port_option
+from deskpilot.cli.live_option import LiveCommand, live_option, live_port_option, view_only_option, vnc_option, vnc_settings
 from deskpilot.cli.live_option import live_port as live_port_of
 from deskpilot.cli.run import _user_errors, console, fail
 
@@ -57,6 +57,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output"),
     live: Optional[int] = live_option(),
     live_port: int = live_port_option(),
+    vnc: Optional[int] = vnc_option("each of the workflow's desktops"),
+    view_only: bool = view_only_option(),
     record: Optional[Path] = typer.Option(None, "--record", metavar="FILE",
                                           help="Save a video of the workflow's desktops with the actions drawn "
                                                "(.mp4, .webm or .gif; sized like the first desktop)"),
@@ -74,7 +76,7 @@ def run(
         cli_vars = _vars(var)
         flow = load_workflow(flow_file, cli_vars)
         cfg = load_config({"base_url": base_url, "model": model, "flavor": flavor, "thinking": thinking,
-                           "script": script}, config_file=config)
+                           "script": script, **vnc_settings(vnc, view_only)}, config_file=config)
         backend = cfg.make_backend() if needs_model(flow.steps) else None  # agent steps, expect checks
 
         def dialect_for(instructions: str, secrets: dict[str, str]):
@@ -105,7 +107,7 @@ def run(
     try:
         result = run_workflow(flow, run_dir, backend=backend, cli_vars=cli_vars, settings=cfg.loop,
                               instructions=cfg.instructions, say=say, make_dialect=dialect_for, policy=cfg.policy,
-                              watch=watchers if watchers.sinks else None)
+                              watch=watchers if watchers.sinks else None, vnc=cfg.session_spec().vnc)
     except _user_errors() as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt:

@@ -50,6 +50,7 @@ class EvalSettings(BaseModel):
     model_concurrency: int | None = Field(default=None, ge=1)  # default: parallel
     warm: int = Field(default=1, ge=0)  # idle desks kept ready per distinct desktop
     fresh_shares: bool = True  # each attempt works on its own copy of the shared folders
+    vnc: Any = None  # a VncOption: every desk gets a VNC server (its own port; one vnc:// line each on stderr)
 
 
 def _special_files(folder: str, names: list[str]) -> list[str]:
@@ -298,6 +299,7 @@ class Evaluation:
         from deskpilot.agent.desk.pool import SandboxPool
 
         if key not in self._pools:
+            spec = spec.model_copy(update={"vnc": self.settings.vnc})
             self._pools[key] = SandboxPool(spec=spec, warm=0, max=self.settings.parallel,
                                            fresh_shares=self.settings.fresh_shares,
                                            builders=max(1, min(4, self.settings.warm)), start_gate=self._gate)

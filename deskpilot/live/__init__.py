@@ -33,12 +33,12 @@ class Watchers:
 
 @contextlib.contextmanager
 def watch(sandbox, *, live: int | None = None, record: Path | None = None,
-          say: Callable[[str], None] = print) -> Iterator[Callable[[Any], None]]:
+          say: Callable[[str], None] = print, handover=None) -> Iterator[Callable[[Any], None]]:
     """Start what was asked for on `sandbox`; yield one callback for the loop's events; stop it all."""
     view = recorder = None
     try:
         if live is not None:
-            view = LiveView(port=live).start()
+            view = LiveView(port=live, handover=handover).start()
             view.attach(sandbox)
             say(f"live view: {view.url}")
         if record is not None:

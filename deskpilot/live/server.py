@@ -140,6 +140,10 @@ class LiveServer:
     def route(self, parts: list[str]) -> Reply:  # pragma: no cover - every subclass answers
         return NOT_FOUND
 
+    def post(self, parts: list[str], body: dict[str, Any]) -> Reply:
+        """A page's input (POST, JSON body); none unless a subclass takes some."""
+        return NOT_FOUND
+
     def close_server(self) -> None:
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -159,10 +163,11 @@ class LiveServer:
 class LiveView(LiveServer):
     """The live page for one sandbox at a time: `start()`, `attach(sandbox)`, `publish(event)`, `stop()`."""
 
-    def __init__(self, port: int = 0, fps: float = 5.0, host: str = "127.0.0.1"):
+    def __init__(self, port: int = 0, fps: float = 5.0, host: str = "127.0.0.1", handover=None):
         super().__init__(port, fps, host)
         self.screen = Screen(fps, watched=self._watched)
         self._page = page("page.html")
+        self.handover = handover  # an agent.loop.handover.Handover: the page may take the desk and hand it back
 
     @property
     def state(self) -> LiveState:
@@ -181,7 +186,14 @@ class LiveView(LiveServer):
         return self.screen.frame()
 
     def status(self) -> dict[str, Any]:
-        return self.screen.status()
+        status = self.screen.status()
+        if self.handover is not None:
+            status["handover"] = self.handover.holder
+            if self.handover.holder == "person" and self.handover.viewer_url:
+                status["viewer"] = self.handover.viewer_url  # noVNC; the page itself is token-guarded
+            if (question := self.handover.question) is not None:
+                status["question"] = question.model_dump()
+        return status
 
     def stop(self) -> None:
         self.finish()
@@ -207,6 +219,24 @@ class LiveView(LiveServer):
         self.close_server()
         return waited
 
+    def post(self, parts: list[str], body: dict[str, Any]) -> Reply:
+        """Take over (``takeover``) or hand back (``handback``, ``{"note": ...}``); only with a handover."""
+        what = parts[0] if parts else ""
+        if self.handover is None or what not in ("takeover", "handback", "answer"):
+            return NOT_FOUND
+        if what == "answer":
+            return self._answer(body)
+        if what == "takeover":
+            holder = self.handover.take()
+        else:
+            note = body.get("note", "")
+            if not isinstance(note, str) or len(note) > 2000:
+                return 400, b"a note is text of at most 2000 characters", "text/plain", {}
+            if not self.handover.give_back(note):
+                return 409, b"the agent has the desk: take over first", "text/plain", {}
+            holder = self.handover.holder
+        return 200, json.dumps({"handover": holder}).encode(), "application/json", {}
+
     def route(self, parts: list[str]) -> Reply:
         what = parts[0] if parts else ""
         if what == "":
@@ -216,6 +246,27 @@ class LiveView(LiveServer):
         if what == "frame.jpg":
             return self.screen.frame_reply()
         return NOT_FOUND
+
+
+    def _answer(self, body: dict[str, Any]) -> Reply:
+        """An approval (verdict yes / no + reason / quit) or an answer (text) to the open question."""
+        assert self.handover is not None
+        question = self.handover.question
+        if question is None or body.get("id") != question.id:
+            return 409, b"that question is closed (answered already, or the run moved on)", "text/plain", {}
+        if question.kind == "confirm":
+            verdict, reason = body.get("verdict"), body.get("reason", "")
+            if verdict not in ("yes", "no", "quit") or not isinstance(reason, str) or len(reason) > 2000:
+                return 400, b"verdict is yes, no or quit; reason is text", "text/plain", {}
+            reply: dict[str, Any] = {"verdict": verdict, "reason": reason}
+        else:
+            text = body.get("text")
+            if not isinstance(text, str) or len(text) > 2000:
+                return 400, b"text is the answer, at most 2000 characters", "text/plain", {}
+            reply = {"text": text}
+        if not self.handover.answer(question.id, reply):
+            return 409, b"that question was answered already", "text/plain", {}
+        return 200, json.dumps({"answered": question.id}).encode(), "application/json", {}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -232,6 +283,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.live._last_request = time.monotonic()
         self._send(*self.live.route(parts[1:]))
 
+    def do_POST(self) -> None:
+        """Input from the page: the token in the path, a JSON body, and a same-origin request only."""
+        parts = urlsplit(self.path).path.strip("/").split("/")
+        if not parts or not hmac.compare_digest(parts[0].encode(), self.live.token.encode()):
+            return self._send(*NOT_FOUND)
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{self.live.host}:{self.live.port}":
+            return self._send(403, b"cross-origin input refused", "text/plain")
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            return self._send(415, b"send JSON", "text/plain")
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(min(length, 65536)) or b"{}") if length else {}
+        except (ValueError, json.JSONDecodeError):
+            return self._send(400, b"the body is not JSON", "text/plain")
+        if not isinstance(body, dict):
+            return self._send(400, b"the body is a JSON object", "text/plain")
+        self.live._last_request = time.monotonic()
+        self._send(*self.live.post(parts[1:], body))
+
     def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -240,7 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Content-Security-Policy",
-                         "default-src 'self'; img-src 'self' blob:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+                         "default-src 'self'; img-src 'self' blob:; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                         "frame-src http://127.0.0.1:*")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()

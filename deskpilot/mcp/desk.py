@@ -130,8 +130,9 @@ class DeskSession:
         from deskpilot.agent.desk.session import Session, SessionSpec, app_from_command
 
         opts = self.options
+        vnc = opts.run_config.session_spec().vnc if opts.run_config is not None else None  # --vnc: its line on stderr
         spec = SessionSpec(size=opts.size, isolation=opts.isolation, network=opts.network, shares=opts.shares,
-                           apps=[app_from_command(a) for a in opts.apps])
+                           apps=[app_from_command(a) for a in opts.apps], vnc=vnc)
         if self.trajectory is None:  # once per session, also if a first start of the sandbox failed
             backend = getattr(opts.run_config, "backend", None)
             self.trajectory = Trajectory(self.run_dir)

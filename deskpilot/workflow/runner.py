@@ -27,7 +27,7 @@ from deskpilot.agent.checks.models import resolve
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
-    AgentStep, CheckStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
+    AgentStep, CheckStep, ClickStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
     WaitForWindowStep, Workflow,
 )
 from deskpilot.workflow.variables import Redactor, references, substitute, substitute_all
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
 
 _MARK = "\0"
-_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
+_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, ClickStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
 
 
 class _Stop(Exception):
@@ -89,9 +89,11 @@ class WorkflowRun:
 
     def __init__(self, flow: Workflow, run_dir: Path, *, backend=None, base_dir: Path, values: dict[str, str],
                  secrets: dict[str, str], settings=None, instructions: str = "",
-                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None, watch=None) -> None:
+                 say: Callable[[str], None] | None = None, make_dialect=None, policy=None, watch=None,
+                 vnc=None) -> None:
         from deskpilot.agent.loop.policy import Policy
 
+        self.vnc = vnc  # a VncOption: every desktop of the workflow gets a VNC server
         self.watch = watch  # a live view: attach(sandbox), detach(), publish(event)
         self.make_dialect = make_dialect or _default_dialect
         self.policy = policy or Policy()
@@ -170,7 +172,7 @@ class WorkflowRun:
             argv, data = self.command(written_app, values)
             apps.append(app_from_command(shlex.join(argv), cwd=self.base_dir, shares=shares, from_data=data))
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
-                           maximize=d["maximize"], shares=shares, apps=apps)
+                           maximize=d["maximize"], shares=shares, apps=apps, vnc=self.vnc)
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
@@ -302,6 +304,14 @@ class WorkflowRun:
         elif isinstance(step, ClickTextStep):
             result.message = bridge.click_text(desk, sub(step.click_text), step.timeout, step.index, step.region)
             desk.settle()
+        elif isinstance(step, ClickStep):
+            width, height = desk.size
+            x, y = (min(dim - 1, round(v * dim / 1000)) for v, dim in zip(step.click, (width, height)))
+            if step.double:
+                desk.double_click(x, y)
+            else:
+                desk.click(x, y, button=step.button)
+            result.message = f"clicked ({x}, {y})"
         elif isinstance(step, AgentStep):
             self.agent(step, number, values, result)
         elif isinstance(step, CheckStep):
@@ -468,12 +478,13 @@ def _resolve_values(flow: Workflow, cli_vars: Mapping[str, str], secrets: Mappin
 def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars: Mapping[str, str] | None = None,
                  base_dir: str | Path | None = None, settings=None, instructions: str = "",
                  env: Mapping[str, str] | None = None, say: Callable[[str], None] | None = None,
-                 report: bool = True, make_dialect=None, policy=None, watch=None) -> WorkflowResult:
+                 report: bool = True, make_dialect=None, policy=None, watch=None, vnc=None) -> WorkflowResult:
     """Run a validated workflow; returns how it went (``ok`` only if every step and check passed).
 
     ``make_dialect(instructions, secrets)`` builds each agent step's dialect
     (default GLM-4.5V); ``policy`` is the base policy of agent steps (their
-    ``max_steps`` replaces its own); ``settings`` the loop settings.
+    ``max_steps`` replaces its own); ``settings`` the loop settings; ``vnc`` a
+    ``VncOption`` giving each desktop a VNC server (its line goes to stderr).
     """
     from deskpilot.agent.records.rundir import claim_run_dir
 
@@ -494,7 +505,7 @@ def run_workflow(flow: Workflow, run_dir: str | Path, *, backend=None, cli_vars:
     run_dir = claim_run_dir(run_dir)
     run = WorkflowRun(flow, run_dir, backend=backend, base_dir=base,
                       values=values, secrets=secrets, settings=settings, instructions=instructions, say=say,
-                      make_dialect=make_dialect, policy=policy, watch=watch)
+                      make_dialect=make_dialect, policy=policy, watch=watch, vnc=vnc)
     started = time.monotonic()
     run.log.write("start", workflow=flow.model_dump(mode="json"), vars={k: v for k, v in values.items()
                                                                         if k not in secrets})

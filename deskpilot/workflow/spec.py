@@ -113,6 +113,22 @@ class ClickTextStep(_Region):
     index: int = Field(default=0, ge=0)
 
 
+class ClickStep(_Step):
+    """Click a point given in thousandths (0-999) of the screen's width and height (what `record` writes
+    when the click hit no readable text): it follows the screen's size, not its pixels."""
+
+    click: tuple[int, int]
+    button: Literal["left", "right", "middle"] = "left"
+    double: bool = False
+
+    @field_validator("click")
+    @classmethod
+    def _thousandths(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not all(0 <= v <= 999 for v in value):
+            raise ValueError(f"click is [x, y] in thousandths of the screen, 0 to 999; got {list(value)}")
+        return value
+
+
 class _FocusGuard(_Step):
     """``window: TITLE``: act only if the focused window's title contains TITLE, else fail without typing
     (a dialog that took the focus, "file already exists, replace?", must not get the next row's text)."""
@@ -189,7 +205,8 @@ class ForeachStep(_Step):
 
 
 STEP_KINDS: dict[str, type[_Step]] = {
-    "launch": LaunchStep, "agent": AgentStep, "click_text": ClickTextStep, "type": TypeStep, "key": KeyStep,
+    "launch": LaunchStep, "agent": AgentStep, "click_text": ClickTextStep, "click": ClickStep, "type": TypeStep,
+    "key": KeyStep,
     "wait_for_text": WaitForTextStep, "wait_for_window": WaitForWindowStep, "sleep": SleepStep,
     "check": CheckStep, "foreach": ForeachStep,
 }

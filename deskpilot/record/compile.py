@@ -1,0 +1,146 @@
+"""Turn what a person did (X input events, with the screen and window titles at each) into workflow steps.
+
+Rules, most robust step first:
+
+* a click becomes ``click_text`` when OCR reads a text under the pointer that
+  occurs once on that screen, else ``click`` at the point in thousandths of the
+  screen (``element_step`` is the hook where an accessibility element step
+  -- role and name -- goes first, once the desktop publishes a tree);
+* runs of printable keys (Shift included, BackSpace editing the run, Enter as
+  a newline) become one ``type``; keys with Ctrl, Alt or Super, and special
+  keys, become ``key`` (``ctrl+s``);
+* a window that was not there before becomes ``wait_for_window`` (its
+  title) ahead of the step that first saw it; the windows open when the
+  recording starts come first. A title that changes on the same window (an
+  editor's "*" for unsaved changes) is not a new window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from deskpilot.perception.inputs import InputEvent
+
+SHIFT, CONTROL, ALT, SUPER = 1, 4, 8, 64
+DOUBLE_CLICK_S, DOUBLE_CLICK_PX = 0.4, 4
+_MODIFIER_KEYS = {"Shift_L", "Shift_R", "Control_L", "Control_R", "Alt_L", "Alt_R", "Super_L", "Super_R",
+                  "Meta_L", "Meta_R", "ISO_Level3_Shift", "Caps_Lock", "Num_Lock", "Hyper_L", "Hyper_R"}
+_KEY_NAMES = {"Return": "enter", "KP_Enter": "enter", "Escape": "escape", "Tab": "tab", "ISO_Left_Tab": "tab",
+              "BackSpace": "backspace", "Delete": "delete", "Insert": "insert", "Home": "home", "End": "end",
+              "Page_Up": "pageup", "Prior": "pageup", "Page_Down": "pagedown", "Next": "pagedown",
+              "Up": "up", "Down": "down", "Left": "left", "Right": "right", "space": "space"}
+_BUTTONS = {1: "left", 2: "middle", 3: "right"}
+
+
+class Seen(BaseModel):
+    """One input event with what the screen showed when it happened."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    event: InputEvent
+    windows: dict[int, str] = Field(default_factory=dict)  # managed windows (X id -> title) when it was read
+    frame: Image.Image | None = None  # the screen at a click (for OCR)
+
+
+class Compiled(BaseModel):
+    """One workflow step and the event (with its screen) it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    step: dict[str, Any]
+    frame: Image.Image | None = None
+
+
+ElementStep = Callable[[Seen], "dict[str, Any] | None"]
+TextAt = Callable[[Image.Image, int, int], "str | None"]
+
+
+def key_name(keysym: str) -> str:
+    """A keysym name as the executor's key names spell it ('Return' -> 'enter', 'F5' -> 'f5', 'a' -> 'a')."""
+    return _KEY_NAMES.get(keysym, keysym.lower())
+
+
+def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextAt | None = None,
+                  element_step: ElementStep | None = None, initial: dict[int, str] | None = None) -> list[Compiled]:
+    """The workflow steps for ``seen`` (in order) on a screen of ``size``; ``initial``: the windows at the start."""
+    out = [Compiled(step={"wait_for_window": title}) for title in (initial or {}).values() if title]
+    buffer: list[str] = []
+    known = set(initial or {})
+    last_click: tuple[InputEvent, Compiled] | None = None
+
+    def flush() -> None:
+        if buffer:
+            out.append(Compiled(step={"type": "".join(buffer)}))
+            buffer.clear()
+
+    for item in seen:
+        new = [wid for wid in item.windows if wid not in known]
+        if any(item.windows[wid] for wid in new):
+            flush()
+        for wid in new:
+            if item.windows[wid]:
+                out.append(Compiled(step={"wait_for_window": item.windows[wid]}))
+        known.update(new)
+        event = item.event
+        if event.kind == "key_press":
+            if event.keysym in _MODIFIER_KEYS:
+                continue
+            chord = [name for mask, name in ((CONTROL, "ctrl"), (ALT, "alt"), (SUPER, "super")) if event.state & mask]
+            if not chord and (event.char or event.keysym in ("Return", "KP_Enter")):
+                buffer.append(event.char or "\n")
+                continue
+            if not chord and event.keysym == "BackSpace" and buffer:
+                buffer.pop()
+                continue
+            flush()
+            if chord and event.state & SHIFT:
+                chord.append("shift")
+            out.append(Compiled(step={"key": "+".join([*chord, key_name(event.base_key or event.keysym)])}))
+        elif event.kind == "button_press" and event.detail in _BUTTONS:
+            flush()
+            previous = last_click
+            if (previous is not None and event.detail == 1 and previous[0].detail == 1
+                    and event.time - previous[0].time <= DOUBLE_CLICK_S
+                    and abs(event.x - previous[0].x) <= DOUBLE_CLICK_PX and abs(event.y - previous[0].y) <= DOUBLE_CLICK_PX
+                    and out and out[-1] is previous[1]):
+                previous[1].step["double"] = True
+                last_click = None
+                continue
+            compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame)
+            out.append(compiled)
+            last_click = (event, compiled)
+    flush()
+    return out
+
+
+def _click_step(item: Seen, size: tuple[int, int], text_at: TextAt | None,
+                element_step: ElementStep | None) -> dict[str, Any]:
+    event = item.event
+    button = _BUTTONS[event.detail]
+    if element_step is not None and (element := element_step(item)) is not None:
+        return element
+    if button == "left" and text_at is not None and item.frame is not None:
+        if (text := text_at(item.frame, event.x, event.y)) is not None:
+            return {"click_text": text}
+    width, height = size
+    step: dict[str, Any] = {"click": [min(999, event.x * 1000 // width), min(999, event.y * 1000 // height)]}
+    if button != "left":
+        step["button"] = button
+    return step
+
+
+def ocr_text_at(frame: Image.Image, x: int, y: int) -> str | None:
+    """The OCR line under (x, y), if it occurs exactly once on the frame (so click_text finds this one)."""
+    from deskpilot.perception import ocr
+
+    lines = ocr.read_text(frame)
+    hit = [line for line in lines if line.box[0] <= x <= line.box[2] and line.box[1] <= y <= line.box[3]]
+    if not hit:
+        return None
+    text = hit[0].text.strip()
+    if len(text) < 2 or len(ocr.match(lines, text)) != 1:
+        return None
+    return text

@@ -1,0 +1,129 @@
+"""What a person does on a sandbox's display, read from the X server itself (the RECORD extension).
+
+Any input path ends in the X server (a VNC client through x11vnc, noVNC,
+XTEST), so recording there catches them all, with root coordinates, in order.
+A second connection runs the blocking ``record_enable_context`` on its own
+thread; ``stop()`` disables the context from the first connection, which ends
+that call. Key events carry keycodes: ``keysym_name`` turns them into keysym
+names with the display's own keyboard mapping (shifted when Shift was held).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+from Xlib import X, XK
+from Xlib.ext import record
+from Xlib.protocol import rq
+
+from deskpilot.sandbox.x11 import connect
+
+_KINDS = {X.KeyPress: "key_press", X.KeyRelease: "key_release", X.ButtonPress: "button_press",
+          X.ButtonRelease: "button_release"}
+
+
+class InputEvent(BaseModel):
+    """One device event as the X server saw it."""
+
+    kind: str  # key_press, key_release, button_press, button_release
+    detail: int  # keycode or button number
+    x: int
+    y: int
+    state: int  # modifier mask before the event (shift 1, lock 2, control 4, mod1/alt 8, mod4/super 64)
+    time: float  # monotonic seconds when we read it
+    keysym: str = ""  # the key's name (key events), e.g. "a", "A", "Return", "Control_L"
+    base_key: str = ""  # the unshifted key's name, e.g. "s" (for chords like ctrl+shift+s)
+    char: str = ""  # the character the key types, "" for none (Return, F5, arrows, modifiers)
+
+
+class InputRecorder:
+    """Record key and button events on ``display`` until ``stop()``; ``events`` holds them in order.
+
+    ``on_event(event)`` is called on the recording thread for each event (e.g. to grab the screen at a click).
+    """
+
+    def __init__(self, display: str, xauthority: Path | None, on_event=None) -> None:
+        self._ctl = connect(display, xauthority)
+        self._data = connect(display, xauthority)
+        if not self._ctl.has_extension("RECORD"):
+            raise RuntimeError("the X server has no RECORD extension")
+        self.events: list[InputEvent] = []
+        self._on_event = on_event
+        self._context = self._ctl.record_create_context(0, [record.AllClients], [{
+            "core_requests": (0, 0), "core_replies": (0, 0), "ext_requests": (0, 0, 0, 0),
+            "ext_replies": (0, 0, 0, 0), "delivered_events": (0, 0), "device_events": (X.KeyPress, X.ButtonRelease),
+            "errors": (0, 0), "client_started": False, "client_died": False,
+        }])
+        self._ctl.sync()
+        self._thread = threading.Thread(target=self._run, name="deskpilot-xrecord", daemon=True)
+        self._started = threading.Event()
+        self.error: str | None = None
+
+    def start(self) -> "InputRecorder":
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._started.set()
+            self._data.record_enable_context(self._context, self._reply)
+        except Exception as exc:  # the display went away: keep what was recorded
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._started.set()
+
+    def _reply(self, reply) -> None:
+        if reply.category != record.FromServer or reply.client_swapped or not reply.data:
+            return
+        data = reply.data
+        while data:
+            event, data = rq.EventField(None).parse_binary_value(data, self._data.display, None, None)
+            kind = _KINDS.get(event.type)
+            if kind is None:
+                continue
+            item = InputEvent(kind=kind, detail=event.detail, x=event.root_x, y=event.root_y, state=event.state,
+                              time=time.monotonic())
+            if kind.startswith("key"):
+                item.keysym, item.char = keysym_name(self._data, event.detail, event.state)
+                item.base_key = keysym_name(self._data, event.detail, 0)[0]
+            self.events.append(item)
+            if self._on_event is not None:
+                self._on_event(item)
+
+    def stop(self) -> list[InputEvent]:
+        """End the recording; returns every event seen."""
+        try:
+            self._ctl.record_disable_context(self._context)
+            self._ctl.sync()
+        except Exception:  # the display is gone already
+            pass
+        self._thread.join(10)
+        for conn in (self._ctl, self._data):
+            try:
+                conn.close()
+            except Exception:
+                pass
+        return list(self.events)
+
+
+def keysym_name(conn, keycode: int, state: int) -> tuple[str, str]:
+    """(keysym name, typed character) for ``keycode``, shifted when Shift was held: ('A', 'A'), ('Return', '')."""
+    shifted = bool(state & X.ShiftMask)
+    keysym = conn.keycode_to_keysym(keycode, 1 if shifted else 0) or conn.keycode_to_keysym(keycode, 0)
+    if not keysym:
+        return "", ""
+    char = ""
+    if 0x20 <= keysym <= 0x7E or 0xA0 <= keysym <= 0xFF:
+        char = chr(keysym)
+    elif keysym & 0xFF000000 == 0x01000000:  # Unicode keysyms (how XTEST and VNC type other characters)
+        char = chr(keysym & 0xFFFFFF)
+    return _NAMES.get(keysym) or char or f"0x{keysym:x}", char
+
+
+_NAMES = {value: name[3:] for name, value in vars(XK).items() if name.startswith("XK_") and isinstance(value, int)}
+for _name in ("space", "Return", "Tab", "BackSpace", "Escape", "Delete"):  # prefer the common spelling
+    _NAMES[getattr(XK, "XK_" + _name)] = _name
