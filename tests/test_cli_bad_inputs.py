@@ -49,10 +49,10 @@ def _case(name: str, tmp: Path, busy_port: int) -> tuple[list, int, str]:
     out = str(tmp / "run")
     cases = {
         "bad IPv6 base URL": (["run", "t", "--base-url", "http://[::1", *RUN], 2, "is not a valid URL"),
-        "mcp --port -1": (["mcp", "--port", "-1"], 2, "--port -1 is not a port number"),
-        "mcp --port 70000": (["mcp", "--port", "70000"], 2, "--port 70000 is not a port number"),
+        "mcp --port -1": (["mcp", "--port", "-1"], 2, "--port -1: a port is 1 to 65535"),
+        "mcp --port 70000": (["mcp", "--transport", "http", "--port", "70000"], 2, "--port 70000: a port is 1 to 65535"),
         "mcp --host with spaces": (["mcp", "--transport", "http", "--host", "no such host!"], 2,
-                                   "is not an address to listen on"),
+                                   "is not an address of this machine"),
         "--live on a busy port": (["run", "t", "--script", str(script), "--live", str(busy_port), "--out", out, *RUN],
                                   2, "Address already in use"),
         "eval --live on a busy port": (["eval", str(tmp / "suite.yaml"), "--live", str(busy_port), "--out", out,

@@ -127,13 +127,13 @@ def _http_settings(transport: str, host: str, port: int, token_file: Optional[Pa
     import math
     import socket
 
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is 1 to 65535")
     if transport != "http":
         for given, flag in ((token_file, "--token-file"), (session_name, "--session-name")):
             if given is not None:
                 raise UsageError(f"{flag} is for --transport http")
         return None
-    if not 1 <= port <= 65535:
-        raise UsageError(f"--port {port}: a port is 1 to 65535")
     if not (math.isfinite(idle_timeout) and idle_timeout > 0):
         raise UsageError("--idle-timeout is a number of seconds above 0")
     if max_sessions < 1:

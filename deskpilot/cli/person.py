@@ -25,9 +25,8 @@ def person_handover(sandbox, spec):
     from deskpilot.errors import SandboxError
 
     server = sandbox.vnc
-    if server is None:  # a person taking over needs a way in: any VNC client, with this line
+    if server is None:  # a person takes over in the page (noVNC); --vnc also prints a line for any VNC client
         server = sandbox.start_vnc(view_only=True)
-        sys.stderr.write(server.url + "\n")
     server.set_view_only(True)  # the agent acts: nobody else types
     handover = Handover()
     view_only = spec.vnc is not None and spec.vnc.view_only  # --view-only: watching only, also on take-over
