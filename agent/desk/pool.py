@@ -62,7 +62,8 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
     from deskpilot.agent.desk.office import prepare_home
 
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # the same rules as open_sandbox
-    sb = Sandbox(size=(spec.size[0], spec.size[1]), isolation=spec.isolation, network=spec.network, maximize=spec.maximize)
+    sb = Sandbox(size=(spec.size[0], spec.size[1]), isolation=spec.isolation, network=spec.network, maximize=spec.maximize,
+                 accessibility=spec.accessibility)
     try:
         shares: dict[str, Path] = {}
         for n, share in enumerate(spec.shares):

@@ -1,0 +1,249 @@
+"""Playwright-shaped locators over the accessibility tree of a desk.
+
+``desk.get_by_role("button", name="Save").click()`` finds the element in a
+fresh bounded snapshot of the sandbox's AT-SPI tree (``perception/a11y.py``),
+waits until it is there, visible and enabled, and clicks the middle of its
+screen box through the desk's own executor (``Session.click``): the same
+typed action, settle and record as every other desk action.
+
+Rules, as in Playwright:
+
+* A locator is lazy: it is a query, resolved again on every use.
+* Strict: an action or a read on a locator that matches two or more elements
+  fails with a list of them; use ``.nth(i)``, ``.first`` or a narrower query.
+* Auto-waiting: actions and reads retry until ``timeout`` (per call, else the
+  desk's ``locator_timeout``, ``DEFAULT_TIMEOUT`` = 5 s by default). Each retry
+  reads the tree within what is left of that time, so a hung app cannot hold
+  a step longer than the timeout.
+* Names match case-insensitively as substrings; ``exact=True`` wants the
+  whole name; a compiled ``re.Pattern`` is searched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal, Union
+
+from deskpilot.perception.a11y import (
+    NoTree,
+    Node,
+    NotFound,
+    Query,
+    Snapshot,
+    StrictError,
+    closest_names,
+    find,
+    known_role,
+)
+
+DEFAULT_TIMEOUT = 5.0
+POLL_S = 0.05  # between two reads of the tree while waiting
+NO_TREE = ("no app on this desktop publishes an accessibility tree ({apps}): Tk and xterm do not; "
+           "use OCR instead (desk.get_by_text(..., ocr=True), click_text or a text check)")  # fmt: skip
+State = Literal["visible", "hidden", "attached", "detached", "enabled"]
+TextMatch = Union[str, "re.Pattern[str]"]
+
+
+class Locator:
+    """A query for elements of one desk; see the module doc for the rules."""
+
+    def __init__(self, desk: Any, query: Query, *, parent: Locator | None = None, index: int | None = None) -> None:
+        if query.role is not None and not known_role(query.role):
+            from deskpilot.errors import UsageError
+
+            raise UsageError(f"unknown role {query.role!r}: use an ARIA role (button, textbox, checkbox, menuitem, "
+                             "link, combobox, tab, dialog, heading, cell, ...) or an AT-SPI role name")  # fmt: skip
+        self.desk = desk
+        self.query = query
+        self.parent = parent
+        self.index = index
+
+    # -- building ---------------------------------------------------------------------------------
+    def get_by_role(self, role: str, name: TextMatch | None = None, *, exact: bool = False,
+                    checked: bool | None = None, disabled: bool | None = None) -> Locator:  # fmt: skip
+        return Locator(self.desk, role_query(role, name, exact, checked, disabled), parent=self)
+
+    def get_by_text(self, text: TextMatch, *, exact: bool = False) -> Locator:
+        return Locator(self.desk, Query(text=text, exact=exact), parent=self)
+
+    def get_by_label(self, label: TextMatch, *, exact: bool = False) -> Locator:
+        return Locator(self.desk, Query(label=label, exact=exact), parent=self)
+
+    def nth(self, index: int) -> Locator:
+        return Locator(self.desk, self.query, parent=self.parent, index=index)
+
+    @property
+    def first(self) -> Locator:
+        return self.nth(0)
+
+    @property
+    def last(self) -> Locator:
+        return self.nth(-1)
+
+    def describe(self) -> str:
+        own = f"get_by({self.query.describe()})" + (f".nth({self.index})" if self.index is not None else "")
+        return f"{self.parent.describe()}.{own}" if self.parent else own
+
+    def __repr__(self) -> str:
+        return f"<Locator {self.describe()}>"
+
+    # -- resolving --------------------------------------------------------------------------------
+    def resolve(self, snapshot: Snapshot) -> list[Node]:
+        """Every element this locator names in ``snapshot`` (after ``.nth``: at most one)."""
+        within = self.parent.resolve(snapshot) if self.parent is not None else None
+        if within is not None and not within:
+            return []
+        found = find(snapshot, self.query, within)
+        if self.index is None:
+            return found
+        try:
+            return [found[self.index]]
+        except IndexError:
+            return []
+
+    def _snapshot(self, deadline: float) -> Snapshot:
+        left = max(0.05, deadline - time.monotonic())
+        return self.desk.a11y_snapshot(time_limit=min(left, 2.0))
+
+    def count(self) -> int:
+        """How many elements match now (no waiting)."""
+        return len(self.resolve(self._snapshot(time.monotonic() + self._timeout(None))))
+
+    def all(self) -> list[Node]:
+        """The matching elements now (no waiting, not strict)."""
+        return self.resolve(self._snapshot(time.monotonic() + self._timeout(None)))
+
+    def _timeout(self, timeout: float | None) -> float:
+        return float(timeout if timeout is not None else getattr(self.desk, "locator_timeout", DEFAULT_TIMEOUT))
+
+    def element(self, *, state: str = "attached", timeout: float | None = None) -> Node:
+        """The one element, once it exists in ``state`` (visible, enabled, attached); strict."""
+        wait = self._timeout(timeout)
+        deadline = time.monotonic() + wait
+        snap: Snapshot | None = None
+        found: list[Node] = []
+        while True:
+            snap = self._snapshot(deadline)
+            found = self.resolve(snap)
+            if len(found) > 1:
+                listed = "; ".join(f"{i}: {n.describe()} at {n.path}" for i, n in enumerate(found[:8]))
+                raise StrictError(f"{self.describe()} matches {len(found)} elements ({listed}); "
+                                  "use .nth(i), .first or a narrower name")  # fmt: skip
+            if found and _in_state(found[0], state):
+                return found[0]
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+        raise self._failure(snap, found, state, wait)
+
+    def _failure(self, snap: Snapshot, found: list[Node], state: str, wait: float) -> Exception:
+        if snap.silent and not found:
+            return NotFound(f"{self.describe()}: app(s) {', '.join(snap.silent)} did not answer on the "
+                            f"accessibility bus within {wait:g} s")  # fmt: skip
+        if not snap.apps:
+            apps = ", ".join(self.desk.app_names()) or "no apps"
+            return NoTree(NO_TREE.format(apps=apps))
+        if found:
+            wanted = "visible and enabled" if state == "actionable" else state
+            return NotFound(f"{self.describe()} found {found[0].describe()} but it is not {wanted} "
+                            f"within {wait:g} s (states: {', '.join(sorted(found[0].states)) or 'none'})")  # fmt: skip
+        near = closest_names(snap, self.query)
+        seen = "; ".join(near) if near else "no named elements"
+        return NotFound(f"nothing matches {self.describe()} within {wait:g} s; closest seen: {seen}")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def text(self, *, timeout: float | None = None) -> str:
+        node = self.element(timeout=timeout)
+        return node.text if node.text is not None else node.name
+
+    def value(self, *, timeout: float | None = None) -> str | float:
+        """A field's value: the number of a slider/spin button, else its text, else its name."""
+        node = self.element(timeout=timeout)
+        if node.value is not None:
+            return node.value
+        return node.text if node.text is not None else node.name
+
+    def is_visible(self) -> bool:
+        found = self.all()
+        return len(found) == 1 and found[0].visible
+
+    def is_enabled(self, *, timeout: float | None = None) -> bool:
+        return self.element(timeout=timeout).enabled
+
+    def is_checked(self, *, timeout: float | None = None) -> bool:
+        return "checked" in self.element(timeout=timeout).states
+
+    def box(self, *, timeout: float | None = None) -> tuple[int, int, int, int] | None:
+        """(x, y, width, height) in screen pixels, once visible."""
+        return self.element(state="visible", timeout=timeout).box
+
+    def wait_for(self, state: State = "visible", *, timeout: float | None = None) -> Node | None:
+        """Wait until the element is visible / enabled / attached, or hidden / detached (then None)."""
+        if state in ("visible", "enabled", "attached"):
+            return self.element(state=state, timeout=timeout)
+        wait = self._timeout(timeout)
+        deadline = time.monotonic() + wait
+        while True:
+            found = self.resolve(self._snapshot(deadline))
+            if not found if state == "detached" else not any(n.visible for n in found):
+                return None
+            if time.monotonic() >= deadline:
+                raise NotFound(f"{self.describe()} is still {'there' if state == 'detached' else 'visible'} "
+                               f"after {wait:g} s")  # fmt: skip
+            time.sleep(POLL_S)
+
+    # -- acting (through the desk's executor) -----------------------------------------------------
+    def _actionable(self, timeout: float | None) -> Node:
+        return self.element(state="actionable", timeout=timeout)
+
+    def click(self, *, timeout: float | None = None) -> Node:
+        node = self._actionable(timeout)
+        self.desk.click(*node.center)
+        return node
+
+    def double_click(self, *, timeout: float | None = None) -> Node:
+        node = self._actionable(timeout)
+        self.desk.double_click(*node.center)
+        return node
+
+    def fill(self, text: str, *, timeout: float | None = None) -> Node:
+        """Focus the field, select all it holds, type ``text`` (typing replaces the selection)."""
+        node = self._actionable(timeout)
+        self.desk.click(*node.center)
+        self.desk.key("ctrl+a")
+        if text:
+            self.desk.type(text)
+        else:
+            self.desk.key("delete")
+        return node
+
+    def press(self, keys: str, *, timeout: float | None = None) -> Node:
+        """Focus the element (a click unless it has the focus already), then press ``keys``."""
+        node = self._actionable(timeout)
+        if "focused" not in node.states:
+            self.desk.click(*node.center)
+        self.desk.key(keys)
+        return node
+
+
+def role_query(role: str, name: TextMatch | None = None, exact: bool = False, checked: bool | None = None,
+               disabled: bool | None = None) -> Query:  # fmt: skip
+    states: list[str] = []
+    if checked is not None:
+        states.append("checked" if checked else "unchecked")
+    if disabled is not None:
+        states.append("disabled" if disabled else "enabled")
+    return Query(role=role, name=name, exact=exact, states=tuple(states))
+
+
+def _in_state(node: Node, state: str) -> bool:
+    if state == "attached":
+        return True
+    if state == "visible":
+        return node.visible
+    if state == "enabled":
+        return node.enabled
+    if state == "actionable":
+        return node.visible and node.enabled
+    return state in node.states

@@ -1,0 +1,266 @@
+"""The accessibility tree on real apps in real sandboxes: the private bus, snapshots, locators.
+
+Apps: a small GTK3 form (tests/apps/gtk_form.py, system python + python3-gi),
+mousepad (GTK3), a Tk window (publishes no tree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deskpilot.agent.desk.session import Session
+from deskpilot.perception.a11y import A11yReader, NoTree, NotFound, Query, StrictError, find
+from deskpilot.sandbox import Sandbox
+
+PY = "/usr/bin/python3"
+FORM = str(Path(__file__).parent / "apps" / "gtk_form.py")
+pytestmark = pytest.mark.timeout(180)
+
+
+def _gtk_available() -> bool:
+    done = subprocess.run([PY, "-c", "import gi; gi.require_version('Gtk', '3.0')"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+needs_gtk = pytest.mark.skipif(not _gtk_available(), reason="python3-gi with gir1.2-gtk-3.0 is not installed")
+
+
+def _events(desk: Session, index: int = 0) -> list[dict]:
+    return [json.loads(line) for line in desk.apps[index].stdout_path.read_text().splitlines() if line.startswith("{")]
+
+
+def _wait_event(desk: Session, ev: str, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in _events(desk):
+            if event["ev"] == ev:
+                return event
+        time.sleep(0.02)
+    raise AssertionError(f"the app never logged {ev!r}: {_events(desk)}")
+
+
+@pytest.fixture
+def form() -> Iterator[Session]:
+    with Session((800, 600), apps=[[PY, FORM, "--delay", "1.0"]]) as desk:
+        desk.get_by_role("window", name="Form").wait_for(timeout=20)  # registered on the bus
+        yield desk
+
+
+def _tree_of(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            parents[int(name)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
+    found, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in found and child not in found:
+                found.add(child)
+                grew = True
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return state[state.rfind(b")") + 2 : state.rfind(b")") + 3] != b"Z"
+
+
+def _cmdlines(pids: set[int]) -> str:
+    out = []
+    for pid in pids:
+        try:
+            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            pass
+    return " | ".join(out)
+
+
+def _wait_gone(pids: set[int], paths: list[Path], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids) and not any(p.exists() for p in paths):
+            return
+        time.sleep(0.05)
+    assert _cmdlines({p for p in pids if _alive(p)}) == ""
+    assert [p for p in paths if p.exists()] == []
+
+
+# -- the private bus -----------------------------------------------------------------------------
+
+
+@needs_gtk
+def test_each_sandbox_has_its_own_bus_that_no_other_sandbox_sees() -> None:
+    probe = textwrap.dedent("""
+        import os, socket, sys
+        address = os.environ["AT_SPI_BUS_ADDRESS"]
+        path = address.split("=", 1)[1]
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        print(path, os.path.exists(sys.argv[1]), os.environ.get("DBUS_SESSION_BUS_ADDRESS"), os.path.exists("/run/dbus"))
+    """)
+    with Sandbox((640, 480)) as one, Sandbox((640, 480)) as two:
+        assert one.a11y_address != two.a11y_address
+        other = two.a11y_address.split("=", 1)[1]
+        app = one.launch([PY, "-c", probe, other])
+        assert app.wait(20) == 0, app.stderr_path.read_text()
+        path, sees_other, session_bus, system_bus = app.stdout_path.read_text().split()
+        assert path == "/run/deskpilot/a11y/bus"  # its own, bound in
+        assert sees_other == "False"  # the other sandbox's socket is not there
+        assert session_bus == "None" and system_bus == "False"  # neither the host's session nor system bus
+        assert (one.dir / "a11y").stat().st_mode & 0o777 == 0o700
+
+
+@needs_gtk
+def test_close_and_owner_sigkill_leave_no_bus_behind() -> None:
+    owner_code = textwrap.dedent(f"""
+        import json, time
+        from deskpilot.agent.desk.session import Session
+        desk = Session((640, 480), apps=[[{PY!r}, {FORM!r}]])
+        desk.get_by_role("button", name="Save").wait_for(timeout=20)  # the registry has been started
+        print(json.dumps({{"bus": desk.sandbox.a11y_bus.pid, "dir": str(desk.sandbox.dir)}}), flush=True)
+        time.sleep(120)
+    """)
+    for how in ("close", "sigkill"):
+        if how == "close":
+            desk = Session((640, 480), apps=[[PY, FORM]])
+            desk.get_by_role("button", name="Save").wait_for(timeout=20)
+            info = {"bus": desk.sandbox.a11y_bus.pid, "dir": str(desk.sandbox.dir)}
+        else:
+            owner = subprocess.Popen([sys.executable, "-c", owner_code], stdout=subprocess.PIPE, text=True)
+            info = json.loads(owner.stdout.readline())
+        pids = _tree_of(info["bus"])
+        names = _cmdlines(pids)
+        assert "dbus-daemon" in names and "at-spi2-registryd" in names, names
+        if how == "close":
+            desk.close()
+        else:
+            owner.send_signal(signal.SIGKILL)
+            owner.wait()
+        _wait_gone(pids, [Path(info["dir"])])
+
+
+# -- snapshots and locators ----------------------------------------------------------------------
+
+
+@needs_gtk
+def test_snapshot_has_roles_names_states_and_boxes(form: Session) -> None:
+    snap = form.a11y_snapshot()
+    assert snap.apps == ["gtk_form.py"] and snap.truncated is None
+    (save,) = find(snap, Query(role="button", name="Save", exact=True))
+    assert save.role == "push button" and not save.enabled and save.visible
+    x, y, w, h = save.box
+    assert 0 <= x < 800 and 0 <= y < 600 and w > 10 and h > 10
+    (entry,) = find(snap, Query(label="Email"))
+    assert entry.role == "text" and "editable" in entry.states
+    bounded = form.a11y_snapshot(max_nodes=3)
+    assert len(bounded.nodes) == 3 and bounded.truncated == "nodes"
+    assert form.a11y_snapshot(max_depth=1).truncated == "depth"
+
+
+@needs_gtk
+def test_locators_fill_check_click_and_read(form: Session) -> None:
+    save = form.get_by_role("button", name="Save")
+    assert save.count() == 1 and not save.is_enabled()
+    form.get_by_label("Email").fill("ada@example.org")
+    assert form.get_by_label("Email").value() == "ada@example.org"
+    save.click()  # auto-waits for it to become enabled
+    assert _wait_event(form, "clicked") == {"ev": "clicked", "name": "Save", "text": "ada@example.org"}
+    assert form.get_by_text("Total").text() == "Total: 42"
+    assert form.get_by_role("button", name="Apply").count() == 2
+    window = form.get_by_role("window", name="Form")
+    assert window.get_by_role("button", name="Delete").is_enabled() is False  # chained
+    x, y, w, h = form.get_by_role("checkbox", name="Subscribe").box()
+    assert w > 0 and h > 0
+
+
+@needs_gtk
+def test_locator_auto_waits_for_a_widget_that_shows_later(form: Session) -> None:
+    late = form.get_by_role("button", name="Late")
+    assert late.count() == 0
+    form.get_by_role("checkbox", name="Subscribe").click()
+    assert form.get_by_role("checkbox", name="Subscribe").is_checked()
+    late.click(timeout=15)  # the button appears 1 s after the check box is ticked
+    assert _wait_event(form, "clicked")["name"] == "Late"
+    assert [e["ev"] for e in _events(form)].index("late_shown") < [e["ev"] for e in _events(form)].index("clicked")
+
+
+@needs_gtk
+def test_strict_and_not_found_errors_are_one_line(form: Session) -> None:
+    with pytest.raises(StrictError) as strict:
+        form.get_by_role("button", name="Apply").click(timeout=1)
+    message = str(strict.value)
+    assert "matches 2 elements" in message and message.count("push button 'Apply'") == 2 and "\n" not in message
+    form.get_by_role("button", name="Apply").nth(1).click()
+    assert _wait_event(form, "clicked")["name"] == "Apply"
+    start = time.monotonic()
+    with pytest.raises(NotFound) as missing:
+        form.get_by_role("button", name="Svae").click(timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert "nothing matches" in str(missing.value) and "push button 'Save'" in str(missing.value)
+    with pytest.raises(NotFound, match="not visible and enabled"):
+        form.get_by_role("button", name="Delete").click(timeout=0.3)
+
+
+@needs_gtk
+def test_a_hung_app_is_bounded_by_the_timeout(form: Session) -> None:
+    app_pids = [p for p in _tree_of(form.apps[0].pid) if "gtk_form" in _cmdlines({p}) and "bwrap" not in _cmdlines({p})]
+    real = [p for p in app_pids if not _cmdlines({p}).startswith(PY + " -c")]  # not the sandbox's tiny init
+    assert real
+    for pid in real:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(NotFound) as hung:
+            form.get_by_role("button", name="Save").click(timeout=1.0)
+        assert time.monotonic() - start < 3.5
+        assert "did not answer" in str(hung.value)
+    finally:
+        for pid in real:
+            os.kill(pid, signal.SIGCONT)
+    assert form.get_by_role("button", name="Save").count() == 1  # answers again once it runs
+
+
+def test_an_app_without_a_tree_gets_one_clear_line() -> None:
+    tk_app = "import tkinter; r = tkinter.Tk(); r.title('TkApp'); tkinter.Button(r, text='Save').pack(); r.mainloop()"
+    with Session((640, 480), apps=[[PY, "-c", tk_app]]) as desk:
+        with pytest.raises(NoTree) as none:
+            desk.get_by_role("button", name="Save").click(timeout=0.5)
+    message = str(none.value)
+    assert "publishes an accessibility tree" in message and "OCR" in message and "\n" not in message
+
+
+def test_mousepad_text_area_is_filled_and_read_back() -> None:
+    with Session((1024, 768), apps=["mousepad"]) as desk:
+        area = desk.get_by_role("textbox")
+        area.fill("hello from the tree", timeout=20)
+        deadline = time.monotonic() + 10
+        while area.text() != "hello from the tree" and time.monotonic() < deadline:
+            time.sleep(0.05)  # typing lands through XTEST; the text shows once the app has read it
+        assert area.text() == "hello from the tree"
+        desk.get_by_role("menu", name="File", exact=True).click()
+        desk.get_by_role("menuitem", name="Save As").wait_for(timeout=10)
+
+
+def test_reader_reports_an_unreachable_bus(tmp_path: Path) -> None:
+    from deskpilot.perception.a11y import A11yError
+
+    with pytest.raises(A11yError, match="cannot reach"):
+        A11yReader(f"unix:path={tmp_path / 'nothing'}").snapshot()
