@@ -15,7 +15,8 @@ level, not one per property).
 A snapshot is bounded three ways so a 10,000-cell spreadsheet or a hung app
 cannot stall a step: ``max_nodes``, ``max_depth`` and ``time_limit`` (every
 read on the bus waits at most until that deadline). Subtrees of widgets that
-are not showing (closed menus, hidden pages) are skipped unless asked.
+are not showing (closed menus, hidden pages, cells scrolled away) are left out
+unless asked (``hidden=True``): each costs one call (its states), not six.
 """
 
 from __future__ import annotations
@@ -335,36 +336,42 @@ def closest_names(snapshot: Snapshot, query: Query, count: int = 5) -> list[str]
 
 
 class _Pending:
-    """Requests sent on one connection whose replies are read together (one round trip)."""
+    """Requests on one connection whose replies are read together (one round trip).
+
+    Requests are queued and written with one ``sendall`` when the replies are
+    collected: one system call (and one wake-up of the bus) per round, not
+    one per request, which on a busy machine is most of a snapshot's time.
+    """
 
     def __init__(self, conn: DBusConnection) -> None:
         self.conn = conn
         self.waiting: dict[int, Any] = {}
+        self.queued: list[bytes] = []
+
+    def _queue(self, msg: Any) -> int:
+        serial = next(self.conn.outgoing_serial)
+        self.queued.append(msg.serialise(serial=serial))
+        self.waiting[serial] = None
+        return serial
 
     def send(self, ref: tuple[str, str], interface: str, method: str, signature: str | None = None, body: tuple = ()) -> int:
         address = DBusAddress(ref[1], bus_name=ref[0], interface=interface)
-        msg = new_method_call(address, method, signature, body) if signature else new_method_call(address, method)
-        serial = next(self.conn.outgoing_serial)
-        self.conn.send(msg, serial=serial)
-        self.waiting[serial] = None
-        return serial
+        return self._queue(new_method_call(address, method, signature, body) if signature else new_method_call(address, method))
 
     def get(self, ref: tuple[str, str], interface: str, prop: str) -> int:
-        address = DBusAddress(ref[1], bus_name=ref[0], interface=interface)
-        serial = next(self.conn.outgoing_serial)
-        self.conn.send(Properties(address).get(prop), serial=serial)
-        self.waiting[serial] = None
-        return serial
+        return self._queue(Properties(DBusAddress(ref[1], bus_name=ref[0], interface=interface)).get(prop))
 
     def get_all(self, ref: tuple[str, str], interface: str) -> int:
-        address = DBusAddress(ref[1], bus_name=ref[0], interface=interface)
-        serial = next(self.conn.outgoing_serial)
-        self.conn.send(Properties(address).get_all(), serial=serial)
-        self.waiting[serial] = None
-        return serial
+        return self._queue(Properties(DBusAddress(ref[1], bus_name=ref[0], interface=interface)).get_all())
+
+    def flush(self) -> None:
+        if self.queued:
+            self.conn.sock.sendall(b"".join(self.queued))
+            self.queued.clear()
 
     def collect(self, deadline: float) -> dict[int, Any]:
         """Replies by serial (None for an error reply); stops at ``deadline`` leaving the rest None."""
+        self.flush()
         results: dict[int, Any] = {}
         missing = set(self.waiting)
         while missing:
@@ -381,6 +388,12 @@ class _Pending:
                 results[reply_to] = msg.body if msg.header.message_type == MessageType.method_return else None
         self.waiting.clear()
         return {**{s: None for s in missing}, **results}
+
+
+def _take_state(raw: _Raw, body: Any) -> bool:
+    """Store the states read for ``raw``; True when it is showing (a widget that did not answer is not)."""
+    raw.states = _states(body[0]) if body else frozenset()
+    return "showing" in raw.states
 
 
 def _unwrap(variant: Any) -> Any:
@@ -400,7 +413,7 @@ class _Raw:
     """A node while its replies come in."""
 
     __slots__ = ("ref", "parent", "depth", "path", "app", "props", "role", "states", "interfaces", "children",
-                 "text", "value", "box", "index", "label_for")  # fmt: skip
+                 "text", "value", "box", "index", "label_for", "table")  # fmt: skip
 
     def __init__(self, ref: tuple[str, str], parent: _Raw | None, depth: int, path: str, app: str) -> None:
         self.ref, self.parent, self.depth, self.path, self.app = ref, parent, depth, path, app
@@ -414,6 +427,7 @@ class _Raw:
         self.box: tuple[int, int, int, int] | None = None
         self.index = -1
         self.label_for: list[tuple[str, str]] = []
+        self.table: dict[str, Any] = {}  # the Table properties of a table that manages its descendants
 
 
 class A11yReader:
@@ -459,13 +473,14 @@ class A11yReader:
         time_limit: float = 1.0,
         hidden: bool = False,
         apps: Sequence[str] | None = None,
+        max_cells: int = 260,
     ) -> Snapshot:
         """A bounded read of every app's tree (or only the apps named in ``apps``)."""
         start = time.monotonic()
         deadline = start + time_limit
         with self._lock:
             try:
-                return self._snapshot(start, deadline, max_nodes, max_depth, hidden, apps)
+                return self._snapshot(start, deadline, max_nodes, max_depth, hidden, apps, max_cells)
             except OSError as exc:
                 self._drop()
                 raise A11yError(f"the accessibility bus went away: {exc}") from None
@@ -476,7 +491,15 @@ class A11yReader:
             self._conn = None
 
     def _snapshot(self, start: float, deadline: float, max_nodes: int, max_depth: int, hidden: bool,
-                  only: Sequence[str] | None) -> Snapshot:  # fmt: skip
+                  only: Sequence[str] | None, max_cells: int) -> Snapshot:  # fmt: skip
+        """Breadth-first, two round trips per tree level.
+
+        Round 1 asks each widget of the level for its properties, role,
+        states, interfaces and children. Round 2 asks for the level's boxes,
+        texts and values together with the states of the next level, so
+        widgets that are not showing are dropped before anything else is
+        asked of them.
+        """
         pending = _Pending(self._connection())
         serial = pending.send(REGISTRY, _ACCESSIBLE, "GetChildren")
         reply = pending.collect(deadline).get(serial)
@@ -487,27 +510,29 @@ class A11yReader:
         level, total, all_raw = roots, 0, []
         answered: set[str] = set()
         while level:
-            self._fetch_basics(pending, level, deadline)
-            for raw in level:
-                if raw.props:
-                    answered.add(raw.ref[0])
-                if raw.depth == 0:
-                    raw.app = str(raw.props.get("Name", "?"))
-                    raw.path = raw.app
-            if only is not None:
-                level = [r for r in level if r.depth > 0 or r.app in only]
-            level = [r for r in level if r.props]  # an app or widget that did not answer is left out
+            asked = self._ask_basics(pending, level)
+            self._take_basics(pending.collect(deadline), asked)
+            answered.update(raw.ref[0] for raw in level if raw.props)
+            level = [r for r in level if r.props and (only is None or r.depth > 0 or r.app in only)]
             all_raw += level
             total += len(level)
-            self._fetch_details(pending, level, deadline, hidden)
-            nxt: list[_Raw] = []
-            for raw in level:
-                nxt += raw.children
+            nxt = [child for raw in level for child in raw.children]
+            if nxt and level[0].depth + 1 > max_depth:
+                truncated, nxt = "depth", []
+            details = self._ask_details(pending, level, hidden, max_cells)
+            states = {} if hidden else {id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in nxt}
+            got = pending.collect(deadline)
+            asked_cells = self._take_details(got, details, pending, max_cells)
+            if asked_cells:  # a spreadsheet's cells: their references come one round later
+                cells = self._take_cells(pending.collect(deadline), asked_cells)
+                nxt += cells
+                if not hidden:
+                    states.update({id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in cells})
+                    got.update(pending.collect(deadline))
+            if not hidden:
+                nxt = [raw for raw in nxt if _take_state(raw, got.get(states[id(raw)]))]
             if time.monotonic() >= deadline:
                 truncated = truncated or "time"
-                break
-            if nxt and level[0].depth + 1 > max_depth:
-                truncated = "depth"
                 break
             if total + len(nxt) > max_nodes:
                 nxt = nxt[: max(0, max_nodes - total)]
@@ -516,79 +541,101 @@ class A11yReader:
         silent = sorted({r.app or r.ref[0] for r in roots if r.ref[0] not in answered})
         return self._build(roots, all_raw, time.monotonic() - start, truncated, silent)
 
-    def _fetch_basics(self, pending: _Pending, level: list[_Raw], deadline: float) -> None:
+    @staticmethod
+    def _ask_basics(pending: _Pending, level: list[_Raw]) -> list[tuple]:
         asked = []
         for raw in level:
+            state = pending.send(raw.ref, _ACCESSIBLE, "GetState") if raw.depth == 0 or not raw.states else None
+            if "manages_descendants" in raw.states:  # maybe millions of children: a table's visible cells only
+                kids = pending.get_all(raw.ref, _TABLE)
+            else:
+                kids = pending.send(raw.ref, _ACCESSIBLE, "GetChildren")
             asked.append((raw, pending.get_all(raw.ref, _ACCESSIBLE), pending.send(raw.ref, _ACCESSIBLE, "GetRoleName"),
-                          pending.send(raw.ref, _ACCESSIBLE, "GetState"),
-                          pending.send(raw.ref, _ACCESSIBLE, "GetInterfaces")))  # fmt: skip
-        got = pending.collect(deadline)
-        for raw, props, role, state, ifaces in asked:
+                          state, pending.send(raw.ref, _ACCESSIBLE, "GetInterfaces"), kids))  # fmt: skip
+        return asked
+
+    @staticmethod
+    def _take_basics(got: dict[int, Any], asked: list[tuple]) -> None:
+        for raw, props, role, state, ifaces, kids in asked:
             if got[props] is None:
                 continue
             raw.props = {k: _unwrap(v) for k, v in got[props][0].items()}
+            if raw.depth == 0:  # an app: its name heads the paths of all its widgets
+                raw.app = raw.path = str(raw.props.get("Name", "?"))
             raw.role = got[role][0] if got[role] else "unknown"
-            raw.states = _states(got[state][0]) if got[state] else frozenset()
+            if state is not None:
+                raw.states = _states(got[state][0]) if got[state] else frozenset()
             raw.interfaces = list(got[ifaces][0]) if got[ifaces] else []
+            if got[kids] is None:
+                continue
+            if "manages_descendants" in raw.states:
+                raw.table = {k: _unwrap(v) for k, v in got[kids][0].items()}
+            else:
+                raw.children = [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
+                                for i, ref in enumerate(got[kids][0])]  # fmt: skip
 
-    def _fetch_details(self, pending: _Pending, level: list[_Raw], deadline: float, hidden: bool) -> None:
+    @staticmethod
+    def _ask_details(pending: _Pending, level: list[_Raw], hidden: bool, max_cells: int) -> list[tuple[_Raw, str, int]]:
         asked: list[tuple[_Raw, str, int]] = []
         for raw in level:
-            count = int(raw.props.get("ChildCount", 0) or 0)
-            showing = raw.depth == 0 or "showing" in raw.states
-            if count and (showing or hidden):
-                if "manages_descendants" in raw.states and _TABLE in raw.interfaces:
-                    asked.append((raw, "table", pending.get_all(raw.ref, _TABLE)))
-                elif "manages_descendants" not in raw.states or count <= 200:
-                    asked.append((raw, "children", pending.send(raw.ref, _ACCESSIBLE, "GetChildren")))
+            if raw.depth > 0 and "showing" not in raw.states and not hidden:
+                continue  # listed (its role and name), but its box, text and value are not read
             if _COMPONENT in raw.interfaces and raw.depth > 0:
                 asked.append((raw, "box", pending.send(raw.ref, _COMPONENT, "GetExtents", "u", (0,))))
             if _TEXT in raw.interfaces:
-                asked.append((raw, "text", pending.send(raw.ref, _TEXT, "GetText", "ii", (0, MAX_TEXT))))
+                asked.append((raw, "text", pending.send(raw.ref, _TEXT, "GetText", "ii", (0, -1))))  # -1: to the end
             if _VALUE in raw.interfaces:
                 asked.append((raw, "value", pending.get(raw.ref, _VALUE, "CurrentValue")))
-            if raw.role == "label" and "showing" in raw.states:
+            if raw.role == "label":
                 asked.append((raw, "relations", pending.send(raw.ref, _ACCESSIBLE, "GetRelationSet")))
-        got = pending.collect(deadline)
-        tables = []
+        return asked
+
+    def _take_details(self, got: dict[int, Any], asked: list[tuple[_Raw, str, int]], pending: _Pending,
+                      max_cells: int) -> list[tuple[_Raw, int, int]]:  # fmt: skip
+        """Store boxes, texts and values; ask for the visible cells of tables (returned: what was asked)."""
         for raw, kind, serial in asked:
             body = got[serial]
             if body is None:
                 continue
-            if kind == "children":
-                raw.children = [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
-                                for i, ref in enumerate(body[0])]  # fmt: skip
-            elif kind == "box":
+            if kind == "box":
                 x, y, w, h = (int(v) for v in body[0])
                 raw.box = (x, y, w, h) if w > 0 and h > 0 and x > -(2**30) and y > -(2**30) else None
             elif kind == "text":
-                raw.text = body[0]
+                raw.text = body[0][:MAX_TEXT]
             elif kind == "value":
                 raw.value = float(_unwrap(body[0]))
             elif kind == "relations":
                 raw.label_for = [tuple(t) for kind_, targets in body[0] if kind_ == _LABEL_FOR for t in targets]
-            elif kind == "table":
-                tables.append((raw, {k: _unwrap(v) for k, v in body[0].items()}))
-        if tables:
-            self._visible_cells(pending, tables, deadline)
+        tables = {id(raw): raw for raw, _kind, _serial in asked if raw.table}
+        return self._ask_cells(pending, list(tables.values()), max_cells)
 
-    def _visible_cells(self, pending: _Pending, tables: list[tuple[_Raw, dict]], deadline: float) -> None:
-        """Cells of a huge table (a spreadsheet): the top-left block of at most 40 rows x 26 columns.
+    @staticmethod
+    def _ask_cells(pending: _Pending, tables: list[_Raw], max_cells: int) -> list[tuple[_Raw, int, int]]:
+        """Cells of a huge table (a spreadsheet): the top-left block of at most ``max_cells``, 26 columns wide.
 
         Such tables manage their descendants: asking for all children would
-        ask for millions. The cells a person sees first are what checks and
-        locators need; their names (e.g. "A1") say where they are.
+        ask for millions, and each cell costs a few calls. The cells a person
+        sees first are what checks and locators need; their names (e.g. "A1")
+        say where they are.
         """
         asked = []
-        for raw, props in tables:
-            rows, cols = min(int(props.get("NRows", 0) or 0), 40), min(int(props.get("NColumns", 0) or 0), 26)
+        for raw in tables:
+            cols = min(int(raw.table.get("NColumns", 0) or 0), 26)
+            rows = min(int(raw.table.get("NRows", 0) or 0), max_cells // max(cols, 1))
             for r in range(rows):
                 for c in range(cols):
                     asked.append((raw, r * cols + c, pending.send(raw.ref, _TABLE, "GetAccessibleAt", "ii", (r, c))))
-        got = pending.collect(deadline)
+        return asked
+
+    @staticmethod
+    def _take_cells(got: dict[int, Any], asked: list[tuple[_Raw, int, int]]) -> list[_Raw]:
+        cells = []
         for raw, i, serial in asked:
-            if got[serial] is not None:
-                raw.children.append(_Raw(tuple(got[serial][0]), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app))
+            if got.get(serial) is not None:
+                cell = _Raw(tuple(got[serial][0]), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
+                raw.children.append(cell)
+                cells.append(cell)
+        return cells
 
     @staticmethod
     def _build(roots: list[_Raw], all_raw: list[_Raw], elapsed: float, truncated: str | None, silent: list[str]) -> Snapshot:

@@ -80,6 +80,19 @@ def address(socket: Path) -> str:
     return f"unix:path={socket}"
 
 
+# LibreOffice publishes its widgets only through its GTK3 plugin (package libreoffice-gtk3)
+LIBREOFFICE_GTK3 = Path("/usr/lib/libreoffice/program/libvclplug_gtk3lo.so")
+
+
 def app_env(socket_inside: Path) -> dict[str, str]:
-    """What an app needs to publish its widgets on this sandbox's bus."""
-    return {"AT_SPI_BUS_ADDRESS": address(socket_inside), **BRIDGE_ENV}
+    """What an app needs to publish its widgets on this sandbox's bus.
+
+    LibreOffice is pinned to its GTK3 plugin when that is installed (it would
+    pick it by itself then too; pinning keeps its look the same whatever the
+    desktop detection says); without the plugin it keeps its own X11 look and
+    publishes no tree.
+    """
+    env = {"AT_SPI_BUS_ADDRESS": address(socket_inside), **BRIDGE_ENV}
+    if LIBREOFFICE_GTK3.exists():
+        env["SAL_USE_VCLPLUGIN"] = "gtk3"
+    return env

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   mousepad                    # a GTK app for the checks tests
   chromium                    # tests look at report.html and the live view in a real browser
   libreoffice-calc libreoffice-writer   # real office apps for examples/ and the workflow tests
+  libreoffice-gtk3            # LibreOffice publishes its widgets (AT-SPI) only through its GTK3 plugin
   dbus-daemon at-spi2-core    # the private accessibility (AT-SPI) bus of each sandbox
   python3-gi gir1.2-gtk-3.0   # the GTK3 form app of the accessibility tests
 )

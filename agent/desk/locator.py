@@ -11,7 +11,8 @@ Rules, as in Playwright:
 * A locator is lazy: it is a query, resolved again on every use.
 * Strict: an action or a read on a locator that matches two or more elements
   fails with a list of them; use ``.nth(i)``, ``.first`` or a narrower query.
-* Auto-waiting: actions and reads retry until ``timeout`` (per call, else the
+* Auto-waiting: actions wait for the element to be visible, enabled and
+  stable (the same box a moment later); actions and reads retry until ``timeout`` (per call, else the
   desk's ``locator_timeout``, ``DEFAULT_TIMEOUT`` = 5 s by default). Each retry
   reads the tree within what is left of that time, so a hung app cannot hold
   a step longer than the timeout.
@@ -41,6 +42,8 @@ DEFAULT_TIMEOUT = 5.0
 POLL_S = 0.05  # between two reads of the tree while waiting
 NO_TREE = ("no app on this desktop publishes an accessibility tree ({apps}): Tk and xterm do not; "
            "use OCR instead (desk.get_by_text(..., ocr=True), click_text or a text check)")  # fmt: skip
+_CELL = re.compile(r"^\$?[A-Z]{1,3}\$?[0-9]{1,7}$")
+_OFFICE = {"soffice", "soffice.bin", "libreoffice"}
 State = Literal["visible", "hidden", "attached", "detached", "enabled"]
 TextMatch = Union[str, "re.Pattern[str]"]
 
@@ -130,12 +133,18 @@ class Locator:
                 listed = "; ".join(f"{i}: {n.describe()} at {n.path}" for i, n in enumerate(found[:8]))
                 raise StrictError(f"{self.describe()} matches {len(found)} elements ({listed}); "
                                   "use .nth(i), .first or a narrower name")  # fmt: skip
-            if found and _in_state(found[0], state):
+            if found and _in_state(found[0], state) and (state != "actionable" or self._stable(found[0])):
                 return found[0]
             if time.monotonic() >= deadline:
                 break
             time.sleep(POLL_S)
         raise self._failure(snap, found, state, wait)
+
+    def _stable(self, node: Node) -> bool:
+        """Playwright's "stable" check: the box is the same a moment later (no layout still moving it)."""
+        time.sleep(POLL_S)
+        reply = self.desk.a11y.call(node.ref, "org.a11y.atspi.Component", "GetExtents", "u", (0,))
+        return reply is not None and tuple(int(v) for v in reply[0]) == node.box
 
     def _failure(self, snap: Snapshot, found: list[Node], state: str, wait: float) -> Exception:
         if snap.silent and not found:
@@ -199,8 +208,24 @@ class Locator:
 
     def click(self, *, timeout: float | None = None) -> Node:
         node = self._actionable(timeout)
-        self.desk.click(*node.center)
+        if node.role == "table cell" and _CELL.match(node.name) and node.app in _OFFICE:
+            self._select_cell(node)
+        else:
+            self.desk.click(*node.center)
         return node
+
+    def _select_cell(self, node: Node) -> None:
+        """Go to a spreadsheet cell: by its address in LibreOffice's Name Box, else by a click.
+
+        LibreOffice's GTK3 bridge reports some boxes (cells among them) a row
+        off while a sheet lays itself out, so its cells are reached by name.
+        """
+        if _CELL.match(node.name) and node.app in _OFFICE:
+            self.desk.key("ctrl+shift+f5")  # focus the Name Box
+            self.desk.type(node.name)
+            self.desk.key("enter")
+        else:
+            self.desk.click(*node.center)
 
     def double_click(self, *, timeout: float | None = None) -> Node:
         node = self._actionable(timeout)
@@ -208,8 +233,17 @@ class Locator:
         return node
 
     def fill(self, text: str, *, timeout: float | None = None) -> Node:
-        """Focus the field, select all it holds, type ``text`` (typing replaces the selection)."""
+        """Focus the field, select all it holds, type ``text`` (typing replaces the selection).
+
+        A spreadsheet cell is clicked, typed into and stored with Enter (there
+        select-all would select the whole sheet).
+        """
         node = self._actionable(timeout)
+        if node.role == "table cell":  # a spreadsheet cell: typing replaces it; Enter stores it
+            self._select_cell(node)
+            self.desk.type(text)
+            self.desk.key("enter")
+            return node
         self.desk.click(*node.center)
         self.desk.key("ctrl+a")
         if text:
