@@ -283,3 +283,60 @@ def test_libreoffice_calc_cell_is_read_and_filled(tmp_path: Path) -> None:
             time.sleep(0.1)  # the sheet recalculates after Enter
         assert c2.text() == "84"
         assert desk.get_by_role("cell", name="C1", exact=True).text() == ""  # the value went where it was sent
+
+
+# -- checks and text reads through the tree ------------------------------------------------------
+
+
+@needs_gtk
+def test_element_checks_in_the_one_check_syntax(form: Session) -> None:
+    from deskpilot.agent.checks import CheckContext, parse_check, run_checks
+
+    checks = [
+        {"element": {"role": "button", "name": "Save"}, "state": "disabled"},
+        {"element": {"role": "button", "name": "Delete"}, "state": "enabled"},  # fails: it is disabled
+        {"element": {"role": "button", "name": "Apply"}, "count": 2},
+        {"element": {"role": "label", "name": "Total"}, "text": "Total: 42"},
+        {"element": {"label": "Email"}, "value": "x"},  # fails: the field is empty
+        {"element": {"role": "button", "name": "Apply"}, "state": "enabled"},  # fails: two match
+        {"element": {"role": "dialog"}, "state": "hidden"},
+        {"element": {"role": "checkbox", "name": "Subscribe"}, "state": "unchecked"},
+    ]
+    results = run_checks(checks, CheckContext(sandbox=form))
+    assert [r.passed for r in results] == [True, False, True, True, False, False, True, True], [r.line() for r in results]
+    assert all(r.evidence["via"] == "a11y" for r in results)
+    assert "is not enabled" in results[1].message and "2 elements match" in results[5].message
+    assert parse_check(checks[0]).spec() == checks[0]  # round-trips
+    from deskpilot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown role"):
+        parse_check({"element": {"role": "buton"}, "state": "enabled"})
+
+
+@needs_gtk
+def test_text_checks_and_click_text_read_the_tree_first(form: Session) -> None:
+    from deskpilot.agent.checks import CheckContext, run_checks
+    from deskpilot.perception.ocr import click_text, find_text
+
+    results = run_checks([{"text_visible": "Total: 42"}, {"text_absent": "Error"}, {"text_visible": "Nowhere"}],
+                         CheckContext(sandbox=form, screen=form.screenshot))
+    assert [r.passed for r in results] == [True, True, False]
+    assert [r.evidence["via"] for r in results] == ["a11y"] * 3
+    assert all(r.ms < 1500 for r in results)  # no OCR pass was made (that takes seconds)
+    (hit,) = find_text(form, "Subscribe")
+    assert hit.via == "a11y"
+    clicked = click_text(form, "Apply", index=0)
+    assert clicked.via == "a11y"
+    assert _wait_event(form, "clicked")["name"] == "Apply"
+
+
+def test_text_checks_fall_back_to_ocr_for_an_app_without_a_tree() -> None:
+    pytest.importorskip("rapidocr")
+    from deskpilot.agent.checks import CheckContext, run_checks
+
+    tk_app = "import tkinter; r = tkinter.Tk(); tkinter.Label(r, text='Hello Tk', font=('DejaVu Sans', 24)).pack(); r.mainloop()"
+    with Session((640, 480), apps=[[PY, "-c", tk_app]]) as desk:
+        (result,) = run_checks([{"text_visible": "Hello Tk"}], CheckContext(sandbox=desk, screen=desk.screenshot))
+        assert result.passed and result.evidence["via"] == "ocr", result.line()
+        (element,) = run_checks([{"element": {"role": "label", "name": "Hello"}}], CheckContext(sandbox=desk))
+        assert not element.passed and "publishes an accessibility tree" in element.message

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
@@ -259,13 +259,72 @@ class Expect(_Check):
         return f"model agrees: {_short(self.expect, 80)}"
 
 
+class ElementQuery(BaseModel):
+    """Which element: a role (ARIA or AT-SPI name) and/or a name, text or label; ``nth`` picks one of several."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: str | None = None
+    name: str | None = None
+    text: str | None = None
+    label: str | None = None
+    exact: bool = False
+    nth: int | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        from deskpilot.perception.a11y import known_role
+
+        if value is not None and not known_role(value):
+            raise ValueError(f"unknown role {value!r} (button, textbox, checkbox, menuitem, cell, dialog, ...)")
+        return value
+
+    def describe(self) -> str:
+        parts = [self.role or "element"]
+        for key in ("name", "text", "label"):
+            if getattr(self, key) is not None:
+                parts.append(f"{key}={getattr(self, key)!r}")
+        return " ".join(parts) + (f" #{self.nth}" if self.nth is not None else "")
+
+
+ElementState = Literal["visible", "hidden", "enabled", "disabled", "focused", "checked", "unchecked", "selected"]
+
+
+class ElementCheck(_Check):
+    """An element of the accessibility tree: its state, text, value, or how many match.
+
+    ``{element: {role: button, name: Save}, state: enabled}``; ``text`` and
+    ``value`` compare whole (spacing folded); ``count`` counts matches (0: absent).
+    Without any of them the element must be there.
+    """
+
+    kind = "element"
+    element: ElementQuery
+    state: ElementState | None = None
+    text: str | None = None
+    value: Scalar = None
+    count: int | None = Field(default=None, ge=0)
+
+    def describe(self) -> str:
+        what = self.element.describe()
+        if self.count is not None:
+            return f"{self.count} x {what}"
+        tail = [f"is {self.state}"] if self.state else []
+        tail += [f"has text {_short(self.text)}"] if self.text is not None else []
+        tail += [f"has value {_short(self.value)}"] if self.value is not None else []
+        return f"{what} " + (" and ".join(tail) or "is there")
+
+    def _required(self) -> dict[str, Any]:
+        return {"element": self.element.model_dump(exclude_none=True, exclude_defaults=True)}
+
+
 _FILE_KINDS: dict[str, type[_Check]] = {
     "exists": FileExists, "contains": FileContains, "regex": FileRegex, "json": FileJson,
     "csv_cell": FileCsvCell, "xlsx_cell": FileSheetCell, "pdf_contains": FilePdfContains,
 }
 _SCREEN_KINDS: dict[str, type[_Check]] = {
     "text_visible": TextVisible, "text_absent": TextAbsent, "window_title": WindowTitle,
-    "screenshot_matches": ScreenshotMatches, "expect": Expect,
+    "screenshot_matches": ScreenshotMatches, "expect": Expect, "element": ElementCheck,
 }
 ALL_KINDS: tuple[type[_Check], ...] = (*_FILE_KINDS.values(), *_SCREEN_KINDS.values())
 
@@ -307,6 +366,7 @@ Check = Annotated[
         Annotated[FilePdfContains, Tag("file_pdf_contains")], Annotated[TextVisible, Tag("text_visible")],
         Annotated[TextAbsent, Tag("text_absent")], Annotated[WindowTitle, Tag("window_title")],
         Annotated[ScreenshotMatches, Tag("screenshot_matches")], Annotated[Expect, Tag("expect")],
+        Annotated[ElementCheck, Tag("element")],
     ],
     Discriminator(_tagged),
 ]

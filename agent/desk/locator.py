@@ -106,7 +106,8 @@ class Locator:
             return []
 
     def _snapshot(self, deadline: float) -> Snapshot:
-        left = max(0.05, deadline - time.monotonic())
+        """A snapshot within what is left of the wait (at least 0.5 s, so the last read is whole)."""
+        left = max(0.5, deadline - time.monotonic())
         return self.desk.a11y_snapshot(time_limit=min(left, 2.0))
 
     def count(self) -> int:
