@@ -116,10 +116,12 @@ class Sandbox:
                 identity=iso.write_identity(self.dir / "identity"), network=network,
                 binds=tuple(binds) + ((bus_bind,) if bus_bind else ()),
             )  # fmt: skip
-            if bus_bind is not None:
+            if bus_bind is not None:  # started first, waited for last: it comes up while openbox does
                 self._start_a11y_bus(bus_bind)
             if window_manager:
                 self._start_wm()
+            if bus_bind is not None:
+                self._wait_a11y_bus(bus_bind)
         except BaseException:
             self.close()
             raise
@@ -307,7 +309,7 @@ class Sandbox:
         return bind
 
     def _start_a11y_bus(self, bind: Bind) -> None:
-        """Start the sandbox's accessibility bus (see ``a11ybus.py``) and wait for its socket."""
+        """Start the sandbox's accessibility bus (see ``a11ybus.py``); ``_wait_a11y_bus`` waits for it."""
         inside = bind.inside if self.isolation == "bwrap" else bind.host
         argv = [str(a11ybus.daemon_path()), "--nofork", "--nopidfile", "--nosyslog",
                 f"--config-file={inside / a11ybus.CONFIG_NAME}"]  # fmt: skip
@@ -318,6 +320,10 @@ class Sandbox:
             cmd, full_env, cwd = iso.plain_argv(argv, []), iso.plain_env(self._layout, env), str(self.home)
         self.a11y_bus = self._spawn(cmd, argv, full_env, cwd)
         self._apps.remove(self.a11y_bus)
+
+    def _wait_a11y_bus(self, bind: Bind) -> None:
+        """Wait until the bus listens (apps started before would find no bus and publish nothing)."""
+        assert self.a11y_bus is not None
         socket = bind.host / a11ybus.SOCKET_NAME
         deadline = time.monotonic() + 10
         while not socket.exists():  # dbus-daemon creates it once it listens
