@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from jeepney import DBusAddress, MessageType, Properties, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
@@ -390,6 +390,25 @@ class _Pending:
         return {**{s: None for s in missing}, **results}
 
 
+class _CellPlan(NamedTuple):
+    max_cells: int
+    cells: tuple[str, ...] | None
+
+
+_ADDRESS = re.compile(r"^\$?([A-Za-z]{1,3})\$?([1-9][0-9]{0,6})$")
+
+
+def cell_position(address: str) -> tuple[int, int] | None:
+    """(row, column) from 0 of a spreadsheet address like "B2"; None if it is not one."""
+    found = _ADDRESS.match(address.strip())
+    if found is None:
+        return None
+    col = 0
+    for letter in found.group(1).upper():
+        col = col * 26 + ord(letter) - ord("A") + 1
+    return int(found.group(2)) - 1, col - 1
+
+
 def _take_state(raw: _Raw, body: Any) -> bool:
     """Store the states read for ``raw``; True when it is showing (a widget that did not answer is not)."""
     raw.states = _states(body[0]) if body else frozenset()
@@ -474,13 +493,15 @@ class A11yReader:
         hidden: bool = False,
         apps: Sequence[str] | None = None,
         max_cells: int = 260,
+        cells: Sequence[str] | None = None,
     ) -> Snapshot:
         """A bounded read of every app's tree (or only the apps named in ``apps``)."""
         start = time.monotonic()
         deadline = start + time_limit
         with self._lock:
             try:
-                return self._snapshot(start, deadline, max_nodes, max_depth, hidden, apps, max_cells)
+                plan = _CellPlan(max_cells, tuple(cells) if cells is not None else None)
+                return self._snapshot(start, deadline, max_nodes, max_depth, hidden, apps, plan)
             except OSError as exc:
                 self._drop()
                 raise A11yError(f"the accessibility bus went away: {exc}") from None
@@ -491,7 +512,7 @@ class A11yReader:
             self._conn = None
 
     def _snapshot(self, start: float, deadline: float, max_nodes: int, max_depth: int, hidden: bool,
-                  only: Sequence[str] | None, max_cells: int) -> Snapshot:  # fmt: skip
+                  only: Sequence[str] | None, max_cells: _CellPlan) -> Snapshot:  # fmt: skip
         """Breadth-first, two round trips per tree level.
 
         Round 1 asks each widget of the level for its properties, role,
@@ -575,7 +596,7 @@ class A11yReader:
                                 for i, ref in enumerate(got[kids][0])]  # fmt: skip
 
     @staticmethod
-    def _ask_details(pending: _Pending, level: list[_Raw], hidden: bool, max_cells: int) -> list[tuple[_Raw, str, int]]:
+    def _ask_details(pending: _Pending, level: list[_Raw], hidden: bool, max_cells: _CellPlan) -> list[tuple[_Raw, str, int]]:
         asked: list[tuple[_Raw, str, int]] = []
         for raw in level:
             if raw.depth > 0 and "showing" not in raw.states and not hidden:
@@ -591,7 +612,7 @@ class A11yReader:
         return asked
 
     def _take_details(self, got: dict[int, Any], asked: list[tuple[_Raw, str, int]], pending: _Pending,
-                      max_cells: int) -> list[tuple[_Raw, int, int]]:  # fmt: skip
+                      max_cells: _CellPlan) -> list[tuple[_Raw, int, int]]:  # fmt: skip
         """Store boxes, texts and values; ask for the visible cells of tables (returned: what was asked)."""
         for raw, kind, serial in asked:
             body = got[serial]
@@ -610,21 +631,25 @@ class A11yReader:
         return self._ask_cells(pending, list(tables.values()), max_cells)
 
     @staticmethod
-    def _ask_cells(pending: _Pending, tables: list[_Raw], max_cells: int) -> list[tuple[_Raw, int, int]]:
-        """Cells of a huge table (a spreadsheet): the top-left block of at most ``max_cells``, 26 columns wide.
+    def _ask_cells(pending: _Pending, tables: list[_Raw], plan: _CellPlan) -> list[tuple[_Raw, int, int]]:
+        """Cells of a huge table (a spreadsheet): the top-left block of at most ``max_cells``, 26 columns wide,
+        or only the cells named in ``plan.cells`` ("B2", "AA10").
 
         Such tables manage their descendants: asking for all children would
         ask for millions, and each cell costs a few calls. The cells a person
         sees first are what checks and locators need; their names (e.g. "A1")
-        say where they are.
+        say where they are. A locator after one cell asks for that cell only.
         """
         asked = []
         for raw in tables:
-            cols = min(int(raw.table.get("NColumns", 0) or 0), 26)
-            rows = min(int(raw.table.get("NRows", 0) or 0), max_cells // max(cols, 1))
-            for r in range(rows):
-                for c in range(cols):
-                    asked.append((raw, r * cols + c, pending.send(raw.ref, _TABLE, "GetAccessibleAt", "ii", (r, c))))
+            nrows, ncols = int(raw.table.get("NRows", 0) or 0), int(raw.table.get("NColumns", 0) or 0)
+            if plan.cells is not None:
+                spots = [rc for rc in map(cell_position, plan.cells) if rc and rc[0] < nrows and rc[1] < ncols]
+            else:
+                cols = min(ncols, 26)
+                spots = [(r, c) for r in range(min(nrows, plan.max_cells // max(cols, 1))) for c in range(cols)]
+            for r, c in spots:
+                asked.append((raw, r * ncols + c, pending.send(raw.ref, _TABLE, "GetAccessibleAt", "ii", (r, c))))
         return asked
 
     @staticmethod

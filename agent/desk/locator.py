@@ -33,9 +33,11 @@ from deskpilot.perception.a11y import (
     Query,
     Snapshot,
     StrictError,
+    cell_position,
     closest_names,
     find,
     known_role,
+    role_names,
 )
 
 DEFAULT_TIMEOUT = 5.0
@@ -108,7 +110,18 @@ class Locator:
     def _snapshot(self, deadline: float) -> Snapshot:
         """A snapshot within what is left of the wait (at least 0.5 s, so the last read is whole)."""
         left = max(0.5, deadline - time.monotonic())
+        cells = self._cells()
+        if cells:
+            return self.desk.a11y_snapshot(time_limit=min(left, 2.0), cells=cells)
         return self.desk.a11y_snapshot(time_limit=min(left, 2.0))
+
+    def _cells(self) -> tuple[str, ...] | None:
+        """The spreadsheet cells this locator names exactly ("B2"): a snapshot then asks for those only."""
+        q = self.query
+        if q.role is not None and "table cell" in role_names(q.role) and q.exact and isinstance(q.name, str):
+            if cell_position(q.name) is not None:
+                return (q.name,)
+        return None
 
     def count(self) -> int:
         """How many elements match now (no waiting)."""

@@ -306,9 +306,9 @@ class Session:
             self._a11y = A11yReader(address)
         return self._a11y
 
-    def a11y_snapshot(self, *, time_limit: float = 1.0, max_nodes: int = 3000, max_depth: int = 40):
-        """A bounded read of every app's widget tree (perception.a11y.Snapshot)."""
-        return self.a11y.snapshot(time_limit=time_limit, max_nodes=max_nodes, max_depth=max_depth)
+    def a11y_snapshot(self, *, time_limit: float = 1.0, max_nodes: int = 3000, max_depth: int = 40, **more):
+        """A bounded read of every app's widget tree (perception.a11y.Snapshot; ``more``: its other bounds)."""
+        return self.a11y.snapshot(time_limit=time_limit, max_nodes=max_nodes, max_depth=max_depth, **more)
 
     def app_names(self) -> list[str]:
         return [Path(app.argv[0]).name for app in self.apps]
