@@ -340,3 +340,39 @@ def test_text_checks_fall_back_to_ocr_for_an_app_without_a_tree() -> None:
         assert result.passed and result.evidence["via"] == "ocr", result.line()
         (element,) = run_checks([{"element": {"role": "label", "name": "Hello"}}], CheckContext(sandbox=desk))
         assert not element.passed and "publishes an accessibility tree" in element.message
+
+
+# -- the pytest plugin: pilot locators and expect() ------------------------------------------------
+
+INNER_TEST = '''
+import pytest
+from deskpilot import expect
+
+FORM = {form!r}
+
+
+@pytest.mark.desktop(size=(800, 600), apps=["/usr/bin/python3 " + FORM])
+def test_form(pilot):
+    pilot.get_by_label("Email").fill("ada@example.org")
+    expect(pilot.get_by_label("Email")).to_have_text("ada@example.org")
+    expect(pilot.get_by_role("button", name="Save")).to_be_enabled()
+    expect(pilot.get_by_role("button", name="Apply")).to_have_count(2)
+    expect(pilot.get_by_role("checkbox", name="Subscribe")).to_be_checked(False)
+
+
+@pytest.mark.desktop(size=(800, 600), apps=["/usr/bin/python3 " + FORM])
+def test_fails_cleanly(pilot):
+    expect(pilot.get_by_role("button", name="Delete"), timeout=1).to_be_enabled()
+'''
+
+
+@needs_gtk
+def test_pytest_plugin_locators_and_expect(tmp_path: Path) -> None:
+    (tmp_path / "test_inner.py").write_text(INNER_TEST.format(form=FORM))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_inner.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False)
+    out = done.stdout
+    assert "1 failed, 1 passed" in out, out[-3000:]
+    assert "expect(get_by(role='button', name='Delete')).to_be_enabled() failed after 1 s" in out
+    assert "push button 'Delete' has states" in out
+    assert "locator.py" not in out  # the traceback stops at the test's own line

@@ -295,3 +295,121 @@ def _in_state(node: Node, state: str) -> bool:
     if state == "actionable":
         return node.visible and node.enabled
     return state in node.states
+
+
+class LocatorAssertions:
+    """Playwright's ``expect(locator)``: each assertion retries until its timeout, then fails in one line.
+
+    The failure is a ``CheckFailed`` (an ``AssertionError``) whose message says
+    what was expected and what the tree showed last; pytest hides these frames
+    (``__tracebackhide__``), so the traceback ends at the test's own line.
+    """
+
+    def __init__(self, locator: Locator, timeout: float | None = None) -> None:
+        self.locator = locator
+        self.timeout = timeout
+
+    def _retry(self, what: str, probe) -> None:
+        __tracebackhide__ = True
+        from deskpilot.errors import CheckFailed
+
+        wait = self.locator._timeout(self.timeout)
+        deadline = time.monotonic() + wait
+        last = "nothing read"
+        while True:
+            try:
+                ok, last = probe()
+            except (NotFound, StrictError) as err:
+                ok, last = False, str(err)
+            if ok:
+                return
+            if time.monotonic() >= deadline:
+                raise CheckFailed(f"expect({self.locator.describe()}).{what} failed after {wait:g} s: {last}")
+            time.sleep(POLL_S)
+
+    def _node(self) -> Node:
+        return self.locator.element(timeout=0)
+
+    def to_have_text(self, text: TextMatch) -> None:
+        """The whole text (or name) equals ``text`` (spacing folded) or matches a regex."""
+        __tracebackhide__ = True
+
+        def probe() -> tuple[bool, str]:
+            node = self._node()
+            now = node.text if node.text is not None else node.name
+            ok = text.search(now) is not None if isinstance(text, re.Pattern) else " ".join(now.split()) == " ".join(text.split())
+            return ok, f"text is {now[:80]!r}"
+
+        self._retry(f"to_have_text({text!r})", probe)
+
+    def to_contain_text(self, text: str) -> None:
+        __tracebackhide__ = True
+
+        def probe() -> tuple[bool, str]:
+            node = self._node()
+            now = node.text if node.text is not None else node.name
+            return " ".join(text.split()).lower() in " ".join(now.split()).lower(), f"text is {now[:80]!r}"
+
+        self._retry(f"to_contain_text({text!r})", probe)
+
+    def to_have_value(self, value: Any) -> None:
+        __tracebackhide__ = True
+
+        def probe() -> tuple[bool, str]:
+            now = self.locator.value(timeout=0)
+            same = str(now) == str(value) or (isinstance(now, float) and isinstance(value, (int, float)) and now == value)
+            return same, f"value is {now!r}"
+
+        self._retry(f"to_have_value({value!r})", probe)
+
+    def _state(self, name: str, want: bool, test) -> None:
+        __tracebackhide__ = True
+
+        def probe() -> tuple[bool, str]:
+            node = self._node()
+            return test(node) == want, f"{node.describe()} has states {', '.join(sorted(node.states)) or 'none'}"
+
+        self._retry(name, probe)
+
+    def to_be_enabled(self) -> None:
+        __tracebackhide__ = True
+        self._state("to_be_enabled()", True, lambda n: n.enabled)
+
+    def to_be_disabled(self) -> None:
+        __tracebackhide__ = True
+        self._state("to_be_disabled()", False, lambda n: n.enabled)
+
+    def to_be_checked(self, checked: bool = True) -> None:
+        __tracebackhide__ = True
+        self._state(f"to_be_checked({checked})", checked, lambda n: "checked" in n.states)
+
+    def to_be_focused(self) -> None:
+        __tracebackhide__ = True
+        self._state("to_be_focused()", True, lambda n: "focused" in n.states)
+
+    def to_be_visible(self) -> None:
+        __tracebackhide__ = True
+        self._state("to_be_visible()", True, lambda n: n.visible)
+
+    def to_be_hidden(self) -> None:
+        __tracebackhide__ = True
+
+        def probe() -> tuple[bool, str]:
+            found = self.locator.all()
+            return not any(n.visible for n in found), f"{len(found)} visible"
+
+        self._retry("to_be_hidden()", probe)
+
+    def to_have_count(self, count: int) -> None:
+        __tracebackhide__ = True
+
+        def probe() -> tuple[bool, str]:
+            found = self.locator.all()
+            return len(found) == count, f"{len(found)} match"
+
+        self._retry(f"to_have_count({count})", probe)
+
+
+def expect(locator: Locator, *, timeout: float | None = None) -> LocatorAssertions:
+    """Assertions on a locator that retry until ``timeout`` (default: the locator's desk timeout)."""
+    return LocatorAssertions(locator, timeout)
