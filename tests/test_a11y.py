@@ -376,3 +376,45 @@ def test_pytest_plugin_locators_and_expect(tmp_path: Path) -> None:
     assert "expect(get_by(role='button', name='Delete')).to_be_enabled() failed after 1 s" in out
     assert "push button 'Delete' has states" in out
     assert "locator.py" not in out  # the traceback stops at the test's own line
+
+
+# -- MCP tools ----------------------------------------------------------------------------------------
+
+
+@needs_gtk
+def test_mcp_accessibility_tree_click_and_fill_element(tmp_path: Path) -> None:
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp.client.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    args = ["-m", "deskpilot.cli", "mcp", "--size", "800x600", "--app", f"/usr/bin/python3 {FORM}",
+            "--out", str(tmp_path / "runs")]
+    params = StdioServerParameters(command=sys.executable, args=args, cwd=str(tmp_path), env=dict(os.environ))
+    seen: dict = {}
+
+    async def main() -> None:
+        async with Client(params) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"accessibility_tree", "click_element", "fill_element"} <= names
+            deadline = time.monotonic() + 30
+            while True:  # the app registers on its bus a moment after its window shows
+                tree = (await client.call_tool("accessibility_tree", {})).structured_content
+                if any(n["name"] == "Save" for n in tree["nodes"]) or time.monotonic() > deadline:
+                    break
+            seen["tree"] = tree
+            await client.call_tool("fill_element", {"label": "Email", "value": "ada@example.org"})
+            seen["click"] = (await client.call_tool("click_element", {"role": "button", "name": "Save"})).structured_content
+            strict = await client.call_tool("click_element", {"role": "button", "name": "Apply"})
+            seen["strict"] = (strict.is_error, "".join(getattr(c, "text", "") for c in strict.content))
+
+    anyio.run(main)
+    assert seen["tree"]["apps"] == ["gtk_form.py"] and "push button 'Save'" in seen["tree"]["outline"]
+    # Save is enabled only once the field holds text: clicking it proves fill_element typed into the field
+    assert seen["click"]["element"]["name"] == "Save" and seen["click"]["done"] == "clicked"
+    assert seen["strict"][0] and "matches 2 elements" in seen["strict"][1]
+    steps = [json.loads(line) for path in (tmp_path / "runs").rglob("trajectory.jsonl")
+             for line in path.read_text().splitlines() if '"mcp_call"' in line]
+    tools = [s["tool"] for s in steps]
+    assert tools.count("fill_element") == 1 and tools.count("click_element") == 2
+    assert "ada@example.org" not in json.dumps(steps)  # the value typed is not in the call log
