@@ -418,3 +418,39 @@ def test_mcp_accessibility_tree_click_and_fill_element(tmp_path: Path) -> None:
     tools = [s["tool"] for s in steps]
     assert tools.count("fill_element") == 1 and tools.count("click_element") == 2
     assert "ada@example.org" not in json.dumps(steps)  # the value typed is not in the call log
+
+
+# -- workflow element steps ----------------------------------------------------------------------------
+
+
+@needs_gtk
+def test_workflow_element_steps(tmp_path: Path) -> None:
+    from deskpilot.workflow import parse_workflow, run_workflow
+
+    text = (
+        f"desktop: {{size: 800x600, apps: ['/usr/bin/python3 {FORM} --delay 1']}}\n"
+        "vars: {email: ada@example.org}\n"
+        "steps:\n"
+        "  - wait_for: {role: button, name: Save}\n"
+        "  - fill: {label: Email, text: '{email}'}\n"
+        "  - wait_for: {role: button, name: Save}\n    state: enabled\n    timeout: 10\n"
+        "  - click: {role: checkbox, name: Subscribe}\n"
+        "  - click: {role: button, name: Late}\n    timeout: 20\n"  # shows 1 s after the box is ticked
+        "  - check: [{element: {role: checkbox, name: Subscribe}, state: checked},\n"
+        "            {element: {label: Email}, value: '{email}'}, {text_visible: 'Total: 42'}]\n"
+        "  - click: {role: button, name: Apply}\n    timeout: 1\n"  # two match: the step fails in one line
+    )
+    flow = parse_workflow(text, "form.yaml", base_dir=tmp_path)
+    result = run_workflow(flow, tmp_path / "run", base_dir=tmp_path)
+    statuses = [s.status for s in result.steps]
+    assert statuses[:6] == ["passed"] * 6, [(s.label, s.status, s.message) for s in result.steps]
+    assert statuses[6] in ("failed", "error") and "matches 2 elements" in result.steps[6].message
+    assert "clicked push button 'Late'" in result.steps[4].message
+    assert all(c.get("evidence", {}).get("via", "a11y") == "a11y" for c in result.steps[5].checks)
+
+
+def test_workflow_refuses_an_unknown_role(tmp_path: Path) -> None:
+    from deskpilot.workflow import WorkflowError, parse_workflow
+
+    with pytest.raises(WorkflowError, match="unknown role"):
+        parse_workflow("steps:\n  - click: {role: buton, name: OK}\n", "bad.yaml", base_dir=tmp_path)

@@ -23,8 +23,8 @@ from deskpilot.agent.checks.files import Unreadable, locate, read_file
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
-    AgentStep, CheckStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
-    WaitForWindowStep, Workflow,
+    AgentStep, CheckStep, ClickStep, ClickTextStep, FillStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep,
+    WaitForStep, WaitForTextStep, WaitForWindowStep, Workflow,
 )
 from deskpilot.workflow.variables import Redactor, substitute, substitute_all
 from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
@@ -32,7 +32,8 @@ from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError
 if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
 
-_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
+_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep,
+                  ClickStep, FillStep, WaitForStep)
 
 
 class _Stop(Exception):
@@ -178,6 +179,12 @@ class WorkflowRun:
         elif isinstance(step, ClickTextStep):
             result.message = bridge.click_text(desk, sub(step.click_text), step.timeout, step.index, step.region)
             desk.settle()
+        elif isinstance(step, ClickStep):
+            result.message = bridge.click_element(desk, step.click, values, step.timeout)
+        elif isinstance(step, FillStep):
+            result.message = bridge.fill_element(desk, step.fill, values, step.timeout)
+        elif isinstance(step, WaitForStep):
+            result.message = bridge.wait_for_element(desk, step.wait_for, values, step.state, step.timeout)
         elif isinstance(step, AgentStep):
             self.agent(step, number, values, result)
         elif isinstance(step, CheckStep):

@@ -11,13 +11,17 @@
         retries: 1
         answer: total                    # DONE(answer=...) goes into {total}
       - key: ctrl+s
+      - click: {role: button, name: OK}  # element steps: the accessibility tree
+      - fill: {label: Email, text: "{email}"}
+      - wait_for: {role: dialog, name: "Save As"}
       - check: {file: "{output}", xlsx_cell: {sheet: Sheet1, cell: B14, equals: 1234}}
       - foreach: work/names.csv          # each row's columns become variables
         sandbox: per_row                 # or shared (default): the current desktop
         steps: [...]
 
 A step is a mapping with exactly one kind key (launch, agent, click_text,
-type, key, wait_for_text, wait_for_window, sleep, check, foreach) plus that
+type, key, wait_for_text, wait_for_window, sleep, check, foreach, and the
+element steps click, fill, wait_for) plus that
 kind's options; every step may have a ``name``. Strings may use ``{var}``;
 ``{cwd}`` (where the run started) and ``{run_dir}`` are always defined, as
 absolute paths, for typing into an app's file dialog.
@@ -113,6 +117,54 @@ class ClickTextStep(_Region):
     index: int = Field(default=0, ge=0)
 
 
+class Element(_Strict):
+    """An element of the accessibility tree, named as a locator names it (see agent/desk/locator.py)."""
+
+    role: str | None = None
+    name: str | None = None
+    text: str | None = None
+    label: str | None = None
+    exact: bool = False
+    index: int | None = None  # which of several matches (else several is an error)
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        from deskpilot.perception.a11y import known_role
+
+        if value is not None and not references(value) and not known_role(value):
+            raise ValueError(f"unknown role {value!r} (button, textbox, checkbox, menuitem, cell, dialog, ...)")
+        return value
+
+
+class FillTarget(Element):
+    """A field to fill: the element (role, name or label) and ``text``, what to type into it."""
+
+    text: str  # type: ignore[assignment]  # here: the value typed, not a text to find
+
+
+class ClickStep(_Step):
+    """Click an element found in the accessibility tree, once it is visible and enabled."""
+
+    click: Element
+    timeout: float = Field(default=10.0, ge=0, le=600)
+
+
+class FillStep(_Step):
+    """Fill a field found in the accessibility tree: focus, select all, type ``text``."""
+
+    fill: FillTarget
+    timeout: float = Field(default=10.0, ge=0, le=600)
+
+
+class WaitForStep(_Step):
+    """Wait until an element of the accessibility tree is in ``state`` (visible by default)."""
+
+    wait_for: Element
+    state: Literal["visible", "hidden", "attached", "detached", "enabled"] = "visible"
+    timeout: float = Field(default=30.0, ge=0, le=600)
+
+
 class TypeStep(_Step):
     type: str
 
@@ -183,7 +235,7 @@ class ForeachStep(_Step):
 STEP_KINDS: dict[str, type[_Step]] = {
     "launch": LaunchStep, "agent": AgentStep, "click_text": ClickTextStep, "type": TypeStep, "key": KeyStep,
     "wait_for_text": WaitForTextStep, "wait_for_window": WaitForWindowStep, "sleep": SleepStep,
-    "check": CheckStep, "foreach": ForeachStep,
+    "check": CheckStep, "foreach": ForeachStep, "click": ClickStep, "fill": FillStep, "wait_for": WaitForStep,
 }
 KIND_OF = {cls: kind for kind, cls in STEP_KINDS.items()}
 
