@@ -314,7 +314,16 @@ def find(snapshot: Snapshot, query: Query, within: Sequence[Node] | None = None)
             for node in snapshot.descendants(parent):
                 seen.setdefault(node.index, node)
         pool = [seen[i] for i in sorted(seen)]
-    return [node for node in pool if query.matches(node, snapshot)]
+    found = [node for node in pool if query.matches(node, snapshot)]
+    if query.text is not None and len(found) > 1:  # as Playwright: the innermost element holding the text
+        outer: set[int] = set()
+        for node in found:
+            up = node.parent
+            while up is not None and up not in outer:
+                outer.add(up)
+                up = snapshot.nodes[up].parent
+        found = [node for node in found if node.index not in outer]
+    return found
 
 
 def closest_names(snapshot: Snapshot, query: Query, count: int = 5) -> list[str]:
@@ -621,8 +630,9 @@ class A11yReader:
             if kind == "box":
                 x, y, w, h = (int(v) for v in body[0])
                 raw.box = (x, y, w, h) if w > 0 and h > 0 and x > -(2**30) and y > -(2**30) else None
-            elif kind == "text":
-                raw.text = body[0][:MAX_TEXT]
+            elif kind == "text":  # U+FFFC stands for each embedded child widget (browsers): not text
+                text = body[0].replace("\ufffc", "")
+                raw.text = text[:MAX_TEXT] if text.strip() or not body[0] else None
             elif kind == "value":
                 raw.value = float(_unwrap(body[0]))
             elif kind == "relations":

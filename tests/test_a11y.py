@@ -7,6 +7,7 @@ mousepad (GTK3), a Tk window (publishes no tree).
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -454,3 +455,27 @@ def test_workflow_refuses_an_unknown_role(tmp_path: Path) -> None:
 
     with pytest.raises(WorkflowError, match="unknown role"):
         parse_workflow("steps:\n  - click: {role: buton, name: OK}\n", "bad.yaml", base_dir=tmp_path)
+
+
+# -- a web page in Chromium --------------------------------------------------------------------------
+
+PAGE = """<!doctype html><html><head><title>Orders</title></head><body>
+<h1>Orders</h1><label for=q>Search</label><input id=q>
+<button onclick="document.getElementById('out').textContent = 'Went ' + document.getElementById('q').value">Go</button>
+<p id=out>idle</p></body></html>"""
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="chromium is not installed (scripts/setup.sh installs it)")
+def test_a_page_in_chromium(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(PAGE)
+    app = (f"chromium --no-sandbox --force-renderer-accessibility --no-first-run --user-data-dir={tmp_path / 'profile'} "
+           f"{tmp_path / 'page.html'}")
+    with Session((1024, 768), apps=[app], shares=[str(tmp_path)], ready_timeout=60) as desk:
+        go = desk.get_by_role("button", name="Go", exact=True)
+        go.wait_for(timeout=60)
+        assert desk.get_by_role("heading", name="Orders").count() == 1
+        desk.get_by_label("Search", exact=True).fill("abc")  # not the address bar ("Address and search bar")
+        go.click()
+        from deskpilot import expect
+
+        expect(desk.get_by_text("Went")).to_have_text("Went abc")
