@@ -699,6 +699,70 @@ class A11yReader:
         apps = [str(r.props.get("Name", "?")) for r in roots if r.props]
         return Snapshot(nodes=nodes, apps=apps, elapsed=elapsed, truncated=truncated, silent=silent)
 
+    # -- the element under a point (for the record of a click) --------------------------------------
+
+    def element_at(self, x: int, y: int, *, time_limit: float = 0.3) -> dict[str, Any] | None:
+        """Role, name and path of the deepest widget at screen point (x, y), or None (no tree there, or slow).
+
+        Asks each app's showing windows for their box, takes the active one
+        holding the point, and walks down with Component.GetAccessibleAtPoint:
+        a few calls, not a snapshot, so it fits before every recorded click.
+        """
+        deadline = time.monotonic() + time_limit
+        with self._lock:
+            try:
+                return self._element_at(x, y, deadline)
+            except OSError:
+                self._drop()
+                return None
+
+    def _element_at(self, x: int, y: int, deadline: float) -> dict[str, Any] | None:
+        pending = _Pending(self._connection())
+        serial = pending.send(REGISTRY, _ACCESSIBLE, "GetChildren")
+        reply = pending.collect(deadline).get(serial)
+        if not reply:
+            return None
+        apps = [(tuple(ref), pending.get(tuple(ref), _ACCESSIBLE, "Name"), pending.send(tuple(ref), _ACCESSIBLE, "GetChildren"))
+                for ref in reply[0]]  # fmt: skip
+        got = pending.collect(deadline)
+        windows = []
+        for _ref, name, kids in apps:
+            app = str(_unwrap(got[name][0])) if got.get(name) else "?"
+            for i, ref in enumerate(got[kids][0] if got.get(kids) else []):
+                ref = tuple(ref)
+                windows.append((app, i, ref, pending.send(ref, _ACCESSIBLE, "GetState"),
+                                pending.send(ref, _COMPONENT, "GetExtents", "u", (0,))))  # fmt: skip
+        got = pending.collect(deadline)
+        hits = []
+        for app, i, ref, state, box in windows:
+            if not got.get(state) or not got.get(box):
+                continue
+            states = _states(got[state][0])
+            bx, by, bw, bh = (int(v) for v in got[box][0])
+            if "showing" in states and bx <= x < bx + bw and by <= y < by + bh:
+                hits.append(("active" in states, app, i, ref))
+        if not hits:
+            return None
+        _active, app, i, current = sorted(hits, key=lambda h: h[0])[-1]
+        path = [app, str(i)]
+        while time.monotonic() < deadline and len(path) < 60:
+            at = pending.send(current, _COMPONENT, "GetAccessibleAtPoint", "iiu", (x, y, 0))
+            reply = pending.collect(deadline).get(at)
+            child = tuple(reply[0]) if reply else None
+            if not child or child[1].endswith("/null") or child == current:
+                break
+            index = pending.send(child, _ACCESSIBLE, "GetIndexInParent")
+            where = pending.collect(deadline).get(index)
+            path.append(str(where[0]) if where else "?")
+            current = child
+        name = pending.get(current, _ACCESSIBLE, "Name")
+        role = pending.send(current, _ACCESSIBLE, "GetRoleName")
+        got = pending.collect(deadline)
+        if not got.get(role):
+            return None
+        return {"role": got[role][0], "name": str(_unwrap(got[name][0])).strip() if got.get(name) else "",
+                "path": "/".join(path)}
+
     # -- acting on one element (no pixels needed) --------------------------------------------------
 
     def call(self, ref: tuple[str, str], interface: str, method: str, signature: str | None = None,

@@ -479,3 +479,28 @@ def test_a_page_in_chromium(tmp_path: Path) -> None:
         from deskpilot import expect
 
         expect(desk.get_by_text("Went")).to_have_text("Went abc")
+
+
+# -- the record: the element under each click ------------------------------------------------------------
+
+
+@needs_gtk
+def test_each_click_of_a_run_records_the_element_under_it(form: Session, tmp_path: Path) -> None:
+    from deskpilot import Agent, ScriptedBackend, load_run
+
+    x, y = form.get_by_role("checkbox", name="Subscribe").element(state="visible").center
+    w, h = form.size
+    thousandths = f"[{round(x * 1000 / w)},{round(y * 1000 / h)}]"
+    replies = [f"Tick it.\n<|begin_of_box|>left_click(start_box='{thousandths}')<|end_of_box|>\nMemory:\n[]",
+               "Done.\n<|begin_of_box|>DONE()<|end_of_box|>\nMemory:\n[]"]
+    with Agent(ScriptedBackend(replies), form, run_dir=tmp_path / "run") as agent:
+        result = agent.run("tick Subscribe")
+    assert result.ok, result.reason
+    run = load_run(tmp_path / "run")
+    element = run.steps[0].element
+    assert element is not None and element["role"] == "check box" and element["name"] == "Subscribe", element
+    assert element["path"].startswith("gtk_form.py/0/")
+    assert run.steps[0].timings_ms["element"] < 300
+    assert "click check box &#39;Subscribe&#39;" in (tmp_path / "run" / "report.html").read_text() or \
+        "click check box 'Subscribe'" in (tmp_path / "run" / "report.html").read_text()
+    assert form.get_by_role("checkbox", name="Subscribe").is_checked()

@@ -167,6 +167,7 @@ class Agent:
             run_info = {"session": self.session.spec.model_dump(mode="json"), **(run_info or {})}
         self.backend = backend
         self.sandbox: Any = sandbox  # a deskpilot.sandbox.Sandbox (or None for queries on images)
+        self._a11y_reader: Any = None  # reads the element under each click (opened on first use)
         self.report = report
         self.dialect = dialect
         self.policy = policy or Policy()
@@ -266,6 +267,9 @@ class Agent:
             self._capturer = None
         if self._trajectory is not None:
             self._trajectory.close()
+        if self._a11y_reader is not None:
+            self._a11y_reader.close()
+            self._a11y_reader = None
 
     def __enter__(self) -> "Agent":
         return self
@@ -460,6 +464,10 @@ class Agent:
         if self.cache is not None:
             self.cache.keep(step, obs, reply, parsed.action, secrets)
         self._decide(record, parsed, obs, state, step)
+        if record.policy.allowed and record.points and not self.settings.dry_run:
+            t = time.perf_counter()
+            record.element = self._element_under(record.points[0])
+            timings["element"] = _ms(t)
         record.timings_ms = timings
         t = time.perf_counter()
         self._record(record)
@@ -476,6 +484,25 @@ class Agent:
             await self._act(step, parsed.action)
         state.remember(parsed, obs)
         return parsed
+
+    def _element_under(self, point: tuple[int, int]) -> dict[str, Any] | None:
+        """Role, name and path of the widget the action will hit (None: no tree there, or no answer in 0.3 s).
+
+        Read before the action, so it names what was clicked, not what the
+        click opened; the report shows it next to the click mark.
+        """
+        reader = self._a11y_reader
+        if reader is None:
+            address = getattr(self.sandbox, "a11y_address", None)
+            if address is None:
+                return None
+            from deskpilot.perception.a11y import A11yReader
+
+            reader = self._a11y_reader = A11yReader(address)
+        try:
+            return reader.element_at(*point, time_limit=0.3)
+        except Exception:  # a reading that fails must never stop the run
+            return None
 
     def _account(self, summary: RequestSummary, request: ChatRequest, obs: Observation, history: int, totals: dict) -> None:
         """Image tokens, estimated prompt tokens, the default-settings cost and the reusable prefix."""
