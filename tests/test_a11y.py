@@ -504,3 +504,17 @@ def test_each_click_of_a_run_records_the_element_under_it(form: Session, tmp_pat
     assert "click check box &#39;Subscribe&#39;" in (tmp_path / "run" / "report.html").read_text() or \
         "click check box 'Subscribe'" in (tmp_path / "run" / "report.html").read_text()
     assert form.get_by_role("checkbox", name="Subscribe").is_checked()
+
+
+@pytest.mark.skipif(not shutil.which("gnumeric"), reason="gnumeric is not installed (scripts/setup.sh installs it)")
+def test_gnumeric_toolbar_toggle_by_name(tmp_path: Path) -> None:
+    from deskpilot import expect
+
+    (tmp_path / "book.csv").write_text("Item,Amount\nApples,42\n")
+    with Session((1280, 800), apps=[f"gnumeric {tmp_path / 'book.csv'}"], shares=[str(tmp_path)], ready_timeout=60) as desk:
+        bold = desk.get_by_role("button", name="Bold", exact=True)  # a toggle button in its toolbar
+        bold.wait_for(timeout=60)
+        assert not bold.is_checked()
+        bold.click()
+        expect(bold).to_be_checked()
+        assert desk.get_by_role("button", name="Sort Ascending").count() == 1
