@@ -518,3 +518,33 @@ def test_gnumeric_toolbar_toggle_by_name(tmp_path: Path) -> None:
         bold.click()
         expect(bold).to_be_checked()
         assert desk.get_by_role("button", name="Sort Ascending").count() == 1
+
+
+@needs_gtk
+def test_a_cached_run_finds_a_moved_checkbox_by_role_and_name(tmp_path: Path) -> None:
+    from deskpilot import Agent, ScriptedBackend, load_run
+    from deskpilot.agent.records.cache import RunCache
+
+    cache, task = tmp_path / "cache.json", "tick Subscribe"
+    done = "Done.\n<|begin_of_box|>DONE()<|end_of_box|>\nMemory:\n[]"
+
+    def run(top: int, replies: list[str], folder: str):
+        with Session((800, 600), apps=[[PY, FORM, "--top", str(top)]]) as desk:
+            box = desk.get_by_role("checkbox", name="Subscribe")
+            x, y = box.element(state="visible", timeout=20).center
+            backend = ScriptedBackend([r.format(x=round(x * 1000 / 800), y=round(y * 1000 / 600)) for r in replies])
+            with Agent(backend, desk, run_dir=tmp_path / folder, cache=RunCache(cache, task)) as agent:
+                result = agent.run(task)
+            return result, backend, box.is_checked(), (x, y)
+
+    click = "Tick it.\n<|begin_of_box|>left_click(start_box='[{x},{y}]')<|end_of_box|>\nMemory:\n[]"
+    first, _, ticked, where = run(16, [click, done], "first")
+    assert first.ok and ticked
+    assert json.loads(cache.read_text())["steps"][0]["element"]["name"] == "Subscribe"
+    second, backend, ticked, moved = run(136, [done], "second")  # everything 120 px lower: the screen differs
+    assert moved[1] - where[1] >= 100
+    assert second.ok and ticked, second.reason
+    assert backend.calls == 1  # only the last step (DONE, on a different screen) asked the model
+    steps = load_run(tmp_path / "second").steps
+    assert steps[0].cached and steps[0].element["name"] == "Subscribe"
+    assert json.loads((tmp_path / "second" / "cache.json").read_text())["clicks_found_by_element"] == [1]

@@ -445,7 +445,8 @@ class Agent:
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         self._account(record.request, request, obs, len(state.history), totals)
         secrets = getattr(self.dialect, "secrets", None)
-        cached = self.cache.lookup(step, obs, self._grab, secrets) if self.cache is not None else None
+        cached = (self.cache.lookup(step, obs, self._grab, secrets, find_element=self._find_element)
+                  if self.cache is not None else None)
         self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
             if cached is not None:
@@ -468,6 +469,8 @@ class Agent:
             t = time.perf_counter()
             record.element = self._element_under(record.points[0])
             timings["element"] = _ms(t)
+            if self.cache is not None:
+                self.cache.note_element(step, record.element)
         record.timings_ms = timings
         t = time.perf_counter()
         self._record(record)
@@ -485,20 +488,36 @@ class Agent:
         state.remember(parsed, obs)
         return parsed
 
+    def _reader(self):
+        if self._a11y_reader is None:
+            address = getattr(self.sandbox, "a11y_address", None)
+            if address is None:
+                return None
+            from deskpilot.perception.a11y import A11yReader
+
+            self._a11y_reader = A11yReader(address)
+        return self._a11y_reader
+
+    def _find_element(self, element: dict[str, Any]) -> tuple[int, int] | None:
+        """Middle of the one visible widget with this role and name now (a cached click's target), or None."""
+        reader = self._reader()
+        if reader is None:
+            return None
+        from deskpilot.perception.a11y import Query, find
+
+        snap = reader.snapshot(time_limit=1.0)
+        found = [n for n in find(snap, Query(role=element["role"], name=element["name"], exact=True)) if n.visible]
+        return found[0].center if len(found) == 1 else None
+
     def _element_under(self, point: tuple[int, int]) -> dict[str, Any] | None:
         """Role, name and path of the widget the action will hit (None: no tree there, or no answer in 0.3 s).
 
         Read before the action, so it names what was clicked, not what the
         click opened; the report shows it next to the click mark.
         """
-        reader = self._a11y_reader
+        reader = self._reader()
         if reader is None:
-            address = getattr(self.sandbox, "a11y_address", None)
-            if address is None:
-                return None
-            from deskpilot.perception.a11y import A11yReader
-
-            reader = self._a11y_reader = A11yReader(address)
+            return None
         try:
             return reader.element_at(*point, time_limit=0.3)
         except Exception:  # a reading that fails must never stop the run

@@ -27,12 +27,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--title", default="Form")
+    parser.add_argument("--top", type=int, default=16, help="pixels above the form (moves every widget down)")
     args = parser.parse_args()
 
     window = Gtk.Window(title=args.title)
     window.set_default_size(480, 320)
     window.connect("destroy", Gtk.main_quit)
     grid = Gtk.Grid(row_spacing=8, column_spacing=8, margin=16)
+    grid.set_margin_top(args.top)
     window.add(grid)
 
     label = Gtk.Label(label="Email")
