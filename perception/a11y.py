@@ -341,6 +341,20 @@ def closest_names(snapshot: Snapshot, query: Query, count: int = 5) -> list[str]
     return names[:count]
 
 
+def find_again(reader: A11yReader, element: dict[str, Any], *, time_limit: float = 1.0) -> tuple[int, int] | None:
+    """Middle of the one visible widget with a recorded element's role and name (exact), or None.
+
+    For cached runs and replays: the screen moved, but a button that is still
+    there, one of its kind, is the same button.
+    """
+    if not element.get("role") or not element.get("name"):
+        return None
+    snap = reader.snapshot(time_limit=time_limit)
+    query = Query(role=str(element["role"]), name=str(element["name"]), exact=True)
+    found = [n for n in find(snap, query) if n.visible]
+    return found[0].center if len(found) == 1 else None
+
+
 # -- reading the bus ------------------------------------------------------------------------------
 
 

@@ -548,3 +548,11 @@ def test_a_cached_run_finds_a_moved_checkbox_by_role_and_name(tmp_path: Path) ->
     steps = load_run(tmp_path / "second").steps
     assert steps[0].cached and steps[0].element["name"] == "Subscribe"
     assert json.loads((tmp_path / "second" / "cache.json").read_text())["clicks_found_by_element"] == [1]
+
+    from deskpilot.agent.desk.session import SessionSpec, app_from_command
+    from deskpilot.agent.records.replay import replay
+
+    moved_desk = SessionSpec(size=(800, 600), apps=[app_from_command(f"{PY} {FORM} --top 136")])
+    replayed = replay(tmp_path / "first", session=moved_desk)  # the first run, on the moved form
+    # the click (step 1) is not a divergence: its check box is found again; the DONE screen (step 2) still differs
+    assert replayed.found_by_element == [1] and replayed.steps_replayed == 1 and replayed.diverged_at == 2, replayed.message

@@ -503,11 +503,9 @@ class Agent:
         reader = self._reader()
         if reader is None:
             return None
-        from deskpilot.perception.a11y import Query, find
+        from deskpilot.perception.a11y import find_again
 
-        snap = reader.snapshot(time_limit=1.0)
-        found = [n for n in find(snap, Query(role=element["role"], name=element["name"], exact=True)) if n.visible]
-        return found[0].center if len(found) == 1 else None
+        return find_again(reader, element)
 
     def _element_under(self, point: tuple[int, int]) -> dict[str, Any] | None:
         """Role, name and path of the widget the action will hit (None: no tree there, or no answer in 0.3 s).
