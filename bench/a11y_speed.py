@@ -118,7 +118,7 @@ def calc_snapshot(rounds: int) -> dict:
                 book.active.cell(row=row, column=col, value=row * col)
         path = Path(folder) / "sheet.xlsx"
         book.save(path)
-        with Session((1280, 800), apps=[f"localc {path}"], ready_timeout=120) as desk:
+        with Session((1280, 800), apps=[f"localc {path}"], ready_timeout=120, office_gtk3=True) as desk:
             desk.get_by_role("cell", name="B2", exact=True).wait_for(timeout=120)
             snap = desk.a11y_snapshot(time_limit=5)
             return {"calc_snapshot_ms": _median_ms(lambda: desk.a11y_snapshot(time_limit=5), rounds),

@@ -84,15 +84,18 @@ def address(socket: Path) -> str:
 LIBREOFFICE_GTK3 = Path("/usr/lib/libreoffice/program/libvclplug_gtk3lo.so")
 
 
-def app_env(socket_inside: Path) -> dict[str, str]:
+def app_env(socket_inside: Path, *, office_gtk3: bool = False) -> dict[str, str]:
     """What an app needs to publish its widgets on this sandbox's bus.
 
-    LibreOffice is pinned to its GTK3 plugin when that is installed (it would
-    pick it by itself then too; pinning keeps its look the same whatever the
-    desktop detection says); without the plugin it keeps its own X11 look and
-    publishes no tree.
+    LibreOffice picks its GTK3 plugin by itself once ``libreoffice-gtk3`` is
+    installed, which changes its look and its dialogs (titles, file chooser):
+    workflows and cached runs recorded on its own X11 look would break. So it
+    is pinned to that look (``gen``, no tree) unless ``office_gtk3`` asks for
+    the GTK3 plugin, which publishes its widgets.
     """
-    env = {"AT_SPI_BUS_ADDRESS": address(socket_inside), **BRIDGE_ENV}
-    if LIBREOFFICE_GTK3.exists():
-        env["SAL_USE_VCLPLUGIN"] = "gtk3"
-    return env
+    return {"AT_SPI_BUS_ADDRESS": address(socket_inside), **BRIDGE_ENV, **office_env(office_gtk3)}
+
+
+def office_env(office_gtk3: bool = False) -> dict[str, str]:
+    """LibreOffice's VCL plugin: its own X11 look (``gen``) unless the GTK3 one is asked for and installed."""
+    return {"SAL_USE_VCLPLUGIN": "gtk3" if office_gtk3 and LIBREOFFICE_GTK3.exists() else "gen"}

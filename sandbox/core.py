@@ -64,6 +64,7 @@ class Sandbox:
         maximize: bool = False,
         root_dir: Path | None = None,
         accessibility: bool = True,
+        office_gtk3: bool = False,
     ) -> None:
         self.size = _check_size(size)
         if depth not in _DEPTHS:
@@ -110,7 +111,8 @@ class Sandbox:
             self._register(f"xvfb {self._xvfb.pid} {number}")
             if own_ipc:
                 self._ipc_fd = _open_ipc_namespace(self._xvfb.pid)
-            bus_bind = self._prepare_a11y() if accessibility else None
+            bus_bind = self._prepare_a11y(office_gtk3) if accessibility else None
+            self._a11y_env = self._a11y_env or a11ybus.office_env(office_gtk3)  # LibreOffice's look, pinned
             self._layout = iso.Layout(
                 display=number, xauthority=self.xauthority, home=self.home, tmp=self.tmp,
                 identity=iso.write_identity(self.dir / "identity"), network=network,
@@ -295,7 +297,7 @@ class Sandbox:
             self._register(f"pid {proc.pid}")
         return app
 
-    def _prepare_a11y(self) -> Bind | None:
+    def _prepare_a11y(self, office_gtk3: bool) -> Bind | None:
         """The folder that will hold the accessibility bus's socket (None: dbus or AT-SPI not installed)."""
         if a11ybus.daemon_path() is None:
             return None
@@ -305,7 +307,7 @@ class Sandbox:
         socket = bind.inside / a11ybus.SOCKET_NAME if self.isolation == "bwrap" else folder / a11ybus.SOCKET_NAME
         (folder / a11ybus.CONFIG_NAME).write_text(a11ybus.config(socket))
         self._give_to_apps(folder, folder / a11ybus.CONFIG_NAME)
-        self._a11y_env = a11ybus.app_env(socket)
+        self._a11y_env = a11ybus.app_env(socket, office_gtk3=office_gtk3)
         return bind
 
     def _start_a11y_bus(self, bind: Bind) -> None:

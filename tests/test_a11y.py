@@ -268,13 +268,14 @@ def test_reader_reports_an_unreachable_bus(tmp_path: Path) -> None:
 
 
 def test_libreoffice_calc_cell_is_read_and_filled(tmp_path: Path) -> None:
+    """Calc on its GTK3 plugin (office_gtk3=True): by default LibreOffice keeps its own look and has no tree."""
     openpyxl = pytest.importorskip("openpyxl")
     if not Path("/usr/lib/libreoffice/program/libvclplug_gtk3lo.so").exists():
         pytest.skip("libreoffice-gtk3 is not installed (LibreOffice publishes no tree without it)")
     book = openpyxl.Workbook()
     book.active["A1"], book.active["B1"] = "Total", 42
     book.save(tmp_path / "book.xlsx")
-    with Session((1280, 800), apps=[f"localc {tmp_path / 'book.xlsx'}"], ready_timeout=90) as desk:
+    with Session((1280, 800), apps=[f"localc {tmp_path / 'book.xlsx'}"], ready_timeout=90, office_gtk3=True) as desk:
         assert desk.get_by_role("cell", name="B1", exact=True).text(timeout=90) == "42"
         assert desk.get_by_text("Total", exact=True).count() == 1
         c2 = desk.get_by_role("cell", name="C2", exact=True)

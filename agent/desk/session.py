@@ -45,6 +45,7 @@ class SessionSpec(BaseModel):
     apps: list[AppSpec] = Field(default_factory=list)
     maximize: bool = True  # apps' normal windows start maximized
     accessibility: bool = True  # a private AT-SPI bus, so locators and checks can read the apps' widgets
+    office_gtk3: bool = False  # LibreOffice on its GTK3 plugin (publishes a tree; looks different from its own)
 
 
 def app_from_command(command: str, *, cwd: str | Path | None = None) -> AppSpec:
@@ -70,7 +71,7 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # bad binds fail before start-up
     width, height = spec.size
     sb = Sandbox(size=(width, height), isolation=spec.isolation, network=spec.network, binds=binds,
-                 maximize=spec.maximize, accessibility=spec.accessibility)
+                 maximize=spec.maximize, accessibility=spec.accessibility, office_gtk3=spec.office_gtk3)
     handles = []
     try:
         from deskpilot.agent.desk.office import prepare_home
@@ -178,6 +179,7 @@ class Session:
         spec: SessionSpec | None = None,
         create_shares: bool = False,
         accessibility: bool = True,
+        office_gtk3: bool = False,
     ) -> None:
         if isinstance(apps, str):
             apps = [apps]
@@ -186,7 +188,7 @@ class Session:
         if spec is None:
             spec = SessionSpec(size=_size(size), isolation=isolation, network=network, maximize=maximize,
                                shares=[os.path.abspath(s) for s in shares], apps=[_app_spec(a) for a in apps],
-                               accessibility=accessibility)
+                               accessibility=accessibility, office_gtk3=office_gtk3)
         self.spec = spec
         self.sandbox, self.apps = open_sandbox(spec, create_shares=create_shares)
         self._capturer = None
