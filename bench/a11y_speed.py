@@ -111,6 +111,10 @@ def _check(desk: Session, tree: bool) -> None:
 def calc_snapshot(rounds: int) -> dict:
     from openpyxl import Workbook
 
+    from deskpilot.sandbox.a11ybus import LIBREOFFICE_GTK3
+
+    if not LIBREOFFICE_GTK3.exists():
+        return {"calc": "skipped: libreoffice-gtk3 is not installed (LibreOffice publishes no tree without it)"}
     with tempfile.TemporaryDirectory() as folder:
         book = Workbook()
         for row in range(1, 41):
