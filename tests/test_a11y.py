@@ -257,7 +257,12 @@ def test_mousepad_text_area_is_filled_and_read_back() -> None:
             time.sleep(0.05)  # typing lands through XTEST; the text shows once the app has read it
         assert area.text() == "hello from the tree"
         desk.get_by_role("menu", name="File", exact=True).click()
-        desk.get_by_role("menuitem", name="Save As").wait_for(timeout=10)
+        desk.get_by_role("menuitem", name="Save As").click(timeout=10)
+        dialog = desk.get_by_role("dialog", name="Save As")  # GTK's file chooser
+        dialog.wait_for(timeout=20)
+        assert dialog.get_by_role("button", name="Save", exact=True).count() == 1  # chained inside the dialog
+        desk.key("escape")
+        dialog.wait_for("hidden", timeout=20)
 
 
 def test_reader_reports_an_unreachable_bus(tmp_path: Path) -> None:
