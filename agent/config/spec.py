@@ -49,6 +49,8 @@ class DesktopSpec(BaseModel):
     isolation: Literal["bwrap", "none"] = "bwrap"
     network: bool = False
     maximize: bool = True  # apps' normal windows start maximized
+    accessibility: bool = True  # a private AT-SPI bus: locators, element checks, the widget under each click
+    office_gtk3: bool = False  # LibreOffice on its GTK3 plugin, which publishes its widgets (looks different)
 
     @field_validator("size", mode="before")
     @classmethod
@@ -162,7 +164,8 @@ class RunSpec(BaseSettings):
         desktop = self.desktop
         return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
                            maximize=desktop.maximize, shares=[str(p.resolve()) for p in desktop.shares],
-                           apps=[app_from_command(a) for a in desktop.apps])
+                           apps=[app_from_command(a) for a in desktop.apps], accessibility=desktop.accessibility,
+                           office_gtk3=desktop.office_gtk3)
 
 
 RunConfig = RunSpec  # the name before the spec was nested

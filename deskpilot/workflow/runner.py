@@ -95,7 +95,8 @@ class WorkflowRun:
         shares = [os.path.abspath(self.base_dir / Path(s).expanduser()) for s in d["shares"]]
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
                            maximize=d["maximize"], shares=shares,
-                           apps=[app_from_command(a, cwd=self.base_dir) for a in d["apps"]])
+                           apps=[app_from_command(a, cwd=self.base_dir) for a in d["apps"]],
+                           accessibility=d["accessibility"], office_gtk3=d["office_gtk3"])
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
