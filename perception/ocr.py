@@ -162,12 +162,22 @@ def tree_covers(source: Any) -> bool:
         return False
 
 
+def long_text(line: TextBox, text: str = "") -> bool:
+    """A widget whose text is a document (several lines, or far longer than what is looked for).
+
+    Its box says nothing about where a word is, nor whether that part is
+    scrolled into view: such widgets are left to OCR.
+    """
+    return "\n" in line.text.strip() or len(line.text) > max(60, 3 * len(text))
+
+
 def _tree_match(lines: Sequence[TextBox], text: str) -> list[TextBox]:
-    """Tree lines holding ``text`` (case and spacing ignored); the widget's box is kept whole."""
+    """Tree lines holding ``text`` (case and spacing ignored), widgets with a document's text left out."""
     needle = "".join(c for c, _ in _compact(text))
     if not needle:
         raise UsageError("the text to look for is empty")
-    return [line for line in lines if needle in "".join(c for c, _ in _compact(line.text))]
+    return [line for line in lines
+            if not long_text(line, text) and needle in "".join(c for c, _ in _compact(line.text))]
 
 
 def find_text(source: Any, text: str, *, region: Box | None = None) -> list[TextBox]:

@@ -35,9 +35,10 @@ def _tree_text(check: m.TextVisible | m.TextAbsent, wanted: str, ctx: CheckConte
     """The text check answered from the accessibility tree, or None when OCR must answer.
 
     Found in the tree: settled. Not found: settled only when every app of
-    the desk publishes a tree (else it may be drawn by one that does not).
+    the desk publishes a tree (else it may be drawn by one that does not)
+    and no widget shows a document (whose visible part the tree does not say).
     """
-    from deskpilot.perception.ocr import _tree_match, tree_covers, tree_lines
+    from deskpilot.perception.ocr import _tree_match, long_text, tree_covers, tree_lines
 
     if ctx.sandbox is None:
         return None
@@ -50,8 +51,9 @@ def _tree_text(check: m.TextVisible | m.TextAbsent, wanted: str, ctx: CheckConte
     if lines is None:
         return None
     found = _tree_match(lines, wanted)
-    if not found and (check.region is not None or not tree_covers(desk)):
-        return None  # absent from the tree proves nothing in a region (see tree_lines) or with tree-less apps
+    documents = any(long_text(line, wanted) for line in lines)
+    if not found and (check.region is not None or documents or not tree_covers(desk)):
+        return None  # absent from the tree proves nothing in a region, beside a document, or with tree-less apps
     where = f" in {list(check.region)}" if check.region else ""
     evidence = {"via": "a11y", "found": [t.model_dump() for t in found[:10]],
                 "seen": [t.text[:80] for t in lines[:40]], "a11y_ms": round((time.perf_counter() - started) * 1000, 1)}
