@@ -43,7 +43,7 @@ from deskpilot.perception.a11y import (
 DEFAULT_TIMEOUT = 5.0
 POLL_S = 0.05  # between two reads of the tree while waiting
 NO_TREE = ("no app on this desktop publishes an accessibility tree ({apps}): Tk and xterm do not; "
-           "use OCR instead (desk.get_by_text(..., ocr=True), click_text or a text check)")  # fmt: skip
+           "use OCR instead (deskpilot.perception.ocr.click_text / find_text, or a text_visible check)")  # fmt: skip
 _CELL = re.compile(r"^\$?[A-Z]{1,3}\$?[0-9]{1,7}$")
 _OFFICE = {"soffice", "soffice.bin", "libreoffice"}
 State = Literal["visible", "hidden", "attached", "detached", "enabled"]
