@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     # a desktop to work on; the agent, its results and what comes after a run (deskpilot.agent's names)
     "Sandbox": "deskpilot.agent.desk.session",
     "Session": "deskpilot.agent.desk.session",
+    "expect": "deskpilot.agent.desk.locator",  # expect(locator).to_have_text(...), Playwright-style
+    "Locator": "deskpilot.agent.desk.locator",
     **_AGENT_EXPORTS,
     # models
     "Backend": "deskpilot.model_backend",

@@ -11,8 +11,12 @@ Fixtures:
   ``pilot.do(task, cache="cache/NAME.json")`` replays cached steps while the
   screen matches. ``pilot.expect(statement)`` (the model judges),
   ``pilot.expect_text(text)`` / ``pilot.click_text(text)`` / ``pilot.find_text``
-  (OCR, no model), ``pilot.check(...)`` (any check), ``pilot.locate(...)``;
-  the desktop's own ``click``, ``type``, ``key``, ``screenshot`` pass through.
+  (the accessibility tree first, else OCR; no model), ``pilot.check(...)`` (any
+  check), ``pilot.locate(...)``; the desktop's own ``click``, ``type``, ``key``,
+  ``screenshot`` and its locators (``pilot.get_by_role("button", name="Save")``)
+  pass through, and ``from deskpilot import expect`` gives Playwright's
+  ``expect(locator).to_have_text(...)`` / ``to_be_enabled()`` / ``to_be_checked()`` /
+  ``to_have_count(n)``, retried until a timeout.
 
 The model comes from ``--deskpilot-base-url`` / ``--deskpilot-model`` or
 ``--deskpilot-script FILE`` (recorded replies; a folder holds one

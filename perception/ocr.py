@@ -2,7 +2,9 @@
 
 The fast, deterministic path for tests and workflows: ``find_text``,
 ``click_text`` and ``wait_for_text`` work on anything that gives a frame (a PIL
-image, an Observation, a Capturer, a desktop with ``screenshot()``). The ONNX
+image, an Observation, a Capturer, a desktop with ``screenshot()``). On a desk
+whose apps publish an accessibility tree they read the tree first (``a11y.py``,
+milliseconds) and OCR only what the tree does not hold; results say ``via``. The ONNX
 engine takes ~1 s and a few hundred MB to load, so it is built once per
 process and shared (calls are serialised: onnxruntime already uses the cores).
 The angle classifier is off: screen text is upright (bench/ocr_per_frame.py
@@ -15,7 +17,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 import time
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -37,11 +39,12 @@ _LINES_KEPT = 4096
 
 
 class TextBox(BaseModel):
-    """A piece of text on screen and where: pixel box (x1, y1, x2, y2) and OCR confidence."""
+    """A piece of text on screen and where: pixel box (x1, y1, x2, y2), confidence, and which sense read it."""
 
     text: str
     box: Box
     score: float
+    via: Literal["ocr", "a11y"] = "ocr"
 
     @property
     def center(self) -> tuple[int, int]:
@@ -82,8 +85,9 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
 
     Reads are incremental and exact: an unchanged frame costs a comparison, and after a change only the
     lines whose pixels are new are recognised again (detection still covers the whole frame).
-    ``last_kind`` says which path answered; ``fresh=True`` forgets what was read before. A ``region`` gives the lines whose middle lies in
-    it: a crop read alone splits lines into words and misreads (the detector needs the context).
+    ``last_kind`` says which path answered; ``fresh=True`` forgets what was read before. A ``region``
+    gives the lines whose middle lies in it: a crop read alone splits lines into words and misreads (the
+    detector needs the context).
     """
     global last_ms, last_kind
     image = frame_of(source)
@@ -193,16 +197,91 @@ def match(lines: Sequence[TextBox], text: str) -> list[TextBox]:
     return found
 
 
+def tree_lines(source: Any, region: Box | None = None) -> list[TextBox] | None:
+    """The visible names and texts of the accessibility tree as lines, or None when there is no tree.
+
+    A desk (``a11y_snapshot``) whose apps publish their widgets answers in
+    milliseconds where OCR takes seconds; an image, or a desk whose apps
+    publish nothing (Tk, xterm), gives None and the caller reads pixels.
+    """
+    snapshot = getattr(source, "a11y_snapshot", None)
+    if not callable(snapshot):
+        return None
+    from deskpilot.perception.a11y import A11yError
+
+    try:
+        snap = snapshot(time_limit=1.0)
+    except A11yError:
+        return None
+    if not snap.apps:
+        return None
+    lines = []
+    for node in snap.nodes:
+        if not node.visible or node.box is None:
+            continue
+        x, y, w, h = node.box
+        if region is not None and not (region[0] <= x and x + w <= region[2] and region[1] <= y and y + h <= region[3]):
+            continue  # only widgets wholly inside: a text area's box does not say where in it a word is
+        for part in dict.fromkeys(p for p in (node.name, node.text or "") if p.strip()):
+            lines.append(TextBox(text=part, box=(x, y, x + w, y + h), score=1.0, via="a11y"))
+    return lines
+
+
+def tree_covers(source: Any) -> bool:
+    """True when every app the desk started publishes a tree (then text missing from it is not on screen)."""
+    names = getattr(source, "app_names", None)
+    snapshot = getattr(source, "a11y_snapshot", None)
+    if not callable(names) or not callable(snapshot):
+        return False
+    from deskpilot.perception.a11y import A11yError
+
+    try:
+        return len(snapshot(time_limit=1.0).apps) >= len(names()) > 0
+    except A11yError:
+        return False
+
+
+def long_text(line: TextBox, text: str = "") -> bool:
+    """A widget whose text is a document (several lines, or far longer than what is looked for).
+
+    Its box says nothing about where a word is, nor whether that part is
+    scrolled into view: such widgets are left to OCR.
+    """
+    return "\n" in line.text.strip() or len(line.text) > max(60, 3 * len(text))
+
+
+def _tree_match(lines: Sequence[TextBox], text: str) -> list[TextBox]:
+    """Tree lines holding ``text`` (case and spacing ignored), widgets with a document's text left out."""
+    needle = "".join(c for c, _ in _compact(text))
+    if not needle:
+        raise UsageError("the text to look for is empty")
+    return [line for line in lines
+            if not long_text(line, text) and needle in "".join(c for c, _ in _compact(line.text))]
+
+
 def find_text(source: Any, text: str, *, region: Box | None = None) -> list[TextBox]:
-    """Where ``text`` is on screen (empty if nowhere), top to bottom."""
+    """Where ``text`` is on screen (empty if nowhere), top to bottom: the tree first, then OCR."""
+    lines = tree_lines(source, region)
+    if lines:
+        found = _tree_match(lines, text)
+        if found:
+            return found
     return match(read_text(source, region), text)
 
 
 def wait_for_text(source: Any, text: str, *, timeout: float = 10.0, interval: float = 0.2,
                   region: Box | None = None) -> list[TextBox]:
-    """Read the screen again until ``text`` shows; CheckFailed after ``timeout`` seconds."""
+    """Read the screen again until ``text`` shows; CheckFailed after ``timeout`` seconds.
+
+    Each round asks the accessibility tree first (where the apps publish
+    one) and OCR only when the tree does not hold the text; each result
+    says which sense found it (``via``).
+    """
     deadline = time.monotonic() + timeout
     while True:
+        tree = tree_lines(source, region)
+        if tree and (found := _tree_match(tree, text)):
+            return found
         frame = frame_of(source)  # kept: a failure carries the very frame that was read
         lines = read_text(frame, region)
         found = match(lines, text)

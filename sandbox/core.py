@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from deskpilot.sandbox import isolation as iso
-from deskpilot.sandbox import spawn, wm, x11
+from deskpilot.sandbox import a11ybus, spawn, wm, x11
 from deskpilot.sandbox.app import App, describe_exit, exit_signal
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import DeskStartError, SandboxError, WindowNotFound
@@ -67,6 +67,8 @@ class Sandbox:
         window_manager: bool = True,
         maximize: bool = False,
         root_dir: Path | None = None,
+        accessibility: bool = True,
+        office_gtk3: bool = False,
     ) -> None:
         self.size = _check_size(size)
         if depth not in _DEPTHS:
@@ -90,6 +92,8 @@ class Sandbox:
         self.wm: App | None = None
         self.vnc: VncServer | None = None
         self.vnc_web: WebAccess | None = None
+        self.a11y_bus: App | None = None
+        self._a11y_env: dict[str, str] = {}
         self._spawn_lock = threading.Lock()
         self.dir = Path(tempfile.mkdtemp(prefix="deskpilot-sandbox-", dir=root_dir))
         self.home, self.tmp, self._logs = (self.dir / n for n in ("home", "tmp", "logs"))
@@ -115,6 +119,8 @@ class Sandbox:
             self._register(f"xvfb {self._xvfb.pid} {number}")
             if own_ipc:
                 self._ipc_fd = _open_ipc_namespace(self._xvfb.pid)
+            bus_bind = self._prepare_a11y(office_gtk3) if accessibility else None
+            self._a11y_env = self._a11y_env or a11ybus.office_env(office_gtk3)  # LibreOffice's look, pinned
             resolv = None
             if network and iso.privileged():
                 self._net_fd = self._own_network()
@@ -123,11 +129,15 @@ class Sandbox:
                 resolv.chmod(0o644)
             self._layout = iso.Layout(
                 display=number, xauthority=self.xauthority, home=self.home, tmp=self.tmp,
-                identity=iso.write_identity(self.dir / "identity"), network=network, binds=tuple(binds),
-                resolv_conf=resolv,
+                identity=iso.write_identity(self.dir / "identity"), network=network,
+                binds=tuple(binds) + ((bus_bind,) if bus_bind else ()), resolv_conf=resolv,
             )  # fmt: skip
+            if bus_bind is not None:  # started first, waited for last: it comes up while openbox does
+                self._start_a11y_bus(bus_bind)
             if window_manager:
                 self._start_wm()
+            if bus_bind is not None:
+                self._wait_a11y_bus(bus_bind)
         except (SandboxError, OSError, XDisplayError, XError) as exc:
             logs = self._read_logs()  # before close() deletes them: the evidence of a machine fault
             self.close()
@@ -142,6 +152,13 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         """DISPLAY and XAUTHORITY for host-side clients of this display."""
         return {"DISPLAY": self.display, "XAUTHORITY": str(self.xauthority)}
+
+    @property
+    def a11y_address(self) -> str | None:
+        """D-Bus address of this sandbox's accessibility bus, for host-side readers (None when off)."""
+        if self.a11y_bus is None:
+            return None
+        return a11ybus.address(self.dir / "a11y" / a11ybus.SOCKET_NAME)
 
     @property
     def xvfb_pid(self) -> int:
@@ -160,6 +177,7 @@ class Sandbox:
         if not argv:
             raise SandboxError("launch needs a program to run")
         self._check_open()
+        env = {**self._a11y_env, **(env or {})}
         make_env = iso.bwrap_env if self.isolation == "bwrap" else iso.plain_env
         if "/" not in argv[0] and shutil.which(argv[0], path=make_env(self._layout, env).get("PATH")) is None:
             raise SandboxError(f"program not found: {argv[0]}")
@@ -348,6 +366,44 @@ class Sandbox:
             self._register(f"pid {proc.pid}")
         return app
 
+    def _prepare_a11y(self, office_gtk3: bool) -> Bind | None:
+        """The folder that will hold the accessibility bus's socket (None: dbus or AT-SPI not installed)."""
+        if a11ybus.daemon_path() is None:
+            return None
+        folder = self.dir / "a11y"
+        folder.mkdir(mode=0o700)
+        bind = Bind(host=folder, target=a11ybus.INSIDE_DIR, writable=True)
+        socket = bind.inside / a11ybus.SOCKET_NAME if self.isolation == "bwrap" else folder / a11ybus.SOCKET_NAME
+        (folder / a11ybus.CONFIG_NAME).write_text(a11ybus.config(socket))
+        self._give_to_apps(folder, folder / a11ybus.CONFIG_NAME)
+        self._a11y_env = a11ybus.app_env(socket, office_gtk3=office_gtk3)
+        return bind
+
+    def _start_a11y_bus(self, bind: Bind) -> None:
+        """Start the sandbox's accessibility bus (see ``a11ybus.py``); ``_wait_a11y_bus`` waits for it."""
+        inside = bind.inside if self.isolation == "bwrap" else bind.host
+        argv = [str(a11ybus.daemon_path()), "--nofork", "--nopidfile", "--nosyslog",
+                f"--config-file={inside / a11ybus.CONFIG_NAME}"]  # fmt: skip
+        env = {"AT_SPI_BUS_ADDRESS": self._a11y_env["AT_SPI_BUS_ADDRESS"]}  # for the registry it starts
+        if self.isolation == "bwrap":
+            cmd, full_env, cwd = iso.bwrap_argv(self._layout, argv, cwd=None, binds=[], seccomp=self._seccomp), iso.bwrap_env(self._layout, env), None
+        else:
+            cmd, full_env, cwd = iso.plain_argv(argv, []), iso.plain_env(self._layout, env), str(self.home)
+        self.a11y_bus = self._spawn(cmd, argv, full_env, cwd)
+        self._apps.remove(self.a11y_bus)
+
+    def _wait_a11y_bus(self, bind: Bind) -> None:
+        """Wait until the bus listens (apps started before would find no bus and publish nothing)."""
+        assert self.a11y_bus is not None
+        socket = bind.host / a11ybus.SOCKET_NAME
+        deadline = time.monotonic() + 10
+        while not socket.exists():  # dbus-daemon creates it once it listens
+            if (code := self.a11y_bus.poll()) is not None:
+                raise SandboxError(f"the accessibility bus (dbus-daemon) exited: {describe_exit(code)}")
+            if time.monotonic() > deadline:
+                raise SandboxError("the accessibility bus (dbus-daemon) did not start within 10 s")
+            time.sleep(0.002)
+
     def _start_wm(self) -> None:
         config = self.dir / "wm" / ".config" / "openbox"
         config.mkdir(parents=True)
@@ -433,7 +489,7 @@ class Sandbox:
 
     def _reap(self) -> None:
         """Collect exit codes of our children (the reaper already killed them)."""
-        procs = [a._proc for a in self._apps] + ([self.wm._proc] if self.wm else [])
+        procs = [a._proc for a in self._apps] + [x._proc for x in (self.wm, self.a11y_bus) if x is not None]
         procs += [self._xvfb] if hasattr(self, "_xvfb") else []
         procs += getattr(self, "_helpers", [])
         procs += [self.vnc._proc] if self.vnc is not None else []

@@ -73,7 +73,7 @@ ETC_FOR_APPS = (
     "gtk-4.0", "dconf", "glvnd", "mime.types", "mailcap", "papersize", "libpaper.d", "libreoffice",
     "dictionaries-common", "python3", "python3.11", "os-release", "debian_version", "magic", "magic.mime",
     "inputrc", "bash.bashrc", "shells", "terminfo", "vim", "ImageMagick-6", "xml", "sgml", "protocols",
-    "services",
+    "services", "chromium.d", "chromium",
 )  # fmt: skip
 ETC_FOR_NETWORK = ("resolv.conf", "gai.conf", "ssl", "ca-certificates", "ca-certificates.conf")
 # Inside bubblewrap's new root these exist already; bind targets below them need no parent folders.

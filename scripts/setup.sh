@@ -14,6 +14,10 @@ APT_PACKAGES=(
   slirp4netns                 # --network: the apps' own network namespace, no way to the host's loopback
   iproute2                    # tests: a network namespace standing in for the outside world
   x11vnc novnc websockify     # --vnc: a person watches or takes over a sandbox (issue 23)
+  libreoffice-gtk3            # LibreOffice publishes its widgets (AT-SPI) only through its GTK3 plugin
+  dbus-daemon at-spi2-core    # the private accessibility (AT-SPI) bus of each sandbox
+  python3-gi gir1.2-gtk-3.0   # the GTK3 form app of the accessibility tests
+  gnumeric                    # a GTK3 spreadsheet for the accessibility tests
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"
 

@@ -220,8 +220,12 @@ def test_apps_get_a_clean_environment(mode: str, monkeypatch) -> None:
         env = json.loads(_run(sb, ENV, env={"GIVEN": "yes"}))
         assert env["DISPLAY"] == sb.display and env["GIVEN"] == "yes"
     assert "sk-not-for-apps" not in json.dumps(env) and "hunter2" not in json.dumps(env)
+    from deskpilot.sandbox import a11ybus
+
+    accessibility = set(a11ybus.app_env(Path("/run/deskpilot/a11y/bus")))  # the sandbox's own bus, bridges on
     assert set(env) <= {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "DISPLAY", "XAUTHORITY", "LANG", "LC_ALL", "TZ",
-                        "GIVEN", "PWD", "SHLVL", "_", "LC_CTYPE"}  # fmt: skip
+                        "GIVEN", "PWD", "SHLVL", "_", "LC_CTYPE"} | accessibility  # fmt: skip
+    assert env["AT_SPI_BUS_ADDRESS"].endswith("/a11y/bus")
 
 
 SEGMENT = """

@@ -12,6 +12,7 @@ suites): a check is a plain object whose keys say what it is::
     {window_title: "Mousepad", focused: true}
     {screenshot_matches: base.png, tolerance: 0.0, max_region: 10, masks: [[x1, y1, x2, y2]]}
     {expect: "the dialog says the file was saved"}       (the model judges, yes/no + reason)
+    {element: {role: button, name: Save}, state: enabled}    (the accessibility tree: state, text, value, count)
 
 Any check may carry ``name: "..."`` as its label.
 

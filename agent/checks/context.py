@@ -63,6 +63,8 @@ class CheckContext:
     ocr_ms: float = 0.0
     _frame: Image.Image | None = None
     _lines: dict | None = None
+    _tree: Any = None
+    _bare: Any = None
 
     def share_roots(self) -> list[str | os.PathLike[str]]:
         """Every folder an app may have written: ``shares`` and those of ``sandbox`` (a desk or a Sandbox)."""
@@ -96,9 +98,27 @@ class CheckContext:
         key = None if None in self._lines else region
         if key not in self._lines:
             started = time.perf_counter()
-            self._lines[key] = read_text(self.screenshot(), key)
+            self._lines[key] = read_text(self.screenshot(), _padded(key, self.screenshot().size))
             self.ocr_ms = (time.perf_counter() - started) * 1000
         return self._lines[key]
+
+    def desk(self) -> Any:
+        """What answers about the accessibility tree: a desk (Session), or a reader for a bare Sandbox."""
+        if self.sandbox is None:
+            raise UsageError("an element check needs a desktop")
+        if callable(getattr(self.sandbox, "a11y_snapshot", None)):
+            return self.sandbox
+        if getattr(self.sandbox, "a11y_address", None) is None:
+            raise UsageError("an element check needs a desktop with its accessibility bus on")
+        if self._bare is None:
+            self._bare = _BareDesk(self.sandbox)
+        return self._bare
+
+    def tree(self) -> Any:
+        """A bounded snapshot of the accessibility tree, read once and shared by every element check."""
+        if self._tree is None:
+            self._tree = self.desk().a11y_snapshot(time_limit=2.0)
+        return self._tree
 
     def window_titles(self) -> tuple[list[str], str | None]:
         """Titles of the managed top-level windows, and the focused one's (EWMH)."""
@@ -131,5 +151,32 @@ class CheckContext:
         return str(path)
 
     def fresh(self) -> None:
-        """Forget the frame and its OCR (after the screen changed)."""
-        self._frame, self._lines = None, None
+        """Forget the frame, its OCR and the tree (after the screen changed)."""
+        self._frame, self._lines, self._tree = None, None, None
+
+
+OCR_MARGIN = 32  # pixels of context around a region's crop
+
+
+def _padded(region: Any, size: tuple[int, int]) -> Any:
+    if region is None:
+        return None
+    x1, y1, x2, y2 = region
+    m = OCR_MARGIN
+    return max(0, x1 - m), max(0, y1 - m), min(size[0], x2 + m), min(size[1], y2 + m)
+
+
+class _BareDesk:
+    """The tree-reading part of a desk, for a low-level Sandbox (checks run on either)."""
+
+    def __init__(self, sandbox: Any) -> None:
+        from deskpilot.perception.a11y import A11yReader
+
+        self.sandbox = sandbox
+        self.reader = A11yReader(sandbox.a11y_address)
+
+    def a11y_snapshot(self, **bounds: Any) -> Any:
+        return self.reader.snapshot(**bounds)
+
+    def app_names(self) -> list[str]:
+        return [Path(app.argv[0]).name for app in self.sandbox.apps]

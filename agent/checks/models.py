@@ -8,7 +8,7 @@ text works in a config file, a pytest call, a workflow or an eval suite.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
@@ -279,6 +279,63 @@ class AnyOf(_Check):
     def _required(self) -> dict[str, Any]:
         return {"any_of": self.any_of}
 
+class ElementQuery(BaseModel):
+    """Which element: a role (ARIA or AT-SPI name) and/or a name, text or label; ``nth`` picks one of several."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: str | None = None
+    name: str | None = None
+    text: str | None = None
+    label: str | None = None
+    exact: bool = False
+    nth: int | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        from deskpilot.perception.a11y import known_role
+
+        if value is not None and not known_role(value):
+            raise ValueError(f"unknown role {value!r} (button, textbox, checkbox, menuitem, cell, dialog, ...)")
+        return value
+
+    def describe(self) -> str:
+        parts = [self.role or "element"]
+        for key in ("name", "text", "label"):
+            if getattr(self, key) is not None:
+                parts.append(f"{key}={getattr(self, key)!r}")
+        return " ".join(parts) + (f" #{self.nth}" if self.nth is not None else "")
+
+
+ElementState = Literal["visible", "hidden", "enabled", "disabled", "focused", "checked", "unchecked", "selected"]
+
+
+class ElementCheck(_Check):
+    """An element of the accessibility tree: its state, text, value, or how many match.
+
+    ``{element: {role: button, name: Save}, state: enabled}``; ``text`` and
+    ``value`` compare whole (spacing folded); ``count`` counts matches (0: absent).
+    Without any of them the element must be there.
+    """
+
+    kind = "element"
+    element: ElementQuery
+    state: ElementState | None = None
+    text: str | None = None
+    value: Scalar = None
+    count: int | None = Field(default=None, ge=0)
+
+    def describe(self) -> str:
+        what = self.element.describe()
+        if self.count is not None:
+            return f"{self.count} x {what}"
+        tail = [f"is {self.state}"] if self.state else []
+        tail += [f"has text {_short(self.text)}"] if self.text is not None else []
+        tail += [f"has value {_short(self.value)}"] if self.value is not None else []
+        return f"{what} " + (" and ".join(tail) or "is there")
+
+    def _required(self) -> dict[str, Any]:
+        return {"element": self.element.model_dump(exclude_none=True, exclude_defaults=True)}
 
 
 _FILE_KINDS: dict[str, type[_Check]] = {
@@ -290,7 +347,7 @@ _FILE_KINDS: dict[str, type[_Check]] = {
 }
 _SCREEN_KINDS: dict[str, type[_Check]] = {
     "text_visible": TextVisible, "text_absent": TextAbsent, "window_title": WindowTitle,
-    "screenshot_matches": ScreenshotMatches, "expect": Expect, "any_of": AnyOf,
+    "screenshot_matches": ScreenshotMatches, "expect": Expect, "any_of": AnyOf, "element": ElementCheck,
 }
 ALL_KINDS: tuple[type[_Check], ...] = (*_FILE_KINDS.values(), *_SCREEN_KINDS.values())
 
@@ -336,6 +393,8 @@ Check = Annotated[
         Annotated[CompareDocx, Tag("file_compare_docx")], Annotated[LineSpacing, Tag("file_line_spacing")],
         Annotated[ComparePdf, Tag("file_compare_pdf")], Annotated[DocxTables, Tag("file_docx_tables")], Annotated[ExactMatch, Tag("file_exact_match")],
         Annotated[FileIncludeExclude, Tag("file_include_exclude")], Annotated[AnyOf, Tag("any_of")],
+
+        Annotated[ElementCheck, Tag("element")],
     ],
     Discriminator(_tagged),
 ]

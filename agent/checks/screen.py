@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,23 +32,126 @@ def _seen(lines, region) -> list[str]:
     return [t.text for t in lines if _inside(t.box, region)]
 
 
+def _tree_text(check: m.TextVisible | m.TextAbsent, wanted: str, ctx: CheckContext) -> Outcome | None:
+    """The text check answered from the accessibility tree, or None when OCR must answer.
+
+    Found in the tree: settled. Not found: settled only when every app of
+    the desk publishes a tree (else it may be drawn by one that does not)
+    and no widget shows a document (whose visible part the tree does not say).
+    """
+    from deskpilot.perception.ocr import _tree_match, long_text, tree_covers, tree_lines
+
+    if ctx.sandbox is None:
+        return None
+    try:
+        desk = ctx.desk()
+    except UsageError:
+        return None
+    started = time.perf_counter()
+    lines = tree_lines(desk, check.region)
+    if lines is None:
+        return None
+    found = _tree_match(lines, wanted)
+    documents = any(long_text(line, wanted) for line in lines)
+    if not found and (check.region is not None or documents or not tree_covers(desk)):
+        return None  # absent from the tree proves nothing in a region, beside a document, or with tree-less apps
+    where = f" in {list(check.region)}" if check.region else ""
+    evidence = {"via": "a11y", "found": [t.model_dump() for t in found[:10]],
+                "seen": [t.text[:80] for t in lines[:40]], "a11y_ms": round((time.perf_counter() - started) * 1000, 1)}
+    if isinstance(check, m.TextVisible):
+        if found:
+            return True, f"{wanted!r} is at {list(found[0].box)} (via a11y)", evidence
+        shown = "; ".join(t.text[:40] for t in lines[:10]) or "no text"
+        return False, f"{wanted!r} is not on screen{where} (via a11y; the apps show: {shown})", evidence
+    if found:
+        return False, f"{wanted!r} is on screen at {list(found[0].box)} (via a11y)", evidence
+    return True, f"{wanted!r} is not on screen{where} (via a11y)", evidence
+
+
 def text(check: m.TextVisible | m.TextAbsent, ctx: CheckContext) -> Outcome:
     from deskpilot.perception.ocr import match
 
     wanted = check.text_visible if isinstance(check, m.TextVisible) else check.text_absent
+    answered = _tree_text(check, wanted, ctx)
+    if answered is not None:
+        return answered
     lines = ctx.ocr_lines(check.region)
     found = [t for t in match(lines, wanted) if _inside(t.box, check.region)]
     seen = _seen(lines, check.region)
-    evidence = {"found": [t.model_dump() for t in found], "seen": seen[:40], "ocr_ms": round(ctx.ocr_ms, 1)}
+    evidence = {"via": "ocr", "found": [t.model_dump() for t in found], "seen": seen[:40],
+                "ocr_ms": round(ctx.ocr_ms, 1)}
     where = f" in {list(check.region)}" if check.region else ""
     shown = "; ".join(seen[:10]) or "no text"
     if isinstance(check, m.TextVisible):
         if found:
-            return True, f"{wanted!r} is at {list(found[0].box)}", evidence
+            return True, f"{wanted!r} is at {list(found[0].box)} (via ocr)", evidence
         return False, f"{wanted!r} is not on screen{where} (OCR read: {shown})", evidence
     if found:
-        return False, f"{wanted!r} is on screen at {list(found[0].box)}", evidence
-    return True, f"{wanted!r} is not on screen{where}", evidence
+        return False, f"{wanted!r} is on screen at {list(found[0].box)} (via ocr)", evidence
+    return True, f"{wanted!r} is not on screen{where} (via ocr)", evidence
+
+
+def _fold(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def _same_value(actual: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bool) or wanted is None:
+        return _fold(actual).lower() == _fold(wanted).lower()
+    if isinstance(wanted, (int, float)):
+        try:
+            return float(str(actual).strip()) == float(wanted)
+        except ValueError:
+            return False
+    return _fold(actual) == _fold(wanted)
+
+
+def element(check: m.ElementCheck, ctx: CheckContext) -> Outcome:
+    """An element check, on one bounded snapshot of the tree shared by every element check of the run."""
+    from deskpilot.agent.desk.locator import NO_TREE
+    from deskpilot.perception.a11y import Query, closest_names, find
+
+    q = check.element
+    snap = ctx.tree()
+    query = Query(role=q.role, name=q.name, text=q.text, label=q.label, exact=q.exact)
+    found = find(snap, query)
+    if q.nth is not None:
+        found = found[q.nth : q.nth + 1] if q.nth >= 0 else found[q.nth :][:1]
+    evidence: dict[str, Any] = {"via": "a11y", "matches": [n.summary() for n in found[:10]],
+                                "tree_ms": round(snap.elapsed * 1000, 1), "truncated": snap.truncated}
+    if not snap.apps:
+        return False, NO_TREE.format(apps=", ".join(ctx.desk().app_names()) or "no apps"), evidence
+    what = q.describe()
+    if check.count is not None:
+        ok = len(found) == check.count
+        return ok, f"{len(found)} x {what}" + ("" if ok else f", wanted {check.count}"), evidence
+    if not found:
+        if check.state == "hidden":
+            return True, f"no {what} on screen", evidence
+        seen = "; ".join(closest_names(snap, query)) or "no named elements"
+        return False, f"no {what} (closest seen: {seen})", evidence
+    if len(found) > 1:
+        listed = "; ".join(f"{n.describe()} at {n.path}" for n in found[:5])
+        return False, f"{len(found)} elements match {what} ({listed}): add nth or a narrower name", evidence
+    node = found[0]
+    problems = []
+    if check.state is not None and not _state_holds(node, check.state):
+        problems.append(f"is not {check.state} (states: {', '.join(sorted(node.states)) or 'none'})")
+    text_now = node.text if node.text is not None else node.name
+    if check.text is not None and _fold(text_now) != _fold(check.text):
+        problems.append(f"has text {text_now[:80]!r}, not {check.text!r}")
+    value_now: Any = node.value if node.value is not None and node.text in (None, "") else text_now
+    if check.value is not None and not _same_value(value_now, check.value):
+        problems.append(f"has value {str(value_now)[:80]!r}, not {check.value!r}")
+    if problems:
+        return False, f"{node.describe()} " + "; ".join(problems), evidence
+    return True, f"{node.describe()} at {node.path}", evidence
+
+
+def _state_holds(node: Any, state: str) -> bool:
+    from deskpilot.perception.a11y import Query
+
+    return Query(states=(state,)).matches(node)
 
 
 def window(check: m.WindowTitle, ctx: CheckContext) -> Outcome:
@@ -157,5 +261,5 @@ def expect(check: m.Expect, ctx: CheckContext) -> Outcome:
 
 
 EVALUATORS: dict[str, Callable[[Any, Any], Outcome]] = {"text_visible": text, "text_absent": text, "window_title": window,
-              "screenshot_matches": screenshot, "expect": expect}
+              "screenshot_matches": screenshot, "expect": expect, "element": element}
 

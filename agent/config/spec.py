@@ -53,6 +53,8 @@ class DesktopSpec(BaseModel):
     unsafe_no_isolation: bool = False
     vnc: int | None = Field(None, ge=0, le=65535)  # a VNC server for a person: None off, 0 any free port
     vnc_view_only: bool = False
+    accessibility: bool = True  # a private AT-SPI bus: locators, element checks, the widget under each click
+    office_gtk3: bool = False  # LibreOffice on its GTK3 plugin, which publishes its widgets (looks different)
 
     @field_validator("size", mode="before")
     @classmethod
@@ -192,7 +194,8 @@ class RunSpec(BaseSettings):
         vnc = None if desktop.vnc is None else VncOption(port=desktop.vnc, view_only=desktop.vnc_view_only)
         return SessionSpec(size=desktop.screen, isolation=desktop.isolation, network=desktop.network,
                            maximize=desktop.maximize, shares=shares,
-                           apps=[app_from_command(a, shares=shares) for a in desktop.apps], vnc=vnc)
+                           apps=[app_from_command(a, shares=shares) for a in desktop.apps], vnc=vnc,
+                           accessibility=desktop.accessibility, office_gtk3=desktop.office_gtk3)
 
 
 RunConfig = RunSpec  # the name before the spec was nested

@@ -68,7 +68,8 @@ def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: 
     from deskpilot.agent.desk.office import prepare_home
 
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # the same rules as open_sandbox
-    sb = Sandbox(size=(spec.size[0], spec.size[1]), isolation=spec.isolation, network=spec.network, maximize=spec.maximize)
+    sb = Sandbox(size=(spec.size[0], spec.size[1]), isolation=spec.isolation, network=spec.network, maximize=spec.maximize,
+                 accessibility=spec.accessibility, office_gtk3=spec.office_gtk3)
     try:
         from deskpilot.agent.desk.session import start_vnc_for
 

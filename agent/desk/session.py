@@ -14,6 +14,7 @@ from deskpilot.agent.desk.screens import settle_blocking
 from deskpilot.errors import ConfigError, UsageError
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+DEFAULT_LOCATOR_TIMEOUT = 5.0  # seconds a locator waits for its element (agent/desk/locator.py)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -51,6 +52,8 @@ class SessionSpec(BaseModel):
     apps: list[AppSpec] = Field(default_factory=list)
     maximize: bool = True  # apps' normal windows start maximized
     vnc: VncOption | None = Field(None, exclude=True)  # how a person may look in; not part of the desktop itself
+    accessibility: bool = True  # a private AT-SPI bus, so locators and checks can read the apps' widgets
+    office_gtk3: bool = False  # LibreOffice on its GTK3 plugin (publishes a tree; looks different from its own)
 
 
 def start_vnc_for(sb, spec: SessionSpec) -> None:
@@ -97,7 +100,7 @@ def open_sandbox(spec: SessionSpec, *, create_shares: bool = False):
     app_binds = [plan_binds(app.binds, spec.shares) for app in spec.apps]  # bad binds fail before start-up
     width, height = spec.size
     sb = Sandbox(size=(width, height), isolation=spec.isolation, network=spec.network, binds=binds,
-                 maximize=spec.maximize)
+                 maximize=spec.maximize, accessibility=spec.accessibility, office_gtk3=spec.office_gtk3)
     handles = []
     try:
         start_vnc_for(sb, spec)
@@ -206,6 +209,8 @@ class Session:
         ready_timeout: float = 20.0,
         spec: SessionSpec | None = None,
         create_shares: bool = False,
+        accessibility: bool = True,
+        office_gtk3: bool = False,
     ) -> None:
         if isinstance(apps, str):
             apps = [apps]
@@ -214,12 +219,15 @@ class Session:
         if spec is None:
             folders = [os.path.abspath(s) for s in shares]
             spec = SessionSpec(size=_size(size), isolation=isolation, network=network, maximize=maximize,
-                               shares=folders, apps=[_app_spec(a, folders) for a in apps])
+                               shares=folders, apps=[_app_spec(a, folders) for a in apps],
+                               accessibility=accessibility, office_gtk3=office_gtk3)
         self.spec = spec
         self.sandbox, self.apps = open_sandbox(spec, create_shares=create_shares)
         self._capturer = None
         self._executor = None
         self._settler = None
+        self._a11y = None
+        self.locator_timeout = DEFAULT_LOCATOR_TIMEOUT
         self.shares: dict[str, Path] = {s: Path(s) for s in spec.shares}  # as the apps see it -> on the host
         self._share_binds: list = []  # the shares are bound for the whole sandbox here
         self.started_s = 0.0
@@ -245,6 +253,8 @@ class Session:
         self.spec = spec.model_copy(deep=True)
         self.sandbox, self.apps = sandbox, list(apps)
         self._capturer, self._executor, self._settler = capturer, executor, None
+        self._a11y = None
+        self.locator_timeout = DEFAULT_LOCATOR_TIMEOUT
         self.shares = dict(shares) if shares is not None else {s: Path(s) for s in spec.shares}
         self._share_binds = list(share_binds)
         self.started_s = started_s
@@ -317,6 +327,48 @@ class Session:
             wait_quiet(self.settler.watcher, quiet_s=0.05, cap_s=cap)  # nothing drawn for 50 ms
         else:
             settle_blocking(self.capturer.grab, cap=cap)
+
+    # -- elements (the accessibility tree, see agent/desk/locator.py) -------------------
+    @property
+    def a11y(self):
+        """The reader of this desk's accessibility bus (perception.a11y.A11yReader)."""
+        if self._a11y is None:
+            from deskpilot.perception.a11y import A11yError, A11yReader
+
+            address = self.sandbox.a11y_address
+            if address is None:
+                raise A11yError("this desk has no accessibility bus (accessibility=False, or dbus-daemon and "
+                                "at-spi2-core are not installed)")
+            self._a11y = A11yReader(address)
+        return self._a11y
+
+    def a11y_snapshot(self, *, time_limit: float = 1.0, max_nodes: int = 3000, max_depth: int = 40, **more):
+        """A bounded read of every app's widget tree (perception.a11y.Snapshot; ``more``: its other bounds)."""
+        return self.a11y.snapshot(time_limit=time_limit, max_nodes=max_nodes, max_depth=max_depth, **more)
+
+    def app_names(self) -> list[str]:
+        return [Path(app.argv[0]).name for app in self.apps]
+
+    def get_by_role(self, role: str, name=None, *, exact: bool = False, checked: bool | None = None,
+                    disabled: bool | None = None):
+        """Locator of elements by ARIA or AT-SPI role and accessible name, e.g. ("button", name="Save")."""
+        from deskpilot.agent.desk.locator import Locator, role_query
+
+        return Locator(self, role_query(role, name, exact, checked, disabled))
+
+    def get_by_text(self, text, *, exact: bool = False):
+        """Locator of elements whose name or text holds ``text``."""
+        from deskpilot.agent.desk.locator import Locator
+        from deskpilot.perception.a11y import Query
+
+        return Locator(self, Query(text=text, exact=exact))
+
+    def get_by_label(self, label, *, exact: bool = False):
+        """Locator of form fields named by their label (GTK ties a label to its field)."""
+        from deskpilot.agent.desk.locator import Locator
+        from deskpilot.perception.a11y import Query
+
+        return Locator(self, Query(label=label, exact=exact))
 
     # -- acting -----------------------------------------------------------------------
     def perform(self, action, *, settle: bool = True) -> None:
@@ -403,6 +455,9 @@ class Session:
                 except Exception:  # closing must go on whatever one part says
                     pass
         self._settler = self._executor = self._capturer = None
+        if self._a11y is not None:
+            self._a11y.close()
+            self._a11y = None
         self.sandbox.close()
 
     def __enter__(self) -> "Session":

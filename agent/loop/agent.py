@@ -171,6 +171,7 @@ class Agent:
             run_info = {"session": self.session.spec.model_dump(mode="json"), **(run_info or {})}
         self.backend = backend
         self.sandbox: Any = sandbox  # a deskpilot.sandbox.Sandbox (or None for queries on images)
+        self._a11y_reader: Any = None  # reads the element under each click (opened on first use)
         self.report = report
         self.dialect = dialect
         self.policy = policy or Policy()
@@ -276,6 +277,9 @@ class Agent:
             self._capturer = None
         if self._trajectory is not None:
             self._trajectory.close()
+        if self._a11y_reader is not None:
+            self._a11y_reader.close()
+            self._a11y_reader = None
 
     def __enter__(self) -> "Agent":
         return self
@@ -497,7 +501,8 @@ class Agent:
         record = StepRecord(step=step, time=now_iso(), screenshot=shot, screen_size=obs.size, request=summarize(request, self.dialect))
         self._account(record.request, request, obs, len(state.history), totals)
         secrets = getattr(self.dialect, "secrets", None)
-        cached = self.cache.lookup(step, obs, self._grab, secrets) if self.cache is not None else None
+        cached = (self.cache.lookup(step, obs, self._grab, secrets, find_element=self._find_element)
+                  if self.cache is not None else None)
         self.on_event(StepStarted(step=step, max_steps=self.policy.max_steps, screenshot=shot))
         try:
             parsed = self._parse_cached(cached, obs, step) if cached is not None else None
@@ -519,6 +524,12 @@ class Agent:
         if self.policy.check(parsed.action)[0]:  # compares frames (and may grab two more) only on a repeat
             stuck = await asyncio.to_thread(state.is_stuck, parsed.action, obs, self.policy.stuck_repeats, self._grab)
         self._decide(record, parsed, obs, state, step, stuck=stuck)
+        if record.policy.allowed and record.points and not self.settings.dry_run:
+            t = time.perf_counter()
+            record.element = self._element_under(record.points[0])
+            timings["element"] = _ms(t)
+            if self.cache is not None:
+                self.cache.note_element(step, record.element)
         record.timings_ms = timings
         t = time.perf_counter()
         self._record(record)
@@ -538,6 +549,39 @@ class Agent:
             await self._act(step, parsed.action)
         state.remember(parsed, obs)
         return parsed
+
+    def _reader(self):
+        if self._a11y_reader is None:
+            address = getattr(self.sandbox, "a11y_address", None)
+            if address is None:
+                return None
+            from deskpilot.perception.a11y import A11yReader
+
+            self._a11y_reader = A11yReader(address)
+        return self._a11y_reader
+
+    def _find_element(self, element: dict[str, Any]) -> tuple[int, int] | None:
+        """Middle of the one visible widget with this role and name now (a cached click's target), or None."""
+        reader = self._reader()
+        if reader is None:
+            return None
+        from deskpilot.perception.a11y import find_again
+
+        return find_again(reader, element)
+
+    def _element_under(self, point: tuple[int, int]) -> dict[str, Any] | None:
+        """Role, name and path of the widget the action will hit (None: no tree there, or no answer in 0.3 s).
+
+        Read before the action, so it names what was clicked, not what the
+        click opened; the report shows it next to the click mark.
+        """
+        reader = self._reader()
+        if reader is None:
+            return None
+        try:
+            return reader.element_at(*point, time_limit=0.3)
+        except Exception:  # a reading that fails must never stop the run
+            return None
 
     def _account(self, summary: RequestSummary, request: ChatRequest, obs: Observation, history: int, totals: dict) -> None:
         """Image tokens, estimated prompt tokens, the default-settings cost and the reusable prefix."""

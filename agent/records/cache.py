@@ -31,6 +31,7 @@ import logging
 import os
 import stat
 import warnings
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -46,6 +47,8 @@ from deskpilot.model_backend.types import Reply
 VERSION = 1
 MAX_PIXELS = 40_000_000  # an 8K screen is 33 Mpx
 _log = logging.getLogger(__name__)
+_POINT_ACTIONS = {"click", "double_click", "triple_click", "right_click", "middle_click", "hover"}
+_FIRST_BOX = re.compile(r"\[\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?(?:\s*,\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?)?\s*\]")
 MAX_REGION = 10  # px in one changed region that persists over three frames (a caret blink does not)
 
 
@@ -56,6 +59,7 @@ class CachedStep(BaseModel):
     action: dict[str, Any]
     secrets: list[str] = Field(default_factory=list)  # names of the secrets redacted out of this step
     screen_png: str  # base64 PNG of the screen the step was decided on
+    element: dict[str, Any] | None = None  # the widget the click hit (role, name, path), when the app has a tree
 
 
 class CacheFile(BaseModel):
@@ -70,6 +74,12 @@ def _png(image: Image.Image) -> str:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="PNG", optimize=False, compress_level=6)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _moved_point(content: str, point: tuple[int, int], size: tuple[int, int]) -> str:
+    """The reply with its first box or point replaced by ``point`` (pixels), in the model's thousandths."""
+    x, y = round(point[0] * 1000 / size[0]), round(point[1] * 1000 / size[1])
+    return _FIRST_BOX.sub(f"[{x},{y}]", content, count=1)
 
 
 def _image(data: str) -> Image.Image:
@@ -106,6 +116,7 @@ class RunCache:
         self.old: CacheFile | None = None
         self.new: list[CachedStep] = []
         self.hits = 0
+        self.moved: list[int] = []  # steps whose click went to its element's new place
         self.following = True
         self.mismatch: str | None = None  # why the cache stopped being followed
         self.secrets: Mapping[str, str] = {}  # the run's, as last given (the task is stored without them)
@@ -149,11 +160,14 @@ class RunCache:
         self.hits -= 1
         self.miss(step, why)
 
-    def lookup(self, step: int, obs, grab=None, secrets: Mapping[str, str] | None = None) -> Reply | None:
+    def lookup(self, step: int, obs, grab=None, secrets: Mapping[str, str] | None = None,
+               find_element=None) -> Reply | None:  # fmt: skip
         """The cached reply for this step if its screen still matches, else None (and stop following).
 
         With ``grab``, a difference must persist over three frames (a blinking caret does not count).
-        ``secrets`` (name -> value) go back into a reply stored without them.
+        ``secrets`` (name -> value) go back into a reply stored without them. ``find_element``
+        (element dict -> pixel point or None) finds a cached click's widget by role and name
+        when the screen differs: a moved button is clicked where it is now.
         """
         if not self.following or self.old is None:
             return None
@@ -170,18 +184,45 @@ class RunCache:
             self.miss(step, f"the cached screen is unusable: {bad}")
             return None
         diff, _ = compare_live(cached_screen, obs.image, grab)
+        moved_to = None
         if diff.size_mismatch or diff.largest > self.max_region:
-            self.following = False
-            self.mismatch = f"step {step}: the screen differs from the cached one ({diff.summary()})"
-            return None
+            moved_to = self._found_again(entry, find_element) if not diff.size_mismatch else None
+            if moved_to is None:
+                self.following = False
+                self.mismatch = f"step {step}: the screen differs from the cached one ({diff.summary()})"
+                return None
         missing = [name for name in entry.secrets if not known.get(name)]
         if missing:
             self.following = False
             self.mismatch = f"step {step}: the cached reply needs secret {', '.join(missing)}, which this run lacks"
             return None
         self.hits += 1
-        return Reply(content=restore(entry.content, entry.secrets, known),
-                     reasoning=restore(entry.reasoning, entry.secrets, known))
+        content = restore(entry.content, entry.secrets, known)
+        if moved_to is not None:
+            self.moved.append(step)
+            content = _moved_point(content, moved_to, obs.image.size)
+        return Reply(content=content, reasoning=restore(entry.reasoning, entry.secrets, known))
+
+    def _found_again(self, entry: CachedStep, find_element) -> tuple[int, int] | None:
+        """Where the element a cached click hit is now (found by role and name), or None.
+
+        Only a single-point action whose element was recorded qualifies: the
+        screen moved but the button is still there, one of its kind, so the
+        click goes to its new middle instead of ending the cache.
+        """
+        if find_element is None or not entry.element or not entry.element.get("name"):
+            return None
+        if entry.action.get("type") not in _POINT_ACTIONS:
+            return None
+        try:
+            return find_element(entry.element)
+        except Exception:  # the tree could not be read: the screen rule decides
+            return None
+
+    def note_element(self, step: int, element: dict[str, Any] | None) -> None:
+        """Add the element a kept step's click hit (read after ``keep``, before the action)."""
+        if element and self.new and self.new[-1].step == step:
+            self.new[-1] = self.new[-1].model_copy(update={"element": element})
 
     def _same_task(self, known: Mapping[str, str]) -> bool:
         assert self.old is not None
@@ -223,6 +264,7 @@ class RunCache:
                 _log.warning("cache file %s not written: %s", self.path, err.strerror or err)
         if run_dir is not None:
             summary = {"cache": str(self.path), "model_calls_saved": self.hits, "steps": len(self.new),
+                       "clicks_found_by_element": self.moved,
                        "followed_until": self.mismatch, "rewritten": saved and self.hits < len(self.new)}
             (Path(run_dir) / "cache.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return self.hits

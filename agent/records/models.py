@@ -77,6 +77,7 @@ class StepRecord(BaseModel):
     model_points: list[tuple[float, float]] = Field(default_factory=list)
     points: list[tuple[int, int]] = Field(default_factory=list)
     element_info: str | None = None
+    element: dict[str, Any] | None = None  # the widget under the first point (accessibility tree): role, name, path
     memory: list[Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     prompt: str = ""  # the exact text of the accepted attempt's prompt, images as <image WxH>

@@ -31,6 +31,7 @@ class ReplayResult(BaseModel):
     live_image: str | None = None  # the live screen at the divergence
     diff_image: str | None = None  # the diff against the recording
     recording_end: str = ""  # how the recorded run ended
+    found_by_element: list[int] = []  # steps whose screen differed but whose clicked widget was found again
     message: str = ""
 
 
@@ -85,7 +86,10 @@ def replay(
 
     The screens are compared with the screenshot check's diff: a step diverges
     when a connected change of more than ``max_change`` pixels persists over
-    three frames, so a changed word or a new dialog stops the replay. The live
+    three frames, so a changed word or a new dialog stops the replay. A click
+    whose widget was recorded (role and name, from the accessibility tree) is
+    not a divergence when that widget is found again, alone, on the live
+    desktop: it is clicked where it is now. The live
     screen and a diff image are then written to ``out_dir`` (default: a
     ``replay-TIME`` folder in the run folder).
     """
@@ -114,7 +118,8 @@ def replay(
         executor = Executor.for_sandbox(sb)
         try:
             wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
-            result = _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step)
+            finder = _finder(sb)
+            result = _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, finder)
         finally:
             executor.close()
             capturer.close()
@@ -139,31 +144,66 @@ def _diverged(rec, frame, recorded, capturer, max_change, out_dir) -> tuple[Repl
     ), diff.largest
 
 
-def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step) -> ReplayResult:
+def _finder(sb) -> Callable[[dict], tuple[int, int] | None] | None:
+    """Finds a recorded click's widget by role and name on the replay's desktop (None: no accessibility bus)."""
+    address = getattr(sb, "a11y_address", None)
+    if address is None:
+        return None
+    from deskpilot.perception.a11y import A11yError, A11yReader, find_again
+
+    reader = A11yReader(address)
+
+    def find(element: dict) -> tuple[int, int] | None:
+        try:
+            return find_again(reader, element)
+        except A11yError:
+            return None
+
+    return find
+
+
+def _moved(rec, finder) -> object | None:
+    """The step's point action sent to its recorded widget's new middle, or None."""
+    element = getattr(rec, "element", None)
+    if finder is None or not element or rec.action.type not in _POINT_TYPES:
+        return None
+    point = finder(element)
+    return rec.action.model_copy(update={"x": point[0], "y": point[1]}) if point else None
+
+
+_POINT_TYPES = {"click", "double_click", "triple_click", "hover"}
+
+
+def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, finder=None) -> ReplayResult:
     from deskpilot.agent.desk.settle import Settler
 
     settler = Settler.open(capturer)  # the same event-driven wait as the live loop
     try:
-        return _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler)
+        return _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler, finder)
     finally:
         settler.close()
 
 
-def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler) -> ReplayResult:
-    done = 0
+def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler,
+                finder=None) -> ReplayResult:  # fmt: skip
+    done, found_again = 0, list[int]()
     for rec in steps:
         largest = None
         frame = capturer.grab()
         settler.frame_taken()
+        action = rec.action
         if check and rec.screenshot and (run_dir / rec.screenshot).is_file():
             with Image.open(run_dir / rec.screenshot) as img:
                 recorded = img.convert("RGB")
             stop, largest = _diverged(rec, frame, recorded, capturer, max_change, out_dir)
             if stop is not None:
-                return stop.model_copy(update={"steps_replayed": done})
+                moved = _moved(rec, finder)
+                if moved is None:
+                    return stop.model_copy(update={"steps_replayed": done, "found_by_element": found_again})
+                action = moved  # the screen moved, the widget is still there: click it where it is now
+                found_again.append(rec.step)
         if on_step:
             on_step(rec.step, len(steps), largest)
-        action = rec.action
         if action.type in TERMINAL_TYPES:
             done += 1
             break
@@ -171,4 +211,6 @@ def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, 
         executor.perform(action)
         settler.after_act()
         done += 1
-    return ReplayResult(ok=True, steps_replayed=done, message=f"replayed {done} step(s) without divergence")
+    found = f"; step(s) {', '.join(map(str, found_again))} found their widget again by role and name" if found_again else ""
+    return ReplayResult(ok=True, steps_replayed=done, found_by_element=found_again,
+                        message=f"replayed {done} step(s) without divergence{found}")

@@ -217,6 +217,9 @@ def build_server(options: McpOptions, rules: SessionRules | None = None,
     if backend is not None and (backend.base_url or backend.script):
         _model_tools(app, desks)
     _ocr_tools(app, desks)
+    from deskpilot.mcp.a11y_tools import register as a11y_tools
+
+    a11y_tools(app, desks, _run)  # accessibility_tree, click_element, fill_element
     return app, desks
 
 

@@ -2,7 +2,8 @@
 
 A workflow's ``check`` step uses the one check syntax of ``deskpilot.agent.checks``
 (file, xlsx_cell, pdf_contains, text_visible, window_title, expect, ...);
-``wait_for_text`` and ``click_text`` use ``deskpilot.perception.ocr``. This
+``wait_for_text`` and ``click_text`` use ``deskpilot.perception.ocr``; the element
+steps (click, fill, wait_for) use the desk's locators. This
 module is the small interface the runner needs from them.
 """
 
@@ -82,3 +83,42 @@ def click_text(desk, text: str, timeout: float, index: int, region=None) -> str:
 
     target = ocr.click_text(desk, text, timeout=timeout, index=index, region=region)
     return f"clicked {text!r} at {list(target.center)}"
+
+
+def _locator(desk, element, values: dict[str, str], *, by_text: bool = True):
+    """A desk locator for a workflow's element (its strings with {vars} filled in).
+
+    ``by_text=False`` for a fill, whose ``text`` is what it types, not what it looks for.
+    """
+    from deskpilot.agent.desk.locator import Locator, role_query
+    from deskpilot.perception.a11y import Query
+    from deskpilot.workflow.variables import substitute
+
+    def sub(value):
+        return substitute(value, values) if isinstance(value, str) else value
+
+    role, name, label = sub(element.role), sub(element.name), sub(element.label)
+    text = sub(element.text) if by_text else None
+    if role is None and name is None and label is None and text is None:
+        raise UsageError("an element step names its element: role, name, text or label")
+    query = role_query(role, name, element.exact) if role else Query(name=name, exact=element.exact)
+    query = query.model_copy(update={"text": text, "label": label})
+    found = Locator(desk, query)
+    return found.nth(element.index) if element.index is not None else found
+
+
+def click_element(desk, element, values: dict[str, str], timeout: float) -> str:
+    node = _locator(desk, element, values).click(timeout=timeout)
+    return f"clicked {node.describe()} at {list(node.center)}"
+
+
+def fill_element(desk, element, values: dict[str, str], timeout: float) -> str:
+    from deskpilot.workflow.variables import substitute
+
+    node = _locator(desk, element, values, by_text=False).fill(substitute(element.text, values), timeout=timeout)
+    return f"filled {node.describe()}"
+
+
+def wait_for_element(desk, element, values: dict[str, str], state: str, timeout: float) -> str:
+    node = _locator(desk, element, values).wait_for(state, timeout=timeout)  # type: ignore[arg-type]
+    return f"{node.describe()} is {state}" if node is not None else f"element is {state}"

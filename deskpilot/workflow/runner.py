@@ -27,8 +27,8 @@ from deskpilot.agent.checks.models import resolve
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
-    AgentStep, CheckStep, ClickStep, ClickTextStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep, WaitForTextStep,
-    WaitForWindowStep, Workflow,
+    AgentStep, CheckStep, ClickStep, ClickTextStep, Element, FillStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep,
+    WaitForStep, WaitForTextStep, WaitForWindowStep, Workflow,
 )
 from deskpilot.workflow.variables import Redactor, references, substitute, substitute_all
 from deskpilot.errors import CheckFailed, ConfigError, DeskpilotError, WindowNotFound
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from deskpilot.agent.desk.session import Session
 
 _MARK = "\0"
-_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, ClickStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep)
+_DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep,
+                  ClickStep, FillStep, WaitForStep)
 
 
 class _Stop(Exception):
@@ -172,7 +173,8 @@ class WorkflowRun:
             argv, data = self.command(written_app, values)
             apps.append(app_from_command(shlex.join(argv), cwd=self.base_dir, shares=shares, from_data=data))
         spec = SessionSpec(size=parse_size(d["size"]), isolation=d["isolation"], network=d["network"],
-                           maximize=d["maximize"], shares=shares, apps=apps, vnc=self.vnc)
+                           maximize=d["maximize"], shares=shares, apps=apps, vnc=self.vnc,
+                           accessibility=d["accessibility"], office_gtk3=d["office_gtk3"])
         self.say(f"starting a {spec.size[0]}x{spec.size[1]} desktop" +
                  (f" with {', '.join(self.redact(a) for a in d['apps'])}" if d["apps"] else ""))
         return Session(spec=spec, ready_timeout=d["ready_timeout"])
@@ -305,13 +307,20 @@ class WorkflowRun:
             result.message = bridge.click_text(desk, sub(step.click_text), step.timeout, step.index, step.region)
             desk.settle()
         elif isinstance(step, ClickStep):
-            width, height = desk.size
-            x, y = (min(dim - 1, round(v * dim / 1000)) for v, dim in zip(step.click, (width, height)))
-            if step.double:
-                desk.double_click(x, y)
+            if isinstance(step.click, Element):
+                result.message = bridge.click_element(desk, step.click, values, step.timeout)
             else:
-                desk.click(x, y, button=step.button)
-            result.message = f"clicked ({x}, {y})"
+                width, height = desk.size
+                x, y = (min(dim - 1, round(v * dim / 1000)) for v, dim in zip(step.click, (width, height)))
+                if step.double:
+                    desk.double_click(x, y)
+                else:
+                    desk.click(x, y, button=step.button)
+                result.message = f"clicked ({x}, {y})"
+        elif isinstance(step, FillStep):
+            result.message = bridge.fill_element(desk, step.fill, values, step.timeout)
+        elif isinstance(step, WaitForStep):
+            result.message = bridge.wait_for_element(desk, step.wait_for, values, step.state, step.timeout)
         elif isinstance(step, AgentStep):
             self.agent(step, number, values, result)
         elif isinstance(step, CheckStep):

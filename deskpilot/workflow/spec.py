@@ -11,13 +11,17 @@
         retries: 1
         answer: total                    # DONE(answer=...) goes into {total}
       - key: ctrl+s
+      - click: {role: button, name: OK}  # element steps: the accessibility tree
+      - fill: {label: Email, text: "{email}"}
+      - wait_for: {role: dialog, name: "Save As"}
       - check: {file: "{output}", xlsx_cell: {sheet: Sheet1, cell: B14, equals: 1234}}
       - foreach: work/names.csv          # each row's columns become variables
         sandbox: per_row                 # or shared (default): the current desktop
         steps: [...]
 
 A step is a mapping with exactly one kind key (launch, agent, click_text,
-type, key, wait_for_text, wait_for_window, sleep, check, foreach) plus that
+type, key, wait_for_text, wait_for_window, sleep, check, foreach, and the
+element steps click, fill, wait_for) plus that
 kind's options; every step may have a ``name``. Strings may use ``{var}``;
 ``{cwd}`` (where the run started) and ``{run_dir}`` are always defined, as
 absolute paths, for typing into an app's file dialog.
@@ -113,20 +117,63 @@ class ClickTextStep(_Region):
     index: int = Field(default=0, ge=0)
 
 
-class ClickStep(_Step):
-    """Click a point given in thousandths (0-999) of the screen's width and height (what `record` writes
-    when the click hit no readable text): it follows the screen's size, not its pixels."""
+class Element(_Strict):
+    """An element of the accessibility tree, named as a locator names it (see agent/desk/locator.py)."""
 
-    click: tuple[int, int]
+    role: str | None = None
+    name: str | None = None
+    text: str | None = None
+    label: str | None = None
+    exact: bool = False
+    index: int | None = None  # which of several matches (else several is an error)
+
+    @field_validator("role")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        from deskpilot.perception.a11y import known_role
+
+        if value is not None and not references(value) and not known_role(value):
+            raise ValueError(f"unknown role {value!r} (button, textbox, checkbox, menuitem, cell, dialog, ...)")
+        return value
+
+
+class FillTarget(Element):
+    """A field to fill: the element (role, name or label) and ``text``, what to type into it."""
+
+    text: str  # type: ignore[assignment]  # here: the value typed, not a text to find
+
+
+class ClickStep(_Step):
+    """Click an element found in the accessibility tree once it is visible and enabled
+    (``click: {role: button, name: OK}``), or a point in thousandths (0-999) of the screen's width and
+    height (``click: [x, y]``: what `record` writes when the click hit nothing it could name)."""
+
+    click: "Element | tuple[int, int]"
     button: Literal["left", "right", "middle"] = "left"
     double: bool = False
+    timeout: float = Field(default=10.0, ge=0, le=600)
 
     @field_validator("click")
     @classmethod
-    def _thousandths(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not all(0 <= v <= 999 for v in value):
+    def _thousandths(cls, value: "Element | tuple[int, int]") -> "Element | tuple[int, int]":
+        if isinstance(value, tuple) and not all(0 <= v <= 999 for v in value):
             raise ValueError(f"click is [x, y] in thousandths of the screen, 0 to 999; got {list(value)}")
         return value
+
+
+class FillStep(_Step):
+    """Fill a field found in the accessibility tree: focus, select all, type ``text``."""
+
+    fill: FillTarget
+    timeout: float = Field(default=10.0, ge=0, le=600)
+
+
+class WaitForStep(_Step):
+    """Wait until an element of the accessibility tree is in ``state`` (visible by default)."""
+
+    wait_for: Element
+    state: Literal["visible", "hidden", "attached", "detached", "enabled"] = "visible"
+    timeout: float = Field(default=30.0, ge=0, le=600)
 
 
 class _FocusGuard(_Step):
@@ -208,7 +255,7 @@ STEP_KINDS: dict[str, type[_Step]] = {
     "launch": LaunchStep, "agent": AgentStep, "click_text": ClickTextStep, "click": ClickStep, "type": TypeStep,
     "key": KeyStep,
     "wait_for_text": WaitForTextStep, "wait_for_window": WaitForWindowStep, "sleep": SleepStep,
-    "check": CheckStep, "foreach": ForeachStep,
+    "check": CheckStep, "foreach": ForeachStep, "fill": FillStep, "wait_for": WaitForStep,
 }
 KIND_OF = {cls: kind for kind, cls in STEP_KINDS.items()}
 
