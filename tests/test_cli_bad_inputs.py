@@ -57,6 +57,10 @@ def _case(name: str, tmp: Path, busy_port: int) -> tuple[list, int, str]:
                                   2, "Address already in use"),
         "eval --live on a busy port": (["eval", str(tmp / "suite.yaml"), "--live", str(busy_port), "--out", out,
                                         "--quiet"], 2, "Address already in use"),
+        "mcp --live on a busy port": (["mcp", "--live", str(busy_port)], 2, "Address already in use"),
+        "--live out of range": (["run", "t", "--script", str(script), "--live", "70000"], 2,
+                                "Input should be less than or equal to 65535 (see '"),
+        "unknown option": (["run", "t", "--no-such-flag"], 2, "No such option: --no-such-flag"),
         "non-UTF-8 --script": (["run", "t", "--script", str(tmp / "latin1.json"), *RUN], 2, "is not UTF-8 text"),
         "non-UTF-8 task": (["run", b"caf\xe9", "--script", str(script), *RUN], 2, "the task b'caf\\xe9' is not UTF-8"),
         "non-UTF-8 --app": (["run", "t", "--app", b"xterm -title caf\xe9", "--script", str(script), *RUN], 2,
@@ -80,7 +84,7 @@ def _case(name: str, tmp: Path, busy_port: int) -> tuple[list, int, str]:
 
 
 NAMES = ["bad IPv6 base URL", "mcp --port -1", "mcp --port 70000", "mcp --host with spaces", "--live on a busy port",
-         "eval --live on a busy port",
+         "eval --live on a busy port", "mcp --live on a busy port", "--live out of range", "unknown option",
          "non-UTF-8 --script", "non-UTF-8 task", "non-UTF-8 --app", "recursive template", "FIFO --prompt-template",
          "FIFO --output-schema", "folder as --cache", "225-Mpx screenshot in report"]
 

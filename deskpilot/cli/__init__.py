@@ -84,9 +84,21 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    """The `deskpilot` command: a mistake on the command line is one line on stderr and exit 2."""
     import sys
 
+    usage_error = typer.BadParameter.__mro__[1]  # typer's own (vendored) click UsageError
     sys.argv = hoist_global_flags(sys.argv)
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except usage_error as err:  # an unknown option, a value out of range, a missing argument
+        ctx = getattr(err, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        sys.stderr.write(f"error: {err.format_message()}{where}\n")  # type: ignore[attr-defined]
+        sys.exit(2)
+    except typer.Abort:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 

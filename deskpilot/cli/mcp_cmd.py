@@ -86,7 +86,10 @@ def mcp(
     if live is not None:
         from deskpilot.live import LiveView
 
-        live_view = LiveView(port=live_port_of(live, live_port)).start()
+        try:
+            live_view = LiveView(port=live_port_of(live, live_port)).start()
+        except _user_errors() as err:  # a busy port: one line, like run --live
+            raise fail(str(err)) from None
         options.live = live_view
         console.print(f"live view: {live_view.url}", soft_wrap=True)
     try:
