@@ -87,7 +87,7 @@ def main() -> None:
     """The `deskpilot` command: a mistake on the command line is one line on stderr and exit 2."""
     import sys
 
-X
+    usage_error: type[Exception] = typer.BadParameter.__mro__[1]  # typer's own (vendored) click UsageError
     sys.argv = hoist_global_flags(sys.argv)
     try:
         code = app(standalone_mode=False)
