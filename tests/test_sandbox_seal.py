@@ -224,7 +224,7 @@ def test_apps_get_a_clean_environment(mode: str, monkeypatch) -> None:
 
     accessibility = set(a11ybus.app_env(Path("/run/deskpilot/a11y/bus")))  # the sandbox's own bus, bridges on
     assert set(env) <= {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "DISPLAY", "XAUTHORITY", "LANG", "LC_ALL", "TZ",
-                        "GIVEN", "PWD", "SHLVL", "_", "LC_CTYPE"} | accessibility  # fmt: skip
+                        "GIVEN", "PWD", "SHLVL", "_", "LC_CTYPE", "SHELL"} | accessibility  # fmt: skip
     assert env["AT_SPI_BUS_ADDRESS"].endswith("/a11y/bus")
 
 

@@ -147,10 +147,15 @@ def test_mcp_vnc_prints_the_line_when_a_client_opens_its_sandbox(tmp_path):
 
     from backend_fixtures import free_port
 
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
     port = free_port()
+    token = "vnc-test-token-0123456789"  # MCP over HTTP needs a bearer token (here from the environment)
     server = subprocess.Popen(DESKPILOT + ["mcp", "--transport", "http", "--port", str(port), "--size", "640x480",
                                            "--app", "xterm", "--out", str(tmp_path / "runs"), "--vnc", "--view-only"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, bufsize=0)  # unbuffered: select() sees every line
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, bufsize=0,  # unbuffered: select() sees every line
+                              env={**os.environ, "DESKPILOT_MCP_TOKEN": token})
     try:
         seen: list[str] = []
         deadline = time.monotonic() + 60
@@ -159,7 +164,9 @@ def test_mcp_vnc_prints_the_line_when_a_client_opens_its_sandbox(tmp_path):
             seen.append(server.stderr.readline().decode())
 
         async def main():
-            async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300))
+            async with Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http),
+                              mode="legacy") as client:
                 await client.call_tool("screenshot", {})
                 password, vnc_port, _ = await anyio.to_thread.run_sync(_read_url, server)
                 vnc = connect(vnc_port, password)

@@ -44,8 +44,8 @@ def reply(call: str, thought: str = "Next step.") -> str:
         ("- sleep: 1\n", "a workflow is a mapping"),
         ("steps:\n  - check: {nothing: here}\n", "line 2: check:"),
         ("steps:\n  - click_txt: Save\n", "line 2: a step is a mapping with exactly one of: launch, agent, click_text,"
-                                         " type, key, wait_for_text, wait_for_window, sleep, check, foreach "
-                                         "(did you mean 'click_text' instead of 'click_txt'?)"),
+                                         " click, type, key, wait_for_text, wait_for_window, sleep, check, foreach, "
+                                         "fill, wait_for (did you mean 'click_text' instead of 'click_txt'?)"),
         ("steps:\n  - wait_for_window: a\n    ignorecase: true\n",
          "line 3: ignorecase: unknown option 'ignorecase' (did you mean 'ignore_case' instead of 'ignorecase'?)"),
         ("desktop: {sise: 800x600}\nsteps: [{sleep: 0}]\n", "(did you mean 'size' instead of 'sise'?)"),
