@@ -227,7 +227,10 @@ def bwrap_argv(
         args += ["--ro-bind", str(layout.resolv_conf), "/etc/resolv.conf"]
     args += ["--ro-bind", str(layout.identity / "passwd"), "/etc/passwd"]
     args += ["--ro-bind", str(layout.identity / "group"), "/etc/group"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--dir", "/run", "--perms", "0755", "--dir", "/run/deskpilot"]
+    # /dev/shm: bwrap's --dev leaves it root's 0755, so POSIX shared memory failed for the app's uid
+    # (Debian 12's Chromium 150 aborts on it); a private tmpfs, writable by all like a real one
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    args += ["--dir", "/run", "--perms", "0755", "--dir", "/run/deskpilot"]
     args += ["--bind", str(layout.tmp), "/tmp", "--perms", "0755", "--dir", "/home"]
     args += ["--bind", str(layout.home), str(INSIDE_HOME), "--perms", "0755", "--dir", "/tmp/.X11-unix"]
     args += ["--ro-bind", socket, socket, "--ro-bind", str(layout.xauthority), str(INSIDE_XAUTHORITY)]
@@ -317,7 +320,8 @@ def bwrap_problem() -> str | None:
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     else:
         argv += ["--unshare-user"]
-    argv += _system_view() + ["--proc", "/proc", "--dev", "/dev", "--as-pid-1", "--"]
+    argv += _system_view() + ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
+                              "--as-pid-1", "--"]
     if setpriv:
         argv += [setpriv, f"--reuid={APP_UID}", f"--regid={APP_GID}", "--clear-groups", "--bounding-set=-all", "--"]
     argv += ["/usr/bin/true"]
