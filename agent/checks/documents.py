@@ -47,7 +47,9 @@ class CompareDocx(m._FileCheck):
         return f"document {self.file} reads like {Path(self.compare_docx.expected).name}"
 
 
-class SpacingSpec(BaseModel):
+class ReferenceSpec(BaseModel):
+    """A comparison whose only setting is the reference file (line spacing, tables, PDF text)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     expected: str
 
@@ -56,35 +58,25 @@ class LineSpacing(m._FileCheck):
     """Same text as the reference, and every paragraph has the reference's line spacing (.docx)."""
 
     kind = "file_line_spacing"
-    line_spacing: SpacingSpec
+    line_spacing: ReferenceSpec
 
     def describe(self) -> str:
         return f"document {self.file} has the line spacing of {Path(self.line_spacing.expected).name}"
-
-
-class TablesSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: str
 
 
 class DocxTables(m._FileCheck):
     """The document's tables have the reference's shape and cell texts (OSWorld's compare_docx_tables)."""
 
     kind = "file_docx_tables"
-    docx_tables: TablesSpec
+    docx_tables: ReferenceSpec
 
     def describe(self) -> str:
         return f"document {self.file} has the tables of {Path(self.docx_tables.expected).name}"
 
 
-class PdfSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: str
-
-
 class ComparePdf(m._FileCheck):
     kind = "file_compare_pdf"
-    compare_pdf: PdfSpec
+    compare_pdf: ReferenceSpec
 
     def describe(self) -> str:
         return f"PDF {self.file} has the text of {Path(self.compare_pdf.expected).name}"
