@@ -602,7 +602,8 @@ class Agent:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached")
             t = time.perf_counter()
             try:
-                reply = await asyncio.wait_for(self.backend.acomplete(request), timeout=remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can swallow a Ctrl-C
+                    reply = await self.backend.acomplete(request)
             except asyncio.TimeoutError:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached") from None
             except Exception as exc:  # backend errors end the run with their message
@@ -666,7 +667,8 @@ class Agent:
         remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
         work = in_daemon_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height, name="deskpilot-parse")
         try:
-            return await asyncio.wait_for(work, timeout=remaining)
+            async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can swallow a Ctrl-C
+                return await work
         except asyncio.TimeoutError:
             raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached while parsing the reply") from None
 
