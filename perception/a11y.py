@@ -40,6 +40,7 @@ _COMPONENT = "org.a11y.atspi.Component"
 _TEXT = "org.a11y.atspi.Text"
 _VALUE = "org.a11y.atspi.Value"
 _TABLE = "org.a11y.atspi.Table"
+_APPLICATION = "org.a11y.atspi.Application"
 _LABEL_FOR = 1  # AT-SPI RelationType
 MAX_TEXT = 4000  # characters of a text widget kept in a snapshot
 
@@ -455,10 +456,11 @@ class _Raw:
     """A node while its replies come in."""
 
     __slots__ = ("ref", "parent", "depth", "path", "app", "props", "role", "states", "interfaces", "children",
-                 "text", "value", "box", "index", "label_for", "table")  # fmt: skip
+                 "text", "value", "box", "index", "label_for", "table", "toolkit")  # fmt: skip
 
     def __init__(self, ref: tuple[str, str], parent: _Raw | None, depth: int, path: str, app: str) -> None:
         self.ref, self.parent, self.depth, self.path, self.app = ref, parent, depth, path, app
+        self.toolkit: str = parent.toolkit if parent is not None else ""
         self.props: dict[str, Any] = {}
         self.role = "unknown"
         self.states: frozenset[str] = frozenset()
@@ -586,33 +588,59 @@ class A11yReader:
         return self._build(roots, all_raw, time.monotonic() - start, truncated, silent)
 
     @staticmethod
-    def _ask_basics(pending: _Pending, level: list[_Raw]) -> list[tuple]:
+    def _ask_props(pending: _Pending, raw: _Raw) -> int | dict[str, int]:
+        """One GetAll for the name and description, except where GetAll is unsafe.
+
+        Qt 5 answers ``Properties.GetAll`` by reading a second argument that
+        is not there and crashes (SIGSEGV): its widgets, and every app's root
+        (whose toolkit is not known yet), are asked property by property.
+        """
+        if raw.depth == 0 or raw.toolkit.startswith("Qt"):
+            wanted = ("Name", "Description") if raw.depth else ("Name",)
+            asked = {prop: pending.get(raw.ref, _ACCESSIBLE, prop) for prop in wanted}
+            if raw.depth == 0:
+                asked["ToolkitName"] = pending.get(raw.ref, _APPLICATION, "ToolkitName")
+            return asked
+        return pending.get_all(raw.ref, _ACCESSIBLE)
+
+    @staticmethod
+    def _take_props(got: dict[int, Any], asked: int | dict[str, int]) -> dict[str, Any] | None:
+        if isinstance(asked, int):
+            return {k: _unwrap(v) for k, v in got[asked][0].items()} if got[asked] is not None else None
+        if got[asked["Name"]] is None:
+            return None
+        return {prop: _unwrap(got[serial][0]) for prop, serial in asked.items() if got[serial] is not None}
+
+    @classmethod
+    def _ask_basics(cls, pending: _Pending, level: list[_Raw]) -> list[tuple]:
         asked = []
         for raw in level:
             state = pending.send(raw.ref, _ACCESSIBLE, "GetState") if raw.depth == 0 or not raw.states else None
-            if "manages_descendants" in raw.states:  # maybe millions of children: a table's visible cells only
-                kids = pending.get_all(raw.ref, _TABLE)
+            if "manages_descendants" in raw.states and not raw.toolkit.startswith("Qt"):  # maybe millions of children
+                kids = pending.get_all(raw.ref, _TABLE)  # a table's visible cells only
             else:
                 kids = pending.send(raw.ref, _ACCESSIBLE, "GetChildren")
-            asked.append((raw, pending.get_all(raw.ref, _ACCESSIBLE), pending.send(raw.ref, _ACCESSIBLE, "GetRoleName"),
+            asked.append((raw, cls._ask_props(pending, raw), pending.send(raw.ref, _ACCESSIBLE, "GetRoleName"),
                           state, pending.send(raw.ref, _ACCESSIBLE, "GetInterfaces"), kids))  # fmt: skip
         return asked
 
-    @staticmethod
-    def _take_basics(got: dict[int, Any], asked: list[tuple]) -> None:
+    @classmethod
+    def _take_basics(cls, got: dict[int, Any], asked: list[tuple]) -> None:
         for raw, props, role, state, ifaces, kids in asked:
-            if got[props] is None:
+            taken = cls._take_props(got, props)
+            if taken is None:
                 continue
-            raw.props = {k: _unwrap(v) for k, v in got[props][0].items()}
+            raw.props = taken
             if raw.depth == 0:  # an app: its name heads the paths of all its widgets
                 raw.app = raw.path = str(raw.props.get("Name", "?"))
+                raw.toolkit = str(raw.props.get("ToolkitName", ""))
             raw.role = got[role][0] if got[role] else "unknown"
             if state is not None:
                 raw.states = _states(got[state][0]) if got[state] else frozenset()
             raw.interfaces = list(got[ifaces][0]) if got[ifaces] else []
             if got[kids] is None:
                 continue
-            if "manages_descendants" in raw.states:
+            if "manages_descendants" in raw.states and not raw.toolkit.startswith("Qt"):
                 raw.table = {k: _unwrap(v) for k, v in got[kids][0].items()}
             else:
                 raw.children = [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
