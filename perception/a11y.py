@@ -557,7 +557,9 @@ class A11yReader:
         answered: set[str] = set()
         while level:
             asked = self._ask_basics(pending, level)
-            self._take_basics(pending.collect(deadline), asked)
+            untabled = self._take_basics(pending.collect(deadline), asked)
+            if untabled:
+                self._ask_children(pending, untabled, deadline)
             answered.update(raw.ref[0] for raw in level if raw.props)
             level = [r for r in level if r.props and (only is None or r.depth > 0 or r.app in only)]
             all_raw += level
@@ -625,7 +627,9 @@ class A11yReader:
         return asked
 
     @classmethod
-    def _take_basics(cls, got: dict[int, Any], asked: list[tuple]) -> None:
+    def _take_basics(cls, got: dict[int, Any], asked: list[tuple]) -> list[_Raw]:
+        """Store the level's basics; returns the widgets that manage their descendants but have no table."""
+        untabled: list[_Raw] = []
         for raw, props, role, state, ifaces, kids in asked:
             taken = cls._take_props(got, props)
             if taken is None:
@@ -639,12 +643,27 @@ class A11yReader:
                 raw.states = _states(got[state][0]) if got[state] else frozenset()
             raw.interfaces = list(got[ifaces][0]) if got[ifaces] else []
             if got[kids] is None:
+                if "manages_descendants" in raw.states and not raw.toolkit.startswith("Qt"):
+                    untabled.append(raw)
                 continue
             if "manages_descendants" in raw.states and not raw.toolkit.startswith("Qt"):
                 raw.table = {k: _unwrap(v) for k, v in got[kids][0].items()}
             else:
-                raw.children = [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
-                                for i, ref in enumerate(got[kids][0])]  # fmt: skip
+                raw.children = cls._children(raw, got[kids][0])
+        return untabled
+
+    @staticmethod
+    def _children(raw: _Raw, refs: Sequence[Any]) -> list[_Raw]:
+        return [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app) for i, ref in enumerate(refs)]
+
+    def _ask_children(self, pending: _Pending, raws: list[_Raw], deadline: float) -> None:
+        """Children of widgets that manage their descendants but are no table (Writer's document: its
+        visible paragraphs): asked one round later, once the Table request failed."""
+        asked = [(raw, pending.send(raw.ref, _ACCESSIBLE, "GetChildren")) for raw in raws]
+        got = pending.collect(deadline)
+        for raw, serial in asked:
+            if got[serial] is not None:
+                raw.children = self._children(raw, got[serial][0])
 
     @staticmethod
     def _ask_details(pending: _Pending, level: list[_Raw], hidden: bool, max_cells: _CellPlan) -> list[tuple[_Raw, str, int]]:
