@@ -327,6 +327,36 @@ def find(snapshot: Snapshot, query: Query, within: Sequence[Node] | None = None)
     return found
 
 
+def in_view(snapshot: Snapshot, found: list[Node]) -> list[Node]:
+    """Of several copies of one widget (same role and name), the one in the view a person sees.
+
+    An app can publish one widget twice: LibreOffice Calc briefly holds a
+    second view of the sheet while a document loads (two cells "B1"), and
+    Window > New Window shows the same document in two windows. A person
+    means the copy in front: the one whose window is active, else the only
+    one whose every ancestor is showing with a box. Anything else (two
+    different widgets, or no single copy in front) is left to strictness.
+    """
+    if len(found) < 2 or len({(n.role, n.name) for n in found}) > 1:
+        return found
+    chains = {n.index: _ancestors(snapshot, n) for n in found}
+    on_screen = [n for n in found if n.visible and all(a.visible for a in chains[n.index][:-1])]
+    active = [n for n in found if n.visible and any("active" in a.states for a in chains[n.index])]
+    for narrowed in (active, on_screen):
+        if len(narrowed) == 1:
+            return narrowed
+    return found
+
+
+def _ancestors(snapshot: Snapshot, node: Node) -> list[Node]:
+    """From the parent up to the app (the app last)."""
+    out, up = [], node.parent
+    while up is not None:
+        out.append(snapshot.nodes[up])
+        up = snapshot.nodes[up].parent
+    return out
+
+
 def closest_names(snapshot: Snapshot, query: Query, count: int = 5) -> list[str]:
     """Names seen in the tree nearest to what was searched (for a one-line 'not found')."""
     wanted = query.name or query.text or query.label
