@@ -318,6 +318,20 @@ def test_libreoffice_calc_cell_is_read_and_filled(tmp_path: Path) -> None:
             time.sleep(0.1)  # the sheet recalculates after Enter
         assert c2.text() == "84"
         assert desk.get_by_role("cell", name="C1", exact=True).text() == ""  # the value went where it was sent
+        assert desk.get_by_role("cell", name="A1", exact=True).value() == "Total"  # a text cell's value: its text
+        desk.key("ctrl+shift+f5")  # the Name Box: go far from A1, the sheet scrolls
+        desk.type("AB120")
+        desk.key("enter")
+        deadline = time.monotonic() + 15
+        while "AB120" not in (cells := {n.name for n in desk.a11y_snapshot().nodes if n.role == "table cell"}):
+            assert time.monotonic() < deadline, sorted(cells)[:20]
+            time.sleep(0.1)
+        assert "A1" not in cells  # a snapshot reads the cells in view, not the top-left block
+        desk.key("ctrl+home")  # back to A1
+        deadline = time.monotonic() + 15
+        while "A1" not in {n.name for n in desk.a11y_snapshot().nodes if n.role == "table cell"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         desk.get_by_role("menu", name="Window", exact=True).click()
         desk.get_by_role("menuitem", name="New Window").click(timeout=10)  # a second view of the same sheet
         deadline = time.monotonic() + 60
@@ -347,6 +361,8 @@ def test_libreoffice_writer_toolbar_button_save_dialog_and_text(tmp_path: Path) 
         while page.text() != "Dear Ada," and time.monotonic() < deadline:
             time.sleep(0.1)  # typed through XTEST; the tree shows it once Writer has read it
         assert page.text() == "Dear Ada,"
+        everything = desk.a11y_snapshot(hidden=True, time_limit=10)  # closed menus and their items as well
+        assert any(n.role == "menu item" and n.name == "Save As..." and not n.visible for n in everything.nodes)
         desk.get_by_role("tool bar", name="Standard").get_by_role("button", name="Save", exact=True).click(timeout=30)
         dialog = desk.get_by_role("dialog", name="Save", exact=True)  # GTK's file chooser, untitled: "Save"
         dialog.wait_for(timeout=30)
