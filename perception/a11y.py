@@ -930,7 +930,7 @@ class A11yReader:
 
     # -- the element under a point (for the record of a click) --------------------------------------
 
-    def element_at(self, x: int, y: int, *, time_limit: float = 0.3) -> dict[str, Any] | None:
+    def element_at(self, x: int, y: int, *, time_limit: float = 0.3, box: bool = False) -> dict[str, Any] | None:
         """Role, name and path of the deepest widget at screen point (x, y), or None (no tree there, or slow).
 
         Asks each app's showing windows for their box, takes the active one
@@ -940,12 +940,12 @@ class A11yReader:
         deadline = time.monotonic() + time_limit
         with self._lock:
             try:
-                return self._element_at(x, y, deadline)
+                return self._element_at(x, y, deadline, box)
             except OSError:
                 self._drop()
                 return None
 
-    def _element_at(self, x: int, y: int, deadline: float) -> dict[str, Any] | None:
+    def _element_at(self, x: int, y: int, deadline: float, want_box: bool = False) -> dict[str, Any] | None:
         pending = _Pending(self._connection(), self._memo)
         serial = pending.send(REGISTRY, _ACCESSIBLE, "GetChildren")
         reply = pending.collect(deadline).get(serial)
@@ -986,11 +986,15 @@ class A11yReader:
             current = child
         name = pending.get(current, _ACCESSIBLE, "Name")
         role = pending.send(current, _ACCESSIBLE, "GetRoleName")
+        extents = pending.send(current, _COMPONENT, "GetExtents", "u", (0,)) if want_box else None
         got = pending.collect(deadline)
         if not got.get(role):
             return None
-        return {"role": got[role][0], "name": str(_unwrap(got[name][0])).strip() if got.get(name) else "",
-                "path": "/".join(path)}
+        found: dict[str, Any] = {"role": got[role][0], "name": str(_unwrap(got[name][0])).strip() if got.get(name) else "",
+                 "path": "/".join(path)}
+        if extents is not None:  # (x, y, width, height) in screen pixels, or None
+            found["box"] = [int(v) for v in got[extents][0]] if got.get(extents) else None
+        return found
 
     # -- acting on one element (no pixels needed) --------------------------------------------------
 

@@ -598,6 +598,35 @@ def test_each_click_of_a_run_records_the_element_under_it(form: Session, tmp_pat
     assert form.get_by_role("checkbox", name="Subscribe").is_checked()
 
 
+@needs_gtk
+def test_snap_to_element_moves_a_rim_click_to_the_buttons_middle(form: Session, tmp_path: Path) -> None:
+    """loop.snap_to_element (off by default): a click on a button's rim goes to its middle; a field's does not."""
+    from deskpilot import Agent, ScriptedBackend, load_run
+    from deskpilot.agent.loop.agent import LoopSettings
+
+    w, h = form.size
+    left = min((n for n in form.get_by_role("button", name="Apply").all()), key=lambda n: n.box[0])  # column 0
+    bx, by, bw, bh = left.box
+    ex, ey, ew, eh = form.get_by_label("Email").box()
+
+    def click(x: int, y: int) -> str:
+        return f"Click.\n<|begin_of_box|>left_click(start_box='[{round(x * 1000 / w)},{round(y * 1000 / h)}]')<|end_of_box|>\nMemory:\n[]"
+
+    replies = [click(bx + 4, by + 4), click(ex + 6, ey + eh // 2), "Done.\n<|begin_of_box|>DONE()<|end_of_box|>\nMemory:\n[]"]
+    with Agent(ScriptedBackend(replies), form, run_dir=tmp_path / "snap", settings=LoopSettings(snap_to_element=True)) as agent:
+        assert agent.run("press Apply, then go to the email field").ok
+    steps = load_run(tmp_path / "snap").steps
+    middle = [bx + bw // 2, by + bh // 2]
+    assert steps[0].snapped is not None and steps[0].snapped["to"] == middle, steps[0].snapped
+    assert steps[0].snapped["element"]["role"] == "push button" and list(steps[0].points[0]) == middle
+    assert _wait_event(form, "clicked") == {"ev": "clicked", "name": "Apply", "column": 0}
+    assert steps[1].snapped is None and abs(steps[1].points[0][0] - (ex + 6)) <= 2  # a text field: the exact point
+    with Agent(ScriptedBackend(replies[:1] + replies[2:]), form, run_dir=tmp_path / "plain") as agent:
+        assert agent.run("press Apply").ok  # off by default: the model's point as it was
+    (plain,) = [s for s in load_run(tmp_path / "plain").steps if s.points]
+    assert plain.snapped is None and list(plain.points[0]) != middle
+
+
 @pytest.mark.skipif(not shutil.which("gnumeric"), reason="gnumeric is not installed (scripts/setup.sh installs it)")
 def test_gnumeric_toolbar_toggle_by_name(tmp_path: Path) -> None:
     from deskpilot import expect
