@@ -327,6 +327,12 @@ def test_libreoffice_calc_cell_is_read_and_filled(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, sorted(cells)[:20]
             time.sleep(0.1)
         assert "A1" not in cells  # a snapshot reads the cells in view, not the top-left block
+        from deskpilot.agent.checks import CheckContext, run_checks
+
+        checks = [{"element": {"role": "menu", "name": "Window", "exact": True}, "state": "visible"},  # two menu bars
+                  {"element": {"role": "cell", "name": "AB120", "exact": True}, "text": ""}]
+        results = run_checks(checks, CheckContext(sandbox=desk))
+        assert [r.passed for r in results] == [True, True], [r.line() for r in results]
         desk.key("ctrl+home")  # back to A1
         deadline = time.monotonic() + 15
         while "A1" not in {n.name for n in desk.a11y_snapshot().nodes if n.role == "table cell"}:
