@@ -445,6 +445,7 @@ class _Pending:
         self.memo = memo if memo is not None else _Memo()
         self.waiting: dict[int, Any] = {}
         self.queued: list[bytes] = []
+        self.missed: set[int] = set()  # requests of the last round that got no reply before the deadline
 
     def _queue(self, key: tuple, build: Any) -> int:
         """Queue one request; its bytes are built once per reader and reused with a new serial.
@@ -501,6 +502,7 @@ class _Pending:
                 missing.discard(reply_to)
                 results[reply_to] = msg.body if msg.header.message_type == MessageType.method_return else None
         self.waiting.clear()
+        self.missed = missing
         return {**{s: None for s in missing}, **results}
 
 
@@ -684,6 +686,7 @@ class A11yReader:
             states = {id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in nxt}  # hidden too: a
             # table's states decide (before its children are asked for) whether it may hold millions of them
             got = pending.collect(deadline)
+            unread = {id(raw) for raw, _kind, serial in details if serial in pending.missed}
             asked_cells = self._take_details(got, details, pending, max_cells, deadline)
             if asked_cells:  # a spreadsheet's cells: their references come one round later
                 cells = self._take_cells(pending.collect(deadline), asked_cells, pending.memo)
@@ -694,6 +697,8 @@ class A11yReader:
             nxt = nxt if hidden else showing
             if time.monotonic() >= deadline:
                 truncated = truncated or "time"
+                if unread:  # cut before their box or text came: left out, not shown as a cell "B1" with no text
+                    all_raw = [raw for raw in all_raw if id(raw) not in unread]
                 break
             if total + len(nxt) > max_nodes:
                 nxt = nxt[: max(0, max_nodes - total)]
