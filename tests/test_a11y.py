@@ -292,6 +292,30 @@ def test_a_qt5_app_publishes_its_widgets_on_the_sandbox_bus() -> None:
         assert desk.apps[0].poll() is None  # reading the tree did not kill it
 
 
+def test_in_view_picks_the_copy_in_front_and_copies_mark_one_widget_twice() -> None:
+    """The rules behind Calc's second sheet view (seen for a moment while a file loads; not reproducible on cue)."""
+    from deskpilot.perception.a11y import Node, Snapshot, copies, in_view
+
+    def node(i: int, parent: int | None, role: str, name: str, states: set[str], box=(0, 0, 10, 10)) -> Node:
+        return Node(index=i, parent=parent, depth=0 if parent is None else 1, path=str(i), app="soffice", role=role,
+                    name=name, states=frozenset(states), box=box, ref=(":1.1", f"/{i}"))
+
+    shown = {"showing", "visible"}
+    nodes = [node(0, None, "application", "soffice", set(), None),
+             node(1, 0, "frame", "", shown, (0, 0, 800, 600)), node(2, 1, "table cell", "B1", shown, (100, 50, 70, 20)),
+             node(3, 0, "frame", "book.xlsx", shown | {"active"}, (0, 0, 800, 600)),
+             node(4, 3, "table cell", "B1", shown, (100, 50, 70, 20)),
+             node(5, 1, "table cell", "C1", shown, (170, 50, 70, 20))]
+    snap = Snapshot(nodes=nodes, apps=["soffice"], elapsed=0.0)
+    assert [n.index for n in in_view(snap, [nodes[2], nodes[4]])] == [4]  # the active window's copy
+    assert in_view(snap, [nodes[2], nodes[5]]) == [nodes[2], nodes[5]]  # two different cells: left to strictness
+    inactive = Snapshot(nodes=[n.model_copy(update={"states": n.states - {"active"}}) for n in nodes], apps=["soffice"],
+                        elapsed=0.0)
+    both = [inactive.nodes[2], inactive.nodes[4]]
+    assert in_view(inactive, both) == both and copies(both)  # neither in front, same place: waited out, not strict
+    assert not copies([nodes[2], nodes[5]])
+
+
 def test_reader_reports_an_unreachable_bus(tmp_path: Path) -> None:
     from deskpilot.perception.a11y import A11yError
 
