@@ -15,8 +15,11 @@ level, not one per property).
 A snapshot is bounded three ways so a 10,000-cell spreadsheet or a hung app
 cannot stall a step: ``max_nodes``, ``max_depth`` and ``time_limit`` (every
 read on the bus waits at most until that deadline). Subtrees of widgets that
-are not showing (closed menus, hidden pages, cells scrolled away) are left out
-unless asked (``hidden=True``): each costs one call (its states), not six.
+are not showing (hidden pages, cells scrolled away) are left out unless asked
+(``hidden=True``): each costs one call (its states), not six; the items of a
+closed menu are not asked at all, and of a spreadsheet only the cells in view.
+A reader remembers what does not change (each widget's role and interfaces,
+the bytes of each request), so a desk's later snapshots ask less.
 """
 
 from __future__ import annotations
