@@ -402,6 +402,12 @@ def test_libreoffice_writer_toolbar_button_save_dialog_and_text(tmp_path: Path) 
         dialog.get_by_role("button", name="Save", exact=True).click()
         dialog.wait_for("hidden", timeout=30)
         desk.get_by_role("frame", name="letter.odt").wait_for(timeout=30)  # the title follows the file
+        desk.get_by_role("menu", name="File", exact=True).click()
+        desk.get_by_role("menuitem", name="Save As...").click(timeout=10)
+        save_as = desk.get_by_role("dialog", name="Save")  # GTK's chooser is titled "Save" here as well
+        assert save_as.get_by_label("Name").text(timeout=30).startswith("letter")  # the file's own name this time
+        desk.key("escape")
+        save_as.wait_for("hidden", timeout=30)
     assert (share / "letter.odt").exists()
     import zipfile
 
