@@ -55,8 +55,12 @@ def role(p: psutil.Process, root: int) -> str:
         return "fork server"
     if "_worker" in text or (name.startswith("python") and "forkserver" in p.name()):
         return "input worker"
-    if "_supervisor.py" in text or "deskpilot reaper" in text:
-        return "reaper"
+    if "_supervisor.py" in text:
+        return "sandbox supervisor (host reaper)"
+    if "deskpilot reaper" in text:
+        return "PID 1 reaper (per app)"
+    if "_launch.py" in text:
+        return "launcher (uid mapping)"
     if name == "Xvfb":
         return "Xvfb"
     if "openbox" in text:

@@ -129,7 +129,7 @@ def compare(baseline: Image.Image, live: Image.Image, *, threshold: float = 0.1,
                                                                         pixels=total)], size_mismatch=True), None
     keep = _mask_array(live.size, masks)
     mask = np.zeros((live.height, live.width), dtype=bool)
-    a, b = baseline.convert("RGB"), live.convert("RGB")
+    a, b = (x if x.mode == "RGB" else x.convert("RGB") for x in (baseline, live))  # convert() would copy RGB too
     box = ImageChops.difference(a, b).getbbox()  # outside it every pixel is equal: distance 0
     if box is not None:
         x1, y1, x2, y2 = box
