@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
@@ -162,6 +163,82 @@ def test_diff_catches_a_changed_word_that_a_global_score_misses():
     masked, _ = compare(a, b, masks=[diff.regions[0].box])
     assert masked.changed == 0
     assert compare(a, a.resize((640, 400)))[0].size_mismatch
+
+
+def _full_frame_diff(a: Image.Image, b: Image.Image, threshold: float, masks) -> tuple[np.ndarray, list]:
+    """The diff's definition computed over every pixel and grid cell, the slow way (a reference)."""
+    pa, pb = (np.asarray(x, dtype=np.float64) for x in (a, b))
+    ya, yb = (p @ [0.29889531, 0.58662247, 0.11448223] for p in (pa, pb))
+    ia, ib = (p @ [0.59597799, -0.27417610, -0.32180189] for p in (pa, pb))
+    qa, qb = (p @ [0.21147017, -0.52261711, 0.31114694] for p in (pa, pb))
+    mask = 0.5053 * (ya - yb) ** 2 + 0.299 * (ia - ib) ** 2 + 0.1957 * (qa - qb) ** 2 > 35215.0 * threshold ** 2
+    for x1, y1, x2, y2 in masks:
+        mask[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = False
+    h, w = mask.shape
+    cells = {(y // 8, x // 8): 0 for y, x in zip(*np.nonzero(mask))}
+    for y, x in zip(*np.nonzero(mask)):
+        cells[y // 8, x // 8] += 1
+    regions, left = [], set(cells)
+    while left:
+        todo, group = [left.pop()], []
+        while todo:
+            cy, cx = todo.pop()
+            group.append((cy, cx))
+            for n in [(cy + dy, cx + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]:
+                if n in left:
+                    left.remove(n)
+                    todo.append(n)
+        ys, xs = [c[0] for c in group], [c[1] for c in group]
+        regions.append((sum(cells[c] for c in group), (min(xs) * 8, min(ys) * 8, min(w, max(xs) * 8 + 8),
+                                                      min(h, max(ys) * 8 + 8))))
+    return mask, sorted(regions, key=lambda r: (-r[0], r[1]))
+
+
+def test_diff_of_the_changed_box_equals_the_full_frame_definition():
+    """compare() works only on the box where pixels differ; its masks and regions are those of every pixel."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(40):
+        w, h = rng.choice([(1280, 800), (333, 217), (61, 45)])
+        a = Image.new("RGB", (w, h), (240, 240, 240))
+        for _ in range(4):
+            x1, x2 = sorted(rng.randrange(w) for _ in "ab")
+            y1, y2 = sorted(rng.randrange(h) for _ in "ab")
+            ImageDraw.Draw(a).rectangle((x1, y1, x2, y2), fill=tuple(rng.randrange(256) for _ in "rgb"))
+        b = a.copy()
+        for _ in range(rng.randrange(4)):  # small changes anywhere, some touching, some faint
+            x, y = rng.randrange(w), rng.randrange(h)
+            ImageDraw.Draw(b).rectangle((x, y, x + rng.randrange(30), y + rng.randrange(20)),
+                                        fill=tuple(rng.randrange(256) for _ in "rgb"))
+        masks = [(rng.randrange(w), rng.randrange(h), rng.randrange(w), rng.randrange(h))] if rng.random() < 0.4 else []
+        threshold = rng.choice([0.05, 0.1, 0.3])
+        diff, mask = compare(a, b, threshold=threshold, masks=masks)
+        want_mask, want_regions = _full_frame_diff(a, b, threshold, masks)
+        assert (mask == want_mask).all()
+        assert diff.changed == int(want_mask.sum())
+        assert sorted(((r.pixels, r.box) for r in diff.regions), key=lambda r: (-r[0], r[1])) == want_regions
+
+
+def test_a_small_change_is_answered_without_more_frames():
+    """compare_live(small=N) does not grab (nor wait 0.7 s) when the largest change is at most N pixels:
+    more frames only clear pixels. A larger change still takes the three frames that rule out a caret."""
+    from deskpilot.agent.desk.diff import compare_live
+    from deskpilot.perception.observation import Observation
+
+    a = text_image("Counter: 1")
+    dot = a.copy()
+    dot.putpixel((10, 10), (0, 0, 0))
+    grabs: list[int] = []
+
+    def grab(image):
+        return lambda: grabs.append(1) or Observation(image=image, timestamp=0.0, display=":0")
+
+    diff, _ = compare_live(a, dot, grab(dot), small=10, gap=0.0)
+    assert diff.largest == 1 and grabs == []
+    changed = text_image("Counter: 2")
+    diff, _ = compare_live(a, changed, grab(changed), small=10, gap=0.0)
+    assert diff.largest > 10 and len(grabs) == 2
 
 
 # -- screen checks on a real GTK app ------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 from pydantic import BaseModel
 
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels, x2/y2 exclusive
@@ -73,12 +73,21 @@ def changed_mask(a: Image.Image, b: Image.Image, threshold: float = 0.1) -> np.n
     return delta > _MAX_YIQ_DELTA * threshold * threshold
 
 
-def _regions(mask: np.ndarray) -> list[Region]:
-    """Connected groups of changed grid cells (8-neighbourhood)."""
+def _regions(mask: np.ndarray, box: Box | None = None) -> list[Region]:
+    """Connected groups of changed grid cells (8-neighbourhood).
+
+    ``box``: no pixel outside it is set, so only the grid cells it touches
+    are counted (the same regions, without summing a whole screen of cells).
+    """
     h, w = mask.shape
-    gh, gw = -(-h // _CELL), -(-w // _CELL)
+    if box is None:
+        box = (0, 0, w, h)
+    ox, oy = box[0] // _CELL, box[1] // _CELL  # the box widened to whole grid cells
+    sub = mask[oy * _CELL:box[3], ox * _CELL:box[2]]
+    sh, sw = sub.shape
+    gh, gw = -(-sh // _CELL), -(-sw // _CELL)
     padded = np.zeros((gh * _CELL, gw * _CELL), dtype=np.int32)
-    padded[:h, :w] = mask
+    padded[:sh, :sw] = sub
     counts = padded.reshape(gh, _CELL, gw, _CELL).sum(axis=(1, 3))
     seen = np.zeros_like(counts, dtype=bool)
     out: list[Region] = []
@@ -97,8 +106,9 @@ def _regions(mask: np.ndarray) -> list[Region]:
                     if 0 <= ny < gh and 0 <= nx < gw and not seen[ny, nx] and counts[ny, nx]:
                         seen[ny, nx] = True
                         queue.append((ny, nx))
-        box = (int(x1 * _CELL), int(y1 * _CELL), int(min(w, (x2 + 1) * _CELL)), int(min(h, (y2 + 1) * _CELL)))
-        out.append(Region(box=box, pixels=pixels))
+        x1, y1, x2, y2 = x1 + ox, y1 + oy, x2 + ox, y2 + oy
+        region = (int(x1 * _CELL), int(y1 * _CELL), int(min(w, (x2 + 1) * _CELL)), int(min(h, (y2 + 1) * _CELL)))
+        out.append(Region(box=region, pixels=pixels))
     out.sort(key=lambda r: -r.pixels)
     return out
 
@@ -118,8 +128,13 @@ def compare(baseline: Image.Image, live: Image.Image, *, threshold: float = 0.1,
         return ImageDiff(changed=total, compared=total, regions=[Region(box=(0, 0, live.width, live.height),
                                                                         pixels=total)], size_mismatch=True), None
     keep = _mask_array(live.size, masks)
-    mask = changed_mask(baseline, live, threshold) & keep
-    return ImageDiff(changed=int(mask.sum()), compared=int(keep.sum()), regions=_regions(mask)), mask
+    mask = np.zeros((live.height, live.width), dtype=bool)
+    a, b = (x if x.mode == "RGB" else x.convert("RGB") for x in (baseline, live))  # convert() would copy RGB too
+    box = ImageChops.difference(a, b).getbbox()  # outside it every pixel is equal: distance 0
+    if box is not None:
+        x1, y1, x2, y2 = box
+        mask[y1:y2, x1:x2] = changed_mask(a.crop(box), b.crop(box), threshold) & keep[y1:y2, x1:x2]
+    return ImageDiff(changed=int(mask.sum()), compared=int(keep.sum()), regions=_regions(mask, box) if box else []), mask
 
 
 def diff_image(live: Image.Image, mask: np.ndarray | None, diff: ImageDiff, masks: Sequence[Box] = ()) -> Image.Image:
@@ -140,7 +155,8 @@ def diff_image(live: Image.Image, mask: np.ndarray | None, diff: ImageDiff, mask
 
 
 def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, threshold: float = 0.1,
-                 masks: Sequence[Box] = (), frames: int = 3, gap: float = 0.35) -> tuple[ImageDiff, np.ndarray | None]:
+                 masks: Sequence[Box] = (), frames: int = 3, gap: float = 0.35,
+                 small: int = 0) -> tuple[ImageDiff, np.ndarray | None]:
     """``compare`` against a live screen, counting only changes that persist.
 
     If anything differs and ``grab`` can take more frames, ``frames - 1`` more
@@ -148,13 +164,18 @@ def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, thresho
     differs in every one. Three frames 0.35 s apart always include one that
     agrees with the baseline about a blinking caret (Tk: 600 ms on, 300 off;
     GTK: 600/600), while a changed word differs in all of them.
+
+    ``small``: a caller that treats a largest region of at most this many
+    pixels as "no change" gets the first comparison at once when it is that
+    small: more frames only ever clear pixels, so they could not make it larger
+    (no grabs, no 0.7 s wait).
     """
     import time
 
     from deskpilot.perception.ocr import frame_of
 
     diff, mask = compare(baseline, live, threshold=threshold, masks=masks)
-    if grab is None or mask is None or not diff.changed:
+    if grab is None or mask is None or not diff.changed or diff.largest <= small:
         return diff, mask
     for _ in range(frames - 1):
         time.sleep(gap)
@@ -164,4 +185,12 @@ def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, thresho
         mask &= more_mask
         if not mask.any():
             break
-    return ImageDiff(changed=int(mask.sum()), compared=diff.compared, regions=_regions(mask)), mask
+    return ImageDiff(changed=int(mask.sum()), compared=diff.compared, regions=_regions(mask, b) if (b := _box_of(mask)) else []), mask
+
+
+def _box_of(mask: np.ndarray) -> Box | None:
+    """The bounding box of the set pixels (None when there are none)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

@@ -56,7 +56,7 @@ class RunState:
 
     @staticmethod
     def screen_changed(before: Image.Image, after: Image.Image, grab: Callable[[], Any] | None = None) -> bool:
-        diff, _ = compare_live(before, after, grab)
+        diff, _ = compare_live(before, after, grab, small=STUCK_CHANGE)  # a small change cannot grow: no more frames
         return diff.size_mismatch or diff.largest > STUCK_CHANGE
 
 
