@@ -1,0 +1,71 @@
+"""Text waits wake on screen changes, not on a timer (real Xvfb, real Tk app, real OCR).
+
+The Tk app shows "Report ready" 1.5 s after a key press and draws nothing
+before or after it (no caret, no animation), so the screen is still except
+for that one change.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from deskpilot.actions.models import Key
+from deskpilot.agent.desk.session import AppSpec, Session, SessionSpec
+from deskpilot.errors import CheckFailed
+from deskpilot.perception import ocr
+
+from apps import APPS_DIR, EventLog, system_python
+
+
+@pytest.fixture
+def board():
+    app = AppSpec(argv=[system_python(), str(APPS_DIR / "late_text.py"), "--delay-ms", "1500"],
+                  binds=[{"host": str(APPS_DIR), "writable": False}])
+    with Session(spec=SessionSpec(size=(800, 600), apps=[app], accessibility=False)) as desk:
+        log = EventLog(desk.apps[0].stdout_path)
+        log.wait_for(lambda e: e["ev"] == "ready", timeout=20)
+        ocr.wait_for_text(desk, "Status board", timeout=20)  # the engine loaded, the first frame read
+        yield desk, log
+
+
+def test_late_text_is_found_soon_after_it_is_drawn(board):
+    desk, log = board
+    desk.perform(Key.model_validate({"keys": "space"}), settle=False)
+    armed = log.wait_for(lambda e: e["ev"] == "armed", timeout=10)
+    found = ocr.wait_for_text(desk, "Report ready", timeout=30)
+    seen_at = time.monotonic()
+    shown = log.wait_for(lambda e: e["ev"] == "shown", timeout=5)
+    assert found[0].text == "Report ready" and found[0].via == "ocr"
+    assert shown["t"] - armed["t"] >= 1.4, "the text really came late"
+    assert seen_at - shown["t"] < 5, f"found {seen_at - shown['t']:.2f} s after it was drawn"
+    stats = ocr.last_wait
+    assert stats is not None and stats.method == "damage"
+    assert 1 <= stats.wakes <= 3 and stats.reads == stats.wakes + 1, stats  # a read per change, none per tick
+
+
+def test_a_still_screen_is_read_once_per_wait(board):
+    desk, _ = board
+    before = ocr.reads
+    started = time.monotonic()
+    with pytest.raises(CheckFailed) as failed:
+        ocr.wait_for_text(desk, "Report ready", timeout=2)
+    assert time.monotonic() - started >= 2
+    assert ocr.reads - before == 1, f"{ocr.reads - before} OCR reads of a screen that never changed"
+    assert ocr.last_wait is not None and ocr.last_wait.wakes == 0 and ocr.last_wait.reads == 1
+    message = str(failed.value)  # what was read is named, and the frame is kept as evidence
+    assert "did not appear within 2 s" in message and "Status board" in message and "Waiting for the report" in message
+    assert failed.value.screen is not None
+
+
+def test_frames_fallback_reads_a_still_image_once():
+    """A source without a display (a frame) is compared, not read again: one OCR read in the whole wait."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (400, 120), "white")
+    ImageDraw.Draw(image).text((20, 40), "Nothing else here", fill="black", font_size=28)
+    before = ocr.reads
+    with pytest.raises(CheckFailed, match=r"Nothing else here"):
+        ocr.wait_for_text(image, "Report ready", timeout=0.6, interval=0.05)
+    assert ocr.reads - before == 1 and ocr.last_wait is not None and ocr.last_wait.method == "frames"
