@@ -69,7 +69,8 @@ def _holds(text: str):
 
 
 def _saved(texts: list[str]) -> bool:
-    return any("notes.txt-Mousepad" in t.replace(" ", "") and not t.lstrip().startswith("*") for t in texts)
+    """The title shows (OCR reads a long centred title in pieces) and nothing read starts with the modified mark."""
+    return any("Mousepad" in t for t in texts) and not any(t.lstrip().startswith("*") for t in texts)
 
 
 def ui_test(timer, point: tuple[int, int], lines: list[str]) -> None:

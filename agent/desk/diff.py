@@ -140,14 +140,15 @@ def diff_image(live: Image.Image, mask: np.ndarray | None, diff: ImageDiff, mask
 
 
 def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, threshold: float = 0.1,
-                 masks: Sequence[Box] = (), frames: int = 3, gap: float = 0.35) -> tuple[ImageDiff, np.ndarray | None]:
+                 masks: Sequence[Box] = (), frames: int = 3, gap: float = 0.45) -> tuple[ImageDiff, np.ndarray | None]:
     """``compare`` against a live screen, counting only changes that persist.
 
     If anything differs and ``grab`` can take more frames, ``frames - 1`` more
     are taken ``gap`` seconds apart and a pixel counts as changed only if it
-    differs in every one. Three frames 0.35 s apart always include one that
+    differs in every one. Three frames 0.45 s apart always include one that
     agrees with the baseline about a blinking caret (Tk: 600 ms on, 300 off;
-    GTK: 600/600), while a changed word differs in all of them.
+    GTK3, measured on mousepad: 800 on, 400 off, so 0.35 s apart all three
+    could fall in one "on"), while a changed word differs in all of them.
     """
     import time
 
