@@ -14,6 +14,8 @@ Ways, each in its own process with its own desk (Xvfb + openbox + mousepad, 1280
 
 - (a) ``deskpilot``: a pytest test using the plugin's ``desktop`` fixture, locators and
   ``expect(...)`` (``bench/_ui_test_deskpilot.py``), no model.
+- (t) the same with ``pilot.expect_text`` for A2-A4 instead of the locator: the tree answers
+  while the document is one line, OCR (incremental, woken by X DAMAGE) once it is several.
 - (b) ``pyautogui+OCR``: the way peers script desktops (``bench/_pyautogui_peer.py``):
   ``pyautogui`` with its shipped defaults (0.1 s PAUSE, screenshots through scrot) and
   RapidOCR with its defaults on every screenshot; an assertion polls screenshot + OCR until
@@ -222,16 +224,25 @@ def way_cache(share: Path) -> None:
 
 
 # -- (a) deskpilot, through pytest -----------------------------------------------------------------
-def way_deskpilot(share: Path) -> None:
+def _pytest(share: Path, which: str) -> None:
     import pytest
 
     code = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(HERE), "--basetemp", str(share.parent / "pt"),
-                        str(HERE / "_ui_test_deskpilot.py")])
+                        "-k", which, str(HERE / "_ui_test_deskpilot.py")])
     if code != 0:
         raise SystemExit(f"the deskpilot test failed (pytest exit {code})")
 
 
+def way_deskpilot(share: Path) -> None:
+    _pytest(share, "elements")
+
+
+def way_deskpilot_text(share: Path) -> None:
+    _pytest(share, "text")
+
+
 WAYS = {"a": ("deskpilot (pytest, no model)", way_deskpilot),
+        "t": ("deskpilot, text waits (tree, else OCR)", way_deskpilot_text),
         "b": ("pyautogui + RapidOCR (peers)", way_peer),
         "c": ("action cache, 0 model calls", way_cache)}
 
@@ -270,7 +281,7 @@ def table(results: dict[str, list[dict[str, Any]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--ways", default="abc")
+    parser.add_argument("--ways", default="atbc")
     parser.add_argument("--way", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,9 +301,9 @@ def main() -> None:
     if "a" in results and "b" in results:
         ratio = statistics.median(r["wall"] for r in results["b"]) / statistics.median(r["wall"] for r in results["a"])
         print(f"\n(b) / (a) body wall time: {ratio:.1f}x (target >= 5x)")
-    notes = {w: {k: v for k, v in runs[-1].items() if k not in ("wall", "cpu", "latency", "whole_wall", "whole_cpu")}
-             for w, runs in results.items()}
-    print(f"notes: {json.dumps(notes)}")
+    skip = ("wall", "cpu", "latency", "whole_wall", "whole_cpu")
+    notes = {w: [{k: v for k, v in r.items() if k not in skip} for r in runs] for w, runs in results.items()}
+    print(f"\nper round: {json.dumps(notes)}")
 
 
 if __name__ == "__main__":
