@@ -69,3 +69,36 @@ def test_frames_fallback_reads_a_still_image_once():
     with pytest.raises(CheckFailed, match=r"Nothing else here"):
         ocr.wait_for_text(image, "Report ready", timeout=0.6, interval=0.05)
     assert ocr.reads - before == 1 and ocr.last_wait is not None and ocr.last_wait.method == "frames"
+
+
+def test_a_workflow_wait_for_text_step_reads_a_still_screen_once(tmp_path):
+    """The workflow step goes through the same wait: one OCR read in 2 s, and its failure names what it read."""
+    from deskpilot.workflow import parse_workflow, run_workflow
+
+    app = f"{system_python()} {APPS_DIR / 'late_text.py'}"
+    text = ("desktop: {size: 800x600, apps: ['" + app + "']}\n"
+            "steps:\n"
+            "  - wait_for_text: Status board\n    timeout: 30\n"
+            "  - wait_for_text: Report ready\n    timeout: 2\n")
+    result = run_workflow(parse_workflow(text, "waits.yaml", base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    assert [s.status for s in result.steps] == ["passed", "failed"], [s.message for s in result.steps]
+    assert "did not appear within 2 s" in result.steps[1].message and "Status board" in result.steps[1].message
+    stats = ocr.last_wait  # the failed step's wait
+    assert stats is not None and stats.method == "damage" and stats.reads == 1 and stats.wakes == 0, stats
+    assert stats.seconds >= 2
+
+
+def test_where_the_tree_answers_it_answers_first_and_waits_wake_on_the_drawing():
+    """GTK form (publishes a tree): text in the tree costs no OCR; a button shown 1.5 s late is found in the tree."""
+    app = AppSpec(argv=[system_python(), str(APPS_DIR / "gtk_form.py"), "--delay", "1.5"],
+                  binds=[{"host": str(APPS_DIR), "writable": False}])
+    with Session(spec=SessionSpec(size=(800, 600), apps=[app])) as desk:
+        desk.get_by_role("window", name="Form").wait_for(timeout=20)  # registered on the bus
+        before = ocr.reads
+        assert ocr.wait_for_text(desk, "Subscribe", timeout=20)[0].via == "a11y"
+        assert ocr.reads == before, "the tree held the text: no OCR read"
+        desk.get_by_role("checkbox", name="Subscribe").click(timeout=20)
+        found = ocr.wait_for_text(desk, "Late", timeout=30)
+        stats = ocr.last_wait
+        assert found[0].via == "a11y" and stats is not None and stats.method == "damage", (found, stats)
+        assert stats.wakes >= 1 and stats.reads == stats.wakes, stats  # OCR only for looks the tree did not settle
