@@ -35,7 +35,9 @@ last_ms: float = 0.0  # how long the latest read took (for progress lines and be
 last_kind: str = ""  # how the latest read went: full (detected, new lines recognised) or same (unchanged frame)
 last_recognised: int = 0  # lines the latest read had to recognise (the rest came from the cache)
 reads: int = 0  # read_text calls in this process (a wait on a still screen adds exactly one)
-_last_reads: dict[tuple[int, ...], tuple[np.ndarray, list[TextBox]]] = {}  # frame shape -> (pixels, lines)
+full_reads: int = 0  # ... of which ran the detector (the rest were frames read lately: a comparison)
+_last_reads: "list[tuple[np.ndarray, list[TextBox]]]" = []  # the frames read last, newest first: (pixels, lines)
+_FRAMES_KEPT = 3  # a blinking caret alternates between two frames: both stay known (a 1080p frame is 6 MB)
 _lines_seen: "OrderedDict[tuple, tuple[str, float]]" = OrderedDict()  # a line's pixels -> (text, score)
 _LINES_KEPT = 4096
 
@@ -91,7 +93,7 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
     gives the lines whose middle lies in it: a crop read alone splits lines into words and misreads (the
     detector needs the context).
     """
-    global last_ms, last_kind, reads
+    global last_ms, last_kind, reads, full_reads
     reads += 1
     image = frame_of(source)
     started = time.perf_counter()
@@ -101,6 +103,7 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
             _last_reads.clear()
             _lines_seen.clear()
         lines, last_kind = _read_incrementally(pixels)
+        full_reads += last_kind == "full"
     last_ms = (time.perf_counter() - started) * 1000
     if region is not None:  # lines whose middle is in the region, read in the frame's full context
         return [t for t in lines if region[0] <= t.center[0] < region[2] and region[1] <= t.center[1] < region[3]]
@@ -161,18 +164,22 @@ def _recognise_line(ocr, crop: np.ndarray) -> tuple[str, float]:
 
 
 def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
-    """(lines, kind): kind is ``same`` (the frame did not change) or ``full`` (detected again)."""
-    key = pixels.shape
-    last = _last_reads.get(key)
-    if last is not None and np.array_equal(last[0], pixels):
-        global last_recognised
-        last_recognised = 0
-        return last[1], "same"
+    """(lines, kind): kind is ``same`` (a frame read lately, pixel for pixel) or ``full`` (detected again).
+
+    The last few frames are kept, not just one: a screen whose only change is a blinking caret
+    alternates between two frames, and a wait woken by each blink must not detect the frame again.
+    """
+    global last_recognised
+    for n, (seen, lines) in enumerate(_last_reads):
+        if seen.shape == pixels.shape and np.array_equal(seen, pixels):
+            _last_reads.insert(0, _last_reads.pop(n))
+            last_recognised = 0
+            return lines, "same"
     engine()._load_rec_model()
     lines = _recognise(pixels)
     lines.sort(key=lambda t: (t.box[1], t.box[0]))
-    _last_reads.clear()  # one frame kept (a 1080p frame is 6 MB): the screen being watched
-    _last_reads[key] = (pixels, lines)
+    _last_reads.insert(0, (pixels, lines))
+    del _last_reads[_FRAMES_KEPT:]
     return lines, "full"
 
 
@@ -278,6 +285,7 @@ class WaitStats(BaseModel):
     method: Literal["damage", "frames", "none"]  # none: timeout 0, one read and no waiting
     wakes: int = 0  # times the screen (the region) changed and the wait looked again
     reads: int = 0  # OCR reads (``read_text`` calls) it made: 1 on a screen that never changed
+    full_reads: int = 0  # ... of which ran the detector (not a frame read lately, e.g. a caret's other phase)
     seconds: float = 0.0
 
 
@@ -401,7 +409,7 @@ def wait_for_text(source: Any, text: str, *, timeout: float = 10.0, interval: fl
     global last_wait
     started = time.monotonic()
     deadline = started + timeout
-    reads_before = reads
+    reads_before, full_before = reads, full_reads
     changes = ScreenChanges(source, region, interval) if timeout > 0 else None
     try:
         while True:
@@ -420,6 +428,7 @@ def wait_for_text(source: Any, text: str, *, timeout: float = 10.0, interval: fl
     finally:
         last_wait = WaitStats(method=changes.method if changes is not None else "none",
                               wakes=changes.wakes if changes is not None else 0, reads=reads - reads_before,
+                              full_reads=full_reads - full_before,
                               seconds=round(time.monotonic() - started, 3))
         if changes is not None:
             changes.close()

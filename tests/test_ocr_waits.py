@@ -102,3 +102,17 @@ def test_where_the_tree_answers_it_answers_first_and_waits_wake_on_the_drawing()
         stats = ocr.last_wait
         assert found[0].via == "a11y" and stats is not None and stats.method == "damage", (found, stats)
         assert stats.wakes >= 1 and stats.reads == stats.wakes, stats  # OCR only for looks the tree did not settle
+
+
+def test_a_blinking_caret_wakes_the_wait_but_its_frames_are_not_detected_again():
+    """A focused Tk entry blinks (600 ms on, 300 off): each blink is a change, but the two frames alternate."""
+    app = AppSpec(argv=[system_python(), str(APPS_DIR / "settle_app.py")],
+                  binds=[{"host": str(APPS_DIR), "writable": False}])
+    with Session(spec=SessionSpec(size=(800, 600), apps=[app], accessibility=False)) as desk:
+        EventLog(desk.apps[0].stdout_path).wait_for(lambda e: e["ev"] == "ready", timeout=20)
+        ocr.wait_for_text(desk, "settle-app", timeout=30)  # the engine loaded (its first read alone may take 4 s)
+        with pytest.raises(CheckFailed, match="settle-app"):  # the title bar is read
+            ocr.wait_for_text(desk, "never on this screen", timeout=8)
+    stats = ocr.last_wait  # a detection costs seconds under load, a known frame milliseconds: 8 s hold many blinks
+    assert stats is not None and stats.reads == stats.wakes + 1 and stats.reads >= 4, stats
+    assert stats.full_reads <= 2, f"{stats.full_reads} detections for a caret's two frames"
