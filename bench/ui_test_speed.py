@@ -18,8 +18,9 @@ Ways, each in its own process with its own desk (Xvfb + openbox + mousepad, 1280
   while the document is one line, OCR (incremental, woken by X DAMAGE) once it is several.
 - (b) ``pyautogui+OCR``: the way peers script desktops (``bench/_pyautogui_peer.py``):
   ``pyautogui`` with its shipped defaults (0.1 s PAUSE, screenshots through scrot) and
-  RapidOCR with its defaults on every screenshot; an assertion polls screenshot + OCR until
-  the text shows. The click goes to a fixed point, as a recorded peer script would.
+  RapidOCR with its defaults on every screenshot; a text assertion polls screenshot + OCR until
+  the text shows; the saved title is asked of the window manager through xdotool (OCR lost the
+  long title now and then). The click goes to a fixed point, as a recorded peer script would.
 - (c) ``cache``: the agent loop replaying a cached run of the same steps (GLM-4.5V replies,
   recorded once by a scripted backend, not timed) with zero model calls; the 5 assertions
   and the file check are the run's checks, evaluated after DONE.
