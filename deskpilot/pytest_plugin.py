@@ -306,7 +306,8 @@ class Pilot:
 
     @_clean
     def expect_text(self, text: str, *, timeout: float = 5.0, region=None) -> list:
-        """OCR must find ``text`` within ``timeout`` seconds; returns its boxes."""
+        """``text`` must show within ``timeout`` seconds (the tree first, else OCR; it looks again only when
+        the screen changed, so a still screen is read once); returns its boxes."""
         __tracebackhide__ = True
         from deskpilot.perception.ocr import wait_for_text
 

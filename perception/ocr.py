@@ -4,7 +4,8 @@ The fast, deterministic path for tests and workflows: ``find_text``,
 ``click_text`` and ``wait_for_text`` work on anything that gives a frame (a PIL
 image, an Observation, a Capturer, a desktop with ``screenshot()``). On a desk
 whose apps publish an accessibility tree they read the tree first (``a11y.py``,
-milliseconds) and OCR only what the tree does not hold; results say ``via``. The ONNX
+milliseconds) and OCR only what the tree does not hold; results say ``via``.
+Waits look again only when the screen changed (X DAMAGE, ``ScreenChanges``). The ONNX
 engine takes ~1 s and a few hundred MB to load, so it is built once per
 process and shared (calls are serialised: onnxruntime already uses the cores).
 The angle classifier is off: screen text is upright (bench/ocr_per_frame.py
@@ -33,7 +34,10 @@ _run_lock = threading.Lock()
 last_ms: float = 0.0  # how long the latest read took (for progress lines and benchmarks)
 last_kind: str = ""  # how the latest read went: full (detected, new lines recognised) or same (unchanged frame)
 last_recognised: int = 0  # lines the latest read had to recognise (the rest came from the cache)
-_last_reads: dict[tuple[int, ...], tuple[np.ndarray, list[TextBox]]] = {}  # frame shape -> (pixels, lines)
+reads: int = 0  # read_text calls in this process (a wait on a still screen adds exactly one)
+full_reads: int = 0  # ... of which ran the detector (the rest were frames read lately: a comparison)
+_last_reads: "list[tuple[np.ndarray, list[TextBox]]]" = []  # the frames read last, newest first: (pixels, lines)
+_FRAMES_KEPT = 3  # a blinking caret alternates between two frames: both stay known (a 1080p frame is 6 MB)
 _lines_seen: "OrderedDict[tuple, tuple[str, float]]" = OrderedDict()  # a line's pixels -> (text, score)
 _LINES_KEPT = 4096
 
@@ -89,7 +93,8 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
     gives the lines whose middle lies in it: a crop read alone splits lines into words and misreads (the
     detector needs the context).
     """
-    global last_ms, last_kind
+    global last_ms, last_kind, reads, full_reads
+    reads += 1
     image = frame_of(source)
     started = time.perf_counter()
     pixels = np.asarray(image.convert("RGB"))
@@ -98,6 +103,7 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
             _last_reads.clear()
             _lines_seen.clear()
         lines, last_kind = _read_incrementally(pixels)
+        full_reads += last_kind == "full"
     last_ms = (time.perf_counter() - started) * 1000
     if region is not None:  # lines whose middle is in the region, read in the frame's full context
         return [t for t in lines if region[0] <= t.center[0] < region[2] and region[1] <= t.center[1] < region[3]]
@@ -158,18 +164,22 @@ def _recognise_line(ocr, crop: np.ndarray) -> tuple[str, float]:
 
 
 def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
-    """(lines, kind): kind is ``same`` (the frame did not change) or ``full`` (detected again)."""
-    key = pixels.shape
-    last = _last_reads.get(key)
-    if last is not None and np.array_equal(last[0], pixels):
-        global last_recognised
-        last_recognised = 0
-        return last[1], "same"
+    """(lines, kind): kind is ``same`` (a frame read lately, pixel for pixel) or ``full`` (detected again).
+
+    The last few frames are kept, not just one: a screen whose only change is a blinking caret
+    alternates between two frames, and a wait woken by each blink must not detect the frame again.
+    """
+    global last_recognised
+    for n, (seen, lines) in enumerate(_last_reads):
+        if seen.shape == pixels.shape and np.array_equal(seen, pixels):
+            _last_reads.insert(0, _last_reads.pop(n))
+            last_recognised = 0
+            return lines, "same"
     engine()._load_rec_model()
     lines = _recognise(pixels)
     lines.sort(key=lambda t: (t.box[1], t.box[0]))
-    _last_reads.clear()  # one frame kept (a 1080p frame is 6 MB): the screen being watched
-    _last_reads[key] = (pixels, lines)
+    _last_reads.insert(0, (pixels, lines))
+    del _last_reads[_FRAMES_KEPT:]
     return lines, "full"
 
 
@@ -269,29 +279,159 @@ def find_text(source: Any, text: str, *, region: Box | None = None) -> list[Text
     return match(read_text(source, region), text)
 
 
-def wait_for_text(source: Any, text: str, *, timeout: float = 10.0, interval: float = 0.2,
-                  region: Box | None = None) -> list[TextBox]:
-    """Read the screen again until ``text`` shows; CheckFailed after ``timeout`` seconds.
+class WaitStats(BaseModel):
+    """How the latest ``wait_for_text`` went: how it learnt of changes, how often it woke and read."""
 
-    Each round asks the accessibility tree first (where the apps publish
-    one) and OCR only when the tree does not hold the text; each result
-    says which sense found it (``via``).
+    method: Literal["damage", "frames", "none"]  # none: timeout 0, one read and no waiting
+    wakes: int = 0  # times the screen (the region) changed and the wait looked again
+    reads: int = 0  # OCR reads (``read_text`` calls) it made: 1 on a screen that never changed
+    full_reads: int = 0  # ... of which ran the detector (not a frame read lately, e.g. a caret's other phase)
+    seconds: float = 0.0
+
+
+last_wait: WaitStats | None = None
+QUIET_S = 0.05  # after a change, look again once nothing was drawn for this long (the app finished painting)
+QUIET_CAP_S = 0.5  # ... but no later than this after the change (a caret blinking or an animation never stops)
+
+
+class ScreenChanges:
+    """Blocks until the screen (or the part a wait reads) changed since the last read.
+
+    On a live desk (a Session, a Capturer: anything with a display that ``grab``s or
+    ``screenshot``s) it listens to X DAMAGE (``perception/damage.py``): the X server says
+    when anything was drawn, so a wait costs no CPU and no grabs while the screen is still,
+    and wakes within milliseconds of the drawing, whereas a tiled frame hash would grab and
+    hash a 6 MB frame every interval and notice a change only at the next tick. Damage
+    outside the region being read is ignored. The watcher is opened BEFORE the first read,
+    so nothing drawn between that read and the wait is missed.
+
+    The fallback, for a source without a display (an image, an Observation) or an X server
+    without DAMAGE, grabs every ``interval`` seconds and compares the pixels (of the region)
+    with the frame last read: still no OCR until they differ.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        tree = tree_lines(source, region)
-        if tree and (found := _tree_match(tree, text)):
-            return found
-        frame = frame_of(source)  # kept: a failure carries the very frame that was read
-        lines = read_text(frame, region)
-        found = match(lines, text)
-        if found:
-            return found
-        if time.monotonic() >= deadline:
-            seen = "; ".join(t.text for t in lines[:12]) or "no text at all"
-            raise CheckFailed(f"text {text!r} did not appear within {timeout:g} s (screen shows: {seen})",
-                              evidence=[t.model_dump() for t in lines], screen=frame)
-        time.sleep(interval)
+
+    def __init__(self, source: Any, region: Box | None, interval: float) -> None:
+        self.source, self.region, self.interval = source, region, interval
+        self.watcher = None
+        self.wakes = 0
+        where = _display_of(source)
+        if where is not None:
+            from deskpilot.errors import CaptureError
+            from deskpilot.perception.damage import DamageWatcher
+
+            try:
+                self.watcher = DamageWatcher(*where)
+            except CaptureError:  # no DAMAGE, or the display is not ours to open: compare frames
+                self.watcher = None
+        self.method: Literal["damage", "frames"] = "damage" if self.watcher is not None else "frames"
+
+    def wait(self, deadline: float, last: Image.Image) -> bool:
+        """True once the screen changed (then settled a moment); False at ``deadline`` with no change.
+
+        ``last``: the frame read last (what the frame fallback compares with).
+        """
+        changed = self._damage(deadline) if self.watcher is not None else self._frames(deadline, last)
+        self.wakes += changed
+        return changed
+
+    def _touches(self, rect) -> bool:
+        if self.region is None:
+            return True
+        x1, y1, x2, y2 = self.region
+        return rect.x < x2 and x1 < rect.x + rect.width and rect.y < y2 and y1 < rect.y + rect.height
+
+    def _damage(self, deadline: float) -> bool:
+        assert self.watcher is not None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if any(self._touches(d.rect) for d in self.watcher.poll(left)):
+                break
+        cap = time.monotonic() + QUIET_CAP_S
+        while time.monotonic() < cap and self.watcher.poll(QUIET_S):
+            pass
+        return True
+
+    def _frames(self, deadline: float, last: Image.Image) -> bool:
+        before = _cut(np.asarray(last.convert("RGB")), self.region)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(self.interval, left))
+            now = _cut(np.asarray(frame_of(self.source).convert("RGB")), self.region)
+            if now.shape != before.shape or not np.array_equal(now, before):
+                return True
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+    def __enter__(self) -> "ScreenChanges":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _display_of(source: Any) -> tuple[str, str | None] | None:
+    """(display, cookie file) of a live source (a Session, a Capturer), None for a still frame."""
+    if not any(callable(getattr(source, m, None)) for m in ("screenshot", "grab")):
+        return None  # an Image or an Observation: its display may change, the frame never will
+    sandbox = getattr(source, "sandbox", None)
+    display = getattr(sandbox, "display", None) or getattr(source, "display", None)
+    if not isinstance(display, str):
+        return None
+    cookie = (getattr(sandbox, "xauthority", None) or getattr(source, "xauthority", None)
+              or getattr(source, "_xauthority", None))
+    return display, str(cookie) if cookie else None
+
+
+def _cut(pixels: np.ndarray, region: Box | None) -> np.ndarray:
+    if region is None:
+        return pixels
+    x1, y1, x2, y2 = region
+    return pixels[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
+
+
+def wait_for_text(source: Any, text: str, *, timeout: float = 10.0, interval: float = 0.1,
+                  region: Box | None = None) -> list[TextBox]:
+    """Look until ``text`` shows, looking again only when the screen changed; CheckFailed after ``timeout`` s.
+
+    Each look asks the accessibility tree first (where the apps publish one)
+    and OCR only when the tree does not hold the text; each result says which
+    sense found it (``via``). Between looks the wait sleeps until something is
+    drawn (``ScreenChanges``: X DAMAGE on a live desk, a pixel comparison every
+    ``interval`` s otherwise), so a still screen is read once however long the
+    wait; ``last_wait`` says how it went.
+    """
+    global last_wait
+    started = time.monotonic()
+    deadline = started + timeout
+    reads_before, full_before = reads, full_reads
+    changes = ScreenChanges(source, region, interval) if timeout > 0 else None
+    try:
+        while True:
+            tree = tree_lines(source, region)
+            if tree and (found := _tree_match(tree, text)):
+                return found
+            frame = frame_of(source)  # kept: a failure carries the very frame that was read
+            lines = read_text(frame, region)
+            found = match(lines, text)
+            if found:
+                return found
+            if changes is None or not changes.wait(deadline, frame):
+                seen = "; ".join(t.text for t in lines[:12]) or "no text at all"
+                raise CheckFailed(f"text {text!r} did not appear within {timeout:g} s (screen shows: {seen})",
+                                  evidence=[t.model_dump() for t in lines], screen=frame)
+    finally:
+        last_wait = WaitStats(method=changes.method if changes is not None else "none",
+                              wakes=changes.wakes if changes is not None else 0, reads=reads - reads_before,
+                              full_reads=full_reads - full_before,
+                              seconds=round(time.monotonic() - started, 3))
+        if changes is not None:
+            changes.close()
 
 
 def click_text(desk: Any, text: str, *, timeout: float = 0.0, index: int = 0,

@@ -155,20 +155,23 @@ def diff_image(live: Image.Image, mask: np.ndarray | None, diff: ImageDiff, mask
 
 
 def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, threshold: float = 0.1,
-                 masks: Sequence[Box] = (), frames: int = 3, gap: float = 0.35,
+                 masks: Sequence[Box] = (), gap: float = 0.15, window: float = 1.3,
                  small: int = 0) -> tuple[ImageDiff, np.ndarray | None]:
     """``compare`` against a live screen, counting only changes that persist.
 
-    If anything differs and ``grab`` can take more frames, ``frames - 1`` more
-    are taken ``gap`` seconds apart and a pixel counts as changed only if it
-    differs in every one. Three frames 0.35 s apart always include one that
-    agrees with the baseline about a blinking caret (Tk: 600 ms on, 300 off;
-    GTK: 600/600), while a changed word differs in all of them.
+    If anything differs and ``grab`` can take more frames, frames are taken
+    ``gap`` seconds apart for ``window`` seconds (fewer once nothing differs
+    any more), and a pixel counts as changed only if it differs in every one.
+    The window spans a whole blink of a caret (Tk: 600 ms on, 300 off; GTK3,
+    measured on mousepad: 800 on, 400 off), and each phase is longer than the
+    gap, so some frame agrees with the baseline about the caret, while a
+    changed word differs in all of them. (Three frames 0.35 s apart could all
+    fall in one GTK3 "on": a cached step missed on mousepad's caret.)
 
     ``small``: a caller that treats a largest region of at most this many
     pixels as "no change" gets the first comparison at once when it is that
     small: more frames only ever clear pixels, so they could not make it larger
-    (no grabs, no 0.7 s wait).
+    (no grabs, no wait).
     """
     import time
 
@@ -177,7 +180,8 @@ def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, thresho
     diff, mask = compare(baseline, live, threshold=threshold, masks=masks)
     if grab is None or mask is None or not diff.changed or diff.largest <= small:
         return diff, mask
-    for _ in range(frames - 1):
+    until = time.monotonic() + window
+    while time.monotonic() < until:
         time.sleep(gap)
         more, more_mask = compare(baseline, frame_of(grab()), threshold=threshold, masks=masks)
         if more_mask is None:
