@@ -222,7 +222,7 @@ def test_diff_of_the_changed_box_equals_the_full_frame_definition():
 
 def test_a_small_change_is_answered_without_more_frames():
     """compare_live(small=N) does not grab (nor wait 0.7 s) when the largest change is at most N pixels:
-    more frames only clear pixels. A larger change still takes the three frames that rule out a caret."""
+    more frames only clear pixels. A larger change still takes the frames that rule out a caret."""
     from deskpilot.agent.desk.diff import compare_live
     from deskpilot.perception.observation import Observation
 
@@ -237,8 +237,8 @@ def test_a_small_change_is_answered_without_more_frames():
     diff, _ = compare_live(a, dot, grab(dot), small=10, gap=0.0)
     assert diff.largest == 1 and grabs == []
     changed = text_image("Counter: 2")
-    diff, _ = compare_live(a, changed, grab(changed), small=10, gap=0.0)
-    assert diff.largest > 10 and len(grabs) == 2
+    diff, _ = compare_live(a, changed, grab(changed), small=10, gap=0.05, window=0.2)
+    assert diff.largest > 10 and len(grabs) >= 2
 
 
 # -- screen checks on a real GTK app ------------------------------------------------------------
