@@ -8,8 +8,10 @@ reactions announce themselves to the X server before they are drawn:
   its content is drawn, and when it closes, its ``UnmapNotify`` comes before
   the window under it redraws the area (until then the screen still shows
   the closed list: LibreOffice repaints 10-30 ms after unmapping it);
-- an override-redirect window created but not yet mapped is a popup about
-  to open;
+- an override-redirect window created or moved with a real size (more than
+  1x1) but not yet mapped is a popup about to open (Tk and LibreOffice
+  create such windows at once and map them when they are ready; the 1x1
+  helper windows they also create never show);
 - the window manager's ``_NET_ACTIVE_WINDOW`` changing says the focus moved
   (a window activated by the click will redraw its title and focus look).
 
@@ -40,7 +42,7 @@ from Xlib import X, error as xerror
 
 from deskpilot.perception.damage import DamageWatcher, Rect
 
-Kind = Literal["created", "mapped", "unmapped", "destroyed", "active"]
+Kind = Literal["created", "placed", "mapped", "unmapped", "destroyed", "active"]
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,13 @@ class WindowWatch:
             self.windows[wid] = _Window(popup=bool(event.override), rect=rect)
             if event.override:
                 self._note("created", wid, rect, True)
+                if _real(rect):
+                    self._note("placed", wid, rect, True)
         elif kind == X.ConfigureNotify and known is not None:
-            known.rect = Rect(event.x, event.y, event.width, event.height)
+            rect = Rect(event.x, event.y, event.width, event.height)
+            if event.override and not known.mapped and _real(rect) and rect != known.rect:
+                self._note("placed", wid, rect, True)  # an unmapped popup given its place: it is about to show
+            known.rect = rect
             known.popup = bool(event.override)
         elif kind == X.MapNotify:
             if known is None:
@@ -145,3 +152,8 @@ class WindowWatch:
 
     def _note(self, kind: Kind, wid: int, rect: Rect | None, popup: bool) -> None:
         self.events.append(WindowEvent(time.monotonic(), kind, wid, rect, popup))
+
+
+def _real(rect: Rect) -> bool:
+    """Bigger than the 1x1 helper windows toolkits create and never show."""
+    return rect.width > 1 and rect.height > 1

@@ -50,7 +50,9 @@ quiet period, each reason for at most ``pending_s``:
 - a window was unmapped: the screen keeps showing it until the window under
   it redraws the area (LibreOffice: 10-30 ms later), so the wait holds until
   drawing arrives there;
-- a window was mapped, or a popup created: hold until it is drawn (mapped);
+- a window was mapped: hold until it is drawn there; a popup was created or
+  placed (an override-redirect window given a size, not yet mapped): hold
+  until it is mapped;
 - the window manager's active window changed: hold until something is drawn.
 A click whose reaction is small and announces nothing (a pressed look, a
 mark) so ends after the ordinary quiet period (15 ms), where it used to wait
@@ -145,16 +147,19 @@ def _overlap(a: Rect, b: Rect) -> bool:
 class _Pending:
     """Reactions window events announce and drawing has not yet shown, each with a deadline (see the module docstring)."""
 
-    MET = {"open": "popup closed", "created": "popup mapped", "mapped": "mapped window drawn",
+    MET = {"open": "popup closed", "placed": "popup mapped", "mapped": "mapped window drawn",
            "exposed": "unmapped area redrawn", "focus": "focus change drawn"}
-    GIVEN_UP = {"open": "popup stayed open", "created": "created popup not mapped", "mapped": "mapped window not drawn",
+    GIVEN_UP = {"open": "popup stayed open", "placed": "placed popup not mapped", "mapped": "mapped window not drawn",
                 "exposed": "unmapped area not redrawn", "focus": "focus change not drawn"}
+
+    REPAINT_AHEAD_S = 0.002  # the X server's own repaint of an exposed area may be reported just before the unmap
 
     def __init__(self, hold_s: float) -> None:
         self.hold_s = hold_s
         self.items: dict[tuple[str, int], tuple[float, float, Rect | None]] = {}  # (reason, window): since, deadline, rect
         self.held: list[str] = []
         self.expired: list[str] = []
+        self.recent: list[Damage] = []  # drawing of the last few ms
 
     def add(self, reason: str, wid: int, rect: Rect | None, since: float) -> None:
         self.items[(reason, wid)] = (since, since + self.hold_s, rect)
@@ -165,28 +170,44 @@ class _Pending:
 
     def window(self, event: WindowEvent) -> None:
         wid = event.window
-        if event.kind == "created":
-            self.add("created", wid, event.rect, event.when)
+        if event.kind == "placed":
+            self.add("placed", wid, event.rect, event.when)
         elif event.kind == "mapped":
-            self._met("created", wid)
+            self._met("placed", wid)
             self.add("mapped", wid, event.rect, event.when)
         elif event.kind in ("unmapped", "destroyed"):
             self._met("open", wid)
-            self._met("created", wid)
+            self._met("placed", wid)
             self.items.pop(("mapped", wid), None)  # gone before it was drawn: nothing of it to wait for
             if event.kind == "unmapped" and event.rect is not None:
                 self.add("exposed", wid, event.rect, event.when)
+                if any(self._repainted(event.rect, event.when, d) for d in self.recent):
+                    self._met("exposed", wid)
         elif event.kind == "active":
             self.add("focus", 0, None, event.when)
 
     def drawn(self, damage: Damage) -> bool:
         """Drawing arrived: meets what waited for drawing there; True if it met anything."""
+        self.recent = [d for d in self.recent if d.when > damage.when - self.REPAINT_AHEAD_S] + [damage]
         met = [key for key, (since, _, rect) in self.items.items()
-               if key[0] in ("mapped", "exposed", "focus") and since <= damage.when
-               and (rect is None or _overlap(rect, damage.rect))]
+               if key[0] in ("mapped", "exposed", "focus")
+               and ((since <= damage.when and (rect is None or _overlap(rect, damage.rect)))
+                    or (key[0] == "exposed" and rect is not None and self._repainted(rect, since, damage)))]
         for reason, wid in met:
             self._met(reason, wid)
         return bool(met)
+
+    def _repainted(self, exposed: Rect, unmapped_at: float, damage: Damage) -> bool:
+        """The server painted the whole exposed area (a window with a background) as it unmapped the popup.
+
+        That damage can be reported a moment BEFORE the UnmapNotify, and the app's
+        own redraw right after it merges into it (DAMAGE reports only new areas
+        until the watcher subtracts), so nothing overlapping may follow. A
+        popup's own drawing just before it closes (a highlight) covers less than
+        its whole area, and windows without a background (LibreOffice's) get no
+        such paint: for them the wait goes on until the app redraws.
+        """
+        return unmapped_at - self.REPAINT_AHEAD_S <= damage.when and exposed.within(damage.rect)
 
     def deadline(self, now: float) -> float | None:
         """Drop what is overdue; the earliest deadline left (None: nothing pending)."""
@@ -474,7 +495,7 @@ class Settler:
                     self._anchor_small_click = not big_seen
                 if first is None:
                     first = counted[0].when
-                else:
+                elif hold is None:  # a pause while a window event held the wait is explained, not an animation's
                     gap = max(gap, counted[0].when - last)
                 last = counted[-1].when
                 bursts += 1

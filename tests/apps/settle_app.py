@@ -117,7 +117,7 @@ def main():
         items.bind("<ButtonPress-1>", pick)
         top.deiconify()
         row = lambda: items.bbox(3)  # noqa: E731  (x, y, w, h of item 3, known once shown)
-        shown(top, item=lambda: [top.winfo_rootx() + row()[0] + 40, top.winfo_rooty() + row()[1] + row()[3] // 2])
+        shown(top, item=lambda: [top.winfo_rootx() + top.winfo_width() - 15, top.winfo_rooty() + row()[1] + row()[3] // 2])
 
     chooser = tk.Button(root, text="choose", command=open_list)
     if args.popup_list is not None:
