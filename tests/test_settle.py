@@ -7,12 +7,13 @@ wrong by capturing too early or waiting too long.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
 
 from deskpilot.actions.executor import Executor
-from deskpilot.actions.models import Click, Hover, Type
+from deskpilot.actions.models import Click, Hover, Key, Type
 from deskpilot.agent.desk.screens import settle_blocking
 from deskpilot.agent.desk.settle import SettleSettings, Settler, _Pending, caret_shaped, wait_quiet
 from deskpilot.perception import Capturer
@@ -389,3 +390,34 @@ def test_pending_reactions_are_met_by_the_events_and_drawing_that_end_them():
     pending.window(WindowEvent(0.1, "placed", 11, Rect(0, 0, 10, 10), True))
     assert pending.drawn(Damage(0.11, Rect(600, 0, 5, 5)))  # focus moved: any drawing after it is its look
     assert pending.deadline(0.4) is None and pending.expired == ["placed popup not mapped"]
+
+
+@pytest.mark.skipif(shutil.which("localc") is None, reason="LibreOffice Calc is not installed")
+def test_libreoffice_font_size_list_is_gone_from_the_settled_frame(sandbox):
+    """The real race: Calc's font size drop-down (its own toolkit) draws the chosen size at once, unmaps the list
+    4-80 ms later and repaints the sheet under it 10-30 ms after that. The settled frame must show the sheet
+    there (the list's last pixels linger until the repaint), and no list may be open when the wait returns."""
+    sb = sandbox
+    sb.launch(["localc", "--norestore"])
+    sb.wait_for_window("LibreOffice Calc", timeout=90)
+    with Capturer(sb) as cap, Executor.for_sandbox(sb) as ex, DamageWatcher.for_sandbox(sb) as watch:
+        assert wait_quiet(watch, quiet_s=1.0, cap_s=60)
+        ex.perform(Key.model_validate({"keys": "escape"}))  # the first start's tip of the day, if it shows
+        assert wait_quiet(watch, quiet_s=0.5, cap_s=20)
+        settler = Settler.open(cap)
+        try:
+            for _ in range(2):
+                opened = act(settler, ex, Click(x=244, y=79))  # the font size box's arrow, Calc 7.4 at 1280x800
+                popups = settler.windows.open_popups()
+                assert len(popups) == 1 and any(n.kind == "mapped" for n in opened.window_events), (popups, opened)
+                (lx, ly, lw, lh), = popups.values()
+                assert lh > 100, popups  # the list, not a tooltip
+                chose = act(settler, ex, Click(x=lx + lw // 2, y=ly + lh - 30))
+                frame = cap.grab()
+                assert not settler.windows.open_popups(), chose  # a click now lands on the sheet
+                assert wait_quiet(watch, quiet_s=0.5, cap_s=20)
+                crop = (lx, ly, lx + lw, ly + lh)
+                assert frame.image.crop(crop).tobytes() == cap.grab().image.crop(crop).tobytes(), chose
+                assert "popup closed" in chose.held and "unmapped area redrawn" in chose.held, chose
+        finally:
+            settler.close()
