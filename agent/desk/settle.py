@@ -42,9 +42,10 @@ wait longer, never shorter.
 Window events (``perception.windows``) say when a reaction is still under
 way although nothing is being drawn; only then does the wait go on past its
 quiet period, each reason for at most ``pending_s``:
-- a popup (override-redirect window: a drop-down list, a menu) was open when
-  a click was made: the click may close it, so the wait holds until it is
-  unmapped. LibreOffice highlights the item clicked in its drop-down list at
+- a click landed in a popup (override-redirect window: a drop-down list, a
+  menu): the click may close it, so the wait holds until it is unmapped (a
+  popup elsewhere closes at once when clicked away, through the rules below,
+  or stays: an overlay). LibreOffice highlights the item clicked in its drop-down list at
   once and unmaps the list 4-80 ms later; without this the next click landed
   on the list that was still open;
 - a window was unmapped: the screen keeps showing it until the window under
@@ -397,9 +398,15 @@ class Settler:
             self._changed_since_frame = any(not self.ignore.fixed(r) and not self.ignore.small(r) for r in idle)
             if self.windows is not None:
                 self.windows.take()  # what windows did before the action is not its doing
-                self._popups_at_act = self.windows.open_popups() if self._clicked else {}
+                self._popups_at_act = self._popups_under_click() if self._clicked else {}
         else:
             self._reference = self.grab()
+
+    def _popups_under_click(self) -> dict[int, Rect]:
+        """Open popups the click lands in: it may close them (one elsewhere closes at once, or stays: an overlay)."""
+        assert self.windows is not None
+        return {wid: r for wid, r in self.windows.open_popups().items()
+                if any(r.x <= x < r.x + r.width and r.y <= y < r.y + r.height for x, y in self._points)}
 
     def after_act(self) -> SettleResult:
         """Block until the action's result is on screen (see the module docstring)."""
