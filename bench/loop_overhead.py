@@ -39,7 +39,8 @@ and what resizing costs the step.
 With --verify, every frame grabbed early (during the quiet period) and handed
 to the next step is compared with a fresh grab (which costs a grab per step):
 any difference is printed and fails the gate.
-Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late] [--budgets] [--verify]
+Usage: python bench/loop_overhead.py [--steps 30] [--sleep-steps 4] [--size 1920x1080] [--scenes xterm,late] [--ways damage,fixed50]
+       [--rounds 3] [--budgets] [--verify]
 """
 
 from __future__ import annotations
@@ -220,7 +221,10 @@ def run_way(sb, capturer, replies, way: str, steps: int, out: Path, point, **loo
         parts[key] = statistics.median(values) if values else 0.0
     stale = stale_frames(out, len(run.steps), point) if point else None
     flagged = sum(bool(s.settle and s.settle.get("stale_before_act")) for s in run.steps)
-    parts["cpu"] = statistics.median(cpus)  # this process's CPU time per step, all threads: what load cannot inflate much
+    parts["cpu"] = statistics.median(cpus)
+    quiet_end = [s.settle["quiet_end_ms"] for s in run.steps[:-1] if s.settle and "quiet_end_ms" in s.settle]
+    if quiet_end:
+        parts["quiet_end"] = statistics.median(quiet_end)  # the quiet period that ended the wait  # this process's CPU time per step, all threads: what load cannot inflate much
     later = run.steps[5:] or run.steps  # past the first steps, once the history window is full
     parts["tokens"] = {key: statistics.median(getattr(s.request, key) for s in later)
                        for key in ("image_tokens", "image_tokens_default", "prompt_tokens_est", "prefix_share")}
@@ -245,6 +249,15 @@ def old_rule(active: bool):
         yield
     finally:
         settle_module.Settler.open = classmethod(original)
+
+
+def pool(runs: list[tuple]) -> tuple:
+    """One way's rounds as one: all step times, the median of each part's per-round medians, stale frames summed."""
+    walls = [w for run in runs for w in run[0]]
+    parts = {key: statistics.median(run[1][key] for run in runs) for key in runs[0][1] if key != "tokens"}
+    parts["tokens"] = runs[0][1]["tokens"]
+    stale = None if runs[0][2] is None else sum(run[2] for run in runs)
+    return walls, parts, stale, sum(run[3] for run in runs)
 
 
 def p90(values: list[float]) -> float:
@@ -291,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ways", default=",".join(WAYS))
     parser.add_argument("--budgets", action="store_true", help="also the image-budget table (xterm scene)")
     parser.add_argument("--verify", action="store_true", help="compare each early frame with a fresh grab")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the ways in turn this many times per scene and pool the steps (fairer on a shared machine)")
     args = parser.parse_args(argv)
     if args.verify:
         verify_early_frames()
@@ -311,11 +326,15 @@ def main(argv: list[str] | None = None) -> int:
             with Sandbox(size=size) as sb, Capturer(sb) as capturer:
                 replies, point = SCENES[scene](sb)
                 time.sleep(1.0)
+                pooled: dict[str, list] = {way: [] for way in ways}
+                for round_ in range(args.rounds):
+                    for way in ways:
+                        time.sleep(LATE_MS / 1000 + 0.2)  # the previous way's last reaction lands first
+                        steps = args.sleep_steps if way.startswith("sleep") else args.steps
+                        pooled[way].append(run_way(sb, capturer, replies, way, steps + 1,
+                                                   Path(tmp) / f"{scene}-{way}-{round_}", point))
                 for way in ways:
-                    time.sleep(LATE_MS / 1000 + 0.2)  # the previous way's last reaction lands first
-                    steps = args.sleep_steps if way.startswith("sleep") else args.steps
-                    walls, parts, stale, flagged = run_way(sb, capturer, replies, way, steps + 1,
-                                                            Path(tmp) / f"{scene}-{way}", point)
+                    walls, parts, stale, flagged = pool(pooled[way])
                     med = statistics.median(walls)
                     early = f"  early frames {EARLY['used']} ({EARLY['differed']} differed)" if args.verify else ""
                     failed = failed or EARLY["differed"] > 0
