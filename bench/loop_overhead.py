@@ -17,6 +17,7 @@ Scenes (1920x1080 by default):
   dropdown: the Tk settle app's drop-down list; steps alternate opening it and clicking an item, which is
             highlighted at once and closes the list 35 ms later (LibreOffice's way); every screenshot is
             checked: the list must show after opening and be gone after choosing (a stale frame otherwise)
+  dropslow: the same list closing 120 ms after the highlight (a loaded LibreOffice; longer than the old 50 ms)
 
 Ways of waiting after an action:
   damage  : X DAMAGE events and window events (this code's default: a click's small drawing ends after the
@@ -148,8 +149,8 @@ def scene_clicks(sb):
     return [box(f"left_click(start_box='{thousandths(*point, sb.size)}')") for point in points], None
 
 
-def scene_dropdown(sb):
-    ready = settle_app(sb, "--delay-ms", "-1", "--popup-list", "35")
+def scene_dropdown(sb, close_ms: int = 35):
+    ready = settle_app(sb, "--delay-ms", "-1", "--popup-list", str(close_ms))
     bx, by, bw, bh = ready["chooser"]
     cx, cy, cw, ch = ready["canvas"]
     item = (cx + 40 + 120, cy + 10 + 64)  # row 3 of the list, which opens at the canvas' (40, 10)
@@ -168,12 +169,12 @@ def scene_late(sb):
 
 
 SCENES = {"xterm": scene_xterm, "tk": scene_tk, "gtk": scene_gtk, "late": scene_late, "clicks": scene_clicks,
-          "dropdown": scene_dropdown}
+          "dropdown": scene_dropdown, "dropslow": lambda sb: scene_dropdown(sb, 120)}
 
 
 def stale_frames(run_dir: Path, steps: int, point) -> int:
     """Stale screenshots: see the scenes' checks."""
-    if point[0] == "list":
+    if point[0] == "list":  # dropdown scenes
         return stale_list_frames(run_dir, steps, point[1])
     return stale_late_frames(run_dir, steps, point)
 

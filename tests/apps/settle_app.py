@@ -98,8 +98,13 @@ def main():
         tk.Label(top, text="late popup", bg="yellow", width=20, height=6).pack()
         root.after(args.late_popup, lambda: (top.deiconify(), shown(top)))
 
+    lists = []
+
     def open_list():
+        while lists:  # the button toggles, as a combo box's does: a list still open closes first
+            lists.pop().destroy()
         top = popup_window(canvas.winfo_rootx() + 40, canvas.winfo_rooty() + 10)
+        lists.append(top)
         items = tk.Listbox(top, height=6, width=18, bg="#ffffcc", selectbackground="#3366cc", exportselection=False,
                            activestyle="none", highlightthickness=0)
         for n in range(6):
@@ -112,7 +117,14 @@ def main():
             items.selection_clear(0, "end")
             items.selection_set(index)  # the highlight, drawn at once
             root.update_idletasks()
-            root.after(args.popup_list, lambda: (top.destroy(), chooser.configure(text=f"item {index}"), emit(ev="chose")))
+            root.after(args.popup_list, lambda: close(top, index))
+
+        def close(top, index):
+            if top in lists:
+                lists.remove(top)
+                top.destroy()
+                chooser.configure(text=f"item {index}")
+                emit(ev="chose")
 
         items.bind("<ButtonPress-1>", pick)
         top.deiconify()
