@@ -372,6 +372,26 @@ def test_a_popup_shown_late_after_a_click_is_waited_for(desk):
         settler.close()
 
 
+def test_a_click_that_activates_another_window_waits_for_its_focus_look(desk):
+    """Clicking into the inactive of two windows: the window manager's active window changes, and the wait
+    holds until drawing follows (its title bar, the entry's caret), not 0.25 s."""
+    sb, cap, ex = desk
+    first = launch(sb, "--delay-ms", "-1", "--at", "+60+60")
+    second = launch(sb, "--delay-ms", "-1", "--at", "+700+60")  # mapped last: the active one
+    settler = Settler.open(cap)
+    try:
+        time.sleep(0.3)
+        x, y = centre(first["canvas"])
+        result = act(settler, ex, Click(x=x, y=y))
+        assert any(n.kind == "active" for n in result.window_events), result
+        assert "focus change drawn" in result.held and not result.expired, result
+        x, y = centre(second["canvas"])
+        back = act(settler, ex, Click(x=x, y=y))
+        assert "focus change drawn" in back.held and not back.expired, back
+    finally:
+        settler.close()
+
+
 def test_pending_reactions_are_met_by_the_events_and_drawing_that_end_them():
     """The rule on its own: what each window event waits for, and what ends the wait for it."""
     pending = _Pending(hold_s=0.25)
