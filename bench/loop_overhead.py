@@ -252,6 +252,52 @@ def old_rule(active: bool):
         settle_module.Settler.open = classmethod(original)
 
 
+def wait_table(size, actions: int) -> None:
+    """The wait alone (no loop, no early frame), both rules on the same app, action by action in turn.
+
+    Less disturbed by a loaded machine than the loop's step times: the wait mostly sleeps on X events.
+    clicks: a small mark per click; dropslow: open the list, choose an item (closes 120 ms later); a frame
+    grabbed right after a choose's wait that still shows the list is stale.
+    """
+    from deskpilot.actions.executor import Executor
+    from deskpilot.actions.models import Click
+
+    print(f"\n{'scene':8s} {'rule':8s} {'wait median':>11s} {'p90':>6s} {'quiet at end':>12s}  held / stale")
+    for scene in ("clicks", "dropslow"):
+        with Sandbox(size=size) as sb, Capturer(sb) as capturer, Executor.for_sandbox(sb) as ex:
+            replies, point = SCENES[scene](sb)
+            clicks = [tuple(round(int(v) * side / 1000) for v, side in zip(r.split("'[")[1].split("]")[0].split(","), size))
+                      for r in replies]
+            time.sleep(1.0)
+            rules = {"damage": settle_module.SettleSettings(),
+                     "fixed50": settle_module.SettleSettings(click_quiet_s=0.05, watch_windows=False)}
+            settlers = {name: settle_module.Settler.open(capturer, rules[name]) for name in rules}
+            seen: dict[str, list] = {name: [] for name in rules}
+            try:
+                for k in range(actions):
+                    for name, settler in settlers.items():
+                        for n, (x, y) in enumerate(clicks):
+                            settler.frame_taken()
+                            settler.before_act(Click(x=x, y=y))
+                            ex.perform(Click(x=x, y=y))
+                            result = settler.after_act()
+                            stale = None
+                            if point is not None and n % 2 == 1:  # after choosing: the list must be gone
+                                stale = capturer.grab().image.getpixel(point[1]) != (255, 255, 255)
+                            seen[name].append((result, stale))
+                            time.sleep(0.15)  # a late close of the other rule's list lands before the next action
+            finally:
+                for settler in settlers.values():
+                    settler.close()
+            for name, rows in seen.items():
+                waits = [r.wait_ms for r, _ in rows]
+                stale = [st for _, st in rows if st is not None]
+                held = sum(bool(r.held) for r, _ in rows)
+                print(f"{scene:8s} {name:8s} {statistics.median(waits):11.1f} {p90(waits):6.1f}"
+                      f" {statistics.median(r.quiet_end_ms for r, _ in rows):12.1f}  held {held}/{len(rows)}"
+                      + (f", stale {sum(stale)}/{len(stale)}" if stale else ""), flush=True)
+
+
 def pool(runs: list[tuple]) -> tuple:
     """One way's rounds as one: all step times, the median of each part's per-round medians, stale frames summed."""
     walls = [w for run in runs for w in run[0]]
@@ -305,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ways", default=",".join(WAYS))
     parser.add_argument("--budgets", action="store_true", help="also the image-budget table (xterm scene)")
     parser.add_argument("--verify", action="store_true", help="compare each early frame with a fresh grab")
+    parser.add_argument("--waits", type=int, default=0, metavar="N",
+                        help="also the wait alone per rule, N rounds of each scene's actions (clicks, dropslow)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the ways in turn this many times per scene and pool the steps (fairer on a shared machine)")
     args = parser.parse_args(argv)
@@ -348,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                         failed = True
         if args.budgets and "xterm" in scenes:
             budget_table(size, args.steps, Path(tmp))
+        if args.waits:
+            wait_table(size, args.waits)
     print(f"gate (damage: {'/'.join(GATED)} median <= {TARGET_MS:g} ms, no stale frame): {'FAIL' if failed else 'PASS'}")
     return 1 if failed else 0
 
