@@ -278,7 +278,7 @@ def test_a_click_whose_effect_follows_its_pressed_look_unannounced_is_learned(de
     try:
         time.sleep(0.3)
         first = act(settler, ex, Click(x=x, y=y))
-        assert first.first_change_ms < 30 and not first.held and first.quiet_end_ms == 15.0, first
+        assert first.first_change_ms < 30 and not first.held and first.quiet_end_ms < 50, first
         log.wait_for(lambda e: e["ev"] == "painted", timeout=10)  # its effect came after the wait (or at its end)
         for _ in range(2):
             colour = cap.grab().image.getpixel((x + 40, y))
@@ -302,7 +302,7 @@ def test_a_small_click_drawing_with_nothing_pending_ends_after_the_ordinary_quie
             mark = len(log.refresh())
             result = act(settler, ex, Click(x=x + 20 * k, y=y))
             assert result.changed and result.settled and result.first_change_ms < 30, result
-            assert result.quiet_end_ms == 15.0 and not result.held and not result.window_events, result
+            assert result.quiet_end_ms < 50 and not result.held and not result.window_events, result
             assert cap.grab().image.getpixel((x + 20 * k, y)) == (0, 0, 0)  # the mark is in the settled frame
             log.wait_for(lambda e: e["ev"] == "canvas", mark)
     finally:
@@ -346,7 +346,7 @@ def test_a_click_on_a_drop_down_list_waits_until_the_list_is_closed(desk, close_
         assert presses == ["list", "canvas"], (presses, chose)  # not "list" twice: the next click missed the list
         assert frame.image.getpixel(item) == (255, 255, 255), chose  # the canvas, not the list
         assert "popup closed" in chose.held and "unmapped area redrawn" in chose.held, chose
-        assert chose.wait_ms >= close_ms * 0.9 and not chose.expired, chose
+        assert not chose.expired, chose  # the list closed and the area was redrawn within the hold
         assert any(n.kind == "mapped" and n.popup for n in opened.window_events), opened
     finally:
         settler.close()
