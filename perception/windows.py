@@ -13,7 +13,9 @@ reactions announce themselves to the X server before they are drawn:
   create such windows at once and map them when they are ready; the 1x1
   helper windows they also create never show);
 - the window manager's ``_NET_ACTIVE_WINDOW`` changing says the focus moved
-  (a window activated by the click will redraw its title and focus look).
+  (a window activated by the click will redraw its title and focus look);
+  the property is read on each notification, as openbox sets it again, to
+  the same window, on every click into a GTK window.
 
 This watch selects ``SubstructureNotify`` and ``PropertyChange`` on the root
 window on the DAMAGE watcher's own connection, so window events and drawing
@@ -78,6 +80,8 @@ class WindowWatch:
         conn = self.watcher.connection
         self._active_atom = conn.intern_atom("_NET_ACTIVE_WINDOW")
         root = conn.screen().root
+        self._root = root
+        self._active = self._read_active()
         root.change_attributes(event_mask=X.SubstructureNotifyMask | X.PropertyChangeMask)
         self.watcher.others.append(self._on_event)
         conn.sync()  # from here on every change is reported; the query below may see some twice, which is harmless
@@ -114,7 +118,10 @@ class WindowWatch:
         kind = event.type
         if kind == X.PropertyNotify:
             if event.atom == self._active_atom:
-                self._note("active", event.window.id, None, False)
+                active = self._read_active()  # openbox sets it again on every click into a GTK window: only a change counts
+                if active != self._active:
+                    self._active = active
+                    self._note("active", active or 0, None, False)
             return
         window = getattr(event, "window", None)
         wid = window.id if window is not None else None
@@ -149,6 +156,13 @@ class WindowWatch:
             self._note("destroyed", wid, known.rect, known.popup)
         elif kind == X.ReparentNotify and known is not None and event.parent.id != self.watcher.connection.screen().root.id:
             del self.windows[wid]  # the window manager framed it: its frame is the root's child now
+
+    def _read_active(self) -> int | None:
+        try:
+            prop = self._root.get_full_property(self._active_atom, X.AnyPropertyType)
+        except xerror.XError:
+            return None
+        return int(prop.value[0]) if prop is not None and len(prop.value) else None
 
     def _note(self, kind: Kind, wid: int, rect: Rect | None, popup: bool) -> None:
         self.events.append(WindowEvent(time.monotonic(), kind, wid, rect, popup))
