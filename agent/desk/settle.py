@@ -45,9 +45,10 @@ quiet period, each reason for at most ``pending_s``:
 - a click landed in a popup (override-redirect window: a drop-down list, a
   menu): the click may close it, so the wait holds until it is unmapped (a
   popup elsewhere closes at once when clicked away, through the rules below,
-  or stays: an overlay). LibreOffice highlights the item clicked in its drop-down list at
-  once and unmaps the list 4-80 ms later; without this the next click landed
-  on the list that was still open;
+  or stays: an overlay). LibreOffice draws the item clicked in its drop-down
+  list (or the value chosen) at once and unmaps the list up to ~80 ms later;
+  a screenshot taken before showed the list, and the next click was aimed
+  at it;
 - a window was unmapped: the screen keeps showing it until the window under
   it redraws the area (LibreOffice: 10-30 ms later), so the wait holds until
   drawing arrives there;
