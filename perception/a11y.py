@@ -15,14 +15,18 @@ level, not one per property).
 A snapshot is bounded three ways so a 10,000-cell spreadsheet or a hung app
 cannot stall a step: ``max_nodes``, ``max_depth`` and ``time_limit`` (every
 read on the bus waits at most until that deadline). Subtrees of widgets that
-are not showing (closed menus, hidden pages, cells scrolled away) are left out
-unless asked (``hidden=True``): each costs one call (its states), not six.
+are not showing (hidden pages, cells scrolled away) are left out unless asked
+(``hidden=True``): each costs one call (its states), not six; the items of a
+closed menu are not asked at all, and of a spreadsheet only the cells in view.
+A reader remembers what does not change (each widget's role and interfaces,
+the bytes of each request), so a desk's later snapshots ask less.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -40,6 +44,7 @@ _COMPONENT = "org.a11y.atspi.Component"
 _TEXT = "org.a11y.atspi.Text"
 _VALUE = "org.a11y.atspi.Value"
 _TABLE = "org.a11y.atspi.Table"
+_APPLICATION = "org.a11y.atspi.Application"
 _LABEL_FOR = 1  # AT-SPI RelationType
 MAX_TEXT = 4000  # characters of a text widget kept in a snapshot
 
@@ -326,6 +331,46 @@ def find(snapshot: Snapshot, query: Query, within: Sequence[Node] | None = None)
     return found
 
 
+def in_view(snapshot: Snapshot, found: list[Node]) -> list[Node]:
+    """Of several copies of one widget (same role and name), the one in the view a person sees.
+
+    An app can publish one widget twice: LibreOffice Calc briefly holds a
+    second view of the sheet while a document loads (two cells "B1"), and
+    Window > New Window shows the same document in two windows. A person
+    means the copy in front: the one whose window is active, else the only
+    one whose every ancestor is showing with a box. Anything else (two
+    different widgets, or no single copy in front) is left to strictness.
+    """
+    if len(found) < 2 or len({(n.role, n.name) for n in found}) > 1:
+        return found
+    chains = {n.index: _ancestors(snapshot, n) for n in found}
+    on_screen = [n for n in found if n.visible and all(a.visible for a in chains[n.index][:-1])]
+    active = [n for n in found if n.visible and any("active" in a.states for a in chains[n.index])]
+    for narrowed in (active, on_screen):
+        if len(narrowed) == 1:
+            return narrowed
+    return found
+
+
+def copies(found: list[Node]) -> bool:
+    """True when several matches are copies of one widget at one place (same role, name and box).
+
+    LibreOffice Calc, while a file loads, briefly publishes its sheet twice in
+    a window not yet titled or active: ``in_view`` cannot tell them apart, but
+    they are one widget mid-load, not a strictness error yet.
+    """
+    return len(found) > 1 and len({(n.role, n.name, n.box) for n in found}) == 1
+
+
+def _ancestors(snapshot: Snapshot, node: Node) -> list[Node]:
+    """From the parent up to the app (the app last)."""
+    out, up = [], node.parent
+    while up is not None:
+        out.append(snapshot.nodes[up])
+        up = snapshot.nodes[up].parent
+    return out
+
+
 def closest_names(snapshot: Snapshot, query: Query, count: int = 5) -> list[str]:
     """Names seen in the tree nearest to what was searched (for a one-line 'not found')."""
     wanted = query.name or query.text or query.label
@@ -358,6 +403,38 @@ def find_again(reader: A11yReader, element: dict[str, Any], *, time_limit: float
 # -- reading the bus ------------------------------------------------------------------------------
 
 
+_SERIAL = struct.Struct("<I")
+_MEMO_LIMIT = 60_000  # entries per table before it starts again (a long session must not grow without end)
+
+
+class _Memo:
+    """What one reader keeps between snapshots: request bytes, and each widget's role and interfaces.
+
+    A widget's role and interfaces do not change during its life, and its
+    object path is never given to another widget (GTK's, LibreOffice's and
+    Qt's bridges number them from a counter; a bus name is never reused on a
+    bus), so they are asked once: two fewer calls per widget on every later
+    snapshot.
+    """
+
+    def __init__(self) -> None:
+        self.wire: dict[tuple, bytes] = {}
+        self.role: dict[tuple[str, str], str] = {}
+        self.interfaces: dict[tuple[str, str], list[str]] = {}
+        self.cell_kind: dict[tuple[str, str], tuple[str, list[str]]] = {}  # by table: its cells' role, interfaces
+
+    def remember_wire(self, key: tuple, wire: bytes) -> None:
+        if len(self.wire) >= _MEMO_LIMIT:
+            self.wire.clear()
+        self.wire[key] = wire
+
+    def remember_kind(self, ref: tuple[str, str], role: str, interfaces: list[str]) -> None:
+        if len(self.role) >= _MEMO_LIMIT:
+            self.role.clear()
+            self.interfaces.clear()
+        self.role[ref], self.interfaces[ref] = role, interfaces
+
+
 class _Pending:
     """Requests on one connection whose replies are read together (one round trip).
 
@@ -366,26 +443,44 @@ class _Pending:
     one per request, which on a busy machine is most of a snapshot's time.
     """
 
-    def __init__(self, conn: DBusConnection) -> None:
+    def __init__(self, conn: DBusConnection, memo: _Memo | None = None) -> None:
         self.conn = conn
+        self.memo = memo if memo is not None else _Memo()
         self.waiting: dict[int, Any] = {}
         self.queued: list[bytes] = []
+        self.missed: set[int] = set()  # requests of the last round that got no reply before the deadline
 
-    def _queue(self, msg: Any) -> int:
+    def _queue(self, key: tuple, build: Any) -> int:
+        """Queue one request; its bytes are built once per reader and reused with a new serial.
+
+        A snapshot asks the same widgets the same questions every time, and
+        jeepney's message building was a third of a LibreOffice snapshot. The
+        serial is the only part that changes, at a fixed offset (bytes 8-11,
+        little-endian) of every D-Bus message.
+        """
         serial = next(self.conn.outgoing_serial)
-        self.queued.append(msg.serialise(serial=serial))
+        wire = self.memo.wire.get(key)
+        if wire is None:
+            wire = build().serialise(serial=1)
+            self.memo.remember_wire(key, wire)
+        self.queued.append(wire[:8] + _SERIAL.pack(serial) + wire[12:])
         self.waiting[serial] = None
         return serial
 
     def send(self, ref: tuple[str, str], interface: str, method: str, signature: str | None = None, body: tuple = ()) -> int:
-        address = DBusAddress(ref[1], bus_name=ref[0], interface=interface)
-        return self._queue(new_method_call(address, method, signature, body) if signature else new_method_call(address, method))
+        def build() -> Any:
+            address = DBusAddress(ref[1], bus_name=ref[0], interface=interface)
+            return new_method_call(address, method, signature, body) if signature else new_method_call(address, method)
+
+        return self._queue((ref, interface, method, signature, body), build)
 
     def get(self, ref: tuple[str, str], interface: str, prop: str) -> int:
-        return self._queue(Properties(DBusAddress(ref[1], bus_name=ref[0], interface=interface)).get(prop))
+        return self._queue((ref, interface, "Get", prop),
+                           lambda: Properties(DBusAddress(ref[1], bus_name=ref[0], interface=interface)).get(prop))  # fmt: skip
 
     def get_all(self, ref: tuple[str, str], interface: str) -> int:
-        return self._queue(Properties(DBusAddress(ref[1], bus_name=ref[0], interface=interface)).get_all())
+        return self._queue((ref, interface, "GetAll"),
+                           lambda: Properties(DBusAddress(ref[1], bus_name=ref[0], interface=interface)).get_all())  # fmt: skip
 
     def flush(self) -> None:
         if self.queued:
@@ -410,6 +505,7 @@ class _Pending:
                 missing.discard(reply_to)
                 results[reply_to] = msg.body if msg.header.message_type == MessageType.method_return else None
         self.waiting.clear()
+        self.missed = missing
         return {**{s: None for s in missing}, **results}
 
 
@@ -421,6 +517,15 @@ class _CellPlan(NamedTuple):
 _ADDRESS = re.compile(r"^\$?([A-Za-z]{1,3})\$?([1-9][0-9]{0,6})$")
 
 
+def cell_address(row: int, column: int) -> str:
+    """The address ("B2") of the cell at (row, column) from 0: the inverse of ``cell_position``."""
+    letters, n = "", column + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"{letters}{row + 1}"
+
+
 def cell_position(address: str) -> tuple[int, int] | None:
     """(row, column) from 0 of a spreadsheet address like "B2"; None if it is not one."""
     found = _ADDRESS.match(address.strip())
@@ -430,6 +535,18 @@ def cell_position(address: str) -> tuple[int, int] | None:
     for letter in found.group(1).upper():
         col = col * 26 + ord(letter) - ord("A") + 1
     return int(found.group(2)) - 1, col - 1
+
+
+def _closed_menu(raw: _Raw) -> bool:
+    """A menu of a menu bar (or a submenu) that is not open: none of its items is showing.
+
+    An open menu is "selected" (GTK and LibreOffice alike). Not asking a
+    closed menu's items for their states saves LibreOffice's ~600 calls per
+    snapshot. A combo box's popup menu is not judged this way (its parent is
+    the combo box).
+    """
+    return (raw.role == "menu" and raw.parent is not None and raw.parent.role in ("menu bar", "menu")
+            and not raw.states & {"selected", "expanded"})  # fmt: skip
 
 
 def _take_state(raw: _Raw, body: Any) -> bool:
@@ -455,10 +572,11 @@ class _Raw:
     """A node while its replies come in."""
 
     __slots__ = ("ref", "parent", "depth", "path", "app", "props", "role", "states", "interfaces", "children",
-                 "text", "value", "box", "index", "label_for", "table")  # fmt: skip
+                 "text", "value", "box", "index", "label_for", "table", "toolkit", "addressed")  # fmt: skip
 
     def __init__(self, ref: tuple[str, str], parent: _Raw | None, depth: int, path: str, app: str) -> None:
         self.ref, self.parent, self.depth, self.path, self.app = ref, parent, depth, path, app
+        self.toolkit: str = parent.toolkit if parent is not None else ""
         self.props: dict[str, Any] = {}
         self.role = "unknown"
         self.states: frozenset[str] = frozenset()
@@ -470,6 +588,7 @@ class _Raw:
         self.index = -1
         self.label_for: list[tuple[str, str]] = []
         self.table: dict[str, Any] = {}  # the Table properties of a table that manages its descendants
+        self.addressed = False  # a table whose cells are named by their address ("B2"), as seen at its corners
 
 
 class A11yReader:
@@ -480,6 +599,7 @@ class A11yReader:
         self.timeout = timeout
         self._conn: DBusConnection | None = None
         self._lock = threading.Lock()
+        self._memo = _Memo()
 
     def _connection(self) -> DBusConnection:
         if self._conn is None:
@@ -499,7 +619,7 @@ class A11yReader:
         """(name, ref) of every app registered on the bus."""
         deadline = time.monotonic() + (timeout or self.timeout)
         with self._lock:
-            pending = _Pending(self._connection())
+            pending = _Pending(self._connection(), self._memo)
             serial = pending.send(REGISTRY, _ACCESSIBLE, "GetChildren")
             reply = pending.collect(deadline)[serial]
             refs = [tuple(r) for r in (reply[0] if reply else [])]
@@ -544,7 +664,7 @@ class A11yReader:
         widgets that are not showing are dropped before anything else is
         asked of them.
         """
-        pending = _Pending(self._connection())
+        pending = _Pending(self._connection(), self._memo)
         serial = pending.send(REGISTRY, _ACCESSIBLE, "GetChildren")
         reply = pending.collect(deadline).get(serial)
         if reply is None:
@@ -555,28 +675,33 @@ class A11yReader:
         answered: set[str] = set()
         while level:
             asked = self._ask_basics(pending, level)
-            self._take_basics(pending.collect(deadline), asked)
+            untabled = self._take_basics(pending.collect(deadline), asked, pending.memo)
+            if untabled:
+                self._ask_children(pending, untabled, deadline)
             answered.update(raw.ref[0] for raw in level if raw.props)
             level = [r for r in level if r.props and (only is None or r.depth > 0 or r.app in only)]
             all_raw += level
             total += len(level)
-            nxt = [child for raw in level for child in raw.children]
+            nxt = [child for raw in level if hidden or not _closed_menu(raw) for child in raw.children]
             if nxt and level[0].depth + 1 > max_depth:
                 truncated, nxt = "depth", []
             details = self._ask_details(pending, level, hidden, max_cells)
-            states = {} if hidden else {id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in nxt}
+            states = {id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in nxt}  # hidden too: a
+            # table's states decide (before its children are asked for) whether it may hold millions of them
             got = pending.collect(deadline)
-            asked_cells = self._take_details(got, details, pending, max_cells)
+            unread = {id(raw) for raw, _kind, serial in details if serial in pending.missed}
+            asked_cells = self._take_details(got, details, pending, max_cells, deadline)
             if asked_cells:  # a spreadsheet's cells: their references come one round later
-                cells = self._take_cells(pending.collect(deadline), asked_cells)
+                cells = self._take_cells(pending.collect(deadline), asked_cells, pending.memo)
                 nxt += cells
-                if not hidden:
-                    states.update({id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in cells})
-                    got.update(pending.collect(deadline))
-            if not hidden:
-                nxt = [raw for raw in nxt if _take_state(raw, got.get(states[id(raw)]))]
+                states.update({id(raw): pending.send(raw.ref, _ACCESSIBLE, "GetState") for raw in cells})
+                got.update(pending.collect(deadline))
+            showing = [raw for raw in nxt if _take_state(raw, got.get(states[id(raw)]))]
+            nxt = nxt if hidden else showing
             if time.monotonic() >= deadline:
                 truncated = truncated or "time"
+                if unread:  # cut before their box or text came: left out, not shown as a cell "B1" with no text
+                    all_raw = [raw for raw in all_raw if id(raw) not in unread]
                 break
             if total + len(nxt) > max_nodes:
                 nxt = nxt[: max(0, max_nodes - total)]
@@ -586,37 +711,96 @@ class A11yReader:
         return self._build(roots, all_raw, time.monotonic() - start, truncated, silent)
 
     @staticmethod
-    def _ask_basics(pending: _Pending, level: list[_Raw]) -> list[tuple]:
+    def _ask_props(pending: _Pending, raw: _Raw) -> int | dict[str, int]:
+        """One GetAll for the name and description, except where GetAll is unsafe.
+
+        Qt 5 answers ``Properties.GetAll`` by reading a second argument that
+        is not there and crashes (SIGSEGV): its widgets, and every app's root
+        (whose toolkit is not known yet), are asked property by property.
+        """
+        if raw.depth == 0 or raw.toolkit.startswith("Qt"):
+            wanted = ("Name", "Description") if raw.depth else ("Name",)
+            asked = {prop: pending.get(raw.ref, _ACCESSIBLE, prop) for prop in wanted}
+            if raw.depth == 0:
+                asked["ToolkitName"] = pending.get(raw.ref, _APPLICATION, "ToolkitName")
+            return asked
+        return pending.get_all(raw.ref, _ACCESSIBLE)
+
+    @staticmethod
+    def _take_props(got: dict[int, Any], asked: int | dict[str, int]) -> dict[str, Any] | None:
+        if isinstance(asked, int):
+            return {k: _unwrap(v) for k, v in got[asked][0].items()} if got[asked] is not None else None
+        if got[asked["Name"]] is None:
+            return None
+        return {prop: _unwrap(got[serial][0]) for prop, serial in asked.items() if got[serial] is not None}
+
+    @classmethod
+    def _ask_basics(cls, pending: _Pending, level: list[_Raw]) -> list[tuple]:
         asked = []
         for raw in level:
             state = pending.send(raw.ref, _ACCESSIBLE, "GetState") if raw.depth == 0 or not raw.states else None
-            if "manages_descendants" in raw.states:  # maybe millions of children: a table's visible cells only
+            tabled = "manages_descendants" in raw.states and not raw.toolkit.startswith("Qt")
+            if tabled:  # maybe millions of children: a table's visible cells only
                 kids = pending.get_all(raw.ref, _TABLE)
+            elif raw.parent is not None and raw.parent.table:  # a spreadsheet's cell: no children to ask for
+                kids = None
             else:
                 kids = pending.send(raw.ref, _ACCESSIBLE, "GetChildren")
-            asked.append((raw, pending.get_all(raw.ref, _ACCESSIBLE), pending.send(raw.ref, _ACCESSIBLE, "GetRoleName"),
-                          state, pending.send(raw.ref, _ACCESSIBLE, "GetInterfaces"), kids))  # fmt: skip
+            known = raw.ref in pending.memo.role
+            role = None if known else pending.send(raw.ref, _ACCESSIBLE, "GetRoleName")
+            ifaces = None if known else pending.send(raw.ref, _ACCESSIBLE, "GetInterfaces")
+            props = None if raw.props else cls._ask_props(pending, raw)  # a named cell: nothing to ask
+            asked.append((raw, props, role, state, ifaces, kids, tabled))
         return asked
 
-    @staticmethod
-    def _take_basics(got: dict[int, Any], asked: list[tuple]) -> None:
-        for raw, props, role, state, ifaces, kids in asked:
-            if got[props] is None:
-                continue
-            raw.props = {k: _unwrap(v) for k, v in got[props][0].items()}
+    @classmethod
+    def _take_basics(cls, got: dict[int, Any], asked: list[tuple], memo: _Memo) -> list[_Raw]:
+        """Store the level's basics; returns the widgets that manage their descendants but have no table."""
+        untabled: list[_Raw] = []
+        for raw, props, role, state, ifaces, kids, tabled in asked:
+            if props is not None:
+                taken = cls._take_props(got, props)
+                if taken is None:
+                    continue
+                raw.props = taken
             if raw.depth == 0:  # an app: its name heads the paths of all its widgets
                 raw.app = raw.path = str(raw.props.get("Name", "?"))
-            raw.role = got[role][0] if got[role] else "unknown"
+                raw.toolkit = str(raw.props.get("ToolkitName", ""))
+            if role is None:
+                raw.role, raw.interfaces = memo.role.get(raw.ref, "unknown"), memo.interfaces.get(raw.ref, [])
+            else:
+                raw.role = got[role][0] if got[role] else "unknown"
+                raw.interfaces = list(got[ifaces][0]) if got[ifaces] else []
+                if got[role] and got[ifaces]:
+                    memo.remember_kind(raw.ref, raw.role, raw.interfaces)
+                    if raw.parent is not None and raw.parent.table:
+                        memo.cell_kind[raw.parent.ref] = (raw.role, raw.interfaces)
             if state is not None:
                 raw.states = _states(got[state][0]) if got[state] else frozenset()
-            raw.interfaces = list(got[ifaces][0]) if got[ifaces] else []
-            if got[kids] is None:
+            if kids is None:
                 continue
-            if "manages_descendants" in raw.states:
+            if got[kids] is None:
+                if tabled:
+                    untabled.append(raw)
+                continue
+            if tabled:
                 raw.table = {k: _unwrap(v) for k, v in got[kids][0].items()}
             else:
-                raw.children = [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
-                                for i, ref in enumerate(got[kids][0])]  # fmt: skip
+                raw.children = cls._children(raw, got[kids][0])
+        return untabled
+
+    @staticmethod
+    def _children(raw: _Raw, refs: Sequence[Any]) -> list[_Raw]:
+        return [_Raw(tuple(ref), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app) for i, ref in enumerate(refs)]
+
+    def _ask_children(self, pending: _Pending, raws: list[_Raw], deadline: float) -> None:
+        """Children of widgets that manage their descendants but are no table (Writer's document: its
+        visible paragraphs): asked one round later, once the Table request failed."""
+        asked = [(raw, pending.send(raw.ref, _ACCESSIBLE, "GetChildren")) for raw in raws]
+        got = pending.collect(deadline)
+        for raw, serial in asked:
+            if got[serial] is not None:
+                raw.children = self._children(raw, got[serial][0])
 
     @staticmethod
     def _ask_details(pending: _Pending, level: list[_Raw], hidden: bool, max_cells: _CellPlan) -> list[tuple[_Raw, str, int]]:
@@ -628,14 +812,14 @@ class A11yReader:
                 asked.append((raw, "box", pending.send(raw.ref, _COMPONENT, "GetExtents", "u", (0,))))
             if _TEXT in raw.interfaces:
                 asked.append((raw, "text", pending.send(raw.ref, _TEXT, "GetText", "ii", (0, -1))))  # -1: to the end
-            if _VALUE in raw.interfaces:
+            if _VALUE in raw.interfaces and not (raw.parent is not None and raw.parent.table):  # a cell: its text
                 asked.append((raw, "value", pending.get(raw.ref, _VALUE, "CurrentValue")))
             if raw.role == "label":
                 asked.append((raw, "relations", pending.send(raw.ref, _ACCESSIBLE, "GetRelationSet")))
         return asked
 
     def _take_details(self, got: dict[int, Any], asked: list[tuple[_Raw, str, int]], pending: _Pending,
-                      max_cells: _CellPlan) -> list[tuple[_Raw, int, int]]:  # fmt: skip
+                      max_cells: _CellPlan, deadline: float) -> list[tuple[_Raw, int, int]]:  # fmt: skip
         """Store boxes, texts and values; ask for the visible cells of tables (returned: what was asked)."""
         for raw, kind, serial in asked:
             body = got[serial]
@@ -652,36 +836,75 @@ class A11yReader:
             elif kind == "relations":
                 raw.label_for = [tuple(t) for kind_, targets in body[0] if kind_ == _LABEL_FOR for t in targets]
         tables = {id(raw): raw for raw, _kind, _serial in asked if raw.table}
-        return self._ask_cells(pending, list(tables.values()), max_cells)
+        return self._ask_cells(pending, list(tables.values()), max_cells, deadline)
 
-    @staticmethod
-    def _ask_cells(pending: _Pending, tables: list[_Raw], plan: _CellPlan) -> list[tuple[_Raw, int, int]]:
-        """Cells of a huge table (a spreadsheet): the top-left block of at most ``max_cells``, 26 columns wide,
-        or only the cells named in ``plan.cells`` ("B2", "AA10").
+    def _ask_cells(self, pending: _Pending, tables: list[_Raw], plan: _CellPlan,
+                   deadline: float) -> list[tuple[_Raw, int, int]]:  # fmt: skip
+        """Cells of a huge table (a spreadsheet): the block in view (at most ``max_cells``, 26 columns wide;
+        the top-left block when the view cannot be told), or only the cells named in ``plan.cells`` ("B2").
 
         Such tables manage their descendants: asking for all children would
         ask for millions, and each cell costs a few calls. The cells a person
-        sees first are what checks and locators need; their names (e.g. "A1")
-        say where they are. A locator after one cell asks for that cell only.
+        sees are what checks and locators need; their names (e.g. "A1") say
+        where they are. A locator after one cell asks for that cell only.
         """
         asked = []
+        views = self._views(pending, tables, deadline) if plan.cells is None and tables else {}
         for raw in tables:
             nrows, ncols = int(raw.table.get("NRows", 0) or 0), int(raw.table.get("NColumns", 0) or 0)
             if plan.cells is not None:
                 spots = [rc for rc in map(cell_position, plan.cells) if rc and rc[0] < nrows and rc[1] < ncols]
             else:
-                cols = min(ncols, 26)
-                spots = [(r, c) for r in range(min(nrows, plan.max_cells // max(cols, 1))) for c in range(cols)]
+                top, left, bottom, right = views.get(id(raw), (0, 0, nrows - 1, ncols - 1))
+                cols = min(right - left + 1, ncols - left, 26)
+                rows = min(bottom - top + 1, nrows - top, plan.max_cells // max(cols, 1))
+                spots = [(r, c) for r in range(top, top + rows) for c in range(left, left + cols)]
             for r, c in spots:
                 asked.append((raw, r * ncols + c, pending.send(raw.ref, _TABLE, "GetAccessibleAt", "ii", (r, c))))
         return asked
 
     @staticmethod
-    def _take_cells(got: dict[int, Any], asked: list[tuple[_Raw, int, int]]) -> list[_Raw]:
+    def _views(pending: _Pending, tables: list[_Raw], deadline: float) -> dict[int, tuple[int, int, int, int]]:
+        """(top, left, bottom, right) of the cells in view of each table, from the cells at its box's corners.
+
+        A sheet shows about 16 columns of the 26 asked for otherwise: the
+        cells outside cost two calls each for nothing, and a sheet scrolled
+        away from A1 would be read where nobody looks. Two rounds, four calls
+        per table (the cell at each corner, then its name, e.g. "P31").
+        """
+        corners = []
+        for raw in tables:
+            if raw.box is not None:
+                x, y, w, h = raw.box
+                corners.append((raw, [pending.send(raw.ref, _COMPONENT, "GetAccessibleAtPoint", "iiu", (px, py, 0))
+                                      for px, py in ((x + 1, y + 1), (x + w - 2, y + h - 2))]))  # fmt: skip
+        got = pending.collect(deadline)
+        named = []
+        for raw, serials in corners:
+            refs = [tuple(got[s][0]) if got.get(s) else None for s in serials]
+            if all(ref is not None and not ref[1].endswith("/null") for ref in refs):
+                named.append((raw, [pending.get(ref, _ACCESSIBLE, "Name") for ref in refs if ref is not None]))
+        got = pending.collect(deadline)
+        views = {}
+        for raw, serials in named:
+            spots = [cell_position(str(_unwrap(got[s][0]))) if got.get(s) else None for s in serials]
+            first, last = spots
+            if first is not None and last is not None and first[0] <= last[0] and first[1] <= last[1]:
+                views[id(raw)] = (first[0], first[1], last[0], last[1])
+                raw.addressed = True
+        return views
+
+    @staticmethod
+    def _take_cells(got: dict[int, Any], asked: list[tuple[_Raw, int, int]], memo: _Memo) -> list[_Raw]:
+        """The cells' references; a table's cells share one role and set of interfaces (asked of one cell)."""
         cells = []
         for raw, i, serial in asked:
             if got.get(serial) is not None:
                 cell = _Raw(tuple(got[serial][0]), raw, raw.depth + 1, f"{raw.path}/{i}", raw.app)
+                if raw.ref in memo.cell_kind:
+                    memo.remember_kind(cell.ref, *memo.cell_kind[raw.ref])
+                if raw.addressed:  # its name is its address: not asked
+                    cell.props = {"Name": cell_address(*divmod(i, int(raw.table.get("NColumns", 1) or 1)))}
                 raw.children.append(cell)
                 cells.append(cell)
         return cells
@@ -715,7 +938,7 @@ class A11yReader:
 
     # -- the element under a point (for the record of a click) --------------------------------------
 
-    def element_at(self, x: int, y: int, *, time_limit: float = 0.3) -> dict[str, Any] | None:
+    def element_at(self, x: int, y: int, *, time_limit: float = 0.3, box: bool = False) -> dict[str, Any] | None:
         """Role, name and path of the deepest widget at screen point (x, y), or None (no tree there, or slow).
 
         Asks each app's showing windows for their box, takes the active one
@@ -725,13 +948,13 @@ class A11yReader:
         deadline = time.monotonic() + time_limit
         with self._lock:
             try:
-                return self._element_at(x, y, deadline)
+                return self._element_at(x, y, deadline, box)
             except OSError:
                 self._drop()
                 return None
 
-    def _element_at(self, x: int, y: int, deadline: float) -> dict[str, Any] | None:
-        pending = _Pending(self._connection())
+    def _element_at(self, x: int, y: int, deadline: float, want_box: bool = False) -> dict[str, Any] | None:
+        pending = _Pending(self._connection(), self._memo)
         serial = pending.send(REGISTRY, _ACCESSIBLE, "GetChildren")
         reply = pending.collect(deadline).get(serial)
         if not reply:
@@ -771,11 +994,15 @@ class A11yReader:
             current = child
         name = pending.get(current, _ACCESSIBLE, "Name")
         role = pending.send(current, _ACCESSIBLE, "GetRoleName")
+        extents = pending.send(current, _COMPONENT, "GetExtents", "u", (0,)) if want_box else None
         got = pending.collect(deadline)
         if not got.get(role):
             return None
-        return {"role": got[role][0], "name": str(_unwrap(got[name][0])).strip() if got.get(name) else "",
-                "path": "/".join(path)}
+        found: dict[str, Any] = {"role": got[role][0], "name": str(_unwrap(got[name][0])).strip() if got.get(name) else "",
+                 "path": "/".join(path)}
+        if extents is not None:  # (x, y, width, height) in screen pixels, or None
+            found["box"] = [int(v) for v in got[extents][0]] if got.get(extents) else None
+        return found
 
     # -- acting on one element (no pixels needed) --------------------------------------------------
 
@@ -783,7 +1010,7 @@ class A11yReader:
              body: tuple = (), timeout: float | None = None) -> Any:  # fmt: skip
         """One method call on an element; None if it failed or did not answer in time."""
         with self._lock:
-            pending = _Pending(self._connection())
+            pending = _Pending(self._connection(), self._memo)
             serial = pending.send(ref, interface, method, signature, body)
             return pending.collect(time.monotonic() + (timeout or self.timeout))[serial]
 

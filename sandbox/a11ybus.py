@@ -12,7 +12,9 @@ and the host's session bus is never shown to any app. deskpilot itself (root
 or the same user) connects to the socket from the host side to read the tree.
 
 Apps find the bus through ``AT_SPI_BUS_ADDRESS`` (libatspi and atk-bridge
-read it before anything else), so no session bus is needed; the registry
+read it before anything else) or, for Qt 5, through the display's root
+window property ``AT_SPI_BUS`` once connected to a session bus (the same bus
+serves as the apps' session bus, see ``app_env``); the registry
 (``at-spi2-registryd``) is started by the bus on the first app's request.
 """
 
@@ -25,6 +27,7 @@ from xml.sax.saxutils import escape
 INSIDE_DIR = Path("/run/deskpilot/a11y")
 SOCKET_NAME = "bus"
 CONFIG_NAME = "bus.conf"
+ROOT_PROPERTY = "AT_SPI_BUS"  # the X root window's property naming the bus (Qt 5 reads only this)
 SERVICE_DIR = "/usr/share/dbus-1/accessibility-services"
 
 # What turns each toolkit's accessibility bridge on (GTK3/4 publish by default once a bus is found).
@@ -92,8 +95,16 @@ def app_env(socket_inside: Path, *, office_gtk3: bool = False) -> dict[str, str]
     workflows and cached runs recorded on its own X11 look would break. So it
     is pinned to that look (``gen``, no tree) unless ``office_gtk3`` asks for
     the GTK3 plugin, which publishes its widgets.
+
+    The same bus is also the apps' session bus (``DBUS_SESSION_BUS_ADDRESS``):
+    Qt 5's bridge reads neither ``AT_SPI_BUS_ADDRESS`` nor the root window's
+    ``AT_SPI_BUS`` unless it is connected to a session bus first, so without
+    one a Qt app publishes nothing. This bus activates only the AT-SPI
+    registry, so asking it for any other service fails at once, and it is
+    this sandbox's own: the host's session bus stays out of reach.
     """
-    return {"AT_SPI_BUS_ADDRESS": address(socket_inside), **BRIDGE_ENV, **office_env(office_gtk3)}
+    bus = address(socket_inside)
+    return {"AT_SPI_BUS_ADDRESS": bus, "DBUS_SESSION_BUS_ADDRESS": bus, **BRIDGE_ENV, **office_env(office_gtk3)}
 
 
 def office_env(office_gtk3: bool = False) -> dict[str, str]:

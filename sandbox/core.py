@@ -138,6 +138,7 @@ class Sandbox:
                 self._start_wm()
             if bus_bind is not None:
                 self._wait_a11y_bus(bus_bind)
+                self._announce_a11y_bus()
         except (SandboxError, OSError, XDisplayError, XError) as exc:
             logs = self._read_logs()  # before close() deletes them: the evidence of a machine fault
             self.close()
@@ -403,6 +404,20 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise SandboxError("the accessibility bus (dbus-daemon) did not start within 10 s")
             time.sleep(0.002)
+
+    def _announce_a11y_bus(self) -> None:
+        """Publish the bus's address on the display's root window (``AT_SPI_BUS``), as at-spi-bus-launcher does.
+
+        Why: Qt 5 ignores ``AT_SPI_BUS_ADDRESS``; its bridge asks the session
+        bus's ``org.a11y.Bus`` (which a sandbox does not have) or else reads
+        this root-window property. libatspi reads it too as a fallback. The
+        address is the one the apps see (inside the sandbox), and the display
+        is this sandbox's own, so no other sandbox reads it.
+        """
+        with self._lock:
+            if self._x is None:
+                self._x = x11.connect(self.display, self.xauthority)
+            x11.set_root_string(self._x, a11ybus.ROOT_PROPERTY, self._a11y_env["AT_SPI_BUS_ADDRESS"])
 
     def _start_wm(self) -> None:
         config = self.dir / "wm" / ".config" / "openbox"

@@ -74,3 +74,10 @@ def mapped_top_levels(conn: xdisplay.Display) -> int:
         except (xerror.BadWindow, xerror.BadMatch):
             continue
     return count
+
+
+def set_root_string(conn: xdisplay.Display, name: str, value: str) -> None:
+    """Set a STRING property on the root window (read by every client of this display)."""
+    root = conn.screen().root
+    root.change_property(conn.intern_atom(name), Xatom.STRING, 8, value.encode())
+    conn.sync()  # on the server before any app starts

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   libreoffice-gtk3            # LibreOffice publishes its widgets (AT-SPI) only through its GTK3 plugin
   dbus-daemon at-spi2-core    # the private accessibility (AT-SPI) bus of each sandbox
   python3-gi gir1.2-gtk-3.0   # the GTK3 form app of the accessibility tests
+  python3-pyqt5               # the Qt5 form app of the accessibility tests
   gnumeric                    # a GTK3 spreadsheet for the accessibility tests
 )
 EXTRAS="${DESKPILOT_EXTRAS:-dev,transformers,ocr,office,ray,mcp,video}"

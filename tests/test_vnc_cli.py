@@ -49,6 +49,17 @@ def _wait_file(path: Path, timeout: float = 60.0) -> str:
     return path.read_text()
 
 
+def _wait_ended(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for the interrupted command; if it hangs, kill it and fail with what it said."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        said = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+        pytest.fail(f"the command did not end within {timeout:g} s of Ctrl-C; its stderr:\n{said}")
+
+
 def test_run_vnc_prints_one_line_and_a_client_types_into_the_desk(tmp_path):
     share = tmp_path / "share"
     share.mkdir()
@@ -71,7 +82,7 @@ def test_run_vnc_prints_one_line_and_a_client_types_into_the_desk(tmp_path):
             client.disconnect()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(60)
+        _wait_ended(proc, 60)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the VNC server outlived the run"
     leaked = [p for p in out.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]

@@ -109,7 +109,7 @@ def _same_value(actual: Any, wanted: Any) -> bool:
 def element(check: m.ElementCheck, ctx: CheckContext) -> Outcome:
     """An element check, on one bounded snapshot of the tree shared by every element check of the run."""
     from deskpilot.agent.desk.locator import NO_TREE
-    from deskpilot.perception.a11y import Query, closest_names, find
+    from deskpilot.perception.a11y import Query, closest_names, find, in_view
 
     q = check.element
     snap = ctx.tree()
@@ -130,6 +130,7 @@ def element(check: m.ElementCheck, ctx: CheckContext) -> Outcome:
             return True, f"no {what} on screen", evidence
         seen = "; ".join(closest_names(snap, query)) or "no named elements"
         return False, f"no {what} (closest seen: {seen})", evidence
+    found = in_view(snap, found)  # copies of one widget in two views (LibreOffice): the one in front, as locators
     if len(found) > 1:
         listed = "; ".join(f"{n.describe()} at {n.path}" for n in found[:5])
         return False, f"{len(found)} elements match {what} ({listed}): add nth or a narrower name", evidence

@@ -11,6 +11,11 @@ Rules, as in Playwright:
 * A locator is lazy: it is a query, resolved again on every use.
 * Strict: an action or a read on a locator that matches two or more elements
   fails with a list of them; use ``.nth(i)``, ``.first`` or a narrower query.
+  One exception: copies of one widget (same role and name) in two views of
+  the same document (Calc while it loads, Window > New Window) resolve to
+  the copy in front (``perception.a11y.in_view``); ``count()`` still counts both.
+  Copies that cannot be told apart (same box; Calc mid-load) are waited out
+  until the timeout before they count as a strictness error.
 * Auto-waiting: actions wait for the element to be visible, enabled and
   stable (the same box a moment later); actions and reads retry until ``timeout`` (per call, else the
   desk's ``locator_timeout``, ``DEFAULT_TIMEOUT`` = 5 s by default). Each retry
@@ -34,8 +39,10 @@ from deskpilot.perception.a11y import (
     Snapshot,
     StrictError,
     cell_position,
+    copies,
     closest_names,
     find,
+    in_view,
     known_role,
     role_names,
 )
@@ -142,7 +149,10 @@ class Locator:
         found: list[Node] = []
         while True:
             snap = self._snapshot(deadline)
-            found = self.resolve(snap)
+            found = in_view(snap, self.resolve(snap))  # copies of one widget in two views: the one in front
+            if copies(found) and time.monotonic() < deadline:  # one widget published twice mid-load: wait
+                time.sleep(POLL_S)
+                continue
             if len(found) > 1:
                 listed = "; ".join(f"{i}: {n.describe()} at {n.path}" for i, n in enumerate(found[:8]))
                 raise StrictError(f"{self.describe()} matches {len(found)} elements ({listed}); "

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 from pydantic import BaseModel, Field, field_validator
 
-from deskpilot.actions.models import Action, AskUser, Done, Fail, Wait
+from deskpilot.actions.models import Action, AskUser, Click, DoubleClick, Done, Fail, Wait
 from deskpilot.actions.parse import ParseError
 from deskpilot.agent.loop.answers import AnswerSchema
 from deskpilot.agent.loop.background import in_daemon_thread
@@ -56,6 +56,13 @@ from deskpilot.perception.encode import encode_png, freeze
 from deskpilot.perception.observation import Observation
 
 
+# widgets a click means as a whole (AT-SPI role names): loop.snap_to_element moves a click into their middle
+SNAP_ROLES = frozenset({
+    "push button", "toggle button", "check box", "radio button", "menu item", "check menu item",
+    "radio menu item", "menu", "page tab", "link", "combo box", "spin button", "icon",
+})
+
+
 class LoopSettings(BaseModel):
     """How the loop talks to the model and waits for the screen."""
 
@@ -69,6 +76,9 @@ class LoopSettings(BaseModel):
     settle_cap_s: float = Field(default=2.0, ge=0)
     settle_interval_s: float = Field(default=0.05, gt=0)
     full_replies: bool = False  # keep raw replies longer than the stored cap in the run folder's replies/
+    # off by default: move a model click on a small widget (button, check box, menu item, tab, link) to
+    # the middle of that widget's box, read from the accessibility tree (see Agent._snap)
+    snap_to_element: bool = False
     # "auto": X DAMAGE events (frame comparison where the display lacks DAMAGE); "frames": always
     # compare frames; "legacy": two equal frames settle_interval_s apart; "sleep": a fixed settle_sleep_s
     settle: Literal["auto", "frames", "legacy", "sleep"] = "auto"
@@ -518,6 +528,8 @@ class Agent:
             self._record(record)
             raise
         self._fill(record, parsed, reply)
+        if self.settings.snap_to_element and not record.cached and not self.settings.dry_run:
+            self._snap(record, parsed)
         if self.cache is not None:
             self.cache.keep(step, obs, reply, parsed.action, secrets)
         stuck = False
@@ -569,6 +581,40 @@ class Agent:
 
         return find_again(reader, element)
 
+    def _snap(self, record: StepRecord, parsed: ParsedStep) -> None:
+        """Move a model click into the middle of the small widget it landed in (``loop.snap_to_element``).
+
+        Why: a grounded click now and then lands on a button's rim or past its
+        label, where some toolkits ignore it or hit the neighbour. The tree
+        knows the widget's box; the middle of it is the safe place. Only
+        clicks inside a button-like widget's box move, never on text, fields,
+        canvases or cells, where the exact point is what the model meant; the
+        model is prompted as trained (screenshots only). The move is recorded
+        (``StepRecord.snapped``).
+        """
+        action = parsed.action
+        if not isinstance(action, (Click, DoubleClick)):
+            return
+        reader = self._reader()
+        if reader is None:
+            return
+        try:
+            element = reader.element_at(action.x, action.y, time_limit=0.3, box=True)
+        except Exception:  # a reading that fails must never stop the run
+            return
+        if not element or element["role"] not in SNAP_ROLES or not element.get("box"):
+            return
+        x, y, w, h = element["box"]
+        width, height = record.screen_size
+        if not (x <= action.x < x + w and y <= action.y < y + h) or w * h * 16 > max(width * height, 1):
+            return  # not inside it, or too big to be a button (a whole panel answering for its children)
+        middle = (x + w // 2, y + h // 2)
+        if middle != (action.x, action.y):
+            parsed.action = action.model_copy(update={"x": middle[0], "y": middle[1]})
+            record.action, record.points = parsed.action, parsed.action.points()
+            record.snapped = {"from": [action.x, action.y], "to": list(middle),
+                              "element": {k: element[k] for k in ("role", "name", "path")}}  # fmt: skip
+
     def _element_under(self, point: tuple[int, int]) -> dict[str, Any] | None:
         """Role, name and path of the widget the action will hit (None: no tree there, or no answer in 0.3 s).
 
@@ -602,7 +648,8 @@ class Agent:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached")
             t = time.perf_counter()
             try:
-                reply = await asyncio.wait_for(self.backend.acomplete(request), timeout=remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can swallow a Ctrl-C
+                    reply = await self.backend.acomplete(request)
             except asyncio.TimeoutError:
                 raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached") from None
             except Exception as exc:  # backend errors end the run with their message
@@ -666,7 +713,8 @@ class Agent:
         remaining = max(self.policy.step_timeout_s - (time.monotonic() - step_started), 0.001)
         work = in_daemon_thread(self.dialect.parse, reply.content, reply.reasoning, obs.width, obs.height, name="deskpilot-parse")
         try:
-            return await asyncio.wait_for(work, timeout=remaining)
+            async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can swallow a Ctrl-C
+                return await work
         except asyncio.TimeoutError:
             raise _StepFailed(Status.STOPPED, f"step time limit of {self.policy.step_timeout_s:g} s reached while parsing the reply") from None
 

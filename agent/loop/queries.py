@@ -37,7 +37,8 @@ def complete_within(backend, request: ChatRequest, deadline_s: float, what: str)
 
     async def call() -> Reply:
         try:
-            return await asyncio.wait_for(backend.acomplete(request), timeout=deadline_s)
+            async with asyncio.timeout(deadline_s):  # not wait_for: on 3.11 it can swallow a cancellation
+                return await backend.acomplete(request)
         except asyncio.TimeoutError:
             where = getattr(backend, "base_url", None)
             raise BackendError(f"no answer from the model{f' at {where}' if where else ''} within the {deadline_s:g} s "

@@ -78,6 +78,7 @@ class StepRecord(BaseModel):
     points: list[tuple[int, int]] = Field(default_factory=list)
     element_info: str | None = None
     element: dict[str, Any] | None = None  # the widget under the first point (accessibility tree): role, name, path
+    snapped: dict[str, Any] | None = None  # loop.snap_to_element moved the click: from, to, the widget
     memory: list[Any] | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     prompt: str = ""  # the exact text of the accepted attempt's prompt, images as <image WxH>
