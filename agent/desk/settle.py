@@ -55,7 +55,9 @@ quiet period, each reason for at most ``pending_s``:
 - a window was mapped: hold until it is drawn there; a popup was created or
   placed (an override-redirect window given a size, not yet mapped): hold
   until it is mapped;
-- the window manager's active window changed: hold until something is drawn.
+- the window manager's active window changed: the window gaining the focus
+  redraws its look, so hold a quiet period from the change (openbox may draw
+  the frames before it sets the property, so no longer than that).
 A click whose reaction is small and announces nothing (a pressed look, a
 mark) so ends after the ordinary quiet period (15 ms), where it used to wait
 ``click_quiet_s`` (50 ms, now 0 by default: the setting restores the old
@@ -152,19 +154,21 @@ class _Pending:
     MET = {"open": "popup closed", "placed": "popup mapped", "mapped": "mapped window drawn",
            "exposed": "unmapped area redrawn", "focus": "focus change drawn"}
     GIVEN_UP = {"open": "popup stayed open", "placed": "placed popup not mapped", "mapped": "mapped window not drawn",
-                "exposed": "unmapped area not redrawn", "focus": "focus change not drawn"}
+                "exposed": "unmapped area not redrawn"}
 
     REPAINT_AHEAD_S = 0.002  # the X server's own repaint of an exposed area may be reported just before the unmap
 
-    def __init__(self, hold_s: float) -> None:
+    def __init__(self, hold_s: float, focus_s: float = 0.015) -> None:
         self.hold_s = hold_s
+        self.focus_s = focus_s  # a focus change holds only a quiet period: the window manager may draw before it
         self.items: dict[tuple[str, int], tuple[float, float, Rect | None]] = {}  # (reason, window): since, deadline, rect
         self.held: list[str] = []
         self.expired: list[str] = []
         self.recent: list[Damage] = []  # drawing of the last few ms
 
     def add(self, reason: str, wid: int, rect: Rect | None, since: float) -> None:
-        self.items[(reason, wid)] = (since, since + self.hold_s, rect)
+        hold = self.focus_s if reason == "focus" else self.hold_s
+        self.items[(reason, wid)] = (since, since + hold, rect)
 
     def _met(self, reason: str, wid: int) -> None:
         if self.items.pop((reason, wid), None) is not None:
@@ -188,11 +192,15 @@ class _Pending:
         elif event.kind == "active":
             self.add("focus", 0, None, event.when)
 
-    def drawn(self, damage: Damage) -> bool:
-        """Drawing arrived: meets what waited for drawing there; True if it met anything."""
+    def drawn(self, damage: Damage, caret: bool = False) -> bool:
+        """Drawing arrived: meets what waited for drawing there; True if it met anything.
+
+        A caret (drawing the settle otherwise ignores) meets only a focus change: a caret appearing is
+        often all a window shows when it gets the focus.
+        """
         self.recent = [d for d in self.recent if d.when > damage.when - self.REPAINT_AHEAD_S] + [damage]
         met = [key for key, (since, _, rect) in self.items.items()
-               if key[0] in ("mapped", "exposed", "focus")
+               if key[0] in (("focus",) if caret else ("mapped", "exposed", "focus"))
                and ((since <= damage.when and (rect is None or _overlap(rect, damage.rect)))
                     or (key[0] == "exposed" and rect is not None and self._repainted(rect, since, damage)))]
         for reason, wid in met:
@@ -216,7 +224,8 @@ class _Pending:
         for key, (_, due, _) in list(self.items.items()):
             if due <= now:
                 del self.items[key]
-                self.expired.append(self.GIVEN_UP[key[0]])
+                if key[0] != "focus":  # a focus change's quiet period ran out: nothing given up
+                    self.expired.append(self.GIVEN_UP[key[0]])
         return min((due for _, due, _ in self.items.values()), default=None)
 
 
@@ -447,7 +456,7 @@ class Settler:
         bursts = ignored = tries = 0
         big_seen = False
         early: Observation | None = None  # grabbed in this quiet period; dropped when anything is counted after it
-        pending = _Pending(s.pending_s)  # reactions window events announced that are not drawn yet
+        pending = _Pending(s.pending_s, self.learned_quiet)  # reactions window events announced, not drawn yet
         for wid, rect in self._popups_at_act.items():
             pending.add("open", wid, rect, start)
         notes: list[WindowNote] = []
@@ -479,7 +488,11 @@ class Settler:
             for event in self._window_events(start, notes):
                 pending.window(event)
             kinds = [(d, self._kind(d.rect, d.when, start)) for d in events]
-            kinds = [(d, "counted" if kind != "ignored" and pending.drawn(d) else kind) for d, kind in kinds]
+            for i, (d, kind) in enumerate(kinds):
+                if kind == "ignored":
+                    pending.drawn(d, caret=True)  # still ignored, but it may be a focus change's whole look
+                elif pending.drawn(d):
+                    kinds[i] = (d, "counted")  # what a window event announced is never a blink
             ignored += sum(kind == "ignored" for _, kind in kinds)
             if first is None:
                 counted = [d for d, kind in kinds if kind == "counted"]
