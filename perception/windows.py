@@ -14,8 +14,8 @@ reactions announce themselves to the X server before they are drawn:
   helper windows they also create never show);
 - the window manager's ``_NET_ACTIVE_WINDOW`` changing says the focus moved
   (a window activated by the click will redraw its title and focus look);
-  the property is read on each notification, as openbox sets it again, to
-  the same window, on every click into a GTK window.
+  the property is read on each notification, as a window manager may set
+  it again to the window that already has it.
 
 This watch selects ``SubstructureNotify`` and ``PropertyChange`` on the root
 window on the DAMAGE watcher's own connection, so window events and drawing
@@ -118,7 +118,7 @@ class WindowWatch:
         kind = event.type
         if kind == X.PropertyNotify:
             if event.atom == self._active_atom:
-                active = self._read_active()  # openbox sets it again on every click into a GTK window: only a change counts
+                active = self._read_active()  # a notification may set the same window again: only a change counts
                 if active != self._active:
                     self._active = active
                     self._note("active", active or 0, None, False)
