@@ -51,10 +51,11 @@ quiet period, each reason for at most ``pending_s``:
   at it;
 - a window was unmapped: the screen keeps showing it until the window under
   it redraws the area (LibreOffice: 10-30 ms later), so the wait holds until
-  drawing arrives there;
-- a window was mapped: hold until it is drawn there; a popup was created or
-  placed (an override-redirect window given a size, not yet mapped): hold
-  until it is mapped;
+  drawing arrives there (or the X server painted the whole area as it
+  unmapped it, which it may report just before the unmap);
+- a window was mapped: hold until it is drawn there; a popup was placed (an
+  override-redirect window created or moved with a size, not yet mapped):
+  hold until it is mapped;
 - the window manager's active window changed: the window gaining the focus
   redraws its look, so hold a quiet period from the change (openbox may draw
   the frames before it sets the property, so no longer than that).
@@ -62,8 +63,9 @@ A click whose reaction is small and announces nothing (a pressed look, a
 mark) so ends after the ordinary quiet period (15 ms), where it used to wait
 ``click_quiet_s`` (50 ms, now 0 by default: the setting restores the old
 floor). An app that draws a click's effect later than the quiet period and
-announces nothing is caught by the learning below (its first such click
-teaches the quiet period; small drawings anchor that learning too).
+announces nothing is caught by the learning above: its first such click
+teaches a quiet period used after clicks whose drawing is small (not after
+every step).
 
 Early frame: a quiet period is idle time, so when the caller passes
 ``prepare`` (the loop encodes the PNG the model will get), the waiter grabs
