@@ -18,9 +18,9 @@ import select
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
-from Xlib import error as xerror
+from Xlib import display as xdisplay, error as xerror
 from Xlib.ext import damage as xdamage
 
 from deskpilot.errors import CaptureError
@@ -79,6 +79,7 @@ class DamageWatcher:
         self._conn.sync()
         self.size = (self._conn.screen().width_in_pixels, self._conn.screen().height_in_pixels)
         self.events = 0
+        self.others: list[Callable[[Any], None]] = []  # called in order with the connection's other events
         self._drain()  # creating the damage object reports the whole screen once: not a change
         self.events = 0
 
@@ -88,6 +89,11 @@ class DamageWatcher:
 
     def fileno(self) -> int:
         return self._conn.fileno()
+
+    @property
+    def connection(self) -> xdisplay.Display:
+        """The X connection the damage arrives on (perception.windows selects window events on it)."""
+        return self._conn
 
     def poll(self, timeout: float = 0.0) -> list[Damage]:
         """Damage reported so far, waiting up to ``timeout`` s for the first if there is none."""
@@ -105,6 +111,9 @@ class DamageWatcher:
                 if event.type == self._notify:  # python-xlib clones the event class: compare codes
                     area = event.area
                     found.append(Damage(time.monotonic(), Rect(area.x, area.y, area.width, area.height), event.timestamp))
+                else:  # window events selected on this connection (perception.windows): same order as the drawing
+                    for other in self.others:
+                        other(event)
             if found:
                 self._conn.damage_subtract(self._damage)
                 self._conn.flush()

@@ -39,11 +39,33 @@ label or a tooltip is still seen, at the cost of the full wait), when:
 Otherwise what the action draws at once counts. Ignoring only ever makes a
 wait longer, never shorter.
 
-After a click, while only small areas have changed (a button's pressed
-look, a list item's highlight), the quiet period is at least
-``click_quiet_s`` (50 ms): LibreOffice closes a drop-down list 15-40 ms after
-the highlight of the item clicked, and the next click must not land on the
-list that is still open. A big change (the click's effect) ends that.
+Window events (``perception.windows``) say when a reaction is still under
+way although nothing is being drawn; only then does the wait go on past its
+quiet period, each reason for at most ``pending_s``:
+- a click landed in a popup (override-redirect window: a drop-down list, a
+  menu): the click may close it, so the wait holds until it is unmapped (a
+  popup elsewhere closes at once when clicked away, through the rules below,
+  or stays: an overlay). LibreOffice draws the item clicked in its drop-down
+  list (or the value chosen) at once and unmaps the list up to ~80 ms later;
+  a screenshot taken before showed the list, and the next click was aimed
+  at it;
+- a window was unmapped: the screen keeps showing it until the window under
+  it redraws the area (LibreOffice: 10-30 ms later), so the wait holds until
+  drawing arrives there (or the X server painted the whole area as it
+  unmapped it, which it may report just before the unmap);
+- a window was mapped: hold until it is drawn there; a popup was placed (an
+  override-redirect window created or moved with a size, not yet mapped):
+  hold until it is mapped;
+- the window manager's active window changed: the window gaining the focus
+  redraws its look, so hold a quiet period from the change (openbox may draw
+  the frames before it sets the property, so no longer than that).
+A click whose reaction is small and announces nothing (a pressed look, a
+mark) so ends after the ordinary quiet period (15 ms), where it used to wait
+``click_quiet_s`` (50 ms, now 0 by default: the setting restores the old
+floor). An app that draws a click's effect later than the quiet period and
+announces nothing is caught by the learning above: its first such click
+teaches a quiet period used after clicks whose drawing is small (not after
+every step).
 
 Early frame: a quiet period is idle time, so when the caller passes
 ``prepare`` (the loop encodes the PNG the model will get), the waiter grabs
@@ -67,8 +89,9 @@ from PIL import ImageChops
 from pydantic import BaseModel, Field
 
 from deskpilot.actions.models import Click, DoubleClick, Drag, TripleClick
-from deskpilot.perception.damage import DamageUnavailable, DamageWatcher, Rect
+from deskpilot.perception.damage import Damage, DamageUnavailable, DamageWatcher, Rect
 from deskpilot.perception.observation import Observation
+from deskpilot.perception.windows import WindowEvent, WindowWatch
 
 CARET_THIN, CARET_LONG = 3, 48
 SMALL_SHARE = 0.01  # areas up to 1% of the screen may be blinking on their own: a caret, a spinner, a clock
@@ -87,10 +110,22 @@ class SettleSettings(BaseModel):
     quiet_s: float = Field(default=0.015, gt=0, description="no drawing for this long = settled")
     prompt_s: float = Field(default=0.1, ge=0, description="drawing this soon after the action is its doing")
     quiet_max_s: float = Field(default=0.1, gt=0, description="upper bound of the stretched and learned quiet period")
-    click_quiet_s: float = Field(default=0.05, ge=0, description="quiet period after a click while only small areas changed")
+    click_quiet_s: float = Field(default=0.0, ge=0, description="quiet period after a click while only small areas changed "
+                                 "(the old fixed rule: 0.05; window events hold the wait where needed instead)")
+    pending_s: float = Field(default=0.25, ge=0, description="hold a wait at most this long for each reaction a window "
+                             "event announces (a popup closing, a mapped window drawn)")
+    watch_windows: bool = Field(default=True, description="hold waits on window events (popups, focus)")
     cap_s: float = Field(default=2.0, ge=0, description="never wait longer in all")
     frame_interval_s: float = Field(default=0.02, gt=0, description="frame-comparison fallback: time between grabs")
     ignore: list[tuple[int, int, int, int]] = Field(default_factory=list, description="x, y, width, height never counted")
+
+
+class WindowNote(BaseModel):
+    """A window event seen during a wait."""
+
+    kind: str  # created, mapped, unmapped, destroyed, active
+    popup: bool = False
+    at_ms: float = 0.0  # after the action ended
 
 
 class SettleResult(BaseModel):
@@ -105,6 +140,96 @@ class SettleResult(BaseModel):
     ignored: int = 0
     quiet_ms: float = 0.0  # the quiet period this wait started with (learned from earlier late drawing)
     stale_before_act: bool = False  # the screen changed between the frame the model saw and the action
+    quiet_end_ms: float = 0.0  # the quiet period in force when the wait ended
+    window_events: list[WindowNote] = Field(default_factory=list)  # popups, windows and focus seen during the wait
+    held: list[str] = Field(default_factory=list)  # pending reactions the wait held for, and saw happen
+    expired: list[str] = Field(default_factory=list)  # pending reactions given up after pending_s
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height
+
+
+class _Pending:
+    """Reactions window events announce and drawing has not yet shown, each with a deadline (see the module docstring)."""
+
+    MET = {"open": "popup closed", "placed": "popup mapped", "mapped": "mapped window drawn",
+           "exposed": "unmapped area redrawn", "focus": "focus change drawn"}
+    GIVEN_UP = {"open": "popup stayed open", "placed": "placed popup not mapped", "mapped": "mapped window not drawn",
+                "exposed": "unmapped area not redrawn"}
+
+    REPAINT_AHEAD_S = 0.002  # the X server's own repaint of an exposed area may be reported just before the unmap
+
+    def __init__(self, hold_s: float, focus_s: float = 0.015) -> None:
+        self.hold_s = hold_s
+        self.focus_s = focus_s  # a focus change holds only a quiet period: the window manager may draw before it
+        self.items: dict[tuple[str, int], tuple[float, float, Rect | None]] = {}  # (reason, window): since, deadline, rect
+        self.held: list[str] = []
+        self.expired: list[str] = []
+        self.recent: list[Damage] = []  # drawing of the last few ms
+
+    def add(self, reason: str, wid: int, rect: Rect | None, since: float) -> None:
+        hold = self.focus_s if reason == "focus" else self.hold_s
+        self.items[(reason, wid)] = (since, since + hold, rect)
+
+    def _met(self, reason: str, wid: int) -> None:
+        if self.items.pop((reason, wid), None) is not None:
+            self.held.append(self.MET[reason])
+
+    def window(self, event: WindowEvent) -> None:
+        wid = event.window
+        if event.kind == "placed":
+            self.add("placed", wid, event.rect, event.when)
+        elif event.kind == "mapped":
+            self._met("placed", wid)
+            self.add("mapped", wid, event.rect, event.when)
+        elif event.kind in ("unmapped", "destroyed"):
+            self._met("open", wid)
+            self._met("placed", wid)
+            self.items.pop(("mapped", wid), None)  # gone before it was drawn: nothing of it to wait for
+            if event.kind == "unmapped" and event.rect is not None:
+                self.add("exposed", wid, event.rect, event.when)
+                if any(self._repainted(event.rect, event.when, d) for d in self.recent):
+                    self._met("exposed", wid)
+        elif event.kind == "active":
+            self.add("focus", 0, None, event.when)
+
+    def drawn(self, damage: Damage, caret: bool = False) -> bool:
+        """Drawing arrived: meets what waited for drawing there; True if it met anything.
+
+        A caret (drawing the settle otherwise ignores) meets only a focus change: a caret appearing is
+        often all a window shows when it gets the focus.
+        """
+        self.recent = [d for d in self.recent if d.when > damage.when - self.REPAINT_AHEAD_S] + [damage]
+        met = [key for key, (since, _, rect) in self.items.items()
+               if key[0] in (("focus",) if caret else ("mapped", "exposed", "focus"))
+               and ((since <= damage.when and (rect is None or _overlap(rect, damage.rect)))
+                    or (key[0] == "exposed" and rect is not None and self._repainted(rect, since, damage)))]
+        for reason, wid in met:
+            self._met(reason, wid)
+        return bool(met)
+
+    def _repainted(self, exposed: Rect, unmapped_at: float, damage: Damage) -> bool:
+        """The server painted the whole exposed area (a window with a background) as it unmapped the popup.
+
+        That damage can be reported a moment BEFORE the UnmapNotify, and the app's
+        own redraw right after it merges into it (DAMAGE reports only new areas
+        until the watcher subtracts), so nothing overlapping may follow. A
+        popup's own drawing just before it closes (a highlight) covers less than
+        its whole area, and windows without a background (LibreOffice's) get no
+        such paint: for them the wait goes on until the app redraws.
+        """
+        return unmapped_at - self.REPAINT_AHEAD_S <= damage.when and exposed.within(damage.rect)
+
+    def deadline(self, now: float) -> float | None:
+        """Drop what is overdue; the earliest deadline left (None: nothing pending)."""
+        for key, (_, due, _) in list(self.items.items()):
+            if due <= now:
+                del self.items[key]
+                if key[0] != "focus":  # a focus change's quiet period ran out: nothing given up
+                    self.expired.append(self.GIVEN_UP[key[0]])
+        return min((due for _, due, _ in self.items.values()), default=None)
+
 
 
 def caret_shaped(rect: Rect) -> bool:
@@ -171,8 +296,9 @@ class Settler:
 
     def __init__(self, grab: Callable[[], Observation], watcher: DamageWatcher | None,
                  settings: SettleSettings | None = None, region_hash: Callable[[Rect], bytes] | None = None,
-                 prepare: Callable[[Observation], object] | None = None) -> None:
+                 prepare: Callable[[Observation], object] | None = None, windows: WindowWatch | None = None) -> None:
         self.grab = grab
+        self.windows = windows  # popups, mapped windows, focus: reactions announced before they are drawn
         self.prepare = prepare  # given: grab (and prepare) the next frame during the quiet period
         self.watcher = watcher
         self.settings = settings or SettleSettings()
@@ -182,9 +308,12 @@ class Settler:
         self._reference: Observation | None = None
         self._acted_at = 0.0
         self.learned_quiet = self.settings.quiet_s
+        self.learned_click_quiet = 0.0  # a click whose first drawing was small: its effect came this much later
+        self._anchor_small_click = False  # the last wait's last counted drawing was such a click's small drawing
         self._last_server_ms: int | None = None  # X time of the last counted drawing of the last wait
         self._points: list[tuple[int, int]] = []
         self._clicked = False
+        self._popups_at_act: dict[int, Rect] = {}  # popups open when a click was made: it may close them
         self._early: Observation | None = None  # grabbed in the last quiet period, nothing drawn since
         self._early_cost = 0.008  # s a grab plus prepare takes (learned)
         self.early_frames = self.early_dropped = 0
@@ -199,19 +328,24 @@ class Settler:
         """
         display = display or getattr(capturer, "display", None)
         xauthority = xauthority or getattr(capturer, "_xauthority", None)
-        watcher = None
+        watcher = windows = None
         if use_damage and display:
             try:
                 watcher = DamageWatcher(display, xauthority)
             except DamageUnavailable:
                 watcher = None
-        return cls(capturer.grab, watcher, settings, _region_hasher(capturer), prepare)
+        if watcher is not None and (settings or SettleSettings()).watch_windows:
+            windows = WindowWatch(watcher)
+        return cls(capturer.grab, watcher, settings, _region_hasher(capturer), prepare, windows)
 
     @property
     def method(self) -> str:
         return "damage" if self.watcher is not None else "frames"
 
     def close(self) -> None:
+        if self.windows is not None:
+            self.windows.close()
+            self.windows = None
         if self.watcher is not None:
             self.watcher.close()
             self.watcher = None
@@ -234,7 +368,8 @@ class Settler:
             return None
         idle = self.watcher.poll()
         self._idle(idle)
-        if any(not self.ignore.fixed(d.rect) for d in idle):
+        moved = self.windows.take() if self.windows is not None else []  # a popup mapped: its drawing is on its way
+        if moved or any(not self.ignore.fixed(d.rect) for d in idle):
             self.early_dropped += 1
             return None
         self._changed_since_frame = False
@@ -255,7 +390,10 @@ class Settler:
             gap = (d.server_ms - self._last_server_ms) & 0xFFFFFFFF  # X time wraps at 2**32 ms
             if 0 < gap <= self.LATE_WINDOW_MS and not self.ignore.fixed(d.rect) and not self.ignore.small(d.rect):
                 wanted = min(self.settings.quiet_max_s, gap / 1000 * 1.25 + 0.005)
-                self.learned_quiet = max(self.learned_quiet, wanted)
+                if self._anchor_small_click:  # only clicks that draw small at first wait for it, not every step
+                    self.learned_click_quiet = max(self.learned_click_quiet, wanted)
+                else:
+                    self.learned_quiet = max(self.learned_quiet, wanted)
 
     def before_act(self, action=None) -> None:
         """Call right before performing ``action``: notes whether the frame went stale meanwhile."""
@@ -270,8 +408,17 @@ class Settler:
             idle = [d.rect for d in drained]
             self.ignore.learn(idle)
             self._changed_since_frame = any(not self.ignore.fixed(r) and not self.ignore.small(r) for r in idle)
+            if self.windows is not None:
+                self.windows.take()  # what windows did before the action is not its doing
+                self._popups_at_act = self._popups_under_click() if self._clicked else {}
         else:
             self._reference = self.grab()
+
+    def _popups_under_click(self) -> dict[int, Rect]:
+        """Open popups the click lands in: it may close them (one elsewhere closes at once, or stays: an overlay)."""
+        assert self.windows is not None
+        return {wid: r for wid, r in self.windows.open_popups().items()
+                if any(r.x <= x < r.x + r.width and r.y <= y < r.y + r.height for x, y in self._points)}
 
     def after_act(self) -> SettleResult:
         """Block until the action's result is on screen (see the module docstring)."""
@@ -311,21 +458,28 @@ class Settler:
         bursts = ignored = tries = 0
         big_seen = False
         early: Observation | None = None  # grabbed in this quiet period; dropped when anything is counted after it
+        pending = _Pending(s.pending_s, self.learned_quiet)  # reactions window events announced, not drawn yet
+        for wid, rect in self._popups_at_act.items():
+            pending.add("open", wid, rect, start)
+        notes: list[WindowNote] = []
         while True:
             now = time.monotonic()
+            hold = pending.deadline(now)
             quiet = min(s.quiet_max_s, max(self.learned_quiet, 2 * gap))
-            if self._clicked and not big_seen:  # a pressed look or a highlight: the click's effect may follow
-                quiet = max(quiet, s.click_quiet_s)
+            if self._clicked and not big_seen:  # a pressed look or a highlight: its effect came late before (learned)
+                quiet = max(quiet, s.click_quiet_s, self.learned_click_quiet)
             if first is not None:
                 until = last + quiet
             elif tentative is not None:
                 until = max(first_at, last + quiet)
             else:
                 until = first_at
+            if hold is not None:
+                until = max(until, hold)
             if now >= cap_at or now >= until:
                 break
             wake = min(until, cap_at)
-            if first is not None and early is None and self.prepare is not None and tries < EARLY_TRIES:
+            if hold is None and first is not None and early is None and self.prepare is not None and tries < EARLY_TRIES:
                 grab_at = last + max(EARLY_MIN_S, quiet - 1.3 * self._early_cost)
                 if now >= grab_at:
                     tries += 1
@@ -333,7 +487,14 @@ class Settler:
                     continue
                 wake = min(wake, grab_at)
             events = self.watcher.poll(wake - now)
+            for event in self._window_events(start, notes):
+                pending.window(event)
             kinds = [(d, self._kind(d.rect, d.when, start)) for d in events]
+            for i, (d, kind) in enumerate(kinds):
+                if kind == "ignored":
+                    pending.drawn(d, caret=True)  # still ignored, but it may be a focus change's whole look
+                elif pending.drawn(d):
+                    kinds[i] = (d, "counted")  # what a window event announced is never a blink
             ignored += sum(kind == "ignored" for _, kind in kinds)
             if first is None:
                 counted = [d for d, kind in kinds if kind == "counted"]
@@ -351,11 +512,13 @@ class Settler:
                 self.ignore.forget(d.rect for d in counted)
                 big = [d for d in counted if not self.ignore.small(d.rect)]
                 if big:
-                    self._last_server_ms = big[-1].server_ms
                     big_seen = True
+                if big or (self._clicked and not big_seen):  # a click's small drawing: its effect may come later
+                    self._last_server_ms = counted[-1].server_ms
+                    self._anchor_small_click = not big_seen
                 if first is None:
                     first = counted[0].when
-                else:
+                elif hold is None:  # a pause while a window event held the wait is explained, not an animation's
                     gap = max(gap, counted[0].when - last)
                 last = counted[-1].when
                 bursts += 1
@@ -366,8 +529,17 @@ class Settler:
             method="damage", changed=seen is not None, settled=seen is not None and end < cap_at,
             first_change_ms=None if seen is None else round(max(0.0, seen - start) * 1000, 2),
             wait_ms=round((end - start) * 1000, 2), bursts=bursts, ignored=ignored,
-            quiet_ms=round(self.learned_quiet * 1000, 1),
+            quiet_ms=round(self.learned_quiet * 1000, 1), quiet_end_ms=round(quiet * 1000, 1),
+            window_events=notes, held=pending.held, expired=pending.expired,
         )
+
+    def _window_events(self, start: float, notes: list[WindowNote]) -> list[WindowEvent]:
+        """Window events read with the last poll (noted for the result)."""
+        if self.windows is None:
+            return []
+        events = self.windows.take()
+        notes.extend(WindowNote(kind=e.kind, popup=e.popup, at_ms=round((e.when - start) * 1000, 2)) for e in events)
+        return events
 
     def _grab_early(self) -> Observation | None:
         start = time.monotonic()
