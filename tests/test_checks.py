@@ -241,6 +241,27 @@ def test_a_small_change_is_answered_without_more_frames():
     assert diff.largest > 10 and len(grabs) >= 2
 
 
+def test_a_change_that_shrinks_to_small_stops_taking_frames():
+    """compare_live(small=N) stops sampling once what persists is at most N pixels (it can only shrink)."""
+    from PIL import ImageDraw
+
+    from deskpilot.agent.desk.diff import compare_live
+    from deskpilot.perception.observation import Observation
+
+    a = text_image("Counter: 1")
+    big, tiny = a.copy(), a.copy()
+    ImageDraw.Draw(big).rectangle((100, 100, 119, 119), fill=(0, 0, 0))
+    ImageDraw.Draw(tiny).rectangle((100, 100, 101, 101), fill=(0, 0, 0))
+    grabs: list[int] = []
+
+    def grab():
+        grabs.append(1)
+        return Observation(image=tiny, timestamp=0.0, display=":0")
+
+    diff, _ = compare_live(a, big, grab, small=10, gap=0.01, window=5.0)
+    assert diff.largest <= 10 and len(grabs) == 1
+
+
 # -- screen checks on a real GTK app ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mousepad(tmp_path_factory):

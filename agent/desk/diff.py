@@ -187,9 +187,15 @@ def compare_live(baseline: Image.Image, live: Image.Image, grab=None, *, thresho
         if more_mask is None:
             return more, None
         mask &= more_mask
-        if not mask.any():
+        if not mask.any() or (small and _largest(mask) <= small):  # cleared pixels never come back
             break
     return ImageDiff(changed=int(mask.sum()), compared=diff.compared, regions=_regions(mask, b) if (b := _box_of(mask)) else []), mask
+
+
+def _largest(mask: np.ndarray) -> int:
+    """Pixels in the largest connected changed region of ``mask``."""
+    box = _box_of(mask)
+    return max((r.pixels for r in _regions(mask, box)), default=0) if box else 0
 
 
 def _box_of(mask: np.ndarray) -> Box | None:

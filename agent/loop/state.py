@@ -41,10 +41,10 @@ class RunState:
 
         "Changed" is the rule of replay and the screenshot check: a connected
         change of more than ``STUCK_CHANGE`` pixels that persists (with
-        ``grab``, over three frames, so a blinking caret is no change). A global
+        ``grab``, over a caret's whole blink, so a blinking caret is no change). A global
         similarity score called a counter going 1 -> 2 "no change" on a large
         screen. Frames are compared only when the action repeats; with
-        ``grab`` this may wait ~0.7 s (call it off the event loop).
+        ``grab`` this may wait up to ~1.3 s (call it off the event loop).
         """
         repeated = action == self._last_action and action.type != "wait"
         if repeated and self._last_frame is not None and not self.screen_changed(self._last_frame, obs.image, grab):

@@ -49,7 +49,7 @@ MAX_PIXELS = 40_000_000  # an 8K screen is 33 Mpx
 _log = logging.getLogger(__name__)
 _POINT_ACTIONS = {"click", "double_click", "triple_click", "right_click", "middle_click", "hover"}
 _FIRST_BOX = re.compile(r"\[\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?(?:\s*,\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?)?\s*\]")
-MAX_REGION = 10  # px in one changed region that persists over three frames (a caret blink does not)
+MAX_REGION = 10  # px in one changed region that persists over a caret's whole blink (a blinking caret does not)
 
 
 class CachedStep(BaseModel):
@@ -164,7 +164,7 @@ class RunCache:
                find_element=None) -> Reply | None:  # fmt: skip
         """The cached reply for this step if its screen still matches, else None (and stop following).
 
-        With ``grab``, a difference must persist over three frames (a blinking caret does not count).
+        With ``grab``, a difference must persist over a caret's whole blink (compare_live).
         ``secrets`` (name -> value) go back into a reply stored without them. ``find_element``
         (element dict -> pixel point or None) finds a cached click's widget by role and name
         when the screen differs: a moved button is clicked where it is now.

@@ -20,7 +20,7 @@ from deskpilot.agent.records.trajectory import load_run
 from deskpilot.errors import ReplayError
 
 
-MAX_CHANGE = 10  # px in one changed region that persists over three frames: a caret blink passes, a changed digit does not
+MAX_CHANGE = 10  # px in one changed region that persists over a caret's whole blink: a caret passes, a changed digit does not
 
 
 class ReplayResult(BaseModel):
@@ -86,7 +86,7 @@ def replay(
 
     The screens are compared with the screenshot check's diff: a step diverges
     when a connected change of more than ``max_change`` pixels persists over
-    three frames, so a changed word or a new dialog stops the replay. A click
+    a caret's whole blink (compare_live), so a changed word or a new dialog stops the replay. A click
     whose widget was recorded (role and name, from the accessibility tree) is
     not a divergence when that widget is found again, alone, on the live
     desktop: it is clicked where it is now. The live
