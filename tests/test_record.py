@@ -18,7 +18,7 @@ import yaml
 from deskpilot.agent.records.trajectory import load_run
 from deskpilot.perception.inputs import InputEvent
 from deskpilot.record.compile import Seen, compile_steps
-from vnc_client import connect, type_text
+from vnc_client import connect, framebuffer, type_text
 
 DESKPILOT = [sys.executable, "-m", "deskpilot.cli"]
 URL = re.compile(r"^vnc://:([A-Za-z0-9]{8})@127\.0\.0\.1:(\d+)$")
@@ -44,6 +44,93 @@ def _wait_content(path: Path, text: str, timeout: float = 60.0) -> None:
     while path.read_text() != text:
         assert time.monotonic() < deadline, f"{path} holds {path.read_text()!r}, not {text!r}"
         time.sleep(0.1)
+
+
+class Recorder:
+    """A `deskpilot record` process and a real VNC client connected with the password it printed."""
+
+    def __init__(self, cwd: Path, args: list[str]) -> None:
+        self.cwd = cwd
+        self.proc = subprocess.Popen(DESKPILOT + ["record", *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
+        self.lines = _wait_lines(self.proc, lambda seen: any(line.startswith("recording:") for line in seen))
+        password, port = next(URL.match(line).groups() for line in self.lines if URL.match(line))
+        self.client = connect(int(port), password)
+
+    def click_text(self, text: str, timeout: float = 60.0) -> None:
+        """Click the middle of the OCR line that reads ``text`` on the VNC framebuffer (as a person aims)."""
+        from deskpilot.perception import ocr
+
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = framebuffer(self.client)
+            lines = ocr.read_text(screen)
+            found = [line for line in lines if line.text.strip() == text] or ocr.match(lines, text)
+            if found:
+                break
+            assert time.monotonic() < deadline, f"{text!r} never showed; read: {[t.text for t in ocr.read_text(screen)]}"
+        x, y = found[0].center
+        self.client.mouseMove(x, y)
+        self.client.mousePress(1)
+
+    def stop(self) -> tuple[int, str, str]:
+        """Ctrl-C to the recorder: its exit code, stdout and stderr."""
+        try:
+            self.client.disconnect()
+            os.killpg(self.proc.pid, signal.SIGINT)
+            out, err = self.proc.communicate(timeout=180)
+        finally:
+            self.kill()
+        return self.proc.returncode, out.decode(), err.decode()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _fresh_notes(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    notes = work / "notes.txt"
+    notes.write_text("")
+    return notes
+
+
+def _replay(tmp_path: Path, flow: str = "flow.yaml") -> None:
+    check = subprocess.run(DESKPILOT + ["workflow", "check", flow], cwd=tmp_path, env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    replay = subprocess.run(DESKPILOT + ["workflow", "run", flow, "--out", "replay"], cwd=tmp_path, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert replay.returncode == 0, replay.stdout[-1500:] + replay.stderr[-1500:]
+
+
+MOUSEPAD = ["--app", "mousepad work/notes.txt", "--share", "work", "--size", "1024x700"]
+
+
+def test_record_turns_menu_clicks_into_element_steps_that_replay(tmp_path):
+    """mousepad's menus are on the accessibility bus: File and Save become role-and-name steps."""
+    notes = _fresh_notes(tmp_path)
+    rec = Recorder(tmp_path, ["--out", "flow.yaml", *MOUSEPAD, "--run-dir", "rec"])
+    try:
+        rec.client.mouseMove(512, 400)
+        rec.client.mousePress(1)
+        type_text(rec.client, "by menu")
+        rec.click_text("File")
+        rec.click_text("Save")  # in the menu that opened
+        _wait_content(notes, "by menu")
+    finally:
+        code, out, err = rec.stop()
+    assert code == 0, err[-2000:]
+    steps = yaml.safe_load((tmp_path / "flow.yaml").read_text())["steps"]
+    assert {"click": {"role": "menu", "name": "File"}} in steps, steps
+    assert {"click": {"role": "menuitem", "name": "Save", "exact": True}} in steps, steps
+    assert {"type": "by menu"} in steps
+    assert next(s for s in steps if "click" in s)["click"] == [500, 571]  # the text area: a place, not a widget
+    notes.write_text("")
+    _replay(tmp_path)
+    assert notes.read_text() == "by menu"
 
 
 def test_record_on_mousepad_writes_a_workflow_that_reproduces_the_file(tmp_path):
@@ -128,3 +215,27 @@ def test_record_refuses_other_outputs_in_one_line(tmp_path):
     done = subprocess.run(DESKPILOT + ["record", "--out", "test_notes.py"], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "give --out NAME.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+def _node(index, parent, role, name, box, depth=0):
+    from deskpilot.perception.a11y import Node
+
+    return Node(index=index, parent=parent, depth=depth, path=f"app/{index}", app="app", role=role, name=name,
+                states=frozenset({"showing", "visible", "enabled"}), box=box, ref=("b", f"/o/{index}"))
+
+
+def test_element_target_names_a_unique_widget_and_skips_places():
+    from deskpilot.perception.a11y import Snapshot
+    from deskpilot.record.compile import element_target, menu_item_at
+
+    nodes = [_node(0, None, "frame", "App", (0, 0, 500, 500)), _node(1, 0, "push button", "Save", (10, 10, 50, 20), 1),
+             _node(2, 0, "push button", "Save As", (70, 10, 50, 20), 1), _node(3, 0, "text", "Body", (0, 40, 500, 400), 1),
+             _node(4, 0, "menu", "", (0, 100, 100, 60), 1), _node(5, 4, "menu item", "Quit", (0, 100, 100, 30), 2)]
+    snap = Snapshot(nodes=nodes, apps=["app"], elapsed=0.0)
+    assert element_target({"role": "push button", "name": "Save"}, snap) == {"role": "button", "name": "Save", "exact": True}
+    assert element_target({"role": "push button", "name": "Save As"}, snap) == {"role": "button", "name": "Save As"}
+    assert element_target({"role": "text", "name": "Body"}, snap) is None  # a caret place, not a widget
+    assert element_target({"role": "push button", "name": ""}, snap) is None
+    assert element_target({"role": "push button", "name": "Gone"}, snap) is None
+    assert menu_item_at(snap, 50, 110) == {"role": "menu item", "name": "Quit", "path": "app/5"}
+    assert menu_item_at(snap, 50, 300) is None

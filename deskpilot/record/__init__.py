@@ -3,8 +3,9 @@
 The sandbox is the one `run` would get (size, apps, shares); the person drives
 it through VNC (the printed line, or noVNC in the live page); the X server's
 RECORD extension reports every key and button, whatever client sent it. At
-each click the screen is grabbed (for OCR: ``click_text`` where the click hit
-readable text) and at each event the window titles are read (new titles become
+each click the widget under the pointer is asked of the accessibility bus (an
+element step where it has a unique role and name), the screen is grabbed (for
+OCR: ``click_text`` where the click hit readable text) and at each event the window titles are read (new titles become
 ``wait_for_window``). Ctrl-C, SIGTERM or "Hand back" in the page ends it: the
 workflow file is written, and the run folder keeps one screenshot per step
 (a normal run folder with a report).
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from deskpilot.record.compile import Compiled, Seen, compile_steps, ocr_text_at
+from deskpilot.record.tree import TreeWatcher
 
 __all__ = ["Recording", "RecordResult", "compile_steps", "write_workflow"]
 
@@ -37,12 +39,13 @@ class RecordResult(BaseModel):
 class Recording:
     """One recording session on an open ``Session``: ``start()``, then ``finish(...)`` writes the files."""
 
-    def __init__(self, desk, *, ocr: bool = True) -> None:
+    def __init__(self, desk, *, ocr: bool = True, elements: bool = True) -> None:
         from deskpilot.perception.inputs import InputRecorder
         from deskpilot.sandbox import x11
 
         self.desk = desk
         self.ocr = ocr
+        self._tree = TreeWatcher(desk.a11y) if elements and desk.sandbox.a11y_address is not None else None
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
@@ -50,6 +53,8 @@ class Recording:
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
 
     def start(self) -> "Recording":
+        if self._tree is not None:
+            self._tree.start()
         self._recorder.start()
         return self
 
@@ -64,12 +69,19 @@ class Recording:
     def _on_event(self, event) -> None:
         if event.kind not in ("key_press", "button_press"):
             return
+        element = None
+        if self._tree is not None:
+            if event.kind == "button_press" and event.detail == 1:
+                element = self._tree.element_at(event.x, event.y)
+            self._tree.poke()
         frame = self.desk.observe().image.copy() if event.kind == "button_press" else None
         with self._lock:
-            self.seen.append(Seen(event=event, windows=self._windows(), frame=frame))
+            self.seen.append(Seen(event=event, windows=self._windows(), frame=frame, element=element))
 
     def stop(self) -> None:
         self._recorder.stop()
+        if self._tree is not None:
+            self._tree.stop()
         try:
             self._x.close()
         except Exception:
