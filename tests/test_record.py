@@ -211,31 +211,97 @@ def test_compile_uses_click_text_and_the_element_hook_first():
     assert json.dumps([c.step for c in steps])  # plain data, ready for YAML
 
 
-def test_record_refuses_other_outputs_in_one_line(tmp_path):
-    done = subprocess.run(DESKPILOT + ["record", "--out", "test_notes.py"], cwd=tmp_path, env=ENV,
+def test_record_refuses_an_unknown_output_in_one_line(tmp_path):
+    for name, says in (("notes.txt", "give NAME.yaml (a workflow), test_NAME.py"), ("notes.py", "pytest collects"),
+                       ("missing/flow.yaml", "does not exist")):
+        done = subprocess.run(DESKPILOT + ["record", "--out", name], cwd=tmp_path, env=ENV,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    (tmp_path / "broken_suite.yaml").write_text("just: text\n")
+    done = subprocess.run(DESKPILOT + ["record", "--out", "broken_suite.yaml"], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "give --out NAME.yaml" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "not an eval suite" in done.stderr and "Traceback" not in done.stderr
 
 
-def _node(index, parent, role, name, box, depth=0):
-    from deskpilot.perception.a11y import Node
+def _demonstrate(rec: Recorder, notes: Path, text: str) -> None:
+    """Click into mousepad's text, type ``text``, save with ctrl+s, wait for the file."""
+    rec.client.mouseMove(512, 400)
+    rec.client.mousePress(1)
+    type_text(rec.client, text)
+    rec.client.keyPress("ctrl-s")
+    _wait_content(notes, text)
 
-    return Node(index=index, parent=parent, depth=depth, path=f"app/{index}", app="app", role=role, name=name,
-                states=frozenset({"showing", "visible", "enabled"}), box=box, ref=("b", f"/o/{index}"))
+
+def test_record_writes_a_pytest_file_that_passes(tmp_path):
+    notes = _fresh_notes(tmp_path)
+    rec = Recorder(tmp_path, ["--out", "test_notes.py", *MOUSEPAD, "--run-dir", "rec"])
+    try:
+        _demonstrate(rec, notes, "from pytest")
+    finally:
+        code, out, err = rec.stop()
+    assert code == 0, err[-2000:]
+    assert "pytest: test_notes.py" in err and "try it: pytest test_notes.py" in err
+    source = (tmp_path / "test_notes.py").read_text()
+    assert "def test_notes(pilot):" in source and "pilot.type('from pytest')" in source
+    assert "pilot.check({'file': 'work/notes.txt', 'exact_match': 'from pytest'})" in source
+    assert (tmp_path / "rec" / "recorded.yaml").is_file()  # the run folder keeps the steps as a workflow too
+    notes.write_text("")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_notes.py"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-1500:]
+    assert notes.read_text() == "from pytest"
+    notes.write_text("")  # and the check in it is real: a replay that writes something else fails
+    broken = source.replace("pilot.type('from pytest')", "pilot.type('from pytesx')")
+    (tmp_path / "test_broken.py").write_text(broken)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_broken.py"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "exact" in done.stdout, done.stdout[-3000:]
 
 
-def test_element_target_names_a_unique_widget_and_skips_places():
-    from deskpilot.perception.a11y import Snapshot
-    from deskpilot.record.compile import element_target, menu_item_at
+def test_record_writes_an_eval_suite_task_that_passes(tmp_path):
+    notes = _fresh_notes(tmp_path)
+    rec = Recorder(tmp_path, ["--out", "suite.json", "--task", "Write by eval and save", *MOUSEPAD])
+    try:
+        _demonstrate(rec, notes, "by eval")
+    finally:
+        code, out, err = rec.stop()
+    assert code == 0, err[-2000:]
+    suite = json.loads((tmp_path / "suite.json").read_text())
+    task = suite["tasks"][0]
+    assert task["id"] == "suite" and task["task"] == "Write by eval and save"
+    assert task["checks"] == [{"file": "work/notes.txt", "exact_match": "by eval"}]
+    assert any("type(content='by eval')" in reply for reply in task["script"]) and "DONE()" in task["script"][-1]
+    notes.write_text("")
+    done = subprocess.run(DESKPILOT + ["eval", "suite.json", "--out", "results", "--quiet"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert summary["passed"] == 1
 
-    nodes = [_node(0, None, "frame", "App", (0, 0, 500, 500)), _node(1, 0, "push button", "Save", (10, 10, 50, 20), 1),
-             _node(2, 0, "push button", "Save As", (70, 10, 50, 20), 1), _node(3, 0, "text", "Body", (0, 40, 500, 400), 1),
-             _node(4, 0, "menu", "", (0, 100, 100, 60), 1), _node(5, 4, "menu item", "Quit", (0, 100, 100, 30), 2)]
-    snap = Snapshot(nodes=nodes, apps=["app"], elapsed=0.0)
-    assert element_target({"role": "push button", "name": "Save"}, snap) == {"role": "button", "name": "Save", "exact": True}
-    assert element_target({"role": "push button", "name": "Save As"}, snap) == {"role": "button", "name": "Save As"}
-    assert element_target({"role": "text", "name": "Body"}, snap) is None  # a caret place, not a widget
-    assert element_target({"role": "push button", "name": ""}, snap) is None
-    assert element_target({"role": "push button", "name": "Gone"}, snap) is None
-    assert menu_item_at(snap, 50, 110) == {"role": "menu item", "name": "Quit", "path": "app/5"}
-    assert menu_item_at(snap, 50, 300) is None
+
+def test_writers_pick_the_format_and_translate_each_step():
+    from deskpilot.record.compile import Compiled
+    from deskpilot.record.writers import output_format, pytest_source, script_replies, substitute
+
+    assert [output_format(Path(n)) for n in ("flow.yaml", "a.yml", "test_a.py", "a_test.py", "suite.yaml",
+                                             "my_suite.yml", "tasks.json")] == \
+        ["workflow", "workflow", "pytest", "pytest", "suite", "suite", "suite"]
+    steps = [Compiled(step={"wait_for_window": "Notes"}),
+             Compiled(step={"click": {"role": "menuitem", "name": "Save", "exact": True}}, point={"click": [10, 20]}),
+             Compiled(step={"click": [500, 500], "double": True}, point={"click": [500, 500], "double": True}),
+             Compiled(step={"type": "it's {{x}} {who}\n"}), Compiled(step={"key": "ctrl+s"}),
+             Compiled(step={"check": {"file": "w/n.txt", "exact_match": "{who}"}})]
+    source = pytest_source("notes", {"size": "1000x600", "apps": ["mousepad w/n.txt"], "shares": ["w"]}, steps,
+                           variables={"who": "Ann"})
+    assert "apps=[shlex.join(['mousepad', str(HERE / 'w/n.txt')])], shares=['w'])" in source
+    assert "pilot.get_by_role('menuitem', name='Save', exact=True).click(timeout=10)" in source
+    assert "pilot.double_click(500, 300)" in source
+    assert "pilot.type(\"it's {x} \" + VARS['who'] + '\\n')" in source
+    assert "pilot.check({'file': 'w/n.txt', 'exact_match': VARS['who']})" in source
+    compile(source, "test_notes.py", "exec")  # valid Python
+    replies = script_replies(steps, {"who": "Ann"})
+    assert "left_click(start_box='[10,20]')" in replies[0] and "left_double_click(start_box='[500,500]')" in replies[1]
+    assert "type(content='it\\'s {x} Ann\\n')" in replies[2] and "key(keys='ctrl+s')" in replies[3]
+    assert "DONE()" in replies[-1] and len(replies) == 5
+    assert substitute("{a} {{b}} {c}", {"a": "1"}) == "1 {b} {c}"

@@ -16,7 +16,9 @@ from deskpilot.cli.run import _raise_interrupt, _user_errors, console, fail
 
 
 def record(
-    out: Path = typer.Option(..., "--out", help="The workflow file to write (.yaml)"),
+    out: Path = typer.Option(..., "--out", help="The file to write: NAME.yaml (a workflow), test_NAME.py (a pytest "
+                                               "file) or NAME_suite.yaml / NAME.json (an eval suite task)"),
+    task: Optional[str] = typer.Option(None, "--task", help="The task's text in an eval suite task [default: a sentence naming the recording]"),
     app: list[str] = typer.Option([], "--app", help="App to start in the sandbox (repeatable), e.g. --app \"mousepad notes.txt\""),
     size: Optional[str] = typer.Option(None, help="Screen size WIDTHxHEIGHT [default: 1920x1080]"),
     share: list[str] = typer.Option([], "--share", help="Host folder bound read-write at the same path (repeatable)"),
@@ -24,6 +26,9 @@ def record(
     network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let apps reach the network [default: no]"),
     maximize: Optional[bool] = typer.Option(None, "--maximize/--no-maximize", help="Start app windows maximized [default: maximized]"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder for the recording's screens and report [default: runs/DATE-record-NAME]"),
+    check_files: bool = typer.Option(True, "--check-files/--no-check-files",
+                                     help="End with a check of each share file the demonstration wrote (its text, "
+                                          "or that it exists) [default: on]"),
     ocr: bool = typer.Option(True, "--ocr/--no-ocr", help="Turn clicks on readable text into click_text (OCR, slower) [default: on]"),
     config: Optional[Path] = typer.Option(None, help="TOML config file [default: ./deskpilot.toml if present]"),
     live: Optional[int] = live_option("the sandbox (and drive it with noVNC; 'Hand back' ends the recording)"),
@@ -41,13 +46,10 @@ def record(
     """
     from deskpilot.agent.config.spec import load_config
     from deskpilot.agent.records.rundir import claim_run_dir, default_run_dir
+    from deskpilot.record.writers import prepare_output
 
     try:
-        if out.suffix.lower() not in (".yaml", ".yml"):
-            raise typer.BadParameter("record writes a workflow file: give --out NAME.yaml "
-                                     "(pytest and eval files are not written yet)", param_hint="--out")
-        if not out.parent.is_dir():
-            raise typer.BadParameter(f"the folder {out.parent} does not exist", param_hint="--out")
+        prepare_output(out)
         cfg = load_config({"apps": app, "size": size, "shares": [Path(s) for s in share], "isolation": isolation,
                            "network": network, "maximize": maximize, "vnc": 0 if vnc is None else vnc},
                           config_file=config)
@@ -61,24 +63,28 @@ def record(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        result = _record(spec, cfg, out, folder, live_port_of(live, live_port), ocr, app, share)
+        result = _record(spec, cfg, out, folder, live_port_of(live, live_port), ocr, app, share, task,
+                         check_files)
     except _user_errors() as err:
         raise fail(str(err)) from None
-    console.print(f"workflow: {result.workflow} ({result.steps} step(s) from {result.events} input event(s))\n"
-                  f"run folder: {result.run_dir}\ncheck it: deskpilot workflow check {result.workflow}",
-                  soft_wrap=True, highlight=False)
+    replay = {"workflow": f"deskpilot workflow check {result.workflow}", "pytest": f"pytest {result.workflow}",
+              "suite": f"deskpilot eval {result.workflow}"}[result.format]
+    console.print(f"{result.format}: {result.workflow} ({result.steps} step(s) from {result.events} input event(s))\n"
+                  f"run folder: {result.run_dir}\ntry it: {replay}", soft_wrap=True, highlight=False)
 
 
-def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app: list[str], share: list[str]):
+def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app: list[str], share: list[str],
+            task: str | None, check_files: bool):
     from deskpilot.agent.desk.session import Session
-    from deskpilot.record import RecordResult, Recording, keep_run_folder, write_workflow
+    from deskpilot.errors import UsageError
+    from deskpilot.record import RecordResult, Recording, keep_run_folder, portable_desktop, write_output
 
     say = lambda m: console.print(m, soft_wrap=True, highlight=False)  # noqa: E731
     with Session(spec=spec) as desk:
         handover = view = None
         if live is not None:
             handover, view = _page(desk, live)
-        recording = Recording(desk, ocr=ocr).start()
+        recording = Recording(desk, ocr=ocr, shares=[Path(s) for s in spec.shares]).start()
         say("recording: do the task over VNC" + (" or in the live page" if view else "")
             + "; Ctrl-C" + (" or 'Hand back'" if view else "") + " ends it")
         try:
@@ -96,12 +102,18 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
         if ocr and any(s.frame is not None for s in recording.seen):
             say("reading the clicked places (OCR)…")
         steps = recording.compile()
+        if check_files:
+            steps += recording.file_checks(out.resolve().parent)
         w, h = spec.size
         desktop = {"size": f"{w}x{h}", "apps": list(app) or list(cfg.desktop.apps),
                    "shares": list(share) or [str(p) for p in cfg.desktop.shares]}
-        write_workflow(out, out.stem, desktop, steps)
-    keep_run_folder(folder, spec, steps, say)
-    return RecordResult(workflow=out, run_dir=folder, steps=len(steps), events=len(recording.seen))
+        desktop = portable_desktop(desktop, Path.cwd(), out.resolve().parent)
+    keep_run_folder(folder, spec, steps, say, desktop=desktop, name=out.stem)  # first: nothing recorded is lost
+    try:
+        kind = write_output(out, out.stem, desktop, steps, task=task)
+    except (OSError, UsageError) as err:
+        raise UsageError(f"{err} (the recording is kept as a workflow: {folder / 'recorded.yaml'})") from None
+    return RecordResult(workflow=out, format=kind, run_dir=folder, steps=len(steps), events=len(recording.seen))
 
 
 def _page(desk, port: int):

@@ -23,13 +23,17 @@ from pydantic import BaseModel, Field
 from deskpilot.record.compile import Compiled, Seen, compile_steps, ocr_text_at
 from deskpilot.record.tree import TreeWatcher
 
-__all__ = ["Recording", "RecordResult", "compile_steps", "write_workflow"]
+from deskpilot.record.writers import output_format, portable_desktop, write_output, write_workflow
+
+__all__ = ["Recording", "RecordResult", "compile_steps", "output_format", "portable_desktop", "write_output",
+           "write_workflow"]
 
 
 class RecordResult(BaseModel):
     """What a recording produced."""
 
     workflow: Path
+    format: str = "workflow"
     run_dir: Path
     steps: int
     events: int
@@ -39,7 +43,9 @@ class RecordResult(BaseModel):
 class Recording:
     """One recording session on an open ``Session``: ``start()``, then ``finish(...)`` writes the files."""
 
-    def __init__(self, desk, *, ocr: bool = True, elements: bool = True) -> None:
+    def __init__(self, desk, *, ocr: bool = True, elements: bool = True, shares: list[Path] | None = None) -> None:
+        from deskpilot.record.files import share_files
+
         from deskpilot.perception.inputs import InputRecorder
         from deskpilot.sandbox import x11
 
@@ -47,6 +53,8 @@ class Recording:
         self.ocr = ocr
         self._tree = TreeWatcher(desk.a11y) if elements and desk.sandbox.a11y_address is not None else None
         self.seen: list[Seen] = []
+        self.shares = list(shares or [])
+        self._files = share_files(self.shares)
         self._lock = threading.Lock()
         self._x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self.initial = self._windows()
@@ -87,6 +95,15 @@ class Recording:
         except Exception:
             pass
 
+    def file_checks(self, folder: Path) -> list[Compiled]:
+        """A check step for each share file written since the start, named relative to ``folder``."""
+        from deskpilot.record.files import changed_files, file_check, share_files
+
+        now = share_files(self.shares)
+        checks = [Compiled(step={"check": file_check(path, folder)}) for path in changed_files(self._files, now)]
+        self._files = now
+        return checks
+
     def compile(self, element_step=None) -> list[Compiled]:
         with self._lock:
             seen = list(self.seen)
@@ -94,16 +111,10 @@ class Recording:
                              element_step=element_step, initial=self.initial)
 
 
-def write_workflow(path: Path, name: str, desktop: dict[str, Any], steps: list[Compiled]) -> Path:
-    """The workflow file: the desktop (size, apps, shares) and the steps, in the workflow YAML format."""
-    body = {"name": name, "desktop": desktop, "steps": [c.step for c in steps]}
-    header = "# Recorded by `deskpilot record`: check with `deskpilot workflow check`, replay with `deskpilot workflow run`.\n"
-    path.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=1000), encoding="utf-8")
-    return path
-
-
-def keep_run_folder(run_dir: Path, spec, steps: list[Compiled], say: Callable[[str], None]) -> None:
-    """The recording as a run folder: settings, one human record (and screenshot) per step, an end, a report."""
+def keep_run_folder(run_dir: Path, spec, steps: list[Compiled], say: Callable[[str], None], *,
+                    desktop: dict[str, Any] | None = None, name: str = "recorded") -> None:
+    """The recording as a run folder: settings, one human record (and screenshot) per step, an end, a report,
+    and the steps as a workflow (``recorded.yaml``) whatever format ``--out`` asked for."""
     from deskpilot.agent.records.models import EndRecord, HumanRecord, Status
     from deskpilot.agent.records.report import build_report
     from deskpilot.agent.records.trajectory import Trajectory, now_iso
@@ -117,6 +128,8 @@ def keep_run_folder(run_dir: Path, spec, steps: list[Compiled], say: Callable[[s
         trajectory.append(HumanRecord(after_step=0, time=now_iso(), note=line, screenshot_before=shot, history_line=line))
     trajectory.append(EndRecord(time=now_iso(), status=Status.DONE, reason="recording ended", steps=0))
     trajectory.close()
+    if desktop is not None:
+        write_workflow(run_dir / "recorded.yaml", name, desktop, steps)
     try:
         build_report(run_dir)
     except Exception as exc:  # the workflow file is what matters; say why the report is missing

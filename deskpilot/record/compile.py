@@ -10,7 +10,7 @@ Rules, most robust step first:
   thousandths of the screen (the only form for right and double clicks, which
   element steps do not express);
 * runs of printable keys (Shift included, BackSpace editing the run, Enter as
-  a newline) become one ``type``; keys with Ctrl, Alt or Super, and special
+  a newline) become one ``type`` (braces doubled: ``{x}`` typed is not a variable); keys with Ctrl, Alt or Super, and special
   keys, become ``key`` (``ctrl+s``);
 * a window that was not there before becomes ``wait_for_window`` (its
   title) ahead of the step that first saw it; the windows open when the
@@ -56,6 +56,7 @@ class Compiled(BaseModel):
 
     step: dict[str, Any]
     frame: Image.Image | None = None
+    point: dict[str, Any] | None = None  # a click's point step (thousandths), for formats without elements
 
 
 ElementStep = Callable[[Seen], "dict[str, Any] | None"]
@@ -77,7 +78,7 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
 
     def flush() -> None:
         if buffer:
-            out.append(Compiled(step={"type": "".join(buffer)}))
+            out.append(Compiled(step={"type": "".join(buffer).replace("{", "{{").replace("}", "}}")}))
             buffer.clear()
 
     for item in seen:
@@ -110,10 +111,11 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
                     and event.time - previous[0].time <= DOUBLE_CLICK_S
                     and abs(event.x - previous[0].x) <= DOUBLE_CLICK_PX and abs(event.y - previous[0].y) <= DOUBLE_CLICK_PX
                     and out and out[-1] is previous[1]):
-                previous[1].step = {**_point(previous[0], size), "double": True}
+                previous[1].step = previous[1].point = {**_point(previous[0], size), "double": True}
                 last_click = None
                 continue
-            compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame)
+            compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame,
+                                point=_point(event, size))
             out.append(compiled)
             last_click = (event, compiled)
     flush()
