@@ -41,8 +41,9 @@ def _wait_lines(proc, want, timeout=120.0) -> list[str]:
 
 def _wait_content(path: Path, text: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while path.read_text() != text:
-        assert time.monotonic() < deadline, f"{path} holds {path.read_text()!r}, not {text!r}"
+    read = lambda: path.read_text() if path.exists() else None  # noqa: E731
+    while read() != text:
+        assert time.monotonic() < deadline, f"{path} holds {read()!r}, not {text!r}"
         time.sleep(0.1)
 
 
@@ -56,8 +57,9 @@ class Recorder:
         self.lines = _wait_lines(self.proc, lambda seen: any(line.startswith("recording:") for line in seen))
         password, port = next(URL.match(line).groups() for line in self.lines if URL.match(line))
         self.client = connect(int(port), password)
+        self.last = (0, 0)  # where click_text clicked last
 
-    def click_text(self, text: str, timeout: float = 60.0) -> None:
+    def click_text(self, text: str, timeout: float = 60.0, index: int = 0) -> None:
         """Click the middle of the OCR line that reads ``text`` on the VNC framebuffer (as a person aims)."""
         from deskpilot.perception import ocr
 
@@ -69,7 +71,7 @@ class Recorder:
             if found:
                 break
             assert time.monotonic() < deadline, f"{text!r} never showed; read: {[t.text for t in ocr.read_text(screen)]}"
-        x, y = found[0].center
+        x, y = self.last = sorted(found, key=lambda line: line.box[1])[index].center
         self.client.mouseMove(x, y)
         self.client.mousePress(1)
 
@@ -305,3 +307,101 @@ def test_writers_pick_the_format_and_translate_each_step():
     assert "type(content='it\\'s {x} Ann\\n')" in replies[2] and "key(keys='ctrl+s')" in replies[3]
     assert "DONE()" in replies[-1] and len(replies) == 5
     assert substitute("{a} {{b}} {c}", {"a": "1"}) == "1 {b} {c}"
+
+
+FORM = str(Path(__file__).parent / "apps" / "signin_form.py")
+SECRET = "pw-s3cret"
+
+
+def _page_post(url: str, body: dict) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(url.rstrip("/") + "/record", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def _page_state(url: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(url.rstrip("/") + "/state.json", timeout=30) as reply:
+        return json.loads(reply.read())["record"]
+
+
+def _wait_events(url: str, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := _page_state(url)["events"]) < count:
+        assert time.monotonic() < deadline, f"the recorder has {seen} events, not {count}"
+        time.sleep(0.05)
+
+
+def _wait_message(url: str, start: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not (message := _page_state(url)["message"]).startswith(start):
+        assert time.monotonic() < deadline, f"the page says {message!r}, not {start!r}..."
+        time.sleep(0.1)
+    return message
+
+
+def test_record_checks_variables_and_a_password_field_from_the_page(tmp_path):
+    """On a GTK3 form: "Add check" turns the next click into a check (and the app never gets it), "Check saved
+    files" a file check, --var user=ann typed "ann" into {user}, the password field's text into {PASSWORD}:
+    its value is nowhere in what was written, and the workflow replays with other values."""
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "out.txt"
+    out.write_text("")  # an existing file: the app's argument is resolved to it inside the share
+    rec = Recorder(tmp_path, ["--out", "flow.yaml", "--app", f"/usr/bin/python3 {FORM} work/out.txt", "--share", "work",
+                              "--size", "800x600", "--run-dir", "rec", "--var", "user=ann", "--live"])
+    try:
+        url = next(line.split("live view: ")[1].strip() for line in rec.lines if "live view: " in line)
+        rec.click_text("User")  # the label: its entry is to the right
+        rec.client.mouseMove(rec.last[0] + 120, rec.last[1])
+        rec.client.mousePress(1)
+        type_text(rec.client, "ann")
+        _wait_events(url, 5)  # as a person pauses: the recorder reads the focus at a burst's first key
+        rec.client.keyPress("tab")
+        type_text(rec.client, SECRET)
+        _wait_events(url, 6 + len(SECRET))
+        rec.click_text("Sign in", index=-1)  # the button, below the window's title
+        _wait_content(out, f"ann:{SECRET}")
+        assert _page_post(url, {"do": "check"})["message"].startswith("click what to check")
+        rec.click_text("Remember me")  # grabbed: the check box must not toggle
+        _wait_message(url, "check added")
+        assert _page_post(url, {"do": "check"})["message"].startswith("click what to check")
+        rec.click_text("Signed in as ann")
+        _wait_message(url, "check added: {\"element\": {\"role\": \"label\"")
+        assert _page_post(url, {"do": "files"})["message"] == "file check(s) added: work/out.txt"
+    finally:
+        code, _, err = rec.stop()
+    assert code == 0, err[-2000:]
+    assert "set the environment variable PASSWORD to replay" in err
+    flow = yaml.safe_load((tmp_path / "flow.yaml").read_text())
+    assert flow["vars"] == {"user": "ann"} and flow["secrets"] == ["PASSWORD"]
+    steps = flow["steps"]
+    assert {"type": "{user}"} in steps and {"key": "tab"} in steps and {"type": "{PASSWORD}"} in steps, steps
+    assert {"click": {"role": "button", "name": "Sign in"}} in steps
+    checks = [s["check"] for s in steps if "check" in s]
+    assert checks == [{"element": {"role": "checkbox", "name": "Remember me"}, "state": "unchecked"},
+                      {"element": {"role": "label", "name": "Signed in as {user}"}, "state": "visible"},
+                      {"file": "work/out.txt", "exact_match": "{user}:{PASSWORD}"}], checks
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and p != out and SECRET.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    out.write_text("")
+    replay = subprocess.run(DESKPILOT + ["workflow", "run", "flow.yaml", "--var", "user=bob", "--out", "replay"],
+                            cwd=tmp_path, env={**ENV, "PASSWORD": "hunter-2"}, capture_output=True, text=True,
+                            timeout=300)
+    assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-1500:]
+    assert out.read_text() == "bob:hunter-2"
+
+
+def test_compile_writes_secret_bursts_by_name_and_marks_variables():
+    from deskpilot.record.compile import mark_values
+
+    seen = [_key("a", "a", t=0.0), _key("n", "n"), Seen(event=_key("Tab").event),
+            Seen(event=_key("p", "p").event, secret="PASSWORD"), Seen(event=_key("w", "w").event, secret="PASSWORD"),
+            Seen(event=_key("Return").event, step={"check": {"text_visible": "Hi an, {x}"}})]
+    steps = mark_values(compile_steps(seen, (100, 100)), {"user": "an", "PASSWORD": "pw"})
+    assert [c.step for c in steps] == [{"type": "{user}"}, {"key": "tab"}, {"type": "{PASSWORD}"},
+                                       {"check": {"text_visible": "Hi {user}, {x}"}}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import sys
 import time
@@ -26,6 +28,10 @@ def record(
     network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let apps reach the network [default: no]"),
     maximize: Optional[bool] = typer.Option(None, "--maximize/--no-maximize", help="Start app windows maximized [default: maximized]"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder for the recording's screens and report [default: runs/DATE-record-NAME]"),
+    var: list[str] = typer.Option([], "--var", metavar="NAME=VALUE",
+                                  help="Typed occurrences of VALUE are written as {NAME} (repeatable; the workflow's vars keep VALUE)"),
+    secret: list[str] = typer.Option([], "--secret", metavar="NAME",
+                                     help="Environment variable whose value, when typed, is written as {NAME}: never in the file or the run folder (repeatable)"),
     check_files: bool = typer.Option(True, "--check-files/--no-check-files",
                                      help="End with a check of each share file the demonstration wrote (its text, "
                                           "or that it exists) [default: on]"),
@@ -50,6 +56,7 @@ def record(
 
     try:
         prepare_output(out)
+        variables, secrets = _values(var, secret)
         cfg = load_config({"apps": app, "size": size, "shares": [Path(s) for s in share], "isolation": isolation,
                            "network": network, "maximize": maximize, "vnc": 0 if vnc is None else vnc},
                           config_file=config)
@@ -64,7 +71,7 @@ def record(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = _record(spec, cfg, out, folder, live_port_of(live, live_port), ocr, app, share, task,
-                         check_files)
+                         check_files, variables, secrets)
     except _user_errors() as err:
         raise fail(str(err)) from None
     replay = {"workflow": f"deskpilot workflow check {result.workflow}", "pytest": f"pytest {result.workflow}",
@@ -74,7 +81,7 @@ def record(
 
 
 def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app: list[str], share: list[str],
-            task: str | None, check_files: bool):
+            task: str | None, check_files: bool, variables: dict[str, str], secrets: dict[str, str]):
     from deskpilot.agent.desk.session import Session
     from deskpilot.errors import UsageError
     from deskpilot.record import RecordResult, Recording, keep_run_folder, portable_desktop, write_output
@@ -84,7 +91,11 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
         handover = view = None
         if live is not None:
             handover, view = _page(desk, live)
-        recording = Recording(desk, ocr=ocr, shares=[Path(s) for s in spec.shares]).start()
+        recording = Recording(desk, ocr=ocr, shares=[Path(s) for s in spec.shares], variables=variables,
+                              secrets=secrets, check_folder=out.resolve().parent)
+        if view is not None:
+            view.recording = recording
+        recording.start()
         say("recording: do the task over VNC" + (" or in the live page" if view else "")
             + "; Ctrl-C" + (" or 'Hand back'" if view else "") + " ends it")
         try:
@@ -108,12 +119,40 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
         desktop = {"size": f"{w}x{h}", "apps": list(app) or list(cfg.desktop.apps),
                    "shares": list(share) or [str(p) for p in cfg.desktop.shares]}
         desktop = portable_desktop(desktop, Path.cwd(), out.resolve().parent)
-    keep_run_folder(folder, spec, steps, say, desktop=desktop, name=out.stem)  # first: nothing recorded is lost
+    used = {name for c in steps for name in re.findall(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}", json.dumps(c.step))}
+    kept = {k: v for k, v in recording.variables.items() if k in used}
+    names = [n for n in recording.secret_names if n in used]
+    keep_run_folder(folder, spec, steps, say, desktop=desktop, name=out.stem,  # first: nothing recorded is lost
+                    variables=kept, secrets=names)
+    for name in recording.secret_fields:
+        say(f"typed into a password field: written as {{{name}}}; set the environment variable {name} to replay")
     try:
-        kind = write_output(out, out.stem, desktop, steps, task=task)
+        kind = write_output(out, out.stem, desktop, steps, task=task, variables=kept, secrets=names)
     except (OSError, UsageError) as err:
         raise UsageError(f"{err} (the recording is kept as a workflow: {folder / 'recorded.yaml'})") from None
     return RecordResult(workflow=out, format=kind, run_dir=folder, steps=len(steps), events=len(recording.seen))
+
+
+def _values(var: list[str], secret: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """--var NAME=VALUE and --secret NAME (an environment variable) -> (variables, secrets); one-line errors."""
+    import os
+
+    from deskpilot.errors import UsageError
+
+    variables: dict[str, str] = {}
+    for item in var:
+        name, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not value:
+            raise UsageError(f"--var {item!r}: give NAME=VALUE (NAME: letters, digits, _; VALUE: what you will type)")
+        variables[name] = value
+    secrets: dict[str, str] = {}
+    for name in secret:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"--secret {name!r}: give the name of an environment variable")
+        if not os.environ.get(name):
+            raise UsageError(f"--secret {name}: the environment variable {name} is not set")
+        secrets[name] = os.environ[name]
+    return variables, secrets
 
 
 def _page(desk, port: int):

@@ -47,6 +47,8 @@ class Seen(BaseModel):
     windows: dict[int, str] = Field(default_factory=dict)  # managed windows (X id -> title) when it was read
     frame: Image.Image | None = None  # the screen at a click (for OCR)
     element: dict[str, Any] | None = None  # the widget clicked, as an element step names it (role, name, exact)
+    step: dict[str, Any] | None = None  # a step made in place (a check from "Add check"): written as it is
+    secret: str | None = None  # a key typed into a secret field: the burst becomes {secret}, its value is dropped
 
 
 class Compiled(BaseModel):
@@ -63,6 +65,11 @@ ElementStep = Callable[[Seen], "dict[str, Any] | None"]
 TextAt = Callable[[Image.Image, int, int], "str | None"]
 
 
+def brace(text: str) -> str:
+    """Text read from the screen, as a workflow string: braces doubled, so ``{x}`` there is no variable."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def key_name(keysym: str) -> str:
     """A keysym name as the executor's key names spell it ('Return' -> 'enter', 'F5' -> 'f5', 'a' -> 'a')."""
     return _KEY_NAMES.get(keysym, keysym.lower())
@@ -71,23 +78,30 @@ def key_name(keysym: str) -> str:
 def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextAt | None = None,
                   element_step: ElementStep | None = None, initial: dict[int, str] | None = None) -> list[Compiled]:
     """The workflow steps for ``seen`` (in order) on a screen of ``size``; ``initial``: the windows at the start."""
-    out = [Compiled(step={"wait_for_window": title}) for title in (initial or {}).values() if title]
+    out = [Compiled(step={"wait_for_window": brace(title)}) for title in (initial or {}).values() if title]
     buffer: list[str] = []
     known = set(initial or {})
     last_click: tuple[InputEvent, Compiled] | None = None
 
+    secret: list[str | None] = [None]  # the secret name of the burst in the buffer
+
     def flush() -> None:
         if buffer:
-            out.append(Compiled(step={"type": "".join(buffer).replace("{", "{{").replace("}", "}}")}))
+            text = "{" + secret[0] + "}" if secret[0] else "".join(buffer).replace("{", "{{").replace("}", "}}")
+            out.append(Compiled(step={"type": text}))
             buffer.clear()
 
     for item in seen:
+        if item.step is not None:
+            flush()
+            out.append(Compiled(step=dict(item.step), frame=item.frame))
+            continue
         new = [wid for wid in item.windows if wid not in known]
         if any(item.windows[wid] for wid in new):
             flush()
         for wid in new:
             if item.windows[wid]:
-                out.append(Compiled(step={"wait_for_window": item.windows[wid]}))
+                out.append(Compiled(step={"wait_for_window": brace(item.windows[wid])}))
         known.update(new)
         event = item.event
         if event.kind == "key_press":
@@ -95,6 +109,9 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
                 continue
             chord = [name for mask, name in ((CONTROL, "ctrl"), (ALT, "alt"), (SUPER, "super")) if event.state & mask]
             if not chord and (event.char or event.keysym in ("Return", "KP_Enter")):
+                if item.secret != secret[0]:
+                    flush()
+                    secret[0] = item.secret
                 buffer.append(event.char or "\n")
                 continue
             if not chord and event.keysym == "BackSpace" and buffer:
@@ -122,6 +139,33 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
     return out
 
 
+def mark_values(steps: list[Compiled], values: dict[str, str]) -> list[Compiled]:
+    """Each occurrence of a value in typed text and in checks becomes its ``{name}`` (longest value first).
+
+    For variables the person marked (``--var user=ann``: typed "ann" becomes
+    ``{user}``) and for secrets (their values must never be written).
+    """
+    pairs = sorted(((name, value.replace("{", "{{").replace("}", "}}")) for name, value in values.items() if value),
+                   key=lambda pair: -len(pair[1]))
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str):
+            for name, needle in pairs:
+                value = value.replace(needle, "{" + name + "}")
+            return value
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    for compiled in steps:
+        for kind in ("type", "check"):
+            if kind in compiled.step:
+                compiled.step[kind] = swap(compiled.step[kind])
+    return steps
+
+
 def _click_step(item: Seen, size: tuple[int, int], text_at: TextAt | None,
                 element_step: ElementStep | None) -> dict[str, Any]:
     event = item.event
@@ -132,7 +176,7 @@ def _click_step(item: Seen, size: tuple[int, int], text_at: TextAt | None,
             return element
         if text_at is not None and item.frame is not None:
             if (text := text_at(item.frame, event.x, event.y)) is not None:
-                return {"click_text": text}
+                return {"click_text": brace(text)}
     return _point(event, size)
 
 
@@ -189,7 +233,7 @@ def element_target(found: dict[str, Any] | None, snapshot) -> dict[str, Any] | N
     role = friendly_role(str(found["role"]))
     for exact in (False, True):
         if len([n for n in find(snapshot, Query(role=role, name=name, exact=exact)) if n.visible]) == 1:
-            return {"role": role, "name": name, **({"exact": True} if exact else {})}
+            return {"role": role, "name": brace(name), **({"exact": True} if exact else {})}
     return None
 
 

@@ -70,24 +70,30 @@ def portable_desktop(desktop: dict[str, Any], cwd: Path, folder: Path) -> dict[s
 
 
 def write_output(path: Path, name: str, desktop: dict[str, Any], steps: list[Compiled], *,
-                 variables: dict[str, str] | None = None, task: str | None = None) -> Format:
+                 variables: dict[str, str] | None = None, secrets: list[str] | None = None,
+                 task: str | None = None) -> Format:
     """Write the recording to ``path`` in its format; returns the format."""
     kind = output_format(path)
     if kind == "workflow":
-        write_workflow(path, name, desktop, steps, variables=variables)
+        write_workflow(path, name, desktop, steps, variables=variables, secrets=secrets)
     elif kind == "pytest":
-        path.write_text(pytest_source(name, desktop, steps, variables=variables), encoding="utf-8")
+        path.write_text(pytest_source(name, desktop, steps, variables=variables, secrets=secrets), encoding="utf-8")
     else:
+        if secrets:
+            raise UsageError(f"--out {path.name}: an eval task's scripted replies would hold the value of "
+                             f"{', '.join(secrets)}; write a workflow or a pytest file for a recording with secrets")
         write_suite_task(path, name, desktop, steps, variables=variables, task=task)
     return kind
 
 
 def write_workflow(path: Path, name: str, desktop: dict[str, Any], steps: list[Compiled], *,
-                   variables: dict[str, str] | None = None) -> Path:
-    """The workflow file: the desktop (size, apps, shares), the variables and the steps."""
+                   variables: dict[str, str] | None = None, secrets: list[str] | None = None) -> Path:
+    """The workflow file: the desktop (size, apps, shares), the variables, the secrets' names, the steps."""
     body: dict[str, Any] = {"name": name, "desktop": desktop}
     if variables:
         body["vars"] = dict(variables)
+    if secrets:
+        body["secrets"] = list(secrets)
     body["steps"] = [c.step for c in steps]
     header = "# Recorded by `deskpilot record`: check with `deskpilot workflow check`, replay with `deskpilot workflow run`.\n"
     path.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=1000), encoding="utf-8")
@@ -99,9 +105,10 @@ def write_workflow(path: Path, name: str, desktop: dict[str, Any], steps: list[C
 _VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _literal(text: str, variables: dict[str, str] | None = None) -> str:
-    """A Python expression for a workflow string: its {var}s become the test's variables, {{ and }} braces."""
-    if not variables or not _VAR.search(text):
+def _literal(text: str, variables: dict[str, str] | None = None, secrets: list[str] | None = None) -> str:
+    """A Python expression for a workflow string: its {var}s become the test's variables (a secret: read from
+    the environment by ``secret(NAME)``), {{ and }} single braces."""
+    if not (variables or secrets) or not _VAR.search(text):
         return repr(text.replace("{{", "{").replace("}}", "}"))
     parts: list[str] = []
     plain, last = "", 0
@@ -109,7 +116,7 @@ def _literal(text: str, variables: dict[str, str] | None = None) -> str:
         plain += text[last:match.start()]
         token, var = match.group(0), match.group(1)
         if var:
-            parts += [repr(plain), f"VARS[{var!r}]"]
+            parts += [repr(plain), f"secret({var!r})" if var in (secrets or []) else f"VARS[{var!r}]"]
             plain = ""
         else:
             plain += token[0]
@@ -129,8 +136,9 @@ def _pixels(point: list[int], size: tuple[int, int]) -> tuple[int, int]:
     return (min(size[0] - 1, round(point[0] * size[0] / 1000)), min(size[1] - 1, round(point[1] * size[1] / 1000)))
 
 
-def _pytest_line(step: dict[str, Any], size: tuple[int, int], variables: dict[str, str] | None) -> list[str]:
-    lit = lambda text: _literal(str(text), variables)  # noqa: E731
+def _pytest_line(step: dict[str, Any], size: tuple[int, int], variables: dict[str, str] | None,
+                 secrets: list[str] | None = None) -> list[str]:
+    lit = lambda text: _literal(str(text), variables, secrets)  # noqa: E731
     if "wait_for_window" in step:
         return [f"pilot.sandbox.wait_for_window({lit(step['wait_for_window'])}, timeout=60)", "pilot.settle()"]
     if "click" in step and isinstance(step["click"], dict):
@@ -150,22 +158,22 @@ def _pytest_line(step: dict[str, Any], size: tuple[int, int], variables: dict[st
     if "key" in step:
         return [f"pilot.key({step['key']!r})"]
     if "check" in step:
-        return [f"pilot.check({_check_literal(step['check'], variables)})"]
+        return [f"pilot.check({_check_literal(step['check'], variables, secrets)})"]
     raise ValueError(f"no pytest line for step {step}")
 
 
-def _check_literal(check: Any, variables: dict[str, str] | None) -> str:
+def _check_literal(check: Any, variables: dict[str, str] | None, secrets: list[str] | None = None) -> str:
     if isinstance(check, dict):
-        return "{" + ", ".join(f"{k!r}: {_check_literal(v, variables)}" for k, v in check.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: {_check_literal(v, variables, secrets)}" for k, v in check.items()) + "}"
     if isinstance(check, list):
-        return "[" + ", ".join(_check_literal(v, variables) for v in check) + "]"
+        return "[" + ", ".join(_check_literal(v, variables, secrets) for v in check) + "]"
     if isinstance(check, str):
-        return _literal(check, variables)
+        return _literal(check, variables, secrets)
     return repr(check)
 
 
 def pytest_source(name: str, desktop: dict[str, Any], steps: list[Compiled], *,
-                  variables: dict[str, str] | None = None) -> str:
+                  variables: dict[str, str] | None = None, secrets: list[str] | None = None) -> str:
     """A pytest file that replays the steps on the plugin's ``desktop``/``pilot`` fixtures."""
     width, height = (int(v) for v in str(desktop["size"]).split("x"))
     apps = []
@@ -177,12 +185,13 @@ def pytest_source(name: str, desktop: dict[str, Any], steps: list[Compiled], *,
     shares = [repr(s) for s in desktop.get("shares", [])]
     body: list[str] = []
     for compiled in steps:
-        body += _pytest_line(compiled.step, (width, height), variables)
+        body += _pytest_line(compiled.step, (width, height), variables, secrets)
     test = "test_" + (re.sub(r"\W+", "_", name).strip("_").lower() or "recorded")
     test = test if not test.startswith("test_test_") else test[5:]
     lines = [
         f'"""Recorded by `deskpilot record`: replays the demonstration {name!r} (run it with pytest)."""',
         "",
+        *(["import os"] if secrets else []),
         "import shlex",
         "from pathlib import Path",
         "",
@@ -190,6 +199,11 @@ def pytest_source(name: str, desktop: dict[str, Any], steps: list[Compiled], *,
         "",
         "HERE = Path(__file__).parent",
         *([f"VARS = {dict(variables)!r}", ""] if variables else []),
+        *(["", "def secret(name):",
+           '    """A secret typed while recording: its value comes from the environment, never from this file."""',
+           "    if name not in os.environ:",
+           '        pytest.fail(f"set the environment variable {name} (a secret typed while recording)", pytrace=False)',
+           "    return os.environ[name]", ""] if secrets else []),
         "",
         f"@pytest.mark.desktop(size=({width}, {height}), apps=[{', '.join(apps)}], shares=[{', '.join(shares)}])",
         f"def {test}(pilot):",
