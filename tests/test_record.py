@@ -75,6 +75,14 @@ class Recorder:
         self.client.mouseMove(x, y)
         self.client.mousePress(1)
 
+    def wait_text(self, text: str, timeout: float = 60.0) -> None:
+        """Until OCR reads ``text`` on the VNC framebuffer."""
+        from deskpilot.perception import ocr
+
+        deadline = time.monotonic() + timeout
+        while not ocr.match(ocr.read_text(screen := framebuffer(self.client)), text):
+            assert time.monotonic() < deadline, f"{text!r} never showed; read: {[t.text for t in ocr.read_text(screen)]}"
+
     def stop(self) -> tuple[int, str, str]:
         """Ctrl-C to the recorder: its exit code, stdout and stderr."""
         try:
@@ -405,3 +413,82 @@ def test_compile_writes_secret_bursts_by_name_and_marks_variables():
     steps = mark_values(compile_steps(seen, (100, 100)), {"user": "an", "PASSWORD": "pw"})
     assert [c.step for c in steps] == [{"type": "{user}"}, {"key": "tab"}, {"type": "{PASSWORD}"},
                                        {"check": {"text_visible": "Hi {user}, {x}"}}]
+
+
+def test_record_on_calc_types_in_a_cell_saves_by_keys_and_replays_the_workbook(tmp_path):
+    """LibreOffice Calc: a number typed into A1, saved with ctrl+s (the sandbox's profile does not ask which
+    format to keep); the workflow ends with the changed cell as an xlsx_cell check and rewrites the
+    workbook on a fresh sandbox."""
+    import openpyxl
+
+    work = tmp_path / "work"
+    work.mkdir()
+    book = work / "book.xlsx"
+
+    def fresh() -> None:
+        wb = openpyxl.Workbook()
+        wb.active["B1"] = "total"
+        wb.save(book)
+
+    def a1():
+        wb = openpyxl.load_workbook(book, data_only=True)
+        try:
+            return wb.active["A1"].value
+        finally:
+            wb.close()
+
+    fresh()
+    rec = Recorder(tmp_path, ["--out", "flow.yaml", "--app", "localc work/book.xlsx", "--share", "work",
+                              "--size", "1024x700", "--run-dir", "rec", "--no-ocr"])
+    try:
+        rec.wait_text("total", timeout=180)  # the sheet is up
+        type_text(rec.client, "42")
+        rec.client.keyPress("enter")
+        rec.client.keyPress("ctrl-s")
+        deadline = time.monotonic() + 120
+        while (book.stat().st_size == 0 or _quiet(a1) != 42):
+            assert time.monotonic() < deadline, "the workbook was never saved with A1 = 42"
+            time.sleep(0.2)
+    finally:
+        code, _, err = rec.stop()
+    assert code == 0, err[-2000:]
+    steps = yaml.safe_load((tmp_path / "flow.yaml").read_text())["steps"]
+    assert {"type": "42\n"} in steps and {"key": "ctrl+s"} in steps, steps
+    assert steps[-1] == {"check": {"file": "work/book.xlsx", "xlsx_cell": {"cell": "A1", "equals": 42}}}, steps
+    assert {"wait_for_window": "book.xlsx - LibreOffice Calc"} in steps, steps
+    fresh()
+    _replay(tmp_path)
+    assert a1() == 42
+
+
+def _quiet(read):
+    """``read()``, or None while the file is being written (LibreOffice writes it in place)."""
+    try:
+        return read()
+    except Exception:
+        return None
+
+
+def test_file_checks_name_changed_workbook_cells_texts_and_other_files(tmp_path):
+    import openpyxl
+
+    from deskpilot.record.files import changed_files, file_checks, share_files, workbooks
+
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "same"
+    wb.save(tmp_path / "b.xlsx")
+    (tmp_path / "n.txt").write_text("old")
+    before = share_files([tmp_path])
+    cells = workbooks(before)
+    wb.active["B2"] = 7
+    wb.create_sheet("Two")["C3"] = "{x}"
+    wb.save(tmp_path / "b.xlsx")
+    (tmp_path / "n.txt").write_text("new {v}\n")
+    (tmp_path / "blob.bin").write_bytes(b"\xff\x00")
+    (tmp_path / ".~lock.b.xlsx#").write_text("lock")
+    changed = changed_files(before, share_files([tmp_path]))
+    assert [p.name for p in changed] == ["b.xlsx", "blob.bin", "n.txt"]
+    got = [c for p in changed for c in file_checks(p, tmp_path, cells.get(p))]
+    assert got == [{"file": "b.xlsx", "xlsx_cell": {"cell": "B2", "equals": 7}},
+                   {"file": "b.xlsx", "xlsx_cell": {"sheet": "Two", "cell": "C3", "equals": "{{x}}"}},
+                   {"file": "blob.bin", "exists": True}, {"file": "n.txt", "exact_match": "new {{v}}"}]

@@ -50,7 +50,7 @@ class Recording:
     def __init__(self, desk, *, ocr: bool = True, elements: bool = True, shares: list[Path] | None = None,
                  variables: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
                  check_folder: Path | None = None) -> None:
-        from deskpilot.record.files import share_files
+        from deskpilot.record.files import share_files, workbooks
 
         from deskpilot.perception.inputs import InputRecorder
         from deskpilot.sandbox import x11
@@ -61,6 +61,7 @@ class Recording:
         self.seen: list[Seen] = []
         self.shares = list(shares or [])
         self._files = share_files(self.shares)
+        self._cells = workbooks(self._files)
         self.variables = dict(variables or {})  # name -> value: typed values become {name}
         self.secrets = dict(secrets or {})  # name -> value (from --secret): never written
         self.secret_fields: list[str] = []  # names given to what was typed into password fields
@@ -240,7 +241,7 @@ class Recording:
         with self._lock:
             for compiled in checks:
                 self.seen.append(Seen(event=_mark_event(), windows=self._windows(), step=compiled.step))
-            names = [c.step["check"]["file"] for c in checks]
+            names = list(dict.fromkeys(c.step["check"]["file"] for c in checks))
             self.message = ("file check(s) added: " + ", ".join(names)) if names else \
                 "no file in the shares was written since the start (or the last file check)"
             return self.message
@@ -284,12 +285,13 @@ class Recording:
             pass
 
     def file_checks(self, folder: Path) -> list[Compiled]:
-        """A check step for each share file written since the start, named relative to ``folder``."""
-        from deskpilot.record.files import changed_files, file_check, share_files
+        """Check steps for each share file written since the start, named relative to ``folder``."""
+        from deskpilot.record.files import changed_files, file_checks, share_files, workbooks
 
         now = share_files(self.shares)
-        checks = [Compiled(step={"check": file_check(path, folder)}) for path in changed_files(self._files, now)]
-        self._files = now
+        checks = [Compiled(step={"check": check}) for path in changed_files(self._files, now)
+                  for check in file_checks(path, folder, self._cells.get(path))]
+        self._files, self._cells = now, workbooks(now)
         return checks
 
     def compile(self, element_step=None) -> list[Compiled]:
