@@ -492,3 +492,47 @@ def test_file_checks_name_changed_workbook_cells_texts_and_other_files(tmp_path)
     assert got == [{"file": "b.xlsx", "xlsx_cell": {"cell": "B2", "equals": 7}},
                    {"file": "b.xlsx", "xlsx_cell": {"sheet": "Two", "cell": "C3", "equals": "{{x}}"}},
                    {"file": "blob.bin", "exists": True}, {"file": "n.txt", "exact_match": "new {{v}}"}]
+
+
+def test_the_live_page_marks_a_variable_and_a_check_and_hand_back_ends_the_recording(tmp_path):
+    """The Recording panel in headless Chromium: its own buttons mark a variable and arm a check; the next
+    click over VNC becomes that check; 'Hand back' ends the recording and the file is written."""
+    from chromium import CHROMIUM, Chromium
+
+    if CHROMIUM is None:
+        import pytest
+
+        pytest.skip("chromium is not installed (scripts/setup.sh installs it)")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "out.txt").write_text("")
+    rec = Recorder(tmp_path, ["--out", "flow.yaml", "--app", f"/usr/bin/python3 {FORM} work/out.txt", "--share",
+                              "work", "--size", "800x600", "--live", "--no-check-files"])
+    try:
+        url = next(line.split("live view: ")[1].strip() for line in rec.lines if "live view: " in line)
+        with Chromium(1400, 1000) as browser:
+            browser.goto(url)
+            browser.wait_for("document.getElementById('rec').hidden", lambda v: v is False, timeout=30)
+            rec.click_text("User")
+            rec.client.mouseMove(rec.last[0] + 120, rec.last[1])
+            rec.client.mousePress(1)
+            type_text(rec.client, "zed")
+            browser.eval("document.getElementById('rec-var-name').value = 'who';"
+                         "document.getElementById('rec-var-value').value = 'zed';"
+                         "document.getElementById('rec-var').click()")
+            browser.wait_for("window.deskpilotLive.state.record.variables.join()", lambda v: v == "who")
+            browser.eval("document.getElementById('rec-check').click()")
+            browser.wait_for("document.getElementById('rec-check').textContent", lambda v: v.startswith("Click what"))
+            rec.click_text("Remember me")
+            browser.wait_for("document.getElementById('rec-message').textContent",
+                             lambda v: v.startswith("check added"), timeout=60)
+            assert browser.eval("document.getElementById('handback').textContent") == "Stop recording"
+            assert browser.eval("getComputedStyle(document.getElementById('screen')).display") == "none"  # noVNC only
+            browser.eval("document.getElementById('handback').click()")
+            code = rec.proc.wait(timeout=180)
+    finally:
+        rec.kill()
+    assert code == 0, rec.proc.stderr.read().decode()[-2000:]
+    flow = yaml.safe_load((tmp_path / "flow.yaml").read_text())
+    assert flow["vars"] == {"who": "zed"} and {"type": "{who}"} in flow["steps"]
+    assert flow["steps"][-1] == {"check": {"element": {"role": "checkbox", "name": "Remember me"}, "state": "unchecked"}}
