@@ -517,6 +517,10 @@ def test_the_live_page_marks_a_variable_and_a_check_and_hand_back_ends_the_recor
             rec.client.mouseMove(rec.last[0] + 120, rec.last[1])
             rec.client.mousePress(1)
             type_text(rec.client, "zed")
+            rec.click_text("Password")  # a click on the password field, typing at once: its text is a secret
+            rec.client.mouseMove(rec.last[0] + 120, rec.last[1])
+            rec.client.mousePress(1)
+            type_text(rec.client, "zz-" + SECRET)
             browser.eval("document.getElementById('rec-var-name').value = 'who';"
                          "document.getElementById('rec-var-value').value = 'zed';"
                          "document.getElementById('rec-var').click()")
@@ -535,4 +539,6 @@ def test_the_live_page_marks_a_variable_and_a_check_and_hand_back_ends_the_recor
     assert code == 0, rec.proc.stderr.read().decode()[-2000:]
     flow = yaml.safe_load((tmp_path / "flow.yaml").read_text())
     assert flow["vars"] == {"who": "zed"} and {"type": "{who}"} in flow["steps"]
+    assert flow["secrets"] == ["PASSWORD"] and {"type": "{PASSWORD}"} in flow["steps"], flow["steps"]
+    assert not [str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert flow["steps"][-1] == {"check": {"element": {"role": "checkbox", "name": "Remember me"}, "state": "unchecked"}}

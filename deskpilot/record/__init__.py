@@ -72,6 +72,7 @@ class Recording:
         self._grabbed = False
         self._secret_next = False  # the next typing burst is a secret (marked in the page)
         self._burst_secret: str | None = None
+        self._clicked_password = False  # the last click hit a password field, and no key moved the focus since
         self._x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self._grab_x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self.initial = self._windows()
@@ -104,6 +105,8 @@ class Recording:
         if self._tree is not None:
             if event.kind == "button_press" and event.detail == 1:
                 element = self._tree.element_at(event.x, event.y)
+                # where the click went, not where the focus is when this is read (it may be read late)
+                self._clicked_password = self._tree.last_role == "password text"
             self._tree.poke()
         frame = self.desk.observe().image.copy() if event.kind == "button_press" else None
         secret = self._secret_for(event) if event.kind == "key_press" else None
@@ -113,9 +116,14 @@ class Recording:
     # -- secrets ----------------------------------------------------------------------------------
     def _secret_for(self, event) -> str | None:
         """The secret name of a typed key: set at the first key of a burst, if the page marked the burst
-        secret or the focused widget is a password field; the rest of the burst keeps it."""
+        secret, the last click hit a password field (no key moved the focus since), or the focused widget
+        is one (read now: late if the recorder lags behind the typing); the rest of the burst keeps it."""
         if not event.char or event.state & 12:  # not typing (a chord, Enter, a special key): the burst ends
-            self._burst_secret = None
+            if event.keysym == "BackSpace" and not event.state & 12:
+                return self._burst_secret  # edits the secret (its value, kept in memory, must match the file's)
+            if event.keysym not in ("Shift_L", "Shift_R", "Caps_Lock"):
+                self._burst_secret = None
+                self._clicked_password = False  # Tab, Enter, a shortcut: the focus may have moved
             return None
         with self._lock:
             previous = self.seen[-1].event if self.seen else None
@@ -123,7 +131,7 @@ class Recording:
             "BackSpace", "Shift_L", "Shift_R"))
         if continuing and not self._secret_next:
             return self._burst_secret
-        if self._secret_next or self._focus_is_password():
+        if self._secret_next or self._clicked_password or self._focus_is_password():
             self._secret_next = False
             self._burst_secret = self._new_secret_name()
             self.message = f"typing into a secret field: written as {{{self._burst_secret}}}, its value is not kept"

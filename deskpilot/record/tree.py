@@ -24,6 +24,7 @@ class TreeWatcher:
         self.reader = reader
         self.quiet, self.every, self.time_limit = quiet, every, time_limit
         self.latest = None
+        self.last_role: str | None = None  # the AT-SPI role under the last press (named or not)
         self._poke = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="deskpilot-record-tree", daemon=True)
@@ -69,12 +70,15 @@ class TreeWatcher:
         from deskpilot.perception.a11y import A11yError
 
         tree = self.latest
+        self.last_role = None
         if tree is not None and (item := menu_item_at(tree, x, y)) is not None:
+            self.last_role = item["role"]
             return element_target(item, tree)
         try:
             found = self.reader.element_at(x, y, time_limit=0.5)
             if found is None:
                 return None
+            self.last_role = str(found.get("role") or "") or None
             if tree is not None and (target := element_target(found, tree)) is not None:
                 return target
             return element_target(found, self.reader.snapshot(time_limit=self.time_limit))
