@@ -200,12 +200,14 @@ def _click(x: int, y: int, t: float, button: int = 1, windows=None) -> Seen:
 
 
 def test_compile_rules_typing_backspace_chords_double_clicks_and_titles():
-    seen = [_click(100, 50, 0.0, windows={1: "App"}), _click(101, 51, 0.2, windows={1: "*App"}),
+    seen = [_click(100, 50, 0.0, windows={1: "*App", 3: "Loaded doc"}), _click(101, 51, 0.2, windows={1: "*App"}),
             _key("h", "h"), _key("x", "x"), _key("BackSpace"), _key("Shift_L"), _key("I", "I", state=1),
             _key("Return"), _key("s", "s", state=4), _key("F5"),
             _click(500, 350, 2.0, button=3, windows={1: "*App", 2: "Dialog"})]
-    steps = [c.step for c in compile_steps(seen, (1000, 700), text_at=lambda frame, x, y: None, initial={1: "App"})]
-    assert steps == [{"wait_for_window": "App"}, {"click": [100, 71], "double": True}, {"type": "hI\n"},
+    steps = [c.step for c in compile_steps(seen, (1000, 700), text_at=lambda frame, x, y: None,
+                                           initial={1: "App", 3: "doc"})]
+    assert steps == [{"wait_for_window": "App"}, {"wait_for_window": "Loaded doc"},
+                     {"click": [100, 71], "double": True}, {"type": "hI\n"},
                      {"key": "ctrl+s"}, {"key": "f5"}, {"wait_for_window": "Dialog"},
                      {"click": [500, 500], "button": "right"}]
 

@@ -98,6 +98,7 @@ class Recording:
             return
         if event.kind not in ("key_press", "button_press"):
             return
+        windows = self._windows()  # first: the windows as near the event's time as can be
         if event.kind == "button_press" and self._armed:
             self._check_at(event)
             return
@@ -111,7 +112,7 @@ class Recording:
         frame = self.desk.observe().image.copy() if event.kind == "button_press" else None
         secret = self._secret_for(event) if event.kind == "key_press" else None
         with self._lock:
-            self.seen.append(Seen(event=event, windows=self._windows(), frame=frame, element=element, secret=secret))
+            self.seen.append(Seen(event=event, windows=windows, frame=frame, element=element, secret=secret))
 
     # -- secrets ----------------------------------------------------------------------------------
     def _secret_for(self, event) -> str | None:

@@ -14,7 +14,7 @@ Rules, most robust step first:
   keys, become ``key`` (``ctrl+s``);
 * a window that was not there before becomes ``wait_for_window`` (its
   title) ahead of the step that first saw it; the windows open when the
-  recording starts come first. A title that changes on the same window (an
+  recording starts come first (with their loaded title, see ``_loaded_title``). A title that changes on the same window (an
   editor's "*" for unsaved changes) is not a new window.
 """
 
@@ -78,7 +78,9 @@ def key_name(keysym: str) -> str:
 def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextAt | None = None,
                   element_step: ElementStep | None = None, initial: dict[int, str] | None = None) -> list[Compiled]:
     """The workflow steps for ``seen`` (in order) on a screen of ``size``; ``initial``: the windows at the start."""
-    out = [Compiled(step={"wait_for_window": brace(title)}) for title in (initial or {}).values() if title]
+    first = next((item.windows for item in seen if item.windows), {})
+    out = [Compiled(step={"wait_for_window": brace(_loaded_title(title, first.get(wid, "")))})
+           for wid, title in (initial or {}).items() if title or first.get(wid)]
     buffer: list[str] = []
     known = set(initial or {})
     last_click: tuple[InputEvent, Compiled] | None = None
@@ -164,6 +166,16 @@ def mark_values(steps: list[Compiled], values: dict[str, str]) -> list[Compiled]
             if kind in compiled.step:
                 compiled.step[kind] = swap(compiled.step[kind])
     return steps
+
+
+def _loaded_title(initial: str, later: str) -> str:
+    """The title to wait for, of a window open at the start: its title at the first event when that one
+    holds the first (LibreOffice's "LibreOffice" becomes "book.xlsx - LibreOffice Calc" once the document
+    has loaded: typing before that is lost), unless it only gained an unsaved-changes mark ("*notes")."""
+    bare = later.lstrip("*").strip()
+    if not initial:
+        return bare
+    return bare if bare != initial and initial in bare and not later.startswith("*") else initial
 
 
 def _click_step(item: Seen, size: tuple[int, int], text_at: TextAt | None,
