@@ -3,10 +3,12 @@
 A click's widget can be gone by the time the press is reported and read: a
 menu item or a dialog's OK button acts on the release, and the menu or the
 dialog closes. So a thread keeps the latest snapshot of the tree, read once
-the input has paused (``quiet`` seconds after the last event) and again every
-``every`` seconds while nothing happens (a dialog may open on its own); the
-press is matched against that tree (which still shows the open menu), with
-the widget under the pointer asked of the bus at the press itself.
+the input has paused (``quiet`` seconds after the last event); the press is
+matched against that tree (which still shows the open menu), with the
+widget under the pointer asked of the bus at the press itself, and a fresh
+snapshot when the kept one does not confirm it (a dialog that opened on its
+own). Nothing is read while nobody acts: a big tree (LibreOffice) read every
+few seconds would cost a core.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from deskpilot.record.compile import element_target, menu_item_at
 class TreeWatcher:
     """Keeps ``latest``: a snapshot of the desk's tree taken after the last pause in the input."""
 
-    def __init__(self, reader, *, quiet: float = 0.25, every: float = 2.0, time_limit: float = 1.0) -> None:
+    def __init__(self, reader, *, quiet: float = 0.25, time_limit: float = 1.0) -> None:
         self.reader = reader
-        self.quiet, self.every, self.time_limit = quiet, every, time_limit
+        self.quiet, self.time_limit = quiet, time_limit
         self.latest = None
         self.last_role: str | None = None  # the AT-SPI role under the last press (named or not)
         self._poke = threading.Event()
@@ -45,7 +47,7 @@ class TreeWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._poke.wait(self.every)
+            self._poke.wait()
             while self._poke.is_set() and not self._stop.is_set():  # wait for a pause in the input
                 self._poke.clear()
                 self._stop.wait(self.quiet)
