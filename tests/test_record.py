@@ -144,12 +144,15 @@ def test_record_turns_menu_clicks_into_element_steps_that_replay(tmp_path):
 
 
 def test_record_on_mousepad_writes_a_workflow_that_reproduces_the_file(tmp_path):
+    """Also: --out in another folder, and the run folder's recorded.yaml: a workflow's paths stay relative to
+    where record ran (workflows resolve them where they run), so both replay from there."""
     work = tmp_path / "work"
     work.mkdir()
     notes = work / "notes.txt"
     notes.write_text("")
-    proc = subprocess.Popen(DESKPILOT + ["record", "--out", "flow.yaml", "--app", "mousepad work/notes.txt",
-                                         "--share", "work", "--size", "1024x700", "--run-dir", "rec"],
+    (tmp_path / "flows").mkdir()
+    proc = subprocess.Popen(DESKPILOT + ["record", "--out", "flows/flow.yaml", "--app", "mousepad work/notes.txt",
+                                         "--share", "work", "--size", "1024x700", "--run-dir", "runs/rec"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, bufsize=0)  # unbuffered: select() sees every line
     try:
@@ -173,21 +176,20 @@ def test_record_on_mousepad_writes_a_workflow_that_reproduces_the_file(tmp_path)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, err.decode()[-2000:]
-    flow = yaml.safe_load((tmp_path / "flow.yaml").read_text())
+    flow = yaml.safe_load((tmp_path / "flows" / "flow.yaml").read_text())
     assert flow["desktop"] == {"size": "1024x700", "apps": ["mousepad work/notes.txt"], "shares": ["work"]}
     steps = flow["steps"]
     assert {"type": "hello recorder\nline two"} in steps and {"key": "ctrl+s"} in steps
     assert any("click" in s for s in steps) and any("wait_for_window" in s for s in steps)
-    check = subprocess.run(DESKPILOT + ["workflow", "check", "flow.yaml"], cwd=tmp_path, env=ENV,
-                           capture_output=True, text=True, timeout=120)
-    assert check.returncode == 0, check.stdout + check.stderr
-    run = load_run(tmp_path / "rec")
-    assert len(run.humans) == len(steps) and (tmp_path / "rec" / "report.html").is_file()
-    notes.write_text("")  # a fresh start: the workflow must write the file again
-    replay = subprocess.run(DESKPILOT + ["workflow", "run", "flow.yaml", "--out", "replay"], cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=300)
-    assert replay.returncode == 0, replay.stdout[-1500:] + replay.stderr[-1500:]
-    assert notes.read_text() == "hello recorder\nline two"
+    assert steps[-1] == {"check": {"file": "work/notes.txt", "exact_match": "hello recorder\nline two"}}
+    kept = yaml.safe_load((tmp_path / "runs" / "rec" / "recorded.yaml").read_text())
+    assert kept["desktop"] == flow["desktop"] and kept["steps"] == steps
+    run = load_run(tmp_path / "runs" / "rec")
+    assert len(run.humans) == len(steps) and (tmp_path / "runs" / "rec" / "report.html").is_file()
+    for replayed in ("flows/flow.yaml", "runs/rec/recorded.yaml"):
+        notes.write_text("")  # a fresh start: the workflow must write the file again
+        _replay(tmp_path, replayed)
+        assert notes.read_text() == "hello recorder\nline two"
 
 
 def _key(keysym: str, char: str = "", state: int = 0, t: float = 0.0) -> Seen:
@@ -544,3 +546,19 @@ def test_the_live_page_marks_a_variable_and_a_check_and_hand_back_ends_the_recor
     assert flow["secrets"] == ["PASSWORD"] and {"type": "{PASSWORD}"} in flow["steps"], flow["steps"]
     assert not [str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert flow["steps"][-1] == {"check": {"element": {"role": "checkbox", "name": "Remember me"}, "state": "unchecked"}}
+
+
+def test_pytest_files_and_suites_get_paths_relative_to_their_folder(tmp_path):
+    from deskpilot.record.compile import Compiled
+    from deskpilot.record.writers import portable_desktop, rebased
+
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "n.txt").write_text("")
+    (tmp_path / "tests").mkdir()
+    desktop = {"size": "800x600", "apps": ["mousepad work/n.txt --opt x"], "shares": ["work"]}
+    assert portable_desktop(desktop, tmp_path, tmp_path / "tests") == \
+        {"size": "800x600", "apps": ["mousepad ../work/n.txt --opt x"], "shares": ["../work"]}
+    steps = [Compiled(step={"check": {"file": "work/n.txt", "exists": True}}), Compiled(step={"key": "f5"})]
+    assert [c.step for c in rebased(steps, tmp_path, tmp_path / "tests")] == \
+        [{"check": {"file": "../work/n.txt", "exists": True}}, {"key": "f5"}]
+    assert steps[0].step["check"]["file"] == "work/n.txt"  # the originals are left as they were

@@ -84,7 +84,8 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
             task: str | None, check_files: bool, variables: dict[str, str], secrets: dict[str, str]):
     from deskpilot.agent.desk.session import Session
     from deskpilot.errors import UsageError
-    from deskpilot.record import RecordResult, Recording, keep_run_folder, portable_desktop, write_output
+    from deskpilot.record import (RecordResult, Recording, keep_run_folder, output_format, portable_desktop,
+                                  rebased, write_output)
 
     say = lambda m: console.print(m, soft_wrap=True, highlight=False)  # noqa: E731
     with Session(spec=spec) as desk:
@@ -92,7 +93,7 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
         if live is not None:
             handover, view = _page(desk, live)
         recording = Recording(desk, ocr=ocr, shares=[Path(s) for s in spec.shares], variables=variables,
-                              secrets=secrets, check_folder=out.resolve().parent)
+                              secrets=secrets, check_folder=Path.cwd())
         if view is not None:
             view.recording = recording
         recording.start()
@@ -114,20 +115,23 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
             say("reading the clicked places (OCR)…")
         steps = recording.compile()
         if check_files:
-            steps += recording.file_checks(out.resolve().parent)
+            steps += recording.file_checks(Path.cwd())
         w, h = spec.size
         desktop = {"size": f"{w}x{h}", "apps": list(app) or list(cfg.desktop.apps),
                    "shares": list(share) or [str(p) for p in cfg.desktop.shares]}
-        desktop = portable_desktop(desktop, Path.cwd(), out.resolve().parent)
     used = {name for c in steps for name in re.findall(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}", json.dumps(c.step))}
     kept = {k: v for k, v in recording.variables.items() if k in used}
     names = [n for n in recording.secret_names if n in used]
-    keep_run_folder(folder, spec, steps, say, desktop=desktop, name=out.stem,  # first: nothing recorded is lost
-                    variables=kept, secrets=names)
+    keep_run_folder(folder, spec, steps, say, desktop=desktop,  # a workflow: paths relative to where it runs
+                    name=out.stem, variables=kept, secrets=names)  # first: nothing recorded is lost
     for name in recording.secret_fields:
         say(f"typed into a password field: written as {{{name}}}; set the environment variable {name} to replay")
     try:
-        kind = write_output(out, out.stem, desktop, steps, task=task, variables=kept, secrets=names)
+        # workflows resolve relative paths where they run (as here); pytest files and suites, in their folder
+        here = Path.cwd()
+        there = here if output_format(out) == "workflow" else out.resolve().parent
+        kind = write_output(out, out.stem, portable_desktop(desktop, here, there), rebased(steps, here, there),
+                            task=task, variables=kept, secrets=names)
     except (OSError, UsageError) as err:
         raise UsageError(f"{err} (the recording is kept as a workflow: {folder / 'recorded.yaml'})") from None
     return RecordResult(workflow=out, format=kind, run_dir=folder, steps=len(steps), events=len(recording.seen))

@@ -27,10 +27,10 @@ from deskpilot.perception.inputs import InputEvent
 from deskpilot.record.compile import Compiled, Seen, brace, compile_steps, mark_values, ocr_text_at
 from deskpilot.record.tree import TreeWatcher
 
-from deskpilot.record.writers import output_format, portable_desktop, write_output, write_workflow
+from deskpilot.record.writers import output_format, portable_desktop, rebased, write_output, write_workflow
 
-__all__ = ["Recording", "RecordResult", "compile_steps", "output_format", "portable_desktop", "write_output",
-           "write_workflow"]
+__all__ = ["Recording", "RecordResult", "compile_steps", "output_format", "portable_desktop", "rebased",
+           "write_output", "write_workflow"]
 
 
 class RecordResult(BaseModel):

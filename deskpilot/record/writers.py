@@ -10,8 +10,10 @@
                                    added to the file if it exists
 =================================  ==========================================
 
-Every format holds the desktop (size, apps, shares) with relative paths made
-relative to the written file's folder, as each format resolves them. The
+Every format holds the desktop (size, apps, shares). A workflow resolves
+relative paths where it is run, so it keeps them as given (relative to where
+``record`` ran); a pytest file and a suite resolve them in their own folder,
+so theirs are made relative to it. The
 pytest file and the eval task replay the same steps: the pytest file with the
 desktop's locators, OCR and keys; the eval task as scripted GLM-4.5V replies
 (clicks at their recorded points, since a model's reply names points) whose
@@ -67,6 +69,18 @@ def portable_desktop(desktop: dict[str, Any], cwd: Path, folder: Path) -> dict[s
             continue
         apps.append(shlex.join([words[0], *map(moved, words[1:])]) if words else app)
     return {**desktop, "apps": apps, "shares": [moved(s) for s in desktop.get("shares", [])]}
+
+
+def rebased(steps: list[Compiled], cwd: Path, folder: Path) -> list[Compiled]:
+    """``steps`` with the relative files of their checks (relative to ``cwd``) made relative to ``folder``."""
+    out = []
+    for compiled in steps:
+        check = compiled.step.get("check")
+        if isinstance(check, dict) and isinstance(check.get("file"), str) and not os.path.isabs(check["file"]):
+            moved = {**check, "file": os.path.relpath(cwd / check["file"], folder)}
+            compiled = compiled.model_copy(update={"step": {**compiled.step, "check": moved}})
+        out.append(compiled)
+    return out
 
 
 def write_output(path: Path, name: str, desktop: dict[str, Any], steps: list[Compiled], *,
