@@ -69,12 +69,14 @@ class Recording:
         self.message = ""  # what the page shows about the last mark (check armed, check added, ...)
         self._lock = threading.RLock()
         self._armed = False  # the next click becomes a check
+        self._armed_at = 0  # the X server's time when it was armed
         self._grabbed = False
         self._secret_next = False  # the next typing burst is a secret (marked in the page)
         self._burst_secret: str | None = None
         self._clicked_password = False  # the last click hit a password field, and no key moved the focus since
         self._x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self._grab_x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
+        self._stamp: Any = None  # a window of ours, for reading the server's time
         self.initial = self._windows()
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
 
@@ -99,8 +101,8 @@ class Recording:
         if event.kind not in ("key_press", "button_press"):
             return
         windows = self._windows()  # first: the windows as near the event's time as can be
-        if event.kind == "button_press" and self._armed:
-            self._check_at(event)
+        if event.kind == "button_press" and self._armed and _after(event.server_time, self._armed_at):
+            self._check_at(event)  # (a press from before "Add check", read late, is still a click)
             return
         element = None
         if self._tree is not None:
@@ -192,9 +194,29 @@ class Recording:
                     self.message = "the pointer is held by the app (a menu is open?): close it and try again"
                     return self.message
                 self._grabbed = True
+            self._armed_at = self._server_time()
             self._armed = True
             self.message = "click what to check: a widget (its state) or a text (visible)"
             return self.message
+
+    def _server_time(self) -> int:
+        """The X server's time now: a property change on a window of our own reports it (the usual way)."""
+        from Xlib import X, Xatom
+
+        if self._stamp is None:
+            self._stamp = self._grab_x.screen().root.create_window(
+                -10, -10, 1, 1, 0, X.CopyFromParent, event_mask=X.PropertyChangeMask, override_redirect=True)
+        self._stamp.change_property(Xatom.WM_NAME, Xatom.STRING, 8, b"deskpilot-record")
+        self._grab_x.flush()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if not self._grab_x.pending_events():
+                time.sleep(0.005)  # the reply is on its way (a local X server: microseconds)
+                continue
+            event = self._grab_x.next_event()
+            if event.type == X.PropertyNotify and event.window == self._stamp:
+                return int(event.time)
+        return 0  # unknown: any later press is the check
 
     def _release_grab(self) -> None:
         with self._lock:
@@ -314,6 +336,11 @@ class Recording:
     def secret_names(self) -> list[str]:
         """The workflow's ``secrets``: --secret names and the names of password fields typed into."""
         return sorted(self.secrets) + [n for n in self.secret_fields if n not in self.secrets]
+
+
+def _after(server_time: int, since: int) -> bool:
+    """An event at ``server_time`` came at or after ``since`` (X's ms clock; 0: unknown, so yes)."""
+    return not server_time or not since or server_time >= since
 
 
 def _secret_values(seen: list[Seen]) -> dict[str, str]:
