@@ -124,6 +124,8 @@ def _record(spec, cfg, out: Path, folder: Path, live: int | None, ocr: bool, app
     names = [n for n in recording.secret_names if n in used]
     keep_run_folder(folder, spec, steps, say, desktop=desktop,  # a workflow: paths relative to where it runs
                     name=out.stem, variables=kept, secrets=names)  # first: nothing recorded is lost
+    for note in dict.fromkeys(recording.notes):
+        say(f"[yellow]note:[/yellow] {note}")
     for name in recording.secret_fields:
         say(f"typed into a password field: written as {{{name}}}; set the environment variable {name} to replay")
     try:

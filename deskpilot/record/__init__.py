@@ -64,7 +64,8 @@ class Recording:
         self._cells = workbooks(self._files)
         self.variables = dict(variables or {})  # name -> value: typed values become {name}
         self.secrets = dict(secrets or {})  # name -> value (from --secret): never written
-        self.secret_fields: list[str] = []  # names given to what was typed into password fields
+        self.secret_fields: list[str] = []
+        self.notes: list[str] = []  # what the person should look at in the file (said at the end)  # names given to what was typed into password fields
         self.check_folder = check_folder or Path.cwd()  # file checks name their files relative to it
         self.message = ""  # what the page shows about the last mark (check armed, check added, ...)
         self._lock = threading.RLock()
@@ -134,7 +135,7 @@ class Recording:
             "BackSpace", "Shift_L", "Shift_R"))
         if continuing and not self._secret_next:
             return self._burst_secret
-        if self._secret_next or self._clicked_password or self._focus_is_password():
+        if self._secret_next or self._clicked_password or self._focus_is_password(event):
             self._secret_next = False
             self._burst_secret = self._new_secret_name()
             self.message = f"typing into a secret field: written as {{{self._burst_secret}}}, its value is not kept"
@@ -142,7 +143,9 @@ class Recording:
             self._burst_secret = None
         return self._burst_secret
 
-    def _focus_is_password(self) -> bool:
+    def _focus_is_password(self, event) -> bool:
+        """Whether a password field has the focus now; a read well after the key (the recorder lagging
+        behind fast input) may see a later focus, so such a burst is named in ``notes`` for a look."""
         if self._tree is None:
             return False
         from deskpilot.perception.a11y import A11yError
@@ -151,7 +154,14 @@ class Recording:
             snap = self.desk.a11y.snapshot(time_limit=1.0)
         except (A11yError, OSError, ValueError):
             return False
-        return any(n.role == "password text" and "focused" in n.states for n in snap.nodes)
+        if any(n.role == "password text" and "focused" in n.states for n in snap.nodes):
+            return True
+        with self._lock:
+            late = self._server_time() - event.server_time if event.server_time else 0
+        if late > LATE_MS and any(n.role == "password text" for n in snap.nodes):
+            self.notes.append(f"typing read {late / 1000:.1f} s late on a screen with a password field: look "
+                              "over the file (mark a password with 'Next typing is secret' or --secret)")
+        return False
 
     def _new_secret_name(self) -> str:
         name = "PASSWORD" if not self.secret_fields else f"PASSWORD_{len(self.secret_fields) + 1}"
@@ -336,6 +346,9 @@ class Recording:
     def secret_names(self) -> list[str]:
         """The workflow's ``secrets``: --secret names and the names of password fields typed into."""
         return sorted(self.secrets) + [n for n in self.secret_fields if n not in self.secrets]
+
+
+LATE_MS = 500  # a focus read this far behind its key may see a later focus
 
 
 def _after(server_time: int, since: int) -> bool:
