@@ -226,9 +226,10 @@ def test_compile_uses_click_text_and_the_element_hook_first():
 
 
 def test_record_refuses_an_unknown_output_in_one_line(tmp_path):
-    for name, says in (("notes.txt", "give NAME.yaml (a workflow), test_NAME.py"), ("notes.py", "pytest collects"),
-                       ("missing/flow.yaml", "does not exist")):
-        done = subprocess.run(DESKPILOT + ["record", "--out", name], cwd=tmp_path, env=ENV,
+    for args, says in ((["notes.txt"], "give NAME.yaml (a workflow), test_NAME.py"), (["notes.py"], "pytest collects"),
+                       (["missing/flow.yaml"], "does not exist"), (["f.yaml", "--var", "novalue"], "give NAME=VALUE"),
+                       (["f.yaml", "--secret", "DESKPILOT_UNSET_SECRET"], "is not set")):
+        done = subprocess.run(DESKPILOT + ["record", "--out", *args], cwd=tmp_path, env=ENV,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
