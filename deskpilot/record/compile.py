@@ -22,17 +22,10 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from deskpilot.perception.gestures import BUTTONS, GestureReader, key_name
 from deskpilot.perception.inputs import InputEvent
 
-SHIFT, CONTROL, ALT, SUPER = 1, 4, 8, 64
-DOUBLE_CLICK_S, DOUBLE_CLICK_PX = 0.4, 4
-_MODIFIER_KEYS = {"Shift_L", "Shift_R", "Control_L", "Control_R", "Alt_L", "Alt_R", "Super_L", "Super_R",
-                  "Meta_L", "Meta_R", "ISO_Level3_Shift", "Caps_Lock", "Num_Lock", "Hyper_L", "Hyper_R"}
-_KEY_NAMES = {"Return": "enter", "KP_Enter": "enter", "Escape": "escape", "Tab": "tab", "ISO_Left_Tab": "tab",
-              "BackSpace": "backspace", "Delete": "delete", "Insert": "insert", "Home": "home", "End": "end",
-              "Page_Up": "pageup", "Prior": "pageup", "Page_Down": "pagedown", "Next": "pagedown",
-              "Up": "up", "Down": "down", "Left": "left", "Right": "right", "space": "space"}
-_BUTTONS = {1: "left", 2: "middle", 3: "right"}
+__all__ = ["Compiled", "Seen", "compile_steps", "key_name", "ocr_text_at"]
 
 
 class Seen(BaseModel):
@@ -58,68 +51,44 @@ ElementStep = Callable[[Seen], "dict[str, Any] | None"]
 TextAt = Callable[[Image.Image, int, int], "str | None"]
 
 
-def key_name(keysym: str) -> str:
-    """A keysym name as the executor's key names spell it ('Return' -> 'enter', 'F5' -> 'f5', 'a' -> 'a')."""
-    return _KEY_NAMES.get(keysym, keysym.lower())
-
-
 def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextAt | None = None,
                   element_step: ElementStep | None = None, initial: dict[int, str] | None = None) -> list[Compiled]:
     """The workflow steps for ``seen`` (in order) on a screen of ``size``; ``initial``: the windows at the start."""
     out = [Compiled(step={"wait_for_window": title}) for title in (initial or {}).values() if title]
-    buffer: list[str] = []
+    reader = GestureReader()
     known = set(initial or {})
-    last_click: tuple[InputEvent, Compiled] | None = None
+    clicked: list[Compiled] = []  # the last click's step (a double click marks it, if nothing came after it)
 
-    def flush() -> None:
-        if buffer:
-            out.append(Compiled(step={"type": "".join(buffer)}))
-            buffer.clear()
+    def emit(found) -> None:
+        for gesture in found:
+            if gesture.kind == "type":
+                out.append(Compiled(step={"type": gesture.text}))
+            elif gesture.kind == "key":
+                out.append(Compiled(step={"key": gesture.text}))
+            elif gesture.kind == "double" and clicked and out[-1] is clicked[-1]:
+                out[-1].step["double"] = True
+            else:  # a click (or a double whose first click is no longer the last step: a window came between)
+                compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame)
+                clicked[:] = [compiled]
+                out.append(compiled)
 
     for item in seen:
         new = [wid for wid in item.windows if wid not in known]
         if any(item.windows[wid] for wid in new):
-            flush()
+            emit(reader.flush())
         for wid in new:
             if item.windows[wid]:
                 out.append(Compiled(step={"wait_for_window": item.windows[wid]}))
         known.update(new)
-        event = item.event
-        if event.kind == "key_press":
-            if event.keysym in _MODIFIER_KEYS:
-                continue
-            chord = [name for mask, name in ((CONTROL, "ctrl"), (ALT, "alt"), (SUPER, "super")) if event.state & mask]
-            if not chord and (event.char or event.keysym in ("Return", "KP_Enter")):
-                buffer.append(event.char or "\n")
-                continue
-            if not chord and event.keysym == "BackSpace" and buffer:
-                buffer.pop()
-                continue
-            flush()
-            if chord and event.state & SHIFT:
-                chord.append("shift")
-            out.append(Compiled(step={"key": "+".join([*chord, key_name(event.base_key or event.keysym)])}))
-        elif event.kind == "button_press" and event.detail in _BUTTONS:
-            flush()
-            previous = last_click
-            if (previous is not None and event.detail == 1 and previous[0].detail == 1
-                    and event.time - previous[0].time <= DOUBLE_CLICK_S
-                    and abs(event.x - previous[0].x) <= DOUBLE_CLICK_PX and abs(event.y - previous[0].y) <= DOUBLE_CLICK_PX
-                    and out and out[-1] is previous[1]):
-                previous[1].step["double"] = True
-                last_click = None
-                continue
-            compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame)
-            out.append(compiled)
-            last_click = (event, compiled)
-    flush()
+        emit(reader.feed(item.event))
+    emit(reader.flush())
     return out
 
 
 def _click_step(item: Seen, size: tuple[int, int], text_at: TextAt | None,
                 element_step: ElementStep | None) -> dict[str, Any]:
     event = item.event
-    button = _BUTTONS[event.detail]
+    button = BUTTONS[event.detail]
     if element_step is not None and (element := element_step(item)) is not None:
         return element
     if button == "left" and text_at is not None and item.frame is not None:
