@@ -39,6 +39,7 @@ from deskpilot.agent.records.models import (
     ActedRecord,
     Attempt,
     EndRecord,
+    HumanAction,
     HumanRecord,
     PolicyDecision,
     RequestSummary,
@@ -204,6 +205,7 @@ class Agent:
         self._trajectory: Trajectory | None = None
         self._history: list[StepRecord] = []
         self.trajectory_humans: list[HumanRecord] = []  # a person's turns at the desk (take over, hand back)
+        self._cached_humans: set[int] = set()  # steps after which the cache's person turn was tried
         self._step = 0
         self._queries = 0
         self._output: Any = None
@@ -348,6 +350,8 @@ class Agent:
                 if self.handover is not None and self.handover.pending():
                     await self._human_turn(state)
                     continue  # the limits are checked again: the person's time counts
+                if self.cache is not None and not self.settings.dry_run and await self._cached_human_turn(state):
+                    continue
                 self._step += 1
                 parsed = await self._one_step(task, state, totals)
                 if isinstance(parsed.action, Done):
@@ -398,28 +402,90 @@ class Agent:
                                            history_line=line))
 
     async def _human_turn(self, state: RunState) -> None:
-        """A person has the desk: send nothing until they hand it back, then tell the model what happened."""
+        """A person has the desk: send nothing until they hand it back, then tell the model what happened.
+
+        Their keys and clicks are read from the X server meanwhile and kept as
+        actions (with the widget under each click, where the app has a tree),
+        so replay and the action cache can do the turn again without them.
+        """
         assert self.handover is not None
         started, n = time.monotonic(), len(self.trajectory_humans) + 1
         before = await asyncio.to_thread(self._grab)
         shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
-        inputs = _start_input_log(self.sandbox)
+        elements: dict[tuple[int, int, float], dict[str, Any]] = {}
+
+        def under_click(event) -> None:  # on the recorder's thread, while the screen is as the person saw it
+            if event.kind == "button_press" and (element := self._element_under((event.x, event.y))):
+                elements[(event.x, event.y, event.time)] = element
+
+        inputs = _start_input_log(self.sandbox, under_click)
         self.handover.begin()
         note = None
         try:
             while note is None:  # short waits, so Ctrl-C and cancellation still reach the run
                 note = await asyncio.to_thread(self.handover.wait, 0.25)
         finally:
-            logged = _stop_input_log(inputs)
+            events = _stop_input_log(inputs)
         after = await asyncio.to_thread(self._grab)
         line = human_history_line(note)
-        state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=line,
+        actions = _human_actions(events, elements) if inputs is not None else None
+        self._human_done(state, HumanRecord(
+            after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3), note=note,
+            screenshot_before=shot_before, history_line=line, inputs=_input_log(events), actions=actions), after)
+        if self.cache is not None and actions is not None:
+            self.cache.keep_human(self._step, before, [a.model_dump(mode="json") for a in actions], note, line,
+                                  getattr(self.dialect, "secrets", None))
+
+    def _human_done(self, state: RunState, record: HumanRecord, after: Observation) -> None:
+        """Record a person's turn (live or from the cache) and give the model its history line."""
+        n = len(self.trajectory_humans) + 1
+        state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=record.history_line,
                                           screenshot=after.image))
-        record = HumanRecord(after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3),
-                             note=note, screenshot_before=shot_before, history_line=line, inputs=logged,
-                             screenshot_after=self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png"))
+        record.screenshot_after = self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png")
         self.trajectory.append(record)
         self.trajectory_humans.append(record)
+
+    async def _cached_human_turn(self, state: RunState) -> bool:
+        """Do a person's recorded turn again from the action cache, if one comes here and the screen agrees.
+
+        The screen is compared as for a cached step (the screen the person
+        started from); a difference ends the cache and the model decides (it
+        may ask the person again: NEEDS_USER when nobody is there).
+        """
+        assert self.cache is not None
+        if self._step in self._cached_humans or not self.cache.has_human(self._step):
+            return False
+        self._cached_humans.add(self._step)
+        before = await asyncio.to_thread(self._grab)
+        entry = self.cache.human_at(self._step, before, self._grab, getattr(self.dialect, "secrets", None))
+        if entry is None:
+            return False
+        started, n = time.monotonic(), len(self.trajectory_humans) + 1
+        shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
+        actions = [HumanAction.model_validate(a) for a in entry.actions]
+        for item in actions:
+            await self._perform_quietly(item.action)
+        after = await asyncio.to_thread(self._grab)
+        self._human_done(state, HumanRecord(
+            after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3), note=entry.note,
+            screenshot_before=shot_before, history_line=entry.history_line, actions=actions, cached=True), after)
+        self.cache.keep_human(self._step, before, [a.model_dump(mode="json") for a in actions], entry.note,
+                              entry.history_line, getattr(self.dialect, "secrets", None))
+        return True
+
+    async def _perform_quietly(self, action: Action) -> None:
+        """One action outside the model's steps (a cached person's turn), with the usual wait after it."""
+        modern = self.settings.settle in ("auto", "frames")
+        if modern:
+            self._settle().before_act(action)
+        try:
+            await asyncio.to_thread(self._exec().perform, action)
+        except Exception as exc:
+            raise _StepFailed(Status.ERROR, f"the person's recorded action failed: {exc}", "action") from None
+        if modern:
+            await self._settle().aafter_act()
+        else:
+            await settle(self._grab, interval=self.settings.settle_interval_s, cap=self.settings.settle_cap_s)
 
     def _sandbox_problem(self, wait: float = 0.0) -> str | None:
         """What broke in the desktop, if anything; ``wait``: after an error, give a dying
@@ -812,24 +878,27 @@ class Agent:
         }
 
 
-def _start_input_log(sandbox):
+def _start_input_log(sandbox, on_event=None):
     """Record the person's input on the desk (X RECORD), or None where the display cannot be recorded."""
     if sandbox is None:
         return None
     from deskpilot.perception.inputs import InputRecorder
 
     try:
-        return InputRecorder(sandbox.display, sandbox.xauthority).start()
+        return InputRecorder(sandbox.display, sandbox.xauthority, on_event=on_event).start()
     except Exception:  # no RECORD extension, display gone: the turn is still recorded, without its inputs
         return None
 
 
-def _stop_input_log(recorder) -> list[dict[str, Any]]:
-    """The person's keys and clicks for the trajectory; typed characters masked (a person may type a password)."""
-    if recorder is None:
-        return []
+def _stop_input_log(recorder) -> list:
+    """Every event the recorder saw (none without a recorder)."""
+    return [] if recorder is None else recorder.stop()
+
+
+def _input_log(events) -> list[dict[str, Any]]:
+    """The person's keys and clicks as the raw log; characters masked (the typed text is in the actions, redacted)."""
     logged = []
-    for event in recorder.stop():
+    for event in events:
         if event.kind not in ("key_press", "button_press"):
             continue
         item: dict[str, Any] = {"kind": event.kind, "x": event.x, "y": event.y, "state": event.state}
@@ -839,6 +908,19 @@ def _stop_input_log(recorder) -> list[dict[str, Any]]:
             item["key"] = "<char>" if event.char and not event.state & 0x4C else event.keysym  # ctrl/alt/super keep names
         logged.append(item)
     return logged
+
+
+def _human_actions(events, elements: dict) -> list[HumanAction]:
+    """The person's events as the actions that redo them, each click with the widget it hit (if read)."""
+    from deskpilot.perception.gestures import as_actions, gestures
+
+    found = gestures(events, enter_as_key=True)
+    out = []
+    for gesture, action in zip(found, as_actions(found)):
+        event = gesture.event
+        element = elements.get((event.x, event.y, event.time)) if event is not None and gesture.kind != "key" else None
+        out.append(HumanAction(action=action, element=element))
+    return out
 
 
 def human_history_line(note: str) -> str:
