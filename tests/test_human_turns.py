@@ -1,0 +1,159 @@
+"""A person's take-over turn done again without them: replay redoes it, and so does the action cache.
+
+Real parts: a sandbox with xterm and a share, the live page's take-over
+endpoints, a real VNC client for the person (vncdotool), the X server's RECORD
+extension reading what they did; scripted GLM-4.5V replies for the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+
+from deskpilot.actions.models import Key, Type
+from deskpilot.agent.desk.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
+from deskpilot.agent.loop.agent import Agent
+from deskpilot.agent.records.cache import CacheFile, RunCache
+from deskpilot.agent.records.models import HumanRecord, Status
+from deskpilot.agent.records.replay import replay
+from deskpilot.agent.records.trajectory import load_run
+from deskpilot.cli.person import person_handover
+from deskpilot.live import LiveView
+from deskpilot.model_backend import ScriptedBackend
+from deskpilot.perception import Capturer
+from vnc_client import connect, type_text
+
+SIZE = (1024, 700)
+TASK = "write the note"
+
+
+def box(call: str) -> str:
+    return f"Next step.\n<|begin_of_box|>{call}<|end_of_box|>\nMemory:\n[]"
+
+
+def post(view: LiveView, what: str, body: dict | None = None) -> int:
+    request = urllib.request.Request(view.url + what, data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as reply:
+        return reply.status
+
+
+def wait_until(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def spec_for(share) -> SessionSpec:
+    return SessionSpec(size=SIZE, shares=[str(share)], apps=[app_from_command("xterm -geometry 100x30+0+0")])
+
+
+def run_with(spec: SessionSpec, backend, run_dir, cache, person=None):
+    """One run on a fresh sandbox; ``person(sandbox, handover, view)`` drives when the agent hands over."""
+    sb, apps = open_sandbox(spec)
+    with sb:
+        capturer = Capturer(sb)
+        try:
+            wait_until_ready(sb, capturer, handles=apps, has_apps=True)
+            handover = person_handover(sb, spec) if person else None
+            view = LiveView(handover=handover) if person else None
+            info = {"session": spec.model_dump(mode="json")}
+            agent = Agent(backend, sb, run_dir=run_dir, capturer=capturer, handover=handover, run_info=info,
+                          cache=RunCache(cache, TASK),
+                          on_event=lambda e: person and e.kind == "step" and e.step == 1 and taken.set())
+            taken = threading.Event()
+            if view is None:
+                with agent:
+                    return agent.run(TASK)
+            with view, agent:
+                view.attach(sb)
+                result: list = []
+                runner = threading.Thread(target=lambda: result.append(agent.run(TASK)))
+                runner.start()
+                try:
+                    assert taken.wait(60)
+                    assert post(view, "takeover") == 200
+                    wait_until(lambda: handover.holder == "person", "the person to get the desk")
+                    person(sb, handover, view)
+                finally:
+                    if handover.holder != "agent":
+                        handover.give_back("")
+                    runner.join(180)
+                return result[0]
+        finally:
+            capturer.close()
+
+
+def test_a_person_turn_is_replayed_and_cached_so_a_rerun_needs_nobody(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    target = share / "person.txt"
+    command = f"echo person wrote this > {target}"
+    cache = tmp_path / "cache.json"
+    spec = spec_for(share)
+
+    def person(sb, handover, view) -> None:
+        client = connect(sb.vnc.access.port, sb.vnc.access.password)
+        try:
+            type_text(client, command)
+            client.keyPress("enter")
+            wait_until(lambda: target.is_file() and target.read_text() == "person wrote this\n", "the file")
+        finally:
+            client.disconnect()
+        assert post(view, "handback", {"note": "wrote the note in the terminal"}) == 200
+
+    # 1. the model focuses the terminal; a person takes over and types the command; the model says DONE
+    first = ScriptedBackend([box("left_click(start_box='[300,200]')"), box("DONE()")])
+    result = run_with(spec, first, tmp_path / "run", cache, person=person)
+    assert result.status == Status.DONE, result.reason
+    assert first.calls == 2
+    run = load_run(tmp_path / "run")
+    (human,) = run.humans
+    assert human.after_step == 1 and human.actions is not None
+    actions = [item.action for item in human.actions]
+    assert actions == [Type(text=command), Key(keys=["enter"])], actions
+    stored = CacheFile.model_validate_json(cache.read_text())
+    assert [h.after_step for h in stored.humans] == [1]
+
+    # 2. replay on a fresh sandbox does the person's turn again: the file is written anew
+    target.unlink()
+    replayed = replay(tmp_path / "run")
+    assert replayed.ok, replayed.message
+    assert replayed.person_turns == 1
+    assert target.read_text() == "person wrote this\n"
+
+    # 3. the cached rerun: no person attached, no model call; the person's turn comes from the cache
+    target.unlink()
+    rerun = ScriptedBackend([])
+    again = run_with(spec, rerun, tmp_path / "rerun", cache)
+    assert again.status == Status.DONE, again.reason
+    assert rerun.calls == 0
+    assert target.read_text() == "person wrote this\n"
+    (redone,) = load_run(tmp_path / "rerun").humans
+    assert redone.cached and redone.history_line == human.history_line
+    summary = json.loads((tmp_path / "rerun" / "cache.json").read_text())
+    assert summary["person_turns_from_cache"] == 1 and summary["model_calls_saved"] == 2
+
+
+def test_replay_stops_with_one_line_where_a_person_acted_without_recorded_actions(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    spec = spec_for(share)
+    backend = ScriptedBackend([box("left_click(start_box='[300,200]')"), box("left_click(start_box='[310,210]')"),
+                               box("DONE()")])
+    result = run_with(spec, backend, tmp_path / "run", tmp_path / "cache.json")
+    assert result.status == Status.DONE
+    path = tmp_path / "run" / "trajectory.jsonl"
+    lines = path.read_text().splitlines()
+    older = HumanRecord(after_step=1, time="2026-01-01T00:00:00", note="did something").model_dump(mode="json")
+    older.pop("actions")  # as a run from before the actions were kept
+    lines.insert(next(i for i, line in enumerate(lines) if '"step": 2' in line and '"kind": "step"' in line),
+                 json.dumps(older))
+    path.write_text("\n".join(lines) + "\n")
+    replayed = replay(tmp_path / "run")
+    assert not replayed.ok and replayed.person_at == 2 and replayed.steps_replayed == 1
+    assert "a person acted here (step 2); replay cannot redo it" in replayed.message
