@@ -157,3 +157,31 @@ def test_replay_stops_with_one_line_where_a_person_acted_without_recorded_action
     replayed = replay(tmp_path / "run")
     assert not replayed.ok and replayed.person_at == 2 and replayed.steps_replayed == 1
     assert "a person acted here (step 2); replay cannot redo it" in replayed.message
+
+
+def test_glm45v_waiting_on_an_unchanged_screen_asks_the_person_when_opted_in(tmp_path):
+    """4.5V has no ask-user action; with ask_after_waits the second WAIT on the same screen becomes a question."""
+    from apps import launch_probe
+    from deskpilot.agent.dialects.render import prompt_text
+    from deskpilot.agent.loop.agent import LoopSettings
+    from deskpilot.sandbox import Sandbox
+
+    asked: list[tuple[int, str]] = []
+    with Sandbox(size=SIZE) as sb:
+        launch_probe(sb, title="waits-probe")
+        settings = LoopSettings(ask_after_waits=1)
+        answered = ScriptedBackend([box("WAIT()"), box("WAIT()"), box("DONE()")])
+        with Agent(answered, sb, run_dir=tmp_path / "answered", settings=settings,
+                   ask_user=lambda step, q: asked.append((step, q)) or "the code is 1234") as agent:
+            result = agent.run("log in")
+        assert result.status == Status.DONE, result.reason
+        assert [step for step, _ in asked] == [2] and "waited 2 times" in asked[0][1]
+        assert "(the user answered: the code is 1234)" in prompt_text(answered.requests[2].messages)
+        assert "CALL_USER" not in prompt_text(answered.requests[0].messages)  # the 4.5V prompt as trained
+        nobody = ScriptedBackend([box("WAIT()"), box("WAIT()"), box("DONE()")])
+        with Agent(nobody, sb, run_dir=tmp_path / "nobody", settings=settings) as agent:
+            alone = agent.run("log in")
+        assert alone.status == Status.NEEDS_USER and nobody.calls == 2
+        off = ScriptedBackend([box("WAIT()"), box("WAIT()"), box("DONE()")])
+        with Agent(off, sb, run_dir=tmp_path / "off") as agent:
+            assert agent.run("log in").status == Status.DONE  # off by default: waiting is just waiting

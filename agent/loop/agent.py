@@ -80,6 +80,10 @@ class LoopSettings(BaseModel):
     # off by default: move a model click on a small widget (button, check box, menu item, tab, link) to
     # the middle of that widget's box, read from the accessibility tree (see Agent._snap)
     snap_to_element: bool = False
+    # off by default: GLM-4.5V's trained action space has no ask-user action, so a 4.5V run stuck on a login
+    # or a captcha can only WAIT. With N, the (N+1)th WAIT in a row on an unchanged screen becomes a question
+    # to the person (page or terminal; NEEDS_USER when nobody is there). The prompt is not changed.
+    ask_after_waits: int | None = Field(default=None, ge=1)
     # "auto": X DAMAGE events (frame comparison where the display lacks DAMAGE); "frames": always
     # compare frames; "legacy": two equal frames settle_interval_s apart; "sleep": a fixed settle_sleep_s
     settle: Literal["auto", "frames", "legacy", "sleep"] = "auto"
@@ -206,6 +210,8 @@ class Agent:
         self._history: list[StepRecord] = []
         self.trajectory_humans: list[HumanRecord] = []  # a person's turns at the desk (take over, hand back)
         self._cached_humans: set[int] = set()  # steps after which the cache's person turn was tried
+        self._waits = 0  # WAITs in a row on one screen (ask_after_waits)
+        self._wait_screen: Any = None  # the screen of the last of them
         self._step = 0
         self._queries = 0
         self._output: Any = None
@@ -387,9 +393,10 @@ class Agent:
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
 
-    async def _ask_person(self, step: int, parsed: ParsedStep, obs: Observation, state: RunState) -> None:
+    async def _ask_person(self, step: int, parsed: ParsedStep, obs: Observation, state: RunState,
+                          question: str = "") -> None:  # fmt: skip
         """The model asked the person: wait for the answer (page or terminal), or end the run NEEDS_USER."""
-        question = getattr(parsed.action, "question", "") or "(no question given)"
+        question = question or getattr(parsed.action, "question", "") or "(no question given)"
         answer = await asyncio.to_thread(self.ask_user, step, question) if self.ask_user is not None else None
         if answer is None:
             raise _StepFailed(Status.NEEDS_USER, f"the model asks the user: {question}")
@@ -625,8 +632,31 @@ class Agent:
             return parsed
         if not self.settings.dry_run:
             await self._act(step, parsed.action)
+        if (question := self._stuck_waiting(parsed, obs)) is not None:
+            await self._ask_person(step, parsed, obs, state, question)
+            return parsed
         state.remember(parsed, obs)
         return parsed
+
+    def _stuck_waiting(self, parsed: ParsedStep, obs: Observation) -> str | None:
+        """The question for the person once the model has waited past ``ask_after_waits`` on an unchanged screen."""
+        limit = self.settings.ask_after_waits
+        if limit is None or not isinstance(parsed.action, Wait):
+            self._waits = 0
+            return None
+        from deskpilot.agent.desk.diff import compare_live
+
+        same = False
+        if self._wait_screen is not None:  # "unchanged" as the cache means it: nothing over 10 px persists a blink
+            diff = compare_live(self._wait_screen, obs.image, self._grab)[0]
+            same = not diff.size_mismatch and diff.largest <= 10
+        self._waits = self._waits + 1 if same else 1
+        self._wait_screen = obs.image
+        if self._waits <= limit:
+            return None
+        self._waits = 0
+        said = f" It thinks: {parsed.thought}" if parsed.thought else ""
+        return f"The model has waited {limit + 1} times on a screen that does not change.{said} What should it do?"
 
     def _reader(self):
         if self._a11y_reader is None:
