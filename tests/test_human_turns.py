@@ -12,16 +12,19 @@ import threading
 import time
 import urllib.request
 
+from PIL import Image
+
 from deskpilot.actions.models import Key, Type
 from deskpilot.agent.desk.session import SessionSpec, app_from_command, open_sandbox, wait_until_ready
 from deskpilot.agent.loop.agent import Agent
-from deskpilot.agent.records.cache import CacheFile, RunCache
+from deskpilot.agent.records.cache import CacheFile, RunCache, _png
 from deskpilot.agent.records.models import HumanRecord, Status
 from deskpilot.agent.records.replay import replay
 from deskpilot.agent.records.trajectory import load_run
 from deskpilot.cli.person import person_handover
 from deskpilot.live import LiveView
 from deskpilot.model_backend import ScriptedBackend
+from deskpilot.model_backend.types import Reply
 from deskpilot.perception import Capturer
 from vnc_client import connect, type_text
 
@@ -49,7 +52,7 @@ def wait_until(predicate, what: str, timeout: float = 60.0):
 
 
 def spec_for(share) -> SessionSpec:
-    return SessionSpec(size=SIZE, shares=[str(share)], apps=[app_from_command("xterm -geometry 100x30+0+0")])
+    return SessionSpec(size=SIZE, shares=[str(share)], apps=[app_from_command("xterm -geometry 165x30+0+0")])  # the command fits one line
 
 
 def run_with(spec: SessionSpec, backend, run_dir, cache, person=None):
@@ -118,6 +121,8 @@ def test_a_person_turn_is_replayed_and_cached_so_a_rerun_needs_nobody(tmp_path):
     assert actions == [Type(text=command), Key(keys=["enter"])], actions
     stored = CacheFile.model_validate_json(cache.read_text())
     assert [h.after_step for h in stored.humans] == [1]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "What the person did" in html and "key enter" in html
 
     # 2. replay on a fresh sandbox does the person's turn again: the file is written anew
     target.unlink()
@@ -137,6 +142,19 @@ def test_a_person_turn_is_replayed_and_cached_so_a_rerun_needs_nobody(tmp_path):
     assert redone.cached and redone.history_line == human.history_line
     summary = json.loads((tmp_path / "rerun" / "cache.json").read_text())
     assert summary["person_turns_from_cache"] == 1 and summary["model_calls_saved"] == 2
+    assert "Done again from the action cache" in (tmp_path / "rerun" / "report.html").read_text()
+
+    # 4. the person's turn no longer matches the screen: the model decides, and asking the person with
+    #    nobody attached ends NEEDS_USER (the cached turn is not done blind)
+    target.unlink()
+    stored.humans[0].screen_png = _png(Image.new("RGB", SIZE, "black"))
+    cache.write_text(stored.model_dump_json())
+    asks = ScriptedBackend([box("CALL_USER(question='Please type the command for me')")])
+    stuck = run_with(spec, asks, tmp_path / "stuck", cache)
+    assert stuck.status == Status.NEEDS_USER, stuck.reason
+    assert asks.calls == 1 and not target.exists()
+    followed = json.loads((tmp_path / "stuck" / "cache.json").read_text())["followed_until"]
+    assert "the person's turn after step 1: the screen differs" in followed
 
 
 def test_replay_stops_with_one_line_where_a_person_acted_without_recorded_actions(tmp_path):
@@ -185,3 +203,27 @@ def test_glm45v_waiting_on_an_unchanged_screen_asks_the_person_when_opted_in(tmp
         off = ScriptedBackend([box("WAIT()"), box("WAIT()"), box("DONE()")])
         with Agent(off, sb, run_dir=tmp_path / "off") as agent:
             assert agent.run("log in").status == Status.DONE  # off by default: waiting is just waiting
+
+
+class Screen:
+    def __init__(self, image):
+        self.image = image
+
+
+def test_the_cache_keeps_a_person_turn_without_the_secrets_typed_in_it(tmp_path):
+    """What a person typed is stored as ***NAME***; a run with the secret gets it back, one without does not follow."""
+    screen = Screen(Image.new("RGB", (64, 48), "white"))
+    typed = [{"action": {"type": "type", "text": "hunter2-pass"}, "element": None},
+             {"action": {"type": "key", "keys": ["enter"]}, "element": None}]
+    first = RunCache(tmp_path / "cache.json", TASK)
+    first.keep(1, screen, Reply(content="x"), Key(keys=["tab"]), {"PASSWORD": "hunter2-pass"})
+    first.keep_human(1, screen, typed, "typed the password", "The user took over and did: typed the password",
+                     {"PASSWORD": "hunter2-pass"})
+    first.finish(saved=True)
+    text = (tmp_path / "cache.json").read_text()
+    assert "hunter2" not in text and "***PASSWORD***" in text
+    again = RunCache(tmp_path / "cache.json", TASK)
+    entry = again.human_at(1, screen, secrets={"PASSWORD": "hunter2-pass"})
+    assert entry is not None and entry.actions[0]["action"]["text"] == "hunter2-pass"
+    without = RunCache(tmp_path / "cache.json", TASK)
+    assert without.human_at(1, screen, secrets={}) is None and "needs secret PASSWORD" in (without.mismatch or "")
