@@ -227,3 +227,55 @@ def test_the_cache_keeps_a_person_turn_without_the_secrets_typed_in_it(tmp_path)
     assert entry is not None and entry.actions[0]["action"]["text"] == "hunter2-pass"
     without = RunCache(tmp_path / "cache.json", TASK)
     assert without.human_at(1, screen, secrets={}) is None and "needs secret PASSWORD" in (without.mismatch or "")
+
+
+def test_a_person_click_keeps_the_widget_it_hit_where_the_app_has_a_tree(tmp_path):
+    """GTK form on the sandbox's accessibility bus: each click of the person's turn names its widget."""
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    from deskpilot.agent.desk.session import Session
+    from deskpilot.agent.loop.handover import Handover
+
+    py, form = "/usr/bin/python3", str(Path(__file__).parent / "apps" / "gtk_form.py")
+    if subprocess.run([py, "-c", "import gi; gi.require_version('Gtk', '3.0')"], capture_output=True).returncode:
+        pytest.skip("python3-gi with gir1.2-gtk-3.0 is not installed")
+    with Session((800, 600), apps=[[py, form]]) as desk:
+        desk.get_by_role("window", name="Form").wait_for(timeout=20)
+        entry, save = desk.get_by_label("Email").box(timeout=20), desk.get_by_role("button", name="Save").box()
+        assert entry and save
+        server = desk.sandbox.start_vnc()
+        handover = Handover()
+        backend = ScriptedBackend([box("WAIT()"), box("DONE()")])
+        agent = Agent(backend, desk, run_dir=tmp_path / "run", handover=handover,
+                      on_event=lambda e: e.kind == "step" and e.step == 1 and handover.take())
+        result: list = []
+        runner = threading.Thread(target=lambda: result.append(agent.run("save the form")))
+        runner.start()
+        try:
+            wait_until(lambda: handover.holder == "person" or not runner.is_alive(), "the person to get the desk")
+            client = connect(server.access.port, server.access.password)
+            try:
+                for (x, y, w, h), then in ((entry, "ada"), (save, "")):
+                    client.mouseMove(x + w // 2, y + h // 2)
+                    client.mousePress(1)
+                    type_text(client, then)
+                wait_until(lambda: '"clicked"' in desk.apps[0].stdout_path.read_text(), "the form to be saved")
+            finally:
+                client.disconnect()
+            handover.give_back("saved it")
+        finally:
+            if handover.holder != "agent":
+                handover.give_back("")
+            runner.join(120)
+            agent.close()
+    assert result and result[0].status == Status.DONE
+    (human,) = load_run(tmp_path / "run").humans
+    assert human.actions is not None
+    kinds = [(item.action.type, (item.element or {}).get("role"), (item.element or {}).get("name"))
+             for item in human.actions]
+    # (the entry's name comes from its label relation, which element_at does not follow: it reads "")
+    assert kinds == [("click", "text", ""), ("type", None, None), ("click", "push button", "Save")], kinds
+    assert human.actions[1].action == Type(text="ada")
