@@ -175,6 +175,13 @@ def test_replay_stops_with_one_line_where_a_person_acted_without_recorded_action
     replayed = replay(tmp_path / "run")
     assert not replayed.ok and replayed.person_at == 2 and replayed.steps_replayed == 1
     assert "a person acted here (step 2); replay cannot redo it" in replayed.message
+    from typer.testing import CliRunner
+
+    from deskpilot.cli import app
+
+    said = CliRunner().invoke(app, ["replay", str(tmp_path / "run")])
+    assert said.exit_code == 1 and "Traceback" not in said.output
+    assert "a person acted here (step 2); replay cannot redo it" in " ".join(said.output.split())
 
 
 def test_glm45v_waiting_on_an_unchanged_screen_asks_the_person_when_opted_in(tmp_path):
