@@ -435,10 +435,11 @@ class Agent:
             events = _stop_input_log(inputs)
         after = await asyncio.to_thread(self._grab)
         line = human_history_line(note)
-        actions = _human_actions(events, elements) if inputs is not None else None
+        actions, skipped = _human_actions(events, elements) if inputs is not None else (None, [])
         self._human_done(state, HumanRecord(
             after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3), note=note,
-            screenshot_before=shot_before, history_line=line, inputs=_input_log(events), actions=actions), after)
+            screenshot_before=shot_before, history_line=line, inputs=_input_log(events), actions=actions,
+            not_redone=skipped), after)
         if self.cache is not None and actions is not None:
             self.cache.keep_human(self._step, before, [a.model_dump(mode="json") for a in actions], note, line,
                                   getattr(self.dialect, "secrets", None))
@@ -940,17 +941,22 @@ def _input_log(events) -> list[dict[str, Any]]:
     return logged
 
 
-def _human_actions(events, elements: dict) -> list[HumanAction]:
-    """The person's events as the actions that redo them, each click with the widget it hit (if read)."""
-    from deskpilot.perception.gestures import as_actions, gestures
+def _human_actions(events, elements: dict) -> tuple[list[HumanAction], list[str]]:
+    """The person's events as the actions that redo them, each click with the widget it hit (if read),
+    and the gestures no action can redo (a key the executor has no name for)."""
+    from deskpilot.perception.gestures import action_of, gestures
 
-    found = gestures(events, enter_as_key=True)
-    out = []
-    for gesture, action in zip(found, as_actions(found)):
+    out, skipped = [], []
+    for gesture in gestures(events, enter_as_key=True):
+        try:
+            action = action_of(gesture)
+        except ValueError:
+            skipped.append(f"{gesture.kind} {gesture.text}".strip())
+            continue
         event = gesture.event
-        element = elements.get((event.x, event.y, event.time)) if event is not None and gesture.kind != "key" else None
-        out.append(HumanAction(action=action, element=element))
-    return out
+        pointed = event is not None and gesture.kind in ("click", "double", "drag")
+        out.append(HumanAction(action=action, element=elements.get((event.x, event.y, event.time)) if pointed else None))
+    return out, skipped
 
 
 def human_history_line(note: str) -> str:

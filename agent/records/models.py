@@ -155,6 +155,7 @@ class HumanRecord(BaseModel):
     # what the person did as actions (typed text with the run's secrets redacted), for replay and the cache;
     # None: not recorded (an answer to a question, a run from before 0.3.1, a display without RECORD)
     actions: list[HumanAction] | None = None
+    not_redone: list[str] = Field(default_factory=list)  # gestures no action can redo (a media key): replay may diverge
     cached: bool = False  # done again from the action cache, not by a person
 
 

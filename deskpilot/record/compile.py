@@ -65,6 +65,8 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
                 out.append(Compiled(step={"type": gesture.text}))
             elif gesture.kind == "key":
                 out.append(Compiled(step={"key": gesture.text}))
+            elif gesture.kind in ("scroll", "drag"):
+                continue  # no workflow step for them yet (and the recording feeds no releases)
             elif gesture.kind == "double" and clicked and out[-1] is clicked[-1]:
                 out[-1].step["double"] = True
             else:  # a click (or a double whose first click is no longer the last step: a window came between)
