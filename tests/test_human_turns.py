@@ -55,7 +55,7 @@ def spec_for(share) -> SessionSpec:
     return SessionSpec(size=SIZE, shares=[str(share)], apps=[app_from_command("xterm -geometry 165x30+0+0")])  # the command fits one line
 
 
-def run_with(spec: SessionSpec, backend, run_dir, cache, person=None):
+def run_with(spec: SessionSpec, backend, run_dir, cache, person=None, policy=None):
     """One run on a fresh sandbox; ``person(sandbox, handover, view)`` drives when the agent hands over."""
     sb, apps = open_sandbox(spec)
     with sb:
@@ -66,7 +66,7 @@ def run_with(spec: SessionSpec, backend, run_dir, cache, person=None):
             view = LiveView(handover=handover) if person else None
             info = {"session": spec.model_dump(mode="json")}
             agent = Agent(backend, sb, run_dir=run_dir, capturer=capturer, handover=handover, run_info=info,
-                          cache=RunCache(cache, TASK),
+                          cache=RunCache(cache, TASK), policy=policy,
                           on_event=lambda e: person and e.kind == "step" and e.step == 1 and taken.set())
             taken = threading.Event()
             if view is None:
@@ -144,9 +144,18 @@ def test_a_person_turn_is_replayed_and_cached_so_a_rerun_needs_nobody(tmp_path):
     assert summary["person_turns_from_cache"] == 1 and summary["model_calls_saved"] == 2
     assert "Done again from the action cache" in (tmp_path / "rerun" / "report.html").read_text()
 
-    # 4. the person's turn no longer matches the screen: the model decides, and asking the person with
-    #    nobody attached ends NEEDS_USER (the cached turn is not done blind)
+    # 4. the run's policy still holds for a cached person's turn (a cache file is not trusted): the model decides
+    from deskpilot.agent.loop.policy import Policy
+
     target.unlink()
+    strict = ScriptedBackend([box("DONE()")])
+    refused = run_with(spec, strict, tmp_path / "strict", cache, policy=Policy(deny_keys=["enter"]))
+    assert refused.status == Status.DONE and strict.calls == 1 and not target.exists()
+    assert "policy refuses key" in json.loads((tmp_path / "strict" / "cache.json").read_text())["followed_until"]
+    assert load_run(tmp_path / "strict").humans == []
+
+    # 5. the person's turn no longer matches the screen: the model decides, and asking the person with
+    #    nobody attached ends NEEDS_USER (the cached turn is not done blind)
     stored.humans[0].screen_png = _png(Image.new("RGB", SIZE, "black"))
     cache.write_text(stored.model_dump_json())
     asks = ScriptedBackend([box("CALL_USER(question='Please type the command for me')")])

@@ -468,9 +468,12 @@ class Agent:
         entry = self.cache.human_at(self._step, before, self._grab, getattr(self.dialect, "secrets", None))
         if entry is None:
             return False
+        actions = [HumanAction.model_validate(a) for a in entry.actions]
+        if (refused := self._refused(actions)) is not None:  # a cache file is not trusted: the run's rules hold
+            self.cache.miss(self._step, f"the person's cached turn: {refused}")
+            return False
         started, n = time.monotonic(), len(self.trajectory_humans) + 1
         shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
-        actions = [HumanAction.model_validate(a) for a in entry.actions]
         for item in actions:
             await self._perform_quietly(item.action)
         after = await asyncio.to_thread(self._grab)
@@ -480,6 +483,20 @@ class Agent:
         self.cache.keep_human(self._step, before, [a.model_dump(mode="json") for a in actions], entry.note,
                               entry.history_line, getattr(self.dialect, "secrets", None))
         return True
+
+    def _refused(self, actions: list[HumanAction]) -> str | None:
+        """Why a cached person's turn may not run unattended (the policy, or --confirm said no), else None."""
+        for item in actions:
+            allowed, reason = self.policy.check(item.action)
+            if not allowed:
+                return f"the policy refuses {item.action.type}: {reason}"
+            if self.confirm is not None:
+                verdict, why = _confirm_verdict(self.confirm(self._step, item.action, "a person's action, from the cache"))
+                if verdict == "quit":
+                    raise _StepFailed(Status.STOPPED, "the action was declined at confirmation")
+                if verdict == "no":
+                    return "declined by the user" + (f": {why}" if why else "")
+        return None
 
     async def _perform_quietly(self, action: Action) -> None:
         """One action outside the model's steps (a cached person's turn), with the usual wait after it."""
