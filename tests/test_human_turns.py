@@ -295,3 +295,65 @@ def test_a_person_click_keeps_the_widget_it_hit_where_the_app_has_a_tree(tmp_pat
     # (the entry's name comes from its label relation, which element_at does not follow: it reads "")
     assert kinds == [("click", "text", ""), ("type", None, None), ("click", "push button", "Save")], kinds
     assert human.actions[1].action == Type(text="ada")
+
+
+LOGIN = """
+import gi
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gtk
+w = Gtk.Window(title="Login")
+w.set_default_size(400, 200)
+box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+entry = Gtk.Entry()
+entry.set_visibility(False)
+box.pack_start(entry, False, False, 20)
+entry.connect("changed", lambda e: print("typed", len(e.get_text()), flush=True))
+w.add(box)
+w.connect("destroy", Gtk.main_quit)
+w.show_all()
+Gtk.main()
+"""
+
+
+def test_what_a_person_types_into_a_password_field_is_kept_out_of_the_record(tmp_path):
+    import subprocess
+
+    import pytest
+
+    from deskpilot.agent.desk.session import Session
+    from deskpilot.agent.loop.handover import Handover
+
+    py = "/usr/bin/python3"
+    if subprocess.run([py, "-c", "import gi; gi.require_version('Gtk', '3.0')"], capture_output=True).returncode:
+        pytest.skip("python3-gi with gir1.2-gtk-3.0 is not installed")
+    with Session((800, 600), apps=[[py, "-c", LOGIN]]) as desk:
+        field = desk.get_by_role("password text").box(timeout=20)
+        assert field
+        server = desk.sandbox.start_vnc()
+        handover = Handover()
+        agent = Agent(ScriptedBackend([box("WAIT()"), box("DONE()")]), desk, run_dir=tmp_path / "run",
+                      handover=handover, on_event=lambda e: e.kind == "step" and e.step == 1 and handover.take())
+        runner = threading.Thread(target=lambda: agent.run("log in"))
+        runner.start()
+        try:
+            wait_until(lambda: handover.holder == "person" or not runner.is_alive(), "the person to get the desk")
+            client = connect(server.access.port, server.access.password)
+            try:
+                x, y, w, h = field
+                client.mouseMove(x + w // 2, y + h // 2)
+                client.mousePress(1)
+                type_text(client, "hunter2")
+                wait_until(lambda: "typed 7" in desk.apps[0].stdout_path.read_text(), "the password to be typed")
+            finally:
+                client.disconnect()
+            handover.give_back("logged in")
+        finally:
+            if handover.holder != "agent":
+                handover.give_back("")
+            runner.join(120)
+            agent.close()
+    (human,) = load_run(tmp_path / "run").humans
+    assert human.actions is not None and [item.action.type for item in human.actions] == ["click"]
+    assert "password" in human.actions[0].element["role"]
+    assert human.not_redone == ["text typed into a password field (not a --secret value, so not recorded)"]
+    assert not any("hunter2" in p.read_text(errors="replace") for p in (tmp_path / "run").iterdir() if p.is_file())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Collection, Literal
 
 if TYPE_CHECKING:
     from deskpilot.actions.executor import Executor
@@ -435,7 +435,8 @@ class Agent:
             events = _stop_input_log(inputs)
         after = await asyncio.to_thread(self._grab)
         line = human_history_line(note)
-        actions, skipped = _human_actions(events, elements) if inputs is not None else (None, [])
+        secrets = set((getattr(self.dialect, "secrets", None) or {}).values())
+        actions, skipped = _human_actions(events, elements, secrets) if inputs is not None else (None, [])
         self._human_done(state, HumanRecord(
             after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3), note=note,
             screenshot_before=shot_before, history_line=line, inputs=_input_log(events), actions=actions,
@@ -958,21 +959,29 @@ def _input_log(events) -> list[dict[str, Any]]:
     return logged
 
 
-def _human_actions(events, elements: dict) -> tuple[list[HumanAction], list[str]]:
+def _human_actions(events, elements: dict, secrets: Collection[str] = ()) -> tuple[list[HumanAction], list[str]]:
     """The person's events as the actions that redo them, each click with the widget it hit (if read),
-    and the gestures no action can redo (a key the executor has no name for)."""
+    and what no action will redo: a key the executor has no name for, or text typed into a password
+    field that is not one of the run's secrets (kept out of every file; a ``--secret`` value is kept
+    as ``***NAME***`` and typed again from the later run's secrets)."""
     from deskpilot.perception.gestures import action_of, gestures
 
-    out, skipped = [], []
+    out, skipped, field = [], [], None
     for gesture in gestures(events, enter_as_key=True):
+        event = gesture.event
+        pointed = event is not None and gesture.kind in ("click", "double", "drag")
+        element = elements.get((event.x, event.y, event.time)) if pointed and event is not None else None
+        if pointed:
+            field = element
+        if gesture.kind == "type" and field and "password" in str(field.get("role", "")) and gesture.text not in secrets:
+            skipped.append("text typed into a password field (not a --secret value, so not recorded)")
+            continue
         try:
             action = action_of(gesture)
         except ValueError:
             skipped.append(f"{gesture.kind} {gesture.text}".strip())
             continue
-        event = gesture.event
-        pointed = event is not None and gesture.kind in ("click", "double", "drag")
-        out.append(HumanAction(action=action, element=elements.get((event.x, event.y, event.time)) if pointed else None))
+        out.append(HumanAction(action=action, element=element))
     return out, skipped
 
 
