@@ -416,6 +416,7 @@ class Agent:
         so replay and the action cache can do the turn again without them.
         """
         assert self.handover is not None
+        self._cached_humans.add(self._step)  # a person is here: the cache's turn for this point is not done too
         started, n = time.monotonic(), len(self.trajectory_humans) + 1
         before = await asyncio.to_thread(self._grab)
         shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
