@@ -131,8 +131,15 @@ def test_a_person_turn_is_replayed_and_cached_so_a_rerun_needs_nobody(tmp_path):
     assert replayed.person_turns == 1
     assert target.read_text() == "person wrote this\n"
 
-    # 3. the cached rerun: no person attached, no model call; the person's turn comes from the cache
+    # 2b. the screen the person started from differs: replay stops before doing their turn, with the evidence
     target.unlink()
+    Image.new("RGB", SIZE, "black").save(tmp_path / "run" / human.screenshot_before)
+    stopped = replay(tmp_path / "run")
+    assert not stopped.ok and stopped.diverged_at == 2 and stopped.steps_replayed == 1, stopped.message
+    assert stopped.message.startswith("a person's turn (before step 2): the screen differs")
+    assert stopped.live_image and stopped.diff_image and not target.exists()
+
+    # 3. the cached rerun: no person attached, no model call; the person's turn comes from the cache
     rerun = ScriptedBackend([])
     again = run_with(spec, rerun, tmp_path / "rerun", cache)
     assert again.status == Status.DONE, again.reason

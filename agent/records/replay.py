@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -133,7 +134,8 @@ def replay(
     return result.model_copy(update={"recording_end": end, "message": f"{result.message}; {end}"})
 
 
-def _diverged(rec, frame, recorded, capturer, max_change, out_dir, label: str = "") -> tuple[ReplayResult | None, int]:
+def _diverged(rec, frame, recorded, capturer, max_change, out_dir, label: str = "",
+              what: str = "") -> tuple[ReplayResult | None, int]:  # fmt: skip
     diff, mask = compare_live(recorded, frame.image, capturer.grab)
     if not diff.size_mismatch and diff.largest <= max_change:
         return None, diff.largest
@@ -146,7 +148,7 @@ def _diverged(rec, frame, recorded, capturer, max_change, out_dir, label: str = 
     return ReplayResult(
         ok=False, steps_replayed=0, diverged_at=rec.step, largest_change=diff.largest,
         live_image=str(live), diff_image=str(picture),
-        message=(f"{label.replace('_', ' ')}: the screen differs from the recording ({diff.summary()}); "
+        message=(f"{what or f'step {rec.step}'}: the screen differs from the recording ({diff.summary()}); "
                  f"stopped before acting; live screen {live}, diff {picture}"),
     ), diff.largest
 
@@ -206,10 +208,10 @@ def _person_turn(human, run_dir, capturer, executor, check, max_change, out_dir,
     if check and shot and (run_dir / shot).is_file():
         with Image.open(run_dir / shot) as img:
             recorded = img.convert("RGB")
-        stop, _ = _diverged(human, frame, recorded, capturer, max_change, out_dir,
-                            label=f"person_before_step_{before:03d}")
+        stop, _ = _diverged(SimpleNamespace(step=before), frame, recorded, capturer, max_change, out_dir,
+                            label=f"person_before_step_{before:03d}", what=f"a person's turn (before step {before})")
         if stop is not None:
-            return stop.model_copy(update={"diverged_at": before})
+            return stop
     for item in human.actions:
         settler.before_act(item.action)
         executor.perform(item.action)
