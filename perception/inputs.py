@@ -34,6 +34,7 @@ class InputEvent(BaseModel):
     y: int
     state: int  # modifier mask before the event (shift 1, lock 2, control 4, mod1/alt 8, mod4/super 64)
     time: float  # monotonic seconds when we read it
+    server_time: int = 0  # the X server's timestamp (ms): when it happened, however late it is read
     keysym: str = ""  # the key's name (key events), e.g. "a", "A", "Return", "Control_L"
     base_key: str = ""  # the unshifted key's name, e.g. "s" (for chords like ctrl+shift+s)
     char: str = ""  # the character the key types, "" for none (Return, F5, arrows, modifiers)
@@ -86,7 +87,7 @@ class InputRecorder:
             if kind is None:
                 continue
             item = InputEvent(kind=kind, detail=event.detail, x=event.root_x, y=event.root_y, state=event.state,
-                              time=time.monotonic())
+                              time=time.monotonic(), server_time=event.time)
             if kind.startswith("key"):
                 item.keysym, item.char = keysym_name(self._data, event.detail, event.state)
                 item.base_key = keysym_name(self._data, event.detail, 0)[0]

@@ -42,7 +42,7 @@ from deskpilot.sandbox.tools import require
 from deskpilot.sandbox.vnc import VncServer, WebAccess, start_vnc
 from deskpilot.sandbox.xauth import write_cookie
 from deskpilot.sandbox.xvfb import start_xvfb
-from Xlib.error import DisplayError as XDisplayError, XError
+from Xlib.error import ConnectionClosedError, DisplayError as XDisplayError, XError
 
 _SUPERVISOR = Path(__file__).with_name("_supervisor.py")
 _DEPTHS = (8, 15, 16, 24, 30)
@@ -285,7 +285,10 @@ class Sandbox:
                 return
             self._closed = True
             if self._x is not None:
-                self._x.close()
+                try:
+                    self._x.close()
+                except (OSError, XError, ConnectionClosedError):  # the X server is gone already: nothing to flush
+                    pass
                 self._x = None
         self._finalizer()
         try:

@@ -168,6 +168,7 @@ class LiveView(LiveServer):
         self.screen = Screen(fps, watched=self._watched)
         self._page = page("page.html")
         self.handover = handover  # an agent.loop.handover.Handover: the page may take the desk and hand it back
+        self.recording: Any = None  # a `deskpilot record` session: the page marks checks, variables, secrets
 
     @property
     def state(self) -> LiveState:
@@ -193,6 +194,8 @@ class LiveView(LiveServer):
                 status["viewer"] = self.handover.viewer_url  # noVNC; the page itself is token-guarded
             if (question := self.handover.question) is not None:
                 status["question"] = question.model_dump()
+        if self.recording is not None:
+            status["record"] = self.recording.status()
         return status
 
     def stop(self) -> None:
@@ -222,6 +225,8 @@ class LiveView(LiveServer):
     def post(self, parts: list[str], body: dict[str, Any]) -> Reply:
         """Take over (``takeover``) or hand back (``handback``, ``{"note": ...}``); only with a handover."""
         what = parts[0] if parts else ""
+        if what == "record" and self.recording is not None:
+            return self._record(body)
         if self.handover is None or what not in ("takeover", "handback", "answer"):
             return NOT_FOUND
         if what == "answer":
@@ -247,6 +252,18 @@ class LiveView(LiveServer):
             return self.screen.frame_reply()
         return NOT_FOUND
 
+
+    def _record(self, body: dict[str, Any]) -> Reply:
+        """A mark for the recording (``{"do": "check" | "files" | "secret" | "var", "name", "value"}``)."""
+        from deskpilot.errors import DeskpilotError
+
+        if any(not isinstance(v, str) or len(v) > 2000 for v in body.values()):
+            return 400, b"every field is text of at most 2000 characters", "text/plain", {}
+        try:
+            message = self.recording.command(body)
+        except DeskpilotError as err:
+            return 400, str(err).encode(), "text/plain", {}
+        return 200, json.dumps({"message": message}).encode(), "application/json", {}
 
     def _answer(self, body: dict[str, Any]) -> Reply:
         """An approval (verdict yes / no + reason / quit) or an answer (text) to the open question."""

@@ -2,16 +2,19 @@
 
 Rules, most robust step first:
 
-* a click becomes ``click_text`` when OCR reads a text under the pointer that
-  occurs once on that screen, else ``click`` at the point in thousandths of the
-  screen (``element_step`` is the hook where an accessibility element step
-  -- role and name -- goes first, once the desktop publishes a tree);
+* a left click becomes an element step (``click: {role: button, name: Save}``)
+  when the app under the pointer publishes an accessibility tree and the widget
+  there has a role and a name that match one visible widget (replays find it
+  wherever the layout puts it); else ``click_text`` when OCR reads a text under
+  the pointer that occurs once on that screen; else ``click`` at the point in
+  thousandths of the screen (the only form for right and double clicks, which
+  element steps do not express);
 * runs of printable keys (Shift included, BackSpace editing the run, Enter as
-  a newline) become one ``type``; keys with Ctrl, Alt or Super, and special
+  a newline) become one ``type`` (braces doubled: ``{x}`` typed is not a variable); keys with Ctrl, Alt or Super, and special
   keys, become ``key`` (``ctrl+s``);
 * a window that was not there before becomes ``wait_for_window`` (its
   title) ahead of the step that first saw it; the windows open when the
-  recording starts come first. A title that changes on the same window (an
+  recording starts come first (with their loaded title, see ``_loaded_title``). A title that changes on the same window (an
   editor's "*" for unsaved changes) is not a new window.
 """
 
@@ -22,10 +25,13 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from deskpilot.perception.gestures import BUTTONS, GestureReader, key_name
+from deskpilot.perception.gestures import (
+    ALT, BUTTONS, CONTROL, DOUBLE_CLICK_PX, DOUBLE_CLICK_S, MODIFIER_KEYS, SHIFT, SUPER, key_name,
+)
 from deskpilot.perception.inputs import InputEvent
 
-__all__ = ["Compiled", "Seen", "compile_steps", "key_name", "ocr_text_at"]
+# the pure key and click rules live a layer down (perception/gestures.py), shared with the agent's take-over turn
+_MODIFIER_KEYS, _BUTTONS = MODIFIER_KEYS, BUTTONS
 
 
 class Seen(BaseModel):
@@ -36,6 +42,9 @@ class Seen(BaseModel):
     event: InputEvent
     windows: dict[int, str] = Field(default_factory=dict)  # managed windows (X id -> title) when it was read
     frame: Image.Image | None = None  # the screen at a click (for OCR)
+    element: dict[str, Any] | None = None  # the widget clicked, as an element step names it (role, name, exact)
+    step: dict[str, Any] | None = None  # a step made in place (a check from "Add check"): written as it is
+    secret: str | None = None  # a key typed into a secret field: the burst becomes {secret}, its value is dropped
 
 
 class Compiled(BaseModel):
@@ -45,62 +54,190 @@ class Compiled(BaseModel):
 
     step: dict[str, Any]
     frame: Image.Image | None = None
+    point: dict[str, Any] | None = None  # a click's point step (thousandths), for formats without elements
 
 
 ElementStep = Callable[[Seen], "dict[str, Any] | None"]
 TextAt = Callable[[Image.Image, int, int], "str | None"]
 
 
+def brace(text: str) -> str:
+    """Text read from the screen, as a workflow string: braces doubled, so ``{x}`` there is no variable."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextAt | None = None,
                   element_step: ElementStep | None = None, initial: dict[int, str] | None = None) -> list[Compiled]:
     """The workflow steps for ``seen`` (in order) on a screen of ``size``; ``initial``: the windows at the start."""
-    out = [Compiled(step={"wait_for_window": title}) for title in (initial or {}).values() if title]
-    reader = GestureReader()
+    first = next((item.windows for item in seen if item.windows), {})
+    out = [Compiled(step={"wait_for_window": brace(_loaded_title(title, first.get(wid, "")))})
+           for wid, title in (initial or {}).items() if title or first.get(wid)]
+    buffer: list[str] = []
     known = set(initial or {})
-    clicked: list[Compiled] = []  # the last click's step (a double click marks it, if nothing came after it)
+    last_click: tuple[InputEvent, Compiled] | None = None
 
-    def emit(found) -> None:
-        for gesture in found:
-            if gesture.kind == "type":
-                out.append(Compiled(step={"type": gesture.text}))
-            elif gesture.kind == "key":
-                out.append(Compiled(step={"key": gesture.text}))
-            elif gesture.kind in ("scroll", "drag"):
-                continue  # no workflow step for them yet (and the recording feeds no releases)
-            elif gesture.kind == "double" and clicked and out[-1] is clicked[-1]:
-                out[-1].step["double"] = True
-            else:  # a click (or a double whose first click is no longer the last step: a window came between)
-                compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame)
-                clicked[:] = [compiled]
-                out.append(compiled)
+    secret: list[str | None] = [None]  # the secret name of the burst in the buffer
+
+    def flush() -> None:
+        if buffer:
+            text = "{" + secret[0] + "}" if secret[0] else "".join(buffer).replace("{", "{{").replace("}", "}}")
+            out.append(Compiled(step={"type": text}))
+            buffer.clear()
 
     for item in seen:
+        if item.step is not None:
+            flush()
+            out.append(Compiled(step=dict(item.step), frame=item.frame))
+            continue
         new = [wid for wid in item.windows if wid not in known]
         if any(item.windows[wid] for wid in new):
-            emit(reader.flush())
+            flush()
         for wid in new:
             if item.windows[wid]:
-                out.append(Compiled(step={"wait_for_window": item.windows[wid]}))
+                out.append(Compiled(step={"wait_for_window": brace(item.windows[wid])}))
         known.update(new)
-        emit(reader.feed(item.event))
-    emit(reader.flush())
+        event = item.event
+        if event.kind == "key_press":
+            if event.keysym in _MODIFIER_KEYS:
+                continue
+            chord = [name for mask, name in ((CONTROL, "ctrl"), (ALT, "alt"), (SUPER, "super")) if event.state & mask]
+            if not chord and (event.char or event.keysym in ("Return", "KP_Enter")):
+                if item.secret != secret[0]:
+                    flush()
+                    secret[0] = item.secret
+                buffer.append(event.char or "\n")
+                continue
+            if not chord and event.keysym == "BackSpace" and buffer:
+                buffer.pop()
+                continue
+            flush()
+            if chord and event.state & SHIFT:
+                chord.append("shift")
+            out.append(Compiled(step={"key": "+".join([*chord, key_name(event.base_key or event.keysym)])}))
+        elif event.kind == "button_press" and event.detail in _BUTTONS:
+            flush()
+            previous = last_click
+            if (previous is not None and event.detail == 1 and previous[0].detail == 1
+                    and event.time - previous[0].time <= DOUBLE_CLICK_S
+                    and abs(event.x - previous[0].x) <= DOUBLE_CLICK_PX and abs(event.y - previous[0].y) <= DOUBLE_CLICK_PX
+                    and out and out[-1] is previous[1]):
+                previous[1].step = previous[1].point = {**_point(previous[0], size), "double": True}
+                last_click = None
+                continue
+            compiled = Compiled(step=_click_step(item, size, text_at, element_step), frame=item.frame,
+                                point=_point(event, size))
+            out.append(compiled)
+            last_click = (event, compiled)
+    flush()
     return out
+
+
+def mark_values(steps: list[Compiled], values: dict[str, str]) -> list[Compiled]:
+    """Each occurrence of a value in typed text and in checks becomes its ``{name}`` (longest value first).
+
+    For variables the person marked (``--var user=ann``: typed "ann" becomes
+    ``{user}``) and for secrets (their values must never be written).
+    """
+    pairs = sorted(((name, value.replace("{", "{{").replace("}", "}}")) for name, value in values.items() if value),
+                   key=lambda pair: -len(pair[1]))
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str):
+            for name, needle in pairs:
+                value = value.replace(needle, "{" + name + "}")
+            return value
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    for compiled in steps:
+        for kind in ("type", "check"):
+            if kind in compiled.step:
+                compiled.step[kind] = swap(compiled.step[kind])
+    return steps
+
+
+def _loaded_title(initial: str, later: str) -> str:
+    """The title to wait for, of a window open at the start: its title at the first event when that one
+    holds the first (LibreOffice's "LibreOffice" becomes "book.xlsx - LibreOffice Calc" once the document
+    has loaded: typing before that is lost), unless it only gained an unsaved-changes mark ("*notes")."""
+    bare = later.lstrip("*").strip()
+    if not initial:
+        return bare
+    return bare if bare != initial and initial in bare and not later.startswith("*") else initial
 
 
 def _click_step(item: Seen, size: tuple[int, int], text_at: TextAt | None,
                 element_step: ElementStep | None) -> dict[str, Any]:
     event = item.event
-    button = BUTTONS[event.detail]
-    if element_step is not None and (element := element_step(item)) is not None:
-        return element
-    if button == "left" and text_at is not None and item.frame is not None:
-        if (text := text_at(item.frame, event.x, event.y)) is not None:
-            return {"click_text": text}
+    if _BUTTONS[event.detail] == "left":
+        if item.element is not None:
+            return {"click": dict(item.element)}
+        if element_step is not None and (element := element_step(item)) is not None:
+            return element
+        if text_at is not None and item.frame is not None:
+            if (text := text_at(item.frame, event.x, event.y)) is not None:
+                return {"click_text": brace(text)}
+    return _point(event, size)
+
+
+def _point(event: InputEvent, size: tuple[int, int]) -> dict[str, Any]:
+    """A click at the event's point in thousandths of the screen (with its button unless left)."""
     width, height = size
     step: dict[str, Any] = {"click": [min(999, event.x * 1000 // width), min(999, event.y * 1000 // height)]}
-    if button != "left":
-        step["button"] = button
+    if _BUTTONS[event.detail] != "left":
+        step["button"] = _BUTTONS[event.detail]
     return step
+
+
+# Roles whose click means "this point inside me" (a caret position, a spot on a canvas), not "this widget".
+_PLACES = {"text", "document text", "document frame", "document web", "document spreadsheet",
+           "document presentation", "terminal", "canvas", "drawing area", "frame", "window", "filler", "panel",
+           "scroll pane", "viewport", "layered pane", "root pane", "split pane", "unknown", "redundant object",
+           "image", "icon", "separator", "table", "tree table", "paragraph", "section", "application"}
+
+
+def friendly_role(role: str) -> str:
+    """The ARIA name whose first AT-SPI role is ``role`` (push button -> button), else ``role`` itself."""
+    from deskpilot.perception.a11y import ARIA_ROLES
+
+    return next((aria for aria, names in ARIA_ROLES.items() if names[0] == role), role)
+
+
+_MENU_ITEMS = {"menu item", "check menu item", "radio menu item", "menu"}
+
+
+def menu_item_at(snapshot, x: int, y: int) -> dict[str, Any] | None:
+    """The item of an open popup menu at (x, y), if one is there: popups are drawn above every window,
+    but their tree hangs below the menu bar, so asking the window under the point does not find them."""
+    hits = [n for n in snapshot.nodes
+            if n.visible and n.role in _MENU_ITEMS and n.parent is not None
+            and snapshot.nodes[n.parent].role in ("menu", "popup menu") and n.box is not None
+            and n.box[0] <= x < n.box[0] + n.box[2] and n.box[1] <= y < n.box[1] + n.box[3]]
+    if not hits:
+        return None
+    node = min(hits, key=lambda n: n.box[2] * n.box[3] if n.box else 0)
+    return {"role": node.role, "name": node.name, "path": node.path}
+
+
+def element_target(found: dict[str, Any] | None, snapshot) -> dict[str, Any] | None:
+    """What an element step should name for the widget ``found`` under a click (role, name and, when
+    the name alone is not unique, ``exact``), or None: no name, a place-like role, or not one of its kind.
+
+    ``found`` is ``A11yReader.element_at``'s answer; ``snapshot`` the tree read at that moment.
+    """
+    from deskpilot.perception.a11y import Query, find
+
+    if not found or not str(found.get("name") or "").strip() or found.get("role") in _PLACES:
+        return None
+    name = str(found["name"]).strip()
+    role = friendly_role(str(found["role"]))
+    for exact in (False, True):
+        if len([n for n in find(snapshot, Query(role=role, name=name, exact=exact)) if n.visible]) == 1:
+            return {"role": role, "name": brace(name), **({"exact": True} if exact else {})}
+    return None
 
 
 def ocr_text_at(frame: Image.Image, x: int, y: int) -> str | None:

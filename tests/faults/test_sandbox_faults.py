@@ -72,7 +72,7 @@ def _the_app_process(launcher: int) -> int:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(part.endswith(b"form_app.py") for part in cmdline) and b"-c" not in cmdline:
+        if len(cmdline) > 1 and cmdline[1].endswith(b"form_app.py"):  # not the reaper (perl -e / python3 -c ...)
             return pid
     raise AssertionError("the app process was not found")
 
