@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from apps import launch_probe
+from deskpilot.actions.models import Click, Type
 from chromium import Chromium, needs_chromium
 from deskpilot.agent.desk.session import SessionSpec
 from deskpilot.agent.dialects.render import prompt_text
@@ -114,6 +115,8 @@ def test_take_over_pauses_the_agent_records_the_human_turn_and_tells_the_model(t
         assert clicks and (clicks[0]["x"], clicks[0]["y"]) == (x2 + w2 // 2, y2 + h2 // 2)  # from the X server
         keys = [i["key"] for i in human.inputs if i["kind"] == "key_press"]
         assert keys.count("<char>") == len("person") and "p" not in keys  # typed characters are masked
+        assert [item.action for item in human.actions] == [  # what replay and the cache redo
+            Click(x=x2 + w2 // 2, y=y2 + h2 // 2), Type(text="person")]
         for shot in (human.screenshot_before, human.screenshot_after):
             assert shot and (tmp_path / "run" / shot).is_file()
         lines = [json.loads(line) for line in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]
@@ -194,3 +197,5 @@ def test_take_over_in_the_page_drives_the_desk_through_novnc_in_headless_chromiu
             browser.wait_for("document.getElementById('viewer').hidden", lambda v: v is True, timeout=30)
         assert result and result[0].status.value == "DONE"
         assert "The user took over and did: typed page" in prompt_text(backend.requests[1].messages)
+        (human,) = load_run(tmp_path / "run").humans
+        assert [item.action for item in human.actions][-1] == Type(text="page")  # typed in the page, through noVNC

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Collection, Literal
 
 if TYPE_CHECKING:
     from deskpilot.actions.executor import Executor
@@ -39,6 +39,7 @@ from deskpilot.agent.records.models import (
     ActedRecord,
     Attempt,
     EndRecord,
+    HumanAction,
     HumanRecord,
     PolicyDecision,
     RequestSummary,
@@ -79,6 +80,10 @@ class LoopSettings(BaseModel):
     # off by default: move a model click on a small widget (button, check box, menu item, tab, link) to
     # the middle of that widget's box, read from the accessibility tree (see Agent._snap)
     snap_to_element: bool = False
+    # off by default: GLM-4.5V's trained action space has no ask-user action, so a 4.5V run stuck on a login
+    # or a captcha can only WAIT. With N, the (N+1)th WAIT in a row on an unchanged screen becomes a question
+    # to the person (page or terminal; NEEDS_USER when nobody is there). The prompt is not changed.
+    ask_after_waits: int | None = Field(default=None, ge=1)
     # "auto": X DAMAGE events (frame comparison where the display lacks DAMAGE); "frames": always
     # compare frames; "legacy": two equal frames settle_interval_s apart; "sleep": a fixed settle_sleep_s
     settle: Literal["auto", "frames", "legacy", "sleep"] = "auto"
@@ -204,6 +209,9 @@ class Agent:
         self._trajectory: Trajectory | None = None
         self._history: list[StepRecord] = []
         self.trajectory_humans: list[HumanRecord] = []  # a person's turns at the desk (take over, hand back)
+        self._cached_humans: set[int] = set()  # steps after which the cache's person turn was tried
+        self._waits = 0  # WAITs in a row on one screen (ask_after_waits)
+        self._wait_screen: Any = None  # the screen of the last of them
         self._step = 0
         self._queries = 0
         self._output: Any = None
@@ -348,6 +356,8 @@ class Agent:
                 if self.handover is not None and self.handover.pending():
                     await self._human_turn(state)
                     continue  # the limits are checked again: the person's time counts
+                if self.cache is not None and not self.settings.dry_run and await self._cached_human_turn(state):
+                    continue
                 self._step += 1
                 parsed = await self._one_step(task, state, totals)
                 if isinstance(parsed.action, Done):
@@ -383,9 +393,10 @@ class Agent:
             totals["model_calls_saved"] = self.cache.finish(self.run_dir, saved=succeeded)
         return self._end(status, reason, answer, started, totals)
 
-    async def _ask_person(self, step: int, parsed: ParsedStep, obs: Observation, state: RunState) -> None:
+    async def _ask_person(self, step: int, parsed: ParsedStep, obs: Observation, state: RunState,
+                          question: str = "") -> None:  # fmt: skip
         """The model asked the person: wait for the answer (page or terminal), or end the run NEEDS_USER."""
-        question = getattr(parsed.action, "question", "") or "(no question given)"
+        question = question or getattr(parsed.action, "question", "") or "(no question given)"
         answer = await asyncio.to_thread(self.ask_user, step, question) if self.ask_user is not None else None
         if answer is None:
             raise _StepFailed(Status.NEEDS_USER, f"the model asks the user: {question}")
@@ -398,28 +409,110 @@ class Agent:
                                            history_line=line))
 
     async def _human_turn(self, state: RunState) -> None:
-        """A person has the desk: send nothing until they hand it back, then tell the model what happened."""
+        """A person has the desk: send nothing until they hand it back, then tell the model what happened.
+
+        Their keys and clicks are read from the X server meanwhile and kept as
+        actions (with the widget under each click, where the app has a tree),
+        so replay and the action cache can do the turn again without them.
+        """
         assert self.handover is not None
+        self._cached_humans.add(self._step)  # a person is here: the cache's turn for this point is not done too
         started, n = time.monotonic(), len(self.trajectory_humans) + 1
         before = await asyncio.to_thread(self._grab)
         shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
-        inputs = _start_input_log(self.sandbox)
+        elements: dict[tuple[int, int, float], dict[str, Any]] = {}
+
+        def under_click(event) -> None:  # on the recorder's thread, while the screen is as the person saw it
+            if event.kind == "button_press" and (element := self._element_under((event.x, event.y))):
+                elements[(event.x, event.y, event.time)] = element
+
+        inputs = _start_input_log(self.sandbox, under_click)
         self.handover.begin()
         note = None
         try:
             while note is None:  # short waits, so Ctrl-C and cancellation still reach the run
                 note = await asyncio.to_thread(self.handover.wait, 0.25)
         finally:
-            logged = _stop_input_log(inputs)
+            events = _stop_input_log(inputs)
         after = await asyncio.to_thread(self._grab)
         line = human_history_line(note)
-        state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=line,
+        secrets = set((getattr(self.dialect, "secrets", None) or {}).values())
+        actions, skipped = _human_actions(events, elements, secrets) if inputs is not None else (None, [])
+        self._human_done(state, HumanRecord(
+            after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3), note=note,
+            screenshot_before=shot_before, history_line=line, inputs=_input_log(events), actions=actions,
+            not_redone=skipped), after)
+        if self.cache is not None and actions is not None:
+            self.cache.keep_human(self._step, before, [a.model_dump(mode="json") for a in actions], note, line,
+                                  getattr(self.dialect, "secrets", None))
+
+    def _human_done(self, state: RunState, record: HumanRecord, after: Observation) -> None:
+        """Record a person's turn (live or from the cache) and give the model its history line."""
+        n = len(self.trajectory_humans) + 1
+        state.history.append(HistoryEntry(thought="The user took over the desktop.", action_text=record.history_line,
                                           screenshot=after.image))
-        record = HumanRecord(after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3),
-                             note=note, screenshot_before=shot_before, history_line=line, inputs=logged,
-                             screenshot_after=self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png"))
+        record.screenshot_after = self.trajectory.save_screenshot(after.image, f"human_{n:03d}_after.png")
         self.trajectory.append(record)
         self.trajectory_humans.append(record)
+
+    async def _cached_human_turn(self, state: RunState) -> bool:
+        """Do a person's recorded turn again from the action cache, if one comes here and the screen agrees.
+
+        The screen is compared as for a cached step (the screen the person
+        started from); a difference ends the cache and the model decides (it
+        may ask the person again: NEEDS_USER when nobody is there).
+        """
+        assert self.cache is not None
+        if self._step in self._cached_humans or not self.cache.has_human(self._step):
+            return False
+        self._cached_humans.add(self._step)
+        before = await asyncio.to_thread(self._grab)
+        entry = self.cache.human_at(self._step, before, self._grab, getattr(self.dialect, "secrets", None))
+        if entry is None:
+            return False
+        actions = [HumanAction.model_validate(a) for a in entry.actions]
+        if (refused := self._refused(actions)) is not None:  # a cache file is not trusted: the run's rules hold
+            self.cache.miss(self._step, f"the person's cached turn: {refused}")
+            return False
+        started, n = time.monotonic(), len(self.trajectory_humans) + 1
+        shot_before = self.trajectory.save_screenshot(before.image, f"human_{n:03d}_before.png")
+        for item in actions:
+            await self._perform_quietly(item.action)
+        after = await asyncio.to_thread(self._grab)
+        self._human_done(state, HumanRecord(
+            after_step=self._step, time=now_iso(), seconds=round(time.monotonic() - started, 3), note=entry.note,
+            screenshot_before=shot_before, history_line=entry.history_line, actions=actions, cached=True), after)
+        self.cache.keep_human(self._step, before, [a.model_dump(mode="json") for a in actions], entry.note,
+                              entry.history_line, getattr(self.dialect, "secrets", None))
+        return True
+
+    def _refused(self, actions: list[HumanAction]) -> str | None:
+        """Why a cached person's turn may not run unattended (the policy, or --confirm said no), else None."""
+        for item in actions:
+            allowed, reason = self.policy.check(item.action)
+            if not allowed:
+                return f"the policy refuses {item.action.type}: {reason}"
+            if self.confirm is not None:
+                verdict, why = _confirm_verdict(self.confirm(self._step, item.action, "a person's action, from the cache"))
+                if verdict == "quit":
+                    raise _StepFailed(Status.STOPPED, "the action was declined at confirmation")
+                if verdict == "no":
+                    return "declined by the user" + (f": {why}" if why else "")
+        return None
+
+    async def _perform_quietly(self, action: Action) -> None:
+        """One action outside the model's steps (a cached person's turn), with the usual wait after it."""
+        modern = self.settings.settle in ("auto", "frames")
+        if modern:
+            self._settle().before_act(action)
+        try:
+            await asyncio.to_thread(self._exec().perform, action)
+        except Exception as exc:
+            raise _StepFailed(Status.ERROR, f"the person's recorded action failed: {exc}", "action") from None
+        if modern:
+            await self._settle().aafter_act()
+        else:
+            await settle(self._grab, interval=self.settings.settle_interval_s, cap=self.settings.settle_cap_s)
 
     def _sandbox_problem(self, wait: float = 0.0) -> str | None:
         """What broke in the desktop, if anything; ``wait``: after an error, give a dying
@@ -559,8 +652,31 @@ class Agent:
             return parsed
         if not self.settings.dry_run:
             await self._act(step, parsed.action)
+        if (question := self._stuck_waiting(parsed, obs)) is not None:
+            await self._ask_person(step, parsed, obs, state, question)
+            return parsed
         state.remember(parsed, obs)
         return parsed
+
+    def _stuck_waiting(self, parsed: ParsedStep, obs: Observation) -> str | None:
+        """The question for the person once the model has waited past ``ask_after_waits`` on an unchanged screen."""
+        limit = self.settings.ask_after_waits
+        if limit is None or not isinstance(parsed.action, Wait):
+            self._waits = 0
+            return None
+        from deskpilot.agent.desk.diff import compare_live
+
+        same = False
+        if self._wait_screen is not None:  # "unchanged" as the cache means it: nothing over 10 px persists a blink
+            diff = compare_live(self._wait_screen, obs.image, self._grab)[0]
+            same = not diff.size_mismatch and diff.largest <= 10
+        self._waits = self._waits + 1 if same else 1
+        self._wait_screen = obs.image
+        if self._waits <= limit:
+            return None
+        self._waits = 0
+        said = f" It thinks: {parsed.thought}" if parsed.thought else ""
+        return f"The model has waited {limit + 1} times on a screen that does not change.{said} What should it do?"
 
     def _reader(self):
         if self._a11y_reader is None:
@@ -812,24 +928,27 @@ class Agent:
         }
 
 
-def _start_input_log(sandbox):
+def _start_input_log(sandbox, on_event=None):
     """Record the person's input on the desk (X RECORD), or None where the display cannot be recorded."""
     if sandbox is None:
         return None
     from deskpilot.perception.inputs import InputRecorder
 
     try:
-        return InputRecorder(sandbox.display, sandbox.xauthority).start()
+        return InputRecorder(sandbox.display, sandbox.xauthority, on_event=on_event).start()
     except Exception:  # no RECORD extension, display gone: the turn is still recorded, without its inputs
         return None
 
 
-def _stop_input_log(recorder) -> list[dict[str, Any]]:
-    """The person's keys and clicks for the trajectory; typed characters masked (a person may type a password)."""
-    if recorder is None:
-        return []
+def _stop_input_log(recorder) -> list:
+    """Every event the recorder saw (none without a recorder)."""
+    return [] if recorder is None else recorder.stop()
+
+
+def _input_log(events) -> list[dict[str, Any]]:
+    """The person's keys and clicks as the raw log; characters masked (the typed text is in the actions, redacted)."""
     logged = []
-    for event in recorder.stop():
+    for event in events:
         if event.kind not in ("key_press", "button_press"):
             continue
         item: dict[str, Any] = {"kind": event.kind, "x": event.x, "y": event.y, "state": event.state}
@@ -839,6 +958,32 @@ def _stop_input_log(recorder) -> list[dict[str, Any]]:
             item["key"] = "<char>" if event.char and not event.state & 0x4C else event.keysym  # ctrl/alt/super keep names
         logged.append(item)
     return logged
+
+
+def _human_actions(events, elements: dict, secrets: Collection[str] = ()) -> tuple[list[HumanAction], list[str]]:
+    """The person's events as the actions that redo them, each click with the widget it hit (if read),
+    and what no action will redo: a key the executor has no name for, or text typed into a password
+    field that is not one of the run's secrets (kept out of every file; a ``--secret`` value is kept
+    as ``***NAME***`` and typed again from the later run's secrets)."""
+    from deskpilot.perception.gestures import action_of, gestures
+
+    out, skipped, field = [], [], None
+    for gesture in gestures(events, enter_as_key=True):
+        event = gesture.event
+        pointed = event is not None and gesture.kind in ("click", "double", "drag")
+        element = elements.get((event.x, event.y, event.time)) if pointed and event is not None else None
+        if pointed:
+            field = element
+        if gesture.kind == "type" and field and "password" in str(field.get("role", "")) and gesture.text not in secrets:
+            skipped.append("text typed into a password field (not a --secret value, so not recorded)")
+            continue
+        try:
+            action = action_of(gesture)
+        except ValueError:
+            skipped.append(f"{gesture.kind} {gesture.text}".strip())
+            continue
+        out.append(HumanAction(action=action, element=element))
+    return out, skipped
 
 
 def human_history_line(note: str) -> str:

@@ -39,6 +39,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from deskpilot.agent.desk.diff import compare_live
+from deskpilot.agent.records.models import HumanAction
 from deskpilot.agent.records.secrets import map_strings, redact, restore
 from deskpilot.agent.records.userfiles import read_user_file
 from deskpilot.errors import ConfigError
@@ -62,12 +63,24 @@ class CachedStep(BaseModel):
     element: dict[str, Any] | None = None  # the widget the click hit (role, name, path), when the app has a tree
 
 
+class CachedHuman(BaseModel):
+    """A person's turn (taken over, handed back) as the actions that redo it, and the screen it started from."""
+
+    after_step: int
+    actions: list[dict[str, Any]]  # HumanAction dumps: {"action": {...}, "element": {...} | None}
+    note: str = ""
+    history_line: str = ""
+    secrets: list[str] = Field(default_factory=list)
+    screen_png: str
+
+
 class CacheFile(BaseModel):
     version: int = VERSION
     task: str
     task_secrets: list[str] = Field(default_factory=list)  # names of the secrets redacted out of the task
     screen_size: tuple[int, int]
     steps: list[CachedStep] = Field(default_factory=list)
+    humans: list[CachedHuman] = Field(default_factory=list)  # a person's turns, done again like cached steps
 
 
 def _png(image: Image.Image) -> str:
@@ -116,6 +129,8 @@ class RunCache:
         self.old: CacheFile | None = None
         self.new: list[CachedStep] = []
         self.hits = 0
+        self.new_humans: list[CachedHuman] = []
+        self.human_hits = 0  # person turns done again from the file
         self.moved: list[int] = []  # steps whose click went to its element's new place
         self.following = True
         self.mismatch: str | None = None  # why the cache stopped being followed
@@ -219,6 +234,54 @@ class RunCache:
         except Exception:  # the tree could not be read: the screen rule decides
             return None
 
+    def has_human(self, after_step: int) -> bool:
+        """Whether the file holds a person's turn after ``after_step`` that the run may still reach."""
+        return self.following and self.old is not None and any(h.after_step == after_step for h in self.old.humans)
+
+    def human_at(self, after_step: int, obs, grab=None, secrets: Mapping[str, str] | None = None) -> CachedHuman | None:
+        """The person's cached turn after ``after_step`` if the screen still matches where it started, else None.
+
+        A mismatch (or a secret the run lacks, or an entry that is not valid)
+        ends the cache like a cached step's: the model decides from here.
+        """
+        if not self.following or self.old is None:
+            return None
+        known = secrets or {}
+        if after_step == 0 and self.old.task != self.task and not self._same_task(known):
+            return None
+        entry = next((h for h in self.old.humans if h.after_step == after_step), None)
+        if entry is None:
+            return None
+        where = f"the person's turn after step {after_step}"
+        missing = [name for name in entry.secrets if not known.get(name)]
+        if missing:
+            self.following = False
+            self.mismatch = f"{where} needs secret {', '.join(missing)}, which this run lacks"
+            return None
+        try:
+            cached_screen = _image(entry.screen_png)
+            actions = [HumanAction.model_validate(restore(a, entry.secrets, known)) for a in entry.actions]
+        except (ValueError, ValidationError) as bad:
+            self.miss(after_step, f"{where} is unusable: {str(bad).splitlines()[0]}")
+            return None
+        diff, _ = compare_live(cached_screen, obs.image, grab)
+        if diff.size_mismatch or diff.largest > self.max_region:
+            self.following = False
+            self.mismatch = f"{where}: the screen differs from the cached one ({diff.summary()})"
+            return None
+        self.human_hits += 1
+        return entry.model_copy(update={"actions": [a.model_dump(mode="json") for a in actions]})
+
+    def keep_human(self, after_step: int, obs, actions: list[dict[str, Any]], note: str, line: str,
+                   secrets: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        """Remember a person's turn (written by ``finish`` if the run succeeds), the run's secrets taken out."""
+        known = self.secrets = secrets or self.secrets
+        text = json.dumps(actions) + note
+        names = sorted(n for n, v in known.items() if v and v in text)
+        self.new_humans.append(CachedHuman(
+            after_step=after_step, actions=[map_strings(a, lambda t: redact(t, known)) for a in actions],
+            note=redact(note, known), history_line=redact(line, known), secrets=names, screen_png=_png(obs.image)))
+
     def note_element(self, step: int, element: dict[str, Any] | None) -> None:
         """Add the element a kept step's click hit (read after ``keep``, before the action)."""
         if element and self.new and self.new[-1].step == step:
@@ -250,11 +313,13 @@ class RunCache:
 
     def finish(self, run_dir: Path | None = None, *, saved: bool) -> int:
         """Write the file if the run succeeded and anything changed; returns the model calls saved."""
-        if saved and self.new and (self.old is None or self.hits < len(self.new)):
+        changed = self.hits < len(self.new) or self.human_hits < len(self.new_humans)
+        if saved and self.new and (self.old is None or changed):
             size = _image(self.new[0].screen_png).size
             task = redact(self.task, self.secrets)
             names = sorted(name for name, value in self.secrets.items() if value and value in self.task)
-            data = CacheFile(task=task, task_secrets=names, screen_size=size, steps=self.new).model_dump_json()
+            data = CacheFile(task=task, task_secrets=names, screen_size=size, steps=self.new,
+                             humans=self.new_humans).model_dump_json()
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = self.path.with_suffix(self.path.suffix + ".tmp")
@@ -264,7 +329,8 @@ class RunCache:
                 _log.warning("cache file %s not written: %s", self.path, err.strerror or err)
         if run_dir is not None:
             summary = {"cache": str(self.path), "model_calls_saved": self.hits, "steps": len(self.new),
+                       "person_turns_from_cache": self.human_hits, "person_turns": len(self.new_humans),
                        "clicks_found_by_element": self.moved,
-                       "followed_until": self.mismatch, "rewritten": saved and self.hits < len(self.new)}
+                       "followed_until": self.mismatch, "rewritten": saved and changed}
             (Path(run_dir) / "cache.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return self.hits

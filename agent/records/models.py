@@ -132,6 +132,13 @@ class CheckRecord(BaseModel):
     ms: float = 0.0
 
 
+class HumanAction(BaseModel):
+    """One thing a person did during a turn, as the action that does it again (pixels as they clicked)."""
+
+    action: Action
+    element: dict[str, Any] | None = None  # the widget under the click (role, name, path), where the app has a tree
+
+
 class HumanRecord(BaseModel):
     """A person had the desk between two agent steps (taken over from the live page, handed back)."""
 
@@ -145,6 +152,11 @@ class HumanRecord(BaseModel):
     screenshot_after: str | None = None
     history_line: str = ""  # the exact line the model's history got
     inputs: list[dict[str, Any]] = Field(default_factory=list)  # the person's keys and clicks, from the X server
+    # what the person did as actions (typed text with the run's secrets redacted), for replay and the cache;
+    # None: not recorded (an answer to a question, a run from before 0.3.1, a display without RECORD)
+    actions: list[HumanAction] | None = None
+    not_redone: list[str] = Field(default_factory=list)  # gestures no action can redo (a media key): replay may diverge
+    cached: bool = False  # done again from the action cache, not by a person
 
 
 class EndRecord(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -32,6 +33,8 @@ class ReplayResult(BaseModel):
     diff_image: str | None = None  # the diff against the recording
     recording_end: str = ""  # how the recorded run ended
     found_by_element: list[int] = []  # steps whose screen differed but whose clicked widget was found again
+    person_turns: int = 0  # a person's recorded turns done again
+    person_at: int | None = None  # the step before which a person acted in a way the recording cannot redo
     message: str = ""
 
 
@@ -107,6 +110,10 @@ def replay(
         raise ReplayError(f"the run used secret(s) {', '.join(missing)}: export them before replaying")
     for rec in steps:
         rec.action = action_from_json(restore(rec.action.model_dump(mode="json"), secrets, dict(os.environ)))
+    humans = [h for h in run.humans if not h.question]  # answers to questions changed nothing on the screen
+    for human in humans:
+        for item in human.actions or []:
+            item.action = action_from_json(restore(item.action.model_dump(mode="json"), secrets, dict(os.environ)))
     spec = session or session_of(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir / f"replay-{datetime.now():%Y%m%d-%H%M%S}"
     from deskpilot.actions.executor import Executor
@@ -119,7 +126,7 @@ def replay(
         try:
             wait_until_ready(sb, capturer, handles=apps, has_apps=bool(spec.apps))
             finder = _finder(sb)
-            result = _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, finder)
+            result = _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, finder, humans)
         finally:
             executor.close()
             capturer.close()
@@ -127,19 +134,21 @@ def replay(
     return result.model_copy(update={"recording_end": end, "message": f"{result.message}; {end}"})
 
 
-def _diverged(rec, frame, recorded, capturer, max_change, out_dir) -> tuple[ReplayResult | None, int]:
+def _diverged(rec, frame, recorded, capturer, max_change, out_dir, label: str = "",
+              what: str = "") -> tuple[ReplayResult | None, int]:  # fmt: skip
     diff, mask = compare_live(recorded, frame.image, capturer.grab)
     if not diff.size_mismatch and diff.largest <= max_change:
         return None, diff.largest
     out_dir.mkdir(parents=True, exist_ok=True)
-    live = out_dir / f"diverged_step_{rec.step:03d}_live.png"
+    label = label or f"step_{rec.step:03d}"
+    live = out_dir / f"diverged_{label}_live.png"
     frame.image.save(live)
-    picture = out_dir / f"diverged_step_{rec.step:03d}_diff.png"
+    picture = out_dir / f"diverged_{label}_diff.png"
     diff_image(frame.image, mask, diff).save(picture)
     return ReplayResult(
         ok=False, steps_replayed=0, diverged_at=rec.step, largest_change=diff.largest,
         live_image=str(live), diff_image=str(picture),
-        message=(f"step {rec.step}: the screen differs from the recording ({diff.summary()}); "
+        message=(f"{what or f'step {rec.step}'}: the screen differs from the recording ({diff.summary()}); "
                  f"stopped before acting; live screen {live}, diff {picture}"),
     ), diff.largest
 
@@ -174,20 +183,61 @@ def _moved(rec, finder) -> object | None:
 _POINT_TYPES = {"click", "double_click", "triple_click", "hover"}
 
 
-def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, finder=None) -> ReplayResult:
+def _walk(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, finder=None,
+          humans=()) -> ReplayResult:  # fmt: skip
     from deskpilot.agent.desk.settle import Settler
 
     settler = Settler.open(capturer)  # the same event-driven wait as the live loop
     try:
-        return _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler, finder)
+        return _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler, finder,
+                           list(humans))
     finally:
         settler.close()
 
 
+def _person_turn(human, run_dir, capturer, executor, check, max_change, out_dir, settler) -> ReplayResult | None:
+    """Do a person's recorded turn again (its start screen checked like a step's); a ReplayResult when it stops."""
+    before = human.after_step + 1
+    if human.actions is None:
+        return ReplayResult(ok=False, steps_replayed=0, person_at=before,
+                            message=f"a person acted here (step {before}); replay cannot redo it "
+                                    "(the run recorded the turn without its actions)")
+    frame = capturer.grab()
+    settler.frame_taken()
+    shot = human.screenshot_before
+    if check and shot and (run_dir / shot).is_file():
+        with Image.open(run_dir / shot) as img:
+            recorded = img.convert("RGB")
+        stop, _ = _diverged(SimpleNamespace(step=before), frame, recorded, capturer, max_change, out_dir,
+                            label=f"person_before_step_{before:03d}", what=f"a person's turn (before step {before})")
+        if stop is not None:
+            return stop
+    for item in human.actions:
+        settler.before_act(item.action)
+        executor.perform(item.action)
+        settler.after_act()
+    return None
+
+
 def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, on_step, settler,
-                finder=None) -> ReplayResult:  # fmt: skip
-    done, found_again = 0, list[int]()
+                finder=None, humans=None) -> ReplayResult:  # fmt: skip
+    done, found_again, people = 0, list[int](), 0
+    waiting = sorted(humans or [], key=lambda h: h.after_step)
+
+    def people_before(step: int) -> ReplayResult | None:
+        nonlocal people
+        while waiting and waiting[0].after_step < step:
+            stop = _person_turn(waiting.pop(0), run_dir, capturer, executor, check, max_change, out_dir, settler)
+            if stop is not None:
+                return stop.model_copy(update={"steps_replayed": done, "found_by_element": found_again,
+                                               "person_turns": people})
+            people += 1
+        return None
+
+    ended = False
     for rec in steps:
+        if (stop := people_before(rec.step)) is not None:
+            return stop
         largest = None
         frame = capturer.grab()
         settler.frame_taken()
@@ -199,18 +249,23 @@ def _walk_steps(run_dir, steps, capturer, executor, check, max_change, out_dir, 
             if stop is not None:
                 moved = _moved(rec, finder)
                 if moved is None:
-                    return stop.model_copy(update={"steps_replayed": done, "found_by_element": found_again})
+                    return stop.model_copy(update={"steps_replayed": done, "found_by_element": found_again,
+                                                   "person_turns": people})
                 action = moved  # the screen moved, the widget is still there: click it where it is now
                 found_again.append(rec.step)
         if on_step:
             on_step(rec.step, len(steps), largest)
         if action.type in TERMINAL_TYPES:
             done += 1
+            ended = True
             break
         settler.before_act(action)
         executor.perform(action)
         settler.after_act()
         done += 1
+    if not ended and steps and (stop := people_before(steps[-1].step + 1)) is not None:
+        return stop  # a person's turn after the last performed step (the run ended while they had the desk)
     found = f"; step(s) {', '.join(map(str, found_again))} found their widget again by role and name" if found_again else ""
-    return ReplayResult(ok=True, steps_replayed=done, found_by_element=found_again,
-                        message=f"replayed {done} step(s) without divergence{found}")
+    person = f"; {people} turn(s) of a person done again" if people else ""
+    return ReplayResult(ok=True, steps_replayed=done, found_by_element=found_again, person_turns=people,
+                        message=f"replayed {done} step(s) without divergence{found}{person}")

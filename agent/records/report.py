@@ -169,7 +169,7 @@ def build_report(run_dir: Path) -> Path:
     humans = []
     for turn in run.humans:  # a person's turns: take-over, answers, a recorded demonstration
         shots = [inline_image(run.run_dir, shot) for shot in (turn.screenshot_before, turn.screenshot_after) if shot]
-        humans.append(dict(turn.model_dump(mode="json"),
+        humans.append(dict(turn.model_dump(mode="json"), did=[_did(item) for item in turn.actions or []],
                            shots=[{"image": s.url, "width": s.width, "height": s.height} for s in shots if s.url]))
     final = None
     if end and end.screenshot:
@@ -201,3 +201,15 @@ def build_report(run_dir: Path) -> Path:
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def _did(item) -> str:
+    """One line per action of a person's turn, as the report lists them."""
+    action = item.action
+    if action.type == "type":
+        return f"type {action.text!r}"
+    if action.type == "key":
+        return f"key {action.combo}"
+    where = f"{action.type} at {action.x},{action.y}"
+    element = item.element or {}
+    return f"{where} ({element.get('role', '')} {element.get('name', '')!r})" if element else where

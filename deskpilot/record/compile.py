@@ -25,17 +25,13 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from deskpilot.perception.gestures import (
+    ALT, BUTTONS, CONTROL, DOUBLE_CLICK_PX, DOUBLE_CLICK_S, MODIFIER_KEYS, SHIFT, SUPER, key_name,
+)
 from deskpilot.perception.inputs import InputEvent
 
-SHIFT, CONTROL, ALT, SUPER = 1, 4, 8, 64
-DOUBLE_CLICK_S, DOUBLE_CLICK_PX = 0.4, 4
-_MODIFIER_KEYS = {"Shift_L", "Shift_R", "Control_L", "Control_R", "Alt_L", "Alt_R", "Super_L", "Super_R",
-                  "Meta_L", "Meta_R", "ISO_Level3_Shift", "Caps_Lock", "Num_Lock", "Hyper_L", "Hyper_R"}
-_KEY_NAMES = {"Return": "enter", "KP_Enter": "enter", "Escape": "escape", "Tab": "tab", "ISO_Left_Tab": "tab",
-              "BackSpace": "backspace", "Delete": "delete", "Insert": "insert", "Home": "home", "End": "end",
-              "Page_Up": "pageup", "Prior": "pageup", "Page_Down": "pagedown", "Next": "pagedown",
-              "Up": "up", "Down": "down", "Left": "left", "Right": "right", "space": "space"}
-_BUTTONS = {1: "left", 2: "middle", 3: "right"}
+# the pure key and click rules live a layer down (perception/gestures.py), shared with the agent's take-over turn
+_MODIFIER_KEYS, _BUTTONS = MODIFIER_KEYS, BUTTONS
 
 
 class Seen(BaseModel):
@@ -68,11 +64,6 @@ TextAt = Callable[[Image.Image, int, int], "str | None"]
 def brace(text: str) -> str:
     """Text read from the screen, as a workflow string: braces doubled, so ``{x}`` there is no variable."""
     return text.replace("{", "{{").replace("}", "}}")
-
-
-def key_name(keysym: str) -> str:
-    """A keysym name as the executor's key names spell it ('Return' -> 'enter', 'F5' -> 'f5', 'a' -> 'a')."""
-    return _KEY_NAMES.get(keysym, keysym.lower())
 
 
 def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextAt | None = None,
