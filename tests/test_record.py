@@ -143,6 +143,28 @@ def test_record_turns_menu_clicks_into_element_steps_that_replay(tmp_path):
     assert notes.read_text() == "by menu"
 
 
+def test_record_waits_for_a_dialog_by_its_role_and_the_workflow_replays(tmp_path):
+    """ctrl+o opens GTK's file chooser: the recording waits for it by role and name, not by its title bar."""
+    _fresh_notes(tmp_path)
+    rec = Recorder(tmp_path, ["--out", "flow.yaml", *MOUSEPAD, "--run-dir", "rec"])
+    try:
+        rec.client.mouseMove(512, 400)
+        rec.client.mousePress(1)
+        rec.client.keyDown("ctrl")
+        rec.client.keyPress("o")
+        rec.client.keyUp("ctrl")
+        rec.wait_text("Cancel")  # the dialog is up, as a person would see before acting in it
+        rec.client.keyPress("esc")
+    finally:
+        code, out, err = rec.stop()
+    assert code == 0, err[-2000:]
+    steps = yaml.safe_load((tmp_path / "flow.yaml").read_text())["steps"]
+    waits = [s["wait_for"] for s in steps if "wait_for" in s]
+    assert waits and waits[0]["role"] in ("file chooser", "dialog") and waits[0]["name"], steps
+    assert not any("wait_for_window" in s and s["wait_for_window"] == waits[0]["name"] for s in steps), steps
+    _replay(tmp_path)
+
+
 def test_record_on_mousepad_writes_a_workflow_that_reproduces_the_file(tmp_path):
     """Also: --out in another folder, and the run folder's recorded.yaml: a workflow's paths stay relative to
     where record ran (workflows resolve them where they run), so both replay from there."""
@@ -212,6 +234,28 @@ def test_compile_rules_typing_backspace_chords_double_clicks_and_titles():
                      {"click": [100, 71], "double": True}, {"type": "hI\n"},
                      {"key": "ctrl+s"}, {"key": "f5"}, {"wait_for_window": "Dialog"},
                      {"click": [500, 500], "button": "right"}]
+
+
+def test_compile_waits_for_a_dialog_by_role_and_other_windows_by_title():
+    seen = [_click(10, 10, 0.0, windows={1: "App"}),
+            Seen(event=_click(20, 20, 1.0).event, windows={1: "App", 2: "Open File", 3: "Tool {x}"},
+                 dialogs={"Open File": "file chooser"})]
+    steps = [c.step for c in compile_steps(seen, (100, 100), text_at=lambda f, x, y: None, initial={1: "App"})]
+    assert steps[1:] == [{"click": [100, 100]}, {"wait_for": {"role": "file chooser", "name": "Open File"}},
+                         {"wait_for_window": "Tool {{x}}"}, {"click": [200, 200]}]
+
+
+def test_dialogs_in_a_snapshot_are_its_top_level_dialogs():
+    from deskpilot.perception.a11y import Node, Snapshot
+    from deskpilot.record.compile import dialogs_in
+
+    def node(i, parent, depth, role, name):
+        return Node(index=i, parent=parent, depth=depth, path=f"app/{i}", app="app", role=role, name=name, ref=("a", f"/{i}"))
+
+    tree = Snapshot(nodes=[node(0, None, 0, "application", "app"), node(1, 0, 1, "frame", "Main"),
+                           node(2, 0, 1, "dialog", "Save As"), node(3, 2, 2, "dialog", "inner"),
+                           node(4, 0, 1, "alert", "")], apps=["app"], elapsed=0.0)
+    assert dialogs_in(tree) == {"Save As": "dialog"} and dialogs_in(None) == {}
 
 
 def test_compile_uses_click_text_and_the_element_hook_first():

@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from deskpilot.perception.inputs import InputEvent
-from deskpilot.record.compile import Compiled, Seen, brace, compile_steps, mark_values, ocr_text_at
+from deskpilot.record.compile import Compiled, Seen, brace, compile_steps, dialogs_in, mark_values, ocr_text_at
 from deskpilot.record.tree import TreeWatcher
 
 from deskpilot.record.writers import output_format, portable_desktop, rebased, write_output, write_workflow
@@ -79,6 +79,7 @@ class Recording:
         self._grab_x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self._stamp: Any = None  # a window of ours, for reading the server's time
         self.initial = self._windows()
+        self._windows_seen: set[int] = set(self.initial)
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
 
     def start(self) -> "Recording":
@@ -114,8 +115,22 @@ class Recording:
             self._tree.poke()
         frame = self.desk.observe().image.copy() if event.kind == "button_press" else None
         secret = self._secret_for(event) if event.kind == "key_press" else None
+        dialogs = self._dialogs(windows)
         with self._lock:
-            self.seen.append(Seen(event=event, windows=windows, frame=frame, element=element, secret=secret))
+            self.seen.append(Seen(event=event, windows=windows, frame=frame, element=element, secret=secret,
+                                  dialogs=dialogs))
+
+    def _dialogs(self, windows: dict[int, str]) -> dict[str, str]:
+        """Which windows are dialogs (title -> role); a window new since the last event is asked of the bus now
+        (the kept tree may be from before it opened)."""
+        if self._tree is None:
+            return {}
+        new = [title for wid, title in windows.items() if wid not in self._windows_seen and title]
+        self._windows_seen.update(windows)
+        found = dialogs_in(self._tree.latest)
+        if any(title not in found for title in new):
+            found.update(dialogs_in(self._tree.fresh()))
+        return found
 
     # -- secrets ----------------------------------------------------------------------------------
     def _secret_for(self, event) -> str | None:

@@ -13,7 +13,9 @@ Rules, most robust step first:
   a newline) become one ``type`` (braces doubled: ``{x}`` typed is not a variable); keys with Ctrl, Alt or Super, and special
   keys, become ``key`` (``ctrl+s``);
 * a window that was not there before becomes ``wait_for_window`` (its
-  title) ahead of the step that first saw it; the windows open when the
+  title) ahead of the step that first saw it, or ``wait_for: {role, name}``
+  when the tree showed it as a dialog (a file chooser, an alert): the role
+  survives a theme or language that words the title bar differently; the windows open when the
   recording starts come first (with their loaded title, see ``_loaded_title``). A title that changes on the same window (an
   editor's "*" for unsaved changes) is not a new window.
 """
@@ -45,6 +47,7 @@ class Seen(BaseModel):
     element: dict[str, Any] | None = None  # the widget clicked, as an element step names it (role, name, exact)
     step: dict[str, Any] | None = None  # a step made in place (a check from "Add check"): written as it is
     secret: str | None = None  # a key typed into a secret field: the burst becomes {secret}, its value is dropped
+    dialogs: dict[str, str] = Field(default_factory=dict)  # window title -> its dialog role, as the tree showed it
 
 
 class Compiled(BaseModel):
@@ -59,6 +62,22 @@ class Compiled(BaseModel):
 
 ElementStep = Callable[[Seen], "dict[str, Any] | None"]
 TextAt = Callable[[Image.Image, int, int], "str | None"]
+
+
+DIALOG_ROLES = ("dialog", "file chooser", "alert", "color chooser", "font chooser")
+
+
+def dialogs_in(tree) -> dict[str, str]:
+    """Title -> role of the dialogs a snapshot shows as top-level windows (an app's root's children)."""
+    if tree is None:
+        return {}
+    return {n.name: n.role for n in tree.nodes if n.depth == 1 and n.role in DIALOG_ROLES and n.name}
+
+
+def _window_wait(title: str, role: str | None) -> dict[str, Any]:
+    if role is None:
+        return {"wait_for_window": brace(title)}
+    return {"wait_for": {"role": role, "name": brace(title)}}
 
 
 def brace(text: str) -> str:
@@ -93,8 +112,8 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
         if any(item.windows[wid] for wid in new):
             flush()
         for wid in new:
-            if item.windows[wid]:
-                out.append(Compiled(step={"wait_for_window": brace(item.windows[wid])}))
+            if title := item.windows[wid]:
+                out.append(Compiled(step=_window_wait(title, item.dialogs.get(title))))
         known.update(new)
         event = item.event
         if event.kind == "key_press":

@@ -62,6 +62,11 @@ class TreeWatcher:
         except (A11yError, OSError, ValueError):
             pass  # no tree now (the app is starting, or publishes none): keep the last one
 
+    def fresh(self):
+        """A snapshot read now (None if the bus does not answer); also kept as the latest."""
+        self._read()
+        return self.latest
+
     def element_at(self, x: int, y: int) -> dict[str, Any] | None:
         """The widget pressed at (x, y) as an element step names it, or None (nothing unique with a name).
 
