@@ -110,29 +110,48 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
     return list(lines)
 
 
-def _recognise(pixels: np.ndarray) -> list[TextBox]:
-    """Detection over the whole frame, then recognition of each line not seen before.
+def _detect(pixels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Text-line quads the detector finds in ``pixels`` (a frame or a band of it), in frame pixels.
 
-    The detector runs at the frame's own scale, padded (edge pixels repeated) to the multiples of 32 it
+    The detector runs at the pixels' own scale, padded (edge pixels repeated) to the multiples of 32 it
     takes: its defaults resize instead (a 1080-row frame to 1088, a region up to 736 rows, which made
-    region reads slow and wrong). It always sees the whole frame because its verdicts depend on the
-    whole image: a part read alone splits and joins words differently, so reading only the changed part
-    would disagree with a full read. Recognition depends only on a line's own pixels (one line per
-    batch, so no padding to a neighbour's width), so an unchanged line's text is taken from the cache.
+    region reads slow and wrong). ``origin``: where the band's top-left corner lies in the frame.
     Callers hold ``_run_lock``.
     """
-    ocr = engine()
+    det = engine()._load_det_model()
     height, width = pixels.shape[:2]
     pad_h, pad_w = -height % 32, -width % 32
     padded = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else pixels
-    found = ocr(padded, use_cls=False, use_rec=False)
-    if getattr(found, "boxes", None) is None or len(found.boxes) == 0:
-        return []
+    tensor = ((padded.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+    quads, _ = det.postprocess_op(det.session(tensor), padded.shape[:2])
+    if len(quads) == 0:
+        return np.zeros((0, 4, 2), dtype=np.float32)
+    quads = det.sorted_boxes(np.asarray(quads, dtype=np.float32))
+    quads[:, :, 0] += origin[0]
+    quads[:, :, 1] += origin[1]
+    return quads
+
+
+def _recognise(pixels: np.ndarray, quads: np.ndarray) -> list[TextBox]:
+    """The text of each detected quad, recognising only lines whose pixels were not seen before.
+
+    Recognition depends only on a line's own pixels (one line per batch, so no padding to a neighbour's
+    width), so an unchanged line's text is taken from the cache. A quad reaching past the frame (the
+    detector's padding) is cut from the frame padded the same way. Callers hold ``_run_lock``.
+    """
     global last_recognised
-    crops = ocr.crop_text_regions(padded, found.boxes)
+    ocr = engine()
+    height, width = pixels.shape[:2]
+    if len(quads) == 0:
+        last_recognised = 0
+        return []
+    pad_h, pad_w = -height % 32, -width % 32
+    if float(quads[:, :, 0].max()) > width - 1 or float(quads[:, :, 1].max()) > height - 1:
+        pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    crops = ocr.crop_text_regions(pixels, quads)
     lines = []
     last_recognised = sum(1 for crop in crops if _key(crop) not in _lines_seen)
-    for quad, crop in zip(found.boxes, crops):
+    for quad, crop in zip(quads, crops):
         text, score = _recognise_line(ocr, crop)
         if not text.strip() or score < ocr.text_score:
             continue
@@ -163,8 +182,13 @@ def _recognise_line(ocr, crop: np.ndarray) -> tuple[str, float]:
     return known
 
 
+BAND_MARGIN = 32  # rows/columns of context the detector sees around a changed band (one stride of its grid)
+BAND_MAX_SHARE = 0.3  # a change whose band covers more of the frame than this is detected whole
+
+
 def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
-    """(lines, kind): kind is ``same`` (a frame read lately, pixel for pixel) or ``full`` (detected again).
+    """(lines, kind): kind is ``same`` (a frame read lately), ``band`` (only the changed part detected)
+    or ``full`` (the whole frame detected).
 
     The last few frames are kept, not just one: a screen whose only change is a blinking caret
     alternates between two frames, and a wait woken by each blink must not detect the frame again.
@@ -176,11 +200,111 @@ def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
             last_recognised = 0
             return lines, "same"
     engine()._load_rec_model()
-    lines = _recognise(pixels)
+    kind = "full"
+    lines = None
+    if _last_reads and _last_reads[0][0].shape == pixels.shape:
+        lines = _read_bands(pixels, *_last_reads[0])
+        kind = "band"
+    if lines is None:
+        lines, kind = _recognise(pixels, _detect(pixels)), "full"
     lines.sort(key=lambda t: (t.box[1], t.box[0]))
     _last_reads.insert(0, (pixels, lines))
     del _last_reads[_FRAMES_KEPT:]
-    return lines, "full"
+    return lines, kind
+
+
+def _read_bands(pixels: np.ndarray, before: np.ndarray, known: list[TextBox]) -> list[TextBox] | None:
+    """The lines of ``pixels`` detected only where they differ from ``before`` (read as ``known``).
+
+    Each changed area grows until it holds whole text lines (``_grow``), the detector reads it with
+    ``BAND_MARGIN`` pixels of context, and its lines replace the known lines whose middle lies in it;
+    known lines elsewhere are kept as they were. None when the change is too large to be worth it
+    (then the caller detects the whole frame).
+    """
+    changed = np.any(pixels != before, axis=2)
+    height, width = changed.shape
+    boxes = _changed_boxes(changed)
+    while True:  # grown boxes may meet; joined ones grow again
+        grown = _merge_boxes([_grow(pixels, box, known) for box in boxes])
+        if grown == boxes:
+            break
+        boxes = grown
+    if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > BAND_MAX_SHARE * height * width:
+        return None
+    quads = []
+    for x1, y1, x2, y2 in boxes:
+        ox, oy = max(0, (x1 - BAND_MARGIN) // 32 * 32), max(0, (y1 - BAND_MARGIN) // 32 * 32)
+        ex, ey = min(width, x2 + BAND_MARGIN), min(height, y2 + BAND_MARGIN)
+        for quad in _detect(pixels[oy:ey, ox:ex], (ox, oy)):
+            cx, cy = quad[:, 0].mean(), quad[:, 1].mean()
+            if x1 <= cx < x2 and y1 <= cy < y2:
+                quads.append(quad)
+    inside = lambda t: any(b[0] <= t.center[0] < b[2] and b[1] <= t.center[1] < b[3] for b in boxes)  # noqa: E731
+    kept = [t for t in known if not inside(t)]
+    fresh = _recognise(pixels, np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2))
+    return kept + fresh
+
+
+def _changed_boxes(changed: np.ndarray, gap: int = 32) -> list[Box]:
+    """Bounding boxes of the changed pixels, one per run of changed rows (runs closer than ``gap`` join)."""
+    rows = np.flatnonzero(changed.any(axis=1))
+    if len(rows) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(rows) > gap)
+    out = []
+    for part in np.split(rows, cuts + 1):
+        y1, y2 = int(part[0]), int(part[-1]) + 1
+        cols = np.flatnonzero(changed[y1:y2].any(axis=0))
+        out.append((int(cols[0]), y1, int(cols[-1]) + 1, y2))
+    return out
+
+
+def _grow(pixels: np.ndarray, box: Box, known: list[TextBox]) -> Box:
+    """``box`` grown until its edges lie on plain rows/columns (one colour) and it holds every known line
+    whose core (the middle half of its height) it touches: so no text line is cut by the band."""
+    height, width = pixels.shape[:2]
+    x1, y1, x2, y2 = box
+    while True:
+        before = (x1, y1, x2, y2)
+        for t in known:
+            bx1, by1, bx2, by2 = t.box
+            q = (by2 - by1) // 4
+            if bx1 < x2 and x1 < bx2 and by1 + q < y2 and y1 < by2 - q:
+                x1, y1, x2, y2 = min(x1, bx1), min(y1, by1), max(x2, bx2), max(y2, by2)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+        while y1 > 0 and not _plain(pixels[y1 - 1, x1:x2]):
+            y1 -= 1
+        while y2 < height and not _plain(pixels[y2, x1:x2]):
+            y2 += 1
+        while x1 > 0 and not _plain(pixels[y1:y2, x1 - 1]):
+            x1 -= 1
+        while x2 < width and not _plain(pixels[y1:y2, x2]):
+            x2 += 1
+        if (x1, y1, x2, y2) == before:
+            return before
+
+
+def _plain(strip: np.ndarray) -> bool:
+    return len(strip) == 0 or bool((strip == strip[0]).all())
+
+
+def _merge_boxes(boxes: list[Box]) -> list[Box]:
+    """Boxes with touching ones joined (two bands detected apart must not share a line)."""
+    boxes = list(boxes)
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return boxes
 
 
 def _compact(text: str) -> list[tuple[str, int]]:
