@@ -200,13 +200,8 @@ def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
             last_recognised = 0
             return lines, "same"
     engine()._load_rec_model()
-    kind = "full"
-    lines = None
-    if _last_reads and _last_reads[0][0].shape == pixels.shape:
-        lines = _read_bands(pixels, *_last_reads[0])
-        kind = "band"
-    if lines is None:
-        lines, kind = _recognise(pixels, _detect(pixels)), "full"
+    banded = _read_bands(pixels, *_last_reads[0]) if _last_reads and _last_reads[0][0].shape == pixels.shape else None
+    lines, kind = (banded, "band") if banded is not None else (_recognise(pixels, _detect(pixels)), "full")
     lines.sort(key=lambda t: (t.box[1], t.box[0]))
     _last_reads.insert(0, (pixels, lines))
     del _last_reads[_FRAMES_KEPT:]
