@@ -136,30 +136,72 @@ def _recognise(pixels: np.ndarray, quads: np.ndarray) -> list[TextBox]:
     """The text of each detected quad, recognising only lines whose pixels were not seen before.
 
     Recognition depends only on a line's own pixels (one line per batch, so no padding to a neighbour's
-    width), so an unchanged line's text is taken from the cache. A quad reaching past the frame (the
-    detector's padding) is cut from the frame padded the same way. Callers hold ``_run_lock``.
+    width), so an unchanged line's text is taken from the cache. What is read of a quad is its ink
+    (``_line_cut``), not the quad's exact pixels. Callers hold ``_run_lock``.
     """
     global last_recognised
     ocr = engine()
-    height, width = pixels.shape[:2]
     if len(quads) == 0:
         last_recognised = 0
         return []
-    pad_h, pad_w = -height % 32, -width % 32
-    if float(quads[:, :, 0].max()) > width - 1 or float(quads[:, :, 1].max()) > height - 1:
-        pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    crops = ocr.crop_text_regions(pixels, quads)
     lines = []
-    last_recognised = sum(1 for crop in crops if _key(crop) not in _lines_seen)
-    for quad, crop in zip(quads, crops):
+    cuts = [_line_cut(pixels, quad) for quad in quads]
+    last_recognised = sum(1 for cut in cuts if cut is not None and _key(cut[0]) not in _lines_seen)
+    for cut in cuts:
+        if cut is None:
+            continue
+        crop, box = cut
         text, score = _recognise_line(ocr, crop)
         if not text.strip() or score < ocr.text_score:
             continue
-        xs = [min(float(p[0]), width) for p in quad]
-        ys = [min(float(p[1]), height) for p in quad]
-        box = (int(min(xs)), int(min(ys)), int(round(max(xs))), int(round(max(ys))))
         lines.append(TextBox(text=text, box=box, score=round(score, 4)))
     return lines
+
+
+INK = 60  # a pixel whose channels differ from the line's background by this much in sum is text
+
+
+def _line_cut(pixels: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, Box] | None:
+    """The pixels recognition reads for one detected line, and their box: the line's ink plus a margin.
+
+    The detector's boxes move by a pixel or two with what else is on the screen (its network pools over
+    the whole image), and recognition reads a box one pixel off differently ("4319" vs "43i9"). So the
+    cut does not follow the box's edges: inside it, the background is the most common colour, the ink
+    is what differs, the line is the run of inked rows through the box's middle, and the cut is that
+    ink plus a margin of a quarter of its height. Whatever the jitter, a line gives the same cut (and
+    text, and box) in a full read and in a read of only the changed band. None: no ink.
+    """
+    height, width = pixels.shape[:2]
+    x1, y1 = max(0, int(np.floor(quad[:, 0].min()))), max(0, int(np.floor(quad[:, 1].min())))
+    x2, y2 = min(width, int(np.ceil(quad[:, 0].max()))), min(height, int(np.ceil(quad[:, 1].max())))
+    area = pixels[y1:y2, x1:x2].astype(np.int16)
+    if area.size == 0:
+        return None
+    packed = (area[:, :, 0].astype(np.int32) << 16) | (area[:, :, 1].astype(np.int32) << 8) | area[:, :, 2]
+    values, counts = np.unique(packed, return_counts=True)
+    bg = int(values[counts.argmax()])
+    background = np.array([bg >> 16, (bg >> 8) & 255, bg & 255], dtype=np.int16)
+    ink = np.abs(area - background).sum(axis=2) > INK
+    rows = ink.any(axis=1)
+    middle = (y2 - y1) // 2
+    if not rows.any():
+        return None
+    if rows[middle]:
+        top = middle
+        while top > 0 and rows[top - 1]:
+            top -= 1
+        bottom = middle + 1
+        while bottom < len(rows) and rows[bottom]:
+            bottom += 1
+    else:
+        inked = np.flatnonzero(rows)
+        top, bottom = int(inked[0]), int(inked[-1]) + 1
+    cols = np.flatnonzero(ink[top:bottom].any(axis=0))
+    left, right = int(cols[0]), int(cols[-1]) + 1
+    margin = max(2, (bottom - top) // 4)
+    box = (max(0, x1 + left - margin), max(0, y1 + top - margin),
+           min(width, x1 + right + margin), min(height, y1 + bottom + margin))
+    return np.ascontiguousarray(pixels[box[1]:box[3], box[0]:box[2]]), box
 
 
 def _key(crop: np.ndarray) -> tuple:
