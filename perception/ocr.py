@@ -74,12 +74,13 @@ def engine():
         return _engine
 
 
-def _without_spinning(wrapper: Any) -> None:
+def _without_spinning(wrapper: Any, spinning: bool = False) -> None:
     """Rebuild a model's onnxruntime session with its worker threads sleeping when idle.
 
     By default the threads spin between the network's operators: on 2 cores that burnt ~25% of a
     detection's CPU (2.9 s -> 2.2 s for a 1080p frame, same boxes) and slowed everything else on the
     machine, for no gain in wall time under load. Same model, same graph optimisations, same outputs.
+    ``spinning=True`` restores onnxruntime's default (bench/ocr_incremental.py compares both).
     """
     import onnxruntime as ort
 
@@ -87,7 +88,7 @@ def _without_spinning(wrapper: Any) -> None:
     options.log_severity_level = 4
     options.enable_cpu_mem_arena = False
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     old = wrapper.session
     wrapper.session = ort.InferenceSession(old._model_path, sess_options=options, providers=old.get_providers())
 

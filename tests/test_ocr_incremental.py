@@ -118,3 +118,31 @@ def test_band_reads_equal_full_reads_over_scripted_changes(size):
         kinds.append(ocr.last_kind)
         _assert_same_lines(got, expected)
     assert kinds.count("band") >= 3, kinds
+
+
+def test_band_reads_equal_full_reads_in_mousepad(tmp_path):
+    """A GTK editor at 1920x1080 (its caret blinks: frames differ by it too): text typed at the top, a line
+    break that shifts every line below, a jump to the end (the view scrolls), the search bar opening."""
+    from deskpilot.agent.desk.session import AppSpec
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("".join(f"Entry {n:02d}: parcel {300 + n * 11} to {['Oslo', 'Lyon', 'Graz'][n % 3]}\n"
+                             for n in range(1, 81)), encoding="utf-8")
+    with Session(spec=SessionSpec(size=(1920, 1080), shares=[str(tmp_path)],
+                                  apps=[AppSpec(argv=["mousepad", str(notes)])])) as desk:
+        ocr.wait_for_text(desk, "Entry 05", timeout=30)
+        frames = [desk.screenshot()]
+        for action in (lambda: desk.key("ctrl+Home"), lambda: desk.type("Top note "), lambda: desk.key("Return"),
+                       lambda: desk.key("ctrl+End"), lambda: desk.key("ctrl+f")):
+            action()
+            desk.settle(3)
+            frames.append(desk.screenshot())
+    full = [ocr.read_text(frame, fresh=True) for frame in frames]
+    assert any(t.startswith("Entry 80") for t in _texts(full[4])), _texts(full[4])
+    ocr.read_text(frames[0], fresh=True)
+    kinds = []
+    for frame, expected in zip(frames[1:], full[1:]):
+        got = ocr.read_text(frame)
+        kinds.append(ocr.last_kind)
+        _assert_same_lines(got, expected)
+    assert kinds.count("band") >= 2, kinds
