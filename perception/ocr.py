@@ -246,6 +246,7 @@ def _recognise_line(ocr, crop: np.ndarray) -> tuple[str, float]:
 
 
 BAND_MARGINS = (32, 128)  # context the detector sees around a changed band: a little, then more if a line ran out
+PLAIN_CHANGES = 4  # colour changes a row/column may have and still bound a band (see _plain)
 BAND_MAX_SHARE = 0.3  # a change whose band covers more of the frame than this is detected whole
 
 
@@ -326,7 +327,7 @@ def _band_quads(pixels: np.ndarray, band: Box, margin: int) -> list[np.ndarray] 
     return quads
 
 
-def _changed_boxes(changed: np.ndarray, gap: int = 32) -> list[Box]:
+def _changed_boxes(changed: np.ndarray, gap: int = 8) -> list[Box]:
     """Bounding boxes of the changed pixels, one per run of changed rows (runs closer than ``gap`` join)."""
     rows = np.flatnonzero(changed.any(axis=1))
     if len(rows) == 0:
@@ -341,7 +342,7 @@ def _changed_boxes(changed: np.ndarray, gap: int = 32) -> list[Box]:
 
 
 def _grow(pixels: np.ndarray, box: Box, known: list[TextBox]) -> Box:
-    """``box`` grown until its edges lie on plain rows/columns (one colour) and it holds every known line
+    """``box`` grown until its edges lie on plain rows/columns (``_plain``) and it holds every known line
     whose core (the middle half of its height) it touches: so no text line is cut by the band."""
     height, width = pixels.shape[:2]
     x1, y1, x2, y2 = box
@@ -366,7 +367,9 @@ def _grow(pixels: np.ndarray, box: Box, known: list[TextBox]) -> Box:
 
 
 def _plain(strip: np.ndarray) -> bool:
-    return len(strip) == 0 or bool((strip == strip[0]).all())
+    """No text crosses this row/column: at most 4 colour changes along it (a widget's or window's
+    borders, each a change in and out; text crossing it changes colour at each stroke)."""
+    return len(strip) < 2 or int(np.count_nonzero(np.any(strip[1:] != strip[:-1], axis=1))) <= PLAIN_CHANGES
 
 
 def _merge_boxes(boxes: list[Box]) -> list[Box]:

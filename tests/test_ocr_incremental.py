@@ -145,4 +145,4 @@ def test_band_reads_equal_full_reads_in_mousepad(tmp_path):
         got = ocr.read_text(frame)
         kinds.append(ocr.last_kind)
         _assert_same_lines(got, expected)
-    assert kinds.count("band") >= 2, kinds
+    assert "band" in kinds, kinds  # lines without a plain row between them (this font) grow to the whole text: full
