@@ -108,9 +108,10 @@ def frame_of(source: Any) -> Image.Image:
 def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) -> list[TextBox]:
     """Every line of text OCR finds, top to bottom, in screen pixels.
 
-    Reads are incremental and exact: an unchanged frame costs a comparison, and after a change only the
-    lines whose pixels are new are recognised again (detection still covers the whole frame).
-    ``last_kind`` says which path answered; ``fresh=True`` forgets what was read before. A ``region``
+    Reads are incremental and exact: an unchanged frame costs a comparison; after a change the detector
+    reads only the changed band(s) grown to whole lines (the whole frame when they are large), and only
+    the lines whose pixels are new are recognised again. ``last_kind`` says which path answered
+    (``same``, ``band``, ``full``); ``fresh=True`` forgets what was read before. A ``region``
     gives the lines whose middle lies in it: a crop read alone splits lines into words and misreads (the
     detector needs the context).
     """
