@@ -146,6 +146,7 @@ def test_band_reads_equal_full_reads_in_mousepad(tmp_path):
         got = ocr.read_text(frame)
         kinds.append(ocr.last_kind)
         _assert_same_lines(got, expected)
-    # mousepad's lines touch (no plain row between them), so a change inside the text grows to the whole
-    # text and is detected whole: what this test guards is that every path gives what a full read gives
+    # mousepad's line cuts reach into their neighbours (the window's border column counts as ink in each),
+    # so a change inside the text grows to the whole text and is detected whole: what this test guards is
+    # that every path gives what a full read gives
     assert set(kinds) <= {"same", "band", "full"} and kinds.count("same") < len(kinds), kinds
