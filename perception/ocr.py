@@ -300,7 +300,23 @@ def _read_bands(pixels: np.ndarray, before: np.ndarray, known: list[TextBox]) ->
     inside = lambda t: any(b[0] <= t.center[0] < b[2] and b[1] <= t.center[1] < b[3] for b in boxes)  # noqa: E731
     kept = [t for t in known if not inside(t)]
     fresh = _recognise(pixels, np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2))
+    if not _agrees(fresh, [t for t in known if inside(t)], changed):
+        return None
     return kept + fresh
+
+
+def _agrees(fresh: list[TextBox], replaced: list[TextBox], changed: np.ndarray) -> bool:
+    """True when every replaced line whose pixels did not change is found again, same box, same text.
+
+    A band's detector sees less than the whole frame and may group words differently (mousepad's menu
+    bar read as one line where the frame gives three); unchanged text inside the band is the witness.
+    """
+    found = {(t.box, t.text) for t in fresh}
+    for line in replaced:
+        x1, y1, x2, y2 = line.box
+        if not changed[y1:y2, x1:x2].any() and (line.box, line.text) not in found:
+            return False
+    return True
 
 
 def _band_quads(pixels: np.ndarray, band: Box, margin: int) -> list[np.ndarray] | None:
