@@ -1,13 +1,11 @@
 """Incremental OCR vs reading every frame from scratch, on a real 1920x1080 sandbox screen.
 
-A maximised xterm shows 24 known lines; the script reads (CPU and wall time, median of N rounds),
-the current reader (new) and, in the same process on the same frames, the previous one (old:
-detection over the whole frame after any change, onnxruntime's threads spinning when idle):
+A maximised xterm shows 24 known lines; the script reads (CPU and wall time, median of N rounds):
 
 - cold: the frame from scratch (``read_text(frame, fresh=True)``: detection, every line recognised);
 - same: the same frame again (an unchanged screen: a comparison, no OCR);
 - one line: a frame where one line changed (text typed at the prompt) after the previous one
-  (new: detection of the changed band only; old: of the whole frame; both recognise only new lines);
+  (detection over the frame, only lines with new pixels recognised);
 - region: a 600x200 region of the unchanged frame (lines whose middle lies in it).
 
 Usage: ``python bench/ocr_incremental.py [--rounds 3]``; prints a Markdown table.
@@ -47,16 +45,6 @@ def timed(fn):
     return (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000, out
 
 
-def reader(old: bool):
-    """Switch the process's OCR to the old way (whole-frame detection, spinning threads) or the new."""
-    from deskpilot.perception import ocr
-
-    engine = ocr.engine()
-    for model in (engine._load_det_model(), engine._load_rec_model()):
-        ocr._without_spinning(model.session, spinning=old)
-    ocr.BAND_MAX_SHARE = -1.0 if old else 0.3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -65,30 +53,21 @@ def main() -> None:
 
     first, second = screens(Path(tempfile.mkdtemp()))
     ocr.read_text(first, fresh=True)  # engine loaded, warm
-    print(f"load average at the start {os.getloadavg()[0]:.1f}")
-    rows: dict[str, list[tuple[float, float]]] = {}
+    rows: dict[str, list[tuple[float, float]]] = {"cold": [], "same": [], "one line": [], "region": []}
     kinds = {}
     for _ in range(args.rounds):
-        for way in ("old", "new"):
-            reader(way == "old")
-            ocr.read_text(second, fresh=True)  # warm this way's sessions; second's lines known (as in a session)
-            for name, fn in (("cold", lambda: ocr.read_text(first, fresh=True)),
-                             ("same", lambda: ocr.read_text(first)),
-                             ("one line", lambda: ocr.read_text(second)),
-                             ("region", lambda: ocr.read_text(second, region=(0, 0, 600, 200)))):
-                if name == "one line":
-                    ocr.read_text(first)
-                    ocr._last_reads[:] = ocr._last_reads[:1]  # first only: second is new to the reader
-                cpu, wall, lines = timed(fn)
-                rows.setdefault(f"{name} ({way})", []).append((cpu, wall))
-                kinds[f"{name} ({way})"] = (ocr.last_kind, len(lines), ocr.last_recognised)
-    reader(False)
+        for name, fn in (("cold", lambda: ocr.read_text(first, fresh=True)),  # then "one line" follows "same"
+                         ("same", lambda: ocr.read_text(first)),
+                         ("one line", lambda: ocr.read_text(second)),
+                         ("region", lambda: ocr.read_text(first, region=(0, 0, 600, 200)))):
+            cpu, wall, lines = timed(fn)
+            rows[name].append((cpu, wall))
+            kinds[name] = (ocr.last_kind, len(lines), ocr.last_recognised)
     known = sum(1 for line in LINES if line in [t.text for t in ocr.read_text(second, fresh=True)])
-    print(f"load average at the end {os.getloadavg()[0]:.1f}; {known}/24 known lines read exactly\n")
+    print(f"load average {os.getloadavg()[0]:.1f}; {known}/24 known lines read exactly\n")
     print("| read | path | lines | recognised | CPU ms (median) | wall ms (median) |")
     print("|---|---|---|---|---|---|")
-    for name in sorted(rows, key=lambda n: (n.split(" (")[0] != "cold", n.split(" (")[0], n.endswith("(new)"))):
-        samples = rows[name]
+    for name, samples in rows.items():
         cpu = statistics.median(s[0] for s in samples)
         wall = statistics.median(s[1] for s in samples)
         print(f"| {name} | {kinds[name][0]} | {kinds[name][1]} | {kinds[name][2]} | {cpu:.0f} | {wall:.0f} |")

@@ -69,31 +69,7 @@ def engine():
             _engine = RapidOCR(params={"Global.log_level": "critical", "Global.use_cls": False,
                                        "Global.max_side_len": 1 << 14, "Det.limit_type": "max",
                                        "Det.limit_side_len": 1 << 14, "Rec.rec_batch_num": 1})
-            for model in (_engine._load_det_model(), _engine._load_rec_model()):
-                _without_spinning(model.session)
         return _engine
-
-
-def _without_spinning(wrapper: Any, spinning: bool = False) -> None:
-    """Rebuild a model's onnxruntime session with its worker threads sleeping when idle.
-
-    By default the threads spin between the network's operators: on 2 cores that burnt ~25% of a
-    detection's CPU (2.9 s -> 2.2 s for a 1080p frame, same boxes) and slowed everything else on the
-    machine, for no gain in wall time under load. Same model, same graph optimisations, same outputs.
-    ``spinning=True`` restores onnxruntime's default (bench/ocr_incremental.py compares both).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    options.enable_cpu_mem_arena = False
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    old = getattr(wrapper, "session", None)
-    path = getattr(old, "_model_path", None)  # rapidocr's wrapper keeps it; another version may not: keep its session
-    if old is None or not isinstance(path, (str, bytes)) or not hasattr(old, "get_providers"):
-        return
-    wrapper.session = ort.InferenceSession(path, sess_options=options, providers=old.get_providers())
 
 
 def frame_of(source: Any) -> Image.Image:
@@ -111,10 +87,9 @@ def frame_of(source: Any) -> Image.Image:
 def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) -> list[TextBox]:
     """Every line of text OCR finds, top to bottom, in screen pixels.
 
-    Reads are incremental and exact: an unchanged frame costs a comparison; after a change the detector
-    reads only the changed band(s) grown to whole lines (the whole frame when they are large), and only
-    the lines whose pixels are new are recognised again. ``last_kind`` says which path answered
-    (``same``, ``band``, ``full``); ``fresh=True`` forgets what was read before. A ``region``
+    Reads are incremental and exact: an unchanged frame costs a comparison, and after a change only the
+    lines whose pixels are new are recognised again (detection still covers the whole frame).
+    ``last_kind`` says which path answered; ``fresh=True`` forgets what was read before. A ``region``
     gives the lines whose middle lies in it: a crop read alone splits lines into words and misreads (the
     detector needs the context).
     """
@@ -135,98 +110,37 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
     return list(lines)
 
 
-def _detect(pixels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Text-line quads the detector finds in ``pixels`` (a frame or a band of it), in frame pixels.
+def _recognise(pixels: np.ndarray) -> list[TextBox]:
+    """Detection over the whole frame, then recognition of each line not seen before.
 
-    The detector runs at the pixels' own scale, padded (edge pixels repeated) to the multiples of 32 it
+    The detector runs at the frame's own scale, padded (edge pixels repeated) to the multiples of 32 it
     takes: its defaults resize instead (a 1080-row frame to 1088, a region up to 736 rows, which made
-    region reads slow and wrong). ``origin``: where the band's top-left corner lies in the frame.
+    region reads slow and wrong). It always sees the whole frame because its verdicts depend on the
+    whole image: a part read alone splits and joins words differently, so reading only the changed part
+    would disagree with a full read. Recognition depends only on a line's own pixels (one line per
+    batch, so no padding to a neighbour's width), so an unchanged line's text is taken from the cache.
     Callers hold ``_run_lock``.
     """
-    det = engine()._load_det_model()
+    ocr = engine()
     height, width = pixels.shape[:2]
     pad_h, pad_w = -height % 32, -width % 32
     padded = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else pixels
-    tensor = ((padded.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
-    quads, _ = det.postprocess_op(det.session(tensor), padded.shape[:2])
-    if len(quads) == 0:
-        return np.zeros((0, 4, 2), dtype=np.float32)
-    quads = det.sorted_boxes(np.asarray(quads, dtype=np.float32))
-    quads[:, :, 0] += origin[0]
-    quads[:, :, 1] += origin[1]
-    return quads
-
-
-def _recognise(pixels: np.ndarray, quads: np.ndarray) -> list[TextBox]:
-    """The text of each detected quad, recognising only lines whose pixels were not seen before.
-
-    Recognition depends only on a line's own pixels (one line per batch, so no padding to a neighbour's
-    width), so an unchanged line's text is taken from the cache. What is read of a quad is its ink
-    (``_line_cut``), not the quad's exact pixels. Callers hold ``_run_lock``.
-    """
-    global last_recognised
-    ocr = engine()
-    if len(quads) == 0:
-        last_recognised = 0
+    found = ocr(padded, use_cls=False, use_rec=False)
+    if getattr(found, "boxes", None) is None or len(found.boxes) == 0:
         return []
+    global last_recognised
+    crops = ocr.crop_text_regions(padded, found.boxes)
     lines = []
-    cuts = [_line_cut(pixels, quad) for quad in quads]
-    last_recognised = sum(1 for cut in cuts if cut is not None and _key(cut[0]) not in _lines_seen)
-    for cut in cuts:
-        if cut is None:
-            continue
-        crop, box = cut
+    last_recognised = sum(1 for crop in crops if _key(crop) not in _lines_seen)
+    for quad, crop in zip(found.boxes, crops):
         text, score = _recognise_line(ocr, crop)
         if not text.strip() or score < ocr.text_score:
             continue
+        xs = [min(float(p[0]), width) for p in quad]
+        ys = [min(float(p[1]), height) for p in quad]
+        box = (int(min(xs)), int(min(ys)), int(round(max(xs))), int(round(max(ys))))
         lines.append(TextBox(text=text, box=box, score=round(score, 4)))
     return lines
-
-
-INK = 60  # a pixel whose channels differ from the line's background by this much in sum is text
-
-
-def _line_cut(pixels: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, Box] | None:
-    """The pixels recognition reads for one detected line, and their box: the line's ink plus a margin.
-
-    The detector's boxes move by a pixel or two with what else is on the screen (its network pools over
-    the whole image), and recognition reads a box one pixel off differently ("4319" vs "43i9"). So the
-    cut does not follow the box's edges: inside it, the background is the most common colour, the ink
-    is what differs, the line is the run of inked rows through the box's middle, and the cut is that
-    ink plus a margin of a quarter of its height. Whatever the jitter, a line gives the same cut (and
-    text, and box) in a full read and in a read of only the changed band. None: no ink.
-    """
-    height, width = pixels.shape[:2]
-    x1, y1 = max(0, int(np.floor(quad[:, 0].min()))), max(0, int(np.floor(quad[:, 1].min())))
-    x2, y2 = min(width, int(np.ceil(quad[:, 0].max()))), min(height, int(np.ceil(quad[:, 1].max())))
-    area = pixels[y1:y2, x1:x2].astype(np.int16)
-    if area.size == 0:
-        return None
-    packed = (area[:, :, 0].astype(np.int32) << 16) | (area[:, :, 1].astype(np.int32) << 8) | area[:, :, 2]
-    values, counts = np.unique(packed, return_counts=True)
-    bg = int(values[counts.argmax()])
-    background = np.array([bg >> 16, (bg >> 8) & 255, bg & 255], dtype=np.int16)
-    ink = np.abs(area - background).sum(axis=2) > INK
-    rows = ink.any(axis=1)
-    middle = (y2 - y1) // 2
-    if not rows.any():
-        return None
-    if rows[middle]:
-        top = middle
-        while top > 0 and rows[top - 1]:
-            top -= 1
-        bottom = middle + 1
-        while bottom < len(rows) and rows[bottom]:
-            bottom += 1
-    else:
-        inked = np.flatnonzero(rows)
-        top, bottom = int(inked[0]), int(inked[-1]) + 1
-    cols = np.flatnonzero(ink[top:bottom].any(axis=0))
-    left, right = int(cols[0]), int(cols[-1]) + 1
-    margin = max(2, (bottom - top) // 4)
-    box = (max(0, x1 + left - margin), max(0, y1 + top - margin),
-           min(width, x1 + right + margin), min(height, y1 + bottom + margin))
-    return np.ascontiguousarray(pixels[box[1]:box[3], box[0]:box[2]]), box
 
 
 def _key(crop: np.ndarray) -> tuple:
@@ -249,14 +163,8 @@ def _recognise_line(ocr, crop: np.ndarray) -> tuple[str, float]:
     return known
 
 
-BAND_MARGINS = (32, 128)  # context the detector sees around a changed band: a little, then more if a line ran out
-PLAIN_CHANGES = 4  # colour changes a row/column may have and still bound a band (see _plain)
-BAND_MAX_SHARE = 0.3  # a change whose band covers more of the frame than this is detected whole
-
-
 def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
-    """(lines, kind): kind is ``same`` (a frame read lately), ``band`` (only the changed part detected)
-    or ``full`` (the whole frame detected).
+    """(lines, kind): kind is ``same`` (a frame read lately, pixel for pixel) or ``full`` (detected again).
 
     The last few frames are kept, not just one: a screen whose only change is a blinking caret
     alternates between two frames, and a wait woken by each blink must not detect the frame again.
@@ -268,147 +176,11 @@ def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
             last_recognised = 0
             return lines, "same"
     engine()._load_rec_model()
-    banded = _read_bands(pixels, *_last_reads[0]) if _last_reads and _last_reads[0][0].shape == pixels.shape else None
-    lines, kind = (banded, "band") if banded is not None else (_recognise(pixels, _detect(pixels)), "full")
+    lines = _recognise(pixels)
     lines.sort(key=lambda t: (t.box[1], t.box[0]))
     _last_reads.insert(0, (pixels, lines))
     del _last_reads[_FRAMES_KEPT:]
-    return lines, kind
-
-
-def _read_bands(pixels: np.ndarray, before: np.ndarray, known: list[TextBox]) -> list[TextBox] | None:
-    """The lines of ``pixels`` detected only where they differ from ``before`` (read as ``known``).
-
-    Each changed area grows until it holds whole text lines (``_grow``), the detector reads it with
-    ``BAND_MARGINS`` pixels of context, and its lines replace the known lines whose middle lies in it;
-    known lines elsewhere are kept as they were. None when the change is too large to be worth it
-    (then the caller detects the whole frame).
-    """
-    changed = np.any(pixels != before, axis=2)
-    height, width = changed.shape
-    boxes = _changed_boxes(changed)
-    while True:  # grown boxes may meet; joined ones grow again
-        grown = _merge_boxes([_grow(pixels, box, known) for box in boxes])
-        if grown == boxes:
-            break
-        boxes = grown
-    if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > BAND_MAX_SHARE * height * width:
-        return None
-    quads = []
-    for band in boxes:
-        found = next((q for margin in BAND_MARGINS if (q := _band_quads(pixels, band, margin)) is not None), None)
-        if found is None:
-            return None
-        quads.extend(found)
-    inside = lambda t: any(b[0] <= t.center[0] < b[2] and b[1] <= t.center[1] < b[3] for b in boxes)  # noqa: E731
-    kept = [t for t in known if not inside(t)]
-    fresh = _recognise(pixels, np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2))
-    if not _agrees(fresh, [t for t in known if inside(t)], changed):
-        return None
-    return kept + fresh
-
-
-def _agrees(fresh: list[TextBox], replaced: list[TextBox], changed: np.ndarray) -> bool:
-    """True when every replaced line whose pixels did not change is found again, same box, same text.
-
-    A band's detector sees less than the whole frame and may group words differently (mousepad's menu
-    bar read as one line where the frame gives three); unchanged text inside the band is the witness.
-    """
-    found = {(t.box, t.text) for t in fresh}
-    for line in replaced:
-        x1, y1, x2, y2 = line.box
-        if not changed[y1:y2, x1:x2].any() and (line.box, line.text) not in found:
-            return False
-    return True
-
-
-def _band_quads(pixels: np.ndarray, band: Box, margin: int) -> list[np.ndarray] | None:
-    """The lines detected in ``band`` read with ``margin`` pixels of context, or None if one runs out of it.
-
-    With too little context the detector may join a line in the band to text beside it (a label and
-    the field typed in: "Name Ada Lovelace", where the whole frame gives two lines); such a line's ink
-    reaches past the band, which the band's plain edges rule out for a line the whole frame would give.
-    """
-    height, width = pixels.shape[:2]
-    x1, y1, x2, y2 = band
-    ox, oy = max(0, (x1 - margin) // 32 * 32), max(0, (y1 - margin) // 32 * 32)
-    ex, ey = min(width, x2 + margin), min(height, y2 + margin)
-    quads = []
-    for quad in _detect(pixels[oy:ey, ox:ex], (ox, oy)):
-        if not (x1 <= quad[:, 0].mean() < x2 and y1 <= quad[:, 1].mean() < y2):
-            continue
-        cut = _line_cut(pixels, quad)
-        if cut is not None:
-            bx1, by1, bx2, by2 = cut[1]
-            slack = (by2 - by1) // 3 + 2
-            if bx1 < x1 - slack or by1 < y1 - slack or bx2 > x2 + slack or by2 > y2 + slack:
-                return None
-        quads.append(quad)
-    return quads
-
-
-def _changed_boxes(changed: np.ndarray, gap: int = 8) -> list[Box]:
-    """Bounding boxes of the changed pixels, one per run of changed rows (runs closer than ``gap`` join)."""
-    rows = np.flatnonzero(changed.any(axis=1))
-    if len(rows) == 0:
-        return []
-    cuts = np.flatnonzero(np.diff(rows) > gap)
-    out = []
-    for part in np.split(rows, cuts + 1):
-        y1, y2 = int(part[0]), int(part[-1]) + 1
-        cols = np.flatnonzero(changed[y1:y2].any(axis=0))
-        out.append((int(cols[0]), y1, int(cols[-1]) + 1, y2))
-    return out
-
-
-def _grow(pixels: np.ndarray, box: Box, known: list[TextBox]) -> Box:
-    """``box`` grown until its edges lie on plain rows/columns (``_plain``) and it holds every known line
-    whose core (the middle half of its height) it touches: so no text line is cut by the band."""
-    height, width = pixels.shape[:2]
-    x1, y1, x2, y2 = box
-    while True:
-        before = (x1, y1, x2, y2)
-        for t in known:
-            bx1, by1, bx2, by2 = t.box
-            q = (by2 - by1) // 4
-            if bx1 < x2 and x1 < bx2 and by1 + q < y2 and y1 < by2 - q:
-                x1, y1, x2, y2 = min(x1, bx1), min(y1, by1), max(x2, bx2), max(y2, by2)
-        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
-        while y1 > 0 and not _plain(pixels[y1 - 1, x1:x2]):
-            y1 -= 1
-        while y2 < height and not _plain(pixels[y2, x1:x2]):
-            y2 += 1
-        while x1 > 0 and not _plain(pixels[y1:y2, x1 - 1]):
-            x1 -= 1
-        while x2 < width and not _plain(pixels[y1:y2, x2]):
-            x2 += 1
-        if (x1, y1, x2, y2) == before:
-            return before
-
-
-def _plain(strip: np.ndarray) -> bool:
-    """No text crosses this row/column: at most 4 colour changes along it (a widget's or window's
-    borders, each a change in and out; text crossing it changes colour at each stroke)."""
-    return len(strip) < 2 or int(np.count_nonzero(np.any(strip[1:] != strip[:-1], axis=1))) <= PLAIN_CHANGES
-
-
-def _merge_boxes(boxes: list[Box]) -> list[Box]:
-    """Boxes with touching ones joined (two bands detected apart must not share a line)."""
-    boxes = list(boxes)
-    joined = True
-    while joined:
-        joined = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
-                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del boxes[j]
-                    joined = True
-                    break
-            if joined:
-                break
-    return boxes
+    return lines, "full"
 
 
 def _compact(text: str) -> list[tuple[str, int]]:
