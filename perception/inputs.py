@@ -4,7 +4,8 @@ Any input path ends in the X server (a VNC client through x11vnc, noVNC,
 XTEST), so recording there catches them all, with root coordinates, in order.
 A second connection runs the blocking ``record_enable_context`` on its own
 thread; ``stop()`` disables the context from the first connection, which ends
-that call. Key events carry keycodes: ``keysym_name`` turns them into keysym
+that call. Window maps come in the same stream, so each event knows how many
+windows had been mapped before it, however late it is read. Key events carry keycodes: ``keysym_name`` turns them into keysym
 names with the display's own keyboard mapping (shifted when Shift was held).
 """
 
@@ -38,6 +39,7 @@ class InputEvent(BaseModel):
     keysym: str = ""  # the key's name (key events), e.g. "a", "A", "Return", "Control_L"
     base_key: str = ""  # the unshifted key's name, e.g. "s" (for chords like ctrl+shift+s)
     char: str = ""  # the character the key types, "" for none (Return, F5, arrows, modifiers)
+    maps: int = 0  # windows mapped (MapNotify) before this event in the server's own order
 
 
 class InputRecorder:
@@ -52,10 +54,11 @@ class InputRecorder:
         if not self._ctl.has_extension("RECORD"):
             raise RuntimeError("the X server has no RECORD extension")
         self.events: list[InputEvent] = []
+        self.maps = 0  # MapNotify events seen so far, in the stream's order with the input
         self._on_event = on_event
         self._context = self._ctl.record_create_context(0, [record.AllClients], [{
             "core_requests": (0, 0), "core_replies": (0, 0), "ext_requests": (0, 0, 0, 0),
-            "ext_replies": (0, 0, 0, 0), "delivered_events": (0, 0), "device_events": (X.KeyPress, X.ButtonRelease),
+            "ext_replies": (0, 0, 0, 0), "delivered_events": (X.MapNotify, X.MapNotify), "device_events": (X.KeyPress, X.ButtonRelease),
             "errors": (0, 0), "client_started": False, "client_died": False,
         }])
         self._ctl.sync()
@@ -83,11 +86,14 @@ class InputRecorder:
         data = reply.data
         while data:
             event, data = rq.EventField(None).parse_binary_value(data, self._data.display, None, None)
+            if event.type == X.MapNotify:
+                self.maps += 1
+                continue
             kind = _KINDS.get(event.type)
             if kind is None:
                 continue
             item = InputEvent(kind=kind, detail=event.detail, x=event.root_x, y=event.root_y, state=event.state,
-                              time=time.monotonic(), server_time=event.time)
+                              time=time.monotonic(), server_time=event.time, maps=self.maps)
             if kind.startswith("key"):
                 item.keysym, item.char = keysym_name(self._data, event.detail, event.state)
                 item.base_key = keysym_name(self._data, event.detail, 0)[0]

@@ -607,3 +607,17 @@ def test_pytest_files_and_suites_get_paths_relative_to_their_folder(tmp_path):
     assert [c.step for c in rebased(steps, tmp_path, tmp_path / "tests")] == \
         [{"check": {"file": "../work/n.txt", "exists": True}}, {"key": "f5"}]
     assert steps[0].step["check"]["file"] == "work/n.txt"  # the originals are left as they were
+
+
+def test_a_window_mapped_after_a_late_read_event_waits_for_the_next_event():
+    """ctrl+o read after its dialog mapped: the dialog is not listed at the ctrl+o (its wait would come first)."""
+    from deskpilot.record import Recording
+
+    rec = Recording.__new__(Recording)
+    rec._maps, rec._listed = 0, {1}
+    key = InputEvent(kind="key_press", detail=32, x=0, y=0, state=4, time=0.0, keysym="o", maps=0)
+    assert rec._later_windows_out({1: "notes", 2: "Open File"}, key) == {1: "notes"}
+    esc = InputEvent(kind="key_press", detail=9, x=0, y=0, state=0, time=0.1, keysym="Escape", maps=1)
+    assert rec._later_windows_out({1: "notes", 2: "Open File"}, esc) == {1: "notes", 2: "Open File"}
+    again = InputEvent(kind="key_press", detail=9, x=0, y=0, state=0, time=0.2, keysym="a", maps=1)
+    assert rec._later_windows_out({1: "notes", 2: "Open File", 3: "later"}, again) == {1: "notes", 2: "Open File"}

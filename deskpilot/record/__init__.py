@@ -80,6 +80,8 @@ class Recording:
         self._stamp: Any = None  # a window of ours, for reading the server's time
         self.initial = self._windows()
         self._windows_seen: set[int] = set(self.initial)
+        self._maps = 0  # the server's map count at the last event handled
+        self._listed: set[int] = set(self.initial)  # windows already given to an event
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
 
     def start(self) -> "Recording":
@@ -102,7 +104,7 @@ class Recording:
             return
         if event.kind not in ("key_press", "button_press"):
             return
-        windows = self._windows()  # first: the windows as near the event's time as can be
+        windows = self._later_windows_out(self._windows(), event)  # first: as near the event's time as can be
         if event.kind == "button_press" and self._armed and _after(event.server_time, self._armed_at):
             self._check_at(event)  # (a press from before "Add check", read late, is still a click)
             return
@@ -119,6 +121,15 @@ class Recording:
         with self._lock:
             self.seen.append(Seen(event=event, windows=windows, frame=frame, element=element, secret=secret,
                                   dialogs=dialogs))
+
+    def _later_windows_out(self, windows: dict[int, str], event) -> dict[int, str]:
+        """Drop windows that are new now but were mapped after ``event`` (read late, the windows may already show
+        what the event caused: ctrl+o's dialog must come after the ctrl+o, not before it)."""
+        mapped_since, self._maps = event.maps != self._maps, event.maps
+        if not mapped_since:
+            windows = {wid: title for wid, title in windows.items() if wid in self._listed}
+        self._listed.update(windows)
+        return windows
 
     def _dialogs(self, windows: dict[int, str]) -> dict[str, str]:
         """Which windows are dialogs (title -> role); a window new since the last event is asked of the bus now
