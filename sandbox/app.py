@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -70,3 +71,31 @@ def describe_exit(code: int) -> str:
         return f"killed by {signal.Signals(sig).name}"
     except ValueError:
         return f"killed by signal {sig}"
+
+
+def describe_tree(pid: int, limit: int = 3) -> str:
+    """What the programs below a launcher are doing: the last ``limit`` (name, state, kernel wait, CPU s).
+
+    An app that shows no window is either busy (CPU seconds grow: a font cache being built, a
+    slow start on a loaded machine) or blocked (state S with a wait channel such as a socket
+    read); this is the evidence that tells which.
+    """
+    found: list[str] = []
+    todo, seen = [pid], set()
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo and len(seen) < 64:
+        current = todo.pop(0)
+        seen.add(current)
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            wchan = Path(f"/proc/{current}/wchan").read_text().strip() or "-"
+            children = [int(c) for task in Path(f"/proc/{current}/task").iterdir()
+                        for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        found.append(f"{name} {fields[0]} wait={wchan} cpu={cpu:.1f}s")
+        todo.extend(c for c in children if c not in seen)
+    return ", ".join(found[-limit:])

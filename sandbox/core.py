@@ -35,7 +35,7 @@ from typing import Literal
 
 from deskpilot.sandbox import isolation as iso
 from deskpilot.sandbox import a11ybus, spawn, wm, x11
-from deskpilot.sandbox.app import App, describe_exit, exit_signal
+from deskpilot.sandbox.app import App, describe_exit, describe_tree, exit_signal
 from deskpilot.sandbox.binds import Bind
 from deskpilot.sandbox.errors import DeskStartError, SandboxError, WindowNotFound
 from deskpilot.sandbox.tools import require
@@ -219,7 +219,8 @@ class Sandbox:
         parts = [self.problem() or "X server and window manager running"]
         for app in self._apps:
             code = app.poll()
-            parts.append(f"{Path(app.argv[0]).name}: " + ("running" if code is None else describe_exit(code)))
+            state = f"running ({describe_tree(app.pid)})" if code is None else describe_exit(code)
+            parts.append(f"{Path(app.argv[0]).name}: {state}")
         try:
             with self._lock:
                 if self._x is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,7 +113,10 @@ def test_diagnose_counts_app_windows_not_the_wm_s_own() -> None:
         assert sb.diagnose() == "X server and window manager running; 0 mapped top-level windows, 0 managed"
         sb.launch(["xterm", "-T", "diag", "-geometry", "20x5+10+10"])
         sb.wait_for_window("diag")
-        assert sb.diagnose().endswith("; xterm: running; 1 mapped top-level windows, 1 managed")
+        said = sb.diagnose()
+        assert said.endswith("; 1 mapped top-level windows, 1 managed"), said
+        # what the app's processes are doing: the evidence for "busy" or "blocked" when no window comes
+        assert re.search(r"; xterm: running \(.*\bxterm [RS] wait=\S+ cpu=\d+\.\ds[,)]", said), said
 
 
 def test_app_has_private_home_and_tmp(sandbox: Sandbox) -> None:

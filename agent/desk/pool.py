@@ -42,7 +42,7 @@ from deskpilot.errors import DeskStartError, SandboxError, UsageError
 Desk = Session  # what a pool hands out: a library Session (deskpilot.Sandbox), ready to work on
 
 
-def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: float = 20.0,
+def build_desk(spec: SessionSpec, *, fresh_shares: bool = False, ready_timeout: float = 60.0,
                executor: bool = True) -> Session:
     """Start one sandbox with its apps and wait until it is ready to be looked at.
 
@@ -129,7 +129,7 @@ class SandboxPool:
 
     def __init__(self, size: tuple[int, int] = (1280, 800), apps: Sequence[str | AppSpec] = (), *,
                  warm: int = 1, max: int = 4, shares: Sequence[str | Path] = (), isolation: Literal["bwrap", "none"] = "bwrap",
-                 network: bool = False, fresh_shares: bool = False, ready_timeout: float = 20.0,
+                 network: bool = False, fresh_shares: bool = False, ready_timeout: float = 60.0,
                  spec: SessionSpec | None = None, builders: int | None = None,
                  start_gate: threading.Semaphore | None = None, start_retries: int = 2):
         if max < 1:

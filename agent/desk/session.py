@@ -127,7 +127,7 @@ def _tail(path, lines: int = 3, window: int = 65536) -> str:
     return " | ".join(text[-lines:])
 
 
-def wait_until_ready(sb, capturer, *, timeout: float = 20.0, handles=(), has_apps: bool = True) -> None:
+def wait_until_ready(sb, capturer, *, timeout: float = 60.0, handles=(), has_apps: bool = True) -> None:
     """Wait for a first window, then for the screen to stop changing.
 
     If every app exits before showing a window, fail at once with what it
@@ -206,7 +206,7 @@ class Session:
         isolation: Literal["bwrap", "none"] = "bwrap",
         network: bool = False,
         maximize: bool = True,
-        ready_timeout: float = 20.0,
+        ready_timeout: float = 60.0,
         spec: SessionSpec | None = None,
         create_shares: bool = False,
         accessibility: bool = True,
