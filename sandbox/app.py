@@ -81,7 +81,7 @@ def describe_tree(pid: int, limit: int = 3) -> str:
     read); this is the evidence that tells which.
     """
     found: list[str] = []
-    todo, seen = [pid], set()
+    todo, seen = [pid], set[int]()
     tick = os.sysconf("SC_CLK_TCK")
     while todo and len(seen) < 64:
         current = todo.pop(0)
