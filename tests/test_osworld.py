@@ -189,6 +189,28 @@ def test_a_launched_app_has_its_window_up_before_the_next_step():
         desk.close()
 
 
+
+def test_a_task_files_commands_bind_no_host_path_outside_the_shares(tmp_path):
+    """A task file is a third party's text: a path it names outside the task's share is refused, not bound."""
+    from deskpilot.agent.desk.pool import build_desk, make_spec
+    from deskpilot.errors import UsageError
+
+    secret = tmp_path / "host-only" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("host secret")
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "ok.txt").write_text("in the share")
+    desk = build_desk(make_spec((640, 400), [], shares=[str(share)]))
+    try:
+        for step in (st.launch_step(["cat", str(secret)], False, str(share)),
+                     st.launch_step(["xterm", "-e", "cat", str(secret)], False, str(share))):
+            with pytest.raises(UsageError, match="came from data"):
+                st.perform(desk, step, timeout=60)
+        st.perform(desk, st.launch_step(["cat", str(share / "ok.txt")], False, str(share)), timeout=60)
+    finally:
+        desk.close()
+
 # -- end to end: an OSWorld checkout, its cache, deskpilot eval -----------------------------------
 
 def _task(tid: str, instruction: str, config: list, evaluator: dict, domain: str) -> dict:

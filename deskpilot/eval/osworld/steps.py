@@ -173,7 +173,7 @@ def _activate(desk, title: str, strict: bool, timeout: float) -> None:
 def _run(desk, argv: list[str]) -> None:
     from deskpilot.errors import SandboxError
 
-    handle = desk.launch(argv, wait=False)
+    handle = desk.launch(argv, wait=False, from_data=True)  # a third party wrote it: share paths only
     try:
         code = handle.wait(timeout=RUN_TIMEOUT)
     except Exception:
@@ -201,7 +201,7 @@ def _launch(desk, argv: list[str], timeout: float) -> None:
     from deskpilot.sandbox import x11
 
     before = _windows(desk)
-    handle = desk.launch(argv, wait=False)
+    handle = desk.launch(argv, wait=False, from_data=True)  # a third party wrote it: share paths only
     deadline = time.monotonic() + timeout
     while not (new := _windows(desk) - before):
         if handle.poll() is not None or time.monotonic() > deadline:
@@ -239,7 +239,7 @@ def perform(desk, step: Step, timeout: float = WINDOW_TIMEOUT) -> None:
         from deskpilot.eval.ready import wait_ready
         from deskpilot.eval.suite import Ready
 
-        desk.launch(step.argv, wait=False)
+        desk.launch(step.argv, wait=False, from_data=True)
         # the title shows before the document is drawn and takes keys: wait until nothing is drawn for a while
         wait_ready(desk, Ready(window=step.window, quiet=OPEN_QUIET, timeout=timeout))
 
