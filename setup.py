@@ -1,6 +1,6 @@
 """Maps the repository's top-level folders to subpackages of `deskpilot`.
 
-The doors (cli, mcp, live, eval, workflow, demo, the pytest plugin) live in
+The doors (cli, mcp, live, eval, workflow, record, demo, the pytest plugin) live in
 `deskpilot/` itself; the five folders of the design card sit beside it.
 
 pyproject.toml holds the metadata; this file only lists the packages, so a

@@ -1,7 +1,7 @@
 """Run settings: one nested, typed spec, layered from flags, environment and a TOML file.
 
 `RunSpec` nests the parts the rest of the code already uses as they are:
-`desktop` (a DesktopSpec), `backend` (a BackendSpec), `policy` (agent.policy.Policy)
+`desktop` (a DesktopSpec), `backend` (a BackendSpec), `policy` (agent.loop.policy.Policy)
 and `loop` (agent.loop.LoopSettings), plus run options and checks. Workflow
 files, suites, pytest markers and MCP arguments validate against the same
 models.
@@ -172,7 +172,7 @@ class RunSpec(BaseSettings):
 
         Every door (run, eval, workflow, MCP) builds its backend here, so they agree on what a setting means.
         """
-        from deskpilot.model_backend import OpenAICompatibleBackend, ScriptedBackend
+        from deskpilot.model_backend import ScriptedBackend
 
         spec = self.backend
         if spec.script is not None:
@@ -180,10 +180,18 @@ class RunSpec(BaseSettings):
                 raise ConfigError(f"script file {spec.script} does not exist")
             return ScriptedBackend.from_file(spec.script, keep_requests=False)
         if spec.base_url:
-            return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
-                                           timeout=self.policy.step_timeout_s)
+            return self.server_backend()
         raise ConfigError("no model: give --base-url URL (vLLM, SGLang or any OpenAI-compatible server) "
                           "or --script FILE (recorded replies)")
+
+    def server_backend(self):
+        """The OpenAI-compatible server of ``backend.base_url`` (eval shares one across attempts whose
+        suites bring their own scripted replies)."""
+        from deskpilot.model_backend import OpenAICompatibleBackend
+
+        spec = self.backend
+        return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
+                                       timeout=self.policy.step_timeout_s)
 
     def session_spec(self):
         """The desktop part of the spec, with apps parsed and shares made absolute."""

@@ -312,7 +312,7 @@ class Session:
 
     @property
     def settler(self):
-        """The event-driven wait after actions (agent.settle; X DAMAGE, frames without it)."""
+        """The event-driven wait after actions (agent.desk.settle; X DAMAGE, frames without it)."""
         if self._settler is None:
             from deskpilot.agent.desk.settle import Settler
 

@@ -141,7 +141,7 @@ def _usage(reply: Reply) -> dict[str, int]:
 class Agent:
     """Runs one task on one desktop with one backend; writes one run folder.
 
-    `desktop` is a `deskpilot.Sandbox` (agent.session.Session), whose capture
+    `desktop` is a `deskpilot.Sandbox` (agent.desk.session.Session), whose capture
     and input are used, or a bare `deskpilot.sandbox.Sandbox`. The run folder
     defaults to `runs/DATE-TASK/` (like the CLI) and must not hold a run
     already; it ends with report.html unless `report=False`. `capturer` and
@@ -256,7 +256,7 @@ class Agent:
         return self._capture().grab()
 
     def _prepare_frame(self, obs: Observation) -> None:
-        """What the next step does first with its frame, done while the screen settles (agent.settle)."""
+        """What the next step does first with its frame, done while the screen settles (agent.desk.settle)."""
         encode_png(freeze(obs.image))  # the saved screenshot
         prepare = getattr(self.dialect, "prepare_image", None)
         if prepare is not None:

@@ -39,7 +39,7 @@ class RequestSummary(BaseModel):
     image_tokens: int = 0
     text_chars: int = 0
     thinking: bool = True
-    # token accounting (agent.tokens): text tokens are estimated, image tokens exact
+    # token accounting (agent.loop.tokens): text tokens are estimated, image tokens exact
     prompt_tokens_est: int = 0
     image_tokens_default: int = 0  # the same step's images without a budget (full size + 4 history at 50%)
     prefix_tokens_est: int = 0  # shared with the previous step's prompt: what a prefix cache can reuse
@@ -99,7 +99,7 @@ class ActedRecord(BaseModel):
     step: int
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
-    settle: dict[str, Any] | None = None  # agent.settle.SettleResult: what the wait after the action saw
+    settle: dict[str, Any] | None = None  # agent.desk.settle.SettleResult: what the wait after the action saw
 
 
 class QueryRecord(BaseModel):

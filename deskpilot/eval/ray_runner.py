@@ -149,7 +149,7 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
     import ray
 
     from deskpilot.agent.config.spec import RunSpec
-    from deskpilot.eval.runner import attempt_dir, make_backend
+    from deskpilot.eval.runner import attempt_dir
     from deskpilot.agent.desk.pool import build_desk
 
     worker = f"{socket.gethostname()}:{os.getpid()} (node {ray.get_runtime_context().get_node_id()[:8]})"
@@ -169,7 +169,7 @@ def attempt_on_worker(task_data: dict, attempt: int, cfg_data: dict, ledger, key
         except (DeskpilotError, OSError) as err:
             result = failed_attempt(task, attempt, out if out.is_dir() else Path(tmp), err, time.monotonic() - started)
         else:
-            backend = make_backend(cfg) if cfg.backend.base_url else task_backend(task, None)
+            backend = cfg.server_backend() if cfg.backend.base_url else task_backend(task, None)
             if slots is not None and cfg.backend.base_url:
                 backend = ClusterLimitedBackend(backend, slots)
             try:

@@ -36,7 +36,7 @@ class AttemptResult(BaseModel):
     steps: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    image_tokens: int = 0  # sent (agent.tokens): exact
+    image_tokens: int = 0  # sent (agent.loop.tokens): exact
     image_tokens_default: int = 0  # the same steps without --image-budget / --history-images
     prompt_tokens_est: int = 0  # estimated (text at 4 characters per token)
     prefix_tokens_est: int = 0  # repeated from the previous step's prompt: a prefix cache can reuse it

@@ -106,14 +106,6 @@ class LimitedBackend:
         pass  # the evaluation closes the shared backend once, at the end
 
 
-def make_backend(cfg):
-    from deskpilot.model_backend import OpenAICompatibleBackend
-
-    spec = cfg.backend
-    return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, flavor=spec.flavor,
-                                   timeout=cfg.policy.step_timeout_s)
-
-
 def task_backend(task: SuiteTask, shared):
     """The shared live backend, else the task's own scripted replies."""
     if shared is not None:
@@ -317,7 +309,7 @@ class Evaluation:
         planned = len(todo) + len(self.results)
         shared = None
         if self.cfg.backend.base_url:
-            shared = LimitedBackend(make_backend(self.cfg), self.settings.model_concurrency or self.settings.parallel)
+            shared = LimitedBackend(self.cfg.server_backend(), self.settings.model_concurrency or self.settings.parallel)
         gate = asyncio.Semaphore(self.settings.parallel)
         self.progress({"event": "plan", "planned": planned, "done": len(self.results), "todo": len(todo)})
         started = time.monotonic()

@@ -124,7 +124,7 @@ def _where(loc: tuple) -> str:
 
 
 def _read(path: Path) -> Any:
-    """The suite's data; mappings and lists know their lines (agent.yamllines), JSON too."""
+    """The suite's data; mappings and lists know their lines (agent.config.yamllines), JSON too."""
     text = read_user_file(path, "suite file")
     if path.suffix.lower() == ".json":
         try:
