@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from deskpilot.agent.checks import CheckContext, run_checks
 from deskpilot.agent.desk.session import Session
 from deskpilot.sandbox import Sandbox
@@ -98,12 +100,19 @@ def gtk_queries(rounds: int) -> dict:
         out["snapshot_nodes"] = len(desk.a11y_snapshot().nodes)
         tree = _median_ms(lambda: _check(desk, True), rounds)
         ocr_rounds = max(3, rounds // 5)
-        ocr = _median_ms(lambda: _check(desk, False), ocr_rounds)
-        out.update(text_visible_tree_ms=tree, text_visible_ocr_ms=ocr, ocr_rounds=ocr_rounds)
+        ocr = _median_ms(lambda: _check(desk, False, cold=True), ocr_rounds)
+        again = _median_ms(lambda: _check(desk, False), rounds)
+        out.update(text_visible_tree_ms=tree, text_visible_ocr_ms=ocr, ocr_rounds=ocr_rounds,
+                   text_visible_ocr_same_screen_ms=again)
     return out
 
 
-def _check(desk: Session, tree: bool) -> None:
+def _check(desk: Session, tree: bool, cold: bool = False) -> None:
+    """``cold``: OCR forgets what it read (it would answer an unchanged screen from memory)."""
+    if cold:
+        from deskpilot.perception import ocr
+
+        ocr.read_text(Image.new("RGB", (8, 8)), fresh=True)
     ctx = CheckContext(sandbox=desk if tree else None, screen=desk.screenshot)
     (result,) = run_checks([{"text_visible": "Total: 42"}], ctx)
     assert result.passed and result.evidence["via"] == ("a11y" if tree else "ocr"), result.line()
