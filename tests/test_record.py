@@ -621,3 +621,69 @@ def test_a_window_mapped_after_a_late_read_event_waits_for_the_next_event():
     assert rec._later_windows_out({1: "notes", 2: "Open File"}, esc) == {1: "notes", 2: "Open File"}
     again = InputEvent(kind="key_press", detail=9, x=0, y=0, state=0, time=0.2, keysym="a", maps=1)
     assert rec._later_windows_out({1: "notes", 2: "Open File", 3: "later"}, again) == {1: "notes", 2: "Open File"}
+
+
+def test_wheel_notches_become_one_scroll_per_direction_and_place_and_every_format_has_it():
+    from deskpilot.record.writers import _pytest_line, script_replies
+
+    def notch(x, y, t, button):
+        return Seen(event=InputEvent(kind="button_press", detail=button, x=x, y=y, state=0, time=t))
+
+    seen = [notch(500, 350, 0.0, 5), notch(502, 351, 0.1, 5), notch(503, 352, 0.2, 5), notch(503, 352, 0.3, 4),
+            notch(900, 100, 0.4, 4), _key("a", "a"), notch(900, 100, 0.6, 4)]
+    steps = compile_steps(seen, (1000, 700), text_at=lambda f, x, y: None)
+    assert [c.step for c in steps] == [
+        {"scroll": [500, 500], "direction": "down", "amount": 3}, {"scroll": [503, 502], "direction": "up", "amount": 1},
+        {"scroll": [900, 142], "direction": "up", "amount": 1}, {"type": "a"},
+        {"scroll": [900, 142], "direction": "up", "amount": 1}]
+    assert _pytest_line(steps[0].step, (1000, 700), None) == ["pilot.scroll(500, 350, direction='down', amount=3)"]
+    reply = script_replies(steps[:1])[0]
+    assert "<|begin_of_box|>scroll(start_box='[500,500]', direction='down', step=3)<|end_of_box|>" in reply
+    from deskpilot.actions.parse import parse_glm_reply  # the reply is one the GLM-4.5V parser reads back
+
+    action = parse_glm_reply(reply, None, width=1000, height=700).action
+    assert (action.x, action.y, action.direction, action.amount) == (500, 350, "down", 3)
+
+
+def test_record_turns_wheel_scrolling_over_vnc_into_a_scroll_step_that_replays(tmp_path):
+    """A person scrolls over a Tk probe (wheel buttons 5 and 4 through a real VNC client): the workflow has
+    the scrolls with their notches, and a replay gives the probe the same wheel events at the same points."""
+    from test_workflow import WHEEL_APP
+
+    (tmp_path / "work").mkdir()
+    (tmp_path / "wheel.py").write_text(WHEEL_APP)
+    log = tmp_path / "work" / "wheel.txt"
+    rec = Recorder(tmp_path, ["--out", "flow.yaml", "--app", "python3 wheel.py work/wheel.txt", "--share", "work",
+                              "--size", "800x600", "--run-dir", "rec"])
+    try:
+        rec.client.mouseMove(400, 150)
+        for _ in range(3):
+            rec.client.mousePress(5)
+        rec.client.mouseMove(200, 300)
+        rec.client.mousePress(4)
+        want = "down 400 150\n" * 3 + "up 200 300\n"
+        _wait_content(log, want)
+    finally:
+        code, out, err = rec.stop()
+    assert code == 0, err[-2000:]
+    steps = yaml.safe_load((tmp_path / "flow.yaml").read_text())["steps"]
+    scrolls = [s for s in steps if "scroll" in s]
+    assert steps[-1] == {"check": {"file": "work/wheel.txt", "exact_match": want.rstrip("\n")}}, steps  # waits in replay
+    assert scrolls == [{"scroll": [500, 250], "direction": "down", "amount": 3},
+                       {"scroll": [250, 500], "direction": "up", "amount": 1}], steps
+    log.write_text("")
+    _replay(tmp_path)
+    _wait_content(log, want)
+
+
+def test_a_drag_is_named_in_the_notes_not_silently_made_a_click():
+    from deskpilot.record import Recording
+
+    rec = Recording.__new__(Recording)
+    rec.notes, rec._pressed_at = [], (10, 10)
+    release = InputEvent(kind="button_release", detail=1, x=300, y=200, state=0, time=0.5)
+    rec._note_drag(release)
+    assert rec.notes and "drag from (10, 10) to (300, 200)" in rec.notes[0]
+    rec._pressed_at = (10, 10)
+    rec._note_drag(release.model_copy(update={"x": 12, "y": 11}))  # a click that shook a little
+    assert len(rec.notes) == 1

@@ -45,7 +45,8 @@ def reply(call: str, thought: str = "Next step.") -> str:
         ("steps:\n  - check: {nothing: here}\n", "line 2: check:"),
         ("steps:\n  - click_txt: Save\n", "line 2: a step is a mapping with exactly one of: launch, agent, click_text,"
                                          " click, type, key, wait_for_text, wait_for_window, sleep, check, foreach, "
-                                         "fill, wait_for (did you mean 'click_text' instead of 'click_txt'?)"),
+                                         "fill, wait_for, scroll (did you mean 'click_text' instead of 'click_txt'?)"),
+        ("steps:\n  - scroll: [500, 1000]\n", "line 2: scroll: scroll is [x, y] in thousandths of the screen, 0 to 999; got [500, 1000]"),
         ("steps:\n  - wait_for_window: a\n    ignorecase: true\n",
          "line 3: ignorecase: unknown option 'ignorecase' (did you mean 'ignore_case' instead of 'ignorecase'?)"),
         ("desktop: {sise: 800x600}\nsteps: [{sleep: 0}]\n", "(did you mean 'size' instead of 'sise'?)"),
@@ -364,3 +365,39 @@ def test_a_failed_click_text_saves_the_frame_it_read_and_the_text(tmp_path):
     ocr = (tmp_path / "run" / step.evidence["ocr_text"]).read_text()
     assert "***WF_SHOWN***" in ocr and "Search" not in ocr and "[" in ocr  # the lines OCR read, boxes, redacted
     assert "step_2_failed.png" in (tmp_path / "run" / "report.html").read_text()
+
+
+WHEEL_APP = """
+import sys, tkinter
+out = open(sys.argv[1], "a", buffering=1)
+root = tkinter.Tk()
+root.title("wheel probe")
+root.geometry(f"{root.winfo_screenwidth()}x{root.winfo_screenheight()}+0+0")
+def log(what, event):
+    out.write(f"{what} {event.x_root} {event.y_root}\\n")
+root.bind("<Button-4>", lambda e: log("up", e))
+root.bind("<Button-5>", lambda e: log("down", e))
+root.bind("<MouseWheel>", lambda e: log("up" if e.delta > 0 else "down", e))
+root.mainloop()
+"""
+
+
+def test_a_scroll_step_turns_the_wheel_over_its_point(tmp_path, monkeypatch):
+    """`scroll: [x, y]` in thousandths, a direction and notches: what the app gets, where it gets it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "wheel.py").write_text(WHEEL_APP)
+    (tmp_path / "flow.yaml").write_text(
+        "desktop: {size: 800x600, apps: ['python3 wheel.py work/wheel.txt'], shares: [work]}\n"
+        "steps:\n"
+        "  - wait_for_window: wheel probe\n"
+        "  - scroll: [500, 250]\n"
+        "    amount: 3\n"
+        "  - scroll: [250, 500]\n"
+        "    direction: up\n"
+        "    amount: 1\n"
+        "  - check: {file: work/wheel.txt, contains: 'up 200 300'}\n")  # file checks read again until they hold
+    result = runner.invoke(app, ["workflow", "run", "flow.yaml", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    got = (tmp_path / "work" / "wheel.txt").read_text().splitlines()
+    assert got == ["down 400 150"] * 3 + ["up 200 300"], got

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import BaseModel, Field
 
+from deskpilot.perception.gestures import DOUBLE_CLICK_PX, WHEEL
 from deskpilot.perception.inputs import InputEvent
 from deskpilot.record.compile import Compiled, Seen, brace, compile_steps, dialogs_in, mark_values, ocr_text_at
 from deskpilot.record.tree import TreeWatcher
@@ -82,6 +83,7 @@ class Recording:
         self._windows_seen: set[int] = set(self.initial)
         self._maps = 0  # the server's map count at the last event handled
         self._listed: set[int] = set(self.initial)  # windows already given to an event
+        self._pressed_at: tuple[int, int] | None = None  # the last left press, to tell a drag from a click
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
 
     def start(self) -> "Recording":
@@ -101,12 +103,19 @@ class Recording:
     def _on_event(self, event) -> None:
         if event.kind == "button_release":
             self._release_grab()
+            self._note_drag(event)
             return
         if event.kind not in ("key_press", "button_press"):
             return
         windows = self._later_windows_out(self._windows(), event)  # first: as near the event's time as can be
         if event.kind == "button_press" and self._armed and _after(event.server_time, self._armed_at):
             self._check_at(event)  # (a press from before "Add check", read late, is still a click)
+            return
+        if event.kind == "button_press" and event.detail == 1:
+            self._pressed_at = (event.x, event.y)
+        if event.kind == "button_press" and event.detail in WHEEL:  # a notch: no screen, no widget to name
+            with self._lock:
+                self.seen.append(Seen(event=event, windows=windows))
             return
         element = None
         if self._tree is not None:
@@ -121,6 +130,15 @@ class Recording:
         with self._lock:
             self.seen.append(Seen(event=event, windows=windows, frame=frame, element=element, secret=secret,
                                   dialogs=dialogs))
+
+    def _note_drag(self, event) -> None:
+        """A left button released away from its press was a drag: workflows have no drag step, so say so."""
+        if event.detail != 1 or self._pressed_at is None:
+            return
+        (x, y), self._pressed_at = self._pressed_at, None
+        if max(abs(event.x - x), abs(event.y - y)) > DOUBLE_CLICK_PX:
+            self.notes.append(f"a drag from ({x}, {y}) to ({event.x}, {event.y}) was written as a click at its start "
+                              "(workflow files have no drag step): check that step")
 
     def _later_windows_out(self, windows: dict[int, str], event) -> dict[int, str]:
         """Drop windows that are new now but were mapped after ``event`` (read late, the windows may already show

@@ -12,6 +12,8 @@ Rules, most robust step first:
 * runs of printable keys (Shift included, BackSpace editing the run, Enter as
   a newline) become one ``type`` (braces doubled: ``{x}`` typed is not a variable); keys with Ctrl, Alt or Super, and special
   keys, become ``key`` (``ctrl+s``);
+* wheel notches become one ``scroll`` (thousandths, direction, notches) while
+  they keep one direction over about the same point;
 * a window that was not there before becomes ``wait_for_window`` (its
   title) ahead of the step that first saw it, or ``wait_for: {role, name}``
   when the tree showed it as a dialog (a file chooser, an alert): the role
@@ -28,7 +30,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from deskpilot.perception.gestures import (
-    ALT, BUTTONS, CONTROL, DOUBLE_CLICK_PX, DOUBLE_CLICK_S, MODIFIER_KEYS, SHIFT, SUPER, key_name,
+    ALT, BUTTONS, CONTROL, DOUBLE_CLICK_PX, DOUBLE_CLICK_S, MODIFIER_KEYS, SHIFT, SUPER, WHEEL, key_name,
 )
 from deskpilot.perception.inputs import InputEvent
 
@@ -58,6 +60,7 @@ class Compiled(BaseModel):
     step: dict[str, Any]
     frame: Image.Image | None = None
     point: dict[str, Any] | None = None  # a click's point step (thousandths), for formats without elements
+    at: tuple[int, int] | None = None  # a scroll's point in pixels (the next notch nearby adds to it)
 
 
 ElementStep = Callable[[Seen], "dict[str, Any] | None"]
@@ -147,8 +150,24 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
                                 point=_point(event, size))
             out.append(compiled)
             last_click = (event, compiled)
+        elif event.kind == "button_press" and event.detail in WHEEL:
+            flush()
+            last_click = None
+            _add_notch(out, event, size)
     flush()
     return out
+
+
+def _add_notch(out: list[Compiled], event: InputEvent, size: tuple[int, int]) -> None:
+    """One wheel notch: more of the last ``scroll`` when it is the same way over about the same point."""
+    direction = WHEEL[event.detail]
+    last = out[-1] if out else None
+    if (last is not None and "scroll" in last.step and last.step["direction"] == direction and last.at is not None
+            and max(abs(event.x - last.at[0]), abs(event.y - last.at[1])) <= 4 * DOUBLE_CLICK_PX):
+        last.step["amount"] += 1
+        return
+    at = _point(event.model_copy(update={"detail": 1}), size)["click"]
+    out.append(Compiled(step={"scroll": at, "direction": direction, "amount": 1}, at=(event.x, event.y)))
 
 
 def mark_values(steps: list[Compiled], values: dict[str, str]) -> list[Compiled]:

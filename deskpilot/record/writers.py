@@ -171,6 +171,9 @@ def _pytest_line(step: dict[str, Any], size: tuple[int, int], variables: dict[st
         return [f"pilot.type({lit(step['type'])})"]
     if "key" in step:
         return [f"pilot.key({step['key']!r})"]
+    if "scroll" in step:
+        x, y = _pixels(step["scroll"], size)
+        return [f"pilot.scroll({x}, {y}, direction={step['direction']!r}, amount={step['amount']})"]
     if "check" in step:
         return [f"pilot.check({_check_literal(step['check'], variables, secrets)})"]
     raise ValueError(f"no pytest line for step {step}")
@@ -259,6 +262,10 @@ def script_replies(steps: list[Compiled], variables: dict[str, str] | None = Non
             replies.append(_reply(f"type(content={_quote(substitute(step['type'], values))})", "I type the text."))
         elif "key" in step:
             replies.append(_reply(f"key(keys={_quote(step['key'])})", f"I press {step['key']}."))
+        elif "scroll" in step:
+            x, y = step["scroll"]
+            replies.append(_reply(f"scroll(start_box='[{x},{y}]', direction='{step['direction']}', step={step['amount']})",
+                                  f"I scroll {step['direction']} as the demonstration did."))
     return replies + [_reply("DONE()", "The demonstration is done.")]
 
 

@@ -27,7 +27,8 @@ from deskpilot.agent.checks.models import resolve
 from deskpilot.workflow import bridge
 from deskpilot.workflow.record import Log, StepResult, WorkflowResult
 from deskpilot.workflow.spec import (
-    AgentStep, CheckStep, ClickStep, ClickTextStep, Element, FillStep, ForeachStep, KeyStep, LaunchStep, SleepStep, TypeStep,
+    AgentStep, CheckStep, ClickStep, ClickTextStep, Element, FillStep, ForeachStep, KeyStep, LaunchStep, ScrollStep, SleepStep,
+    TypeStep,
     WaitForStep, WaitForTextStep, WaitForWindowStep, Workflow,
 )
 from deskpilot.workflow.variables import Redactor, references, substitute, substitute_all
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 _MARK = "\0"
 _DESKTOP_STEPS = (LaunchStep, AgentStep, ClickTextStep, TypeStep, KeyStep, WaitForTextStep, WaitForWindowStep,
-                  ClickStep, FillStep, WaitForStep)
+                  ClickStep, FillStep, WaitForStep, ScrollStep)
 
 
 class _Stop(Exception):
@@ -317,6 +318,11 @@ class WorkflowRun:
                 else:
                     desk.click(x, y, button=step.button)
                 result.message = f"clicked ({x}, {y})"
+        elif isinstance(step, ScrollStep):
+            width, height = desk.size
+            x, y = (min(dim - 1, round(v * dim / 1000)) for v, dim in zip(step.scroll, (width, height)))
+            desk.scroll(x, y, direction=step.direction, amount=step.amount)
+            result.message = f"scrolled {step.direction} {step.amount} at ({x}, {y})"
         elif isinstance(step, FillStep):
             result.message = bridge.fill_element(desk, step.fill, values, step.timeout)
         elif isinstance(step, WaitForStep):

@@ -161,6 +161,23 @@ class ClickStep(_Step):
         return value
 
 
+class ScrollStep(_Step):
+    """Turn the mouse wheel over a point in thousandths (0-999) of the screen: ``scroll: [x, y]``,
+    ``direction`` (down by default) and ``amount`` in wheel notches (what `record` writes for a person's
+    scrolling)."""
+
+    scroll: tuple[int, int]
+    direction: Literal["up", "down", "left", "right"] = "down"
+    amount: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("scroll")
+    @classmethod
+    def _thousandths(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not all(0 <= v <= 999 for v in value):
+            raise ValueError(f"scroll is [x, y] in thousandths of the screen, 0 to 999; got {list(value)}")
+        return value
+
+
 class FillStep(_Step):
     """Fill a field found in the accessibility tree: focus, select all, type ``text``."""
 
@@ -255,7 +272,7 @@ STEP_KINDS: dict[str, type[_Step]] = {
     "launch": LaunchStep, "agent": AgentStep, "click_text": ClickTextStep, "click": ClickStep, "type": TypeStep,
     "key": KeyStep,
     "wait_for_text": WaitForTextStep, "wait_for_window": WaitForWindowStep, "sleep": SleepStep,
-    "check": CheckStep, "foreach": ForeachStep, "fill": FillStep, "wait_for": WaitForStep,
+    "check": CheckStep, "foreach": ForeachStep, "fill": FillStep, "wait_for": WaitForStep, "scroll": ScrollStep,
 }
 KIND_OF = {cls: kind for kind, cls in STEP_KINDS.items()}
 
