@@ -67,13 +67,13 @@ class InputRecorder:
         self.error: str | None = None
 
     def start(self) -> "InputRecorder":
+        """Returns once the server records (its start-of-data reply came): no event after this is missed."""
         self._thread.start()
         self._started.wait(10)
         return self
 
     def _run(self) -> None:
         try:
-            self._started.set()
             self._data.record_enable_context(self._context, self._reply)
         except Exception as exc:  # the display went away: keep what was recorded
             self.error = f"{type(exc).__name__}: {exc}"
@@ -81,6 +81,9 @@ class InputRecorder:
             self._started.set()
 
     def _reply(self, reply) -> None:
+        if reply.category == record.StartOfData:
+            self._started.set()
+            return
         if reply.category != record.FromServer or reply.client_swapped or not reply.data:
             return
         data = reply.data
