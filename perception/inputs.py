@@ -4,8 +4,9 @@ Any input path ends in the X server (a VNC client through x11vnc, noVNC,
 XTEST), so recording there catches them all, with root coordinates, in order.
 A second connection runs the blocking ``record_enable_context`` on its own
 thread; ``stop()`` disables the context from the first connection, which ends
-that call. Window maps come in the same stream, so each event knows how many
-windows had been mapped before it, however late it is read. Key events carry keycodes: ``keysym_name`` turns them into keysym
+that call. Window maps come in the same stream, and ``on_event`` runs on the
+thread that reads it, so while it handles an event ``mapped`` holds exactly
+the windows mapped before that event, however late it is handled. Key events carry keycodes: ``keysym_name`` turns them into keysym
 names with the display's own keyboard mapping (shifted when Shift was held).
 """
 
@@ -55,6 +56,7 @@ class InputRecorder:
             raise RuntimeError("the X server has no RECORD extension")
         self.events: list[InputEvent] = []
         self.maps = 0  # MapNotify events seen so far, in the stream's order with the input
+        self.mapped: set[int] = set()  # the windows those mapped (read on this thread: what was mapped before the event)
         self._on_event = on_event
         self._context = self._ctl.record_create_context(0, [record.AllClients], [{
             "core_requests": (0, 0), "core_replies": (0, 0), "ext_requests": (0, 0, 0, 0),
@@ -91,6 +93,7 @@ class InputRecorder:
             event, data = rq.EventField(None).parse_binary_value(data, self._data.display, None, None)
             if event.type == X.MapNotify:
                 self.maps += 1
+                self.mapped.add(event.window.id)
                 continue
             kind = _KINDS.get(event.type)
             if kind is None:

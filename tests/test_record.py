@@ -83,6 +83,15 @@ class Recorder:
         while not ocr.match(ocr.read_text(screen := framebuffer(self.client)), text):
             assert time.monotonic() < deadline, f"{text!r} never showed; read: {[t.text for t in ocr.read_text(screen)]}"
 
+    def wait_gone(self, text: str, timeout: float = 60.0) -> None:
+        """Until OCR no longer reads ``text`` on the VNC framebuffer (the input before it has reached the
+        server: VNC input is asynchronous, and a recording stopped before then never sees it)."""
+        from deskpilot.perception import ocr
+
+        deadline = time.monotonic() + timeout
+        while ocr.match(ocr.read_text(framebuffer(self.client)), text):
+            assert time.monotonic() < deadline, f"{text!r} still shows"
+
     def stop(self) -> tuple[int, str, str]:
         """Ctrl-C to the recorder: its exit code, stdout and stderr."""
         try:
@@ -155,6 +164,7 @@ def test_record_waits_for_a_dialog_by_its_role_and_the_workflow_replays(tmp_path
         rec.client.keyUp("ctrl")
         rec.wait_text("Cancel")  # the dialog is up, as a person would see before acting in it
         rec.client.keyPress("esc")
+        rec.wait_gone("Cancel")  # and closed again before the person ends the recording
     finally:
         code, out, err = rec.stop()
     assert code == 0, err[-2000:]
@@ -610,17 +620,23 @@ def test_pytest_files_and_suites_get_paths_relative_to_their_folder(tmp_path):
 
 
 def test_a_window_mapped_after_a_late_read_event_waits_for_the_next_event():
-    """ctrl+o read after its dialog mapped: the dialog is not listed at the ctrl+o (its wait would come first)."""
+    """ctrl+o read after its dialog mapped: the dialog is not listed at the ctrl+o (its wait would come first)
+    but at the first event after its map, even when it has closed again by then."""
+    from types import SimpleNamespace
+
     from deskpilot.record import Recording
 
     rec = Recording.__new__(Recording)
-    rec._maps, rec._listed = 0, {1}
-    key = InputEvent(kind="key_press", detail=32, x=0, y=0, state=4, time=0.0, keysym="o", maps=0)
-    assert rec._later_windows_out({1: "notes", 2: "Open File"}, key) == {1: "notes"}
-    esc = InputEvent(kind="key_press", detail=9, x=0, y=0, state=0, time=0.1, keysym="Escape", maps=1)
-    assert rec._later_windows_out({1: "notes", 2: "Open File"}, esc) == {1: "notes", 2: "Open File"}
-    again = InputEvent(kind="key_press", detail=9, x=0, y=0, state=0, time=0.2, keysym="a", maps=1)
-    assert rec._later_windows_out({1: "notes", 2: "Open File", 3: "later"}, again) == {1: "notes", 2: "Open File"}
+    rec._listed, rec._pending = {1}, {}
+    rec._recorder = SimpleNamespace(mapped=set())
+    assert rec._mapped_before({1: "notes", 2: "Open File"}) == {1: "notes"}  # ctrl: the stream is before the map
+    assert rec._mapped_before({1: "notes", 2: "Open File"}) == {1: "notes"}  # o: still before it
+    rec._recorder.mapped.add(2)  # the stream has passed the dialog's map
+    assert rec._mapped_before({1: "notes"}) == {1: "notes", 2: "Open File"}  # escape, read after it closed
+    assert rec._mapped_before({1: "notes"}) == {1: "notes"} and not rec._pending
+    assert rec._mapped_before({1: "notes", 3: ""}) == {1: "notes"} and rec._pending == {3: ""}
+    rec._recorder.mapped.add(3)
+    assert rec._mapped_before({1: "notes", 3: "Titled later"}) == {1: "notes", 3: "Titled later"}
 
 
 def test_wheel_notches_become_one_scroll_per_direction_and_place_and_every_format_has_it():
@@ -687,3 +703,11 @@ def test_a_drag_is_named_in_the_notes_not_silently_made_a_click():
     rec._pressed_at = (10, 10)
     rec._note_drag(release.model_copy(update={"x": 12, "y": 11}))  # a click that shook a little
     assert len(rec.notes) == 1
+
+
+def test_a_window_the_last_event_opened_is_waited_for_after_its_step():
+    last = _key("o", "o", state=4)
+    last.after = {7: "Open File"}
+    last.dialogs = {"Open File": "file chooser"}
+    steps = [c.step for c in compile_steps([_click(10, 10, 0.0), last], (100, 100), text_at=lambda f, x, y: None)]
+    assert steps == [{"click": [100, 100]}, {"key": "ctrl+o"}, {"wait_for": {"role": "file chooser", "name": "Open File"}}]

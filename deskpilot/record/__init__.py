@@ -81,8 +81,9 @@ class Recording:
         self._stamp: Any = None  # a window of ours, for reading the server's time
         self.initial = self._windows()
         self._windows_seen: set[int] = set(self.initial)
-        self._maps = 0  # the server's map count at the last event handled
         self._listed: set[int] = set(self.initial)  # windows already given to an event
+        self._pending: dict[int, str] = {}  # new windows whose map comes after the event that saw them
+        self._roles: dict[str, str] = {}  # dialog title -> role, as the tree showed them
         self._pressed_at: tuple[int, int] | None = None  # the last left press, to tell a drag from a click
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
 
@@ -107,7 +108,8 @@ class Recording:
             return
         if event.kind not in ("key_press", "button_press"):
             return
-        windows = self._later_windows_out(self._windows(), event)  # first: as near the event's time as can be
+        seen_now = self._windows()  # first: as near the event's time as can be
+        windows = self._mapped_before(seen_now)
         if event.kind == "button_press" and self._armed and _after(event.server_time, self._armed_at):
             self._check_at(event)  # (a press from before "Add check", read late, is still a click)
             return
@@ -126,7 +128,8 @@ class Recording:
             self._tree.poke()
         frame = self.desk.observe().image.copy() if event.kind == "button_press" else None
         secret = self._secret_for(event) if event.kind == "key_press" else None
-        dialogs = self._dialogs(windows)
+        self._roles.update(self._dialogs(seen_now))  # kept: a dialog may be waited for after it closed
+        dialogs = dict(self._roles)
         with self._lock:
             self.seen.append(Seen(event=event, windows=windows, frame=frame, element=element, secret=secret,
                                   dialogs=dialogs))
@@ -140,14 +143,21 @@ class Recording:
             self.notes.append(f"a drag from ({x}, {y}) to ({event.x}, {event.y}) was written as a click at its start "
                               "(workflow files have no drag step): check that step")
 
-    def _later_windows_out(self, windows: dict[int, str], event) -> dict[int, str]:
-        """Drop windows that are new now but were mapped after ``event`` (read late, the windows may already show
-        what the event caused: ctrl+o's dialog must come after the ctrl+o, not before it)."""
-        mapped_since, self._maps = event.maps != self._maps, event.maps
-        if not mapped_since:
-            windows = {wid: title for wid, title in windows.items() if wid in self._listed}
-        self._listed.update(windows)
-        return windows
+    def _mapped_before(self, windows: dict[int, str]) -> dict[int, str]:
+        """The windows to wait for before this event's step: those there before and those mapped before it.
+
+        Read late, the window list may already show what the event caused (ctrl+o's dialog): a new window
+        whose map the X RECORD stream has not reached yet came after this event, so it waits (with the
+        title read now) for the first event after its map, even if it has closed again by then."""
+        for wid, title in windows.items():
+            if wid not in self._listed and (title or wid not in self._pending):
+                self._pending[wid] = title
+        mapped = self._recorder.mapped
+        ready = {wid: title for wid, title in self._pending.items() if wid in mapped}
+        for wid in ready:
+            del self._pending[wid]
+        self._listed.update(ready)
+        return {**{wid: title for wid, title in windows.items() if wid in self._listed}, **ready}
 
     def _dialogs(self, windows: dict[int, str]) -> dict[str, str]:
         """Which windows are dialogs (title -> role); a window new since the last event is asked of the bus now
@@ -356,6 +366,8 @@ class Recording:
     def stop(self) -> None:
         self._recorder.stop()
         with self._lock:
+            if self.seen and self._pending:  # opened by the last event: waited for after its step
+                self.seen[-1].after.update(self._pending)
             self._armed = False
             self._release_grab()
         try:

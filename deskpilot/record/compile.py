@@ -15,7 +15,8 @@ Rules, most robust step first:
 * wheel notches become one ``scroll`` (thousandths, direction, notches) while
   they keep one direction over about the same point;
 * a window that was not there before becomes ``wait_for_window`` (its
-  title) ahead of the step that first saw it, or ``wait_for: {role, name}``
+  title) ahead of the step that first saw it (or right after the step whose
+  event opened it, when the window list was read after the window mapped), or ``wait_for: {role, name}``
   when the tree showed it as a dialog (a file chooser, an alert): the role
   survives a theme or language that words the title bar differently; the windows open when the
   recording starts come first (with their loaded title, see ``_loaded_title``). A title that changes on the same window (an
@@ -50,6 +51,7 @@ class Seen(BaseModel):
     step: dict[str, Any] | None = None  # a step made in place (a check from "Add check"): written as it is
     secret: str | None = None  # a key typed into a secret field: the burst becomes {secret}, its value is dropped
     dialogs: dict[str, str] = Field(default_factory=dict)  # window title -> its dialog role, as the tree showed it
+    after: dict[int, str] = Field(default_factory=dict)  # windows this event opened (mapped after it; read late)
 
 
 class Compiled(BaseModel):
@@ -106,18 +108,25 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
             out.append(Compiled(step={"type": text}))
             buffer.clear()
 
+    def wait_for_new(windows: dict[int, str], dialogs: dict[str, str]) -> None:
+        new = [wid for wid in windows if wid not in known]
+        if any(windows[wid] for wid in new):
+            flush()
+        for wid in new:
+            if title := windows[wid]:
+                out.append(Compiled(step=_window_wait(title, dialogs.get(title))))
+        known.update(new)
+
+    opened: Seen | None = None  # the previous event, whose windows mapped after it come before this one's step
     for item in seen:
+        if opened is not None:
+            wait_for_new(opened.after, opened.dialogs)
+        opened = item
         if item.step is not None:
             flush()
             out.append(Compiled(step=dict(item.step), frame=item.frame))
             continue
-        new = [wid for wid in item.windows if wid not in known]
-        if any(item.windows[wid] for wid in new):
-            flush()
-        for wid in new:
-            if title := item.windows[wid]:
-                out.append(Compiled(step=_window_wait(title, item.dialogs.get(title))))
-        known.update(new)
+        wait_for_new(item.windows, item.dialogs)
         event = item.event
         if event.kind == "key_press":
             if event.keysym in _MODIFIER_KEYS:
@@ -155,6 +164,8 @@ def compile_steps(seen: Sequence[Seen], size: tuple[int, int], *, text_at: TextA
             last_click = None
             _add_notch(out, event, size)
     flush()
+    if opened is not None:
+        wait_for_new(opened.after, opened.dialogs)
     return out
 
 
