@@ -87,11 +87,12 @@ def frame_of(source: Any) -> Image.Image:
 def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) -> list[TextBox]:
     """Every line of text OCR finds, top to bottom, in screen pixels.
 
-    Reads are incremental and exact: an unchanged frame costs a comparison, and after a change only the
-    lines whose pixels are new are recognised again (detection still covers the whole frame).
-    ``last_kind`` says which path answered; ``fresh=True`` forgets what was read before. A ``region``
-    gives the lines whose middle lies in it: a crop read alone splits lines into words and misreads (the
-    detector needs the context).
+    A "line" is what the detector boxed: a line, or in dense text a word or a few (``match`` looks across
+    neighbours on a row). Reads are incremental and exact: an unchanged frame costs a comparison, after a
+    change only the bands' parts whose pixels changed are detected again and only new pieces recognised,
+    and the result equals a read from scratch. ``last_kind`` says which path answered; ``fresh=True``
+    forgets what was read before. A ``region`` gives the lines whose middle lies in it, read in the
+    frame's context (a crop read alone would cut bands differently).
     """
     global last_ms, last_kind, reads, full_reads
     reads += 1
@@ -102,6 +103,7 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
         if fresh:
             _last_reads.clear()
             _lines_seen.clear()
+            _parts_seen.clear()
         lines, last_kind = _read_incrementally(pixels)
         full_reads += last_kind == "full"
     last_ms = (time.perf_counter() - started) * 1000
@@ -111,29 +113,24 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
 
 
 def _recognise(pixels: np.ndarray) -> list[TextBox]:
-    """Detection over the whole frame, then recognition of each line not seen before.
+    """Detection band by band (``_detect``), then recognition of each piece of text not seen before.
 
-    The detector runs at the frame's own scale, padded (edge pixels repeated) to the multiples of 32 it
-    takes: its defaults resize instead (a 1080-row frame to 1088, a region up to 736 rows, which made
-    region reads slow and wrong). It always sees the whole frame because its verdicts depend on the
-    whole image: a part read alone splits and joins words differently, so reading only the changed part
-    would disagree with a full read. Recognition depends only on a line's own pixels (one line per
-    batch, so no padding to a neighbour's width), so an unchanged line's text is taken from the cache.
-    Callers hold ``_run_lock``.
+    Recognition depends only on a piece's own pixels (one per batch, so no padding to a neighbour's
+    width), so an unchanged piece's text is taken from the cache. Callers hold ``_run_lock``.
     """
     ocr = engine()
     height, width = pixels.shape[:2]
     pad_h, pad_w = -height % 32, -width % 32
     padded = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else pixels
-    found = ocr(padded, use_cls=False, use_rec=False)
-    if getattr(found, "boxes", None) is None or len(found.boxes) == 0:
+    quads = _detect(padded)
+    if not quads:
         return []
     global last_recognised
-    crops = ocr.crop_text_regions(padded, found.boxes)
+    crops = ocr.crop_text_regions(padded, quads)
+    last_recognised = _recognise_new(ocr, crops)
     lines = []
-    last_recognised = sum(1 for crop in crops if _key(crop) not in _lines_seen)
-    for quad, crop in zip(found.boxes, crops):
-        text, score = _recognise_line(ocr, crop)
+    for quad, crop in zip(quads, crops):
+        text, score = _lines_seen[_key(crop)]
         if not text.strip() or score < ocr.text_score:
             continue
         xs = [min(float(p[0]), width) for p in quad]
@@ -143,24 +140,126 @@ def _recognise(pixels: np.ndarray) -> list[TextBox]:
     return lines
 
 
+BAND_ROWS = 224  # rows of the frame each band answers for
+BAND_CONTEXT = 16  # rows the detector also sees above and below them (edge rows repeated at the frame's borders)
+_PART_GAP = 64  # this many blank columns split a band into parts detected apart
+_PART_SIDE = 32  # blank columns kept on each side of a part
+_parts_seen: "OrderedDict[tuple, np.ndarray]" = OrderedDict()  # a part's pixels -> its boxes, in its own pixels
+_PARTS_KEPT = 512
+last_detected: int = 0  # parts the latest read had to detect (the rest came from the cache)
+
+
+def _detect(padded: np.ndarray) -> list[np.ndarray]:
+    """Text boxes of a frame (padded to multiples of 32), found band by band: a pure function of the pixels.
+
+    The detector (PP-OCR's DB net) weighs each pixel against statistics of the whole image it is
+    given, so one given a whole 1080p screen under-reads sparse text (on a mostly empty mousepad
+    window it found 1 of 5 lines) and any change anywhere moves every box. Here it sees bands of
+    ``BAND_ROWS`` rows (plus ``BAND_CONTEXT`` above and below), each cut at wide runs of blank columns
+    into parts, and keeps the boxes whose middle lies in the band's own rows. A part's boxes depend on
+    its pixels alone, so they are cached by those pixels: after a change only the parts that hold
+    changed pixels are detected again, and the result is exactly what a read from scratch finds.
+    Blank parts cost nothing. The price: pieces of dense text can come out word by word (``match``
+    joins neighbours on a row).
+    """
+    global last_detected
+    detector = engine()._load_det_model()
+    rows, context = BAND_ROWS, BAND_CONTEXT
+    height = padded.shape[0]
+    source = np.pad(padded, ((context, context + (-height % rows)), (0, 0), (0, 0)), mode="edge")
+    quads: list[np.ndarray] = []
+    last_detected = 0
+    for top in range(0, height, rows):
+        band = source[top:top + rows + 2 * context]
+        for x1, x2 in _parts(band):
+            part = np.ascontiguousarray(band[:, x1:x2])
+            key = _key(part)
+            found = _parts_seen.get(key)
+            if found is None:
+                last_detected += 1
+                out = detector(part)
+                found = np.zeros((0, 4, 2), np.float32) if out.boxes is None else np.asarray(out.boxes, np.float32)
+                _parts_seen[key] = found
+                if len(_parts_seen) > _PARTS_KEPT:
+                    _parts_seen.popitem(last=False)
+            else:
+                _parts_seen.move_to_end(key)
+            for quad in found:
+                quad = quad + np.array([x1, top - context], np.float32)
+                if top <= (quad[:, 1].min() + quad[:, 1].max()) / 2 < top + rows:
+                    quads.append(quad)
+    return quads
+
+
+def _parts(band: np.ndarray) -> list[tuple[int, int]]:
+    """Column spans of a band worth detecting: runs of non-blank columns, split at wide blank gaps.
+
+    A blank column is one colour over the band's rows (background, a border): it holds no text.
+    Spans are widened by ``_PART_SIDE`` and aligned to 32 columns (the detector's stride).
+    """
+    width = band.shape[1]
+    busy = np.flatnonzero(~(band == band[:1]).all(axis=(0, 2)))
+    if busy.size == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(busy) > _PART_GAP)
+    starts = np.concatenate(([busy[0]], busy[cuts + 1]))
+    ends = np.concatenate((busy[cuts], [busy[-1]]))
+    spans: list[tuple[int, int]] = []
+    for start, end in zip(starts, ends):
+        x1 = max(0, int(start) - _PART_SIDE) // 32 * 32
+        x2 = min(width, -(-(int(end) + 1 + _PART_SIDE) // 32) * 32)
+        if spans and x1 <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], x2)
+        else:
+            spans.append((x1, x2))
+    return spans
+
+
 def _key(crop: np.ndarray) -> tuple:
     return crop.shape, hashlib.blake2b(crop.tobytes(), digest_size=16).digest()
 
 
-def _recognise_line(ocr, crop: np.ndarray) -> tuple[str, float]:
-    key = _key(crop)
-    known = _lines_seen.get(key)
-    if known is not None:
-        _lines_seen.move_to_end(key)
-        return known
-    from rapidocr.ch_ppocr_rec import TextRecInput
+_REC_HEIGHT = 48  # the recogniser's input height
+_REC_STEP = 32  # input widths are rounded up to a multiple of this, at least _REC_MIN_WIDTH
+_REC_MIN_WIDTH = 96
+_REC_BATCH = 16
 
-    out = ocr.text_rec(TextRecInput(img=[crop]))
-    known = (str(out.txts[0]), float(out.scores[0]))
-    _lines_seen[key] = known
-    if len(_lines_seen) > _LINES_KEPT:
+
+def _rec_width(crop: np.ndarray) -> int:
+    height, width = crop.shape[:2]
+    scaled = -(-_REC_HEIGHT * width // max(1, height))
+    return max(_REC_MIN_WIDTH, -(-scaled // _REC_STEP) * _REC_STEP)
+
+
+def _recognise_new(ocr, crops: list[np.ndarray]) -> int:
+    """Recognise the pieces not seen before into ``_lines_seen``; returns how many.
+
+    Each piece is scaled to the recogniser's height and padded to its own width rounded up to
+    ``_REC_STEP`` (not to 320 columns, rapidocr's default, which made a short word cost as much as a
+    line); pieces of the same padded width go through the network together. A piece's text thus depends
+    on its pixels alone, whatever it is batched with, so the cache stays exact.
+    """
+    recogniser = ocr._load_rec_model()
+    todo: dict[int, dict[tuple, np.ndarray]] = {}
+    for crop in crops:
+        key = _key(crop)
+        if key in _lines_seen:
+            _lines_seen.move_to_end(key)
+        else:
+            todo.setdefault(_rec_width(crop), {})[key] = crop
+    for width, group in todo.items():
+        items = list(group.items())
+        for start in range(0, len(items), _REC_BATCH):
+            batch = items[start:start + _REC_BATCH]
+            ratio = width / _REC_HEIGHT
+            inputs = np.stack([recogniser.resize_norm_img(crop, ratio) for _, crop in batch]).astype(np.float32)
+            texts, _ = recogniser.postprocess_op(recogniser.session(inputs), False, max_wh_ratio=ratio,
+                                                 wh_ratio_list=[c.shape[1] / max(1, c.shape[0]) for _, c in batch])
+            for (key, _), (text, score) in zip(batch, texts):
+                _lines_seen[key] = (str(text), float(score))
+    while len(_lines_seen) > max(_LINES_KEPT, 2 * len(crops)):  # never what this read still needs
         _lines_seen.popitem(last=False)
-    return known
+    return sum(len(group) for group in todo.values())
 
 
 def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
@@ -188,23 +287,63 @@ def _compact(text: str) -> list[tuple[str, int]]:
 
 
 def match(lines: Sequence[TextBox], text: str) -> list[TextBox]:
-    """Lines holding ``text`` (case and spacing ignored), each box narrowed to the matched part."""
+    """Where ``text`` is (case and spacing ignored), each box narrowed to the matched part.
+
+    The text may run across neighbouring pieces on one row (the detector boxes dense text word by
+    word): each row of neighbours is searched as one, and every occurrence is returned.
+    """
     needle = "".join(c for c, _ in _compact(text))
     if not needle:
         raise UsageError("the text to look for is empty")
     found = []
-    for line in lines:
-        chars = _compact(line.text)
-        hay = "".join(c for c, _ in chars)
+    for row in _rows(lines):
+        chars = [(ch, piece, i) for piece in row for ch, i in _compact(piece.text)]
+        hay = "".join(ch for ch, _, _ in chars)
         pos = hay.find(needle)
-        if pos < 0:
-            continue
-        first, last = chars[pos][1], chars[pos + len(needle) - 1][1] + 1
-        x1, y1, x2, y2 = line.box
-        per = (x2 - x1) / max(1, len(line.text))
-        box = (int(x1 + per * first), y1, int(round(x1 + per * last)), y2)
-        found.append(TextBox(text=line.text[first:last], box=box, score=line.score))
+        while pos >= 0:
+            first, last = chars[pos], chars[pos + len(needle) - 1]
+            parts = _span(row, first[1], last[1])
+            box = (_char_edge(first[1], first[2]), min(p.box[1] for p in parts),
+                   _char_edge(last[1], last[2] + 1), max(p.box[3] for p in parts))
+            if len(parts) == 1:
+                shown = first[1].text[first[2]:last[2] + 1]
+            else:
+                shown = " ".join([parts[0].text[first[2]:], *(p.text for p in parts[1:-1]), parts[-1].text[:last[2] + 1]])
+            found.append(TextBox(text=shown, box=box, score=min(p.score for p in parts)))
+            pos = hay.find(needle, pos + len(needle))
     return found
+
+
+def _char_edge(piece: TextBox, index: int) -> int:
+    """The x where character ``index`` of a piece starts (its box shared evenly by its characters)."""
+    x1, _, x2, _ = piece.box
+    return int(round(x1 + (x2 - x1) * index / max(1, len(piece.text))))
+
+
+def _span(row: list[TextBox], first: TextBox, last: TextBox) -> list[TextBox]:
+    ids = [id(p) for p in row]
+    return row[ids.index(id(first)):ids.index(id(last)) + 1]
+
+
+def _rows(lines: Sequence[TextBox]) -> list[list[TextBox]]:
+    """Pieces chained left to right with their neighbours: same height band, a gap under one height."""
+    rows: list[list[TextBox]] = []
+    for piece in sorted(lines, key=lambda t: t.box[0]):
+        for row in rows:
+            if _follows(row[-1], piece):
+                row.append(piece)
+                break
+        else:
+            rows.append([piece])
+    return rows
+
+
+def _follows(left: TextBox, right: TextBox) -> bool:
+    h1, h2 = left.box[3] - left.box[1], right.box[3] - right.box[1]
+    low, high = min(h1, h2), max(h1, h2)
+    overlap = min(left.box[3], right.box[3]) - max(left.box[1], right.box[1])
+    gap = right.box[0] - left.box[2]
+    return low > 0 and overlap >= 0.6 * low and high <= 1.5 * low and -0.5 * low <= gap <= low
 
 
 def tree_lines(source: Any, region: Box | None = None) -> list[TextBox] | None:

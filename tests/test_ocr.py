@@ -40,3 +40,16 @@ def test_find_click_and_wait_for_text(form):
     with pytest.raises(CheckFailed, match=r"text 'Deleted' did not appear within 0.5 s \(screen shows: Contact form; Name"):
         ocr.wait_for_text(desk, "Deleted", timeout=0.5)
     assert time.monotonic() - started < 30
+
+
+def test_match_joins_neighbours_on_a_row_and_narrows_the_box():
+    """Dense text comes out of the detector word by word: a phrase is still found, with its own box."""
+    pieces = [ocr.TextBox(text="Line", box=(0, 0, 40, 20), score=0.9),
+              ocr.TextBox(text="11: invoice", box=(44, 1, 154, 21), score=0.8),
+              ocr.TextBox(text="Save", box=(400, 0, 440, 20), score=1.0),  # far away: not the same phrase
+              ocr.TextBox(text="total", box=(0, 30, 50, 50), score=0.95)]  # next row
+    found = ocr.match(pieces, "line 11:")
+    assert [(t.text, t.box, t.score) for t in found] == [("Line 11:", (0, 0, 74, 21), 0.8)]
+    assert [t.box for t in ocr.match(pieces, "invoice")] == [(84, 1, 154, 21)]
+    assert ocr.match(pieces, "invoice Save") == [] and ocr.match(pieces, "invoice total") == []
+    assert [t.text for t in ocr.match(pieces, "e")] == ["e", "e", "e"]  # every occurrence, not one per row
