@@ -242,13 +242,17 @@ class Sandbox:
         with self._lock:
             if self._x is None:
                 self._x = x11.connect(self.display, self.xauthority)
-            while (wid := x11.find_window(self._x, title, ignore_case=ignore_case)) is None:
-                if time.monotonic() > deadline:
-                    titles = x11.window_titles(self._x)
-                    seen = ", ".join(repr(t) for t in titles) if titles else "none"
-                    raise WindowNotFound(f"no window titled {title!r} appeared on {self.display} within "
-                                         f"{timeout:g} s (windows: {seen})", titles)
-                time.sleep(0.02)
+            with x11.root_changes(self._x) as changed:
+                while (wid := x11.find_window(self._x, title, ignore_case=ignore_case)) is None:
+                    left = deadline - time.monotonic()
+                    if left < 0:
+                        titles = x11.window_titles(self._x)
+                        seen = ", ".join(repr(t) for t in titles) if titles else "none"
+                        raise WindowNotFound(f"no window titled {title!r} appeared on {self.display} within "
+                                             f"{timeout:g} s (windows: {seen})", titles)
+                    # a new window wakes this at once (the manager's client list); a title set later
+                    # changes the window's own property, not the root's: looked at again within 50 ms
+                    changed(min(left, 0.05 if title else 0.5))
         return wid
 
     def start_vnc(self, port: int | None = None, *, view_only: bool = False) -> VncServer:

@@ -108,6 +108,34 @@ def test_app_window_is_found_by_title(sandbox: Sandbox) -> None:
     assert sandbox.wait_for_window("DESKPILOT-Probe", timeout=5, ignore_case=True) == wid
 
 
+def test_root_changes_wakes_a_start_up_wait_at_the_change_and_leaves_the_connection_quiet(sandbox: Sandbox) -> None:
+    """Start-up waits sleep until the root window changes (openbox's client list) instead of polling."""
+    watching = x11.connect(sandbox.display, sandbox.xauthority)
+    other = x11.connect(sandbox.display, sandbox.xauthority)
+    try:
+        with x11.root_changes(watching) as changed:
+            for _ in range(100):  # openbox may still be setting root properties: until a wait sees none
+                started = time.monotonic()
+                changed(0.2)
+                if time.monotonic() - started >= 0.19:
+                    break
+            else:
+                pytest.fail("the root window kept changing for 20 s, or the wait never waited")
+            timer = threading.Timer(0.3, lambda: (x11.set_root_string(other, "DESKPILOT_PROBE", "1"), other.sync()))
+            timer.start()
+            started = time.monotonic()
+            changed(30)  # woken by the change, not by the 30 s timeout
+            assert time.monotonic() - started < 20
+            timer.join()
+        x11.set_root_string(other, "DESKPILOT_PROBE", "2")
+        other.sync()
+        watching.sync()
+        assert watching.pending_events() == 0, "the mask is cleared at the end: a shared connection queues nothing"
+    finally:
+        watching.close()
+        other.close()
+
+
 def test_diagnose_counts_app_windows_not_the_wm_s_own() -> None:
     with Sandbox(size=(640, 480)) as sb:
         assert sb.diagnose() == "X server and window manager running; 0 mapped top-level windows, 0 managed"
