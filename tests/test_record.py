@@ -585,7 +585,8 @@ def test_the_live_page_marks_a_variable_and_a_check_and_hand_back_ends_the_recor
                          "document.getElementById('rec-var').click()")
             browser.wait_for("window.deskpilotLive.state.record.variables.join()", lambda v: v == "who")
             browser.eval("document.getElementById('rec-check').click()")
-            browser.wait_for("document.getElementById('rec-check').textContent", lambda v: v.startswith("Click what"))
+            browser.wait_for("document.getElementById('rec-check').textContent + ' | '"  # the message says why not
+                             " + document.getElementById('rec-message').textContent", lambda v: v.startswith("Click what"))
             rec.click_text("Remember me")
             browser.wait_for("document.getElementById('rec-message').textContent",
                              lambda v: v.startswith("check added"), timeout=60)

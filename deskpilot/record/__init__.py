@@ -248,20 +248,24 @@ class Recording:
         """
         from Xlib import X
 
-        with self._lock:
-            if not self._grabbed:
-                root = self._grab_x.screen().root
-                status = root.grab_pointer(False, X.ButtonPressMask | X.ButtonReleaseMask, X.GrabModeAsync,
-                                           X.GrabModeAsync, X.NONE, X.NONE, X.CurrentTime)
-                self._grab_x.sync()
-                if status != X.GrabSuccess:
+        deadline = time.monotonic() + 2.0  # a click in flight holds the pointer until its release arrives
+        while True:
+            with self._lock:
+                if not self._grabbed:
+                    root = self._grab_x.screen().root
+                    status = root.grab_pointer(False, X.ButtonPressMask | X.ButtonReleaseMask, X.GrabModeAsync,
+                                               X.GrabModeAsync, X.NONE, X.NONE, X.CurrentTime)
+                    self._grab_x.sync()
+                    self._grabbed = status == X.GrabSuccess
+                if self._grabbed:
+                    self._armed_at = self._server_time()
+                    self._armed = True
+                    self.message = "click what to check: a widget (its state) or a text (visible)"
+                    return self.message
+                if time.monotonic() > deadline:
                     self.message = "the pointer is held by the app (a menu is open?): close it and try again"
                     return self.message
-                self._grabbed = True
-            self._armed_at = self._server_time()
-            self._armed = True
-            self.message = "click what to check: a widget (its state) or a text (visible)"
-            return self.message
+            time.sleep(0.05)  # the server says nothing when a grab ends: ask again
 
     def _server_time(self) -> int:
         """The X server's time now: a property change on a window of our own reports it (the usual way)."""
