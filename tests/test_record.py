@@ -75,6 +75,20 @@ class Recorder:
         self.client.mouseMove(x, y)
         self.client.mousePress(1)
 
+    def click_field(self, x: int, y: int, timeout: float = 60.0) -> None:
+        """Click into a text field and wait until the field shows it (its focus ring and caret drawn): the app
+        has taken the focus, so keys typed next go there (on a loaded machine, keys sent right after the
+        click over VNC were seen landing in the field focused before)."""
+        from PIL import ImageChops
+
+        box = (max(0, x - 120), max(0, y - 20), x + 120, y + 20)
+        before = framebuffer(self.client).crop(box)
+        self.client.mouseMove(x, y)
+        self.client.mousePress(1)
+        deadline = time.monotonic() + timeout
+        while ImageChops.difference(framebuffer(self.client).crop(box), before).getbbox() is None:
+            assert time.monotonic() < deadline, f"the click at {(x, y)} never showed in the field"
+
     def wait_text(self, text: str, timeout: float = 60.0) -> None:
         """Until OCR reads ``text`` on the VNC framebuffer."""
         from deskpilot.perception import ocr
@@ -474,6 +488,16 @@ def test_compile_writes_secret_bursts_by_name_and_marks_variables():
                                        {"check": {"text_visible": "Hi {user}, {x}"}}]
 
 
+def test_a_secret_read_off_a_late_frame_into_a_click_text_is_not_written():
+    """Under load a click's frame can already show text typed after it: the click text it yields must not
+    carry a secret's value (a run on a loaded machine wrote "click_text: zedzz-pw-s3cret")."""
+    from deskpilot.record.compile import Compiled, mark_values
+
+    steps = mark_values([Compiled(step={"click_text": "zedzz-pw-s3cret"}), Compiled(step={"type": "{PASSWORD}"})],
+                        {"who": "zed", "PASSWORD": "zz-pw-s3cret"})
+    assert [c.step for c in steps] == [{"click_text": "{who}{PASSWORD}"}, {"type": "{PASSWORD}"}]
+
+
 def test_record_on_calc_types_in_a_cell_saves_by_keys_and_replays_the_workbook(tmp_path):
     """LibreOffice Calc: a number typed into A1, saved with ctrl+s (the sandbox's profile does not ask which
     format to keep); the workflow ends with the changed cell as an xlsx_cell check and rewrites the
@@ -573,12 +597,10 @@ def test_the_live_page_marks_a_variable_and_a_check_and_hand_back_ends_the_recor
             browser.goto(url)
             browser.wait_for("document.getElementById('rec').hidden", lambda v: v is False, timeout=30)
             rec.click_text("User")
-            rec.client.mouseMove(rec.last[0] + 120, rec.last[1])
-            rec.client.mousePress(1)
+            rec.click_field(rec.last[0] + 120, rec.last[1])
             type_text(rec.client, "zed")
             rec.click_text("Password")  # a click on the password field, typing at once: its text is a secret
-            rec.client.mouseMove(rec.last[0] + 120, rec.last[1])
-            rec.client.mousePress(1)
+            rec.click_field(rec.last[0] + 120, rec.last[1])
             type_text(rec.client, "zz-" + SECRET)
             browser.eval("document.getElementById('rec-var-name').value = 'who';"
                          "document.getElementById('rec-var-value').value = 'zed';"

@@ -182,10 +182,12 @@ def _add_notch(out: list[Compiled], event: InputEvent, size: tuple[int, int]) ->
 
 
 def mark_values(steps: list[Compiled], values: dict[str, str]) -> list[Compiled]:
-    """Each occurrence of a value in typed text and in checks becomes its ``{name}`` (longest value first).
+    """Each occurrence of a value in typed text, checks and click texts becomes its ``{name}`` (longest first).
 
     For variables the person marked (``--var user=ann``: typed "ann" becomes
-    ``{user}``) and for secrets (their values must never be written).
+    ``{user}``) and for secrets (their values must never be written: a click's
+    text is read off a frame that, on a loaded machine, can already show what was
+    typed after the click, a secret included).
     """
     pairs = sorted(((name, value.replace("{", "{{").replace("}", "}}")) for name, value in values.items() if value),
                    key=lambda pair: -len(pair[1]))
@@ -202,7 +204,7 @@ def mark_values(steps: list[Compiled], values: dict[str, str]) -> list[Compiled]
         return value
 
     for compiled in steps:
-        for kind in ("type", "check"):
+        for kind in ("type", "check", "click_text"):
             if kind in compiled.step:
                 compiled.step[kind] = swap(compiled.step[kind])
     return steps
