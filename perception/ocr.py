@@ -65,7 +65,7 @@ def engine():
                 from rapidocr import RapidOCR
             except ImportError:
                 raise UsageError("OCR needs the [ocr] extra: pip install 'deskpilot[ocr]'") from None
-            # native scale always, and each line recognised alone (see _recognise)
+            # native scale always (detection and recognition are driven piece by piece: _detect, _recognise_new)
             _engine = RapidOCR(params={"Global.log_level": "critical", "Global.use_cls": False,
                                        "Global.max_side_len": 1 << 14, "Det.limit_type": "max",
                                        "Det.limit_side_len": 1 << 14, "Rec.rec_batch_num": 1})
@@ -113,10 +113,9 @@ def read_text(source: Any, region: Box | None = None, *, fresh: bool = False) ->
 
 
 def _recognise(pixels: np.ndarray) -> list[TextBox]:
-    """Detection band by band (``_detect``), then recognition of each piece of text not seen before.
-
-    Recognition depends only on a piece's own pixels (one per batch, so no padding to a neighbour's
-    width), so an unchanged piece's text is taken from the cache. Callers hold ``_run_lock``.
+    """Detection band by band (``_detect``), then recognition of each piece of text not seen before
+    (``_recognise_new``: a piece's text depends on its own pixels only, so an unchanged piece's text is
+    taken from the cache). Callers hold ``_run_lock``.
     """
     ocr = engine()
     height, width = pixels.shape[:2]
@@ -126,11 +125,11 @@ def _recognise(pixels: np.ndarray) -> list[TextBox]:
     if not quads:
         return []
     global last_recognised
-    crops = ocr.crop_text_regions(padded, quads)
-    last_recognised = _recognise_new(ocr, crops)
+    keys = _recognise_new(ocr, ocr.crop_text_regions(padded, quads))
+    last_recognised = _recognised_now
     lines = []
-    for quad, crop in zip(quads, crops):
-        text, score = _lines_seen[_key(crop)]
+    for quad, key in zip(quads, keys):
+        text, score = _lines_seen[key]
         if not text.strip() or score < ocr.text_score:
             continue
         xs = [min(float(p[0]), width) for p in quad]
@@ -231,18 +230,22 @@ def _rec_width(crop: np.ndarray) -> int:
     return max(_REC_MIN_WIDTH, -(-scaled // _REC_STEP) * _REC_STEP)
 
 
-def _recognise_new(ocr, crops: list[np.ndarray]) -> int:
-    """Recognise the pieces not seen before into ``_lines_seen``; returns how many.
+_recognised_now = 0  # pieces the latest _recognise_new had to recognise
+
+
+def _recognise_new(ocr, crops: list[np.ndarray]) -> list[tuple]:
+    """Recognise the pieces not seen before into ``_lines_seen``; returns every piece's cache key.
 
     Each piece is scaled to the recogniser's height and padded to its own width rounded up to
     ``_REC_STEP`` (not to 320 columns, rapidocr's default, which made a short word cost as much as a
     line); pieces of the same padded width go through the network together. A piece's text thus depends
     on its pixels alone, whatever it is batched with, so the cache stays exact.
     """
+    global _recognised_now
     recogniser = ocr._load_rec_model()
     todo: dict[int, dict[tuple, np.ndarray]] = {}
-    for crop in crops:
-        key = _key(crop)
+    keys = [_key(crop) for crop in crops]
+    for key, crop in zip(keys, crops):
         if key in _lines_seen:
             _lines_seen.move_to_end(key)
         else:
@@ -259,7 +262,8 @@ def _recognise_new(ocr, crops: list[np.ndarray]) -> int:
                 _lines_seen[key] = (str(text), float(score))
     while len(_lines_seen) > max(_LINES_KEPT, 2 * len(crops)):  # never what this read still needs
         _lines_seen.popitem(last=False)
-    return sum(len(group) for group in todo.values())
+    _recognised_now = sum(len(group) for group in todo.values())
+    return keys
 
 
 def _read_incrementally(pixels: np.ndarray) -> tuple[list[TextBox], str]:
@@ -297,18 +301,18 @@ def match(lines: Sequence[TextBox], text: str) -> list[TextBox]:
         raise UsageError("the text to look for is empty")
     found = []
     for row in _rows(lines):
-        chars = [(ch, piece, i) for piece in row for ch, i in _compact(piece.text)]
+        chars = [(ch, n, i) for n, piece in enumerate(row) for ch, i in _compact(piece.text)]
         hay = "".join(ch for ch, _, _ in chars)
         pos = hay.find(needle)
         while pos >= 0:
-            first, last = chars[pos], chars[pos + len(needle) - 1]
-            parts = _span(row, first[1], last[1])
-            box = (_char_edge(first[1], first[2]), min(p.box[1] for p in parts),
-                   _char_edge(last[1], last[2] + 1), max(p.box[3] for p in parts))
-            if len(parts) == 1:
-                shown = first[1].text[first[2]:last[2] + 1]
+            (_, a, start), (_, b, end) = chars[pos], chars[pos + len(needle) - 1]
+            parts = row[a:b + 1]
+            box = (_char_edge(row[a], start), min(p.box[1] for p in parts),
+                   _char_edge(row[b], end + 1), max(p.box[3] for p in parts))
+            if a == b:
+                shown = row[a].text[start:end + 1]
             else:
-                shown = " ".join([parts[0].text[first[2]:], *(p.text for p in parts[1:-1]), parts[-1].text[:last[2] + 1]])
+                shown = " ".join([row[a].text[start:], *(p.text for p in parts[1:-1]), row[b].text[:end + 1]])
             found.append(TextBox(text=shown, box=box, score=min(p.score for p in parts)))
             pos = hay.find(needle, pos + len(needle))
     return found
@@ -318,11 +322,6 @@ def _char_edge(piece: TextBox, index: int) -> int:
     """The x where character ``index`` of a piece starts (its box shared evenly by its characters)."""
     x1, _, x2, _ = piece.box
     return int(round(x1 + (x2 - x1) * index / max(1, len(piece.text))))
-
-
-def _span(row: list[TextBox], first: TextBox, last: TextBox) -> list[TextBox]:
-    ids = [id(p) for p in row]
-    return row[ids.index(id(first)):ids.index(id(last)) + 1]
 
 
 def _rows(lines: Sequence[TextBox]) -> list[list[TextBox]]:
