@@ -415,3 +415,16 @@ def test_terminals_start_the_users_shell_not_sh(sandbox: Sandbox) -> None:
                 shells.add(comm)
         time.sleep(0.05)
     assert shells and shells <= {"bash", "zsh"}, f"xterm started {shells or 'no shell'}"
+
+
+def test_the_openbox_config_is_made_again_when_the_stock_file_changes(tmp_path: Path) -> None:
+    from deskpilot.sandbox import wm
+
+    stock = tmp_path / "rc.xml"
+    stock.write_text('<openbox_config xmlns="http://openbox.org/3.4/rc"><keyboard><keybind key="A-F2">'
+                     '<action name="Execute"><command>xterm</command></action></keybind></keyboard></openbox_config>')
+    first = wm.safe_config(stock)
+    assert "Execute" not in first and wm.safe_config(stock) is first  # made once
+    stock.write_text('<openbox_config xmlns="http://openbox.org/3.4/rc"><desktops><number>3</number></desktops>'
+                     '</openbox_config>')
+    assert "<number>3</number>" in wm.safe_config(stock)  # a new version of the file is read again
