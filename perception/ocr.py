@@ -69,7 +69,32 @@ def engine():
             _engine = RapidOCR(params={"Global.log_level": "critical", "Global.use_cls": False,
                                        "Global.max_side_len": 1 << 14, "Det.limit_type": "max",
                                        "Det.limit_side_len": 1 << 14, "Rec.rec_batch_num": 1})
+            for model in (_engine._load_det_model(), _engine._load_rec_model()):
+                _without_spinning(model.session)
         return _engine
+
+
+def _without_spinning(holder: Any) -> None:
+    """Reopen a model's onnxruntime session with its worker threads sleeping between runs.
+
+    By default they spin for a while after each run, waiting for more work: on a 2-core desk that
+    burnt 12-17% of a cold read's CPU and most of an unchanged screen's (bench/RESULTS.md, session 9),
+    and took the cores from the apps being read. Wall time is unchanged. Left as is if rapidocr's
+    wrapper changes shape.
+    """
+    import onnxruntime as ort
+
+    session = getattr(holder, "session", None)
+    path = getattr(session, "_model_path", None)
+    if not isinstance(session, ort.InferenceSession) or not path:
+        return
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.enable_cpu_mem_arena = False
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    holder.session = ort.InferenceSession(path, sess_options=options, providers=session.get_providers())
 
 
 def frame_of(source: Any) -> Image.Image:

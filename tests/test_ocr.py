@@ -53,3 +53,13 @@ def test_match_joins_neighbours_on_a_row_and_narrows_the_box():
     assert [t.box for t in ocr.match(pieces, "invoice")] == [(84, 1, 154, 21)]
     assert ocr.match(pieces, "invoice Save") == [] and ocr.match(pieces, "invoice total") == []
     assert [t.text for t in ocr.match(pieces, "e")] == ["e", "e", "e"]  # every occurrence, not one per row
+
+
+def test_the_ocr_models_do_not_spin_between_runs():
+    """onnxruntime's worker threads spin after each run by default: that burnt the cores the desk's
+    apps need, and most of the CPU of re-reading an unchanged screen."""
+    engine = ocr.engine()
+    for model in (engine._load_det_model(), engine._load_rec_model()):
+        options = model.session.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
