@@ -64,6 +64,10 @@ class InputRecorder:
             "errors": (0, 0), "client_started": False, "client_died": False,
         }])
         self._ctl.sync()
+        # keycodes of each modifier but Lock (a toggle): (mask, keycodes)
+        self._modifiers = [(1 << index, {code for code in codes if code})
+                           for index, codes in enumerate(self._ctl.get_modifier_mapping()) if index != 1]
+        self._held: set[int] = set()  # modifier keycodes pressed and not yet released, per this stream
         self._thread = threading.Thread(target=self._run, name="deskpilot-xrecord", daemon=True)
         self._started = threading.Event()
         self.error: str | None = None
@@ -98,14 +102,33 @@ class InputRecorder:
             kind = _KINDS.get(event.type)
             if kind is None:
                 continue
-            item = InputEvent(kind=kind, detail=event.detail, x=event.root_x, y=event.root_y, state=event.state,
+            state = event.state | self._held_mask()
+            item = InputEvent(kind=kind, detail=event.detail, x=event.root_x, y=event.root_y, state=state,
                               time=time.monotonic(), server_time=event.time, maps=self.maps)
             if kind.startswith("key"):
-                item.keysym, item.char = keysym_name(self._data, event.detail, event.state)
+                self._track(kind, event.detail)
+                item.keysym, item.char = keysym_name(self._data, event.detail, state)
                 item.base_key = keysym_name(self._data, event.detail, 0)[0]
             self.events.append(item)
             if self._on_event is not None:
                 self._on_event(item)
+
+    def _held_mask(self) -> int:
+        """The modifiers held before this event, as the stream's own key presses and releases say.
+
+        The event's state field is not enough: a key that comes while the pointer is frozen by a
+        synchronous grab (the recorder's own click frames, a window manager's click-to-focus) is
+        recorded before the server works out its state, and reads as 0 (ctrl+o came out as "o").
+        """
+        return sum(mask for mask, codes in self._modifiers if codes & self._held)
+
+    def _track(self, kind: str, keycode: int) -> None:
+        if not any(keycode in codes for _, codes in self._modifiers):
+            return
+        if kind == "key_press":
+            self._held.add(keycode)
+        else:
+            self._held.discard(keycode)
 
     def stop(self) -> list[InputEvent]:
         """End the recording; returns every event seen."""

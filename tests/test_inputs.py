@@ -62,3 +62,41 @@ def test_a_key_read_late_still_comes_before_the_window_it_opened(sandbox):
     assert (first, second) == ("o", "Escape")
     assert "opened by o" in titles_o  # read late, the window list already shows the dialog ...
     assert maps_esc > maps_o  # ... but only the second key comes after a map in the server's order
+
+
+def test_keys_typed_while_a_click_is_held_keep_their_modifiers(sandbox):
+    """A client holding clicks in a synchronous grab (as the recorder and openbox do) freezes the keys
+    after a click too; the server records them before it works out their state. ctrl+o and shift+a typed
+    then must still come out as ctrl+o and "A", not "o" and "a"."""
+    from Xlib import X
+
+    holder = x11.connect(sandbox.display, sandbox.xauthority)
+    holder.screen().root.grab_button(1, X.AnyModifier, False, X.ButtonPressMask, X.GrabModeSync, X.GrabModeSync,
+                                     X.NONE, X.NONE)
+    holder.sync()
+    conn = x11.connect(sandbox.display, sandbox.xauthority)
+    recorder = InputRecorder(sandbox.display, sandbox.xauthority).start()
+    try:
+        code = lambda name: conn.keysym_to_keycode(XK.string_to_keysym(name))  # noqa: E731
+        xtest.fake_input(conn, X.ButtonPress, 1)
+        xtest.fake_input(conn, X.ButtonRelease, 1)
+        for name, modifier in (("o", "Control_L"), ("a", "Shift_L")):
+            xtest.fake_input(conn, X.KeyPress, code(modifier))
+            xtest.fake_input(conn, X.KeyPress, code(name))
+            xtest.fake_input(conn, X.KeyRelease, code(name))
+            xtest.fake_input(conn, X.KeyRelease, code(modifier))
+        conn.sync()
+        holder.next_event()  # the held press: the keys behind it are frozen until it goes on
+        deadline = time.monotonic() + 30
+        while len([e for e in recorder.events if e.kind == "key_press"]) < 4:
+            assert time.monotonic() < deadline, recorder.events
+            time.sleep(0.01)
+        frozen = [(e.keysym, e.state) for e in recorder.events if e.kind == "key_press"]
+        holder.allow_events(X.ReplayPointer, X.CurrentTime)
+        holder.sync()
+    finally:
+        recorder.stop()
+        conn.close()
+        holder.close()
+    assert frozen[1] == ("o", X.ControlMask), frozen
+    assert frozen[3] == ("A", X.ShiftMask), frozen

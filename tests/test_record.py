@@ -734,3 +734,45 @@ def test_a_window_the_last_event_opened_is_waited_for_after_its_step():
     last.dialogs = {"Open File": "file chooser"}
     steps = [c.step for c in compile_steps([_click(10, 10, 0.0), last], (100, 100), text_at=lambda f, x, y: None)]
     assert steps == [{"click": [100, 100]}, {"key": "ctrl+o"}, {"wait_for": {"role": "file chooser", "name": "Open File"}}]
+
+
+def test_a_click_is_read_off_the_screen_as_it_was_at_the_press_however_late_the_recorder(tmp_path):
+    """The press that changes the label under it: ``click_text`` names what the person clicked ("Open the
+    box"), not what the click drew ("Box is open now"), even when the recorder reads the event a second late
+    (a loaded machine): the press is held while the screen is grabbed, then goes on to the app."""
+    from apps import APPS_DIR, EventLog, system_python
+
+    from deskpilot.agent.desk.session import AppSpec, Session, SessionSpec
+    from deskpilot.perception import ocr
+    from deskpilot.record import Recording
+
+    app = AppSpec(argv=[system_python(), str(APPS_DIR / "press_label.py")],
+                  binds=[{"host": str(APPS_DIR), "writable": False}])
+    with Session(spec=SessionSpec(size=(800, 600), apps=[app], accessibility=False)) as desk:
+        log = EventLog(desk.apps[0].stdout_path)
+        log.wait_for(lambda e: e["ev"] == "ready", timeout=30)
+        ocr.wait_for_text(desk, "Open the box", timeout=30)
+        recording = Recording(desk, elements=False)
+        late = recording._windows
+
+        def read_late():
+            time.sleep(1.0)  # the recorder busy elsewhere: everything it reads at this event is late
+            return late()
+
+        recording._windows = read_late
+        recording.start()
+        try:
+            (x, y) = ocr.find_text(desk, "Open the box")[0].center
+            desk.click(x, y)
+            log.wait_for(lambda e: e["ev"] == "pressed", timeout=30)  # the press reached the app
+            ocr.wait_for_text(desk, "Box is open now", timeout=30)
+            deadline = time.monotonic() + 30
+            while not any(item.event.kind == "button_press" for item in recording.seen):
+                assert time.monotonic() < deadline, "the recorder never handled the press"
+                time.sleep(0.05)
+        finally:
+            recording.stop()
+        steps = [compiled.step for compiled in recording.compile()]
+    assert {"click_text": "Open the box"} in steps, steps
+    presses = [e for e in recording._recorder.events if e.kind == "button_press"]
+    assert len(presses) == 1, presses  # held and replayed, the press is still one press

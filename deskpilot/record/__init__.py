@@ -4,8 +4,9 @@ The sandbox is the one `run` would get (size, apps, shares); the person drives
 it through VNC (the printed line, or noVNC in the live page); the X server's
 RECORD extension reports every key and button, whatever client sent it. At
 each click the widget under the pointer is asked of the accessibility bus (an
-element step where it has a unique role and name), the screen is grabbed (for
-OCR: ``click_text`` where the click hit readable text) and at each event the window titles are read (new titles become
+element step where it has a unique role and name), the screen as it was at the
+press is kept (``presses.py``; for OCR: ``click_text`` where the click hit
+readable text) and at each event the window titles are read (new titles become
 ``wait_for_window``). Ctrl-C, SIGTERM or "Hand back" in the page ends it: the
 workflow file is written, and the run folder keeps one screenshot per step
 (a normal run folder with a report).
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from deskpilot.perception.gestures import DOUBLE_CLICK_PX, WHEEL
 from deskpilot.perception.inputs import InputEvent
 from deskpilot.record.compile import Compiled, Seen, brace, compile_steps, dialogs_in, mark_values, ocr_text_at
+from deskpilot.record.presses import PressFrames
 from deskpilot.record.tree import TreeWatcher
 
 from deskpilot.record.writers import output_format, portable_desktop, rebased, write_output, write_workflow
@@ -86,12 +88,22 @@ class Recording:
         self._roles: dict[str, str] = {}  # dialog title -> role, as the tree showed them
         self._pressed_at: tuple[int, int] | None = None  # the last left press, to tell a drag from a click
         self._recorder = InputRecorder(desk.sandbox.display, desk.sandbox.xauthority, on_event=self._on_event)
+        self._presses = PressFrames(desk.sandbox.display, desk.sandbox.xauthority)
 
     def start(self) -> "Recording":
         if self._tree is not None:
             self._tree.start()
+        self._presses.start()  # before the stream: every press it reports was held for its frame
         self._recorder.start()
         return self
+
+    def _frame_at(self, event) -> Any:
+        """The screen of a click: as it was when the press happened (``PressFrames``), else as it is now."""
+        if event.detail == 1 and self._presses.active:
+            frame = self._presses.frame_at(event.server_time)
+            if frame is not None:
+                return frame
+        return self.desk.observe().image.copy()
 
     def _windows(self) -> dict[int, str]:
         from deskpilot.sandbox import x11
@@ -119,6 +131,7 @@ class Recording:
             with self._lock:
                 self.seen.append(Seen(event=event, windows=windows))
             return
+        frame = self._frame_at(event) if event.kind == "button_press" else None
         element = None
         if self._tree is not None:
             if event.kind == "button_press" and event.detail == 1:
@@ -126,7 +139,6 @@ class Recording:
                 # where the click went, not where the focus is when this is read (it may be read late)
                 self._clicked_password = self._tree.last_role == "password text"
             self._tree.poke()
-        frame = self.desk.observe().image.copy() if event.kind == "button_press" else None
         secret = self._secret_for(event) if event.kind == "key_press" else None
         self._roles.update(self._dialogs(seen_now))  # kept: a dialog may be waited for after it closed
         dialogs = dict(self._roles)
@@ -369,6 +381,7 @@ class Recording:
 
     def stop(self) -> None:
         self._recorder.stop()
+        self._presses.stop()
         with self._lock:
             if self.seen and self._pending:  # opened by the last event: waited for after its step
                 self.seen[-1].after.update(self._pending)
