@@ -27,7 +27,7 @@ class PressFrames:
     """``start()``, then ``frame_at(server_time)`` for each left press; ``stop()`` lets the pointer go."""
 
     def __init__(self, display: str, xauthority: str | Path) -> None:
-        self.display, self.xauthority = display, str(xauthority)
+        self.display, self.xauthority = display, Path(xauthority)
         self._frames: "OrderedDict[int, Image.Image]" = OrderedDict()
         self._seen = threading.Condition()
         self._stop = threading.Event()
