@@ -116,9 +116,9 @@ class InputRecorder:
     def _held_mask(self) -> int:
         """The modifiers held before this event, as the stream's own key presses and releases say.
 
-        The event's state field is not enough: a key that comes while the pointer is frozen by a
-        synchronous grab (the recorder's own click frames, a window manager's click-to-focus) is
-        recorded before the server works out its state, and reads as 0 (ctrl+o came out as "o").
+        The event's state field is not enough: a key that comes while a client holds a click with the
+        keyboard frozen too (the recorder's own click frames, ``deskpilot.record.presses``) is recorded
+        before the server works out its state, and reads as 0 (ctrl+o came out as "o").
         """
         return sum(mask for mask, codes in self._modifiers if codes & self._held)
 
