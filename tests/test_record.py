@@ -776,3 +776,33 @@ def test_a_click_is_read_off_the_screen_as_it_was_at_the_press_however_late_the_
     assert {"click_text": "Open the box"} in steps, steps
     presses = [e for e in recording._recorder.events if e.kind == "button_press"]
     assert len(presses) == 1, presses  # held and replayed, the press is still one press
+
+
+def test_a_press_whose_screen_cannot_be_grabbed_still_reaches_the_app():
+    """The held press is let go whatever happens to the screen grab: a click is never lost or stuck."""
+    from apps import APPS_DIR, EventLog, system_python
+
+    from deskpilot.agent.desk.session import AppSpec, Session, SessionSpec
+    from deskpilot.perception import ocr
+    from deskpilot.record.presses import PressFrames
+
+    app = AppSpec(argv=[system_python(), str(APPS_DIR / "press_label.py")],
+                  binds=[{"host": str(APPS_DIR), "writable": False}])
+    with Session(spec=SessionSpec(size=(800, 600), apps=[app], accessibility=False)) as desk:
+        log = EventLog(desk.apps[0].stdout_path)
+        log.wait_for(lambda e: e["ev"] == "ready", timeout=30)
+        presses = PressFrames(desk.sandbox.display, desk.sandbox.xauthority).start()
+        try:
+            assert presses.active, presses.error
+
+            def broken():
+                raise RuntimeError("no screen today")
+
+            presses._capturer.grab = broken
+            (x, y) = ocr.find_text(desk, "Open the box")[0].center
+            desk.click(x, y)
+            log.wait_for(lambda e: e["ev"] == "pressed", timeout=30)
+            assert "no screen today" in presses.error
+            assert presses.active  # and the next press is held again
+        finally:
+            presses.stop()

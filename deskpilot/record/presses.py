@@ -72,6 +72,7 @@ class PressFrames:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.active = False
+            self._close()  # the grab goes with the connection: no press is ever left held
             with self._seen:
                 self._seen.notify_all()
 
@@ -82,9 +83,13 @@ class PressFrames:
         frame = None
         try:
             frame = self._capturer.grab().image
+        except Exception as exc:  # no frame for this press (the recorder grabs one on the spot); the next may work
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._conn.allow_events(X.ReplayPointer, X.CurrentTime)
             self._conn.flush()
+        if frame is None:
+            return
         with self._seen:
             self._frames[int(event.time)] = frame
             while len(self._frames) > _KEPT:
