@@ -806,3 +806,35 @@ def test_a_press_whose_screen_cannot_be_grabbed_still_reaches_the_app():
             assert presses.active  # and the next press is held again
         finally:
             presses.stop()
+
+
+def test_typing_whose_focus_cannot_be_read_in_time_beside_a_password_field_is_written_as_a_secret(tmp_path,
+                                                                                                 monkeypatch):
+    """A loaded machine can cut the focus read short (the bus answers late): with a password field on the
+    screen, the typing then counts as a secret and the notes say why, instead of the value going into the
+    file in clear (a full-suite run beside a busy machine wrote the password as typed text)."""
+    import deskpilot.record as record
+    from deskpilot.agent.desk.session import AppSpec, Session, SessionSpec
+    from deskpilot.perception import ocr
+
+    out = tmp_path / "out.txt"
+    app = AppSpec(argv=["/usr/bin/python3", FORM, str(out)], binds=[{"host": str(Path(FORM).parent), "writable": False}])
+    with Session(spec=SessionSpec(size=(800, 600), shares=[str(tmp_path)], apps=[app])) as desk:
+        ocr.wait_for_text(desk, "Remember me", timeout=60)
+        recording = record.Recording(desk)
+        recording.start()
+        try:
+            monkeypatch.setattr(record, "FOCUS_READ_S", 0.0)  # every focus read runs out of time
+            (x, y) = ocr.find_text(desk, "User")[0].center
+            desk.click(x + 120, y)
+            desk.type("zed")
+            deadline = time.monotonic() + 30
+            while len([s for s in recording.seen if s.event.kind == "key_press"]) < 3:
+                assert time.monotonic() < deadline, "the recorder never handled the keys"
+                time.sleep(0.05)
+        finally:
+            recording.stop()
+        steps = [compiled.step for compiled in recording.compile()]
+    assert {"type": "{PASSWORD}"} in steps, steps
+    assert not any("zed" in json.dumps(step) for step in steps), steps
+    assert any("could not be read in time" in note for note in recording.notes), recording.notes

@@ -78,6 +78,8 @@ class Recording:
         self._secret_next = False  # the next typing burst is a secret (marked in the page)
         self._burst_secret: str | None = None
         self._clicked_password = False  # the last click hit a password field, and no key moved the focus since
+        self._focus_path: str | None = None  # the widget that had the focus at the last read
+        self._tabbed = False  # a Tab since that read: the focus has moved (once the app has handled it)
         self._x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self._grab_x = x11.connect(desk.sandbox.display, desk.sandbox.xauthority)
         self._stamp: Any = None  # a window of ours, for reading the server's time
@@ -127,6 +129,7 @@ class Recording:
             return
         if event.kind == "button_press" and event.detail == 1:
             self._pressed_at = (event.x, event.y)
+            self._tabbed = False  # a click decides the focus now (``_clicked_password``), not the Tab before it
         if event.kind == "button_press" and event.detail in WHEEL:  # a notch: no screen, no widget to name
             with self._lock:
                 self.seen.append(Seen(event=event, windows=windows))
@@ -194,6 +197,7 @@ class Recording:
             if event.keysym not in ("Shift_L", "Shift_R", "Caps_Lock"):
                 self._burst_secret = None
                 self._clicked_password = False  # Tab, Enter, a shortcut: the focus may have moved
+                self._tabbed = self._tabbed or event.keysym in ("Tab", "ISO_Left_Tab")
             return None
         with self._lock:
             previous = self.seen[-1].event if self.seen else None
@@ -211,23 +215,49 @@ class Recording:
 
     def _focus_is_password(self, event) -> bool:
         """Whether a password field has the focus now; a read well after the key (the recorder lagging
-        behind fast input) may see a later focus, so such a burst is named in ``notes`` for a look."""
+        behind fast input) may see a later focus, so such a burst is named in ``notes`` for a look.
+
+        A read can also come too early: the app may not have handled the Tab typed before this burst yet
+        (a loaded machine), and still show the field the Tab leaves, which wrote a password in clear. So
+        after a Tab, a read that shows the same field as the last read waits until the focus moves.
+        A read the bus could not finish cannot rule a password out: if the screen has a password field,
+        the burst counts as one (a typed value in the file in clear is worse than a name to fill in), and
+        the notes say so.
+        """
         if self._tree is None:
             return False
-        from deskpilot.perception.a11y import A11yError
-
-        try:
-            snap = self.desk.a11y.snapshot(time_limit=1.0)
-        except (A11yError, OSError, ValueError):
-            return False
-        if any(n.role == "password text" and "focused" in n.states for n in snap.nodes):
+        snap = self._focus_snapshot()
+        deadline = time.monotonic() + FOCUS_MOVE_S
+        while (snap is not None and self._tabbed and _focused(snap) == self._focus_path
+               and not _password_focused(snap) and time.monotonic() < deadline):
+            time.sleep(0.05)  # the app has not moved the focus for the Tab yet: look again
+            snap = self._focus_snapshot()
+        self._tabbed = False
+        if snap is not None and _password_focused(snap):
+            self._focus_path = _focused(snap)
             return True
+        if snap is None or snap.truncated or snap.silent:
+            known = [*(snap.nodes if snap is not None else []), *(self._tree.latest.nodes if self._tree.latest else [])]
+            if any(n.role == "password text" for n in known):
+                self.notes.append("the focus could not be read in time while a password field was on screen: that "
+                                  "typing was written as a secret; if it was not one, put the text back in the file")
+                return True
+            return False
+        self._focus_path = _focused(snap)
         with self._lock:
             late = self._server_time() - event.server_time if event.server_time else 0
         if late > LATE_MS and any(n.role == "password text" for n in snap.nodes):
             self.notes.append(f"typing read {late / 1000:.1f} s late on a screen with a password field: look "
                               "over the file (mark a password with 'Next typing is secret' or --secret)")
         return False
+
+    def _focus_snapshot(self):
+        from deskpilot.perception.a11y import A11yError
+
+        try:
+            return self.desk.a11y.snapshot(time_limit=FOCUS_READ_S)
+        except (A11yError, OSError, ValueError):
+            return None
 
     def _new_secret_name(self) -> str:
         name = "PASSWORD" if not self.secret_fields else f"PASSWORD_{len(self.secret_fields) + 1}"
@@ -422,6 +452,17 @@ class Recording:
 
 
 LATE_MS = 500  # a focus read this far behind its key may see a later focus
+FOCUS_MOVE_S = 5.0  # how long a read after a Tab waits for the app to move the focus
+
+
+def _focused(snap) -> str | None:
+    """The path of the focused widget in a snapshot (None if none says it has the focus)."""
+    return next((n.path for n in snap.nodes if "focused" in n.states), None)
+
+
+def _password_focused(snap) -> bool:
+    return any(n.role == "password text" and "focused" in n.states for n in snap.nodes)
+FOCUS_READ_S = 3.0  # how long the bus may take to say what has the focus (1 s was cut short under load)
 
 
 def _after(server_time: int, since: int) -> bool:
