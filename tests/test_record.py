@@ -766,10 +766,7 @@ def test_a_click_is_read_off_the_screen_as_it_was_at_the_press_however_late_the_
             desk.click(x, y)
             log.wait_for(lambda e: e["ev"] == "pressed", timeout=30)  # the press reached the app
             ocr.wait_for_text(desk, "Box is open now", timeout=30)
-            deadline = time.monotonic() + 30
-            while not any(item.event.kind == "button_press" for item in recording.seen):
-                assert time.monotonic() < deadline, "the recorder never handled the press"
-                time.sleep(0.05)
+            _wait_handled(recording, "button_press", 1)
         finally:
             recording.stop()
         steps = [compiled.step for compiled in recording.compile()]
@@ -828,13 +825,18 @@ def test_typing_whose_focus_cannot_be_read_in_time_beside_a_password_field_is_wr
             (x, y) = ocr.find_text(desk, "User")[0].center
             desk.click(x + 120, y)
             desk.type("zed")
-            deadline = time.monotonic() + 30
-            while len([s for s in recording.seen if s.event.kind == "key_press"]) < 3:
-                assert time.monotonic() < deadline, "the recorder never handled the keys"
-                time.sleep(0.05)
+            _wait_handled(recording, "key_press", 3)
         finally:
             recording.stop()
         steps = [compiled.step for compiled in recording.compile()]
     assert {"type": "{PASSWORD}"} in steps, steps
     assert not any("zed" in json.dumps(step) for step in steps), steps
     assert any("could not be read in time" in note for note in recording.notes), recording.notes
+
+
+def _wait_handled(recording, kind: str, count: int, timeout: float = 30.0) -> None:
+    """Until the recorder's handler has taken ``count`` events of ``kind`` (it runs behind the input)."""
+    deadline = time.monotonic() + timeout
+    while len([item for item in recording.seen if item.event.kind == kind]) < count:
+        assert time.monotonic() < deadline, f"the recorder handled {kind} events: {len(recording.seen)} seen in all"
+        time.sleep(0.05)
