@@ -35,6 +35,9 @@ _PR_SET_PDEATHSIG = 1
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
+# looked up here, in the parent: a lookup in the forked child takes the dynamic loader's lock, which
+# another thread may have held at the fork (a thread starting up): the child then hung before exec
+_prctl, _unshare, _setns = _libc.prctl, _libc.unshare, _libc.setns
 _queue: SimpleQueue[tuple[Callable[[], Any], Future]] = SimpleQueue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -62,14 +65,14 @@ def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | N
 
     def preexec() -> None:
         if sig is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+            _prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
             if os.getppid() != parent:  # the owner died before prctl took effect
                 os._exit(1)
-        if new_ipc and _libc.unshare(CLONE_NEWIPC) != 0:
+        if new_ipc and _unshare(CLONE_NEWIPC) != 0:
             os._exit(125)
-        if ipc_fd is not None and _libc.setns(ipc_fd, CLONE_NEWIPC) != 0:
+        if ipc_fd is not None and _setns(ipc_fd, CLONE_NEWIPC) != 0:
             os._exit(125)
-        if net_fd is not None and _libc.setns(net_fd, CLONE_NEWNET) != 0:
+        if net_fd is not None and _setns(net_fd, CLONE_NEWNET) != 0:
             os._exit(125)
 
     return preexec
