@@ -78,7 +78,7 @@ def _without_spinning(holder: Any) -> None:
     """Reopen a model's onnxruntime session with its worker threads sleeping between runs.
 
     By default they spin for a while after each run, waiting for more work: on a 2-core desk that
-    burnt 12-17% of a cold read's CPU and most of an unchanged screen's (bench/RESULTS.md, session 9),
+    burnt 5-20% of a cold read's CPU and most of an unchanged screen's (bench/RESULTS.md, session 9),
     and took the cores from the apps being read. Wall time is unchanged. Left as is if rapidocr's
     wrapper changes shape.
     """

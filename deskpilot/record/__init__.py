@@ -96,6 +96,9 @@ class Recording:
         if self._tree is not None:
             self._tree.start()
         self._presses.start()  # before the stream: every press it reports was held for its frame
+        if not self._presses.active:
+            self.notes.append(f"clicks were read off the screen when the recorder got to them, which can be late "
+                              f"({self._presses.error}): look over the click_text steps")
         self._recorder.start()
         return self
 
