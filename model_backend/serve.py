@@ -26,6 +26,7 @@ from typing import Callable
 from pydantic import BaseModel, Field
 
 from deskpilot.model_backend.base import BackendError
+from deskpilot.sandbox import spawn
 
 MAX_TP = 4
 GLM_MODEL = "zai-org/GLM-4.5V"
@@ -261,25 +262,15 @@ def log_error_line(log_path: Path) -> str:
     return ""
 
 
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM if deskpilot itself dies (even by SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def start(cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> subprocess.Popen:
     """Start the server in its own session so we alone decide when it stops."""
     log = open(log_path, "ab")
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     try:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=cwd,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        # the server gets SIGTERM if deskpilot itself dies (even by SIGKILL)
+        return spawn.popen(cmd, death_signal=signal.SIGTERM, stdout=log, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, start_new_session=True, env=env, cwd=cwd)
     finally:
         log.close()
 

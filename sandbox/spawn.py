@@ -15,29 +15,26 @@ Why through util-linux's small programs (``setpriv --pdeathsig``, ``unshare
 ``preexec_fn`` makes ``subprocess`` fork() the whole owner process, page tables
 and all (an eval driving 32 desks is ~300 MB; every write it makes after the
 fork then faults), where without one it uses vfork(). Two tiny execs cost less
-than that fork. Where those programs are missing the ``preexec_fn`` is used.
+than that fork. Where those programs are missing, our own ``_enter.py`` does the
+same in a fresh interpreter. (A ``preexec_fn`` also runs Python in a fork of a
+many-threaded process, where a lock held by another thread at the fork is held
+forever: a CI run hung so.)
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from concurrent.futures import Future
 from queue import SimpleQueue
 from typing import Any, Callable
 
-_PR_SET_PDEATHSIG = 1
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-# looked up here, in the parent: a lookup in the forked child takes the dynamic loader's lock, which
-# another thread may have held at the fork (a thread starting up): the child then hung before exec
-_prctl, _unshare, _setns = _libc.prctl, _libc.unshare, _libc.setns
+_ENTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_enter.py")
 _queue: SimpleQueue[tuple[Callable[[], Any], Future]] = SimpleQueue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -60,31 +57,13 @@ def _ensure_thread() -> None:
             _thread.start()
 
 
-def _preexec(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | None = None) -> Callable[[], None]:
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if sig is not None:
-            _prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-            if os.getppid() != parent:  # the owner died before prctl took effect
-                os._exit(1)
-        if new_ipc and _unshare(CLONE_NEWIPC) != 0:
-            os._exit(125)
-        if ipc_fd is not None and _setns(ipc_fd, CLONE_NEWIPC) != 0:
-            os._exit(125)
-        if net_fd is not None and _setns(net_fd, CLONE_NEWNET) != 0:
-            os._exit(125)
-
-    return preexec
-
-
 @functools.lru_cache(maxsize=None)
 def _tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | None = None) -> list[str] | None:
-    """The util-linux programs that set the same up before exec'ing argv, or None if one is missing."""
+def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | None = None) -> list[str]:
+    """The util-linux programs that set all this up before exec'ing argv (our script if one is missing)."""
     wanted: list[tuple[str, str]] = []
     if sig is not None:
         wanted.append(("setpriv", f"--pdeathsig={signal.Signals(sig).name}"))
@@ -98,9 +77,17 @@ def _prefix(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | No
     for name, arg in wanted:
         tool = _tool(name)
         if tool is None:
-            return None
+            return _fallback(sig, new_ipc, ipc_fd, net_fd)
         prefix += [tool, arg]
     return prefix
+
+
+def _fallback(sig: int | None, new_ipc: bool, ipc_fd: int | None, net_fd: int | None) -> list[str]:
+    """The same through our own small script, for a machine without util-linux's programs."""
+    unset = "-"
+    return [sys.executable, "-I", "-S", _ENTER, str(os.getpid()), unset if sig is None else str(int(sig)),
+            "1" if new_ipc else "0", unset if ipc_fd is None else str(ipc_fd),
+            unset if net_fd is None else str(net_fd), "--"]
 
 
 def _check_program(program: str, env: dict[str, str] | None, cwd: str | os.PathLike | None) -> None:
@@ -127,12 +114,8 @@ def popen(
     Either failing makes the child exit non-zero before it runs anything (the reason on its stderr).
     """
     if death_signal is not None or new_ipc or ipc_fd is not None or net_fd is not None:
-        prefix = _prefix(death_signal, new_ipc, ipc_fd, net_fd)
-        if prefix is None:
-            kwargs["preexec_fn"] = _preexec(death_signal, new_ipc, ipc_fd, net_fd)
-        else:
-            _check_program(argv[0], kwargs.get("env"), kwargs.get("cwd"))
-            argv = prefix + list(argv)
+        _check_program(argv[0], kwargs.get("env"), kwargs.get("cwd"))
+        argv = _prefix(death_signal, new_ipc, ipc_fd, net_fd) + list(argv)
     _ensure_thread()
     future: Future = Future()
     _queue.put((lambda: subprocess.Popen(argv, **kwargs), future))

@@ -31,21 +31,19 @@ class Chromium:
         self._profile = tempfile.mkdtemp(prefix="deskpilot-chromium-")
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        # move the child's ends above 2..4 so the dup2 calls below cannot clobber each other
+        # the child's ends above 2..4, so putting them at 3 and 4 cannot clobber each other
         high_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
         high_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
         os.close(to_child_r)
         os.close(from_child_w)
 
-        def wire() -> None:
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
+        # bash (sh takes no fd over 9) puts our pipe ends at 3 and 4, where --remote-debugging-pipe looks, then execs
+        # Chromium (a preexec_fn would run Python in a fork of this many-threaded process)
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+            ["bash", "-c", f'exec "$@" 3<&{high_r} 4>&{high_w} {high_r}<&- {high_w}>&-', "chromium",
+             CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              "--no-first-run", "--hide-scrollbars", f"--user-data-dir={self._profile}", f"--window-size={width},{height}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=wire,  # Python's own fds are close-on-exec; 3 and 4 stay open
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(high_r, high_w),
         )
         os.close(high_r)
         os.close(high_w)

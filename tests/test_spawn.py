@@ -1,7 +1,8 @@
 """sandbox.spawn: children die with their owner and land in the IPC namespace asked for.
 
 Both ways are run: through util-linux's setpriv/unshare/nsenter (the normal
-path, which lets subprocess use vfork) and through the preexec_fn fallback.
+path, which lets subprocess use vfork) and through our own _enter.py, the fallback
+where those programs are missing.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import pytest
 
 from deskpilot.sandbox import spawn
 
-WAYS = ["tools", "preexec"]
+WAYS = ["tools", "script"]
 
 
 @pytest.fixture(params=WAYS)
 def way(request, monkeypatch):
-    if request.param == "preexec":
+    if request.param == "script":
         monkeypatch.setattr(spawn, "_tool", lambda name: None)
     return request.param
 
@@ -45,7 +46,7 @@ def test_child_dies_when_its_owner_is_killed(way_name):
     owner = textwrap.dedent(f"""
         import sys, time
         from deskpilot.sandbox import spawn
-        if {way_name!r} == "preexec":
+        if {way_name!r} == "script":
             spawn._tool = lambda name: None
         child = spawn.popen(["sleep", "60"])
         print(child.pid, flush=True)
@@ -89,7 +90,7 @@ def test_the_death_signal_is_the_one_asked_for(way, tmp_path):
     owner = textwrap.dedent(f"""
         import time
         from deskpilot.sandbox import spawn
-        if {way!r} == "preexec":
+        if {way!r} == "script":
             spawn._tool = lambda name: None
         import signal
         child = spawn.popen(["sh", "-c", "trap 'echo TERM > {out}; exit 0' TERM; echo up; while :; do sleep 0.05; done"],
@@ -154,3 +155,34 @@ def test_a_relative_program_is_found_from_the_child_s_folder(way, tmp_path):
     assert child.communicate(timeout=10)[0].strip() == f"hello-from-{tmp_path.name}"
     with pytest.raises(FileNotFoundError):
         spawn.popen(["./bin/hello"], cwd=tmp_path / "bin")
+
+
+@pytest.mark.parametrize("way_name", WAYS)
+def test_a_lock_held_at_the_fork_by_another_thread_cannot_hang_the_start(way_name):
+    """No Python runs in a fork of the owner: a preexec_fn there waited forever on such a lock (CI hung)."""
+    owner = textwrap.dedent(f"""
+        import os, threading
+        from deskpilot.sandbox import spawn
+        if {way_name!r} == "script":
+            spawn._tool = lambda name: None
+        held = threading.Lock()
+        held.acquire()  # as if another thread were inside it at the fork
+        os.register_at_fork(after_in_child=held.acquire)  # what a library's fork handler may do
+        child = spawn.popen(["sh", "-c", "echo started"], new_ipc=os.geteuid() == 0, stdout=None)
+        child.wait()
+    """)
+    out = subprocess.run([sys.executable, "-c", owner], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, "started"), out.stderr
+
+
+def test_the_fallback_says_why_a_namespace_cannot_be_joined(monkeypatch):
+    monkeypatch.setattr(spawn, "_tool", lambda name: None)
+    r, w = os.pipe()  # not a namespace file
+    try:
+        child = spawn.popen(["true"], ipc_fd=r, stderr=subprocess.PIPE, text=True)
+        err = child.communicate(timeout=30)[1]
+    finally:
+        os.close(r)
+        os.close(w)
+    assert child.returncode == 125
+    assert err.startswith("deskpilot: cannot join the IPC namespace:"), err
