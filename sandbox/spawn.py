@@ -30,23 +30,45 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from queue import SimpleQueue
 from typing import Any, Callable
 
+from deskpilot.sandbox.errors import SandboxError
+
 _ENTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_enter.py")
-_queue: SimpleQueue[tuple[Callable[[], Any], Future]] = SimpleQueue()
+STUCK_S = 60.0  # a start takes milliseconds; one this long will not return, and all others wait behind it
+_queue: SimpleQueue[tuple[Callable[[], Any], Future, str]] = SimpleQueue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_busy: tuple[float, str] | None = None  # when the start under way began, and its program
 
 
 def _serve() -> None:
+    global _busy
     while True:
-        job, future = _queue.get()
+        job, future, program = _queue.get()
+        _busy = (time.monotonic(), program)
         try:
             future.set_result(job())
         except BaseException as exc:  # handed back to the caller
             future.set_exception(exc)
+        finally:
+            _busy = None
+
+
+def _result(future: Future, program: str) -> subprocess.Popen:
+    """The started child; SandboxError, naming the culprit, once the spawner is stuck on a start."""
+    while True:
+        try:
+            return future.result(timeout=1.0)
+        except FutureTimeout:
+            busy = _busy
+            if busy is not None and time.monotonic() - busy[0] > STUCK_S:
+                raise SandboxError(f"cannot start {program}: starting {busy[1]} has not returned in "
+                                   f"{time.monotonic() - busy[0]:.0f} s, and every start waits for it") from None
 
 
 def _ensure_thread() -> None:
@@ -113,10 +135,11 @@ def popen(
     ``net_fd``: it joins that network namespace (root only).
     Either failing makes the child exit non-zero before it runs anything (the reason on its stderr).
     """
+    program = os.path.basename(str(argv[0]))
     if death_signal is not None or new_ipc or ipc_fd is not None or net_fd is not None:
         _check_program(argv[0], kwargs.get("env"), kwargs.get("cwd"))
         argv = _prefix(death_signal, new_ipc, ipc_fd, net_fd) + list(argv)
     _ensure_thread()
     future: Future = Future()
-    _queue.put((lambda: subprocess.Popen(argv, **kwargs), future))
-    return future.result()
+    _queue.put((lambda: subprocess.Popen(argv, **kwargs), future, program))
+    return _result(future, program)

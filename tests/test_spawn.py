@@ -12,11 +12,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
 from deskpilot.sandbox import spawn
+from deskpilot.sandbox.errors import SandboxError
 
 WAYS = ["tools", "script"]
 
@@ -186,3 +189,20 @@ def test_the_fallback_says_why_a_namespace_cannot_be_joined(monkeypatch):
         os.close(w)
     assert child.returncode == 125
     assert err.startswith("deskpilot: cannot join the IPC namespace:"), err
+
+
+def test_a_start_that_never_returns_fails_the_starts_behind_it_with_its_name(monkeypatch):
+    """One stuck start holds the spawner: the others fail fast, saying which, instead of hanging."""
+    monkeypatch.setattr(spawn, "STUCK_S", 0.5)
+    release = threading.Event()
+    spawn._ensure_thread()
+    spawn._queue.put((lambda: release.wait(30), Future(), "stuck-tool"))  # as a Popen that does not return
+    try:
+        started = time.monotonic()
+        with pytest.raises(SandboxError, match=r"cannot start true: starting stuck-tool has not returned in \d+ s"):
+            spawn.popen(["true"])
+        assert time.monotonic() - started < 10
+    finally:
+        release.set()
+    child = spawn.popen(["true"])  # unstuck, the spawner goes on
+    assert child.wait(timeout=30) == 0
