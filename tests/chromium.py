@@ -31,14 +31,14 @@ class Chromium:
         self._profile = tempfile.mkdtemp(prefix="deskpilot-chromium-")
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        # the child's ends above 2..4, so putting them at 3 and 4 cannot clobber each other
+        # the child's ends go above 2..4 first, so moving them to 3 and 4 cannot clobber one with the other
         high_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
         high_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
         os.close(to_child_r)
         os.close(from_child_w)
 
-        # bash (sh takes no fd over 9) puts our pipe ends at 3 and 4, where --remote-debugging-pipe looks, then execs
-        # Chromium (a preexec_fn would run Python in a fork of this many-threaded process)
+        # bash (sh takes no fd over 9) moves them to 3 and 4, where --remote-debugging-pipe looks, and execs
+        # Chromium; a preexec_fn would run Python in a fork of this many-threaded process
         self.proc = subprocess.Popen(
             ["bash", "-c", f'exec "$@" 3<&{high_r} 4>&{high_w} {high_r}<&- {high_w}>&-', "chromium",
              CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
